@@ -1,0 +1,82 @@
+package spec
+
+import "fmt"
+
+// Warnings lists settings of a valid spec that have no effect, such as
+// docker-only knobs on the process runtime, one per line as "path: why".
+// They are worth showing but do not make the spec invalid: one spec can be
+// deployed on either runtime.
+func (s *Spec) Warnings() []string {
+	var out []string
+	warn := func(p, format string, args ...any) {
+		out = append(out, p+": "+fmt.Sprintf(format, args...))
+	}
+	if s.Runtime == RuntimeProcess {
+		const ignored = "ignored by the process runtime"
+		if b := s.Build; b != nil {
+			if b.Dockerfile != "" {
+				warn("build.dockerfile", ignored)
+			}
+			if b.Target != "" {
+				warn("build.target", ignored)
+			}
+			if len(b.Args) > 0 {
+				warn("build.args", ignored)
+			}
+		}
+		for _, name := range sortedKeys(s.Services) {
+			svc, p := s.Services[name], "services."+name
+			if svc == nil {
+				continue
+			}
+			if svc.Port != 0 {
+				warn(p+".port", "%s: it picks a free port and passes it as $PORT", ignored)
+			}
+			if svc.User != "" {
+				warn(p+".user", ignored)
+			}
+			if svc.ReadOnly {
+				warn(p+".read_only", ignored)
+			}
+			if svc.Memory != 0 {
+				warn(p+".memory", ignored)
+			}
+			if svc.CPUs != 0 {
+				warn(p+".cpus", ignored)
+			}
+			if svc.AllowRoot {
+				warn(p+".allow_root", ignored)
+			}
+		}
+		for _, name := range sortedKeys(s.Accessories) {
+			a, p := s.Accessories[name], "accessories."+name
+			if a == nil {
+				continue
+			}
+			if a.Image != "" {
+				warn(p+".image", "%s: it runs command:", ignored)
+			}
+			if a.User != "" {
+				warn(p+".user", ignored)
+			}
+			if a.Memory != 0 {
+				warn(p+".memory", ignored)
+			}
+			if a.CPUs != 0 {
+				warn(p+".cpus", ignored)
+			}
+		}
+	}
+	if s.Backups != nil {
+		any := false
+		for _, a := range s.Accessories {
+			if a != nil && a.Backup != "" {
+				any = true
+			}
+		}
+		if !any {
+			warn("backups", "no accessory has backup: postgres, so there is nothing to back up")
+		}
+	}
+	return out
+}
