@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+)
+
+// CheckHosts reports whether app could claim the hosts of routes: an error
+// names a host (or the default route) that another app already claims, a
+// host+prefix listed twice, or a malformed route.
+func (p *Proxy) CheckHosts(app string, routes []Route) error {
+	cfgs, err := normalizeRoutes(app, routes)
+	if err != nil {
+		return err
+	}
+	return p.table.Load().checkHosts(app, cfgs)
+}
+
+// SetApp atomically replaces all routes of app (the cutover). Once it
+// returns, every new request for any of app's hosts goes to the new targets;
+// requests already in flight to the old ones finish, and Drain waits for them.
+// New targets start healthy (the engine health-gated them); targets that stay
+// (same ID) keep their health state and connections. An empty routes removes
+// the app's routes, like RemoveApp.
+func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
+	if app == "" {
+		return fmt.Errorf("%w: empty app name", ErrInvalidRoute)
+	}
+	cfgs := make([]Route, len(routes))
+	for i, rt := range routes {
+		cfgs[i] = rt.Route
+	}
+	cfgs, err := normalizeRoutes(app, cfgs)
+	if err != nil {
+		return err
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if err := p.table.Load().checkHosts(app, cfgs); err != nil {
+		return err
+	}
+
+	// Resolve targets: reuse the known ones, create the new ones. Nothing is
+	// visible until the table swap, so an error here changes nothing.
+	next := map[string]*target{}
+	firstRoute := map[*target]Route{}
+	compiled := make([]*route, 0, len(cfgs))
+	for i, cfg := range cfgs {
+		ts := make([]*target, 0, len(routes[i].Targets))
+		for _, tg := range routes[i].Targets {
+			t, err := p.resolveTarget(app, cfg.Service, tg, next)
+			if err != nil {
+				return err
+			}
+			if _, ok := firstRoute[t]; !ok {
+				firstRoute[t] = cfg
+			}
+			if !slices.Contains(ts, t) {
+				ts = append(ts, t)
+			}
+		}
+		compiled = append(compiled, newRoute(cfg, ts))
+	}
+
+	// Commit. Targets join before the swap and leave after it, which is what
+	// lets acquire detect a request that raced with the cutover.
+	for id, t := range next {
+		p.targets[id] = t
+		t.routed.Store(true)
+	}
+	if len(compiled) == 0 {
+		delete(p.apps, app)
+	} else {
+		p.apps[app] = compiled
+	}
+	p.table.Store(buildTable(p.apps))
+	var left []string
+	for id, t := range p.targets {
+		if t.app == app && next[id] == nil && t.routed.Load() {
+			t.routed.Store(false)
+			t.stopChecks()
+			left = append(left, id)
+		}
+	}
+	for t, cfg := range firstRoute {
+		t.drainTimeout = cfg.DrainTimeout
+		t.startChecks(p, cfg.Health, healthHost(cfg))
+	}
+	p.changes.notify()
+	slices.Sort(left)
+	p.logger.Info("routes set", "app", app, "routes", len(compiled), "targets", len(next), "unrouted", left)
+	return nil
+}
+
+// RemoveApp removes every route of app. Its targets stay known, unrouted,
+// until Drain waits for their in-flight requests and forgets them.
+func (p *Proxy) RemoveApp(app string) {
+	if app == "" {
+		return
+	}
+	_ = p.SetApp(app, nil) // cannot fail without routes, but for ErrClosed
+}
+
+// resolveTarget returns the target for tg: one already chosen for this
+// SetApp, a known one, or a new one. next collects them.
+func (p *Proxy) resolveTarget(app, service string, tg Target, next map[string]*target) (*target, error) {
+	if tg.ID == "" {
+		return nil, fmt.Errorf("%w: target of app %q without an ID", ErrInvalidRoute, app)
+	}
+	if _, _, err := net.SplitHostPort(tg.Addr); err != nil {
+		return nil, fmt.Errorf("%w: target %s: address %q is not host:port", ErrInvalidRoute, tg.ID, tg.Addr)
+	}
+	t := next[tg.ID]
+	if t == nil {
+		t = p.targets[tg.ID]
+	}
+	switch {
+	case t == nil:
+		t = newTarget(p, app, service, tg)
+	case t.app != app:
+		return nil, fmt.Errorf("%w: target %s is already used by app %q", ErrTargetConflict, tg.ID, t.app)
+	case t.addr != tg.Addr:
+		return nil, fmt.Errorf("%w: target %s is known at %s, not %s", ErrInvalidRoute, tg.ID, t.addr, tg.Addr)
+	}
+	next[tg.ID] = t
+	return t, nil
+}
+
+// normalizeRoutes normalizes every route of app.
+func normalizeRoutes(app string, routes []Route) ([]Route, error) {
+	out := make([]Route, len(routes))
+	for i, r := range routes {
+		n, err := r.normalize(app)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// healthHost is the Host header of a route's HTTP checks: its first exact
+// host, so apps that validate Host (Django's ALLOWED_HOSTS) answer them.
+func healthHost(r Route) string {
+	for _, h := range r.Hosts {
+		switch {
+		case strings.HasPrefix(h, "*."):
+		case strings.Contains(h, ":"):
+			return "[" + h + "]" // IPv6
+		default:
+			return h
+		}
+	}
+	return ""
+}
+
+// startChecks (re)starts t's health checker unless one runs with the same
+// settings. Called with p.mu held.
+func (t *target) startChecks(p *Proxy, cfg HealthCheck, host string) {
+	if c := t.checker; c != nil {
+		if c.cfg == cfg && c.host == host {
+			return
+		}
+		t.stopChecks()
+	}
+	t.checker = startHealthChecker(p.ctx, t, cfg, host, p.health)
+}
+
+// stopChecks stops t's health checker and waits for it. Called with p.mu
+// held; the checker never takes p.mu.
+func (t *target) stopChecks() {
+	if t.checker != nil {
+		t.checker.stop()
+		t.checker = nil
+	}
+}
