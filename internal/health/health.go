@@ -1,0 +1,124 @@
+// Package health checks whether an instance is ready: an HTTP GET, a TCP
+// connect, or a command. The deploy engine gates cutover on these checks;
+// the proxy runs its own active checks on routed instances.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ErrUnhealthy is wrapped by every failed check.
+var ErrUnhealthy = errors.New("unhealthy")
+
+// Check runs one check and returns nil when healthy.
+type Check func(ctx context.Context) error
+
+var client = &http.Client{
+	Transport: &http.Transport{
+		DisableKeepAlives: true,
+		Proxy:             nil,
+	},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// HTTP returns a check that GETs http://addr+path and passes on 2xx/3xx.
+func HTTP(addr, path string, timeout time.Duration) Check {
+	url := "http://" + addr + path
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("User-Agent", "moorage-health/1")
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("GET %s: %w: %v", path, ErrUnhealthy, trimNetErr(err))
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+			return fmt.Errorf("GET %s: %w: status %d", path, ErrUnhealthy, resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+// TCP returns a check that connects to addr.
+func TCP(addr string, timeout time.Duration) Check {
+	return func(ctx context.Context) error {
+		d := net.Dialer{Timeout: timeout}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("connect %s: %w: %v", addr, ErrUnhealthy, trimNetErr(err))
+		}
+		return c.Close()
+	}
+}
+
+// Command returns a check that runs exec (for example the runtime's Exec in
+// the instance) and passes on exit status 0.
+func Command(timeout time.Duration, exec func(ctx context.Context) (int, string, error)) Check {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		code, out, err := exec(ctx)
+		if err != nil {
+			return fmt.Errorf("command: %w: %v", ErrUnhealthy, err)
+		}
+		if code != 0 {
+			if len(out) > 200 {
+				out = out[len(out)-200:]
+			}
+			return fmt.Errorf("command exited with status %d: %w: %s", code, ErrUnhealthy, out)
+		}
+		return nil
+	}
+}
+
+// WaitReady runs check every interval until it passes, ctx ends, or
+// deadline passes; it returns nil on success, else the last failure.
+func WaitReady(ctx context.Context, check Check, interval, deadline time.Duration) error {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	// Check often at first: most instances are ready within a few hundred
+	// milliseconds, and the gate should not add a whole interval.
+	wait := 50 * time.Millisecond
+	var last error
+	for {
+		if last = check(ctx); last == nil {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if last == nil {
+				last = ctx.Err()
+			}
+			return fmt.Errorf("not ready after %s: %w", deadline, last)
+		case <-t.C:
+		}
+		if wait *= 2; wait > interval {
+			wait = interval
+		}
+	}
+}
+
+func trimNetErr(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,78 @@
+package runtime
+
+import (
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Expand replaces $VAR and ${VAR} in each argument with env's value (empty
+// when unset). "$$" is a literal "$". No word splitting happens: one
+// argument stays one argument.
+func Expand(argv []string, env map[string]string) []string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		a = strings.ReplaceAll(a, "$$", "\x00")
+		a = os.Expand(a, func(k string) string { return env[k] })
+		out[i] = strings.ReplaceAll(a, "\x00", "$")
+	}
+	return out
+}
+
+// VolumeEnv is the name of the variable that holds a volume's path:
+// MOORAGE_VOLUME_<NAME>, upper case, '-' as '_'.
+func VolumeEnv(name string) string {
+	return "MOORAGE_VOLUME_" + envName(name)
+}
+
+// AccessoryEnv returns the variables that tell services how to reach an
+// accessory: MOORAGE_ACCESSORY_<NAME>_HOST, _PORT and _ADDR.
+func AccessoryEnv(name, host string, port int) map[string]string {
+	p := "MOORAGE_ACCESSORY_" + envName(name)
+	return map[string]string{
+		p + "_HOST": host,
+		p + "_PORT": strconv.Itoa(port),
+		p + "_ADDR": host + ":" + strconv.Itoa(port),
+	}
+}
+
+func envName(name string) string {
+	return strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// BaseEnv returns the instance environment the runtime adds on top of
+// s.Env: PORT and the MOORAGE_* identity variables.
+func BaseEnv(s *InstanceSpec, port int) map[string]string {
+	env := map[string]string{
+		"MOORAGE_APP":      s.App,
+		"MOORAGE_SERVICE":  s.Service,
+		"MOORAGE_RELEASE":  s.Release,
+		"MOORAGE_INSTANCE": s.ID(),
+	}
+	if port > 0 {
+		env["PORT"] = strconv.Itoa(port)
+	}
+	return env
+}
+
+// EnvList flattens env into sorted KEY=VALUE pairs.
+func EnvList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Merge returns a new map with the maps merged left to right.
+func Merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,293 @@
+// Package runtime defines the seam between the deploy engine and what runs
+// instances: plain processes (runtime/process) or containers
+// (runtime/docker). Every implementation passes the conformance suite in
+// runtime/runtimetest.
+//
+// A runtime owns supervision: an instance started with Start keeps running
+// until Stop, and when it crashes the runtime restarts it with exponential
+// backoff and reports the crash on Events. A runtime survives the server:
+// Close never stops instances, and a runtime opened again on the same state
+// re-adopts what is still running (and reports, through List, what exited
+// meanwhile).
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/moorage/moorage/internal/spec"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound      = errors.New("instance not found")
+	ErrExists        = errors.New("instance already exists")
+	ErrBuild         = errors.New("build failed")
+	ErrNotSupported  = errors.New("not supported by this runtime")
+	ErrArtifactGone  = errors.New("artifact no longer exists")
+	ErrTimeout       = errors.New("timed out")
+	ErrInvalidSpec   = errors.New("invalid instance spec")
+	ErrRuntimeClosed = errors.New("runtime closed")
+)
+
+// Kind says what an instance is for.
+type Kind string
+
+// Instance kinds.
+const (
+	KindService   Kind = "service"   // a replica of a service of a release
+	KindAccessory Kind = "accessory" // a long-lived dependency; Release is ""
+	KindTask      Kind = "task"      // a one-off: release task, check, `moorage run`
+)
+
+// State is an instance's observed state.
+type State string
+
+// Instance states.
+const (
+	StateRunning    State = "running"    // the process is up
+	StateRestarting State = "restarting" // it crashed; the runtime restarts it after a backoff
+	StateExited     State = "exited"     // stopped, or gone while nobody supervised it
+)
+
+// Artifact is what a release runs: a release directory (process) or an
+// image (docker).
+type Artifact struct {
+	Runtime string `json:"runtime"`
+	// Ref is the release directory (process) or the image reference (docker).
+	Ref string `json:"ref"`
+	// Workdir is where the app lives inside the artifact (spec build.workdir).
+	Workdir string `json:"workdir,omitempty"`
+	// User is the image's configured user (docker), "" when unknown or none.
+	User string `json:"user,omitempty"`
+}
+
+// BuildRequest asks for the artifact of a new release.
+type BuildRequest struct {
+	App     string
+	Release string // "v7"
+	// ContextDir holds the unpacked upload. The runtime may move it (process:
+	// it becomes the release directory) or remove it once built.
+	ContextDir string
+	Spec       *spec.Spec
+	// Env is extra environment for build.command (on top of the server's).
+	Env map[string]string
+	// Output receives build output (build.command, image build) line by line.
+	Output io.Writer
+}
+
+// Mount mounts a named volume at Target (an absolute path inside the app,
+// for example /app/data). A Name starting with "/" or "." is a host path
+// (docker bind mount).
+type Mount struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+}
+
+// InstanceSpec describes an instance to start.
+type InstanceSpec struct {
+	App     string `json:"app"`
+	Service string `json:"service"` // service name, accessory name, or task label
+	Release string `json:"release"` // "v7"; "" for accessories
+	Index   int    `json:"index"`   // 1-based replica index; 0 for accessories and tasks
+	Kind    Kind   `json:"kind"`
+
+	Artifact Artifact `json:"artifact"`
+	// Image is used instead of Artifact for accessories (docker).
+	Image string `json:"image,omitempty"`
+	// Command is the unexpanded argv. The runtime expands $VAR and ${VAR}
+	// from the final environment (after setting PORT) just before exec.
+	// Empty: the image's default command (docker).
+	Command []string `json:"command,omitempty"`
+	// Env is the app env + config + secrets + service env. The runtime adds
+	// PORT, MOORAGE_APP, MOORAGE_SERVICE, MOORAGE_RELEASE, MOORAGE_INSTANCE
+	// and MOORAGE_VOLUME_<NAME> for each mount.
+	Env map[string]string `json:"-"` // never serialized by the engine: may hold secrets
+	// Port is the port the instance listens on. Process runtime: 0 means
+	// "pick a free port" (passed as $PORT, kept across restarts); non-zero
+	// is used as is. Docker: the container port (also $PORT), published on
+	// 127.0.0.1 at an ephemeral host port when Publish is set.
+	Port    int  `json:"port,omitempty"`
+	Publish bool `json:"publish,omitempty"`
+
+	Mounts      []Mount        `json:"mounts,omitempty"`
+	StopSignal  syscall.Signal `json:"stop_signal"`
+	StopTimeout time.Duration  `json:"stop_timeout"`
+
+	// Docker-only; the process runtime ignores them.
+	User     string  `json:"user,omitempty"`
+	ReadOnly bool    `json:"read_only,omitempty"`
+	Memory   int64   `json:"memory,omitempty"`
+	CPUs     float64 `json:"cpus,omitempty"`
+	// Healthcheck: docker uses the image's HEALTHCHECK when the spec has none.
+
+	// Hash is opaque to the runtime; it is stored with the instance and
+	// reported by List (the engine uses it to see whether an accessory's spec
+	// changed).
+	Hash string `json:"hash,omitempty"`
+}
+
+// ID returns the instance's name, unique within a runtime.
+func (s *InstanceSpec) ID() string {
+	return InstanceID(s.App, s.Service, s.Release, s.Index, s.Kind)
+}
+
+// InstanceID names an instance: "app-service-v3-1" for a service replica,
+// "app-db" for an accessory, "app-release-v3-1" style for tasks (the caller
+// picks a unique Service label for tasks).
+func InstanceID(app, service, release string, index int, kind Kind) string {
+	switch {
+	case kind == KindAccessory:
+		return fmt.Sprintf("%s-%s", app, service)
+	case release == "":
+		return fmt.Sprintf("%s-%s-%d", app, service, index)
+	default:
+		return fmt.Sprintf("%s-%s-%s-%d", app, service, release, index)
+	}
+}
+
+// Instance is an observed instance.
+type Instance struct {
+	ID      string `json:"id"`
+	App     string `json:"app"`
+	Service string `json:"service"`
+	Release string `json:"release"`
+	Index   int    `json:"index"`
+	Kind    Kind   `json:"kind"`
+	Hash    string `json:"hash,omitempty"`
+
+	State State `json:"state"`
+	// Addr is host:port where the server reaches the instance's Port
+	// (process: 127.0.0.1:$PORT; docker: the published 127.0.0.1 port).
+	Addr string `json:"addr,omitempty"`
+	// Host and Port are how other instances of the app reach it (accessories:
+	// docker "db":5432 on the app network, process 127.0.0.1:port).
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port,omitempty"`
+
+	PID       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"started_at"` // last (re)start
+	Restarts  int       `json:"restarts"`
+	ExitCode  int       `json:"exit_code"` // last exit; -1 when killed by a signal
+}
+
+// Filter selects instances in List. Empty fields match everything.
+type Filter struct {
+	App     string
+	Service string
+	Release string
+	Kind    Kind
+}
+
+// Match reports whether in matches f.
+func (f Filter) Match(in Instance) bool {
+	return (f.App == "" || f.App == in.App) &&
+		(f.Service == "" || f.Service == in.Service) &&
+		(f.Release == "" || f.Release == in.Release) &&
+		(f.Kind == "" || f.Kind == in.Kind)
+}
+
+// RunSpec describes a one-off instance (Kind is KindTask).
+type RunSpec struct {
+	InstanceSpec
+	Timeout time.Duration // 0: no timeout beyond ctx
+	TTY     bool          // allocate a terminal (interactive `moorage run`)
+	Stdin   io.Reader     // nil: no input
+	Stdout  io.Writer
+	Stderr  io.Writer // may equal Stdout; ignored with TTY
+}
+
+// LogOptions select log lines.
+type LogOptions struct {
+	Tail   int       // last N lines; 0 = all
+	Since  time.Time // zero = from the start
+	Follow bool      // keep streaming until ctx is done (or the instance is removed)
+}
+
+// LogLine is one line an instance printed.
+type LogLine struct {
+	Time     time.Time `json:"time"`
+	Instance string    `json:"instance"`
+	Stream   string    `json:"stream"` // "stdout" or "stderr"
+	Text     string    `json:"text"`
+}
+
+// EventType says what happened to an instance.
+type EventType string
+
+// Event types.
+const (
+	EventCrash   EventType = "crash"   // exited without being asked; will be restarted
+	EventRestart EventType = "restart" // restarted after a crash
+	EventExit    EventType = "exit"    // exited after Stop, or a one-off finished
+)
+
+// Event reports an instance's state change.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Type     EventType `json:"type"`
+	Instance string    `json:"instance"`
+	App      string    `json:"app"`
+	Service  string    `json:"service"`
+	Release  string    `json:"release"`
+	Kind     Kind      `json:"kind"`
+	ExitCode int       `json:"exit_code"`
+	Message  string    `json:"message,omitempty"` // "exit status 2", "killed by SIGSEGV", "OOM"
+	Restarts int       `json:"restarts"`
+	Backoff  time.Duration
+}
+
+// Runtime runs instances. All methods are safe for concurrent use.
+type Runtime interface {
+	// Name is "process" or "docker".
+	Name() string
+
+	// Build makes the artifact of a release from an uploaded context.
+	Build(ctx context.Context, req BuildRequest) (Artifact, error)
+	// RemoveArtifact deletes an artifact no release will need again.
+	RemoveArtifact(ctx context.Context, a Artifact) error
+	// ArtifactExists reports whether a can still be started.
+	ArtifactExists(ctx context.Context, a Artifact) (bool, error)
+
+	// EnsureVolume creates the named volume of app if it does not exist.
+	EnsureVolume(ctx context.Context, app, name string) error
+	// EnsureNetwork creates what lets app's instances reach each other
+	// (docker: a network; process: nothing).
+	EnsureNetwork(ctx context.Context, app string) error
+
+	// Start starts a supervised instance and returns once it is running
+	// (not necessarily ready). It fails with ErrExists when an instance
+	// with the same ID exists (running or not).
+	Start(ctx context.Context, s InstanceSpec) (Instance, error)
+	// Stop stops an instance gracefully: its stop signal, then after its stop
+	// timeout SIGKILL (to the whole process group). It returns once the
+	// instance has exited. No restart follows. Stopping an exited instance
+	// is a no-op.
+	Stop(ctx context.Context, id string) error
+	// Remove deletes a stopped instance (its logs are kept). A running
+	// instance is stopped first.
+	Remove(ctx context.Context, id string) error
+	// List returns the instances that match f, running or not.
+	List(ctx context.Context, f Filter) ([]Instance, error)
+	// Exec runs cmd in a running instance's environment (command health
+	// checks) and returns its exit code.
+	Exec(ctx context.Context, id string, cmd []string, out io.Writer) (int, error)
+	// Run runs a one-off instance to completion, streaming its output, and
+	// returns its exit code. It is removed afterwards. Cancelling ctx kills it.
+	Run(ctx context.Context, s RunSpec) (int, error)
+
+	// Logs calls fn for each matching line of instance id, in order. With
+	// Follow it keeps going until ctx is done. Logs of removed instances stay
+	// readable until pruned.
+	Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error
+
+	// Events streams instance events until ctx is done.
+	Events(ctx context.Context) <-chan Event
+
+	// Close releases the runtime's resources. Instances keep running.
+	Close() error
+}

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order, each in its own transaction, and never
+// edited once released: a schema change is a new entry.
+var migrations = []string{
+	// 1: the core schema.
+	`
+CREATE TABLE apps (
+	name            TEXT PRIMARY KEY,
+	runtime         TEXT NOT NULL,
+	current_release INTEGER,
+	formation       TEXT NOT NULL DEFAULT '{}',
+	created_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL
+);
+CREATE TABLE releases (
+	app        TEXT NOT NULL REFERENCES apps(name),
+	version    INTEGER NOT NULL,
+	status     TEXT NOT NULL,
+	cause      TEXT NOT NULL,
+	runtime    TEXT NOT NULL,
+	artifact   TEXT NOT NULL,
+	spec       TEXT NOT NULL,
+	spec_yaml  TEXT NOT NULL,
+	config     TEXT NOT NULL,
+	formation  TEXT NOT NULL,
+	deploy_id  INTEGER,
+	source     INTEGER,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (app, version)
+);
+CREATE TABLE deploys (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	app          TEXT NOT NULL REFERENCES apps(name),
+	kind         TEXT NOT NULL,
+	release      INTEGER,
+	from_release INTEGER,
+	status       TEXT NOT NULL,
+	phase        TEXT NOT NULL DEFAULT '',
+	cutover      INTEGER NOT NULL DEFAULT 0,
+	reason       TEXT NOT NULL DEFAULT '',
+	owner        TEXT NOT NULL,
+	plan         TEXT NOT NULL DEFAULT '',
+	started_at   INTEGER NOT NULL,
+	ended_at     INTEGER
+);
+CREATE INDEX deploys_app ON deploys(app, id);
+CREATE TABLE deploy_steps (
+	deploy_id  INTEGER NOT NULL REFERENCES deploys(id),
+	seq        INTEGER NOT NULL,
+	name       TEXT NOT NULL,
+	detail     TEXT NOT NULL DEFAULT '',
+	started_at INTEGER NOT NULL,
+	ended_at   INTEGER,
+	outcome    TEXT NOT NULL DEFAULT 'running',
+	output     TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (deploy_id, seq)
+);
+CREATE TABLE locks (
+	app          TEXT PRIMARY KEY,
+	owner        TEXT NOT NULL,
+	operation    TEXT NOT NULL,
+	deploy_id    INTEGER,
+	server       TEXT NOT NULL,
+	acquired_at  INTEGER NOT NULL,
+	heartbeat_at INTEGER NOT NULL
+);
+CREATE TABLE instances (
+	id         TEXT PRIMARY KEY,
+	app        TEXT NOT NULL,
+	service    TEXT NOT NULL,
+	release    TEXT NOT NULL,
+	idx        INTEGER NOT NULL,
+	kind       TEXT NOT NULL,
+	deploy_id  INTEGER,
+	state      TEXT NOT NULL,
+	restarts   INTEGER NOT NULL DEFAULT 0,
+	last_exit  INTEGER,
+	last_error TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+);
+CREATE INDEX instances_app ON instances(app, service);
+CREATE TABLE events (
+	id       INTEGER PRIMARY KEY AUTOINCREMENT,
+	app      TEXT NOT NULL,
+	time     INTEGER NOT NULL,
+	kind     TEXT NOT NULL,
+	instance TEXT NOT NULL DEFAULT '',
+	message  TEXT NOT NULL
+);
+CREATE INDEX events_app ON events(app, id);
+CREATE TABLE config (
+	app    TEXT NOT NULL,
+	key    TEXT NOT NULL,
+	value  BLOB NOT NULL,
+	secret INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (app, key)
+);
+`,
+}
+
+// SchemaVersion is the schema version this build writes.
+func SchemaVersion() int { return len(migrations) }
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var have int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("store schema version %d is newer than this moorage (%d): upgrade moorage, or restore a backup of the data dir", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply schema migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
