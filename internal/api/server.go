@@ -1,0 +1,335 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// Server serves the control API.
+type Server struct {
+	Engine    *engine.Engine
+	UploadDir string // where uploads are unpacked (under the data dir)
+	Limits    archive.Limits
+	Version   Version
+	Logger    *slog.Logger
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/version", s.version)
+	mux.HandleFunc("GET /v1/apps", s.apps)
+	mux.HandleFunc("POST /v1/deploys", s.deploy)
+	mux.HandleFunc("GET /v1/apps/{app}", s.status)
+	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
+	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
+	mux.HandleFunc("GET /v1/apps/{app}/deploys", s.deploys)
+	mux.HandleFunc("GET /v1/apps/{app}/deploys/{id}", s.deployOne)
+	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s (is the client newer than the server? server: %s)", r.Method, r.URL.Path, s.Version.Version))
+	})
+	return mux
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, kind, msg string) {
+	writeJSON(w, code, Error{Error: msg, Code: kind})
+}
+
+// writeErr maps an error to a status code.
+func writeErr(w http.ResponseWriter, err error) {
+	var le *store.LockedError
+	switch {
+	case errors.As(err, &le):
+		writeError(w, http.StatusConflict, "locked", err.Error())
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNoRelease):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, spec.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "invalid_spec", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Version)
+}
+
+func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
+	apps, err := s.Engine.Store().ListApps(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := []App{}
+	for _, a := range apps {
+		out = append(out, App{Name: a.Name, Runtime: a.Runtime, Active: store.ReleaseID(a.Current)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Engine.Status(r.Context(), r.PathValue("app"))
+	if err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func appErr(r *http.Request, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("app %q does not exist on this server (deploy it first, or check -a): %w", r.PathValue("app"), store.ErrNotFound)
+	}
+	return err
+}
+
+func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	rels, err := s.Engine.Store().ListReleases(r.Context(), app)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := []Release{}
+	for _, rel := range rels {
+		out = append(out, ReleaseOf(rel))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deploys(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	ds, err := s.Engine.Store().ListDeploys(r.Context(), app, limit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := []Deploy{}
+	for _, d := range ds {
+		out = append(out, DeployOf(d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deployOne(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "deploy id must be a number")
+		return
+	}
+	d, err := s.Engine.Store().GetDeploy(r.Context(), id)
+	if err != nil || d.App != r.PathValue("app") {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no deploy #%d of %s", id, r.PathValue("app")))
+		return
+	}
+	writeJSON(w, http.StatusOK, DeployOf(d))
+}
+
+// deploy receives an upload (a gzip tar of the app directory), checks its
+// spec, and streams the deploy's events. The deploy goes on if the client
+// goes away.
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := os.MkdirAll(s.UploadDir, 0o700); err != nil {
+		writeErr(w, err)
+		return
+	}
+	dir, err := os.MkdirTemp(s.UploadDir, "upload-")
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
+	st, err := archive.Unpack(r.Body, dir, s.Limits)
+	if err != nil {
+		code, kind := http.StatusBadRequest, "bad_request"
+		if errors.Is(err, archive.ErrTooLarge) {
+			code, kind = http.StatusRequestEntityTooLarge, "too_large"
+		}
+		writeError(w, code, kind, "upload: "+err.Error())
+		return
+	}
+	specName := r.Header.Get(HeaderSpec)
+	if specName == "" {
+		specName = "moorage.yaml"
+	}
+	if !filepath.IsLocal(specName) {
+		writeError(w, http.StatusBadRequest, "bad_request", "spec file must be inside the uploaded directory")
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(dir, specName))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_spec", fmt.Sprintf("the upload has no %s: create one with `moorage init`", specName))
+		return
+	}
+	sp, err := spec.Parse(specName, data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_spec", err.Error())
+		return
+	}
+	if app := q.Get("app"); app != "" && app != sp.App {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("-a %s does not match app %q in %s", app, sp.App, specName))
+		return
+	}
+	rt := q.Get("runtime")
+	if rt != "" && rt != spec.RuntimeDocker && rt != spec.RuntimeProcess {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker or process", rt))
+		return
+	}
+	keep = true
+	op := s.Engine.Deploy(engine.DeployRequest{
+		Spec: sp, SpecYAML: string(data), ContextDir: dir, Runtime: rt,
+		Owner: owner(r), Wait: q.Get("wait") == "1" || q.Get("wait") == "true",
+	})
+	s.log().Info("deploy", "app", sp.App, "owner", owner(r), "files", st.Files, "bytes", st.Bytes)
+	stream(w, r, op)
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	var req RollbackRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "rollback request: "+err.Error())
+			return
+		}
+	}
+	app := r.PathValue("app")
+	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	op := s.Engine.Rollback(engine.RollbackRequest{App: app, To: req.To, Owner: owner(r), Wait: req.Wait, RunTasks: req.RunTasks})
+	stream(w, r, op)
+}
+
+func owner(r *http.Request) string {
+	if o := r.Header.Get(HeaderOwner); o != "" {
+		if len(o) > 200 {
+			o = o[:200]
+		}
+		return o
+	}
+	return "unknown client"
+}
+
+// stream writes an operation's events as NDJSON until it ends or the
+// client goes away (the operation goes on).
+func stream(w http.ResponseWriter, r *http.Request, op *engine.Op) {
+	w.Header().Set("Content-Type", ContentNDJSON)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	for i := 0; ; i++ {
+		ev, ok := op.Next(r.Context(), i)
+		if !ok {
+			return
+		}
+		if err := enc.Encode(ev); err != nil {
+			return
+		}
+		rc.Flush()
+	}
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	req := engine.LogsRequest{
+		App: r.PathValue("app"), Service: q.Get("service"), Release: q.Get("release"),
+		Follow: q.Get("follow") == "1" || q.Get("follow") == "true",
+	}
+	if n := q.Get("n"); n != "" {
+		v, err := strconv.Atoi(n)
+		if err != nil || v < 0 {
+			writeError(w, http.StatusBadRequest, "bad_request", "-n must be a whole number ≥ 0")
+			return
+		}
+		req.Tail = v
+	}
+	if since := q.Get("since"); since != "" {
+		t, err := parseSince(since)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		req.Since = t
+	}
+	if _, err := s.Engine.Store().GetApp(r.Context(), req.App); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	w.Header().Set("Content-Type", ContentNDJSON)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	err := s.Engine.Logs(r.Context(), req, func(l runtime.LogLine) error {
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+		if req.Follow {
+			return rc.Flush()
+		}
+		return nil
+	})
+	if err != nil && r.Context().Err() == nil {
+		enc.Encode(map[string]string{"error": err.Error()})
+	}
+}
+
+// parseSince accepts a duration ("1h", "30m") or an RFC 3339 time.
+func parseSince(s string) (time.Time, error) {
+	if d, err := spec.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: use a duration like 1h or 30m, or a time like 2026-11-22T10:00:00Z", s)
+}
+
+func sortStrings(s []string) { sort.Strings(s) }

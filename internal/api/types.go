@@ -1,0 +1,131 @@
+// Package api is moorage's control API: HTTP + JSON over the server's unix
+// socket (or an ssh-forwarded stream). Long operations answer with a stream
+// of newline-delimited JSON events. This file holds the wire types shared
+// with internal/client.
+package api
+
+import (
+	"time"
+
+	"github.com/moorage/moorage/internal/store"
+)
+
+// Headers and query parameters.
+const (
+	HeaderOwner   = "X-Moorage-Owner" // who runs the command: "alice@laptop (pid 42)"
+	HeaderSpec    = "X-Moorage-Spec"  // spec file name inside the upload (default moorage.yaml)
+	ContentNDJSON = "application/x-ndjson"
+)
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+	// Code is machine-readable: invalid_spec, locked, not_found, bad_request,
+	// too_large, internal.
+	Code string `json:"code"`
+}
+
+// Version answers GET /v1/version.
+type Version struct {
+	Version  string   `json:"version"`
+	Schema   int      `json:"schema"`
+	Runtimes []string `json:"runtimes"`
+	DataDir  string   `json:"data_dir"`
+	HTTP     string   `json:"http"`
+}
+
+// App is one line of GET /v1/apps.
+type App struct {
+	Name    string `json:"name"`
+	Runtime string `json:"runtime"`
+	Active  string `json:"active,omitempty"`
+}
+
+// Release is one release of GET /v1/apps/{app}/releases.
+type Release struct {
+	App       string         `json:"app"`
+	ID        string         `json:"id"`
+	Version   int            `json:"version"`
+	Status    string         `json:"status"`
+	Cause     string         `json:"cause"`
+	Runtime   string         `json:"runtime"`
+	Artifact  string         `json:"artifact"`
+	Source    string         `json:"source,omitempty"`
+	Config    []string       `json:"config,omitempty"`  // names of config values
+	Secrets   []string       `json:"secrets,omitempty"` // names of secrets, never values
+	Formation map[string]int `json:"formation"`
+	DeployID  int64          `json:"deploy_id,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// Deploy is one deploy with its steps.
+type Deploy struct {
+	ID        int64     `json:"id"`
+	App       string    `json:"app"`
+	Kind      string    `json:"kind"`
+	Release   string    `json:"release,omitempty"`
+	From      string    `json:"from,omitempty"`
+	Status    string    `json:"status"`
+	Phase     string    `json:"phase"`
+	Cutover   bool      `json:"cutover"`
+	Reason    string    `json:"reason,omitempty"`
+	Owner     string    `json:"owner"`
+	Plan      string    `json:"plan,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	Steps     []Step    `json:"steps"`
+}
+
+// Step is one journaled step.
+type Step struct {
+	Seq       int           `json:"seq"`
+	Name      string        `json:"name"`
+	Detail    string        `json:"detail"`
+	Outcome   string        `json:"outcome"`
+	Output    string        `json:"output,omitempty"`
+	StartedAt time.Time     `json:"started_at"`
+	EndedAt   time.Time     `json:"ended_at,omitzero"`
+	Duration  time.Duration `json:"duration"`
+}
+
+// RollbackRequest is the body of POST /v1/apps/{app}/rollback.
+type RollbackRequest struct {
+	To       int  `json:"to,omitempty"` // 0: the previous release
+	Wait     bool `json:"wait,omitempty"`
+	RunTasks bool `json:"run_tasks,omitempty"`
+}
+
+// ReleaseOf converts a store release.
+func ReleaseOf(r *store.Release) Release {
+	out := Release{
+		App: r.App, ID: r.ID(), Version: r.Version, Status: r.Status, Cause: r.Cause,
+		Runtime: r.Runtime, Artifact: r.Artifact.Ref, Formation: r.Formation,
+		DeployID: r.DeployID, CreatedAt: r.CreatedAt,
+	}
+	if r.Source != 0 {
+		out.Source = store.ReleaseID(r.Source)
+	}
+	for k := range r.Config.Env {
+		out.Config = append(out.Config, k)
+	}
+	for k := range r.Config.Secrets {
+		out.Secrets = append(out.Secrets, k)
+	}
+	sortStrings(out.Config)
+	sortStrings(out.Secrets)
+	return out
+}
+
+// DeployOf converts a store deploy.
+func DeployOf(d *store.Deploy) Deploy {
+	out := Deploy{
+		ID: d.ID, App: d.App, Kind: d.Kind, Release: store.ReleaseID(d.Release), From: store.ReleaseID(d.FromRelease),
+		Status: d.Status, Phase: d.Phase, Cutover: d.Cutover, Reason: d.Reason, Owner: d.Owner, Plan: d.Plan,
+		StartedAt: d.StartedAt, EndedAt: d.EndedAt, Steps: []Step{},
+	}
+	for _, s := range d.Steps {
+		out.Steps = append(out.Steps, Step{Seq: s.Seq, Name: s.Name, Detail: s.Detail, Outcome: s.Outcome, Output: s.Output,
+			StartedAt: s.StartedAt, EndedAt: s.EndedAt, Duration: s.Duration()})
+	}
+	return out
+}

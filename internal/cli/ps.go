@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newPsCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "Show an app's active release, its instances and recent trouble",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, err := g.appName()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context(), app)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(g.stdout).Encode(st)
+			}
+			active := st.Active
+			if active == "" {
+				active = "none"
+			}
+			fmt.Fprintf(g.stdout, "%s: %s active (%s, %s) on %s\n", st.App, active, st.Cause, ago(st.Since), st.Runtime)
+			if st.Lock != nil {
+				fmt.Fprintf(g.stdout, "locked: %s by %s since %s\n", st.Lock.Operation, st.Lock.Owner, ago(st.Lock.AcquiredAt))
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "INSTANCE\tKIND\tRELEASE\tSTATE\tHEALTH\tRESTARTS\tUP\tADDRESS")
+			for _, in := range st.Instances {
+				rel, health, addr := in.Release, in.Health, in.Addr
+				if rel == "" {
+					rel = "-"
+				}
+				if health == "" {
+					health = "-"
+				}
+				if in.Routed {
+					health += " (routed)"
+				}
+				if addr == "" {
+					addr = "-"
+				}
+				up := "-"
+				if in.State == "running" && !in.StartedAt.IsZero() {
+					up = dur(time.Since(in.StartedAt).Round(time.Second))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, rel, in.State, health, strconv.Itoa(in.Restarts), up, addr)
+			}
+			tw.Flush()
+			if len(st.Events) > 0 {
+				fmt.Fprintln(g.stdout, "\nrecent events:")
+				for _, e := range st.Events {
+					fmt.Fprintf(g.stdout, "  %s  %-8s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind, e.Message)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

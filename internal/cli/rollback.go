@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/client"
+)
+
+func newRollbackCmd(g *globals) *cobra.Command {
+	var to string
+	var req api.RollbackRequest
+	var asJSON, verbose bool
+	cmd := &cobra.Command{
+		Use:   "rollback [--to vN]",
+		Short: "Bring back an earlier release, code and config",
+		Long: `Bring back an earlier release (default: the one active before the current
+one) as a new release: its artifact and its config, through the same
+health-gated cutover as a deploy. Release tasks are skipped unless --run-tasks.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, err := g.appName()
+			if err != nil {
+				return err
+			}
+			if to != "" {
+				v, err := strconv.Atoi(strings.TrimPrefix(to, "v"))
+				if err != nil || v <= 0 {
+					return fmt.Errorf("--to %q: give a release like v3 (see `moorage releases`)", to)
+				}
+				req.To = v
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p := newProgress(g.stdout, isTTY(g.stdout), asJSON, verbose)
+			res, err := c.Rollback(cmd.Context(), app, req, p.Event)
+			if err != nil {
+				p.Finish("rollback of "+app, client.Result{Status: "failed", Text: err.Error()})
+				return &exitError{code: 1}
+			}
+			p.Finish(fmt.Sprintf("rollback #%d of %s", res.Deploy, app), res)
+			if !res.OK() {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "the release to bring back (default: the previous one)")
+	f.BoolVar(&req.Wait, "wait", false, "wait for an operation in progress instead of being refused")
+	f.BoolVar(&req.RunTasks, "run-tasks", false, "run the release tasks again")
+	f.BoolVar(&asJSON, "json", false, "print events as NDJSON")
+	f.BoolVarP(&verbose, "verbose", "v", false, "also print the plan")
+	return cmd
+}

@@ -1,0 +1,146 @@
+// Package cli implements moorage's commands, one file per command. Commands
+// talk to the server only through internal/client.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/moorage/moorage/internal/client"
+	"github.com/moorage/moorage/internal/spec"
+)
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	host   string
+	app    string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs the CLI and returns the exit code.
+func Main(args []string) int {
+	return run(args, os.Stdout, os.Stderr)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(stderr, "error:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "error:", err)
+	return 1
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "moorage",
+		Short: "Deploy multi-process web apps onto your server, with zero-downtime releases and instant rollbacks",
+		Long: `moorage turns a Linux server into a home for multi-process web apps: web, workers,
+a singleton scheduler, release tasks and accessories, deployed with health-gated,
+all-or-nothing cutovers, instant rollbacks and a built-in proxy.
+
+Run 'moorage up' in an app directory to try it, or 'moorage server' on a host and
+'moorage deploy' from your machine.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.host, "host", "", "server address, unix:///path/moorage.sock (default $MOORAGE_HOST, else the default data dir's socket)")
+	root.PersistentFlags().StringVarP(&g.app, "app", "a", "", "app name (default: the app of ./moorage.yaml)")
+	root.AddCommand(
+		newServerCmd(g), newUpCmd(g), newInitCmd(g), newDeployCmd(g), newRollbackCmd(g),
+		newReleasesCmd(g), newDeploysCmd(g), newPsCmd(g), newLogsCmd(g), newVersionCmd(g), newAppsCmd(g),
+	)
+	return root
+}
+
+func (g *globals) client() (*client.Client, error) {
+	return client.New(g.host)
+}
+
+// appName resolves the app: -a, else the spec in the current directory.
+func (g *globals) appName() (string, error) {
+	if g.app != "" {
+		return g.app, nil
+	}
+	return appFromSpec(".")
+}
+
+// appFromSpec reads the app name from DIR/moorage.yaml. A spec with other
+// mistakes still names its app: commands like logs and ps must work while
+// the spec is being edited.
+func appFromSpec(dir string) (string, error) {
+	p := filepath.Join(dir, "moorage.yaml")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return "", fmt.Errorf("no app given: use -a APP, or run in a directory with a moorage.yaml (create one with `moorage init`)")
+		}
+		return "", err
+	}
+	if sp, err := spec.Parse(p, data); err == nil {
+		return sp.App, nil
+	}
+	var head struct {
+		App string `yaml:"app"`
+	}
+	if yaml.Unmarshal(data, &head) == nil && head.App != "" {
+		return head.App, nil
+	}
+	return "", fmt.Errorf("%s names no app; add `app: NAME` or use -a APP", p)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moorage/moorage/internal/client"
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/server"
+)
+
+func newUpCmd(g *globals) *cobra.Command {
+	var httpAddr, runtimeName string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "up [DIR]",
+		Short: "Run the app in DIR (default .) with an embedded server, in the foreground",
+		Long: `Start an embedded moorage server for the app in DIR (state in DIR/.moorage/),
+deploy the app, print its URL and stream its logs. Ctrl-C stops everything.
+Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorage/.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			sp, err := loadSpec(abs)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			dataDir := filepath.Join(abs, ".moorage")
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return err
+			}
+			logFile, err := os.OpenFile(filepath.Join(dataDir, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			defer logFile.Close()
+			lvl := slog.LevelInfo
+			if verbose {
+				lvl = slog.LevelDebug
+			}
+			logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: lvl}))
+			srv := server.New(server.Config{DataDir: dataDir, HTTPAddr: httpAddr, Logger: logger, StopOnShutdown: true})
+			ctx := cmd.Context()
+			if err := srv.Start(ctx); err != nil {
+				return err
+			}
+			defer func() {
+				fmt.Fprintln(g.stderr, "\nstopping...")
+				sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				if err := srv.Shutdown(sctx); err != nil {
+					fmt.Fprintln(g.stderr, "error while stopping:", err)
+				}
+				fmt.Fprintln(g.stderr, "stopped")
+			}()
+			c, err := client.New("unix://" + srv.Socket())
+			if err != nil {
+				return err
+			}
+			if err := deploy(cmd, g, c, abs, sp, client.DeployOptions{Runtime: runtimeName}, false, verbose); err != nil {
+				fmt.Fprintf(g.stderr, "(server log: %s)\n", logFile.Name())
+				return err
+			}
+			fmt.Fprintf(g.stdout, "\n%s is up: %s\n(Ctrl-C to stop; logs follow)\n\n", sp.App, urlOf(srv.HTTPAddr()))
+			color := isTTY(g.stdout)
+			err = c.Logs(ctx, sp.App, client.LogsOptions{Tail: 20, Follow: true}, func(l runtime.LogLine) {
+				printLogLine(g, l, color)
+			})
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&httpAddr, "http", "127.0.0.1:8080", "address of the proxy")
+	f.StringVar(&runtimeName, "runtime", "", "override the spec's runtime: docker or process")
+	f.BoolVarP(&verbose, "verbose", "v", false, "print the plan and debug logs")
+	return cmd
+}
+
+func urlOf(addr string) string {
+	host, port := addr, ""
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		host, port = addr[:i], addr[i+1:]
+	}
+	if host == "" || host == "0.0.0.0" || host == "[::]" || host == "::" {
+		host = "127.0.0.1"
+	}
+	if port == "80" {
+		return "http://" + host + "/"
+	}
+	return "http://" + host + ":" + port + "/"
+}

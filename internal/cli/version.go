@@ -1,0 +1,35 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moorage/moorage/internal/version"
+)
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Show the client's and the server's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(g.stdout, "client: moorage %s\n", version.String())
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			v, err := c.Version(ctx)
+			if err != nil {
+				fmt.Fprintf(g.stdout, "server: not reachable at %s\n", c.Addr())
+				return nil
+			}
+			fmt.Fprintf(g.stdout, "server: moorage %s (schema %d, runtimes %v, data dir %s, http %s)\n", v.Version, v.Schema, v.Runtimes, v.DataDir, v.HTTP)
+			return nil
+		},
+	}
+}

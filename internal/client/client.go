@@ -1,0 +1,270 @@
+// Package client is the typed client of moorage's control API. It talks
+// HTTP over the server's unix socket.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/paths"
+	"github.com/moorage/moorage/internal/runtime"
+)
+
+// ErrUnreachable is returned when no server answers at the address.
+var ErrUnreachable = errors.New("cannot reach the moorage server")
+
+// Error is an error answer of the API.
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Client calls one server.
+type Client struct {
+	hc    *http.Client
+	base  string
+	addr  string
+	Owner string // sent with operations: who runs them
+}
+
+// New returns a client for host: "unix:///path/to/moorage.sock", a bare
+// socket path, or "" for the default socket (MOORAGE_HOST, else the default
+// data dir's).
+func New(host string) (*Client, error) {
+	if host == "" {
+		host = os.Getenv("MOORAGE_HOST")
+	}
+	if host == "" {
+		host = "unix://" + paths.Socket(paths.DefaultDataDir())
+	}
+	var sock string
+	switch {
+	case strings.HasPrefix(host, "unix://"):
+		sock = strings.TrimPrefix(host, "unix://")
+	case strings.HasPrefix(host, "/"), strings.HasPrefix(host, "."):
+		sock = host
+	default:
+		return nil, fmt.Errorf("--host %q: use unix:///path/to/moorage.sock", host)
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConns:    4,
+		IdleConnTimeout: 30 * time.Second,
+	}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://moorage", addr: "unix://" + sock, Owner: DefaultOwner()}, nil
+}
+
+// Addr is the address the client talks to.
+func (c *Client) Addr() string { return c.addr }
+
+// DefaultOwner is "user@host (pid N)".
+func DefaultOwner() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s (pid %d)", name, host, os.Getpid())
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hdr http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set(api.HeaderOwner, c.Owner)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, fmt.Errorf("%w at %s: %v (is `moorage server` running? set --host or MOORAGE_HOST)", ErrUnreachable, c.addr, op.Err)
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e api.Error
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return nil, &Error{Status: resp.StatusCode, Code: e.Code, Msg: e.Error}
+		}
+		return nil, &Error{Status: resp.StatusCode, Code: "internal", Msg: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))}
+	}
+	return resp, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	return nil
+}
+
+// Version asks the server who it is.
+func (c *Client) Version(ctx context.Context) (api.Version, error) {
+	var v api.Version
+	return v, c.getJSON(ctx, "/v1/version", &v)
+}
+
+// Apps lists the server's apps.
+func (c *Client) Apps(ctx context.Context) ([]api.App, error) {
+	var v []api.App
+	return v, c.getJSON(ctx, "/v1/apps", &v)
+}
+
+// Status returns an app's state.
+func (c *Client) Status(ctx context.Context, app string) (*engine.AppStatus, error) {
+	var v engine.AppStatus
+	return &v, c.getJSON(ctx, "/v1/apps/"+url.PathEscape(app), &v)
+}
+
+// Releases lists an app's releases, newest first.
+func (c *Client) Releases(ctx context.Context, app string) ([]api.Release, error) {
+	var v []api.Release
+	return v, c.getJSON(ctx, "/v1/apps/"+url.PathEscape(app)+"/releases", &v)
+}
+
+// Deploys lists an app's recent deploys with their steps.
+func (c *Client) Deploys(ctx context.Context, app string, limit int) ([]api.Deploy, error) {
+	var v []api.Deploy
+	return v, c.getJSON(ctx, "/v1/apps/"+url.PathEscape(app)+"/deploys?limit="+strconv.Itoa(limit), &v)
+}
+
+// GetDeploy returns one deploy.
+func (c *Client) GetDeploy(ctx context.Context, app string, id int64) (*api.Deploy, error) {
+	var v api.Deploy
+	return &v, c.getJSON(ctx, fmt.Sprintf("/v1/apps/%s/deploys/%d", url.PathEscape(app), id), &v)
+}
+
+// Result is how an operation ended.
+type Result struct {
+	Status string // succeeded, failed, rolled_back, interrupted
+	Text   string
+	Deploy int64
+}
+
+// OK reports whether the operation succeeded.
+func (r Result) OK() bool { return r.Status == "succeeded" }
+
+// streamEvents reads NDJSON events until the done event.
+func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var res Result
+	for sc.Scan() {
+		var ev engine.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return res, fmt.Errorf("bad event from server: %w", err)
+		}
+		if ev.Deploy != 0 {
+			res.Deploy = ev.Deploy
+		}
+		if fn != nil {
+			fn(ev)
+		}
+		if ev.Type == engine.EventDone {
+			res.Status, res.Text = ev.Status, ev.Text
+			return res, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return res, fmt.Errorf("lost the server's event stream: %w", err)
+	}
+	return res, errors.New("the server closed the event stream before the operation ended; see `moorage deploys`")
+}
+
+// Rollback rolls app back and streams events to fn.
+func (c *Client) Rollback(ctx context.Context, app string, req api.RollbackRequest, fn func(engine.Event)) (Result, error) {
+	b, _ := json.Marshal(req)
+	resp, err := c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/rollback", bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return Result{}, err
+	}
+	return streamEvents(resp, fn)
+}
+
+// LogsOptions select log lines.
+type LogsOptions struct {
+	Service string
+	Release string
+	Tail    int
+	Since   string
+	Follow  bool
+}
+
+// Logs streams an app's log lines to fn.
+func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(runtime.LogLine)) error {
+	q := url.Values{}
+	if o.Service != "" {
+		q.Set("service", o.Service)
+	}
+	if o.Release != "" {
+		q.Set("release", o.Release)
+	}
+	if o.Tail > 0 {
+		q.Set("n", strconv.Itoa(o.Tail))
+	}
+	if o.Since != "" {
+		q.Set("since", o.Since)
+	}
+	if o.Follow {
+		q.Set("follow", "1")
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(app)+"/logs?"+q.Encode(), nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var l struct {
+			runtime.LogLine
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("bad log line from server: %w", err)
+		}
+		if l.Error != "" {
+			return errors.New(l.Error)
+		}
+		fn(l.LogLine)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}

@@ -1,0 +1,56 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/engine"
+)
+
+// DeployOptions tune a deploy.
+type DeployOptions struct {
+	App      string // must match the spec's app when set
+	SpecFile string // spec file name inside dir (default moorage.yaml)
+	Runtime  string // override the spec's runtime
+	Wait     bool   // wait for the app's lock instead of being refused
+}
+
+// Deploy uploads dir and streams the deploy's events to fn. The upload is
+// packed on the fly (no temporary file) and skips .git/, .moorage/ and what
+// .moorageignore (or .dockerignore) lists.
+func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn func(engine.Event)) (Result, error) {
+	ig, err := archive.LoadIgnore(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := archive.Pack(dir, ig, pw)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	q := url.Values{}
+	if o.App != "" {
+		q.Set("app", o.App)
+	}
+	if o.Runtime != "" {
+		q.Set("runtime", o.Runtime)
+	}
+	if o.Wait {
+		q.Set("wait", "1")
+	}
+	hdr := http.Header{"Content-Type": {"application/gzip"}}
+	if o.SpecFile != "" {
+		hdr.Set(api.HeaderSpec, o.SpecFile)
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/deploys?"+q.Encode(), pr, hdr)
+	if err != nil {
+		return Result{}, fmt.Errorf("deploy %s: %w", dir, err)
+	}
+	return streamEvents(resp, fn)
+}

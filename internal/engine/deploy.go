@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// DeployRequest asks for a deploy of an uploaded app.
+type DeployRequest struct {
+	Spec     *spec.Spec
+	SpecYAML string
+	// ContextDir is the unpacked upload; the engine owns it from now on.
+	ContextDir string
+	Runtime    string // overrides the spec's runtime when set
+	Owner      string // who asks: "alice@laptop (pid 42)"
+	Wait       bool   // wait for the app's lock instead of being refused
+}
+
+// RollbackRequest asks to bring back an earlier release.
+type RollbackRequest struct {
+	App      string
+	To       int // release version; 0 = the release active before the current one
+	Owner    string
+	Wait     bool
+	RunTasks bool // run the release tasks again (off by default)
+}
+
+// Deploy starts a deploy and returns at once; follow the Op for progress.
+func (e *Engine) Deploy(req DeployRequest) *Op {
+	return e.start(func(ctx context.Context, op *Op) (string, error) {
+		defer os.RemoveAll(req.ContextDir)
+		return e.deploy(ctx, op, req)
+	})
+}
+
+// Rollback starts a rollback and returns at once.
+func (e *Engine) Rollback(req RollbackRequest) *Op {
+	return e.start(func(ctx context.Context, op *Op) (string, error) {
+		return e.rollback(ctx, op, req)
+	})
+}
+
+// start runs fn as an operation on the engine's context.
+func (e *Engine) start(fn func(context.Context, *Op) (string, error)) *Op {
+	op := newOp()
+	e.mu.Lock()
+	closed := e.closed
+	if !closed {
+		e.wg.Add(1)
+	}
+	e.mu.Unlock()
+	if closed {
+		op.emit(Event{Type: EventDone, Status: store.DeployFailed, Text: ErrClosed.Error()})
+		op.finish(store.DeployFailed, ErrClosed)
+		return op
+	}
+	go func() {
+		defer e.wg.Done()
+		status, err := fn(e.ctx, op)
+		text := ""
+		if err != nil {
+			text = err.Error()
+		}
+		op.emit(Event{Type: EventDone, Status: status, Text: text})
+		op.finish(status, err)
+	}()
+	return op
+}
+
+func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string, error) {
+	sp := req.Spec
+	app := sp.App
+	rtName := sp.Runtime
+	if req.Runtime != "" {
+		rtName = req.Runtime
+	}
+	rt, err := e.Runtime(rtName)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	if rtName != sp.Runtime {
+		sp.Runtime = rtName
+	}
+	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+	}
+	unlock, err := e.lock(ctx, op, app, req.Owner, "deploy", req.Wait)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	defer unlock()
+
+	a, err := e.st.EnsureApp(ctx, app, rtName)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	var from *store.Release
+	if a.Current != 0 {
+		if from, err = e.st.GetRelease(ctx, app, a.Current); err != nil {
+			return store.DeployFailed, err
+		}
+	}
+	cfg, err := e.configSnapshot(ctx, app)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	rel := &store.Release{
+		App: app, Cause: "deploy", Runtime: rtName,
+		Artifact: runtime.Artifact{Runtime: rtName},
+		Spec:     sp, SpecYAML: req.SpecYAML, Config: cfg,
+		Formation: formation(sp, a.Formation),
+	}
+	return e.run(ctx, op, runInput{
+		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
+		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir,
+	})
+}
+
+func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (string, error) {
+	a, err := e.st.GetApp(ctx, req.App)
+	if err != nil {
+		return store.DeployFailed, fmt.Errorf("rollback %s: %w", req.App, err)
+	}
+	unlock, err := e.lock(ctx, op, req.App, req.Owner, "rollback", req.Wait)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	defer unlock()
+	// Re-read under the lock.
+	if a, err = e.st.GetApp(ctx, req.App); err != nil {
+		return store.DeployFailed, err
+	}
+	if a.Current == 0 {
+		return store.DeployFailed, fmt.Errorf("rollback %s: %w", req.App, ErrNotDeployed)
+	}
+	from, err := e.st.GetRelease(ctx, req.App, a.Current)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	src, err := e.rollbackSource(ctx, a, req.To)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	rt, err := e.Runtime(src.Runtime)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	if ok, err := rt.ArtifactExists(ctx, src.Artifact); err != nil || !ok {
+		return store.DeployFailed, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w); deploy that code again instead", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone)
+	}
+	rel := &store.Release{
+		App: req.App, Cause: "rollback to " + src.ID(), Runtime: src.Runtime,
+		Artifact: src.Artifact, Spec: src.Spec, SpecYAML: src.SpecYAML, Config: src.Config,
+		Formation: formation(src.Spec, a.Formation),
+		Source:    src.Version,
+	}
+	return e.run(ctx, op, runInput{
+		app: a, kind: store.KindRollback, owner: req.Owner, rt: rt,
+		target: rel, from: from, runTasks: req.RunTasks,
+	})
+}
+
+// rollbackSource picks the release to roll back to: the one asked for, or
+// the newest release before the current one that was ever active.
+func (e *Engine) rollbackSource(ctx context.Context, a *store.App, to int) (*store.Release, error) {
+	if to != 0 {
+		if to == a.Current {
+			return nil, fmt.Errorf("%s is already the active release of %s", store.ReleaseID(to), a.Name)
+		}
+		r, err := e.st.GetRelease(ctx, a.Name, to)
+		if err != nil {
+			return nil, fmt.Errorf("rollback to %s: %w", store.ReleaseID(to), ErrNoRelease)
+		}
+		if r.Status == store.ReleaseFailed || r.Status == store.ReleasePending {
+			return nil, fmt.Errorf("rollback to %s: it never served (status %s); pick a release that did (moorage releases)", r.ID(), r.Status)
+		}
+		return r, nil
+	}
+	rels, err := e.st.ListReleases(ctx, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rels {
+		if r.Version < a.Current && r.Status == store.ReleaseRetired {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("rollback %s: %w: no earlier release served before %s", a.Name, ErrNoRelease, store.ReleaseID(a.Current))
+}
+
+// formation is the replica count of every service: the spec's, overridden
+// by `moorage scale`.
+func formation(sp *spec.Spec, scale map[string]int) map[string]int {
+	f := map[string]int{}
+	for name, svc := range sp.Services {
+		f[name] = svc.Replicas
+		if n, ok := scale[name]; ok {
+			if svc.Singleton && n > 1 {
+				n = 1
+			}
+			f[name] = n
+		}
+	}
+	return f
+}
+
+func (e *Engine) configSnapshot(ctx context.Context, app string) (store.Config, error) {
+	vars, err := e.st.GetConfig(ctx, app)
+	if err != nil {
+		return store.Config{}, err
+	}
+	cfg := store.Config{}
+	for _, v := range vars {
+		if v.Secret {
+			if cfg.Secrets == nil {
+				cfg.Secrets = map[string][]byte{}
+			}
+			cfg.Secrets[v.Key] = v.Value
+		} else {
+			if cfg.Env == nil {
+				cfg.Env = map[string]string{}
+			}
+			cfg.Env[v.Key] = string(v.Value)
+		}
+	}
+	return cfg, nil
+}
+
+// accessoryHash identifies an accessory's spec: a change restarts it.
+func accessoryHash(a *spec.Accessory) string {
+	b, _ := json.Marshal(a)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func targetOf(rel *store.Release) *Target {
+	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: rel.Formation, AccessoryHash: map[string]string{}}
+	for name, a := range rel.Spec.Accessories {
+		t.AccessoryHash[name] = accessoryHash(a)
+	}
+	return t
+}
+
+// specsOf loads the specs of the releases the observed instances belong to.
+func (e *Engine) specsOf(ctx context.Context, app string, observed []runtime.Instance) map[string]*spec.Spec {
+	out := map[string]*spec.Spec{}
+	for _, in := range observed {
+		if in.Release == "" || out[in.Release] != nil {
+			continue
+		}
+		var v int
+		if _, err := fmt.Sscanf(in.Release, "v%d", &v); err != nil {
+			continue
+		}
+		if r, err := e.st.GetRelease(ctx, app, v); err == nil {
+			out[in.Release] = r.Spec
+		}
+	}
+	return out
+}
+
+var errAbort = errors.New("deploy aborted")

@@ -1,0 +1,326 @@
+// Package engine implements the deploy contract: deploys, rollbacks and
+// crash recovery, each as a pure plan (plan.go) that an executor follows
+// step by step, journaling every step in the store before acting.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// Sentinel errors.
+var (
+	ErrNoRuntime   = errors.New("runtime not available")
+	ErrNoRelease   = errors.New("no such release")
+	ErrNotDeployed = errors.New("app has no active release")
+	ErrInterrupted = errors.New("interrupted: the server is stopping")
+	ErrClosed      = errors.New("engine closed")
+)
+
+// Opener opens sealed secret values (see internal/secrets).
+type Opener interface {
+	Open(sealed []byte) ([]byte, error)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Store    *store.Store
+	Runtimes map[string]runtime.Runtime // by name: "process", "docker"
+	Proxy    *proxy.Proxy
+	// ServerID identifies this server process in locks.
+	ServerID string
+	Logger   *slog.Logger
+	Secrets  Opener // nil: releases with secrets cannot start
+}
+
+// Engine runs deploys, rollbacks and recovery.
+type Engine struct {
+	st       *store.Store
+	runtimes map[string]runtime.Runtime
+	proxy    *proxy.Proxy
+	server   string
+	log      *slog.Logger
+	secrets  Opener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	ops      map[string]*Op // app → the operation that holds its lock
+	lockWake chan struct{}  // closed and replaced whenever a lock is released
+	watchers map[*watcher]struct{}
+	closed   bool
+
+	failpoints map[string]bool
+}
+
+// New returns an engine. Call Start to recover and begin watching runtimes.
+func New(opts Options) *Engine {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		st:         opts.Store,
+		runtimes:   opts.Runtimes,
+		proxy:      opts.Proxy,
+		server:     opts.ServerID,
+		log:        log,
+		secrets:    opts.Secrets,
+		ctx:        ctx,
+		cancel:     cancel,
+		ops:        map[string]*Op{},
+		lockWake:   make(chan struct{}),
+		watchers:   map[*watcher]struct{}{},
+		failpoints: parseFailpoints(os.Getenv("MOORAGE_FAILPOINTS")),
+	}
+	return e
+}
+
+// Start watches the runtimes' events and recovers: every app is brought
+// back to its active release, deploys a crash interrupted are finished (they
+// had cut over) or undone (they had not), and stale locks are cleared.
+func (e *Engine) Start(ctx context.Context) error {
+	for _, rt := range e.runtimes {
+		ch := rt.Events(e.ctx)
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.watchEvents(ch)
+		}()
+	}
+	return e.recover(ctx)
+}
+
+// Close interrupts running operations at their next step (what they leave
+// is recovered at the next start, as after a crash) and waits for them.
+// Instances keep running.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	return nil
+}
+
+// StopAll stops and removes every instance of every app, accessories
+// included (`moorage up` on Ctrl-C).
+func (e *Engine) StopAll(ctx context.Context) error {
+	var errs []error
+	for _, rt := range e.runtimes {
+		ins, err := rt.List(ctx, runtime.Filter{})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, in := range ins {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := rt.Remove(ctx, in.ID); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("stop %s: %w", in.ID, err))
+					mu.Unlock()
+				}
+				e.st.SetInstanceState(context.WithoutCancel(ctx), in.ID, store.InstanceRemoved)
+			}()
+		}
+		wg.Wait()
+	}
+	for _, a := range e.appsQuiet(ctx) {
+		e.proxy.RemoveApp(a)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) appsQuiet(ctx context.Context) []string {
+	apps, err := e.st.ListApps(ctx)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		out[i] = a.Name
+	}
+	return out
+}
+
+// Runtime returns the named runtime.
+func (e *Engine) Runtime(name string) (runtime.Runtime, error) {
+	rt, ok := e.runtimes[name]
+	if !ok {
+		var have []string
+		for n := range e.runtimes {
+			have = append(have, n)
+		}
+		return nil, fmt.Errorf("%w: %q is not available on this server (available: %s)", ErrNoRuntime, name, strings.Join(have, ", "))
+	}
+	return rt, nil
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() *store.Store { return e.st }
+
+// Proxy returns the engine's proxy.
+func (e *Engine) Proxy() *proxy.Proxy { return e.proxy }
+
+// observe lists app's instances in every runtime.
+func (e *Engine) observe(ctx context.Context, app string) ([]runtime.Instance, error) {
+	var out []runtime.Instance
+	for _, rt := range e.runtimes {
+		ins, err := rt.List(ctx, runtime.Filter{App: app})
+		if err != nil {
+			return nil, fmt.Errorf("observe %s on %s: %w", app, rt.Name(), err)
+		}
+		out = append(out, ins...)
+	}
+	return out, nil
+}
+
+// runtimeOf finds the runtime that runs instance id of app.
+func (e *Engine) runtimeOf(ctx context.Context, app, id string) (runtime.Runtime, runtime.Instance, error) {
+	for _, rt := range e.runtimes {
+		ins, err := rt.List(ctx, runtime.Filter{App: app})
+		if err != nil {
+			return nil, runtime.Instance{}, err
+		}
+		for _, in := range ins {
+			if in.ID == id {
+				return rt, in, nil
+			}
+		}
+	}
+	return nil, runtime.Instance{}, fmt.Errorf("instance %s: %w", id, runtime.ErrNotFound)
+}
+
+// watcher receives runtime events for the monitor and health gates.
+type watcher struct {
+	match func(runtime.Event) bool
+	ch    chan runtime.Event
+}
+
+func (e *Engine) watch(match func(runtime.Event) bool) (*watcher, func()) {
+	w := &watcher{match: match, ch: make(chan runtime.Event, 64)}
+	e.mu.Lock()
+	e.watchers[w] = struct{}{}
+	e.mu.Unlock()
+	return w, func() {
+		e.mu.Lock()
+		delete(e.watchers, w)
+		e.mu.Unlock()
+	}
+}
+
+func (e *Engine) watchEvents(ch <-chan runtime.Event) {
+	for ev := range ch {
+		ctx := context.WithoutCancel(e.ctx)
+		switch ev.Type {
+		case runtime.EventCrash:
+			msg := fmt.Sprintf("%s crashed (%s); restart %d", ev.Instance, ev.Message, ev.Restarts+1)
+			e.log.Warn("instance crashed", "instance", ev.Instance, "exit", ev.ExitCode, "message", ev.Message)
+			e.st.RecordCrash(ctx, ev.Instance, ev.ExitCode, ev.Message)
+			e.st.AddEvent(ctx, store.Event{App: ev.App, Time: ev.Time, Kind: store.EventCrash, Instance: ev.Instance, Message: msg})
+		case runtime.EventRestart:
+			e.st.AddEvent(ctx, store.Event{App: ev.App, Time: ev.Time, Kind: store.EventRestart, Instance: ev.Instance, Message: ev.Instance + " restarted"})
+			e.refreshRoutes(ctx, ev.App)
+		}
+		e.mu.Lock()
+		for w := range e.watchers {
+			if w.match(ev) {
+				select {
+				case w.ch <- ev:
+				default:
+				}
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+// refreshRoutes re-reads the addresses of the routed instances of app (a
+// restarted container may have a new published port) and updates the proxy
+// when one changed.
+func (e *Engine) refreshRoutes(ctx context.Context, app string) {
+	status := e.proxy.Status(app)
+	if len(status) == 0 {
+		return
+	}
+	ins, err := e.observe(ctx, app)
+	if err != nil {
+		return
+	}
+	addr := map[string]string{}
+	for _, in := range ins {
+		addr[in.ID] = in.Addr
+	}
+	changed := false
+	for _, s := range status {
+		if s.Routed && addr[s.ID] != "" && addr[s.ID] != s.Addr {
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	e.mu.Lock()
+	busy := e.ops[app] != nil
+	e.mu.Unlock()
+	if busy {
+		return // the running operation routes with fresh addresses itself
+	}
+	a, err := e.st.GetApp(ctx, app)
+	if err != nil || a.Current == 0 {
+		return
+	}
+	rel, err := e.st.GetRelease(ctx, app, a.Current)
+	if err != nil {
+		return
+	}
+	var ids []string
+	for _, s := range status {
+		if s.Routed {
+			ids = append(ids, s.ID)
+		}
+	}
+	if rts, err := routesFor(rel, ids, ins); err == nil {
+		e.proxy.SetApp(app, rts)
+	}
+}
+
+// failpoint kills the server with SIGKILL at a named point when the
+// MOORAGE_FAILPOINTS environment variable lists it ("before:cutover",
+// "after:release", ...). The crash-recovery tests use it to kill the server
+// at every step of a deploy; it is inert otherwise.
+func (e *Engine) failpoint(name string) {
+	if e.failpoints[name] {
+		e.log.Error("failpoint reached: killing the server", "failpoint", name)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(time.Minute) // the signal is on its way
+	}
+}
+
+func parseFailpoints(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			m[f] = true
+		}
+	}
+	return m
+}

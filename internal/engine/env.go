@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// ErrSecrets is returned when a release's secrets cannot be opened.
+var ErrSecrets = errors.New("cannot open secrets")
+
+// env is the environment of rel's service svc ("" for release tasks and
+// checks), from lowest to highest precedence: the spec's env, the service's
+// env, `moorage config set` values, secrets, and how to reach accessories.
+func (r *run) env(ctx context.Context, rel *store.Release, svc string) (map[string]string, error) {
+	return r.e.releaseEnv(ctx, rel, svc)
+}
+
+func (e *Engine) releaseEnv(ctx context.Context, rel *store.Release, svc string) (map[string]string, error) {
+	env := runtime.Merge(rel.Spec.Env)
+	if s := rel.Spec.Services[svc]; s != nil {
+		env = runtime.Merge(env, s.Env)
+	}
+	env = runtime.Merge(env, rel.Config.Env)
+	for k, sealed := range rel.Config.Secrets {
+		if e.secrets == nil {
+			return nil, fmt.Errorf("%w: no secrets key is loaded", ErrSecrets)
+		}
+		v, err := e.secrets.Open(sealed)
+		if err != nil {
+			// Never say more than the name: the value must not leak.
+			return nil, fmt.Errorf("%w: secret %s of %s does not open with this server's key", ErrSecrets, k, rel.ID())
+		}
+		env[k] = string(v)
+	}
+	acc, err := e.accessoryEnv(ctx, rel.App)
+	if err != nil {
+		return nil, err
+	}
+	return runtime.Merge(env, acc), nil
+}
+
+// accessoryEnv tells services how to reach the app's accessories.
+func (e *Engine) accessoryEnv(ctx context.Context, app string) (map[string]string, error) {
+	env := map[string]string{}
+	for _, rt := range e.runtimes {
+		ins, err := rt.List(ctx, runtime.Filter{App: app, Kind: runtime.KindAccessory})
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range ins {
+			if in.Host != "" && in.Port != 0 {
+				env = runtime.Merge(env, runtime.AccessoryEnv(in.Service, in.Host, in.Port))
+			}
+		}
+	}
+	return env, nil
+}
+
+func (r *run) instanceSpec(ctx context.Context, rel *store.Release, service string, idx int) (runtime.InstanceSpec, error) {
+	return r.e.instanceSpec(ctx, rel, service, idx)
+}
+
+func (e *Engine) instanceSpec(ctx context.Context, rel *store.Release, service string, idx int) (runtime.InstanceSpec, error) {
+	svc := rel.Spec.Services[service]
+	if svc == nil {
+		return runtime.InstanceSpec{}, fmt.Errorf("%s has no service %q", rel.ID(), service)
+	}
+	env, err := e.releaseEnv(ctx, rel, service)
+	if err != nil {
+		return runtime.InstanceSpec{}, err
+	}
+	is := runtime.InstanceSpec{
+		App: rel.App, Service: service, Release: rel.ID(), Index: idx, Kind: runtime.KindService,
+		Artifact: rel.Artifact, Command: svc.Command, Env: env,
+		Publish: svc.Routed(), Mounts: mountsFor(rel.Spec, service),
+		StopSignal: syscall.Signal(svc.StopSignal), StopTimeout: svc.StopTimeout,
+		User: svc.User, ReadOnly: svc.ReadOnly, Memory: svc.Memory, CPUs: svc.CPUs,
+	}
+	if rel.Runtime == spec.RuntimeDocker {
+		is.Port = svc.Port
+	}
+	return is, nil
+}
+
+func mountsFor(sp *spec.Spec, svc string) []runtime.Mount {
+	var out []runtime.Mount
+	for _, v := range sp.VolumesFor(svc) {
+		out = append(out, runtime.Mount{Name: v.Name, Target: v.Mount})
+	}
+	return out
+}

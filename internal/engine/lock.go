@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/moorage/moorage/internal/store"
+)
+
+// heartbeatEvery is how often a held lock is refreshed.
+const heartbeatEvery = 5 * time.Second
+
+// lock takes app's deploy lock for op. Held by someone else: refused with a
+// *store.LockedError naming who and since, or, with wait, waits for it.
+// The returned function releases it.
+func (e *Engine) lock(ctx context.Context, op *Op, app, owner, operation string, wait bool) (func(), error) {
+	announced := false
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		wake := e.lockWake
+		e.mu.Unlock()
+		err := e.st.AcquireLock(ctx, store.Lock{App: app, Owner: owner, Operation: operation, Server: e.server})
+		if err == nil {
+			break
+		}
+		var le *store.LockedError
+		if !errors.As(err, &le) || !wait {
+			return nil, err
+		}
+		if !announced {
+			op.emit(Event{Type: EventInfo, Text: "waiting: " + le.Error()})
+			announced = true
+		}
+		// A lock of this server is released through unlock (wake); poll too
+		// in case its holder is another process sharing the store.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		t.Stop()
+	}
+	e.mu.Lock()
+	e.ops[app] = op
+	e.mu.Unlock()
+
+	hbCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-t.C:
+				if err := e.st.HeartbeatLock(hbCtx, app, e.server); err != nil {
+					e.log.Warn("lock heartbeat failed", "app", app, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		stop()
+		<-done
+		if err := e.st.ReleaseLock(context.WithoutCancel(ctx), app, e.server); err != nil {
+			e.log.Error("release lock", "app", app, "err", err)
+		}
+		e.mu.Lock()
+		if e.ops[app] == op {
+			delete(e.ops, app)
+		}
+		close(e.lockWake)
+		e.lockWake = make(chan struct{})
+		e.mu.Unlock()
+	}, nil
+}
+
+// Running returns the operation that holds app's lock, if any.
+func (e *Engine) Running(app string) *Op {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ops[app]
+}

@@ -1,0 +1,525 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+)
+
+// StepKind names what a plan step does.
+type StepKind string
+
+// Step kinds, in the order a deploy uses them.
+const (
+	StepBuild     StepKind = "build"     // build the target's artifact
+	StepPrepare   StepKind = "prepare"   // ensure the app's network and volumes
+	StepAccessory StepKind = "accessory" // start, keep or restart an accessory
+	StepRelease   StepKind = "release"   // run a release task in a one-off instance
+	StepCheck     StepKind = "check"     // run a check in a one-off instance
+	StepRoute     StepKind = "route"     // route to what already runs (recovery), no health gate
+	StepStart     StepKind = "start"     // start instances beside the old ones, health-gated
+	StepCutover   StepKind = "cutover"   // swap every route of the app at once
+	StepStop      StepKind = "stop"      // stop (and remove) instances
+	StepSingleton StepKind = "singleton" // stop the old singleton, then start the new one
+	StepMonitor   StepKind = "monitor"   // watch the target; a failure rolls back
+	StepDrain     StepKind = "drain"     // drain and stop the old web instances
+	StepActivate  StepKind = "activate"  // finish: the target is the active release
+)
+
+// Accessory actions.
+const (
+	AccessoryStart   = "start"
+	AccessoryKeep    = "keep"
+	AccessoryRestart = "restart"
+)
+
+// Gate says when a started instance counts as ready.
+type Gate struct {
+	Kind     string        // "http", "tcp", "command", "min_ready"
+	Path     string        // http
+	Command  []string      // command
+	Interval time.Duration // between checks
+	Within   time.Duration // how long it may take (start_period, or min_ready)
+}
+
+func (g Gate) String() string {
+	switch g.Kind {
+	case "http":
+		return "ready on http " + g.Path
+	case "tcp":
+		return "ready on tcp connect"
+	case "started":
+		return "watched by the monitor"
+	case "command":
+		return "ready when `" + strings.Join(g.Command, " ") + "` passes"
+	default:
+		return fmt.Sprintf("ready after %s up", g.Within)
+	}
+}
+
+// Start is one service's part of a start step.
+type Start struct {
+	Service string
+	Release string
+	Indices []int
+	Gate    Gate
+	Routed  bool
+}
+
+// Step is one step of a plan. Only the fields its Kind uses are set.
+type Step struct {
+	Kind      StepKind
+	Release   string   // the release it acts on
+	Name      string   // accessory name, task label
+	Action    string   // accessory action
+	Reason    string   // why (accessory restart, keep)
+	Task      int      // release task / check index (0-based)
+	Command   []string // task command
+	Timeout   time.Duration
+	Starts    []Start  // StepStart
+	IDs       []string // instances to stop, or the singleton's old instances
+	Service   string   // singleton service
+	Index     int      // singleton index to start
+	Routes    []string // StepCutover/StepRoute: the instance IDs routed
+	Duration  time.Duration
+	Volumes   []string
+	SkipStart bool // singleton: replicas 0 in the target
+	Gate      Gate // singleton: when the new one counts as started
+}
+
+// Plan is what a deploy, rollback or recovery will do, in order. It is the
+// pure result of Plan*: the executor follows it and makes no decisions.
+type Plan struct {
+	App    string
+	Kind   string // deploy, rollback, config, converge
+	Target string // the release it converges to ("" = none: remove everything)
+	From   string // the active release when planned
+	Steps  []Step
+}
+
+// String renders the plan, one numbered step a line; tests compare it.
+func (p *Plan) String() string {
+	var b strings.Builder
+	from := p.From
+	if from == "" {
+		from = "none"
+	}
+	target := p.Target
+	if target == "" {
+		target = "nothing"
+	}
+	fmt.Fprintf(&b, "%s %s %s (active: %s)\n", p.Kind, p.App, target, from)
+	for i, s := range p.Steps {
+		fmt.Fprintf(&b, "%3d. %s\n", i+1, s.String())
+	}
+	return b.String()
+}
+
+// String renders one step.
+func (s Step) String() string {
+	switch s.Kind {
+	case StepBuild:
+		return "build " + s.Release
+	case StepPrepare:
+		if len(s.Volumes) == 0 {
+			return "prepare: network"
+		}
+		return "prepare: network, volumes " + strings.Join(s.Volumes, " ")
+	case StepAccessory:
+		out := fmt.Sprintf("accessory %s: %s", s.Name, s.Action)
+		if s.Reason != "" {
+			out += " (" + s.Reason + ")"
+		}
+		return out
+	case StepRelease, StepCheck:
+		return fmt.Sprintf("%s task %d in %s: %s", s.Kind, s.Task+1, s.Release, strings.Join(s.Command, " "))
+	case StepStart:
+		parts := make([]string, len(s.Starts))
+		for i, st := range s.Starts {
+			parts[i] = fmt.Sprintf("%s %s ×%d %v, %s", st.Service, st.Release, len(st.Indices), st.Indices, st.Gate)
+		}
+		return "start " + strings.Join(parts, "; ")
+	case StepRoute:
+		return fmt.Sprintf("route %s to running %s", s.Release, listOrNone(s.Routes))
+	case StepCutover:
+		return fmt.Sprintf("cutover: route every host to %s %s", s.Release, listOrNone(s.Routes))
+	case StepStop:
+		return "stop " + listOrNone(s.IDs)
+	case StepSingleton:
+		old := "nothing running"
+		if len(s.IDs) > 0 {
+			old = strings.Join(s.IDs, " ")
+		}
+		if s.SkipStart {
+			return fmt.Sprintf("singleton %s: stop %s (0 replicas in %s)", s.Service, old, s.Release)
+		}
+		return fmt.Sprintf("singleton %s: stop %s, then start %s [%d], %s", s.Service, old, s.Release, s.Index, s.Gate)
+	case StepMonitor:
+		return fmt.Sprintf("monitor %s for %s", s.Release, s.Duration)
+	case StepDrain:
+		return "drain and stop " + listOrNone(s.IDs)
+	case StepActivate:
+		return "activate " + s.Release
+	}
+	return string(s.Kind)
+}
+
+func listOrNone(ids []string) string {
+	if len(ids) == 0 {
+		return "(none)"
+	}
+	return strings.Join(ids, " ")
+}
+
+// Target is the release a plan converges to.
+type Target struct {
+	Release   string     // "v4"
+	Spec      *spec.Spec // its spec
+	Formation map[string]int
+	// AccessoryHash is the hash of each accessory's spec.
+	AccessoryHash map[string]string
+}
+
+// Replicas is the target's replica count for a service.
+func (t *Target) Replicas(svc string) int {
+	if n, ok := t.Formation[svc]; ok {
+		return n
+	}
+	if s := t.Spec.Services[svc]; s != nil {
+		return s.Replicas
+	}
+	return 0
+}
+
+// DeployInput is what PlanDeploy decides from.
+type DeployInput struct {
+	App      string
+	Kind     string // deploy, rollback, config
+	Target   Target
+	From     string // active release ("" for the first deploy)
+	Build    bool   // the artifact must be built
+	RunTasks bool   // run release tasks (rollbacks skip them unless asked)
+	Observed []runtime.Instance
+	// Specs are the specs of the releases observed instances belong to, by
+	// release ID (to know which old services were routed).
+	Specs map[string]*spec.Spec
+}
+
+// PlanDeploy plans the deploy contract: build, prepare, accessories, release
+// tasks, checks, start-first with health gates, one cutover, stop the old
+// workers, singletons stop-first, monitor, drain and stop the old web,
+// activate.
+func PlanDeploy(in DeployInput) *Plan {
+	t := in.Target
+	p := &Plan{App: in.App, Kind: in.Kind, Target: t.Release, From: in.From}
+	if in.Build {
+		p.Steps = append(p.Steps, Step{Kind: StepBuild, Release: t.Release})
+	}
+	p.Steps = append(p.Steps, Step{Kind: StepPrepare, Release: t.Release, Volumes: volumeNames(t.Spec)})
+	p.Steps = append(p.Steps, planAccessories(t, in.Observed, true)...)
+	if in.RunTasks {
+		for i, task := range t.Spec.Release {
+			p.Steps = append(p.Steps, Step{Kind: StepRelease, Release: t.Release, Task: i, Command: task.Command, Timeout: task.Timeout})
+		}
+	}
+	for i, task := range t.Spec.Checks {
+		p.Steps = append(p.Steps, Step{Kind: StepCheck, Release: t.Release, Task: i, Command: task.Command, Timeout: task.Timeout})
+	}
+	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{
+		startFirst: true,
+		monitor:    t.Spec.Deploy.Monitor,
+	})...)
+	return p
+}
+
+// ConvergeInput is what PlanConverge decides from.
+type ConvergeInput struct {
+	App      string
+	Kind     string // "revert", "recover", "converge"
+	Target   *Target
+	From     string
+	Observed []runtime.Instance
+	Specs    map[string]*spec.Spec // as in DeployInput
+	// Unrouted says the proxy has no route for the app yet (after a
+	// restart): route to what runs before starting anything.
+	Unrouted bool
+}
+
+// PlanConverge plans how to bring what runs to the target release with the
+// least disruption: used to revert a deploy (the monitor saw the new release
+// fail), to finish or undo a deploy interrupted by a server crash, and to
+// restore instances that died while nobody watched. Web instances of the
+// target that run already are routed first; missing ones start health-gated;
+// the rest of the target's services start after the cutover. A nil Target
+// removes every service instance of the app.
+func PlanConverge(in ConvergeInput) *Plan {
+	p := &Plan{App: in.App, Kind: in.Kind, From: in.From}
+	if in.Target == nil {
+		var ids []string
+		for _, o := range in.Observed {
+			if o.Kind != runtime.KindAccessory {
+				ids = append(ids, o.ID)
+			}
+		}
+		sort.Strings(ids)
+		if len(ids) > 0 {
+			p.Steps = append(p.Steps, Step{Kind: StepStop, IDs: ids})
+		}
+		return p
+	}
+	t := *in.Target
+	p.Target = t.Release
+	p.Steps = append(p.Steps, Step{Kind: StepPrepare, Release: t.Release, Volumes: volumeNames(t.Spec)})
+	p.Steps = append(p.Steps, planAccessories(t, in.Observed, false)...)
+	if in.Unrouted {
+		if routes := runningRouted(t, in.Observed); len(routes) > 0 {
+			p.Steps = append(p.Steps, Step{Kind: StepRoute, Release: t.Release, Routes: routes})
+		}
+	}
+	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{})...)
+	return p
+}
+
+type convergeOptions struct {
+	startFirst bool          // start every non-singleton service before cutover (deploy)
+	monitor    time.Duration // monitor window after cutover
+}
+
+// converge is the shared core: start what is missing, cut over, stop the
+// rest, singletons stop-first, monitor, drain, activate.
+func converge(app string, t Target, observed []runtime.Instance, specs map[string]*spec.Spec, o convergeOptions) []Step {
+	var steps []Step
+	svcs := t.Spec.ServiceNames()
+
+	// What of the target runs, and what is in the way.
+	running := map[string][]runtime.Instance{} // service → target instances that run
+	var dead []string                          // target instances that exited: removed, then started again
+	var oldWorkers, oldWeb []string
+	oldSingleton := map[string][]string{}
+	var tasks []string
+	for _, in := range observed {
+		switch in.Kind {
+		case runtime.KindAccessory:
+			continue
+		case runtime.KindTask:
+			tasks = append(tasks, in.ID)
+			continue
+		}
+		svc := t.Spec.Services[in.Service]
+		keep := in.Release == t.Release && svc != nil && in.Index >= 1 && in.Index <= t.Replicas(in.Service)
+		switch {
+		case keep && in.State == runtime.StateExited:
+			dead = append(dead, in.ID)
+		case keep:
+			running[in.Service] = append(running[in.Service], in)
+		case svc != nil && svc.Singleton:
+			oldSingleton[in.Service] = append(oldSingleton[in.Service], in.ID)
+		case isRouted(in, t, specs):
+			oldWeb = append(oldWeb, in.ID)
+		default:
+			oldWorkers = append(oldWorkers, in.ID)
+		}
+	}
+	sort.Strings(tasks)
+	sort.Strings(dead)
+	if len(tasks)+len(dead) > 0 {
+		steps = append(steps, Step{Kind: StepStop, IDs: append(tasks, dead...)})
+	}
+
+	missing := func(svc string) []int {
+		have := map[int]bool{}
+		for _, in := range running[svc] {
+			have[in.Index] = true
+		}
+		var idx []int
+		for i := 1; i <= t.Replicas(svc); i++ {
+			if !have[i] {
+				idx = append(idx, i)
+			}
+		}
+		return idx
+	}
+
+	// Start-first: routed services always before the cutover; the others
+	// too in a deploy (all-or-nothing), after it otherwise.
+	var before, after []Start
+	for _, name := range svcs {
+		svc := t.Spec.Services[name]
+		if svc.Singleton {
+			continue
+		}
+		idx := missing(name)
+		if len(idx) == 0 {
+			continue
+		}
+		st := Start{Service: name, Release: t.Release, Indices: idx, Gate: gateFor(svc), Routed: svc.Routed()}
+		if svc.Routed() || o.startFirst {
+			before = append(before, st)
+		} else {
+			after = append(after, st)
+		}
+	}
+	if len(before) > 0 {
+		steps = append(steps, Step{Kind: StepStart, Release: t.Release, Starts: before})
+	}
+
+	// The cutover routes every routed instance of the target.
+	var routes []string
+	for _, name := range svcs {
+		svc := t.Spec.Services[name]
+		if !svc.Routed() {
+			continue
+		}
+		for i := 1; i <= t.Replicas(name); i++ {
+			routes = append(routes, runtime.InstanceID(app, name, t.Release, i, runtime.KindService))
+		}
+	}
+	steps = append(steps, Step{Kind: StepCutover, Release: t.Release, Routes: routes})
+
+	sort.Strings(oldWorkers)
+	if len(oldWorkers) > 0 {
+		steps = append(steps, Step{Kind: StepStop, IDs: oldWorkers})
+	}
+	// Singletons, stop-first: at most one instance ever.
+	for _, name := range svcs {
+		svc := t.Spec.Services[name]
+		if !svc.Singleton {
+			continue
+		}
+		old := oldSingleton[name]
+		sort.Strings(old)
+		want := t.Replicas(name) > 0
+		if want && len(running[name]) > 0 && len(old) == 0 {
+			continue // already right
+		}
+		if !want && len(old) == 0 && len(running[name]) == 0 {
+			continue
+		}
+		if len(running[name]) > 0 && want {
+			// The target's singleton runs beside an old one: stop the old
+			// one only (cannot happen through moorage, but recover anyway).
+			steps = append(steps, Step{Kind: StepStop, IDs: old})
+			continue
+		}
+		if !want {
+			for _, in := range running[name] {
+				old = append(old, in.ID)
+			}
+		}
+		g := gateFor(svc)
+		if g.Kind == "min_ready" && o.monitor > 0 {
+			// The monitor window watches it for crashes: no need to wait
+			// min_ready before the window starts.
+			g = Gate{Kind: "started"}
+		}
+		steps = append(steps, Step{Kind: StepSingleton, Release: t.Release, Service: name, IDs: old, Index: 1, SkipStart: !want, Gate: g})
+	}
+	if len(after) > 0 {
+		steps = append(steps, Step{Kind: StepStart, Release: t.Release, Starts: after})
+	}
+	if o.monitor > 0 {
+		steps = append(steps, Step{Kind: StepMonitor, Release: t.Release, Duration: o.monitor})
+	}
+	// Scale-down within the target (replicas beyond the formation) and the
+	// old web instances: drained, then stopped.
+	sort.Strings(oldWeb)
+	if len(oldWeb) > 0 {
+		steps = append(steps, Step{Kind: StepDrain, IDs: oldWeb})
+	}
+	steps = append(steps, Step{Kind: StepActivate, Release: t.Release})
+	return steps
+}
+
+// isRouted reports whether an instance the target does not keep belongs to
+// a routed service: by its own release's spec when known, else the
+// target's, else by the name "web".
+func isRouted(in runtime.Instance, t Target, specs map[string]*spec.Spec) bool {
+	if sp := specs[in.Release]; sp != nil {
+		if svc := sp.Services[in.Service]; svc != nil {
+			return svc.Routed()
+		}
+	}
+	if svc := t.Spec.Services[in.Service]; svc != nil {
+		return svc.Routed()
+	}
+	return in.Service == "web"
+}
+
+func runningRouted(t Target, observed []runtime.Instance) []string {
+	var ids []string
+	for _, in := range observed {
+		svc := t.Spec.Services[in.Service]
+		if in.Kind == runtime.KindService && in.Release == t.Release && svc != nil && svc.Routed() &&
+			in.State != runtime.StateExited && in.Index >= 1 && in.Index <= t.Replicas(in.Service) {
+			ids = append(ids, in.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func gateFor(svc *spec.Service) Gate {
+	h := svc.Health
+	switch {
+	case h != nil && h.Path != "":
+		return Gate{Kind: "http", Path: h.Path, Interval: h.Interval, Within: h.StartPeriod}
+	case h != nil && len(h.Command) > 0:
+		return Gate{Kind: "command", Command: h.Command, Interval: h.Interval, Within: h.StartPeriod}
+	case h != nil && h.TCP:
+		return Gate{Kind: "tcp", Interval: h.Interval, Within: h.StartPeriod}
+	}
+	return Gate{Kind: "min_ready", Within: svc.MinReady}
+}
+
+// planAccessories starts accessories that do not run. A deploy (restart
+// true) also restarts one whose spec changed; reverts and recovery never
+// restart a running accessory.
+func planAccessories(t Target, observed []runtime.Instance, restart bool) []Step {
+	var steps []Step
+	have := map[string]runtime.Instance{}
+	for _, in := range observed {
+		if in.Kind == runtime.KindAccessory {
+			have[in.Service] = in
+		}
+	}
+	for _, name := range t.Spec.AccessoryNames() {
+		in, ok := have[name]
+		s := Step{Kind: StepAccessory, Release: t.Release, Name: name}
+		switch {
+		case !ok:
+			s.Action = AccessoryStart
+		case in.State == runtime.StateExited:
+			s.Action, s.Reason = AccessoryStart, "it had exited"
+		case restart && in.Hash != t.AccessoryHash[name]:
+			s.Action, s.Reason = AccessoryRestart, "its spec changed"
+		default:
+			s.Action, s.Reason = AccessoryKeep, "running, unchanged"
+		}
+		steps = append(steps, s)
+	}
+	return steps
+}
+
+func volumeNames(s *spec.Spec) []string {
+	set := map[string]bool{}
+	for n := range s.Volumes {
+		set[n] = true
+	}
+	for _, a := range s.Accessories {
+		for _, v := range a.Volumes {
+			if !strings.HasPrefix(v.Name, "/") && !strings.HasPrefix(v.Name, ".") {
+				set[v.Name] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+)
+
+const helloSpec = `
+app: hello
+runtime: process
+build:
+  command: go build -o hello .
+release:
+  - ./hello migrate
+checks:
+  - ./hello check
+services:
+  web:
+    command: ./hello web
+    replicas: 2
+    health: {path: /healthz, interval: 1s}
+  worker:
+    command: ./hello worker
+  scheduler:
+    command: ./hello scheduler
+    singleton: true
+accessories:
+  db:
+    command: postgres -D $MOORAGE_VOLUME_PGDATA -p $PORT
+    port: 5432
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+volumes:
+  data: {mount: /app/data}
+deploy:
+  monitor: 5s
+`
+
+func mustSpec(t *testing.T, text string) *spec.Spec {
+	t.Helper()
+	sp, err := spec.Parse("moorage.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+func target(t *testing.T, rel string, sp *spec.Spec) Target {
+	t.Helper()
+	f := map[string]int{}
+	for n, s := range sp.Services {
+		f[n] = s.Replicas
+	}
+	tg := Target{Release: rel, Spec: sp, Formation: f, AccessoryHash: map[string]string{}}
+	for n, a := range sp.Accessories {
+		tg.AccessoryHash[n] = accessoryHash(a)
+	}
+	return tg
+}
+
+func inst(svc, rel string, idx int, state runtime.State) runtime.Instance {
+	return runtime.Instance{
+		ID: runtime.InstanceID("hello", svc, rel, idx, runtime.KindService), App: "hello", Service: svc,
+		Release: rel, Index: idx, Kind: runtime.KindService, State: state,
+	}
+}
+
+func running(svc, rel string, idx int) runtime.Instance {
+	return inst(svc, rel, idx, runtime.StateRunning)
+}
+
+func accessory(name, hash string) runtime.Instance {
+	return runtime.Instance{ID: "hello-" + name, App: "hello", Service: name, Kind: runtime.KindAccessory, State: runtime.StateRunning, Hash: hash}
+}
+
+func check(t *testing.T, got *Plan, want string) {
+	t.Helper()
+	want = strings.TrimLeft(want, "\n")
+	if got.String() != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestPlanFirstDeploy(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v1", sp), Build: true, RunTasks: true})
+	check(t, p, `
+deploy hello v1 (active: none)
+  1. build v1
+  2. prepare: network, volumes data pgdata
+  3. accessory db: start
+  4. release task 1 in v1: ./hello migrate
+  5. check task 1 in v1: ./hello check
+  6. start web v1 ×2 [1 2], ready on http /healthz; worker v1 ×1 [1], ready after 5s up
+  7. cutover: route every host to v1 hello-web-v1-1 hello-web-v1-2
+  8. singleton scheduler: stop nothing running, then start v1 [1], watched by the monitor
+  9. monitor v1 for 5s
+ 10. activate v1
+`)
+}
+
+func TestPlanDeployOverRunningRelease(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v4", sp)
+	observed := []runtime.Instance{
+		running("web", "v3", 1), running("web", "v3", 2), running("worker", "v3", 1), running("scheduler", "v3", 1),
+		accessory("db", tg.AccessoryHash["db"]),
+	}
+	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Build: true, RunTasks: true, Observed: observed})
+	check(t, p, `
+deploy hello v4 (active: v3)
+  1. build v4
+  2. prepare: network, volumes data pgdata
+  3. accessory db: keep (running, unchanged)
+  4. release task 1 in v4: ./hello migrate
+  5. check task 1 in v4: ./hello check
+  6. start web v4 ×2 [1 2], ready on http /healthz; worker v4 ×1 [1], ready after 5s up
+  7. cutover: route every host to v4 hello-web-v4-1 hello-web-v4-2
+  8. stop hello-worker-v3-1
+  9. singleton scheduler: stop hello-scheduler-v3-1, then start v4 [1], watched by the monitor
+ 10. monitor v4 for 5s
+ 11. drain and stop hello-web-v3-1 hello-web-v3-2
+ 12. activate v4
+`)
+}
+
+func TestPlanAccessoryChangedIsRestartedByDeployOnly(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v2", sp)
+	observed := []runtime.Instance{accessory("db", "old-hash"), running("web", "v1", 1), running("web", "v1", 2)}
+	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: observed})
+	if !strings.Contains(p.String(), "accessory db: restart (its spec changed)") {
+		t.Errorf("deploy should restart a changed accessory:\n%s", p)
+	}
+	c := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, Observed: observed})
+	if !strings.Contains(c.String(), "accessory db: keep") {
+		t.Errorf("recovery must never restart a running accessory:\n%s", c)
+	}
+}
+
+func TestPlanRollbackSkipsTasksAndBuild(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	p := PlanDeploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v5", sp), From: "v4",
+		Observed: []runtime.Instance{running("web", "v4", 1), running("web", "v4", 2), running("worker", "v4", 1), running("scheduler", "v4", 1)}})
+	s := p.String()
+	for _, bad := range []string{"build", "release task"} {
+		if strings.Contains(s, bad) {
+			t.Errorf("rollback plan has %q:\n%s", bad, s)
+		}
+	}
+	if !strings.Contains(s, "check task 1") {
+		t.Errorf("rollback must still run checks:\n%s", s)
+	}
+}
+
+// The monitor saw v4 fail: v3's web instances are still warm, so the revert
+// routes to them at once and starts v3's worker after the cutover.
+func TestPlanRevertAfterCutover(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v3", sp)
+	observed := []runtime.Instance{
+		running("web", "v3", 1), running("web", "v3", 2),
+		running("web", "v4", 1), running("web", "v4", 2), running("worker", "v4", 1), running("scheduler", "v4", 1),
+		accessory("db", tg.AccessoryHash["db"]),
+	}
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v4", Observed: observed})
+	check(t, p, `
+revert hello v3 (active: v4)
+  1. prepare: network, volumes data pgdata
+  2. accessory db: keep (running, unchanged)
+  3. cutover: route every host to v3 hello-web-v3-1 hello-web-v3-2
+  4. stop hello-worker-v4-1
+  5. singleton scheduler: stop hello-scheduler-v4-1, then start v3 [1], ready after 5s up
+  6. start worker v3 ×1 [1], ready after 5s up
+  7. drain and stop hello-web-v4-1 hello-web-v4-2
+  8. activate v3
+`)
+}
+
+// After a crash mid-deploy (before cutover) the server restarts with v3
+// active: v4's instances and the orphaned release task go; v3 is routed
+// first, and its dead worker restarted.
+func TestPlanRecoverBeforeCutover(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v3", sp)
+	task := runtime.Instance{ID: "hello-release-1-v4-0", App: "hello", Service: "release-1", Release: "v4", Kind: runtime.KindTask, State: runtime.StateRunning}
+	observed := []runtime.Instance{
+		running("web", "v3", 1), running("web", "v3", 2), inst("worker", "v3", 1, runtime.StateExited), running("scheduler", "v3", 1),
+		running("web", "v4", 1), task, accessory("db", tg.AccessoryHash["db"]),
+	}
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v3", Observed: observed, Unrouted: true})
+	check(t, p, `
+recover hello v3 (active: v3)
+  1. prepare: network, volumes data pgdata
+  2. accessory db: keep (running, unchanged)
+  3. route v3 to running hello-web-v3-1 hello-web-v3-2
+  4. stop hello-release-1-v4-0 hello-worker-v3-1
+  5. cutover: route every host to v3 hello-web-v3-1 hello-web-v3-2
+  6. start worker v3 ×1 [1], ready after 5s up
+  7. drain and stop hello-web-v4-1
+  8. activate v3
+`)
+}
+
+func TestPlanRecoverNothingActive(t *testing.T) {
+	observed := []runtime.Instance{running("web", "v1", 1), accessory("db", "x")}
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "undo", Observed: observed})
+	check(t, p, `
+undo hello nothing (active: none)
+  1. stop hello-web-v1-1
+`)
+}
+
+// Two singletons must never run at once: the plan always stops the old one
+// before it starts the new one, and never starts one beside another.
+func TestPlanSingletonNeverTwo(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v2", sp)
+	for _, observed := range [][]runtime.Instance{
+		nil,
+		{running("scheduler", "v1", 1)},
+		{running("scheduler", "v2", 1)},
+		{running("scheduler", "v1", 1), running("scheduler", "v2", 1)},
+		{inst("scheduler", "v2", 1, runtime.StateExited)},
+	} {
+		p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, Observed: observed})
+		alive := map[string]bool{}
+		for _, o := range observed {
+			if o.Service == "scheduler" && o.State != runtime.StateExited {
+				alive[o.ID] = true
+			}
+		}
+		for _, s := range p.Steps {
+			switch s.Kind {
+			case StepStop, StepDrain:
+				for _, id := range s.IDs {
+					delete(alive, id)
+				}
+			case StepSingleton:
+				for _, id := range s.IDs {
+					delete(alive, id)
+				}
+				if len(alive) > 0 {
+					t.Fatalf("singleton started while %v alive:\n%s", alive, p)
+				}
+				alive[runtime.InstanceID("hello", s.Service, s.Release, s.Index, runtime.KindService)] = true
+			case StepStart:
+				for _, st := range s.Starts {
+					if st.Service == "scheduler" {
+						t.Fatalf("singleton started by a start step:\n%s", p)
+					}
+				}
+			}
+		}
+		if len(alive) > 1 {
+			t.Fatalf("%d schedulers alive after plan:\n%s", len(alive), p)
+		}
+	}
+}
+
+func TestPlanScaleDownWithinTarget(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v2", sp)
+	tg.Formation["web"] = 1
+	observed := []runtime.Instance{running("web", "v2", 1), running("web", "v2", 2), running("worker", "v2", 1), running("scheduler", "v2", 1)}
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "converge", Target: &tg, From: "v2", Observed: observed})
+	check(t, p, `
+converge hello v2 (active: v2)
+  1. prepare: network, volumes data pgdata
+  2. accessory db: start
+  3. cutover: route every host to v2 hello-web-v2-1
+  4. drain and stop hello-web-v2-2
+  5. activate v2
+`)
+}

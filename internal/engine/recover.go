@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/moorage/moorage/internal/store"
+)
+
+// recover runs at start. The store's active release of every app is the
+// truth (the cutover commits it); what runs is observed from the runtimes
+// (which re-adopted their instances) and converged to it: instances of a
+// deploy that had not cut over are removed, one that had is finished,
+// instances that died while the server was down are started again, and the
+// proxy routes to what serves. Then the interrupted deploys' records are
+// closed and stale locks cleared.
+func (e *Engine) recover(ctx context.Context) error {
+	stale, err := e.st.ClearStaleLocks(ctx, e.server)
+	if err != nil {
+		return err
+	}
+	for _, l := range stale {
+		e.log.Info("cleared stale lock", "app", l.App, "owner", l.Owner, "operation", l.Operation, "since", l.AcquiredAt)
+	}
+	running, err := e.st.RunningDeploys(ctx)
+	if err != nil {
+		return err
+	}
+	apps, err := e.st.ListApps(ctx)
+	if err != nil {
+		return err
+	}
+	interrupted := map[string]*store.Deploy{}
+	for _, d := range running {
+		interrupted[d.App] = d
+	}
+	var errs []error
+	for _, a := range apps {
+		if err := e.recoverApp(ctx, a, interrupted[a.Name]); err != nil {
+			e.log.Error("recovery failed", "app", a.Name, "err", err)
+			e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery at server start failed: " + err.Error()})
+			errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
+		}
+	}
+	// Close the records of deploys a crash interrupted.
+	for _, d := range running {
+		a, err := e.st.GetApp(ctx, d.App)
+		if err != nil {
+			continue
+		}
+		status, reason := store.DeployFailed, fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone, %s kept serving", d.Phase, store.ReleaseID(d.FromRelease))
+		switch {
+		case d.Cutover && a.Current == d.Release:
+			status, reason = store.DeploySucceeded, fmt.Sprintf("interrupted by a server restart during %s, after the cutover: finished at restart", d.Phase)
+		case d.Cutover:
+			status, reason = store.DeployRolledBack, fmt.Sprintf("interrupted by a server restart during %s, while rolling back: rolled back at restart", d.Phase)
+		}
+		if d.FromRelease == 0 && status == store.DeployFailed {
+			reason = fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone", d.Phase)
+		}
+		if d.Release != 0 && a.Current != d.Release {
+			e.st.SetReleaseStatus(ctx, d.App, d.Release, store.ReleaseFailed)
+		}
+		if err := e.st.FinishDeploy(ctx, d.ID, status, reason); err != nil {
+			errs = append(errs, err)
+		}
+		e.st.AddEvent(ctx, store.Event{App: d.App, Kind: store.EventRecover, Message: fmt.Sprintf("deploy #%d: %s", d.ID, reason)})
+		e.log.Info("recovered interrupted deploy", "app", d.App, "deploy", d.ID, "status", status, "reason", reason)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("recovery: %v", errs)
+	}
+	return nil
+}
+
+func (e *Engine) recoverApp(ctx context.Context, a *store.App, d *store.Deploy) error {
+	observed, err := e.observe(ctx, a.Name)
+	if err != nil {
+		return err
+	}
+	var target *Target
+	var rel *store.Release
+	if a.Current != 0 {
+		if rel, err = e.st.GetRelease(ctx, a.Name, a.Current); err != nil {
+			return err
+		}
+		target = targetOf(rel)
+	}
+	plan := PlanConverge(ConvergeInput{
+		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
+		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true,
+	})
+	rt := e.runtimes[a.Runtime]
+	if rel != nil {
+		if x, ok := e.runtimes[rel.Runtime]; ok {
+			rt = x
+		}
+	}
+	if rt == nil {
+		for _, x := range e.runtimes {
+			rt = x
+			break
+		}
+	}
+	// Journal the recovery like any operation when it changes something.
+	rec := &store.Deploy{App: a.Name, Kind: store.KindRecover, Owner: "moorage server (recovery at start)", Release: a.Current, FromRelease: a.Current}
+	if !quiet(plan) {
+		if err := e.st.CreateDeploy(ctx, rec); err != nil {
+			return err
+		}
+		e.st.SetDeployPlan(ctx, rec.ID, plan.String())
+		e.log.Info("recovering", "app", a.Name, "plan", plan.String())
+	}
+	op := newOp()
+	r := &run{e: e, op: op, deploy: rec, rel: rel, rt: rt, routed: map[string]string{}, known: map[string]*store.Release{}, undoing: true, prefix: "recover:"}
+	if rel != nil {
+		r.known[rel.ID()] = rel
+	} else {
+		r.rel = &store.Release{App: a.Name}
+	}
+	err = r.stepsQuiet(ctx, plan.Steps, rec.ID != 0)
+	if rec.ID != 0 {
+		status, reason := store.DeploySucceeded, ""
+		if err != nil {
+			status, reason = store.DeployFailed, err.Error()
+		}
+		e.st.FinishDeploy(ctx, rec.ID, status, reason)
+	}
+	return err
+}
+
+// quiet reports whether a recovery plan only re-routes what runs.
+func quiet(p *Plan) bool {
+	for _, s := range p.Steps {
+		switch s.Kind {
+		case StepPrepare, StepRoute, StepCutover, StepActivate:
+		case StepAccessory:
+			if s.Action != AccessoryKeep {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// stepsQuiet runs recovery steps, journaled only when they change something.
+func (r *run) stepsQuiet(ctx context.Context, steps []Step, journal bool) error {
+	if journal {
+		return r.steps(ctx, steps)
+	}
+	for _, s := range steps {
+		out := newStepOutput(r.op, 0, string(s.Kind))
+		if err := r.step(ctx, s, out); err != nil {
+			return &stepError{step: s, err: err}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,359 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// runInput is a deploy, rollback or config release about to be executed.
+type runInput struct {
+	app        *store.App
+	kind       string
+	owner      string
+	rt         runtime.Runtime
+	target     *store.Release // not yet stored
+	from       *store.Release // active release, nil for the first deploy
+	build      bool
+	runTasks   bool
+	contextDir string
+}
+
+// run is the executor of one operation. It follows plans; it decides
+// nothing a plan did not say.
+type run struct {
+	e       *Engine
+	op      *Op
+	deploy  *store.Deploy
+	rel     *store.Release // the target
+	from    *store.Release
+	rt      runtime.Runtime
+	ctxDir  string
+	cutover bool              // the target was cut over (commit point passed)
+	routed  map[string]string // routed instance id → release, after the last cutover
+	known   map[string]*store.Release
+	undoing bool   // following an undo, revert or recovery plan
+	prefix  string // journal name prefix of steps: "", "undo:", "revert:", "recover:"
+}
+
+// stepError is a failed step, with the instance that failed when one did.
+type stepError struct {
+	step     Step
+	instance string
+	err      error
+}
+
+func (s *stepError) Error() string {
+	return fmt.Sprintf("%s: %v", s.step.Kind, s.err)
+}
+
+func (s *stepError) Unwrap() error { return s.err }
+
+// instanceError names the instance that failed a step.
+type instanceError struct {
+	id  string
+	err error
+}
+
+func (i *instanceError) Error() string { return i.err.Error() }
+func (i *instanceError) Unwrap() error { return i.err }
+
+func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
+	app := in.app.Name
+	d := &store.Deploy{App: app, Kind: in.kind, Owner: in.owner}
+	if in.from != nil {
+		d.FromRelease = in.from.Version
+	}
+	if err := e.st.CreateDeploy(ctx, d); err != nil {
+		return store.DeployFailed, err
+	}
+	op.setDeploy(d.ID)
+	rel := in.target
+	rel.DeployID = d.ID
+	if err := e.st.CreateRelease(ctx, rel); err != nil {
+		e.st.FinishDeploy(ctx, d.ID, store.DeployFailed, err.Error())
+		return store.DeployFailed, err
+	}
+	d.Release = rel.Version
+	e.st.SetDeployRelease(ctx, d.ID, rel.Version)
+	e.st.UpdateLock(ctx, app, e.server, d.ID, fmt.Sprintf("%s of %s", in.kind, rel.ID()))
+
+	from := "none"
+	if in.from != nil {
+		from = in.from.ID()
+	}
+	op.emit(Event{Type: EventInfo, Release: rel.ID(), Text: fmt.Sprintf("%s #%d: %s %s (%s, active: %s)", in.kind, d.ID, app, rel.ID(), rel.Cause, from)})
+
+	r := &run{e: e, op: op, deploy: d, rel: rel, from: in.from, rt: in.rt, ctxDir: in.contextDir,
+		routed: map[string]string{}, known: map[string]*store.Release{rel.ID(): rel}}
+	if in.from != nil {
+		r.known[in.from.ID()] = in.from
+	}
+	observed, err := e.observe(ctx, app)
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	plan := PlanDeploy(DeployInput{
+		App: app, Kind: in.kind, Target: *targetOf(rel), From: storeID(in.from),
+		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, app, observed),
+	})
+	e.st.SetDeployPlan(ctx, d.ID, plan.String())
+	op.emit(Event{Type: EventPlan, Release: rel.ID(), Text: plan.String()})
+
+	if err := r.steps(ctx, plan.Steps); err != nil {
+		return r.fail(ctx, err)
+	}
+	if err := e.st.FinishDeploy(ctx, d.ID, store.DeploySucceeded, ""); err != nil {
+		return store.DeployFailed, err
+	}
+	e.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("%s is active (%s, deploy #%d)", rel.ID(), rel.Cause, d.ID)})
+	return store.DeploySucceeded, nil
+}
+
+func storeID(r *store.Release) string {
+	if r == nil {
+		return ""
+	}
+	return r.ID()
+}
+
+// fail handles a failed step: before the cutover the target's instances are
+// removed and the active release keeps serving, untouched; after it the
+// previous release is brought back (instantly: its web instances are still
+// warm) and the target's instances are removed.
+func (r *run) fail(ctx context.Context, cause error) (string, error) {
+	e, app := r.e, r.rel.App
+	if ctx.Err() != nil || errors.Is(cause, ErrInterrupted) {
+		// The server is stopping: leave the journal as it is; recovery at
+		// the next start finishes or undoes this deploy like after a crash.
+		r.op.emit(Event{Type: EventWarn, Text: "the server is stopping; this deploy is finished or undone when it starts again"})
+		return "interrupted", ErrInterrupted
+	}
+	msg := cause.Error()
+	var logs []string
+	var inst string
+	var ie *instanceError
+	if errors.As(cause, &ie) {
+		inst = ie.id
+		logs = r.lastLogs(ctx, ie.id, 20)
+	}
+	r.op.emit(Event{Type: EventError, Release: r.rel.ID(), Text: msg, Instance: inst, Logs: logs})
+
+	status, verb := store.DeployFailed, "undo"
+	kind := "undo"
+	if r.cutover {
+		status, verb, kind = store.DeployRolledBack, "roll back to "+storeID(r.from), "revert"
+	}
+	r.op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("%s: %s", verb, describeTarget(r.from))})
+	observed, err := e.observe(ctx, app)
+	if err == nil {
+		var target *Target
+		if r.from != nil {
+			target = targetOf(r.from)
+		}
+		plan := PlanConverge(ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
+		r.op.emit(Event{Type: EventPlan, Text: plan.String()})
+		r.undoing, r.prefix = true, kind+":"
+		err = r.steps(ctx, plan.Steps)
+	}
+	if err != nil {
+		// Undoing failed too: say so loudly; recovery retries at the next
+		// start, and `moorage ps` shows the state.
+		e.log.Error("undo failed", "app", app, "deploy", r.deploy.ID, "err", err)
+		r.op.emit(Event{Type: EventError, Text: "could not restore the previous state: " + err.Error()})
+		msg += "; restoring the previous state failed too: " + err.Error()
+	}
+	e.st.SetReleaseStatus(ctx, app, r.rel.Version, store.ReleaseFailed)
+	e.st.FinishDeploy(ctx, r.deploy.ID, status, msg)
+	e.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("deploy #%d of %s %s: %s", r.deploy.ID, r.rel.ID(), status, msg)})
+	return status, fmt.Errorf("%s %s %s: %s", r.deploy.Kind, app, r.rel.ID(), msg)
+}
+
+func describeTarget(r *store.Release) string {
+	if r == nil {
+		return "nothing was active; removing what this deploy started"
+	}
+	return r.ID() + " keeps serving"
+}
+
+// steps executes steps in order, journaling each before acting.
+func (r *run) steps(ctx context.Context, steps []Step) error {
+	for _, s := range steps {
+		if ctx.Err() != nil {
+			return ErrInterrupted
+		}
+		name := r.prefix + string(s.Kind)
+		r.e.failpoint("before:" + name)
+		seq, err := r.e.st.StartStep(ctx, r.deploy.ID, name, s.String())
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		r.op.emit(Event{Type: EventStep, Seq: seq, Step: name, Detail: s.String(), Release: s.Release})
+		out := newStepOutput(r.op, seq, name)
+		err = r.step(ctx, s, out)
+		outcome := store.StepOK
+		if err != nil {
+			outcome = store.StepFailed
+			out.Line("error: " + err.Error())
+		}
+		fctx := context.WithoutCancel(ctx)
+		r.e.st.FinishStep(fctx, r.deploy.ID, seq, outcome, out.String())
+		r.op.emit(Event{Type: EventStepDone, Seq: seq, Step: name, Detail: s.String(), Outcome: outcome, Duration: time.Since(start), Release: s.Release})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ErrInterrupted
+			}
+			return &stepError{step: s, err: err}
+		}
+		r.e.failpoint("after:" + name)
+	}
+	return nil
+}
+
+func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
+	switch s.Kind {
+	case StepBuild:
+		return r.build(ctx, out)
+	case StepPrepare:
+		return r.prepare(ctx, s, out)
+	case StepAccessory:
+		return r.accessory(ctx, s, out)
+	case StepRelease, StepCheck:
+		return r.task(ctx, s, out)
+	case StepStart:
+		return r.start(ctx, s, out)
+	case StepRoute:
+		return r.route(ctx, s, out, false)
+	case StepCutover:
+		return r.route(ctx, s, out, true)
+	case StepStop:
+		return r.stop(ctx, s.IDs, out)
+	case StepSingleton:
+		return r.singleton(ctx, s, out)
+	case StepMonitor:
+		return r.monitor(ctx, s, out)
+	case StepDrain:
+		return r.drain(ctx, s, out)
+	case StepActivate:
+		return r.activate(ctx, s, out)
+	}
+	return fmt.Errorf("unknown step %q", s.Kind)
+}
+
+// release resolves a release ID named by a step.
+func (r *run) release(ctx context.Context, id string) (*store.Release, error) {
+	if rel := r.known[id]; rel != nil {
+		return rel, nil
+	}
+	var v int
+	if _, err := fmt.Sscanf(id, "v%d", &v); err != nil {
+		return nil, fmt.Errorf("bad release id %q", id)
+	}
+	rel, err := r.e.st.GetRelease(ctx, r.rel.App, v)
+	if err != nil {
+		return nil, err
+	}
+	r.known[id] = rel
+	return rel, nil
+}
+
+// lastLogs returns the last n lines an instance printed.
+func (r *run) lastLogs(ctx context.Context, id string, n int) []string {
+	var lines []string
+	for _, rt := range r.e.runtimes {
+		err := rt.Logs(ctx, id, runtime.LogOptions{Tail: n}, func(l runtime.LogLine) error {
+			lines = append(lines, l.Text)
+			return nil
+		})
+		if err == nil && len(lines) > 0 {
+			break
+		}
+	}
+	return lines
+}
+
+// stepOutput collects a step's output: each line is streamed as an event
+// and the tail is journaled with the step.
+type stepOutput struct {
+	mu      sync.Mutex
+	op      *Op
+	seq     int
+	step    string
+	partial []byte
+	buf     strings.Builder
+}
+
+func newStepOutput(op *Op, seq int, step string) *stepOutput {
+	return &stepOutput{op: op, seq: seq, step: step}
+}
+
+// Write implements io.Writer, splitting into lines.
+func (o *stepOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := len(p)
+	o.partial = append(o.partial, p...)
+	for {
+		i := strings.IndexByte(string(o.partial), '\n')
+		if i < 0 {
+			break
+		}
+		o.line(strings.TrimRight(string(o.partial[:i]), "\r"))
+		o.partial = o.partial[i+1:]
+	}
+	if len(o.partial) > 64<<10 {
+		o.line(string(o.partial))
+		o.partial = nil
+	}
+	return n, nil
+}
+
+// Line records one line.
+func (o *stepOutput) Line(s string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.line(s)
+}
+
+func (o *stepOutput) line(s string) {
+	o.op.emit(Event{Type: EventOutput, Seq: o.seq, Step: o.step, Text: s})
+	if o.buf.Len() > 4*store.MaxStepOutput {
+		keep := o.buf.String()[o.buf.Len()-store.MaxStepOutput:]
+		o.buf.Reset()
+		o.buf.WriteString(keep)
+	}
+	o.buf.WriteString(s)
+	o.buf.WriteByte('\n')
+}
+
+// Printf records a formatted line.
+func (o *stepOutput) Printf(format string, args ...any) { o.Line(fmt.Sprintf(format, args...)) }
+
+// String is the collected output.
+func (o *stepOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.partial) > 0 {
+		o.line(string(o.partial))
+		o.partial = nil
+	}
+	return o.buf.String()
+}
+
+// Tail returns the last n lines.
+func (o *stepOutput) Tail(n int) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(o.buf.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}

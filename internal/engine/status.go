@@ -1,0 +1,216 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// InstanceStatus is an instance as `moorage ps` shows it.
+type InstanceStatus struct {
+	runtime.Instance
+	Runtime string `json:"runtime"`
+	Routed  bool   `json:"routed"`
+	// Health is "healthy", "unhealthy" (with LastError) or "" when the proxy
+	// does not check it.
+	Health    string `json:"health,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// AppStatus is an app's state.
+type AppStatus struct {
+	App       string           `json:"app"`
+	Runtime   string           `json:"runtime"`
+	Active    string           `json:"active,omitempty"`
+	Cause     string           `json:"cause,omitempty"`
+	Since     time.Time        `json:"since,omitempty"`
+	Formation map[string]int   `json:"formation,omitempty"`
+	Instances []InstanceStatus `json:"instances"`
+	Lock      *store.Lock      `json:"lock,omitempty"`
+	Events    []store.Event    `json:"events,omitempty"` // recent crashes and errors
+}
+
+// Status returns app's state: its active release, what runs, and recent
+// trouble.
+func (e *Engine) Status(ctx context.Context, app string) (*AppStatus, error) {
+	a, err := e.st.GetApp(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	st := &AppStatus{App: a.Name, Runtime: a.Runtime, Instances: []InstanceStatus{}}
+	if a.Current != 0 {
+		rel, err := e.st.GetRelease(ctx, app, a.Current)
+		if err != nil {
+			return nil, err
+		}
+		st.Active, st.Cause, st.Since, st.Formation = rel.ID(), rel.Cause, rel.CreatedAt, rel.Formation
+		st.Runtime = rel.Runtime
+	}
+	health := map[string]proxy.TargetStatus{}
+	for _, ts := range e.proxy.Status(app) {
+		health[ts.ID] = ts
+	}
+	for name, rt := range e.runtimes {
+		ins, err := rt.List(ctx, runtime.Filter{App: app})
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range ins {
+			is := InstanceStatus{Instance: in, Runtime: name}
+			if ts, ok := health[in.ID]; ok {
+				is.Routed = ts.Routed
+				is.Health = "healthy"
+				if !ts.Healthy {
+					is.Health, is.LastError = "unhealthy", ts.LastError
+				}
+			}
+			st.Instances = append(st.Instances, is)
+		}
+	}
+	sort.Slice(st.Instances, func(i, j int) bool {
+		a, b := st.Instances[i], st.Instances[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.ID < b.ID
+	})
+	if l, err := e.st.GetLock(ctx, app); err == nil {
+		st.Lock = l
+	}
+	st.Events, _ = e.st.ListEvents(ctx, app, 10, store.EventCrash, store.EventError, store.EventBackup, store.EventRecover)
+	return st, nil
+}
+
+// LogsRequest selects an app's log lines.
+type LogsRequest struct {
+	App     string
+	Service string // "" = every service (accessories and tasks included)
+	Release string // "" = every release
+	Tail    int    // last N lines overall; 0 = all
+	Since   time.Time
+	Follow  bool
+}
+
+// Logs calls fn with the matching lines of every instance the app ever
+// ran, merged by time. With Follow it goes on with new lines, including
+// those of instances that start later (a deploy while following), until ctx
+// is done.
+func (e *Engine) Logs(ctx context.Context, req LogsRequest, fn func(runtime.LogLine) error) error {
+	if _, err := e.st.GetApp(ctx, req.App); err != nil {
+		return err
+	}
+	recs, err := e.st.ListInstances(ctx, req.App)
+	if err != nil {
+		return err
+	}
+	match := func(r store.InstanceRecord) bool {
+		return (req.Service == "" || r.Service == req.Service) && (req.Release == "" || r.Release == req.Release)
+	}
+	var lines []runtime.LogLine
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		if !match(rec) {
+			continue
+		}
+		seen[rec.ID] = true
+		for _, rt := range e.runtimes {
+			var got []runtime.LogLine
+			err := rt.Logs(ctx, rec.ID, runtime.LogOptions{Tail: req.Tail, Since: req.Since}, func(l runtime.LogLine) error {
+				got = append(got, l)
+				return nil
+			})
+			if err == nil {
+				lines = append(lines, got...)
+				if len(got) > 0 {
+					break
+				}
+			} else if !errors.Is(err, runtime.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].Time.Before(lines[j].Time) })
+	if req.Tail > 0 && len(lines) > req.Tail {
+		lines = lines[len(lines)-req.Tail:]
+	}
+	for _, l := range lines {
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	if !req.Follow {
+		return nil
+	}
+	return e.followLogs(ctx, req, seen, lines, fn)
+}
+
+// followLogs streams new lines of running instances, picking up instances
+// that start while it runs.
+func (e *Engine) followLogs(ctx context.Context, req LogsRequest, _ map[string]bool, printed []runtime.LogLine, fn func(runtime.LogLine) error) error {
+	var mu sync.Mutex
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	since := time.Now()
+	if n := len(printed); n > 0 {
+		since = printed[n-1].Time.Add(time.Nanosecond)
+	}
+	following := map[string]bool{}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for name, rt := range e.runtimes {
+			ins, err := rt.List(ctx, runtime.Filter{App: req.App, Service: req.Service, Release: req.Release})
+			if err != nil {
+				continue
+			}
+			for _, in := range ins {
+				mu.Lock()
+				skip := following[in.ID] || in.State == runtime.StateExited
+				following[in.ID] = true
+				mu.Unlock()
+				if skip {
+					continue
+				}
+				from := since
+				if in.StartedAt.After(since) {
+					from = time.Time{} // started while we follow: all of it
+				}
+				wg.Add(1)
+				go func(rt runtime.Runtime, id string) {
+					defer wg.Done()
+					err := rt.Logs(ctx, id, runtime.LogOptions{Since: from, Follow: true}, func(l runtime.LogLine) error {
+						mu.Lock()
+						defer mu.Unlock()
+						if err := fn(l); err != nil {
+							cancel(err)
+							return err
+						}
+						return nil
+					})
+					if err != nil && ctx.Err() == nil && !errors.Is(err, runtime.ErrNotFound) {
+						e.log.Debug("follow logs", "instance", id, "runtime", name, "err", err)
+						mu.Lock()
+						following[id] = false
+						mu.Unlock()
+					}
+				}(rt, in.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,609 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moorage/moorage/internal/health"
+	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
+)
+
+func (r *run) build(ctx context.Context, out *stepOutput) error {
+	if r.ctxDir == "" {
+		return errors.New("nothing was uploaded to build")
+	}
+	art, err := r.rt.Build(ctx, runtime.BuildRequest{
+		App: r.rel.App, Release: r.rel.ID(), ContextDir: r.ctxDir, Spec: r.rel.Spec, Output: out,
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.e.st.SetReleaseArtifact(ctx, r.rel.App, r.rel.Version, art); err != nil {
+		return err
+	}
+	r.rel.Artifact = art
+	out.Printf("built %s: %s", r.rel.ID(), art.Ref)
+	return nil
+}
+
+func (r *run) prepare(ctx context.Context, s Step, out *stepOutput) error {
+	if err := r.rt.EnsureNetwork(ctx, r.rel.App); err != nil {
+		return err
+	}
+	for _, v := range s.Volumes {
+		if err := r.rt.EnsureVolume(ctx, r.rel.App, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
+	rel, err := r.release(ctx, s.Release)
+	if err != nil {
+		return err
+	}
+	acc := rel.Spec.Accessories[s.Name]
+	if s.Action == AccessoryKeep {
+		out.Printf("%s: %s", s.Name, s.Reason)
+		return nil
+	}
+	id := runtime.InstanceID(rel.App, s.Name, "", 0, runtime.KindAccessory)
+	if s.Action == AccessoryRestart {
+		out.Printf("restarting %s: %s", s.Name, s.Reason)
+	}
+	// Start or restart: whatever is there (exited, or the old spec) goes.
+	if err := r.rt.Remove(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return fmt.Errorf("remove accessory %s: %w", s.Name, err)
+	}
+	is := runtime.InstanceSpec{
+		App: rel.App, Service: s.Name, Kind: runtime.KindAccessory,
+		Image: acc.Image, Command: acc.Command, Env: acc.Env, Port: acc.Port,
+		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout,
+		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
+		Hash: accessoryHash(acc),
+	}
+	for _, v := range acc.Volumes {
+		is.Mounts = append(is.Mounts, runtime.Mount{Name: v.Name, Target: v.Path})
+	}
+	r.e.st.PutInstance(ctx, store.InstanceRecord{ID: id, App: rel.App, Service: s.Name, Kind: string(runtime.KindAccessory), DeployID: r.deploy.ID, State: store.InstanceStarting})
+	in, err := r.rt.Start(ctx, is)
+	if err != nil {
+		return &instanceError{id: id, err: fmt.Errorf("start accessory %s: %w", s.Name, err)}
+	}
+	r.e.st.SetInstanceState(ctx, id, store.InstanceRunning)
+	g := Gate{Kind: "tcp", Interval: time.Second, Within: spec.DefaultStartPeriod}
+	if acc.Health != nil {
+		g = gateForHealth(acc.Health)
+	} else if in.Addr == "" {
+		g = Gate{Kind: "min_ready", Within: time.Second}
+	}
+	out.Printf("started %s, waiting until %s", id, g)
+	if err := r.gate(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(acc.Health)}}); err != nil {
+		return err
+	}
+	out.Printf("%s is ready", s.Name)
+	return nil
+}
+
+func gateForHealth(h *spec.Health) Gate {
+	switch {
+	case h.Path != "":
+		return Gate{Kind: "http", Path: h.Path, Interval: h.Interval, Within: h.StartPeriod}
+	case len(h.Command) > 0:
+		return Gate{Kind: "command", Command: h.Command, Interval: h.Interval, Within: h.StartPeriod}
+	}
+	return Gate{Kind: "tcp", Interval: h.Interval, Within: h.StartPeriod}
+}
+
+func healthTimeout(h *spec.Health) time.Duration {
+	if h == nil || h.Timeout <= 0 {
+		return spec.DefaultHealthTimeout
+	}
+	return h.Timeout
+}
+
+func (r *run) task(ctx context.Context, s Step, out *stepOutput) error {
+	rel, err := r.release(ctx, s.Release)
+	if err != nil {
+		return err
+	}
+	label := fmt.Sprintf("%s-%d", s.Kind, s.Task+1)
+	env, err := r.env(ctx, rel, "")
+	if err != nil {
+		return err
+	}
+	is := runtime.InstanceSpec{
+		App: rel.App, Service: label, Release: rel.ID(), Kind: runtime.KindTask,
+		Artifact: rel.Artifact, Command: s.Command, Env: env, Mounts: mountsFor(rel.Spec, ""),
+		StopSignal: syscall.SIGTERM, StopTimeout: spec.DefaultStopTimeout,
+	}
+	if rel.Spec.Runtime == spec.RuntimeDocker {
+		is.User = firstService(rel.Spec).User
+	}
+	id := is.ID()
+	r.e.st.PutInstance(ctx, store.InstanceRecord{ID: id, App: rel.App, Service: label, Release: rel.ID(), Kind: string(runtime.KindTask), DeployID: r.deploy.ID, State: store.InstanceStarting})
+	defer r.e.st.SetInstanceState(context.WithoutCancel(ctx), id, store.InstanceRemoved)
+	code, err := r.rt.Run(ctx, runtime.RunSpec{InstanceSpec: is, Timeout: s.Timeout, Stdout: out, Stderr: out})
+	if err != nil {
+		if errors.Is(err, runtime.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%s task %d `%s` did not finish within %s: %w", s.Kind, s.Task+1, strings.Join(s.Command, " "), s.Timeout, err)
+		}
+		return fmt.Errorf("%s task %d `%s`: %w", s.Kind, s.Task+1, strings.Join(s.Command, " "), err)
+	}
+	if code != 0 {
+		return fmt.Errorf("%s task %d `%s` exited with status %d", s.Kind, s.Task+1, strings.Join(s.Command, " "), code)
+	}
+	return nil
+}
+
+func firstService(sp *spec.Spec) *spec.Service {
+	for _, n := range sp.ServiceNames() {
+		return sp.Services[n]
+	}
+	return &spec.Service{}
+}
+
+// gated is an instance waiting for its gate.
+type gated struct {
+	in      runtime.Instance
+	gate    Gate
+	timeout time.Duration
+}
+
+func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
+	var wait []gated
+	ids := map[string]bool{}
+	for _, st := range s.Starts {
+		for _, idx := range st.Indices {
+			ids[runtime.InstanceID(r.rel.App, st.Service, st.Release, idx, runtime.KindService)] = true
+		}
+	}
+	w, unwatch := r.e.watch(func(ev runtime.Event) bool { return ev.Type == runtime.EventCrash && ids[ev.Instance] })
+	defer unwatch()
+	for _, st := range s.Starts {
+		rel, err := r.release(ctx, st.Release)
+		if err != nil {
+			return err
+		}
+		svc := rel.Spec.Services[st.Service]
+		for _, idx := range st.Indices {
+			in, err := r.startInstance(ctx, rel, st.Service, idx)
+			if err != nil {
+				return err
+			}
+			out.Printf("started %s %s", in.ID, addrNote(in))
+			wait = append(wait, gated{in: in, gate: st.Gate, timeout: healthTimeout(svc.Health)})
+		}
+	}
+	return r.gateWatching(ctx, wait, w, out)
+}
+
+func addrNote(in runtime.Instance) string {
+	if in.Addr == "" {
+		return ""
+	}
+	return "on " + in.Addr
+}
+
+func (r *run) startInstance(ctx context.Context, rel *store.Release, service string, idx int) (runtime.Instance, error) {
+	is, err := r.instanceSpec(ctx, rel, service, idx)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	id := is.ID()
+	// Journal first: a crash between here and Start leaves a record that
+	// recovery reconciles with what the runtime reports.
+	r.e.st.PutInstance(ctx, store.InstanceRecord{ID: id, App: rel.App, Service: service, Release: rel.ID(), Index: idx, Kind: string(runtime.KindService), DeployID: r.deploy.ID, State: store.InstanceStarting})
+	in, err := r.rt.Start(ctx, is)
+	if errors.Is(err, runtime.ErrExists) {
+		// A stale, stopped copy (after a crash): replace it.
+		if rerr := r.rt.Remove(ctx, id); rerr == nil {
+			in, err = r.rt.Start(ctx, is)
+		}
+	}
+	if err != nil {
+		return runtime.Instance{}, &instanceError{id: id, err: fmt.Errorf("start %s: %w", id, err)}
+	}
+	r.e.st.SetInstanceState(ctx, id, store.InstanceRunning)
+	return in, nil
+}
+
+// gate waits until every instance passes its gate, failing fast when one
+// crashes.
+func (r *run) gate(ctx context.Context, wait []gated) error {
+	ids := map[string]bool{}
+	for _, g := range wait {
+		ids[g.in.ID] = true
+	}
+	w, unwatch := r.e.watch(func(ev runtime.Event) bool { return ev.Type == runtime.EventCrash && ids[ev.Instance] })
+	defer unwatch()
+	return r.gateWatching(ctx, wait, w, nil)
+}
+
+func (r *run) gateWatching(ctx context.Context, wait []gated, w *watcher, out *stepOutput) error {
+	if len(wait) == 0 {
+		return nil
+	}
+	gctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		for {
+			select {
+			case <-gctx.Done():
+				return
+			case ev := <-w.ch:
+				cancel(&instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed before it became ready (%s)", ev.Instance, ev.Message)})
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, len(wait))
+	for i, g := range wait {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			errs[i] = r.waitGate(gctx, g)
+			if errs[i] != nil {
+				if cause := context.Cause(gctx); cause != nil && !errors.Is(cause, context.Canceled) {
+					errs[i] = cause
+				} else {
+					errs[i] = &instanceError{id: g.in.ID, err: fmt.Errorf("%s did not become ready: %w", g.in.ID, errs[i])}
+				}
+				cancel(errs[i])
+				return
+			}
+			if out != nil {
+				out.Printf("%s ready in %s", g.in.ID, time.Since(start).Round(time.Millisecond))
+			}
+		}()
+	}
+	wg.Wait()
+	if cause := context.Cause(gctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return errors.Join(errs...)
+}
+
+func (r *run) waitGate(ctx context.Context, g gated) error {
+	var check health.Check
+	switch g.gate.Kind {
+	case "http":
+		check = health.HTTP(g.in.Addr, g.gate.Path, g.timeout)
+	case "tcp":
+		check = health.TCP(g.in.Addr, g.timeout)
+	case "command":
+		id, cmd := g.in.ID, g.gate.Command
+		check = health.Command(g.timeout, func(ctx context.Context) (int, string, error) {
+			var b strings.Builder
+			code, err := r.rt.Exec(ctx, id, cmd, &limitedWriter{w: &b, n: 4096})
+			return code, b.String(), err
+		})
+	default:
+		t := time.NewTimer(g.gate.Within)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return health.WaitReady(ctx, check, g.gate.Interval, g.gate.Within)
+}
+
+type limitedWriter struct {
+	w interface{ WriteString(string) (int, error) }
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		q := p
+		if len(q) > l.n {
+			q = q[:l.n]
+		}
+		l.n -= len(q)
+		l.w.WriteString(string(q))
+	}
+	return len(p), nil
+}
+
+// route points the proxy at the step's instances. A cutover of the target
+// is the deploy's commit point; any other cutover (undo, revert, recovery)
+// makes its release the active one again.
+func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) error {
+	rel, err := r.release(ctx, s.Release)
+	if err != nil {
+		return err
+	}
+	observed, err := r.e.observe(ctx, rel.App)
+	if err != nil {
+		return err
+	}
+	rts, err := routesFor(rel, s.Routes, observed)
+	if err != nil {
+		return err
+	}
+	for _, id := range s.Routes {
+		r.routed[id] = rel.ID()
+	}
+	if !commit {
+		if err := r.e.proxy.SetApp(rel.App, rts); err != nil {
+			return fmt.Errorf("route %s: %w", rel.App, err)
+		}
+		out.Printf("routing to %s", listOrNone(s.Routes))
+		return nil
+	}
+	// Commit first: once the store says the target is active, a crash at
+	// any later point is finished by recovery (which routes to it), and a
+	// failure before this line changed nothing.
+	main := rel == r.rel && !r.undoing
+	if main {
+		err = r.e.st.CommitCutover(ctx, r.deploy.ID, rel.App, rel.Version)
+	} else {
+		err = r.e.st.Activate(ctx, rel.App, rel.Version)
+	}
+	if err != nil {
+		return err
+	}
+	if main {
+		r.cutover = true
+	}
+	r.e.failpoint("commit:" + r.prefix + string(s.Kind))
+	if err := r.e.proxy.SetApp(rel.App, rts); err != nil {
+		return fmt.Errorf("route %s: %w", rel.App, err)
+	}
+	out.Printf("%s now serves (%d web instances)", rel.ID(), len(s.Routes))
+	return nil
+}
+
+// routesFor builds the proxy routes of rel with the given instances.
+func routesFor(rel *store.Release, ids []string, observed []runtime.Instance) ([]proxy.RouteTargets, error) {
+	byID := map[string]runtime.Instance{}
+	for _, in := range observed {
+		byID[in.ID] = in
+	}
+	var out []proxy.RouteTargets
+	for _, name := range rel.Spec.ServiceNames() {
+		svc := rel.Spec.Services[name]
+		if !svc.Routed() {
+			continue
+		}
+		rt := proxy.RouteTargets{Route: routeOf(rel.App, rel.Spec, name)}
+		for _, id := range ids {
+			in, ok := byID[id]
+			if !ok || in.Service != name {
+				continue
+			}
+			if in.State == runtime.StateExited || in.Addr == "" {
+				return nil, &instanceError{id: id, err: fmt.Errorf("cannot route to %s: it is not running", id)}
+			}
+			rt.Targets = append(rt.Targets, proxy.Target{ID: id, Addr: in.Addr})
+		}
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+func routeOf(app string, sp *spec.Spec, name string) proxy.Route {
+	svc := sp.Services[name]
+	h := svc.HTTP
+	rt := proxy.Route{
+		App: app, Service: name, Hosts: h.Hosts, PathPrefix: h.Path,
+		DrainTimeout: sp.Deploy.DrainTimeout, HoldTimeout: h.HoldTimeout, MaxBody: h.MaxBody,
+	}
+	if h.DrainTimeout > 0 {
+		rt.DrainTimeout = h.DrainTimeout
+	}
+	if hc := svc.Health; hc != nil {
+		rt.Health = proxy.HealthCheck{Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Retries: hc.Retries}
+	}
+	return rt
+}
+
+func routesOfSpec(app string, sp *spec.Spec) []proxy.Route {
+	var out []proxy.Route
+	for _, name := range sp.ServiceNames() {
+		if sp.Services[name].Routed() {
+			out = append(out, routeOf(app, sp, name))
+		}
+	}
+	return out
+}
+
+func (r *run) stop(ctx context.Context, ids []string, out *stepOutput) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if err := r.removeInstance(ctx, id); err != nil {
+				errs[i] = err
+				return
+			}
+			out.Printf("stopped %s in %s", id, time.Since(start).Round(time.Millisecond))
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *run) removeInstance(ctx context.Context, id string) error {
+	var err error
+	for _, rt := range r.e.runtimes {
+		err = rt.Remove(ctx, id)
+		if err == nil || !errors.Is(err, runtime.ErrNotFound) {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	r.e.st.SetInstanceState(ctx, id, store.InstanceRemoved)
+	return nil
+}
+
+func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
+	if err := r.stop(ctx, s.IDs, out); err != nil {
+		return err
+	}
+	if s.SkipStart {
+		return nil
+	}
+	rel, err := r.release(ctx, s.Release)
+	if err != nil {
+		return err
+	}
+	svc := rel.Spec.Services[s.Service]
+	id := runtime.InstanceID(rel.App, s.Service, rel.ID(), s.Index, runtime.KindService)
+	w, unwatch := r.e.watch(func(ev runtime.Event) bool { return ev.Type == runtime.EventCrash && ev.Instance == id })
+	defer unwatch()
+	in, err := r.startInstance(ctx, rel, s.Service, s.Index)
+	if err != nil {
+		return err
+	}
+	out.Printf("started %s %s", in.ID, addrNote(in))
+	if s.Gate.Kind == "started" {
+		return nil
+	}
+	return r.gateWatching(ctx, []gated{{in: in, gate: s.Gate, timeout: healthTimeout(svc.Health)}}, w, out)
+}
+
+// monitor watches the target for the monitor window: a crash of any of its
+// instances or a failed health check of a routed one fails the step (and
+// the deploy rolls back).
+func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
+	w, unwatch := r.e.watch(func(ev runtime.Event) bool {
+		return ev.Type == runtime.EventCrash && ev.App == r.rel.App && ev.Release == s.Release && ev.Kind == runtime.KindService
+	})
+	defer unwatch()
+	deadline := time.NewTimer(s.Duration)
+	defer deadline.Stop()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ErrInterrupted
+		case <-deadline.C:
+			out.Printf("%s stayed healthy for %s", s.Release, s.Duration)
+			return nil
+		case ev := <-w.ch:
+			return &instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed during the monitor window (%s)", ev.Instance, ev.Message)}
+		case <-tick.C:
+			for _, ts := range r.e.proxy.Status(r.rel.App) {
+				if ts.Routed && r.routed[ts.ID] == s.Release && !ts.Healthy {
+					return &instanceError{id: ts.ID, err: fmt.Errorf("%s failed its health check during the monitor window: %s", ts.ID, ts.LastError)}
+				}
+			}
+		}
+	}
+}
+
+func (r *run) drain(ctx context.Context, s Step, out *stepOutput) error {
+	timeout := spec.DefaultDrainTimeout
+	if r.rel.Spec.Deploy.DrainTimeout > 0 {
+		timeout = r.rel.Spec.Deploy.DrainTimeout
+	}
+	start := time.Now()
+	if left := r.e.proxy.Drain(ctx, s.IDs, timeout); left > 0 {
+		out.Printf("drain timeout (%s): %d requests still in flight are cut", timeout, left)
+	} else {
+		out.Printf("drained in %s", time.Since(start).Round(time.Millisecond))
+	}
+	return r.stop(ctx, s.IDs, out)
+}
+
+func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
+	rel, err := r.release(ctx, s.Release)
+	if err != nil {
+		return err
+	}
+	if err := r.e.st.Activate(ctx, rel.App, rel.Version); err != nil {
+		return err
+	}
+	if r.undoing {
+		return nil
+	}
+	freed, err := r.e.pruneArtifacts(ctx, rel.App)
+	for _, f := range freed {
+		out.Printf("pruned %s", f)
+	}
+	if err != nil {
+		out.Printf("warning: pruning old artifacts: %v", err)
+	}
+	return nil
+}
+
+// pruneArtifacts removes the artifacts of releases beyond the retention
+// window (deploy.keep_releases of the active spec). The active release and
+// the newest retired ones (rollback targets) are always kept; an artifact a
+// kept release shares (rollback, config change) is kept too.
+func (e *Engine) pruneArtifacts(ctx context.Context, app string) ([]string, error) {
+	a, err := e.st.GetApp(ctx, app)
+	if err != nil || a.Current == 0 {
+		return nil, err
+	}
+	rels, err := e.st.ListReleases(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	keep := spec.DefaultKeepReleases
+	for _, r := range rels {
+		if r.Version == a.Current && r.Spec.Deploy.KeepReleases > 0 {
+			keep = r.Spec.Deploy.KeepReleases
+		}
+	}
+	kept := map[string]bool{}
+	var candidates []*store.Release
+	served := 0
+	for _, r := range rels { // newest first
+		switch {
+		case r.Version == a.Current || r.Status == store.ReleasePending:
+			kept[r.Artifact.Ref] = true
+		case r.Status == store.ReleaseRetired && served < keep-1:
+			served++
+			kept[r.Artifact.Ref] = true
+		default:
+			candidates = append(candidates, r)
+		}
+	}
+	var freed []string
+	var errs []error
+	done := map[string]bool{}
+	sort.Slice(candidates, func(i, j int) bool { return candidates[i].Version < candidates[j].Version })
+	for _, r := range candidates {
+		if r.Artifact.Ref == "" || kept[r.Artifact.Ref] || done[r.Artifact.Ref] {
+			continue
+		}
+		done[r.Artifact.Ref] = true
+		rt, err := e.Runtime(r.Artifact.Runtime)
+		if err != nil {
+			continue
+		}
+		ok, err := rt.ArtifactExists(ctx, r.Artifact)
+		if err != nil || !ok {
+			continue
+		}
+		if err := rt.RemoveArtifact(ctx, r.Artifact); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		freed = append(freed, fmt.Sprintf("%s (%s)", r.ID(), r.Artifact.Ref))
+	}
+	return freed, errors.Join(errs...)
+}
