@@ -1,0 +1,414 @@
+// Package e2e drives the built moorage binary exactly as a user would: a
+// `moorage server` process, the CLI against its socket, examples/hello as
+// the app, and HTTP clients through the server's proxy.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moorage/moorage/internal/paths"
+)
+
+var (
+	binary   string // the built moorage binary
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	wd, _ := os.Getwd()
+	repoRoot = filepath.Dir(wd)
+	dir, err := os.MkdirTemp("", "moorage-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "moorage")
+	cmd := exec.Command("go", "build", "-o", binary, "./cmd/moorage")
+	cmd.Dir = repoRoot
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build moorage:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// server is a `moorage server` process.
+type server struct {
+	t       *testing.T
+	dataDir string
+	http    string // proxy address
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	logMu   *sync.Mutex
+	exited  chan struct{}
+	env     []string
+}
+
+// freePort returns a free loopback port.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServer starts a server on a fresh data dir.
+func startServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t)}
+	s.start(env...)
+	t.Cleanup(func() { s.stopAll() })
+	return s
+}
+
+// start (re)starts the server process on the same data dir and port.
+func (s *server) start(env ...string) {
+	s.t.Helper()
+	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
+	s.cmd = exec.Command(binary, "server", "--data-dir", s.dataDir, "--http", s.http, "--log-level", "debug")
+	s.env = append(os.Environ(), env...)
+	s.cmd.Env = s.env
+	w := &lockedWriter{mu: s.logMu, w: s.log}
+	s.cmd.Stdout, s.cmd.Stderr = w, w
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, ch chan struct{}) { cmd.Wait(); close(ch) }(s.cmd, s.exited)
+	waitFor(s.t, 30*time.Second, "server to answer", func() error {
+		select {
+		case <-s.exited:
+			s.t.Fatalf("server exited at start:\n%s", s.logs())
+		default:
+		}
+		_, _, code := s.run("version")
+		if code != 0 {
+			return fmt.Errorf("version exited %d", code)
+		}
+		out, _, _ := s.run("version")
+		if !strings.Contains(out, "server: moorage") {
+			return fmt.Errorf("not up: %s", out)
+		}
+		return nil
+	})
+}
+
+func (s *server) logs() string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.log.String()
+}
+
+// stop sends SIGTERM and waits.
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(90 * time.Second):
+		s.t.Errorf("server did not stop on SIGTERM")
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// kill sends SIGKILL and waits.
+func (s *server) kill() {
+	s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// waitExit waits for the server to exit by itself (a failpoint killed it).
+func (s *server) waitExit(timeout time.Duration) {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(timeout):
+		s.t.Fatalf("server did not exit within %s:\n%s", timeout, s.logs())
+	}
+}
+
+// stopAll stops the server and every instance it left running (the test
+// is over): a fresh `moorage up`-like cleanup through the process tree.
+func (s *server) stopAll() {
+	select {
+	case <-s.exited:
+	default:
+		s.stop()
+	}
+	// Instances outlive the server by design; kill their shims' sessions.
+	killInstances(s.dataDir)
+	if s.t.Failed() {
+		s.t.Logf("server log:\n%s", tail(s.logs(), 150))
+	}
+}
+
+// killInstances SIGKILLs every process whose environment or command line
+// mentions the data dir (shims and their children), so tests leave nothing
+// behind.
+func killInstances(dataDir string) {
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == self {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if bytes.Contains(env, []byte(dataDir)) || bytes.Contains(cmdline, []byte(dataDir)) || strings.HasPrefix(cwd, dataDir) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// run runs the CLI against the server.
+func (s *server) run(args ...string) (stdout, stderr string, code int) {
+	return s.runIn("", args...)
+}
+
+func (s *server) runIn(dir string, args ...string) (stdout, stderr string, code int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MOORAGE_HOST=unix://"+socketOf(s.dataDir))
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	return o.String(), e.String(), code
+}
+
+// mustRun runs the CLI and fails the test on a non-zero exit.
+func (s *server) mustRun(args ...string) string {
+	s.t.Helper()
+	out, errOut, code := s.run(args...)
+	if code != 0 {
+		s.t.Fatalf("moorage %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// socketOf is the data dir's control socket.
+func socketOf(dataDir string) string { return paths.Socket(dataDir) }
+
+// deploy deploys dir and returns the CLI output; it fails the test unless
+// the exit code is want.
+func (s *server) deploy(dir string, want int, extra ...string) string {
+	s.t.Helper()
+	args := append([]string{"deploy", dir}, extra...)
+	out, errOut, code := s.run(args...)
+	if code != want {
+		s.t.Fatalf("moorage deploy: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want, out, errOut)
+	}
+	return out + errOut
+}
+
+// get fetches path through the proxy.
+func (s *server) get(path string) (int, string, error) {
+	resp, err := http.Get("http://" + s.http + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// waitBody waits until GET path answers 200 with a body containing want.
+func (s *server) waitBody(path, want string) string {
+	s.t.Helper()
+	var body string
+	waitFor(s.t, 60*time.Second, "GET "+path+" to contain "+want, func() error {
+		code, b, err := s.get(path)
+		if err != nil {
+			return err
+		}
+		body = b
+		if code != 200 || !strings.Contains(b, want) {
+			return fmt.Errorf("status %d body %q", code, b)
+		}
+		return nil
+	})
+	return body
+}
+
+// waitFor polls fn until it returns nil or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 20 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(wait)
+		if wait < 500*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// helloApp copies examples/hello into a fresh directory, applying edits to
+// moorage.yaml (old → new replacements).
+func helloApp(t *testing.T, edits ...string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot, "examples", "hello")
+	dst := filepath.Join(t.TempDir(), "hello")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "hello" || rel == "data" || strings.HasPrefix(rel, ".moorage") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	editSpec(t, dst, edits...)
+	return dst
+}
+
+// editSpec applies old → new replacements to DIR/moorage.yaml.
+func editSpec(t *testing.T, dir string, edits ...string) {
+	t.Helper()
+	p := filepath.Join(dir, "moorage.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(s, edits[i]) {
+			t.Fatalf("moorage.yaml has no %q to replace", edits[i])
+		}
+		s = strings.Replace(s, edits[i], edits[i+1], 1)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setMessage writes message.txt.
+func setMessage(t *testing.T, dir, msg string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "message.txt"), []byte(msg+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fastSpec trims the example's timings for tests that are not about them.
+var fastSpec = []string{"monitor: 5s", "monitor: 1s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n"}
+
+// readLines reads DIR's data volume file name.
+func volumeFile(s *server, app, name string) string {
+	b, _ := os.ReadFile(filepath.Join(s.dataDir, "volumes", app, "data", name))
+	return string(b)
+}
+
+// psJSON returns `moorage ps --json`.
+func (s *server) ps(app string) psStatus {
+	s.t.Helper()
+	out := s.mustRun("ps", "-a", app, "--json")
+	var st psStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		s.t.Fatalf("ps --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+type psStatus struct {
+	Active    string `json:"active"`
+	Instances []struct {
+		ID       string `json:"id"`
+		Service  string `json:"service"`
+		Release  string `json:"release"`
+		Kind     string `json:"kind"`
+		State    string `json:"state"`
+		PID      int    `json:"pid"`
+		Restarts int    `json:"restarts"`
+		Routed   bool   `json:"routed"`
+	} `json:"instances"`
+}
+
+// scanLines splits text into lines.
+func scanLines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The server killed with SIGKILL at each step of a deploy, then restarted:
+// the app serves the old or the new release, the store is consistent, and
+// the next deploy succeeds.
+func TestSIGKILLAtEveryStep(t *testing.T) {
+	points := []struct {
+		failpoint string
+		committed bool // the deploy had cut over: the new release serves after restart
+	}{
+		{"before:build", false},
+		{"after:build", false},
+		{"before:release", false},
+		{"after:release", false},
+		{"before:start", false},
+		{"after:start", false},
+		{"before:cutover", false},
+		{"commit:cutover", true},
+		{"after:cutover", true},
+		{"before:stop", true},
+		{"before:singleton", true},
+		{"after:singleton", true},
+		{"before:monitor", true},
+		{"after:monitor", true},
+		{"after:drain", true},
+		{"after:activate", true},
+	}
+	s := startServer(t)
+	app := helloApp(t, fastSpec...)
+	setMessage(t, app, "message 0")
+	s.deploy(app, 0)
+	s.waitBody("/", "message 0")
+	current := "message 0"
+	outer := s.t
+	for i, p := range points {
+		t.Run(strings.ReplaceAll(p.failpoint, ":", "_"), func(t *testing.T) {
+			s.t = t
+			defer func() { s.t = outer }()
+			s.stop()
+			s.start("MOORAGE_FAILPOINTS=" + p.failpoint)
+			next := fmt.Sprintf("message %d", i+1)
+			setMessage(t, app, next)
+			out, errOut, code := s.run("deploy", app)
+			if code == 0 {
+				t.Fatalf("deploy survived failpoint %s:\n%s", p.failpoint, out)
+			}
+			s.waitExit(30 * time.Second)
+			if !strings.Contains(s.logs(), "failpoint reached") {
+				t.Fatalf("server died without reaching %s: %s%s\n%s", p.failpoint, out, errOut, tail(s.logs(), 40))
+			}
+			s.start()
+			want := current
+			if p.committed {
+				want = next
+			}
+			s.waitBody("/", "message="+want)
+			current = want
+			checkConsistent(t, s, "hello")
+
+			// The next deploy succeeds.
+			after := fmt.Sprintf("message %d after", i+1)
+			setMessage(t, app, after)
+			s.deploy(app, 0)
+			s.waitBody("/", "message="+after)
+			current = after
+			checkConsistent(t, s, "hello")
+		})
+		if t.Failed() {
+			return
+		}
+	}
+	checkSingleton(t, s, "hello")
+}
+
+// checkConsistent: no deploy is left running, exactly the active release's
+// formation runs (nothing of other releases), and no task is left behind.
+func checkConsistent(t *testing.T, s *server, app string) {
+	t.Helper()
+	var ds []struct {
+		ID     int64  `json:"id"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", app, "--json", "-n", "50")), &ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Status == "running" {
+			t.Fatalf("deploy #%d is still running after recovery", d.ID)
+		}
+	}
+	var st psStatus
+	waitFor(t, 30*time.Second, "only the active release to run", func() error {
+		st = s.ps(app)
+		count := map[string]int{}
+		for _, in := range st.Instances {
+			if in.Kind == "task" {
+				return fmt.Errorf("task %s left behind", in.ID)
+			}
+			if in.Kind != "service" {
+				continue
+			}
+			if in.Release != st.Active {
+				return fmt.Errorf("%s of %s runs beside active %s", in.ID, in.Release, st.Active)
+			}
+			if in.State != "running" {
+				return fmt.Errorf("%s is %s", in.ID, in.State)
+			}
+			count[in.Service]++
+		}
+		if count["web"] != 2 || count["worker"] != 1 || count["scheduler"] != 1 {
+			return fmt.Errorf("formation %v, want web=2 worker=1 scheduler=1", count)
+		}
+		return nil
+	})
+}
+
+// Stopping the server leaves the app running; starting it again re-adopts
+// every instance without restarting it.
+func TestServerRestartReadopts(t *testing.T) {
+	s := startServer(t)
+	app := helloApp(t, fastSpec...)
+	s.deploy(app, 0)
+	s.waitBody("/", "release=v1")
+	before := s.ps("hello")
+	s.stop()
+	for _, in := range before.Instances {
+		if in.PID == 0 || syscall.Kill(in.PID, 0) != nil {
+			t.Fatalf("instance %s (pid %d) died with the server", in.ID, in.PID)
+		}
+	}
+	s.start()
+	s.waitBody("/", "release=v1")
+	assertSameInstances(t, before, s.ps("hello"))
+	// Logs written before the restart are still readable.
+	if out := s.mustRun("logs", "-a", "hello", "-n", "50"); !strings.Contains(out, "hello-web-v1-1") {
+		t.Fatalf("logs after restart:\n%s", out)
+	}
+}
+
+// `moorage up` deploys the app, prints its URL, and Ctrl-C stops
+// everything.
+func TestUp(t *testing.T) {
+	app := helloApp(t) // the example exactly as shipped
+	addr := freePort(t)
+	cmd := exec.Command(binary, "up", app, "--http", addr)
+	cmd.Env = os.Environ()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		killInstances(app)
+	}()
+	url := "http://" + addr + "/"
+	waitFor(t, 120*time.Second, "moorage up to print the URL", func() error {
+		select {
+		case err := <-exited:
+			t.Fatalf("moorage up exited: %v\n%s", err, out.String())
+		default:
+		}
+		if !strings.Contains(out.String(), "hello is up: "+url) {
+			return fmt.Errorf("no URL yet")
+		}
+		return nil
+	})
+	s := &server{t: t, http: addr}
+	s.waitBody("/", "release=v1")
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("moorage up exited with %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("moorage up did not stop on Ctrl-C:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "stopped") {
+		t.Fatalf("no clean stop:\n%s", out.String())
+	}
+	// Nothing of the app is left running.
+	if left := processesUnder(app); len(left) > 0 {
+		t.Fatalf("processes left after Ctrl-C: %v", left)
+	}
+}
+
+// processesUnder lists processes whose working directory is under dir.
+func processesUnder(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err == nil && strings.HasPrefix(cwd, dir) {
+			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			out = append(out, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
