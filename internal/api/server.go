@@ -41,6 +41,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/apps/{app}/deploys", s.deploys)
 	mux.HandleFunc("GET /v1/apps/{app}/deploys/{id}", s.deployOne)
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	mux.HandleFunc("GET /v1/apps/{app}/config", s.config)
+	mux.HandleFunc("POST /v1/apps/{app}/config", s.changeConfig)
+	mux.HandleFunc("POST /v1/apps/{app}/scale", s.scale)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s (is the client newer than the server? server: %s)", r.Method, r.URL.Path, s.Version.Version))
 	})
@@ -333,3 +336,51 @@ func parseSince(s string) (time.Time, error) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// decodeBody decodes a small JSON request body.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		// Never echo the body: it may hold secrets.
+		writeError(w, http.StatusBadRequest, "bad_request", "malformed request body (JSON expected)")
+		return false
+	}
+	return true
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	vars, err := s.Engine.Config(r.Context(), r.PathValue("app"))
+	if err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, vars)
+}
+
+func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request) {
+	var req ConfigRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	app := r.PathValue("app")
+	op := s.Engine.ChangeConfig(engine.ConfigRequest{
+		App: app, Set: req.Set, Secrets: req.Secrets, Unset: req.Unset,
+		Deploy: !req.NoDeploy, Owner: owner(r), Wait: req.Wait,
+	})
+	stream(w, r, op)
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
+	var req ScaleRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	app := r.PathValue("app")
+	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	op := s.Engine.Scale(engine.ScaleRequest{App: app, Replicas: req.Replicas, Owner: owner(r), Wait: req.Wait})
+	stream(w, r, op)
+}

@@ -129,3 +129,19 @@ func DeployOf(d *store.Deploy) Deploy {
 	}
 	return out
 }
+
+// ConfigRequest is the body of POST /v1/apps/{app}/config. Secret values
+// travel only in this request; no answer ever contains them.
+type ConfigRequest struct {
+	Set      map[string]string `json:"set,omitempty"`
+	Secrets  map[string]string `json:"secrets,omitempty"`
+	Unset    []string          `json:"unset,omitempty"`
+	NoDeploy bool              `json:"no_deploy,omitempty"`
+	Wait     bool              `json:"wait,omitempty"`
+}
+
+// ScaleRequest is the body of POST /v1/apps/{app}/scale.
+type ScaleRequest struct {
+	Replicas map[string]int `json:"replicas"`
+	Wait     bool           `json:"wait,omitempty"`
+}

@@ -208,12 +208,7 @@ func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {
 
 // Rollback rolls app back and streams events to fn.
 func (c *Client) Rollback(ctx context.Context, app string, req api.RollbackRequest, fn func(engine.Event)) (Result, error) {
-	b, _ := json.Marshal(req)
-	resp, err := c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/rollback", bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}})
-	if err != nil {
-		return Result{}, err
-	}
-	return streamEvents(resp, fn)
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/rollback", req, fn)
 }
 
 // LogsOptions select log lines.
@@ -267,4 +262,33 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(ru
 		return nil
 	}
 	return sc.Err()
+}
+
+// postStream posts a JSON body and streams the operation's events.
+func (c *Client) postStream(ctx context.Context, path string, body any, fn func(engine.Event)) (Result, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return Result{}, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(b), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return Result{}, err
+	}
+	return streamEvents(resp, fn)
+}
+
+// Config lists an app's config, secrets masked.
+func (c *Client) Config(ctx context.Context, app string) ([]engine.ConfigVar, error) {
+	var v []engine.ConfigVar
+	return v, c.getJSON(ctx, "/v1/apps/"+url.PathEscape(app)+"/config", &v)
+}
+
+// ChangeConfig sets or unsets config values (rolled out unless NoDeploy).
+func (c *Client) ChangeConfig(ctx context.Context, app string, req api.ConfigRequest, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/config", req, fn)
+}
+
+// Scale changes replica counts.
+func (c *Client) Scale(ctx context.Context, app string, req api.ScaleRequest, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/scale", req, fn)
 }

@@ -93,6 +93,9 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
 	}
+	if err := e.checkSecretsSet(ctx, sp); err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+	}
 	unlock, err := e.lock(ctx, op, app, req.Owner, "deploy", req.Wait)
 	if err != nil {
 		return store.DeployFailed, err
@@ -102,6 +105,9 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	a, err := e.st.EnsureApp(ctx, app, rtName)
 	if err != nil {
 		return store.DeployFailed, err
+	}
+	if a.Runtime != rtName {
+		e.st.SetRuntime(ctx, app, rtName)
 	}
 	var from *store.Release
 	if a.Current != 0 {
@@ -121,7 +127,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	}
 	return e.run(ctx, op, runInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
-		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir,
+		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
 	})
 }
 
@@ -165,7 +171,7 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 	}
 	return e.run(ctx, op, runInput{
 		app: a, kind: store.KindRollback, owner: req.Owner, rt: rt,
-		target: rel, from: from, runTasks: req.RunTasks,
+		target: rel, from: from, runTasks: req.RunTasks, scale: a.Formation,
 	})
 }
 
@@ -242,8 +248,10 @@ func accessoryHash(a *spec.Accessory) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-func targetOf(rel *store.Release) *Target {
-	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: rel.Formation, AccessoryHash: map[string]string{}}
+// targetOf is what a plan converges to for rel: its spec, and the replicas
+// of its services with the app's `moorage scale` overrides applied.
+func targetOf(rel *store.Release, scale map[string]int) *Target {
+	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: formation(rel.Spec, scale), AccessoryHash: map[string]string{}}
 	for name, a := range rel.Spec.Accessories {
 		t.AccessoryHash[name] = accessoryHash(a)
 	}

@@ -28,9 +28,10 @@ var (
 	ErrClosed      = errors.New("engine closed")
 )
 
-// Opener opens sealed secret values (see internal/secrets).
-type Opener interface {
-	Open(sealed []byte) ([]byte, error)
+// Sealer seals and opens secret config values (internal/secrets.Box).
+type Sealer interface {
+	Seal(app, name string, value []byte) ([]byte, error)
+	Open(app, name string, sealed []byte) ([]byte, error)
 }
 
 // Options configure an Engine.
@@ -41,7 +42,7 @@ type Options struct {
 	// ServerID identifies this server process in locks.
 	ServerID string
 	Logger   *slog.Logger
-	Secrets  Opener // nil: releases with secrets cannot start
+	Secrets  Sealer // nil: secrets cannot be set, releases with secrets cannot start
 }
 
 // Engine runs deploys, rollbacks and recovery.
@@ -51,7 +52,7 @@ type Engine struct {
 	proxy    *proxy.Proxy
 	server   string
 	log      *slog.Logger
-	secrets  Opener
+	secrets  Sealer
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -31,7 +31,7 @@ func (e *Engine) releaseEnv(ctx context.Context, rel *store.Release, svc string)
 		if e.secrets == nil {
 			return nil, fmt.Errorf("%w: no secrets key is loaded", ErrSecrets)
 		}
-		v, err := e.secrets.Open(sealed)
+		v, err := e.secrets.Open(rel.App, k, sealed)
 		if err != nil {
 			// Never say more than the name: the value must not leak.
 			return nil, fmt.Errorf("%w: secret %s of %s does not open with this server's key", ErrSecrets, k, rel.ID())

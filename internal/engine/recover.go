@@ -84,7 +84,7 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App, d *store.Deploy) 
 		if rel, err = e.st.GetRelease(ctx, a.Name, a.Current); err != nil {
 			return err
 		}
-		target = targetOf(rel)
+		target = targetOf(rel, a.Formation)
 	}
 	plan := PlanConverge(ConvergeInput{
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),

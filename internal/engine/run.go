@@ -23,23 +23,31 @@ type runInput struct {
 	build      bool
 	runTasks   bool
 	contextDir string
+	// scale and fromScale are the `moorage scale` overrides for the target
+	// and for the release a failure goes back to (they differ for a scale).
+	scale, fromScale map[string]int
+	// deploy is an existing record (scale, config); nil: create one.
+	// plan, when set, replaces PlanDeploy (scale converges in place).
+	plan func(observed []runtime.Instance) *Plan
 }
 
 // run is the executor of one operation. It follows plans; it decides
 // nothing a plan did not say.
 type run struct {
-	e       *Engine
-	op      *Op
-	deploy  *store.Deploy
-	rel     *store.Release // the target
-	from    *store.Release
-	rt      runtime.Runtime
-	ctxDir  string
-	cutover bool              // the target was cut over (commit point passed)
-	routed  map[string]string // routed instance id → release, after the last cutover
-	known   map[string]*store.Release
-	undoing bool   // following an undo, revert or recovery plan
-	prefix  string // journal name prefix of steps: "", "undo:", "revert:", "recover:"
+	e         *Engine
+	op        *Op
+	deploy    *store.Deploy
+	rel       *store.Release // the target
+	from      *store.Release
+	rt        runtime.Runtime
+	ctxDir    string
+	cutover   bool              // the target was cut over (commit point passed)
+	routed    map[string]string // routed instance id → release, after the last cutover
+	known     map[string]*store.Release
+	scale     map[string]int // overrides of the target
+	fromScale map[string]int // overrides to restore on failure
+	undoing   bool           // following an undo, revert or recovery plan
+	prefix    string         // journal name prefix of steps: "", "undo:", "revert:", "recover:"
 }
 
 // stepError is a failed step, with the instance that failed when one did.
@@ -75,10 +83,12 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	}
 	op.setDeploy(d.ID)
 	rel := in.target
-	rel.DeployID = d.ID
-	if err := e.st.CreateRelease(ctx, rel); err != nil {
-		e.st.FinishDeploy(ctx, d.ID, store.DeployFailed, err.Error())
-		return store.DeployFailed, err
+	if rel.Version == 0 { // a new release (deploy, rollback, config change)
+		rel.DeployID = d.ID
+		if err := e.st.CreateRelease(ctx, rel); err != nil {
+			e.st.FinishDeploy(ctx, d.ID, store.DeployFailed, err.Error())
+			return store.DeployFailed, err
+		}
 	}
 	d.Release = rel.Version
 	e.st.SetDeployRelease(ctx, d.ID, rel.Version)
@@ -91,7 +101,11 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	op.emit(Event{Type: EventInfo, Release: rel.ID(), Text: fmt.Sprintf("%s #%d: %s %s (%s, active: %s)", in.kind, d.ID, app, rel.ID(), rel.Cause, from)})
 
 	r := &run{e: e, op: op, deploy: d, rel: rel, from: in.from, rt: in.rt, ctxDir: in.contextDir,
-		routed: map[string]string{}, known: map[string]*store.Release{rel.ID(): rel}}
+		routed: map[string]string{}, known: map[string]*store.Release{rel.ID(): rel},
+		scale: in.scale, fromScale: in.fromScale}
+	if r.fromScale == nil {
+		r.fromScale = in.scale
+	}
 	if in.from != nil {
 		r.known[in.from.ID()] = in.from
 	}
@@ -99,10 +113,15 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	plan := PlanDeploy(DeployInput{
-		App: app, Kind: in.kind, Target: *targetOf(rel), From: storeID(in.from),
-		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, app, observed),
-	})
+	var plan *Plan
+	if in.plan != nil {
+		plan = in.plan(observed)
+	} else {
+		plan = PlanDeploy(DeployInput{
+			App: app, Kind: in.kind, Target: *targetOf(rel, in.scale), From: storeID(in.from),
+			Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, app, observed),
+		})
+	}
 	e.st.SetDeployPlan(ctx, d.ID, plan.String())
 	op.emit(Event{Type: EventPlan, Release: rel.ID(), Text: plan.String()})
 
@@ -155,7 +174,7 @@ func (r *run) fail(ctx context.Context, cause error) (string, error) {
 	if err == nil {
 		var target *Target
 		if r.from != nil {
-			target = targetOf(r.from)
+			target = targetOf(r.from, r.fromScale)
 		}
 		plan := PlanConverge(ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
 		r.op.emit(Event{Type: EventPlan, Text: plan.String()})
@@ -169,7 +188,12 @@ func (r *run) fail(ctx context.Context, cause error) (string, error) {
 		r.op.emit(Event{Type: EventError, Text: "could not restore the previous state: " + err.Error()})
 		msg += "; restoring the previous state failed too: " + err.Error()
 	}
-	e.st.SetReleaseStatus(ctx, app, r.rel.Version, store.ReleaseFailed)
+	if r.from == nil || r.from.Version != r.rel.Version {
+		e.st.SetReleaseStatus(ctx, app, r.rel.Version, store.ReleaseFailed)
+	} else {
+		// A scale of the active release failed: its replicas go back.
+		e.st.SetFormation(ctx, app, r.fromScale)
+	}
 	e.st.FinishDeploy(ctx, r.deploy.ID, status, msg)
 	e.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("deploy #%d of %s %s: %s", r.deploy.ID, r.rel.ID(), status, msg)})
 	return status, fmt.Errorf("%s %s %s: %s", r.deploy.Kind, app, r.rel.ID(), msg)

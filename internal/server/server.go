@@ -27,6 +27,7 @@ import (
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/process"
+	"github.com/moorage/moorage/internal/secrets"
 	"github.com/moorage/moorage/internal/store"
 	"github.com/moorage/moorage/internal/version"
 )
@@ -122,11 +123,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	box, err := secrets.LoadOrCreate(filepath.Join(s.cfg.DataDir, "secrets.key"))
+	if err != nil {
+		return err
+	}
 	sid := make([]byte, 8)
 	rand.Read(sid)
 	s.engine = engine.New(engine.Options{
 		Store: s.store, Runtimes: s.runtimes, Proxy: s.proxy,
-		ServerID: hex.EncodeToString(sid), Logger: s.log.With("component", "engine"),
+		ServerID: hex.EncodeToString(sid), Logger: s.log.With("component", "engine"), Secrets: box,
 	})
 	if err := s.engine.Start(ctx); err != nil {
 		// Recovery problems are recorded per app; the server still serves
