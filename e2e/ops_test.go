@@ -179,3 +179,31 @@ func TestScaleUnderLoad(t *testing.T) {
 		t.Fatalf("release formation does not show the scale")
 	}
 }
+
+// `moorage run` runs in the active release with its env and volumes,
+// streams output and input, and propagates the exit code.
+func TestRunOneOff(t *testing.T) {
+	s := startServer(t)
+	app := helloApp(t, append(fastSpec, "release:", "env:\n  PLAIN: from-spec\nrelease:")...)
+	s.deploy(app, 0)
+	out, errOut, code := s.run("run", "-a", "hello", "--", "sh", "-c", "echo plain=$PLAIN release=$MOORAGE_RELEASE; echo oops >&2; ls $MOORAGE_VOLUME_DATA/schema.json; exit 7")
+	if code != 7 {
+		t.Fatalf("exit %d, want 7\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "plain=from-spec release=v1") || !strings.Contains(out, "schema.json") || !strings.Contains(errOut, "oops") {
+		t.Fatalf("stdout %q stderr %q", out, errOut)
+	}
+	out, _, code = s.runStdin("hello from stdin\n", "run", "-a", "hello", "worker", "--", "cat")
+	if code != 0 || out != "hello from stdin\n" {
+		t.Fatalf("stdin: exit %d out %q", code, out)
+	}
+	if out, errOut, code = s.run("run", "-a", "hello", "--", "./hello", "migrate"); code != 0 || !strings.Contains(out+errOut, "nothing to apply") {
+		t.Fatalf("run migrate: %d %s%s", code, out, errOut)
+	}
+	if _, errOut, code = s.run("run", "-a", "hello", "nosuch", "--", "true"); code == 0 || !strings.Contains(errOut, "no service") {
+		t.Fatalf("unknown service: %d %s", code, errOut)
+	}
+	if _, errOut, code = s.run("run", "-a", "hello", "--", "/no/such/binary"); code == 0 {
+		t.Fatalf("missing binary: exit 0 %s", errOut)
+	}
+}

@@ -44,6 +44,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/apps/{app}/config", s.config)
 	mux.HandleFunc("POST /v1/apps/{app}/config", s.changeConfig)
 	mux.HandleFunc("POST /v1/apps/{app}/scale", s.scale)
+	mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s (is the client newer than the server? server: %s)", r.Method, r.URL.Path, s.Version.Version))
 	})
