@@ -1,0 +1,370 @@
+//go:build linux
+
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+)
+
+// Build turns the uploaded context into the release directory
+// DataDir/releases/<app>/<release>: it moves the context there, links the
+// volumes mounted under build.workdir into it, and runs build.command in
+// it. On failure nothing is left behind. The directory is never modified
+// afterwards.
+func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
+	if err := r.check(); err != nil {
+		return runtime.Artifact{}, err
+	}
+	if err := validName("app", req.App); err != nil {
+		return runtime.Artifact{}, err
+	}
+	if err := validName("release", req.Release); err != nil {
+		return runtime.Artifact{}, err
+	}
+	out := req.Output
+	if out == nil {
+		out = io.Discard
+	}
+	var b spec.Build
+	if req.Spec != nil && req.Spec.Build != nil {
+		b = *req.Spec.Build
+	}
+	workdir := b.Workdir
+	if workdir == "" {
+		workdir = spec.DefaultWorkdir
+	}
+	fail := func(err error) (runtime.Artifact, error) {
+		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
+	}
+
+	dst := r.releaseDir(req.App, req.Release)
+	if _, err := os.Lstat(dst); err == nil {
+		return fail(fmt.Errorf("release directory %s already exists", dst))
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return fail(err)
+	}
+	if err := moveDir(req.ContextDir, dst); err != nil {
+		return fail(fmt.Errorf("move the build context: %w", err))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(dst)
+		}
+	}()
+
+	if req.Spec != nil {
+		if err := r.linkVolumes(req.App, dst, workdir, req.Spec); err != nil {
+			return fail(err)
+		}
+	}
+
+	if len(b.Command) > 0 {
+		env := runtime.Merge(environ(), req.Env, map[string]string{
+			"MOORAGE_APP":     req.App,
+			"MOORAGE_RELEASE": req.Release,
+		})
+		p, args, err := command(b.Command, env, dst)
+		if err != nil {
+			return fail(fmt.Errorf("build command: %w", err))
+		}
+		cmd := &exec.Cmd{Path: p, Args: args, Env: runtime.EnvList(env), Dir: dst}
+		lw := &lineWriter{w: out}
+		res, err := runGroup(ctx, cmd, groupIO{Stdout: lw, Stderr: lw}, 0, nil)
+		lw.Flush()
+		if err != nil {
+			return fail(fmt.Errorf("build command %q: %w", strings.Join(b.Command, " "), err))
+		}
+		if res.code != 0 {
+			return fail(fmt.Errorf("build command %q: %s", strings.Join(b.Command, " "), res.msg))
+		}
+	}
+	ok = true
+	return runtime.Artifact{Runtime: Name, Ref: dst, Workdir: workdir}, nil
+}
+
+// linkVolumes makes each volume mounted under workdir appear at the same
+// place in the release directory, as a symlink to the volume's directory.
+func (r *Runtime) linkVolumes(app, dst, workdir string, s *spec.Spec) error {
+	names := make([]string, 0, len(s.Volumes))
+	for n := range s.Volumes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	wd := path.Clean(workdir)
+	for _, n := range names {
+		v := s.Volumes[n]
+		m := path.Clean(v.Mount)
+		var rel string
+		switch {
+		case m == wd:
+			return fmt.Errorf("volume %s: mount %s cannot be the app directory itself", n, v.Mount)
+		case wd == "/":
+			rel = strings.TrimPrefix(m, "/")
+		case strings.HasPrefix(m, wd+"/"):
+			rel = strings.TrimPrefix(m, wd+"/")
+		default:
+			continue // mounted outside the app: only docker sees it
+		}
+		if err := validName("volume", n); err != nil {
+			return err
+		}
+		vdir := r.volumeDir(app, n)
+		if err := os.MkdirAll(vdir, 0o750); err != nil {
+			return fmt.Errorf("volume %s: %w", n, err)
+		}
+		link := filepath.Join(dst, filepath.FromSlash(rel))
+		if _, err := os.Lstat(link); err == nil {
+			return fmt.Errorf("volume %s is mounted at %s, but the upload already has %s: remove it from the upload (volume data never lives in a release)", n, v.Mount, rel)
+		}
+		// A parent that is a symlink could point the link outside the
+		// release; create real directories only.
+		if err := mkdirInside(dst, filepath.Dir(link)); err != nil {
+			return fmt.Errorf("volume %s: %w", n, err)
+		}
+		if err := os.Symlink(vdir, link); err != nil {
+			return fmt.Errorf("volume %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// mkdirInside creates dir (under root) and its parents, refusing to go
+// through symlinks or non-directories.
+func mkdirInside(root, dir string) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == "." {
+		return err
+	}
+	cur := root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := os.Mkdir(cur, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return fmt.Errorf("%s in the upload is not a directory", strings.TrimPrefix(cur, root+"/"))
+		}
+	}
+	return nil
+}
+
+// environ returns the server's environment as a map.
+func environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// moveDir renames src to dst, copying when they are on different
+// filesystems.
+func moveDir(src, dst string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", src)
+	}
+	err = os.Rename(src, dst)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	if err := copyTree(src, dst); err != nil {
+		_ = os.RemoveAll(dst)
+		return err
+	}
+	return os.RemoveAll(src)
+}
+
+// copyTree copies the directory src to dst (which must not exist),
+// preserving modes and symlinks.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(target, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, target)
+		case d.Type().IsRegular():
+			return copyFile(p, target, info.Mode().Perm())
+		default:
+			return nil // sockets, devices, fifos: not part of a release
+		}
+	})
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// RemoveArtifact deletes a release directory.
+func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	dir, err := r.artifactDir(a)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove artifact: %w", err)
+	}
+	// Drop the app's releases directory once it is empty.
+	_ = os.Remove(filepath.Dir(dir))
+	return nil
+}
+
+// ArtifactExists reports whether the release directory still exists.
+func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
+	if err := r.check(); err != nil {
+		return false, err
+	}
+	dir, err := r.artifactDir(a)
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return fi.IsDir(), nil
+}
+
+// artifactDir checks that a names a release directory of this runtime.
+func (r *Runtime) artifactDir(a runtime.Artifact) (string, error) {
+	if a.Runtime != "" && a.Runtime != Name {
+		return "", fmt.Errorf("artifact of runtime %q: %w", a.Runtime, runtime.ErrInvalidSpec)
+	}
+	root := filepath.Join(r.opts.DataDir, "releases")
+	dir := filepath.Clean(a.Ref)
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || !filepath.IsAbs(dir) || rel == "." || strings.HasPrefix(rel, "..") {
+		return "", fmt.Errorf("artifact %s is not a release directory under %s: %w", a.Ref, root, runtime.ErrInvalidSpec)
+	}
+	return dir, nil
+}
+
+// EnsureVolume creates the volume's directory DataDir/volumes/<app>/<name>.
+func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	if err := validName("app", app); err != nil {
+		return err
+	}
+	if err := validName("volume", name); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.volumeDir(app, name), 0o750); err != nil {
+		return fmt.Errorf("volume %s: %w", name, err)
+	}
+	return nil
+}
+
+// EnsureNetwork does nothing: processes reach each other on 127.0.0.1.
+func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
+	return r.check()
+}
+
+// lineWriter hands w one whole line per Write. A failing w is ignored
+// (the output keeps being drained, so the command never blocks on it).
+type lineWriter struct {
+	w      io.Writer
+	buf    []byte
+	failed bool
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.emit(l.buf[:i+1])
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) >= maxLine {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+	l.buf = append([]byte(nil), l.buf...)
+	return len(p), nil
+}
+
+func (l *lineWriter) emit(b []byte) {
+	if !l.failed {
+		if _, err := l.w.Write(b); err != nil {
+			l.failed = true
+		}
+	}
+}
+
+// Flush writes a final partial line.
+func (l *lineWriter) Flush() {
+	if len(l.buf) > 0 {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+}

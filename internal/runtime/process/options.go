@@ -1,0 +1,43 @@
+package process
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for Options.
+const (
+	DefaultLogMaxSize   = 10 << 20
+	DefaultLogMaxFiles  = 5
+	DefaultBackoffMin   = 500 * time.Millisecond
+	DefaultBackoffMax   = 30 * time.Second
+	DefaultBackoffReset = 10 * time.Second
+	defaultStopTimeout  = 10 * time.Second
+)
+
+// pollInterval is how often the runtime looks for new instance events.
+const pollInterval = 100 * time.Millisecond
+
+// Options configure a process runtime.
+type Options struct {
+	// DataDir is the server's data directory (see the package doc).
+	DataDir string
+	Logger  *slog.Logger
+	// LogMaxSize rotates an instance's log at this size (default 10 MiB).
+	LogMaxSize int64
+	// LogMaxFiles is how many rotated log files are kept (default 5).
+	LogMaxFiles int
+	// BackoffMin and BackoffMax bound the delay before a crashed instance
+	// is restarted (defaults 500ms and 30s). The delay doubles with each
+	// consecutive crash and goes back to BackoffMin once the process stayed
+	// up BackoffReset (default 10s).
+	BackoffMin, BackoffMax, BackoffReset time.Duration
+	// PortMin and PortMax bound the ports picked for instances started
+	// with Port 0 (default: the 10000 ports below the kernel's ephemeral
+	// range, so that no outgoing connection takes the port of an instance
+	// while it restarts).
+	PortMin, PortMax int
+	// Executable is the binary started as the shim (default
+	// os.Executable()); it must call MaybeRunShim first thing.
+	Executable string
+}

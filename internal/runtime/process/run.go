@@ -1,0 +1,179 @@
+//go:build linux
+
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+)
+
+// Exec runs cmd with a running instance's environment (read from the
+// process itself) in its working directory and returns its exit code.
+// $VAR and ${VAR} in cmd are expanded from that environment. stdout and
+// stderr both go to out. Cancelling ctx kills it.
+func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, out io.Writer) (int, error) {
+	if err := r.check(); err != nil {
+		return -1, err
+	}
+	if len(cmd) == 0 {
+		return -1, fmt.Errorf("exec in %s: %w", id, errNoCommand)
+	}
+	rec, st, _, err := r.observe(id)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	if st.State != runtime.StateRunning || st.PID == 0 {
+		return -1, fmt.Errorf("exec in %s: instance is %s, not running", id, st.State)
+	}
+	env, err := processEnv(st.PID, st.PIDStart)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: read its environment: %w", id, err)
+	}
+	path, args, err := command(cmd, env, rec.Dir)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	c := &exec.Cmd{Path: path, Args: args, Env: runtime.EnvList(env), Dir: rec.Dir}
+	res, err := runGroup(ctx, c, groupIO{Stdout: out, Stderr: out}, 0, nil)
+	if err != nil {
+		return res.code, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	return res.code, nil
+}
+
+// processEnv reads the environment of process pid (started at start) from
+// /proc/<pid>/environ.
+func processEnv(pid int, start uint64) (map[string]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return nil, err
+	}
+	if !alive(pid, start) {
+		return nil, errors.New("the process is gone")
+	}
+	env := map[string]string{}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if k, v, ok := strings.Cut(string(kv), "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	return env, nil
+}
+
+// Run runs a one-off instance to completion as a direct child in its own
+// process group, streaming its output, and returns its exit code. The
+// environment follows Start's rules (PORT only when s.Port is set). s.Timeout
+// and ctx kill the whole group (the error is then ErrTimeout or ctx's).
+// While it runs it is recorded in the state directory, so that a server
+// restarted after a crash kills it (see New).
+func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
+	if err := r.check(); err != nil {
+		return -1, err
+	}
+	if s.Kind == "" {
+		s.Kind = runtime.KindTask
+	}
+	if err := validateSpec(&s.InstanceSpec); err != nil {
+		return -1, err
+	}
+	id := s.ID()
+	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+
+	r.mu.Lock()
+	if r.tasks[id] {
+		r.mu.Unlock()
+		return fail(runtime.ErrExists)
+	}
+	r.tasks[id] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.tasks, id)
+		r.mu.Unlock()
+	}()
+	if _, err := os.Stat(r.instanceDir(id)); err == nil {
+		return fail(runtime.ErrExists)
+	}
+	recPath := filepath.Join(r.taskDir, id+".json")
+	if _, err := os.Stat(recPath); err == nil {
+		return fail(runtime.ErrExists)
+	}
+
+	cwd, err := r.workdir(&s.InstanceSpec)
+	if err != nil {
+		return fail(err)
+	}
+	env, err := r.instanceEnv(&s.InstanceSpec, s.Port)
+	if err != nil {
+		return fail(err)
+	}
+	path, args, err := command(s.Command, env, cwd)
+	if err != nil {
+		return fail(err)
+	}
+	cmd := &exec.Cmd{Path: path, Args: args, Env: runtime.EnvList(env), Dir: cwd}
+	gio := groupIO{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, TTY: s.TTY}
+	started := func(pid int) {
+		st, _ := readStat(pid)
+		rec := taskRecord{ID: id, PID: pid, PIDStart: st.Start, PGID: pid, SID: st.SID,
+			ServerPID: os.Getpid(), Started: time.Now().UTC()}
+		if err := writeJSON(recPath, &rec); err != nil {
+			r.log.Warn("record one-off", "task", id, "err", err)
+		}
+	}
+	liveTasks.Store(recPath, struct{}{})
+	res, err := runGroup(ctx, cmd, gio, s.Timeout, started)
+	_ = os.Remove(recPath)
+	liveTasks.Delete(recPath)
+
+	ev := eventFor(&s.InstanceSpec)
+	ev.Time, ev.Type, ev.ExitCode, ev.Message = time.Now().UTC(), runtime.EventExit, res.code, res.msg
+	if err != nil {
+		ev.Message = err.Error()
+	}
+	r.events.publish(ev)
+	if err != nil {
+		return res.code, fmt.Errorf("run %s: %w", id, err)
+	}
+	return res.code, nil
+}
+
+// liveTasks holds the task records of the one-offs this process runs.
+var liveTasks sync.Map // record path → struct{}
+
+// killOrphanTasks kills the one-offs a crashed server left running.
+func (r *Runtime) killOrphanTasks() {
+	ents, err := os.ReadDir(r.taskDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		p := filepath.Join(r.taskDir, e.Name())
+		var rec taskRecord
+		if err := readJSON(p, &rec); err == nil && rec.PGID > 0 {
+			if _, ok := liveTasks.Load(p); ok {
+				continue // another runtime of this very process runs it
+			}
+			if alive(rec.PID, rec.PIDStart) || len(groupMembers(rec.PGID)) > 0 {
+				r.log.Warn("killing a one-off left by a previous server", "task", rec.ID, "pid", rec.PID)
+			}
+			killOrphans(rec.PGID, rec.SID, rec.PID, rec.PIDStart, 5*time.Second)
+		}
+		_ = os.Remove(p)
+	}
+}

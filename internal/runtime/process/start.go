@@ -1,0 +1,297 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+)
+
+// defaultPath is the PATH of an instance when neither the server nor the
+// spec has one.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Start starts a supervised instance and returns once its process runs.
+func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
+	if err := r.check(); err != nil {
+		return runtime.Instance{}, err
+	}
+	if err := validateSpec(&s); err != nil {
+		return runtime.Instance{}, err
+	}
+	id := s.ID()
+	unlock := r.lockID(id)
+	defer unlock()
+
+	dir := r.instanceDir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return runtime.Instance{}, fmt.Errorf("start %s: %w", id, runtime.ErrExists)
+		}
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	r.mu.Lock()
+	r.starting[id] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.starting, id)
+		r.mu.Unlock()
+	}()
+
+	in, err := r.start(ctx, id, dir, &s)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		releasePorts(dir)
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	return in, nil
+}
+
+func validateSpec(s *runtime.InstanceSpec) error {
+	if err := validName("app", s.App); err != nil {
+		return err
+	}
+	if err := validName("service", s.Service); err != nil {
+		return err
+	}
+	if s.Release != "" {
+		if err := validName("release", s.Release); err != nil {
+			return err
+		}
+	}
+	switch s.Kind {
+	case runtime.KindService, runtime.KindAccessory, runtime.KindTask:
+	default:
+		return fmt.Errorf("kind %q: %w", s.Kind, runtime.ErrInvalidSpec)
+	}
+	if len(s.Command) == 0 || s.Command[0] == "" {
+		return fmt.Errorf("%s: the process runtime needs a command: %w", s.ID(), runtime.ErrInvalidSpec)
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return fmt.Errorf("%s: port %d: %w", s.ID(), s.Port, runtime.ErrInvalidSpec)
+	}
+	for _, m := range s.Mounts {
+		if strings.HasPrefix(m.Name, "/") || strings.HasPrefix(m.Name, ".") {
+			return fmt.Errorf("%s: host path mount %s: only the docker runtime mounts host paths: %w", s.ID(), m.Name, runtime.ErrInvalidSpec)
+		}
+		if err := validName("volume", m.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// workdir returns the working directory of an instance or one-off: the
+// release directory, or for accessories their own directory.
+func (r *Runtime) workdir(s *runtime.InstanceSpec) (string, error) {
+	if s.Kind == runtime.KindAccessory {
+		d := r.accessoryDir(s.App, s.Service)
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return "", err
+		}
+		return d, nil
+	}
+	if s.Artifact.Ref == "" {
+		return "", fmt.Errorf("no artifact: %w", runtime.ErrInvalidSpec)
+	}
+	fi, err := os.Stat(s.Artifact.Ref)
+	if err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("release directory %s: %w", s.Artifact.Ref, runtime.ErrArtifactGone)
+	}
+	return s.Artifact.Ref, nil
+}
+
+// instanceEnv returns the environment of an instance: a base of the
+// server's PATH, HOME, LANG, TZ and TMPDIR, then s.Env, then PORT and the
+// MOORAGE_* variables. It creates the mounted volumes that do not exist.
+func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int) (map[string]string, error) {
+	base := map[string]string{"PATH": defaultPath}
+	for _, k := range []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			base[k] = v
+		}
+	}
+	vols := map[string]string{}
+	for _, m := range s.Mounts {
+		d := r.volumeDir(s.App, m.Name)
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", m.Name, err)
+		}
+		vols[runtime.VolumeEnv(m.Name)] = d
+	}
+	return runtime.Merge(base, s.Env, runtime.BaseEnv(s, port), vols), nil
+}
+
+// command expands argv against env and resolves its program.
+func command(argv []string, env map[string]string, dir string) (path string, args []string, err error) {
+	args = runtime.Expand(argv, env)
+	path, err = lookPath(args[0], env["PATH"], dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", err, runtime.ErrInvalidSpec)
+	}
+	return path, args, nil
+}
+
+func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.InstanceSpec) (runtime.Instance, error) {
+	cwd, err := r.workdir(s)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	port := s.Port
+	if port == 0 {
+		if port, err = pickPort(r.opts.PortMin, r.opts.PortMax, dir); err != nil {
+			return runtime.Instance{}, err
+		}
+	} else {
+		reservePort(port, dir)
+	}
+	env, err := r.instanceEnv(s, port)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	path, args, err := command(s.Command, env, cwd)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	rec := record{Spec: *s, Port: port, Dir: cwd, Log: r.logPath(s.App, id), Created: time.Now().UTC()}
+	rec.Spec.Env = nil
+	rec.Spec.Port = port
+	if err := writeJSON(filepath.Join(dir, recordFile), &rec); err != nil {
+		return runtime.Instance{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, eventsFile), nil, 0o600); err != nil {
+		return runtime.Instance{}, err
+	}
+	sig := s.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	cfg := shimConfig{
+		ID:           id,
+		StateDir:     dir,
+		Event:        eventFor(s),
+		Path:         path,
+		Args:         args,
+		Env:          runtime.EnvList(env),
+		Dir:          cwd,
+		Port:         port,
+		Log:          rec.Log,
+		LogMaxSize:   r.opts.LogMaxSize,
+		LogMaxFiles:  r.opts.LogMaxFiles,
+		StopSignal:   sig,
+		StopTimeout:  stopTimeout(s),
+		BackoffMin:   r.opts.BackoffMin,
+		BackoffMax:   r.opts.BackoffMax,
+		BackoffReset: r.opts.BackoffReset,
+	}
+	if err := r.launchShim(ctx, dir, &cfg); err != nil {
+		return runtime.Instance{}, err
+	}
+	var st shimState
+	if err := readJSON(filepath.Join(dir, stateFile), &st); err != nil {
+		return runtime.Instance{}, err
+	}
+	r.track(id, &st, 0)
+	r.log.Debug("instance started", "instance", id, "pid", st.PID, "port", port)
+	return r.instance(&rec, &st), nil
+}
+
+// launchShim starts the shim of an instance, hands it its configuration
+// through a pipe and waits until it reports that the process runs.
+func (r *Runtime) launchShim(ctx context.Context, dir string, cfg *shimConfig) error {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer cfgW.Close()
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return err
+	}
+	defer resR.Close()
+	logf, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		cfgR.Close()
+		resW.Close()
+		return err
+	}
+	cmd := &exec.Cmd{
+		Path:        r.exe,
+		Args:        []string{"moorage-shim", cfg.ID},
+		Env:         shimEnviron(dir),
+		Dir:         "/",
+		Stdout:      logf,
+		Stderr:      logf,
+		ExtraFiles:  []*os.File{cfgR, resW}, // fds 3 and 4
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	cfgR.Close()
+	resW.Close()
+	logf.Close()
+	if err != nil {
+		return fmt.Errorf("start supervisor: %w", err)
+	}
+
+	go func() {
+		_ = json.NewEncoder(cfgW).Encode(cfg)
+		cfgW.Close()
+	}()
+	resc := make(chan shimResult, 1)
+	go func() {
+		var res shimResult
+		if err := json.NewDecoder(resR).Decode(&res); err != nil {
+			res.Error = "supervisor exited before starting the instance"
+			if b, _ := os.ReadFile(filepath.Join(dir, shimLog)); len(b) > 0 {
+				res.Error += ": " + strings.TrimSpace(string(b))
+			}
+		}
+		resc <- res
+	}()
+
+	var res shimResult
+	select {
+	case res = <-resc:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		var st shimState
+		if readJSON(filepath.Join(dir, stateFile), &st) == nil && st.PGID > 0 {
+			killOrphans(st.PGID, st.ShimPID, st.PID, st.PIDStart, 5*time.Second)
+		}
+		return ctx.Err()
+	}
+	if res.Error != "" {
+		_ = cmd.Wait()
+		return errors.New(res.Error)
+	}
+	pid := cmd.Process.Pid
+	ownShims.Store(pid, struct{}{})
+	_ = cmd.Process.Release() // reaped by whoever sees it exit (shimExited)
+	return nil
+}
+
+// shimEnviron is the shim's own environment: the marker and the few
+// variables the Go runtime itself honours. The instance's environment
+// reaches the shim through its config pipe only.
+func shimEnviron(dir string) []string {
+	env := []string{shimEnv + "=" + dir}
+	for _, k := range []string{"GOTRACEBACK", "GORACE", "GOCOVERDIR", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
