@@ -208,6 +208,24 @@ type LogOptions struct {
 	Follow bool      // keep streaming until ctx is done (or the instance is removed)
 }
 
+// LogRetention says which logs PruneLogs keeps.
+type LogRetention struct {
+	MaxAge   time.Duration // 0: no age limit
+	MaxBytes int64         // 0: no size limit
+	// Keep reports instances whose logs are never deleted (the running
+	// ones); their rotated files still count towards MaxBytes.
+	Keep func(id string) bool
+}
+
+// ExecSpec is a command run inside a running instance.
+type ExecSpec struct {
+	Cmd    []string
+	Env    map[string]string // added to the instance's environment
+	Stdin  io.Reader         // nil: no input
+	Stdout io.Writer         // nil: discarded
+	Stderr io.Writer         // nil: discarded; may equal Stdout
+}
+
 // LogLine is one line an instance printed.
 type LogLine struct {
 	Time     time.Time `json:"time"`
@@ -255,6 +273,9 @@ type Runtime interface {
 
 	// EnsureVolume creates the named volume of app if it does not exist.
 	EnsureVolume(ctx context.Context, app, name string) error
+	// VolumePath is the host directory holding a volume's data (backups
+	// read and restore it there).
+	VolumePath(ctx context.Context, app, name string) (string, error)
 	// EnsureNetwork creates what lets app's instances reach each other
 	// (docker: a network; process: nothing).
 	EnsureNetwork(ctx context.Context, app string) error
@@ -273,9 +294,15 @@ type Runtime interface {
 	Remove(ctx context.Context, id string) error
 	// List returns the instances that match f, running or not.
 	List(ctx context.Context, f Filter) ([]Instance, error)
-	// Exec runs cmd in a running instance's environment (command health
-	// checks) and returns its exit code.
-	Exec(ctx context.Context, id string, cmd []string, out io.Writer) (int, error)
+	// Exec runs a command in a running instance's environment, as its user
+	// (command health checks, pg_dump in an accessory), and returns its
+	// exit code.
+	Exec(ctx context.Context, id string, e ExecSpec) (int, error)
+	// Pause freezes every process of a running instance (SIGSTOP of its
+	// process group; docker pause) and Resume thaws it: backups use them to
+	// copy a volume nothing writes to.
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
 	// Run runs a one-off instance to completion, streaming its output, and
 	// returns its exit code. It is removed afterwards. Cancelling ctx kills it.
 	Run(ctx context.Context, s RunSpec) (int, error)
@@ -284,6 +311,11 @@ type Runtime interface {
 	// Follow it keeps going until ctx is done. Logs of removed instances stay
 	// readable until pruned.
 	Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error
+
+	// PruneLogs deletes log files of app's instances that are not kept:
+	// those older than MaxAge, then the oldest until the app's logs fit in
+	// MaxBytes. It returns the bytes freed.
+	PruneLogs(ctx context.Context, app string, r LogRetention) (int64, error)
 
 	// Events streams instance events until ctx is done.
 	Events(ctx context.Context) <-chan Event

@@ -298,10 +298,9 @@ backups: {schedule: "@daily"}
 	want := []string{
 		"build.dockerfile: ignored by the process runtime",
 		"services.web.port: ignored by the process runtime: it picks a free port and passes it as $PORT",
-		"services.web.user: ignored by the process runtime",
 		"services.web.memory: ignored by the process runtime",
 		"accessories.redis.image: ignored by the process runtime: it runs command:",
-		"backups: no accessory has backup: postgres, so there is nothing to back up",
+		"backups: the app has no volume and no accessory with backup: postgres, so there is nothing to back up",
 	}
 	eq(t, s.Warnings(), want)
 }

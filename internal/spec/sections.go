@@ -18,7 +18,7 @@ var (
 	accessoryKeys = []string{"image", "command", "env", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "user", "memory", "cpus"}
 	volumeKeys    = []string{"mount", "services"}
 	deployKeys    = []string{"monitor", "drain_timeout", "release_timeout", "keep_releases"}
-	backupsKeys   = []string{"schedule", "keep"}
+	backupsKeys   = []string{"schedule", "keep", "to"}
 	taskKeys      = []string{"command", "timeout"}
 )
 
@@ -402,6 +402,8 @@ func (d *decoder) backups(n *yaml.Node, p string) *Backups {
 			b.Schedule = d.str(v, q, `schedule: "0 3 * * *"`)
 		case "keep":
 			b.Keep = d.int(v, q, "a whole number ≥ 1", "keep: 7")
+		case "to":
+			b.To = d.str(v, q, "to: /srv/backups")
 		}
 	})
 	return b

@@ -211,8 +211,9 @@ type Volume struct {
 
 // Backups schedules backups inside the server.
 type Backups struct {
-	Schedule string `json:"schedule"` // 5-field cron expression
-	Keep     int    `json:"keep"`
+	Schedule string `json:"schedule"`     // 5-field cron expression, server local time
+	Keep     int    `json:"keep"`         // archives kept per volume or accessory
+	To       string `json:"to,omitempty"` // directory on the server; default <data-dir>/backups/<app>
 }
 
 // Signal is a stop signal, written in YAML as SIGTERM, TERM or 15.

@@ -102,6 +102,9 @@ func (d *decoder) validate(s *Spec) {
 		} else if _, reason := parseCron(b.Schedule); reason != "" {
 			d.fail("backups.schedule", false, "must be a cron expression (got %s: %s)", quoteValue(b.Schedule), reason)
 		}
+		if b.To != "" && !strings.HasPrefix(b.To, "/") {
+			d.fail("backups.to", false, "must be an absolute directory on the server (got %s)", quoteValue(b.To))
+		}
 		if b.Keep < 1 {
 			d.fail("backups.keep", false, "must be a whole number ≥ 1 (got %d)", b.Keep)
 		}

@@ -32,9 +32,6 @@ func (s *Spec) Warnings() []string {
 			if svc.Port != 0 {
 				warn(p+".port", "%s: it picks a free port and passes it as $PORT", ignored)
 			}
-			if svc.User != "" {
-				warn(p+".user", ignored)
-			}
 			if svc.ReadOnly {
 				warn(p+".read_only", ignored)
 			}
@@ -56,9 +53,6 @@ func (s *Spec) Warnings() []string {
 			if a.Image != "" {
 				warn(p+".image", "%s: it runs command:", ignored)
 			}
-			if a.User != "" {
-				warn(p+".user", ignored)
-			}
 			if a.Memory != 0 {
 				warn(p+".memory", ignored)
 			}
@@ -68,14 +62,14 @@ func (s *Spec) Warnings() []string {
 		}
 	}
 	if s.Backups != nil {
-		any := false
+		any := len(s.Volumes) > 0
 		for _, a := range s.Accessories {
 			if a != nil && a.Backup != "" {
 				any = true
 			}
 		}
 		if !any {
-			warn("backups", "no accessory has backup: postgres, so there is nothing to back up")
+			warn("backups", "the app has no volume and no accessory with backup: postgres, so there is nothing to back up")
 		}
 	}
 	return out

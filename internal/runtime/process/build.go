@@ -56,11 +56,16 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if _, err := os.Lstat(dst); err == nil {
 		return fail(fmt.Errorf("release directory %s already exists", dst))
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o711); err != nil {
 		return fail(err)
 	}
 	if err := moveDir(req.ContextDir, dst); err != nil {
 		return fail(fmt.Errorf("move the build context: %w", err))
+	}
+	// Readable by the users services may run as (`user:`); the data dir
+	// above is traversable only.
+	if err := os.Chmod(dst, 0o755); err != nil {
+		return fail(err)
 	}
 	ok := false
 	defer func() {
@@ -367,4 +372,19 @@ func (l *lineWriter) Flush() {
 		l.emit(l.buf)
 		l.buf = nil
 	}
+}
+
+// VolumePath is the directory holding a volume: DataDir/volumes/<app>/<name>.
+func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
+	if err := r.check(); err != nil {
+		return "", err
+	}
+	if err := validName("volume", name); err != nil {
+		return "", err
+	}
+	d := r.volumeDir(app, name)
+	if _, err := os.Stat(d); err != nil {
+		return "", fmt.Errorf("volume %s of %s: %w", name, app, err)
+	}
+	return d, nil
 }

@@ -25,6 +25,8 @@ type groupIO struct {
 	Stdout io.Writer // nil: discarded
 	Stderr io.Writer // nil: discarded; may equal Stdout
 	TTY    bool      // a pseudo-terminal for stdin, stdout and stderr (Stderr unused)
+	// Cred runs the process as another user (nil: as the server).
+	Cred *syscall.Credential
 }
 
 // groupResult is how a process run by runGroup ended.
@@ -68,14 +70,14 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, gio groupIO, timeout time.Dura
 			return groupResult{}, fmt.Errorf("allocate a terminal: %w", err)
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Credential: gio.Cred}
 		childEnds = append(childEnds, slave)
 		drain(master, writerOr(gio.Stdout))
 		if gio.Stdin != nil {
 			go func() { _, _ = io.Copy(master, gio.Stdin) }()
 		}
 	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: gio.Cred}
 		if gio.Stdin != nil {
 			if f, ok := gio.Stdin.(*os.File); ok {
 				cmd.Stdin = f

@@ -7,27 +7,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 )
 
-// Exec runs cmd with a running instance's environment (read from the
-// process itself) in its working directory and returns its exit code.
-// $VAR and ${VAR} in cmd are expanded from that environment. stdout and
-// stderr both go to out. Cancelling ctx kills it.
-func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, out io.Writer) (int, error) {
+// Exec runs a command with a running instance's environment (read from
+// the process itself, plus e.Env), in its working directory, as its user,
+// and returns its exit code. $VAR and ${VAR} in the command are expanded
+// from that environment. Cancelling ctx kills it.
+func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
 	if err := r.check(); err != nil {
 		return -1, err
 	}
-	if len(cmd) == 0 {
+	if len(e.Cmd) == 0 {
 		return -1, fmt.Errorf("exec in %s: %w", id, errNoCommand)
 	}
 	rec, st, _, err := r.observe(id)
@@ -41,16 +41,49 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, out io.Writ
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: read its environment: %w", id, err)
 	}
-	path, args, err := command(cmd, env, rec.Dir)
+	env = runtime.Merge(env, e.Env)
+	path, args, err := command(e.Cmd, env, rec.Dir)
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	c := &exec.Cmd{Path: path, Args: args, Env: runtime.EnvList(env), Dir: rec.Dir}
-	res, err := runGroup(ctx, c, groupIO{Stdout: out, Stderr: out}, 0, nil)
+	res, err := runGroup(ctx, c, groupIO{Stdin: e.Stdin, Stdout: e.Stdout, Stderr: e.Stderr, Cred: processCredential(st.PID)}, 0, nil)
 	if err != nil {
 		return res.code, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	return res.code, nil
+}
+
+// Pause stops every process of a running instance with SIGSTOP to its
+// process group. The shim does not count a stopped child as crashed.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	return r.signalGroup(id, syscall.SIGSTOP)
+}
+
+// Resume continues a paused instance.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	return r.signalGroup(id, syscall.SIGCONT)
+}
+
+func (r *Runtime) signalGroup(id string, sig syscall.Signal) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	_, st, _, err := r.observe(id)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", sig, id, err)
+	}
+	if st.State != runtime.StateRunning || st.PID == 0 || !alive(st.PID, st.PIDStart) {
+		return fmt.Errorf("%s %s: instance is %s, not running", sig, id, st.State)
+	}
+	pgid := st.PGID
+	if pgid == 0 {
+		pgid = st.PID
+	}
+	if err := syscall.Kill(-pgid, sig); err != nil {
+		return fmt.Errorf("%s %s: %w", sig, id, err)
+	}
+	return nil
 }
 
 // processEnv reads the environment of process pid (started at start) from
@@ -111,11 +144,15 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 		return fail(runtime.ErrExists)
 	}
 
+	cred, err := resolveUser(s.User)
+	if err != nil {
+		return fail(err)
+	}
 	cwd, err := r.workdir(&s.InstanceSpec)
 	if err != nil {
 		return fail(err)
 	}
-	env, err := r.instanceEnv(&s.InstanceSpec, s.Port)
+	env, err := r.instanceEnv(&s.InstanceSpec, s.Port, cred)
 	if err != nil {
 		return fail(err)
 	}
@@ -124,7 +161,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 		return fail(err)
 	}
 	cmd := &exec.Cmd{Path: path, Args: args, Env: runtime.EnvList(env), Dir: cwd}
-	gio := groupIO{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, TTY: s.TTY}
+	gio := groupIO{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, TTY: s.TTY, Cred: cred.sys()}
 	started := func(pid int) {
 		st, _ := readStat(pid)
 		rec := taskRecord{ID: id, PID: pid, PIDStart: st.Start, PGID: pid, SID: st.SID,

@@ -232,7 +232,7 @@ func (s *shim) startChild() error {
 		Stdin:       devnull,
 		Stdout:      outW,
 		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Credential: s.cfg.Credential},
 	}
 	// Hold mu across the start so the reaper cannot see the child's exit
 	// before it knows the child.

@@ -115,11 +115,17 @@ func (r *Runtime) workdir(s *runtime.InstanceSpec) (string, error) {
 // instanceEnv returns the environment of an instance: a base of the
 // server's PATH, HOME, LANG, TZ and TMPDIR, then s.Env, then PORT and the
 // MOORAGE_* variables. It creates the mounted volumes that do not exist.
-func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int) (map[string]string, error) {
+func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credential) (map[string]string, error) {
 	base := map[string]string{"PATH": defaultPath}
 	for _, k := range []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
 			base[k] = v
+		}
+	}
+	if cred != nil {
+		base["USER"], base["LOGNAME"] = cred.Name, cred.Name
+		if cred.Home != "" {
+			base["HOME"] = cred.Home
 		}
 	}
 	vols := map[string]string{}
@@ -127,6 +133,9 @@ func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int) (map[string]str
 		d := r.volumeDir(s.App, m.Name)
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("volume %s: %w", m.Name, err)
+		}
+		if err := cred.handOver(d); err != nil {
+			return nil, err
 		}
 		vols[runtime.VolumeEnv(m.Name)] = d
 	}
@@ -144,9 +153,18 @@ func command(argv []string, env map[string]string, dir string) (path string, arg
 }
 
 func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.InstanceSpec) (runtime.Instance, error) {
+	cred, err := resolveUser(s.User)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
 	cwd, err := r.workdir(s)
 	if err != nil {
 		return runtime.Instance{}, err
+	}
+	if s.Kind == runtime.KindAccessory {
+		if err := cred.handOver(cwd); err != nil {
+			return runtime.Instance{}, err
+		}
 	}
 	port := s.Port
 	if port == 0 {
@@ -156,7 +174,7 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 	} else {
 		reservePort(port, dir)
 	}
-	env, err := r.instanceEnv(s, port)
+	env, err := r.instanceEnv(s, port, cred)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
@@ -186,6 +204,7 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 		Env:          runtime.EnvList(env),
 		Dir:          cwd,
 		Port:         port,
+		Credential:   cred.sys(),
 		Log:          rec.Log,
 		LogMaxSize:   r.opts.LogMaxSize,
 		LogMaxFiles:  r.opts.LogMaxFiles,

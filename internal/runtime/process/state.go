@@ -58,6 +58,8 @@ type shimConfig struct {
 	Env  []string `json:"env"`
 	Dir  string   `json:"dir"`
 	Port int      `json:"port"`
+	// Credential runs the child as another user (spec `user:`, server as root).
+	Credential *syscall.Credential `json:"credential,omitempty"`
 
 	Log         string `json:"log"`
 	LogMaxSize  int64  `json:"log_max_size"`

@@ -126,6 +126,7 @@ func Run(t *testing.T, h Harness) {
 		{"RunTimeout", s.testRunTimeout},
 		{"RunTTY", s.testRunTTY},
 		{"Exec", s.testExec},
+		{"Pause", s.testPause},
 		{"List", s.testList},
 		{"Remove", s.testRemove},
 		{"ServerRestart", s.testServerRestart},

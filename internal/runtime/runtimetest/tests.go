@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -483,18 +484,55 @@ func (s *suite) testExec(t *testing.T) {
 	sp := e.service("web", 1, "serve")
 	sp.Env = map[string]string{"GREETING": "hi there"}
 	e.serve(sp)
-	var out bytes.Buffer
-	code, err := e.rt.Exec(e.ctx, sp.ID(), []string{"./app", "getenv", "GREETING"}, &out)
+	var out, errOut bytes.Buffer
+	code, err := e.rt.Exec(e.ctx, sp.ID(), runtime.ExecSpec{Cmd: []string{"./app", "getenv", "GREETING"}, Stdout: &out})
 	if err != nil || code != 0 || out.String() != "hi there\n" {
 		t.Errorf("exec getenv = %d %v %q", code, err, out.String())
 	}
 	out.Reset()
-	code, err = e.rt.Exec(e.ctx, sp.ID(), []string{"./app", "print", "-n", "1", "-exit", "4"}, &out)
-	if err != nil || code != 4 || !strings.Contains(out.String(), "out 1") || !strings.Contains(out.String(), "err 1") {
-		t.Errorf("exec print = %d %v %q; want 4 and both streams", code, err, out.String())
+	code, err = e.rt.Exec(e.ctx, sp.ID(), runtime.ExecSpec{Cmd: []string{"./app", "getenv", "EXTRA"}, Env: map[string]string{"EXTRA": "added"}, Stdout: &out})
+	if err != nil || code != 0 || out.String() != "added\n" {
+		t.Errorf("exec with extra env = %d %v %q", code, err, out.String())
 	}
-	if _, err := e.rt.Exec(e.ctx, e.app+"-nothing-v1-1", []string{"./app", "exit", "0"}, &out); !errors.Is(err, runtime.ErrNotFound) {
+	out.Reset()
+	code, err = e.rt.Exec(e.ctx, sp.ID(), runtime.ExecSpec{Cmd: []string{"./app", "print", "-n", "1", "-exit", "4"}, Stdout: &out, Stderr: &errOut})
+	if err != nil || code != 4 || !strings.Contains(out.String(), "out 1") || strings.Contains(out.String(), "err 1") || !strings.Contains(errOut.String(), "err 1") {
+		t.Errorf("exec print = %d %v stdout %q stderr %q; want 4 and the streams apart", code, err, out.String(), errOut.String())
+	}
+	out.Reset()
+	code, err = e.rt.Exec(e.ctx, sp.ID(), runtime.ExecSpec{Cmd: []string{"./app", "cat", "-"}, Stdin: strings.NewReader("from stdin"), Stdout: &out})
+	if err != nil || code != 0 || out.String() != "from stdin" {
+		t.Errorf("exec with stdin = %d %v %q", code, err, out.String())
+	}
+	if _, err := e.rt.Exec(e.ctx, e.app+"-nothing-v1-1", runtime.ExecSpec{Cmd: []string{"./app", "exit", "0"}, Stdout: &out}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("exec in an unknown instance: %v, want ErrNotFound", err)
+	}
+}
+
+// A paused instance does not answer; resumed, it does, without a restart.
+func (s *suite) testPause(t *testing.T) {
+	e := s.env(t)
+	sp := e.service("web", 1, "serve")
+	in := e.serve(sp)
+	boot := e.bootID(in.Addr)
+	if err := e.rt.Pause(e.ctx, sp.ID()); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	c := http.Client{Timeout: 500 * time.Millisecond}
+	if resp, err := c.Get("http://" + in.Addr + "/health"); err == nil {
+		resp.Body.Close()
+		e.rt.Resume(e.ctx, sp.ID())
+		t.Fatalf("a paused instance answered: %s", resp.Status)
+	}
+	if err := e.rt.Resume(e.ctx, sp.ID()); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	e.waitHTTP(in.Addr, "/health")
+	if got := e.bootID(in.Addr); got != boot {
+		t.Fatalf("the instance restarted across pause/resume")
+	}
+	if got := e.instance(sp.ID()); got.Restarts != 0 {
+		t.Fatalf("pause counted as a crash: %+v", got)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,6 +71,10 @@ func main() {
 			fmt.Println(kv)
 		}
 	case "cat":
+		if arg(args, 0) == "-" {
+			io.Copy(os.Stdout, os.Stdin)
+			return
+		}
 		b, err := os.ReadFile(arg(args, 0))
 		if err != nil {
 			fatal(err.Error())
