@@ -45,6 +45,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{app}/config", s.changeConfig)
 	mux.HandleFunc("POST /v1/apps/{app}/scale", s.scale)
 	mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
+	mux.HandleFunc("GET /v1/apps/{app}/backups", s.backups)
+	mux.HandleFunc("POST /v1/apps/{app}/backups", s.createBackup)
+	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/restore", s.restoreBackup)
+	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/verify", s.verifyBackup)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s (is the client newer than the server? server: %s)", r.Method, r.URL.Path, s.Version.Version))
 	})
@@ -384,4 +388,48 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 	}
 	op := s.Engine.Scale(engine.ScaleRequest{App: app, Replicas: req.Replicas, Owner: owner(r), Wait: req.Wait})
 	stream(w, r, op)
+}
+
+func (s *Server) backups(w http.ResponseWriter, r *http.Request) {
+	bs, err := s.Engine.Backups(r.Context(), r.PathValue("app"))
+	if err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	out := []Backup{}
+	for _, b := range bs {
+		out = append(out, BackupOf(b))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) {
+	var req BackupRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	app := r.PathValue("app")
+	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	if req.To != "" && !filepath.IsAbs(req.To) {
+		writeError(w, http.StatusBadRequest, "bad_request", "--to must be an absolute directory on the server")
+		return
+	}
+	stream(w, r, s.Engine.BackupOp(engine.BackupRequest{App: app, Volumes: req.Volumes, Accessories: req.Accessories, To: req.To, Trigger: "manual", Owner: owner(r)}))
+}
+
+func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Wait bool `json:"wait,omitempty"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	stream(w, r, s.Engine.Restore(engine.RestoreRequest{App: r.PathValue("app"), ID: r.PathValue("id"), Owner: owner(r), Wait: req.Wait}))
+}
+
+func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {
+	stream(w, r, s.Engine.VerifyOp(r.PathValue("app"), r.PathValue("id")))
 }

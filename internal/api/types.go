@@ -145,3 +145,34 @@ type ScaleRequest struct {
 	Replicas map[string]int `json:"replicas"`
 	Wait     bool           `json:"wait,omitempty"`
 }
+
+// BackupRequest is the body of POST /v1/apps/{app}/backups.
+type BackupRequest struct {
+	Volumes     []string `json:"volumes,omitempty"`
+	Accessories []string `json:"accessories,omitempty"`
+	To          string   `json:"to,omitempty"`
+}
+
+// Backup is one backup of GET /v1/apps/{app}/backups.
+type Backup struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Target      string    `json:"target"`
+	Path        string    `json:"path"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256,omitempty"`
+	Status      string    `json:"status"`
+	Error       string    `json:"error,omitempty"`
+	Trigger     string    `json:"trigger"`
+	Release     string    `json:"release,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	VerifiedAt  time.Time `json:"verified_at,omitzero"`
+	VerifyError string    `json:"verify_error,omitempty"`
+}
+
+// BackupOf converts a store backup.
+func BackupOf(b *store.Backup) Backup {
+	return Backup{ID: b.ID, Kind: b.Kind, Target: b.Target, Path: b.Path, Size: b.Size, SHA256: b.SHA256,
+		Status: b.Status, Error: b.Error, Trigger: b.Trigger, Release: b.Release, CreatedAt: b.CreatedAt,
+		VerifiedAt: b.VerifiedAt, VerifyError: b.VerifyError}
+}

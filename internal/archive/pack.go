@@ -21,7 +21,24 @@ type Stats struct {
 // ignores. Regular files, directories and symlinks are kept (with their
 // permission bits); other file types are an error.
 func Pack(dir string, ig *Ignore, w io.Writer) (Stats, error) {
+	return PackWith(dir, w, PackOptions{Ignore: ig})
+}
+
+// PackOptions tune PackWith.
+type PackOptions struct {
+	Ignore *Ignore // nil: keep everything
+	// KeepOwner keeps numeric owners (volume backups); uploads drop them.
+	KeepOwner bool
+	// SkipSpecial skips sockets, pipes and devices (reporting each to
+	// Skipped) instead of failing.
+	SkipSpecial bool
+	Skipped     func(rel string)
+}
+
+// PackWith is Pack with options.
+func PackWith(dir string, w io.Writer, o PackOptions) (Stats, error) {
 	var st Stats
+	ig := o.Ignore
 	zw := gzip.NewWriter(w)
 	tw := tar.NewWriter(zw)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -36,7 +53,7 @@ func Pack(dir string, ig *Ignore, w io.Writer) (Stats, error) {
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
-		if ig.Match(rel) {
+		if ig != nil && ig.Match(rel) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -53,6 +70,11 @@ func Pack(dir string, ig *Ignore, w io.Writer) (Stats, error) {
 				return err
 			}
 		case info.IsDir(), info.Mode().IsRegular():
+		case o.SkipSpecial:
+			if o.Skipped != nil {
+				o.Skipped(rel)
+			}
+			return nil
 		default:
 			return fmt.Errorf("%s: cannot upload a %s; add it to .moorageignore", rel, info.Mode().Type())
 		}
@@ -64,7 +86,10 @@ func Pack(dir string, ig *Ignore, w io.Writer) (Stats, error) {
 		if info.IsDir() {
 			hdr.Name += "/"
 		}
-		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		if !o.KeepOwner {
+			hdr.Uid, hdr.Gid = 0, 0
+		}
+		hdr.Uname, hdr.Gname = "", ""
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -109,6 +134,12 @@ var ErrTooLarge = errors.New("upload too large")
 // Entries are confined to dir with os.Root: no absolute paths, no "..", and
 // no writing through a symlink that points outside.
 func Unpack(r io.Reader, dir string, lim Limits) (Stats, error) {
+	return UnpackWith(r, dir, lim, false)
+}
+
+// UnpackWith is Unpack that, with chown, also restores numeric owners
+// (volume restores, as root).
+func UnpackWith(r io.Reader, dir string, lim Limits, chown bool) (Stats, error) {
 	var st Stats
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -183,6 +214,11 @@ func Unpack(r io.Reader, dir string, lim Limits) (Stats, error) {
 			}
 		default:
 			return st, fmt.Errorf("%w: %q has type %q", ErrUnsafe, hdr.Name, string(hdr.Typeflag))
+		}
+		if chown {
+			if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+				return st, fmt.Errorf("unpack %s: %w", hdr.Name, err)
+			}
 		}
 	}
 	return st, nil

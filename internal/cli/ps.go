@@ -63,6 +63,16 @@ func newPsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, rel, in.State, health, strconv.Itoa(in.Restarts), up, addr)
 			}
 			tw.Flush()
+			if len(st.Backups) > 0 {
+				fmt.Fprintln(g.stdout, "\nbackups:")
+				for _, b := range st.Backups {
+					line := fmt.Sprintf("  %-8s %-12s %s %s (%s)", b.Kind, b.Target, b.Status, ago(b.Time), b.Trigger)
+					if b.Status == "failed" {
+						line = fmt.Sprintf("  %-8s %-12s FAILED %s (%s): %s", b.Kind, b.Target, ago(b.Time), b.Trigger, b.Error)
+					}
+					fmt.Fprintln(g.stdout, line)
+				}
+			}
 			if len(st.Events) > 0 {
 				fmt.Fprintln(g.stdout, "\nrecent events:")
 				for _, e := range st.Events {

@@ -88,7 +88,7 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 	root.AddCommand(
 		newServerCmd(g), newUpCmd(g), newInitCmd(g), newDeployCmd(g), newRollbackCmd(g),
 		newReleasesCmd(g), newDeploysCmd(g), newPsCmd(g), newLogsCmd(g), newVersionCmd(g), newAppsCmd(g),
-		newConfigCmd(g), newScaleCmd(g), newRunCmd(g),
+		newConfigCmd(g), newScaleCmd(g), newRunCmd(g), newBackupCmd(g),
 	)
 	return root
 }

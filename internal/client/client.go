@@ -292,3 +292,24 @@ func (c *Client) ChangeConfig(ctx context.Context, app string, req api.ConfigReq
 func (c *Client) Scale(ctx context.Context, app string, req api.ScaleRequest, fn func(engine.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/scale", req, fn)
 }
+
+// Backups lists an app's backups, newest first.
+func (c *Client) Backups(ctx context.Context, app string) ([]api.Backup, error) {
+	var v []api.Backup
+	return v, c.getJSON(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups", &v)
+}
+
+// CreateBackup backs up an app's volumes and accessories.
+func (c *Client) CreateBackup(ctx context.Context, app string, req api.BackupRequest, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups", req, fn)
+}
+
+// RestoreBackup restores a backup into its app.
+func (c *Client) RestoreBackup(ctx context.Context, app, id string, wait bool, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups/"+url.PathEscape(id)+"/restore", map[string]bool{"wait": wait}, fn)
+}
+
+// VerifyBackup restores a backup into scratch space and checks it.
+func (c *Client) VerifyBackup(ctx context.Context, app, id string, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups/"+url.PathEscape(id)+"/verify", struct{}{}, fn)
+}

@@ -43,6 +43,8 @@ type Options struct {
 	ServerID string
 	Logger   *slog.Logger
 	Secrets  Sealer // nil: secrets cannot be set, releases with secrets cannot start
+	// DataDir holds backups (by default) and scratch space.
+	DataDir string
 }
 
 // Engine runs deploys, rollbacks and recovery.
@@ -53,6 +55,7 @@ type Engine struct {
 	server   string
 	log      *slog.Logger
 	secrets  Sealer
+	dataDir  string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -81,6 +84,7 @@ func New(opts Options) *Engine {
 		server:     opts.ServerID,
 		log:        log,
 		secrets:    opts.Secrets,
+		dataDir:    opts.DataDir,
 		ctx:        ctx,
 		cancel:     cancel,
 		ops:        map[string]*Op{},
@@ -103,7 +107,15 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.watchEvents(ch)
 		}()
 	}
-	return e.recover(ctx)
+	if err := e.recover(ctx); err != nil {
+		return err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.scheduleBackups()
+	}()
+	return nil
 }
 
 // Close interrupts running operations at their next step (what they leave

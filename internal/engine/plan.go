@@ -28,6 +28,7 @@ const (
 	StepMonitor   StepKind = "monitor"   // watch the target; a failure rolls back
 	StepDrain     StepKind = "drain"     // drain and stop the old web instances
 	StepActivate  StepKind = "activate"  // finish: the target is the active release
+	StepRestore   StepKind = "restore"   // restore a backup (Name) into the target's volume or database
 )
 
 // Accessory actions.
@@ -164,6 +165,8 @@ func (s Step) String() string {
 		return "drain and stop " + listOrNone(s.IDs)
 	case StepActivate:
 		return "activate " + s.Release
+	case StepRestore:
+		return "restore backup " + s.Name
 	}
 	return string(s.Kind)
 }

@@ -267,6 +267,8 @@ func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
 		return r.drain(ctx, s, out)
 	case StepActivate:
 		return r.activate(ctx, s, out)
+	case StepRestore:
+		return r.restoreStep(ctx, s, out)
 	}
 	return fmt.Errorf("unknown step %q", s.Kind)
 }

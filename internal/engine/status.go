@@ -34,6 +34,20 @@ type AppStatus struct {
 	Instances []InstanceStatus `json:"instances"`
 	Lock      *store.Lock      `json:"lock,omitempty"`
 	Events    []store.Event    `json:"events,omitempty"` // recent crashes and errors
+	// Backups is the latest backup of each volume and accessory: a failed
+	// one shows here until a later one succeeds.
+	Backups []BackupStatus `json:"backups,omitempty"`
+}
+
+// BackupStatus is the latest backup of one volume or accessory.
+type BackupStatus struct {
+	Kind    string    `json:"kind"`
+	Target  string    `json:"target"`
+	ID      string    `json:"id"`
+	Status  string    `json:"status"`
+	Error   string    `json:"error,omitempty"`
+	Trigger string    `json:"trigger"`
+	Time    time.Time `json:"time"`
 }
 
 // Status returns app's state: its active release, what runs, and recent
@@ -84,6 +98,17 @@ func (e *Engine) Status(ctx context.Context, app string) (*AppStatus, error) {
 		st.Lock = l
 	}
 	st.Events, _ = e.st.ListEvents(ctx, app, 10, store.EventCrash, store.EventError, store.EventBackup, store.EventRecover)
+	if bs, err := e.st.ListBackups(ctx, app); err == nil {
+		seen := map[string]bool{}
+		for _, b := range bs { // newest first
+			k := b.Kind + "/" + b.Target
+			if seen[k] || b.Status == store.BackupRunning {
+				continue
+			}
+			seen[k] = true
+			st.Backups = append(st.Backups, BackupStatus{Kind: b.Kind, Target: b.Target, ID: b.ID, Status: b.Status, Error: b.Error, Trigger: b.Trigger, Time: b.CreatedAt})
+		}
+	}
 	return st, nil
 }
 

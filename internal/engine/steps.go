@@ -287,7 +287,8 @@ func (r *run) waitGate(ctx context.Context, g gated) error {
 		id, cmd := g.in.ID, g.gate.Command
 		check = health.Command(g.timeout, func(ctx context.Context) (int, string, error) {
 			var b strings.Builder
-			code, err := r.rt.Exec(ctx, id, cmd, &limitedWriter{w: &b, n: 4096})
+			lw := &limitedWriter{w: &b, n: 4096}
+			code, err := r.rt.Exec(ctx, id, runtime.ExecSpec{Cmd: cmd, Stdout: lw, Stderr: lw})
 			return code, b.String(), err
 		})
 	default:

@@ -98,8 +98,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.closeAll()
 		}
 	}()
-	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	// Traversable, not listable: instances that run as another user
+	// (`user:`) reach their release and volume directories through it;
+	// the state, key and socket inside are protected by their own modes.
+	if err := os.Chmod(s.cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data dir: %w", err)
 	}
 	if err := s.lockDataDir(); err != nil {
 		return err
@@ -132,6 +138,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.engine = engine.New(engine.Options{
 		Store: s.store, Runtimes: s.runtimes, Proxy: s.proxy,
 		ServerID: hex.EncodeToString(sid), Logger: s.log.With("component", "engine"), Secrets: box,
+		DataDir: s.cfg.DataDir,
 	})
 	if err := s.engine.Start(ctx); err != nil {
 		// Recovery problems are recorded per app; the server still serves

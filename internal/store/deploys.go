@@ -15,6 +15,7 @@ const (
 	KindConfig   = "config"
 	KindScale    = "scale"
 	KindRecover  = "recover"
+	KindRestore  = "restore"
 )
 
 // Deploy statuses.

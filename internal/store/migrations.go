@@ -104,6 +104,28 @@ CREATE TABLE config (
 	PRIMARY KEY (app, key)
 );
 `,
+	// 2: backups, and maintenance mode per app.
+	`
+CREATE TABLE backups (
+	id           TEXT PRIMARY KEY,
+	app          TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	target       TEXT NOT NULL,
+	path         TEXT NOT NULL,
+	size         INTEGER NOT NULL DEFAULT 0,
+	sha256       TEXT NOT NULL DEFAULT '',
+	status       TEXT NOT NULL,
+	error        TEXT NOT NULL DEFAULT '',
+	trigger      TEXT NOT NULL,
+	release      TEXT NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL,
+	finished_at  INTEGER,
+	verified_at  INTEGER,
+	verify_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX backups_app ON backups(app, created_at);
+ALTER TABLE apps ADD COLUMN maintenance TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

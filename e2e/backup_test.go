@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// backupIDs returns the IDs `backup list` prints (first field of each line).
+func backupIDs(t *testing.T, s *server, app string) []string {
+	t.Helper()
+	var ids []string
+	for i, l := range scanLines(s.mustRun("backup", "list", "-a", app)) {
+		if i == 0 {
+			continue // header
+		}
+		ids = append(ids, strings.Fields(l)[0])
+	}
+	return ids
+}
+
+// A volume backup restores the volume as it was.
+func TestVolumeBackupRoundTrip(t *testing.T) {
+	s := startServer(t)
+	app := helloApp(t, fastSpec...)
+	s.deploy(app, 0)
+	s.waitBody("/", "release=v1")
+	schema := volumeFile(s, "hello", "schema.json")
+	if schema == "" {
+		t.Fatal("the migration wrote no schema.json")
+	}
+	out := s.mustRun("backup", "create", "-a", "hello", "--volume", "data")
+	if !strings.Contains(out, "paused") || !strings.Contains(out, "succeeded") {
+		t.Fatalf("backup create:\n%s", out)
+	}
+	ids := backupIDs(t, s, "hello")
+	if len(ids) != 1 || !strings.HasPrefix(ids[0], "hello-volume-data-") {
+		t.Fatalf("backup list: %v", ids)
+	}
+	id := ids[0]
+	// The archive and its manifest are in the default backup directory.
+	if m, _ := filepath.Glob(filepath.Join(s.dataDir, "backups", "hello", id+".*")); len(m) != 2 {
+		t.Fatalf("archive files: %v", m)
+	}
+	// Change the volume.
+	s.mustRun("run", "-a", "hello", "--", "sh", "-c", "echo changed > $MOORAGE_VOLUME_DATA/marker && rm $MOORAGE_VOLUME_DATA/schema.json")
+	if volumeFile(s, "hello", "marker") == "" || volumeFile(s, "hello", "schema.json") != "" {
+		t.Fatal("the volume did not change")
+	}
+	out = s.mustRun("backup", "verify", "-a", "hello", id)
+	if !strings.Contains(out, "checksum ok") || !strings.Contains(out, "restores and holds data") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	out = s.mustRun("backup", "restore", "-a", "hello", id)
+	if !strings.Contains(out, "succeeded") {
+		t.Fatalf("restore:\n%s", out)
+	}
+	if got := volumeFile(s, "hello", "schema.json"); got != schema {
+		t.Fatalf("schema.json after restore = %q, want %q", got, schema)
+	}
+	if volumeFile(s, "hello", "marker") != "" {
+		t.Fatal("a file written after the backup survived the restore")
+	}
+	// The app came back, and the scheduler too (it mounts the volume).
+	s.waitBody("/", "release=v1")
+	checkConsistent(t, s, "hello")
+	// A damaged archive is refused.
+	arch := filepath.Join(s.dataDir, "backups", "hello", id+".tar.gz")
+	b, _ := os.ReadFile(arch)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(arch, b, 0o600)
+	if out, errOut, code := s.run("backup", "verify", "-a", "hello", id); code == 0 || !strings.Contains(out+errOut, "corrupt") {
+		t.Fatalf("verify of a damaged archive: %d\n%s%s", code, out, errOut)
+	}
+}
+
+// pgBin finds Debian's PostgreSQL binaries.
+func pgBin(t *testing.T) string {
+	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(m) == 0 {
+		if os.Getenv("MOORAGE_REQUIRE_DOCKER") == "1" {
+			t.Fatal("PostgreSQL is not installed (apt-get install postgresql); CI must install it")
+		}
+		t.Skip("PostgreSQL is not installed (apt-get install postgresql)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the postgres accessory runs as user postgres, which needs the server to run as root")
+	}
+	return filepath.Dir(m[len(m)-1])
+}
+
+// A Postgres accessory, run by the process runtime from Debian's package,
+// is backed up with pg_dump, its rows changed, restored: the original rows
+// are back. verify restores into a scratch database.
+func TestPostgresBackupRestore(t *testing.T) {
+	bin := pgBin(t)
+	_, port, _ := strings.Cut(freePort(t), ":")
+	accessory := fmt.Sprintf(`accessories:
+  db:
+    command: sh -c 'test -s $MOORAGE_VOLUME_PGDATA/PG_VERSION || %[1]s/initdb -D $MOORAGE_VOLUME_PGDATA -U postgres --auth=trust; exec %[1]s/postgres -D $MOORAGE_VOLUME_PGDATA -p $PORT -k /tmp -c listen_addresses=127.0.0.1'
+    user: postgres
+    port: %[2]s
+    env: {PATH: "%[1]s:/usr/bin:/bin"}
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+    health: {command: "pg_isready -h 127.0.0.1 -p $PORT", start_period: 60s}
+    backup: postgres
+volumes:`, bin, port)
+	s := startServer(t)
+	// The accessory runs as postgres: the path to the data dir must be
+	// traversable (a real data dir's parent is).
+	os.Chmod(filepath.Dir(s.dataDir), 0o711)
+	app := helloApp(t, append(fastSpec, "volumes:", accessory)...)
+	s.deploy(app, 0)
+	psql := func(sql string) string {
+		t.Helper()
+		out, errOut, code := s.run("run", "-a", "hello", "--", "psql", "-h", "$MOORAGE_ACCESSORY_DB_HOST", "-p", "$MOORAGE_ACCESSORY_DB_PORT",
+			"-U", "postgres", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql)
+		if code != 0 {
+			t.Fatalf("psql %q: exit %d\n%s%s", sql, code, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	psql("CREATE TABLE items (id int primary key, name text); INSERT INTO items VALUES (1, 'anchor'), (2, 'rope'), (3, 'sail')")
+	out := s.mustRun("backup", "create", "-a", "hello", "--accessory", "db")
+	if !strings.Contains(out, "dumped database postgres") {
+		t.Fatalf("backup create:\n%s", out)
+	}
+	var id string
+	for _, x := range backupIDs(t, s, "hello") {
+		if strings.HasPrefix(x, "hello-postgres-db-") {
+			id = x
+		}
+	}
+	if id == "" {
+		t.Fatalf("no postgres backup listed:\n%s", s.mustRun("backup", "list", "-a", "hello"))
+	}
+	psql("DELETE FROM items WHERE id = 2; UPDATE items SET name = 'changed' WHERE id = 1; INSERT INTO items VALUES (4, 'new')")
+	if got := psql("SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items"); got != "1:changed,3:sail,4:new" {
+		t.Fatalf("rows before restore: %s", got)
+	}
+	out = s.mustRun("backup", "verify", "-a", "hello", id)
+	if !strings.Contains(out, "public.items: 3 rows") || !strings.Contains(out, "restores and holds data") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	s.mustRun("backup", "restore", "-a", "hello", id)
+	if got := psql("SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items"); got != "1:anchor,2:rope,3:sail" {
+		t.Fatalf("rows after restore: %s, want the original three", got)
+	}
+	// The scratch database of verify is gone.
+	if got := psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'moorage_verify_%'"); got != "0" {
+		t.Fatalf("%s scratch databases left", got)
+	}
+	// The accessory was never restarted by any of this.
+	st := s.ps("hello")
+	for _, in := range st.Instances {
+		if in.Kind == "accessory" && in.Restarts != 0 {
+			t.Fatalf("accessory restarted: %+v", in)
+		}
+	}
+}
+
+// A scheduled backup into a read-only directory fails loudly: in `moorage
+// ps`, in the backup list and in the events; a manual one exits non-zero.
+func TestScheduledBackupFailureIsLoud(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a read-only mount needs root (root ignores permission bits, so a mode is not enough)")
+	}
+	t.Parallel()
+	ro := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { syscall.Unmount(ro, syscall.MNT_DETACH) })
+
+	s := startServer(t)
+	app := helloApp(t, append(fastSpec, "volumes:", fmt.Sprintf("backups: {schedule: \"* * * * *\", keep: 2, to: %s}\nvolumes:", ro))...)
+	s.deploy(app, 0)
+
+	out, errOut, code := s.run("backup", "create", "-a", "hello", "--to", ro)
+	if code == 0 || !strings.Contains(out+errOut, "read-only file system") {
+		t.Fatalf("a manual backup into a read-only directory: exit %d\n%s%s", code, out, errOut)
+	}
+	// The schedule fires within a minute.
+	var ps string
+	waitFor(t, 90*time.Second, "the scheduled backup to fail", func() error {
+		ps = s.mustRun("ps", "-a", "hello")
+		if !regexp.MustCompile(`volume\s+data\s+FAILED .*\(schedule\): .*read-only file system`).MatchString(ps) {
+			return fmt.Errorf("ps:\n%s", ps)
+		}
+		return nil
+	})
+	var st struct {
+		Events []struct {
+			Kind, Message string
+		} `json:"events"`
+	}
+	json.Unmarshal([]byte(s.mustRun("ps", "-a", "hello", "--json")), &st)
+	found := false
+	for _, e := range st.Events {
+		if e.Kind == "backup" && strings.Contains(e.Message, "schedule backup of volume data FAILED") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no failure event: %+v", st.Events)
+	}
+	if list := s.mustRun("backup", "list", "-a", "hello"); !strings.Contains(list, "FAILED") || !strings.Contains(list, "schedule") {
+		t.Fatalf("backup list:\n%s", list)
+	}
+}

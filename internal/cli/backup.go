@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/client"
+	"github.com/moorage/moorage/internal/engine"
+)
+
+func newBackupCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Back up volumes and databases, list, restore and verify backups",
+		Long: `Back up an app's volumes (consistent archives: the instances that mount a
+volume are paused while it is copied) and its Postgres accessories (pg_dump,
+custom format, in the accessory's own environment). Archives are compressed,
+checksummed and kept in the server's backup directory (default
+<data-dir>/backups/<app>, or --to DIR). 'backup verify' restores one into a
+scratch directory or database and checks it holds data.`,
+	}
+	cmd.AddCommand(newBackupCreateCmd(g), newBackupListCmd(g), newBackupRestoreCmd(g), newBackupVerifyCmd(g))
+	return cmd
+}
+
+func newBackupCreateCmd(g *globals) *cobra.Command {
+	var req api.BackupRequest
+	var o opFlags
+	cmd := &cobra.Command{
+		Use:   "create [--volume NAME]... [--accessory NAME]... [--to DIR]",
+		Short: "Back up volumes and accessories now (all of them when none is named)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, err := g.appName()
+			if err != nil {
+				return err
+			}
+			if req.To != "" && !filepath.IsAbs(req.To) {
+				return fmt.Errorf("--to %q: give an absolute directory on the server", req.To)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			return streamOp(cmd, g, o, "backup of "+app, func(fn func(engine.Event)) (client.Result, error) {
+				return c.CreateBackup(cmd.Context(), app, req, fn)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&req.Volumes, "volume", nil, "a volume to back up (repeatable)")
+	cmd.Flags().StringArrayVar(&req.Accessories, "accessory", nil, "an accessory with `backup: postgres` to back up (repeatable)")
+	cmd.Flags().StringVar(&req.To, "to", "", "directory on the server for the archives")
+	o.add(cmd)
+	return cmd
+}
+
+func newBackupListCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List backups, newest first (ID first on each line)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, err := g.appName()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			bs, err := c.Backups(cmd.Context(), app)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(g.stdout).Encode(bs)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tKIND\tTARGET\tSTATUS\tSIZE\tCREATED\tTRIGGER\tVERIFIED")
+			for _, b := range bs {
+				status := b.Status
+				if b.Status == "failed" {
+					status = "FAILED: " + firstLine(b.Error)
+				}
+				verified := "-"
+				if !b.VerifiedAt.IsZero() {
+					verified = "ok " + ago(b.VerifiedAt)
+					if b.VerifyError != "" {
+						verified = "FAILED: " + firstLine(b.VerifyError)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Kind, b.Target, status, size(b.Size), ago(b.CreatedAt), b.Trigger, verified)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newBackupRestoreCmd(g *globals) *cobra.Command {
+	var wait bool
+	var o opFlags
+	cmd := &cobra.Command{
+		Use:   "restore ID",
+		Short: "Restore a backup into the app",
+		Long: `Restore a backup into the app it came from. A volume: the instances that mount
+it stop, the volume's content is replaced by the archive's, and they start
+again, health-gated. A Postgres database: pg_restore --clean in one
+transaction while the app runs.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, err := g.appName()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			return streamOp(cmd, g, o, "restore of "+args[0], func(fn func(engine.Event)) (client.Result, error) {
+				return c.RestoreBackup(cmd.Context(), app, args[0], wait, fn)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for an operation in progress instead of being refused")
+	o.add(cmd)
+	return cmd
+}
+
+func newBackupVerifyCmd(g *globals) *cobra.Command {
+	var o opFlags
+	cmd := &cobra.Command{
+		Use:   "verify ID",
+		Short: "Restore a backup into scratch space and check it holds data",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, err := g.appName()
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			return streamOp(cmd, g, o, "verify of "+args[0], func(fn func(engine.Event)) (client.Result, error) {
+				return c.VerifyBackup(cmd.Context(), app, args[0], fn)
+			})
+		},
+	}
+	o.add(cmd)
+	return cmd
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}

@@ -1,0 +1,325 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// Backup kinds.
+const (
+	BackupVolume   = "volume"
+	BackupPostgres = "postgres"
+)
+
+// ErrBackup wraps every backup failure.
+var ErrBackup = errors.New("backup failed")
+
+// BackupRequest asks for backups of an app.
+type BackupRequest struct {
+	App         string
+	Volumes     []string // volume names; with Accessories empty and All: everything
+	Accessories []string
+	All         bool   // every volume and every accessory with backup: postgres
+	To          string // directory; default the spec's backups.to, else <data>/backups/<app>
+	Trigger     string // "manual" or "schedule"
+	Owner       string
+}
+
+// backupDir is where app's archives go.
+func (e *Engine) backupDir(app, to string, sp *spec.Spec) string {
+	if to != "" {
+		return to
+	}
+	if sp != nil && sp.Backups != nil && sp.Backups.To != "" {
+		return sp.Backups.To
+	}
+	return filepath.Join(e.dataDir, "backups", app)
+}
+
+// CreateBackups backs up what req names, one archive per volume or
+// accessory, and returns the records (failed ones included: a failure is
+// never silent, it is recorded, raised as an event and returned).
+func (e *Engine) CreateBackups(ctx context.Context, req BackupRequest, out io.Writer) ([]*store.Backup, error) {
+	a, err := e.st.GetApp(ctx, req.App)
+	if err != nil {
+		return nil, err
+	}
+	if a.Current == 0 {
+		return nil, fmt.Errorf("back up %s: %w", req.App, ErrNotDeployed)
+	}
+	rel, err := e.st.GetRelease(ctx, req.App, a.Current)
+	if err != nil {
+		return nil, err
+	}
+	type job struct{ kind, target string }
+	var jobs []job
+	if req.All || (len(req.Volumes) == 0 && len(req.Accessories) == 0) {
+		for _, v := range volumeNames(rel.Spec) {
+			jobs = append(jobs, job{BackupVolume, v})
+		}
+		for _, name := range rel.Spec.AccessoryNames() {
+			if rel.Spec.Accessories[name].Backup == "postgres" {
+				jobs = append(jobs, job{BackupPostgres, name})
+			}
+		}
+		if len(jobs) == 0 {
+			return nil, fmt.Errorf("%s has no volume and no accessory with `backup: postgres`: nothing to back up", req.App)
+		}
+	}
+	known := map[string]bool{}
+	for _, v := range volumeNames(rel.Spec) {
+		known[v] = true
+	}
+	for _, v := range req.Volumes {
+		if !known[v] {
+			return nil, fmt.Errorf("%s has no volume %q (volumes: %s)", req.App, v, strings.Join(volumeNames(rel.Spec), ", "))
+		}
+		jobs = append(jobs, job{BackupVolume, v})
+	}
+	for _, name := range req.Accessories {
+		acc := rel.Spec.Accessories[name]
+		switch {
+		case acc == nil:
+			return nil, fmt.Errorf("%s has no accessory %q", req.App, name)
+		case acc.Backup != "postgres":
+			return nil, fmt.Errorf("accessory %s has no `backup:` method; add `backup: postgres` to it in moorage.yaml, or back up its volumes with --volume", name)
+		}
+		jobs = append(jobs, job{BackupPostgres, name})
+	}
+	dir := e.backupDir(req.App, req.To, rel.Spec)
+	var out2 []*store.Backup
+	var errs []error
+	for _, j := range jobs {
+		b, err := e.backupOne(ctx, rel, j.kind, j.target, dir, req.Trigger, out)
+		out2 = append(out2, b)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out2, errors.Join(errs...)
+}
+
+// backupOne makes one archive and records it, failed or not.
+func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target, dir, trigger string, out io.Writer) (*store.Backup, error) {
+	now := time.Now().UTC()
+	ext := ".tar.gz"
+	if kind == BackupPostgres {
+		ext = ".pgdump"
+	}
+	id := fmt.Sprintf("%s-%s-%s-%s", rel.App, kind, target, now.Format("20060102T150405.000Z"))
+	id = strings.ReplaceAll(id, ".", "")
+	b := &store.Backup{ID: id, App: rel.App, Kind: kind, Target: target, Path: filepath.Join(dir, id+ext),
+		Status: store.BackupRunning, Trigger: trigger, Release: rel.ID(), CreatedAt: now}
+	if trigger == "" {
+		b.Trigger = "manual"
+	}
+	e.st.PutBackup(ctx, b)
+	fmt.Fprintf(out, "backing up %s %s to %s\n", kind, target, b.Path)
+	var err error
+	switch kind {
+	case BackupVolume:
+		err = e.backupVolume(ctx, rel, target, b, out)
+	case BackupPostgres:
+		err = e.backupPostgres(ctx, rel, target, b, out)
+	}
+	b.FinishedAt = time.Now().UTC()
+	if err != nil {
+		b.Status, b.Error = store.BackupFailed, err.Error()
+		os.Remove(b.Path + ".partial")
+		e.st.PutBackup(context.WithoutCancel(ctx), b)
+		msg := fmt.Sprintf("%s backup of %s %s FAILED: %v", b.Trigger, kind, target, err)
+		e.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: rel.App, Kind: store.EventBackup, Message: msg})
+		e.log.Error("backup failed", "app", rel.App, "kind", kind, "target", target, "err", err)
+		return b, fmt.Errorf("%w: %s %s: %v", ErrBackup, kind, target, err)
+	}
+	b.Status = store.BackupOK
+	e.st.PutBackup(ctx, b)
+	e.st.AddEvent(ctx, store.Event{App: rel.App, Kind: store.EventBackup, Message: fmt.Sprintf("%s backup %s: %s, %s", b.Trigger, b.ID, humanBytes(b.Size), b.SHA256[:12])})
+	fmt.Fprintf(out, "%s: %s, sha256 %s\n", b.ID, humanBytes(b.Size), b.SHA256)
+	return b, nil
+}
+
+// writeArchive writes path atomically (a .partial file, fsync, rename,
+// fsync of the directory), recording its size and SHA-256 in b, and a
+// manifest next to it.
+func writeArchive(b *store.Backup, fill func(w io.Writer) error) error {
+	dir := filepath.Dir(b.Path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("backup directory: %w", err)
+	}
+	tmp := b.Path + ".partial"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup directory %s: %w", dir, err)
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h)}
+	if err := fill(cw); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, b.Path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	b.Size, b.SHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
+	man, _ := json.MarshalIndent(map[string]any{
+		"id": b.ID, "app": b.App, "kind": b.Kind, "target": b.Target, "release": b.Release,
+		"created_at": b.CreatedAt, "size": b.Size, "sha256": b.SHA256, "file": filepath.Base(b.Path),
+	}, "", "  ")
+	if err := os.WriteFile(manifestPath(b), append(man, '\n'), 0o600); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func manifestPath(b *store.Backup) string {
+	return strings.TrimSuffix(strings.TrimSuffix(b.Path, ".tar.gz"), ".pgdump") + ".json"
+}
+
+// checkArchive re-reads an archive and compares its checksum.
+func checkArchive(b *store.Backup) error {
+	f, err := os.Open(b.Path)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", b.Path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != b.SHA256 || n != b.Size {
+		return fmt.Errorf("archive %s is corrupt: sha256 %s (%d bytes), recorded %s (%d bytes)", b.Path, sum, n, b.SHA256, b.Size)
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// Backups lists app's backups, newest first.
+func (e *Engine) Backups(ctx context.Context, app string) ([]*store.Backup, error) {
+	if _, err := e.st.GetApp(ctx, app); err != nil {
+		return nil, err
+	}
+	return e.st.ListBackups(ctx, app)
+}
+
+// instancesMounting returns the running instances of app that mount volume
+// name (services of the active release's spec, and accessories).
+func (e *Engine) instancesMounting(ctx context.Context, rel *store.Release, volume string) ([]runtime.Instance, error) {
+	observed, err := e.observe(ctx, rel.App)
+	if err != nil {
+		return nil, err
+	}
+	specs := e.specsOf(ctx, rel.App, observed)
+	var out []runtime.Instance
+	for _, in := range observed {
+		if in.State == runtime.StateExited {
+			continue
+		}
+		switch in.Kind {
+		case runtime.KindAccessory:
+			if acc := rel.Spec.Accessories[in.Service]; acc != nil {
+				for _, v := range acc.Volumes {
+					if v.Name == volume {
+						out = append(out, in)
+					}
+				}
+			}
+		case runtime.KindService:
+			sp := specs[in.Release]
+			if sp == nil {
+				sp = rel.Spec
+			}
+			for _, v := range sp.VolumesFor(in.Service) {
+				if v.Name == volume {
+					out = append(out, in)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// pauseAll pauses instances and returns a function that resumes them.
+func (e *Engine) pauseAll(ctx context.Context, rt runtime.Runtime, ins []runtime.Instance, out io.Writer) (func(), error) {
+	var paused []string
+	resume := func() {
+		rctx := context.WithoutCancel(ctx)
+		var wg sync.WaitGroup
+		for _, id := range paused {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := rt.Resume(rctx, id); err != nil {
+					e.log.Error("resume after backup", "instance", id, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for _, in := range ins {
+		if err := rt.Pause(ctx, in.ID); err != nil {
+			resume()
+			return nil, fmt.Errorf("pause %s: %w", in.ID, err)
+		}
+		paused = append(paused, in.ID)
+	}
+	if len(paused) > 0 {
+		fmt.Fprintf(out, "paused %s for a consistent copy\n", strings.Join(paused, " "))
+	}
+	return resume, nil
+}

@@ -1,0 +1,280 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// RestoreRequest asks to restore a backup into the app it came from.
+type RestoreRequest struct {
+	App   string
+	ID    string
+	Owner string
+	Wait  bool
+}
+
+// Restore restores a backup, under the app's lock, journaled like a deploy.
+// A volume restore stops the instances that mount the volume, swaps the
+// volume's content for the archive's, and starts them again (health-gated);
+// a postgres restore runs pg_restore in one transaction while the app keeps
+// running.
+func (e *Engine) Restore(req RestoreRequest) *Op {
+	return e.start(func(ctx context.Context, op *Op) (string, error) {
+		b, err := e.st.GetBackup(ctx, req.ID)
+		if err != nil || b.App != req.App {
+			return store.DeployFailed, fmt.Errorf("%s has no backup %s (see `moorage backup list`)", req.App, req.ID)
+		}
+		if b.Status != store.BackupOK {
+			return store.DeployFailed, fmt.Errorf("backup %s is %s (%s): it cannot be restored", b.ID, b.Status, b.Error)
+		}
+		if err := checkArchive(b); err != nil {
+			return store.DeployFailed, err
+		}
+		unlock, err := e.lock(ctx, op, req.App, req.Owner, "restore "+b.ID, req.Wait)
+		if err != nil {
+			return store.DeployFailed, err
+		}
+		defer unlock()
+		a, err := e.st.GetApp(ctx, req.App)
+		if err != nil {
+			return store.DeployFailed, err
+		}
+		if a.Current == 0 {
+			return store.DeployFailed, fmt.Errorf("restore into %s: %w", req.App, ErrNotDeployed)
+		}
+		cur, err := e.st.GetRelease(ctx, req.App, a.Current)
+		if err != nil {
+			return store.DeployFailed, err
+		}
+		rt, err := e.Runtime(cur.Runtime)
+		if err != nil {
+			return store.DeployFailed, err
+		}
+		var stop []string
+		if b.Kind == BackupVolume {
+			ins, err := e.instancesMounting(ctx, cur, b.Target)
+			if err != nil {
+				return store.DeployFailed, err
+			}
+			for _, in := range ins {
+				stop = append(stop, in.ID)
+			}
+		}
+		target := targetOf(cur, a.Formation)
+		return e.run(ctx, op, runInput{
+			app: a, kind: store.KindRestore, owner: req.Owner, rt: rt,
+			target: cur, from: cur, scale: a.Formation,
+			plan: func(observed []runtime.Instance) *Plan {
+				p := &Plan{App: req.App, Kind: "restore", Target: cur.ID(), From: cur.ID()}
+				if len(stop) > 0 {
+					p.Steps = append(p.Steps, Step{Kind: StepStop, IDs: stop})
+				}
+				p.Steps = append(p.Steps, Step{Kind: StepRestore, Release: cur.ID(), Name: b.ID})
+				if len(stop) > 0 {
+					p.Steps = append(p.Steps, PlanConverge(ConvergeInput{App: req.App, Kind: "restore", Target: target,
+						From: cur.ID(), Observed: withoutIDs(observed, stop), Specs: e.specsOf(ctx, req.App, observed)}).Steps...)
+				}
+				return p
+			},
+		})
+	})
+}
+
+// restoreStep is the executor's side of StepRestore.
+func (r *run) restoreStep(ctx context.Context, s Step, out *stepOutput) error {
+	b, err := r.e.st.GetBackup(ctx, s.Name)
+	if err != nil {
+		return err
+	}
+	rel, err := r.release(ctx, s.Release)
+	if err != nil {
+		return err
+	}
+	if b.Kind == BackupPostgres {
+		return r.e.restorePostgres(ctx, rel, b, out)
+	}
+	return r.e.restoreVolume(ctx, rel, b, out)
+}
+
+// VerifyBackup checks that a backup restores: its checksum, then a restore
+// into a scratch directory or database that must hold data. The result is
+// recorded with the backup.
+func (e *Engine) VerifyBackup(ctx context.Context, app, id string, out io.Writer) (*store.Backup, error) {
+	b, err := e.st.GetBackup(ctx, id)
+	if err != nil || b.App != app {
+		return nil, fmt.Errorf("%s has no backup %s (see `moorage backup list`)", app, id)
+	}
+	if b.Status != store.BackupOK {
+		return b, fmt.Errorf("backup %s is %s: nothing to verify", id, b.Status)
+	}
+	err = checkArchive(b)
+	if err == nil {
+		fmt.Fprintf(out, "checksum ok: sha256 %s, %s\n", b.SHA256, humanBytes(b.Size))
+		switch b.Kind {
+		case BackupVolume:
+			err = e.verifyVolume(ctx, b, out)
+		case BackupPostgres:
+			var a *store.App
+			if a, err = e.st.GetApp(ctx, app); err == nil {
+				var rel *store.Release
+				if rel, err = e.st.GetRelease(ctx, app, a.Current); err == nil {
+					err = e.verifyPostgres(ctx, rel, b, out)
+				}
+			}
+		}
+	}
+	b.VerifiedAt, b.VerifyError = time.Now().UTC(), ""
+	if err != nil {
+		b.VerifyError = err.Error()
+		e.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("verify of backup %s FAILED: %v", id, err)})
+	}
+	e.st.PutBackup(context.WithoutCancel(ctx), b)
+	return b, err
+}
+
+// DeleteBackup removes a backup's archive, manifest and record.
+func (e *Engine) DeleteBackup(ctx context.Context, b *store.Backup) error {
+	for _, p := range []string{b.Path, manifestPath(b)} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return e.st.DeleteBackup(ctx, b.ID)
+}
+
+// keepBackups deletes the oldest successful backups of each target of app
+// beyond keep.
+func (e *Engine) keepBackups(ctx context.Context, app string, keep int) ([]string, error) {
+	all, err := e.st.ListBackups(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]int{}
+	var deleted []string
+	for _, b := range all { // newest first
+		if b.Status != store.BackupOK {
+			continue
+		}
+		k := b.Kind + "/" + b.Target
+		seen[k]++
+		if seen[k] > keep {
+			if err := e.DeleteBackup(ctx, b); err != nil {
+				return deleted, err
+			}
+			deleted = append(deleted, b.ID)
+		}
+	}
+	return deleted, nil
+}
+
+// scheduleBackups runs the apps' scheduled backups until the engine
+// closes. It wakes at each minute boundary and runs what is due.
+func (e *Engine) scheduleBackups() {
+	last := time.Now()
+	for {
+		next := time.Now().Truncate(time.Minute).Add(time.Minute)
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-e.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		e.runDueBackups(last, now)
+		last = now
+	}
+}
+
+// runDueBackups runs the backups whose schedule fell in (from, to].
+func (e *Engine) runDueBackups(from, to time.Time) {
+	ctx := e.ctx
+	apps, err := e.st.ListApps(ctx)
+	if err != nil {
+		return
+	}
+	for _, a := range apps {
+		if a.Current == 0 {
+			continue
+		}
+		rel, err := e.st.GetRelease(ctx, a.Name, a.Current)
+		if err != nil || rel.Spec.Backups == nil {
+			continue
+		}
+		cron, err := spec.ParseCron(rel.Spec.Backups.Schedule)
+		if err != nil {
+			continue
+		}
+		if due := cron.Next(from.Add(-time.Second)); due.After(to) {
+			continue
+		}
+		e.log.Info("scheduled backup", "app", a.Name, "schedule", rel.Spec.Backups.Schedule)
+		op := e.BackupOp(BackupRequest{App: a.Name, All: true, Trigger: "schedule", Owner: "moorage server (schedule " + rel.Spec.Backups.Schedule + ")"})
+		if status, _ := op.Wait(ctx); status != store.DeploySucceeded {
+			continue // recorded and raised by CreateBackups
+		}
+		if deleted, err := e.keepBackups(ctx, a.Name, rel.Spec.Backups.Keep); err != nil {
+			e.log.Error("prune old backups", "app", a.Name, "err", err)
+		} else if len(deleted) > 0 {
+			e.log.Info("pruned old backups", "app", a.Name, "deleted", deleted)
+		}
+	}
+}
+
+// withoutIDs drops instances a plan is about to stop from what it sees.
+func withoutIDs(in []runtime.Instance, ids []string) []runtime.Instance {
+	drop := map[string]bool{}
+	for _, id := range ids {
+		drop[id] = true
+	}
+	var out []runtime.Instance
+	for _, x := range in {
+		if !drop[x.ID] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// BackupOp runs CreateBackups as an operation: its output streams as
+// events, and it waits for the app's lock so a backup never pauses
+// instances a deploy is replacing.
+func (e *Engine) BackupOp(req BackupRequest) *Op {
+	return e.start(func(ctx context.Context, op *Op) (string, error) {
+		out := newStepOutput(op, 0, "backup")
+		unlock, err := e.lock(ctx, op, req.App, req.Owner, "backup", true)
+		if err != nil {
+			return store.DeployFailed, err
+		}
+		defer unlock()
+		bs, err := e.CreateBackups(ctx, req, out)
+		for _, b := range bs {
+			if b.Status == store.BackupOK {
+				op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("%s  %s %s  %s", b.ID, b.Kind, b.Target, humanBytes(b.Size))})
+			}
+		}
+		if err != nil {
+			return store.DeployFailed, err
+		}
+		return store.DeploySucceeded, nil
+	})
+}
+
+// VerifyOp runs VerifyBackup as an operation streaming its output.
+func (e *Engine) VerifyOp(app, id string) *Op {
+	return e.start(func(ctx context.Context, op *Op) (string, error) {
+		out := newStepOutput(op, 0, "verify")
+		if _, err := e.VerifyBackup(ctx, app, id, out); err != nil {
+			return store.DeployFailed, fmt.Errorf("verify %s: %w", id, err)
+		}
+		op.emit(Event{Type: EventInfo, Text: id + " restores and holds data"})
+		return store.DeploySucceeded, nil
+	})
+}

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+)
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "moorage.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "moorage.db")
+	for i := 0; i < 2; i++ {
+		s, err := Open(context.Background(), p)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		s.Close()
+	}
+}
+
+func TestReleaseLifecycleAndCutover(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	if _, err := s.EnsureApp(ctx, "hello", "process"); err != nil {
+		t.Fatal(err)
+	}
+	sp := &spec.Spec{App: "hello", Runtime: "process", Services: map[string]*spec.Service{"web": {Name: "web", Replicas: 2}}}
+	var ids []int
+	for i := 0; i < 2; i++ {
+		d := &Deploy{App: "hello", Kind: KindDeploy, Owner: "test"}
+		if err := s.CreateDeploy(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		r := &Release{App: "hello", Cause: "deploy", Runtime: "process", Spec: sp, Config: Config{Env: map[string]string{"A": "1"}}, Formation: map[string]int{"web": 2}, DeployID: d.ID}
+		if err := s.CreateRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetReleaseArtifact(ctx, "hello", r.Version, runtime.Artifact{Runtime: "process", Ref: "/x"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CommitCutover(ctx, d.ID, "hello", r.Version); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.Version)
+	}
+	a, _ := s.GetApp(ctx, "hello")
+	if a.Current != ids[1] {
+		t.Fatalf("current %d", a.Current)
+	}
+	rels, _ := s.ListReleases(ctx, "hello")
+	if rels[0].Status != ReleaseActive || rels[1].Status != ReleaseRetired {
+		t.Fatalf("statuses %s %s", rels[0].Status, rels[1].Status)
+	}
+	// An active release's artifact cannot be changed.
+	if err := s.SetReleaseArtifact(ctx, "hello", ids[0], runtime.Artifact{Ref: "/y"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("artifact of a retired release changed: %v", err)
+	}
+	if rels[0].Spec.Services["web"].Replicas != 2 || rels[0].Config.Env["A"] != "1" {
+		t.Fatalf("release round trip: %+v", rels[0])
+	}
+}
+
+func TestLocks(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	if err := s.AcquireLock(ctx, Lock{App: "a", Owner: "alice", Operation: "deploy", Server: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.AcquireLock(ctx, Lock{App: "a", Owner: "bob", Operation: "deploy", Server: "s1"})
+	var le *LockedError
+	if !errors.As(err, &le) || le.Lock.Owner != "alice" || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v", err)
+	}
+	// A new server process clears the old one's locks.
+	stale, err := s.ClearStaleLocks(ctx, "s2")
+	if err != nil || len(stale) != 1 {
+		t.Fatalf("clear: %v %v", stale, err)
+	}
+	if err := s.AcquireLock(ctx, Lock{App: "a", Owner: "bob", Operation: "deploy", Server: "s2"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStepOutputKeepsTail(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	s.EnsureApp(ctx, "a", "process")
+	d := &Deploy{App: "a", Kind: KindDeploy, Owner: "t"}
+	s.CreateDeploy(ctx, d)
+	seq, _ := s.StartStep(ctx, d.ID, "build", "")
+	big := make([]byte, MaxStepOutput*2)
+	for i := range big {
+		big[i] = 'x'
+	}
+	big[len(big)-1] = 'E'
+	s.FinishStep(ctx, d.ID, seq, StepOK, string(big))
+	got, _ := s.GetDeploy(ctx, d.ID)
+	out := got.Steps[0].Output
+	if len(out) > MaxStepOutput+8 || out[len(out)-1] != 'E' {
+		t.Fatalf("output len %d", len(out))
+	}
+	// Finishing the deploy interrupts a running step.
+	s.StartStep(ctx, d.ID, "start", "")
+	s.FinishDeploy(ctx, d.ID, DeployFailed, "boom")
+	got, _ = s.GetDeploy(ctx, d.ID)
+	if got.Steps[1].Outcome != StepInterrupted || got.Phase != "start" {
+		t.Fatalf("step %+v phase %s", got.Steps[1], got.Phase)
+	}
+}
