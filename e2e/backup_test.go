@@ -27,9 +27,11 @@ func backupIDs(t *testing.T, s *server, app string) []string {
 }
 
 // A volume backup restores the volume as it was.
-func TestVolumeBackupRoundTrip(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, fastSpec...)
+func TestVolumeBackupRoundTrip(t *testing.T) { runtimes(t, testVolumeBackupRoundTrip) }
+
+func testVolumeBackupRoundTrip(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
 	s.waitBody("/", "release=v1")
 	schema := volumeFile(s, "hello", "schema.json")

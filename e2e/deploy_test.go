@@ -20,9 +20,11 @@ var bodyRE = regexp.MustCompile(`^release=(v\d+) message=(.*) instance=(\S+)$`)
 // response comes from the release active before or after the deploy in
 // flight. The singleton scheduler never has two instances alive, across the
 // deploys and a rollback.
-func TestZeroDowntimeDeploys(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, fastSpec...)
+func TestZeroDowntimeDeploys(t *testing.T) { runtimes(t, testZeroDowntimeDeploys) }
+
+func testZeroDowntimeDeploys(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, fastSpec...)
 	setMessage(t, app, "message 0")
 	s.deploy(app, 0)
 	s.waitBody("/", "message=message 0")
@@ -152,9 +154,11 @@ func checkSingleton(t *testing.T, s *server, app string) {
 // A deploy whose new web instances never get healthy fails with a clear
 // message; the old release serves throughout and its instances are never
 // touched.
-func TestUnhealthyDeployFails(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, fastSpec...)
+func TestUnhealthyDeployFails(t *testing.T) { runtimes(t, testUnhealthyDeployFails) }
+
+func testUnhealthyDeployFails(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, fastSpec...)
 	setMessage(t, app, "healthy one")
 	s.deploy(app, 0)
 	s.waitBody("/", "healthy one")
@@ -210,9 +214,11 @@ func assertSameInstances(t *testing.T, before, after psStatus) {
 }
 
 // A failing release task aborts the deploy before any instance starts.
-func TestFailingReleaseTaskAborts(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, fastSpec...)
+func TestFailingReleaseTaskAborts(t *testing.T) { runtimes(t, testFailingReleaseTaskAborts) }
+
+func testFailingReleaseTaskAborts(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
 	before := s.ps("hello")
 
@@ -290,9 +296,11 @@ func TestConcurrentDeploysAreSerialized(t *testing.T) {
 }
 
 // rollback brings back the previous release's code and config in one step.
-func TestRollbackRestoresCodeAndConfig(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, append(fastSpec, "release:", "env:\n  GREETING: first\nrelease:")...)
+func TestRollbackRestoresCodeAndConfig(t *testing.T) { runtimes(t, testRollbackRestoresCodeAndConfig) }
+
+func testRollbackRestoresCodeAndConfig(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, append(fastSpec, "release:", "env:\n  GREETING: first\nrelease:")...)
 	setMessage(t, app, "code one")
 	s.deploy(app, 0)
 	editSpec(t, app, "GREETING: first", "GREETING: second")

@@ -64,6 +64,11 @@ type server struct {
 	logMu   *sync.Mutex
 	exited  chan struct{}
 	env     []string
+	// runtime is passed to every deploy as --runtime ("" = the spec's);
+	// prefix isolates a docker server's containers, networks, volumes and
+	// images on the shared engine.
+	runtime string
+	prefix  string
 }
 
 // freePort returns a free loopback port.
@@ -80,17 +85,49 @@ func freePort(t *testing.T) string {
 // startServer starts a server on a fresh data dir.
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t)}
+	return startServerRT(t, "", env...)
+}
+
+// startServerRT starts a server whose deploys use runtime rt.
+func startServerRT(t *testing.T, rt string, env ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), runtime: rt}
+	if rt == "docker" {
+		requireDocker(t)
+		s.prefix = fmt.Sprintf("mt%x", time.Now().UnixNano()&0xffffff)
+	}
 	s.start(env...)
 	t.Cleanup(func() { s.stopAll() })
 	return s
+}
+
+// runtimes runs a test on each runtime: process always, docker when an
+// engine is reachable (required when MOORAGE_REQUIRE_DOCKER=1).
+func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
+	for _, rt := range []string{"process", "docker"} {
+		t.Run(rt, func(t *testing.T) { fn(t, rt) })
+	}
+}
+
+// hello is helloApp prepared for the server's runtime.
+func (s *server) hello(t *testing.T, edits ...string) string {
+	t.Helper()
+	dir := helloApp(t, edits...)
+	if s.runtime == "docker" {
+		prepareDockerApp(t, dir)
+	}
+	return dir
 }
 
 // start (re)starts the server process on the same data dir and port.
 func (s *server) start(env ...string) {
 	s.t.Helper()
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
-	s.cmd = exec.Command(binary, "server", "--data-dir", s.dataDir, "--http", s.http, "--log-level", "debug")
+	args := []string{"server", "--data-dir", s.dataDir, "--http", s.http, "--log-level", "debug"}
+	if s.prefix != "" {
+		args = append(args, "--docker-prefix", s.prefix)
+	}
+	s.cmd = exec.Command(binary, args...)
 	s.env = append(os.Environ(), env...)
 	s.cmd.Env = s.env
 	w := &lockedWriter{mu: s.logMu, w: s.log}
@@ -160,8 +197,12 @@ func (s *server) stopAll() {
 	default:
 		s.stop()
 	}
-	// Instances outlive the server by design; kill their shims' sessions.
+	// Instances outlive the server by design; kill their shims' sessions
+	// and remove the containers.
 	killInstances(s.dataDir)
+	if s.prefix != "" {
+		cleanupDocker(s.t, s.prefix)
+	}
 	if s.t.Failed() {
 		s.t.Logf("server log:\n%s", tail(s.logs(), 150))
 	}
@@ -238,6 +279,9 @@ func socketOf(dataDir string) string { return paths.Socket(dataDir) }
 func (s *server) deploy(dir string, want int, extra ...string) string {
 	s.t.Helper()
 	args := append([]string{"deploy", dir}, extra...)
+	if s.runtime != "" {
+		args = append(args, "--runtime", s.runtime)
+	}
 	out, errOut, code := s.run(args...)
 	if code != want {
 		s.t.Fatalf("moorage deploy: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want, out, errOut)
@@ -370,10 +414,18 @@ func setMessage(t *testing.T, dir, msg string) {
 // fastSpec trims the example's timings for tests that are not about them.
 var fastSpec = []string{"monitor: 5s", "monitor: 1s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n"}
 
-// readLines reads DIR's data volume file name.
+// volumeFile reads a file of app's data volume.
 func volumeFile(s *server, app, name string) string {
-	b, _ := os.ReadFile(filepath.Join(s.dataDir, "volumes", app, "data", name))
+	b, _ := os.ReadFile(filepath.Join(s.volumePath(app, "data"), name))
 	return string(b)
+}
+
+// volumePath is the host directory of a volume.
+func (s *server) volumePath(app, name string) string {
+	if s.runtime == "docker" {
+		return dockerVolumePath(s.t, s.prefix, app, name)
+	}
+	return filepath.Join(s.dataDir, "volumes", app, name)
 }
 
 // psJSON returns `moorage ps --json`.

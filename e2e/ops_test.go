@@ -53,9 +53,11 @@ func grepDir(t *testing.T, dir string, needle []byte) []string {
 
 // A secret set through the CLI reaches the app, while it is nowhere in the
 // data dir, the logs, the server's output or any API answer.
-func TestSecretsReachAppButNothingElse(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, append(fastSpec, "release:", "secrets: [API_TOKEN]\nenv:\n  PLAIN: visible\nrelease:")...)
+func TestSecretsReachAppButNothingElse(t *testing.T) { runtimes(t, testSecretsReachAppButNothingElse) }
+
+func testSecretsReachAppButNothingElse(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, append(fastSpec, "release:", "secrets: [API_TOKEN]\nenv:\n  PLAIN: visible\nrelease:")...)
 	secret1 := "s3cr3t-" + fmt.Sprint(time.Now().UnixNano())
 	secret2 := "s3cr3t-two-" + fmt.Sprint(time.Now().UnixNano())
 
@@ -114,9 +116,11 @@ func TestSecretsReachAppButNothingElse(t *testing.T) {
 
 // Scaling up and down under continuous requests fails no request; a
 // singleton refuses more than one instance; history records it.
-func TestScaleUnderLoad(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, fastSpec...)
+func TestScaleUnderLoad(t *testing.T) { runtimes(t, testScaleUnderLoad) }
+
+func testScaleUnderLoad(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
 	s.waitBody("/", "release=v1")
 	ld := startLoader(s.http, "/", 2)
@@ -182,9 +186,11 @@ func TestScaleUnderLoad(t *testing.T) {
 
 // `moorage run` runs in the active release with its env and volumes,
 // streams output and input, and propagates the exit code.
-func TestRunOneOff(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, append(fastSpec, "release:", "env:\n  PLAIN: from-spec\nrelease:")...)
+func TestRunOneOff(t *testing.T) { runtimes(t, testRunOneOff) }
+
+func testRunOneOff(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, append(fastSpec, "release:", "env:\n  PLAIN: from-spec\nrelease:")...)
 	s.deploy(app, 0)
 	out, errOut, code := s.run("run", "-a", "hello", "--", "sh", "-c", "echo plain=$PLAIN release=$MOORAGE_RELEASE; echo oops >&2; ls $MOORAGE_VOLUME_DATA/schema.json; exit 7")
 	if code != 7 {

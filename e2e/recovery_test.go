@@ -15,7 +15,9 @@ import (
 // The server killed with SIGKILL at each step of a deploy, then restarted:
 // the app serves the old or the new release, the store is consistent, and
 // the next deploy succeeds.
-func TestSIGKILLAtEveryStep(t *testing.T) {
+func TestSIGKILLAtEveryStep(t *testing.T) { runtimes(t, testSIGKILLAtEveryStep) }
+
+func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 	points := []struct {
 		failpoint string
 		committed bool // the deploy had cut over: the new release serves after restart
@@ -37,8 +39,8 @@ func TestSIGKILLAtEveryStep(t *testing.T) {
 		{"after:drain", true},
 		{"after:activate", true},
 	}
-	s := startServer(t)
-	app := helloApp(t, fastSpec...)
+	s := startServerRT(t, rt)
+	app := s.hello(t, fastSpec...)
 	setMessage(t, app, "message 0")
 	s.deploy(app, 0)
 	s.waitBody("/", "message 0")
@@ -128,9 +130,11 @@ func checkConsistent(t *testing.T, s *server, app string) {
 
 // Stopping the server leaves the app running; starting it again re-adopts
 // every instance without restarting it.
-func TestServerRestartReadopts(t *testing.T) {
-	s := startServer(t)
-	app := helloApp(t, fastSpec...)
+func TestServerRestartReadopts(t *testing.T) { runtimes(t, testServerRestartReadopts) }
+
+func testServerRestartReadopts(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
 	s.waitBody("/", "release=v1")
 	before := s.ps("hello")

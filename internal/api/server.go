@@ -215,18 +215,18 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_spec", fmt.Sprintf("the upload has no %s: create one with `moorage init`", specName))
 		return
 	}
-	sp, err := spec.Parse(specName, data)
+	rt := q.Get("runtime")
+	if rt != "" && rt != spec.RuntimeDocker && rt != spec.RuntimeProcess {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker or process", rt))
+		return
+	}
+	sp, err := spec.ParseFor(specName, data, rt)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_spec", err.Error())
 		return
 	}
 	if app := q.Get("app"); app != "" && app != sp.App {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("-a %s does not match app %q in %s", app, sp.App, specName))
-		return
-	}
-	rt := q.Get("runtime")
-	if rt != "" && rt != spec.RuntimeDocker && rt != spec.RuntimeProcess {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker or process", rt))
 		return
 	}
 	keep = true

@@ -31,7 +31,7 @@ interrupted; follow it with 'moorage deploys'.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			sp, err := loadSpec(dir)
+			sp, err := loadSpec(dir, o.Runtime)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -52,7 +52,7 @@ interrupted; follow it with 'moorage deploys'.`,
 }
 
 // loadSpec checks DIR/moorage.yaml locally before uploading anything.
-func loadSpec(dir string) (*spec.Spec, error) {
+func loadSpec(dir, runtime string) (*spec.Spec, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,11 @@ func loadSpec(dir string) (*spec.Spec, error) {
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s has no moorage.yaml: create one with `moorage init`", dir)
 	}
-	return spec.ParseFile(p)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return spec.ParseFor(p, data, runtime)
 }
 
 func deploy(cmd *cobra.Command, g *globals, c *client.Client, dir string, sp *spec.Spec, o client.DeployOptions, asJSON, verbose bool) error {

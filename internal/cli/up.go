@@ -35,7 +35,7 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 			if err != nil {
 				return err
 			}
-			sp, err := loadSpec(abs)
+			sp, err := loadSpec(abs, runtimeName)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

@@ -39,14 +39,15 @@ func countNodes(root *yaml.Node) int {
 // positions and where every path was found (for later errors, and to know
 // which keys the spec sets).
 type decoder struct {
-	file   string
-	root   *yaml.Node
-	errs   ErrorList
-	bad    map[string]bool       // paths with an error: later checks skip them and what is under them
-	vals   map[string]*yaml.Node // value node of every path present
-	keys   map[string]*yaml.Node // key node of every path present
-	visits int                   // nodes walked so far
-	budget int                   // most nodes to walk
+	file     string
+	root     *yaml.Node
+	errs     ErrorList
+	bad      map[string]bool       // paths with an error: later checks skip them and what is under them
+	vals     map[string]*yaml.Node // value node of every path present
+	keys     map[string]*yaml.Node // key node of every path present
+	visits   int                   // nodes walked so far
+	budget   int                   // most nodes to walk
+	override bool                  // the runtime was overridden by ParseFor
 
 	dropped int // errors not recorded, past 10*maxErrors
 

@@ -5,7 +5,7 @@ import "syscall"
 // applyDefaults fills in what the spec leaves out. Only keys the spec does
 // not set are filled: an explicit value, even a zero, is kept and validated.
 func (d *decoder) applyDefaults(s *Spec) {
-	if !d.given("runtime") {
+	if !d.given("runtime") && !d.override {
 		s.Runtime = RuntimeProcess
 		if s.Image != "" || (s.Build != nil && s.Build.Dockerfile != "") {
 			s.Runtime = RuntimeDocker

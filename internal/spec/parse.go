@@ -23,6 +23,13 @@ const MaxSize = 1 << 20
 // several as an ErrorList. Either matches errors.Is(err, ErrInvalid), and
 // errors.As(err, &list) with list an ErrorList works for both.
 func Parse(file string, data []byte) (s *Spec, err error) {
+	return ParseFor(file, data, "")
+}
+
+// ParseFor is Parse for a given runtime ("" = the spec's own): `moorage
+// deploy --runtime docker` parses the spec as if it said `runtime: docker`,
+// so docker defaults (port, Dockerfile) and rules apply.
+func ParseFor(file string, data []byte, runtime string) (s *Spec, err error) {
 	defer func() {
 		// The YAML library or this package should never panic; if one
 		// does, report it as an invalid spec rather than crash the server.
@@ -41,6 +48,10 @@ func Parse(file string, data []byte) (s *Spec, err error) {
 	d.root = root
 	d.budget = visitBudget(countNodes(root))
 	s = d.spec(root)
+	if runtime != "" && s != nil {
+		s.Runtime = runtime
+		d.override = true
+	}
 	if !d.bad[""] {
 		d.applyDefaults(s)
 		d.validate(s)

@@ -495,3 +495,14 @@ func eq[T any](t *testing.T, got, want T) {
 		t.Errorf("got %#v, want %#v", got, want)
 	}
 }
+
+func TestParseForRuntimeOverride(t *testing.T) {
+	src := "app: hello\nruntime: process\nbuild:\n  command: go build -o hello .\nservices:\n  web:\n    command: ./hello web\n"
+	sp, err := ParseFor("moorage.yaml", []byte(src), RuntimeDocker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Runtime != RuntimeDocker || sp.Build.Dockerfile != "Dockerfile" || sp.Services["web"].Port != DefaultDockerPort {
+		t.Fatalf("docker defaults not applied: runtime %s dockerfile %q port %d", sp.Runtime, sp.Build.Dockerfile, sp.Services["web"].Port)
+	}
+}

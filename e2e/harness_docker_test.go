@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireDocker skips the test when no Docker Engine answers, or fails it
+// when MOORAGE_REQUIRE_DOCKER=1 (CI).
+func requireDocker(t *testing.T) {
+	t.Helper()
+	sock := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		sock = strings.TrimPrefix(h, "unix://")
+	}
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err == nil {
+		c.Close()
+		return
+	}
+	if os.Getenv("MOORAGE_REQUIRE_DOCKER") == "1" {
+		t.Fatalf("MOORAGE_REQUIRE_DOCKER=1 but no Docker Engine answers at %s: %v", sock, err)
+	}
+	t.Skipf("no Docker Engine at %s (%v); set MOORAGE_REQUIRE_DOCKER=1 to fail instead", sock, err)
+}
+
+// docker runs the docker CLI.
+func docker(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// cleanupDocker removes everything a test server made on the engine.
+func cleanupDocker(t *testing.T, prefix string) {
+	filter := "label=moorage.prefix=" + prefix
+	if ids, _ := docker("ps", "-aq", "--filter", filter); ids != "" {
+		docker(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
+	}
+	if ids, _ := docker("volume", "ls", "-q", "--filter", filter); ids != "" {
+		docker(append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
+	}
+	if ids, _ := docker("network", "ls", "-q", "--filter", filter); ids != "" {
+		docker(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
+	}
+	if ids, _ := docker("images", "-q", "--filter", filter); ids != "" {
+		docker(append([]string{"rmi", "-f"}, strings.Fields(ids)...)...)
+	}
+}
+
+// dockerVolumePath is the host directory of a docker volume.
+func dockerVolumePath(t *testing.T, prefix, app, name string) string {
+	p, err := docker("volume", "inspect", "-f", "{{.Mountpoint}}", prefix+"_"+app+"_"+name)
+	if err != nil {
+		return filepath.Join(os.TempDir(), "no-such-volume")
+	}
+	return p
+}
+
+// prepareDockerApp adds a shell to the example's FROM scratch image, for
+// the tests that run `sh -c` one-offs: Debian's static busybox as /bin/sh.
+func prepareDockerApp(t *testing.T, dir string) {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return // tests that need a shell skip on docker without it
+	}
+	b, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	df := filepath.Join(dir, "Dockerfile")
+	d, err := os.ReadFile(df)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = append(d, []byte("COPY busybox /bin/busybox\nCOPY busybox /bin/sh\n")...)
+	if err := os.WriteFile(df, d, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
