@@ -49,6 +49,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{app}/backups", s.createBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/restore", s.restoreBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/verify", s.verifyBackup)
+	mux.HandleFunc("POST /v1/apps/{app}/prune", s.prune)
+	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/restart", s.restartAccessory)
+	mux.HandleFunc("PUT /v1/apps/{app}/maintenance", s.maintenanceOn)
+	mux.HandleFunc("DELETE /v1/apps/{app}/maintenance", s.maintenanceOff)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s (is the client newer than the server? server: %s)", r.Method, r.URL.Path, s.Version.Version))
 	})
@@ -432,4 +436,58 @@ func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {
 	stream(w, r, s.Engine.VerifyOp(r.PathValue("app"), r.PathValue("id")))
+}
+
+func (s *Server) prune(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		DryRun bool `json:"dry_run,omitempty"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	rep, err := s.Engine.Prune(r.Context(), r.PathValue("app"), req.DryRun)
+	if err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) restartAccessory(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Wait bool `json:"wait,omitempty"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	app := r.PathValue("app")
+	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	stream(w, r, s.Engine.RestartAccessory(engine.AccessoryRestartRequest{App: app, Name: r.PathValue("name"), Owner: owner(r), Wait: req.Wait}))
+}
+
+func (s *Server) maintenanceOn(w http.ResponseWriter, r *http.Request) {
+	var m engine.Maintenance
+	if !decodeBody(w, r, &m) {
+		return
+	}
+	if len(m.HTML) > 1<<20 {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the maintenance page may be at most 1 MiB")
+		return
+	}
+	if err := s.Engine.SetMaintenance(r.Context(), r.PathValue("app"), &m); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) maintenanceOff(w http.ResponseWriter, r *http.Request) {
+	if err := s.Engine.SetMaintenance(r.Context(), r.PathValue("app"), nil); err != nil {
+		writeErr(w, appErr(r, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
 }

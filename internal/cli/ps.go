@@ -37,6 +37,9 @@ func newPsCmd(g *globals) *cobra.Command {
 				active = "none"
 			}
 			fmt.Fprintf(g.stdout, "%s: %s active (%s, %s) on %s\n", st.App, active, st.Cause, ago(st.Since), st.Runtime)
+			if st.Maintenance != nil {
+				fmt.Fprintf(g.stdout, "MAINTENANCE MODE: visitors get a 503 page (%q); `moorage maintenance off` ends it\n", st.Maintenance.Message)
+			}
 			if st.Lock != nil {
 				fmt.Fprintf(g.stdout, "locked: %s by %s since %s\n", st.Lock.Operation, st.Lock.Owner, ago(st.Lock.AcquiredAt))
 			}

@@ -313,3 +313,43 @@ func (c *Client) RestoreBackup(ctx context.Context, app, id string, wait bool, f
 func (c *Client) VerifyBackup(ctx context.Context, app, id string, fn func(engine.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups/"+url.PathEscape(id)+"/verify", struct{}{}, fn)
 }
+
+// postJSON posts a JSON body and decodes a JSON answer.
+func (c *Client) sendJSON(ctx context.Context, method, path string, body, v any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	resp, err := c.do(ctx, method, path, rd, http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if v == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Prune removes what an app no longer needs (or says what it would).
+func (c *Client) Prune(ctx context.Context, app string, dryRun bool) (*engine.PruneReport, error) {
+	var rep engine.PruneReport
+	return &rep, c.sendJSON(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/prune", map[string]bool{"dry_run": dryRun}, &rep)
+}
+
+// RestartAccessory restarts an accessory.
+func (c *Client) RestartAccessory(ctx context.Context, app, name string, wait bool, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/accessories/"+url.PathEscape(name)+"/restart", map[string]bool{"wait": wait}, fn)
+}
+
+// SetMaintenance turns maintenance mode on (m non-nil) or off.
+func (c *Client) SetMaintenance(ctx context.Context, app string, m *engine.Maintenance) error {
+	if m == nil {
+		return c.sendJSON(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(app)+"/maintenance", nil, nil)
+	}
+	return c.sendJSON(ctx, http.MethodPut, "/v1/apps/"+url.PathEscape(app)+"/maintenance", m, nil)
+}

@@ -107,13 +107,18 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.watchEvents(ch)
 		}()
 	}
+	e.restoreMaintenance(ctx)
 	if err := e.recover(ctx); err != nil {
 		return err
 	}
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
 		e.scheduleBackups()
+	}()
+	go func() {
+		defer e.wg.Done()
+		e.janitor()
 	}()
 	return nil
 }

@@ -37,6 +37,8 @@ type AppStatus struct {
 	// Backups is the latest backup of each volume and accessory: a failed
 	// one shows here until a later one succeeds.
 	Backups []BackupStatus `json:"backups,omitempty"`
+	// Maintenance is set while the app is in maintenance mode.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 }
 
 // BackupStatus is the latest backup of one volume or accessory.
@@ -94,6 +96,7 @@ func (e *Engine) Status(ctx context.Context, app string) (*AppStatus, error) {
 		}
 		return a.ID < b.ID
 	})
+	st.Maintenance, _ = e.MaintenanceOf(ctx, app)
 	if l, err := e.st.GetLock(ctx, app); err == nil {
 		st.Lock = l
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -551,60 +550,15 @@ func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
 }
 
 // pruneArtifacts removes the artifacts of releases beyond the retention
-// window (deploy.keep_releases of the active spec). The active release and
-// the newest retired ones (rollback targets) are always kept; an artifact a
-// kept release shares (rollback, config change) is kept too.
+// window after a successful deploy.
 func (e *Engine) pruneArtifacts(ctx context.Context, app string) ([]string, error) {
-	a, err := e.st.GetApp(ctx, app)
-	if err != nil || a.Current == 0 {
+	rep, err := e.Prune(ctx, app, false)
+	if rep == nil {
 		return nil, err
-	}
-	rels, err := e.st.ListReleases(ctx, app)
-	if err != nil {
-		return nil, err
-	}
-	keep := spec.DefaultKeepReleases
-	for _, r := range rels {
-		if r.Version == a.Current && r.Spec.Deploy.KeepReleases > 0 {
-			keep = r.Spec.Deploy.KeepReleases
-		}
-	}
-	kept := map[string]bool{}
-	var candidates []*store.Release
-	served := 0
-	for _, r := range rels { // newest first
-		switch {
-		case r.Version == a.Current || r.Status == store.ReleasePending:
-			kept[r.Artifact.Ref] = true
-		case r.Status == store.ReleaseRetired && served < keep-1:
-			served++
-			kept[r.Artifact.Ref] = true
-		default:
-			candidates = append(candidates, r)
-		}
 	}
 	var freed []string
-	var errs []error
-	done := map[string]bool{}
-	sort.Slice(candidates, func(i, j int) bool { return candidates[i].Version < candidates[j].Version })
-	for _, r := range candidates {
-		if r.Artifact.Ref == "" || kept[r.Artifact.Ref] || done[r.Artifact.Ref] {
-			continue
-		}
-		done[r.Artifact.Ref] = true
-		rt, err := e.Runtime(r.Artifact.Runtime)
-		if err != nil {
-			continue
-		}
-		ok, err := rt.ArtifactExists(ctx, r.Artifact)
-		if err != nil || !ok {
-			continue
-		}
-		if err := rt.RemoveArtifact(ctx, r.Artifact); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		freed = append(freed, fmt.Sprintf("%s (%s)", r.ID(), r.Artifact.Ref))
+	for _, a := range rep.Artifacts {
+		freed = append(freed, fmt.Sprintf("%s (%s)", a.Release, a.Ref))
 	}
-	return freed, errors.Join(errs...)
+	return freed, err
 }

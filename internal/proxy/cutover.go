@@ -22,8 +22,11 @@ func (p *Proxy) CheckHosts(app string, routes []Route) error {
 // returns, every new request for any of app's hosts goes to the new targets;
 // requests already in flight to the old ones finish, and Drain waits for them.
 // New targets start healthy (the engine health-gated them); targets that stay
-// (same ID) keep their health state and connections. An empty routes removes
-// the app's routes, like RemoveApp.
+// (same ID and address) keep their health state and connections. A target
+// given with a known ID but a new address (a restarted instance got a new
+// port) replaces the old one, which is forgotten at once: its in-flight
+// requests finish, its connections close. An empty routes removes the app's
+// routes, like RemoveApp.
 func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
 	if app == "" {
 		return fmt.Errorf("%w: empty app name", ErrInvalidRoute)
@@ -51,6 +54,7 @@ func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
 	next := map[string]*target{}
 	firstRoute := map[*target]Route{}
 	compiled := make([]*route, 0, len(cfgs))
+	st := p.appStateLocked(app)
 	for i, cfg := range cfgs {
 		ts := make([]*target, 0, len(routes[i].Targets))
 		for _, tg := range routes[i].Targets {
@@ -65,12 +69,19 @@ func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
 				ts = append(ts, t)
 			}
 		}
-		compiled = append(compiled, newRoute(cfg, ts))
+		rt := newRoute(cfg, ts)
+		rt.app = st
+		compiled = append(compiled, rt)
+		compiled = append(compiled, rt.staticRoutes()...)
 	}
 
 	// Commit. Targets join before the swap and leave after it, which is what
 	// lets acquire detect a request that raced with the cutover.
+	var replaced []*target
 	for id, t := range next {
+		if old := p.targets[id]; old != nil && old != t {
+			replaced = append(replaced, old)
+		}
 		p.targets[id] = t
 		t.routed.Store(true)
 	}
@@ -87,6 +98,16 @@ func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
 			t.stopChecks()
 			left = append(left, id)
 		}
+	}
+	for _, old := range replaced {
+		// Same ID, new address: the old address is gone (the instance
+		// restarted), so there is nothing to drain; requests in flight there
+		// finish or fail on their own.
+		old.routed.Store(false)
+		old.stopChecks()
+		old.forgotten.Store(true)
+		old.closeIdleConnections(true)
+		p.logger.Info("target moved", "app", app, "target", old.id, "from", old.addr, "to", next[old.id].addr)
 	}
 	for t, cfg := range firstRoute {
 		t.drainTimeout = cfg.DrainTimeout
@@ -121,12 +142,12 @@ func (p *Proxy) resolveTarget(app, service string, tg Target, next map[string]*t
 		t = p.targets[tg.ID]
 	}
 	switch {
-	case t == nil:
-		t = newTarget(p, app, service, tg)
-	case t.app != app:
+	case t != nil && t.app != app:
 		return nil, fmt.Errorf("%w: target %s is already used by app %q", ErrTargetConflict, tg.ID, t.app)
-	case t.addr != tg.Addr:
-		return nil, fmt.Errorf("%w: target %s is known at %s, not %s", ErrInvalidRoute, tg.ID, t.addr, tg.Addr)
+	case t != nil && t.addr != tg.Addr && next[tg.ID] != nil:
+		return nil, fmt.Errorf("%w: target %s is given at two addresses, %s and %s", ErrInvalidRoute, tg.ID, t.addr, tg.Addr)
+	case t == nil || t.addr != tg.Addr:
+		t = newTarget(p, app, service, tg) // new, or moved to a new address
 	}
 	next[tg.ID] = t
 	return t, nil

@@ -9,7 +9,9 @@ import (
 // Drain waits until the given targets, which the routing table no longer
 // uses, have no request in flight, or until timeout (when <= 0: the longest
 // DrainTimeout of their routes) or ctx ends. It returns how many requests were
-// still in flight. It then closes the targets' idle connections and forgets
+// still in flight then. Upgraded connections (WebSockets) to the targets stay
+// open until that deadline, and are closed by it: clients reconnect, to the
+// new instances. Drain then closes the targets' idle connections and forgets
 // them, unless a SetApp routed them again meanwhile (a rollback swapped back).
 // Unknown IDs are ignored; routed ones are neither waited for nor forgotten.
 func (p *Proxy) Drain(ctx context.Context, ids []string, timeout time.Duration) int {
@@ -48,8 +50,23 @@ func (p *Proxy) Drain(ctx context.Context, ids []string, timeout time.Duration) 
 		}
 	}
 	remaining := 0
+	tunnels := 0
 	for _, t := range ts {
 		remaining += int(max(t.inflight.Load(), 0))
+		if !t.routed.Load() {
+			tunnels += t.closeTunnels()
+		}
+	}
+	if tunnels > 0 {
+		// Give the closed tunnels' handlers a moment to unwind, so the
+		// instances see their connections end before they are stopped.
+		grace := time.NewTimer(2 * time.Second)
+		for _, t := range ts {
+			if !t.waitIdle(ctx, grace.C) {
+				break
+			}
+		}
+		grace.Stop()
 	}
 
 	p.mu.Lock()
@@ -61,10 +78,10 @@ func (p *Proxy) Drain(ctx context.Context, ids []string, timeout time.Duration) 
 		delete(p.targets, t.id)
 		t.stopChecks()
 		t.forgotten.Store(true)
-		t.transport.CloseIdleConnections()
+		t.closeIdleConnections(true)
 		forgotten = append(forgotten, t.id)
 	}
 	p.mu.Unlock()
-	p.logger.Info("drained", "targets", forgotten, "in_flight", remaining, "took", time.Since(start).Round(time.Millisecond))
+	p.logger.Info("drained", "targets", forgotten, "in_flight", remaining, "websockets_closed", tunnels, "took", time.Since(start).Round(time.Millisecond))
 	return remaining
 }

@@ -52,6 +52,7 @@ func (c *healthChecker) run(ctx context.Context, t *target, client *http.Client)
 			return // stopped mid-check: the result means nothing
 		}
 		t.recordCheck(err, c.cfg.Retries)
+		t.pool.closeExpired(time.Now())
 	}
 }
 

@@ -20,7 +20,7 @@ func (lb *loadBalancer) pick(a *attempt) *target {
 	start := lb.next.Add(1) - 1
 	for i := range n {
 		t := lb.targets[(start+i)%n]
-		if t.healthy.Load() && !a.tried(t) {
+		if t.healthy.Load() && !a.failedOn(t) {
 			return t
 		}
 	}

@@ -16,10 +16,13 @@ var pageTemplate = template.Must(template.ParseFS(pageFiles, "pages/error.html")
 // The fixed pages are rendered once; the 503 page names the app and is
 // rendered when its route is built.
 var (
-	pageNotFound       = renderPage(http.StatusNotFound, "No app is routed for this host and path.")
-	pageTooLarge       = renderPage(http.StatusRequestEntityTooLarge, "The request body is larger than this app accepts.")
-	pageBadGateway     = renderPage(http.StatusBadGateway, "The app failed while answering this request.")
-	pageGatewayTimeout = renderPage(http.StatusGatewayTimeout, "The app took too long to answer this request.")
+	pageNotFound         = renderPage(http.StatusNotFound, "No app is routed for this host and path.")
+	pageTooLarge         = renderPage(http.StatusRequestEntityTooLarge, "The request body is larger than this app accepts.")
+	pageBadGateway       = renderPage(http.StatusBadGateway, "The app failed while answering this request.")
+	pageGatewayTimeout   = renderPage(http.StatusGatewayTimeout, "The app took too long to answer this request.")
+	pageStaticNotFound   = renderPage(http.StatusNotFound, "No such file.")
+	pageForbidden        = renderPage(http.StatusForbidden, "This file cannot be read.")
+	pageMethodNotAllowed = renderPage(http.StatusMethodNotAllowed, "Static files answer GET and HEAD only.")
 )
 
 // unavailablePage is the 503 page of a route with no healthy target.

@@ -1,12 +1,18 @@
 // Package proxy is the reverse proxy every user request crosses: it routes by
 // host and path prefix to an app's web instances, balances round-robin over
-// the healthy ones, health-checks them, swaps an app's routes atomically at
-// cutover, and drains the instances a cutover left behind.
+// the healthy ones, health-checks them (actively, and passively on refused
+// connections), retries safely, holds requests while a route has no healthy
+// instance, swaps an app's routes atomically at cutover, drains the
+// instances a cutover left behind, serves static directories and
+// maintenance pages, and logs and counts every request.
 package proxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,7 +27,10 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration // waiting for a target's response headers before the 504 (default 60s)
 	IdleConnTimeout       time.Duration // keep-alive connections to a target are closed after this (default 90s)
 	MaxIdleConnsPerTarget int           // keep-alive connections kept per target (default 64)
-	RetryAfter            time.Duration // Retry-After of the 503 page (default 5s)
+	RetryAfter            time.Duration // Retry-After of the 503 pages (default 5s)
+	// AccessLog, when set, receives one JSON line per request (see
+	// accessLog for the fields). Nil: no access log.
+	AccessLog io.Writer
 }
 
 func (o Options) withDefaults() Options {
@@ -55,18 +64,23 @@ type Proxy struct {
 	retryAfter string
 	buffers    *bufferPool
 	health     *http.Client
+	ids        *requestIDs
+	accessLog  *accessLog
 
-	table   atomic.Pointer[table]
-	changes broadcast    // a route or a target's health changed
-	holding atomic.Int64 // requests waiting for a healthy target
+	table    atomic.Pointer[table]
+	changes  broadcast    // a route or a target's health changed
+	holding  atomic.Int64 // requests waiting for a healthy target
+	conns    atomic.Int64 // open client connections (servers from HTTPServer)
+	unrouted appState     // metrics of requests no route matched
 
 	ctx    context.Context // parent of the health checkers
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	apps    map[string][]*route // current routes per app
-	targets map[string]*target  // every known target: routed, or unrouted until drained
-	closed  bool
+	mu        sync.Mutex
+	apps      map[string][]*route  // current routes per app (static ones included)
+	appStates map[string]*appState // maintenance and metrics per app, kept across SetApp calls
+	targets   map[string]*target   // every known target: routed, or unrouted until drained
+	closed    bool
 }
 
 // New returns a Proxy with no routes.
@@ -79,17 +93,23 @@ func New(opts Options) *Proxy {
 		retryAfter: strconv.Itoa(int((opts.RetryAfter + time.Second - 1) / time.Second)),
 		buffers:    &bufferPool{},
 		health:     newHealthClient(),
+		ids:        newRequestIDs(),
 		ctx:        ctx,
 		cancel:     cancel,
 		apps:       map[string][]*route{},
+		appStates:  map[string]*appState{},
 		targets:    map[string]*target{},
+	}
+	if opts.AccessLog != nil {
+		p.accessLog = &accessLog{w: opts.AccessLog}
 	}
 	p.table.Store(buildTable(nil))
 	return p
 }
 
-// Close stops every health checker and waits for them, and closes idle
-// connections. Requests still in flight finish.
+// Close stops every health checker and waits for them, closes idle
+// connections and upgraded ones (WebSockets). Requests still in flight
+// finish.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -100,81 +120,104 @@ func (p *Proxy) Close() error {
 	p.cancel()
 	for _, t := range p.targets {
 		t.stopChecks()
-		t.transport.CloseIdleConnections()
+		t.closeTunnels()
+		t.closeIdleConnections(true)
 	}
 	p.health.CloseIdleConnections()
 	return nil
 }
 
-// attempt is the ResponseWriter a request goes through while it looks for a
-// target: the targets' error handler reports a failed dial through it so the
-// request can be retried elsewhere. Attempts are pooled.
-type attempt struct {
-	http.ResponseWriter
-	dialErr error
-	n       int
-	failed  [maxDialRetries]*target
-}
-
-// maxDialRetries bounds the targets one request may fail to connect to.
-const maxDialRetries = 8
-
-var attempts = sync.Pool{New: func() any { return new(attempt) }}
-
-// Unwrap lets http.ResponseController (Flush, Hijack for upgrades) reach the
-// server's ResponseWriter.
-func (a *attempt) Unwrap() http.ResponseWriter { return a.ResponseWriter }
-
-// tried reports whether t already failed to connect for this request.
-func (a *attempt) tried(t *target) bool {
-	for _, f := range a.failed[:a.n] {
-		if f == t {
-			return true
-		}
-	}
-	return false
-}
-
 // ServeHTTP routes r to a healthy target of its route.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	a := getAttempt(w)
+	a.start = start
+	st := &p.unrouted
+	defer func() {
+		// Also when a handler aborts with a panic (http.ErrAbortHandler).
+		status := a.status
+		if status == 0 {
+			status = statusClientClosedRequest
+		}
+		d := time.Since(start)
+		st.metrics.observe(status, d)
+		if p.accessLog != nil {
+			p.logAccess(a, r, st, status, start, d)
+		}
+		putAttempt(a)
+	}()
+
+	if id := r.Header.Get(headerRequestID); validRequestID(id) {
+		a.reqID = id
+	} else {
+		a.reqID = p.ids.new()
+	}
 	host, path := canonicalHost(r.Host), r.URL.Path
 	rt := p.table.Load().lookup(host, path)
 	if rt == nil {
-		writePage(w, http.StatusNotFound, pageNotFound, "")
+		p.page(a, http.StatusNotFound, pageNotFound, "")
+		return
+	}
+	st = rt.app
+	if m := st.maintenance.Load(); m != nil && (path != rt.Health.Path || rt.staticDir != "") {
+		p.page(a, http.StatusServiceUnavailable, m.page, p.retryAfter)
+		return
+	}
+	if rt.staticDir != "" {
+		serveStatic(a, r, rt)
 		return
 	}
 	if rt.MaxBody > 0 {
 		if r.ContentLength > rt.MaxBody {
-			writePage(w, http.StatusRequestEntityTooLarge, pageTooLarge, "")
+			p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
 			return
 		}
 		if r.ContentLength < 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
 		}
 	}
+	p.forward(a, r, rt, host, path)
+}
 
-	a := attempts.Get().(*attempt)
-	a.ResponseWriter = w
+// forward sends r to a healthy target of rt: round-robin, holding while none
+// is healthy (up to HoldTimeout), retrying on another target when a dial
+// fails, and — for idempotent requests whose body can be replayed — when
+// the request failed after it was sent.
+func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path string) {
+	fast := fastPath(r)
+	idempotent := isIdempotent(r)
+	replay := fast
+	if !fast && idempotent && r.Header["Upgrade"] == nil {
+		replay = bufferBody(r, rt.MaxBody)
+	}
+	if !fast {
+		// The slow path forwards the request's own headers.
+		r.Header[headerRequestID] = []string{a.reqID}
+	}
 	var (
 		hold    *time.Timer     // started when the request first finds no healthy target
 		changed <-chan struct{} // armed before re-checking health while holding
+		sent    tryResult       // the last failure after sending, if any
 	)
 	defer func() {
 		if hold != nil {
 			hold.Stop()
 			p.holding.Add(-1)
 		}
-		*a = attempt{}
-		attempts.Put(a)
 	}()
 
 	for {
-		if t := rt.lb.pick(a); t == nil {
+		t := rt.lb.pick(a)
+		if t == nil {
+			if sent != tryDone {
+				p.upstreamFailed(a, r, sent) // no other instance to retry on
+				return
+			}
 			// Nothing healthy: hold the request until a target comes back or a
 			// SetApp changes the route, at most HoldTimeout; then the 503.
 			if hold == nil {
 				if rt.HoldTimeout <= 0 {
-					p.unavailable(w, rt)
+					p.page(a, http.StatusServiceUnavailable, rt.unavailable, p.retryAfter)
 					return
 				}
 				hold = time.NewTimer(rt.HoldTimeout)
@@ -187,36 +230,98 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				case <-changed:
 					changed = nil
 				case <-hold.C:
-					p.unavailable(w, rt)
+					p.page(a, http.StatusServiceUnavailable, rt.unavailable, p.retryAfter)
 					return
 				case <-r.Context().Done():
-					w.WriteHeader(statusClientClosedRequest)
 					return
 				}
 			}
 		} else if t.acquire() {
-			t.serve(a, r)
-			if a.dialErr == nil {
-				return
+			if a.n > 0 {
+				rt.app.metrics.retries.Add(1)
+				if replay && !fast {
+					rewindBody(r)
+				}
 			}
-			// Nothing reached the app: take the target out and try another.
-			t.markDown(a.dialErr)
-			a.failed[a.n], a.n, a.dialErr = t, a.n+1, nil
-			if a.n == maxDialRetries {
-				writePage(w, http.StatusBadGateway, pageBadGateway, "")
+			a.upstream = t.id
+			a.now = a.start
+			if hold != nil || a.n > 0 {
+				a.now = time.Now()
+			}
+			switch res := t.serve(a, r, fast, idempotent); res {
+			case tryDone:
+				return
+			case tryDialFailed:
+				// Nothing reached the app: take the target out and try another.
+				t.markDown(a.err)
+				a.fail(t)
+			case tryTimeout:
+				p.upstreamFailed(a, r, res) // the app may still be working on it
+				return
+			case trySendFailed:
+				if !idempotent || !replay {
+					p.upstreamFailed(a, r, res)
+					return
+				}
+				t.logger.Warn("request failed after it was sent; retrying an idempotent request on another instance",
+					"method", r.Method, "path", r.URL.Path, "err", a.err)
+				sent = res
+				a.fail(t)
+			}
+			if a.n == maxTries {
+				p.upstreamFailed(a, r, trySendFailed)
 				return
 			}
 			changed = nil
 		}
 		// Else the target left the table since we loaded it: look again.
 		if rt = p.table.Load().lookup(host, path); rt == nil {
-			writePage(w, http.StatusNotFound, pageNotFound, "")
+			p.page(a, http.StatusNotFound, pageNotFound, "")
 			return
 		}
 	}
 }
 
-// unavailable answers with the route's 503 page.
-func (p *Proxy) unavailable(w http.ResponseWriter, rt *route) {
-	writePage(w, http.StatusServiceUnavailable, rt.unavailable, p.retryAfter)
+// upstreamFailed answers a request no target could serve: 504 when the
+// upstream did not answer in time, 413 for a body over the limit, 502
+// otherwise.
+func (p *Proxy) upstreamFailed(a *attempt, r *http.Request, res tryResult) {
+	if r.Context().Err() != nil {
+		return // nobody is listening; logged as 499
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(a.err, &tooLarge):
+		p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
+	case res == tryTimeout:
+		p.logger.Warn("upstream timed out", "target", a.upstream, "method", r.Method, "path", r.URL.Path, "err", a.err)
+		p.page(a, http.StatusGatewayTimeout, pageGatewayTimeout, "")
+	default:
+		p.logger.Warn("upstream failed", "target", a.upstream, "method", r.Method, "path", r.URL.Path, "err", a.err)
+		p.page(a, http.StatusBadGateway, pageBadGateway, "")
+	}
+}
+
+// page writes one of the proxy's own pages, with the request ID.
+func (p *Proxy) page(a *attempt, status int, page []byte, retryAfter string) {
+	h := a.w.Header()
+	for k := range h {
+		delete(h, k) // leftovers of a failed try
+	}
+	if a.reqID != "" {
+		h[headerRequestID] = []string{a.reqID}
+	}
+	writePage(a, status, page, retryAfter)
+}
+
+// logAccess writes r's access log line.
+func (p *Proxy) logAccess(a *attempt, r *http.Request, st *appState, status int, start time.Time, d time.Duration) {
+	remote := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		remote = h
+	}
+	p.accessLog.write(&accessEntry{
+		start: start, duration: d, app: st.name, method: r.Method, host: r.Host, path: r.URL.Path,
+		upstream: a.upstream, reqID: a.reqID, remote: remote, proto: r.Proto, status: status, bytes: a.bytes,
+	})
 }

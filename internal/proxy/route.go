@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"net"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,6 +39,12 @@ type Route struct {
 	DrainTimeout time.Duration // how long Drain waits for in-flight requests (default 30s)
 	HoldTimeout  time.Duration // requests wait this long for a healthy target before the 503 (0 = do not wait)
 	MaxBody      int64         // request body limit in bytes, 0 = unlimited; over → 413 before the upstream sees the body
+	// Static serves directories read-only at URL path prefixes of the
+	// route's hosts: prefix ("/media/") → absolute directory on the host.
+	// Files only (no listings), with range requests, ETag and
+	// Last-Modified; paths cannot leave the directory, not even through
+	// symlinks, and dot files are hidden.
+	Static map[string]string
 }
 
 // Target is one instance serving a route.
@@ -103,7 +113,32 @@ func (r Route) normalize(app string) (Route, error) {
 	if r.MaxBody < 0 {
 		return r, fmt.Errorf("%w: max body %d must not be negative", ErrInvalidRoute, r.MaxBody)
 	}
+	if len(r.Static) > 0 {
+		static := make(map[string]string, len(r.Static))
+		for prefix, dir := range r.Static {
+			p, err := canonicalPrefix(prefix)
+			if err != nil {
+				return r, fmt.Errorf("static %q: %w", prefix, err)
+			}
+			if p == "" {
+				return r, fmt.Errorf("%w: static path prefix %q would hide the whole app; use a prefix such as /media/", ErrInvalidRoute, prefix)
+			}
+			if !filepath.IsAbs(dir) {
+				return r, fmt.Errorf("%w: static %q: directory %q is not an absolute path", ErrInvalidRoute, prefix, dir)
+			}
+			if _, dup := static[p]; dup {
+				return r, fmt.Errorf("%w: static path prefix %q is listed twice", ErrHostConflict, prefix)
+			}
+			static[p] = filepath.Clean(dir)
+		}
+		r.Static = static
+	}
 	return r, nil
+}
+
+// staticPrefixes returns r's static prefixes, sorted.
+func (r Route) staticPrefixes() []string {
+	return slices.SortedFunc(maps.Keys(r.Static), func(a, b string) int { return cmp.Compare(a, b) })
 }
 
 // canonicalRouteHost validates a configured host name and returns its lookup
@@ -162,12 +197,15 @@ func canonicalPrefix(p string) (string, error) {
 }
 
 // route is a compiled Route: its config, the balancer over its targets and
-// its pre-rendered 503 page. Routes are immutable once built (the balancer's
-// counter aside); a SetApp builds new ones.
+// its pre-rendered 503 page; or one static directory of a Route (staticDir
+// set), routed like a path prefix of its own. Routes are immutable once
+// built (the balancer's counter aside); a SetApp builds new ones.
 type route struct {
 	Route
+	app         *appState // shared by every route of the app: maintenance, metrics
 	lb          loadBalancer
 	unavailable []byte // the 503 page naming app/service
+	staticDir   string // a static route: the directory served at PathPrefix
 }
 
 func newRoute(cfg Route, targets []*target) *route {
@@ -176,6 +214,18 @@ func newRoute(cfg Route, targets []*target) *route {
 		lb:          loadBalancer{targets: targets},
 		unavailable: unavailablePage(cfg.App, cfg.Service),
 	}
+}
+
+// staticRoutes returns a route for each static directory of r.
+func (r *route) staticRoutes() []*route {
+	var out []*route
+	for _, prefix := range r.staticPrefixes() {
+		cfg := r.Route
+		cfg.PathPrefix = prefix
+		cfg.Static = nil
+		out = append(out, &route{Route: cfg, app: r.app, staticDir: r.Static[prefix]})
+	}
+	return out
 }
 
 // matches reports whether path falls under the route's prefix: "/api" matches

@@ -138,11 +138,13 @@ func (t *table) checkHosts(app string, routes []Route) error {
 			if other := t.owner(h); other != "" && other != app {
 				return fmt.Errorf("%w: %s is already routed to app %q", ErrHostConflict, name, other)
 			}
-			k := key{h, r.PathPrefix}
-			if seen[k] {
-				return fmt.Errorf("%w: %s with path prefix %q is listed twice for app %q", ErrHostConflict, name, "/"+strings.TrimPrefix(r.PathPrefix, "/"), app)
+			for _, prefix := range append([]string{r.PathPrefix}, r.staticPrefixes()...) {
+				k := key{h, prefix}
+				if seen[k] {
+					return fmt.Errorf("%w: %s with path prefix %q is listed twice for app %q (routes and static directories included)", ErrHostConflict, name, "/"+strings.TrimPrefix(prefix, "/"), app)
+				}
+				seen[k] = true
 			}
-			seen[k] = true
 		}
 	}
 	return nil

@@ -12,35 +12,44 @@ import (
 	"time"
 )
 
-// target is one instance the proxy sends requests to. It owns a
-// ReverseProxy and a keep-alive Transport that survive SetApp calls for as
-// long as the target ID stays routed, its health state, and its in-flight
-// counter.
+// target is one instance the proxy sends requests to. It owns its
+// connections (the fast path's pool, and a keep-alive Transport behind a
+// ReverseProxy for requests with a body and upgrades) that survive SetApp
+// calls for as long as the target ID stays routed, its health state, its
+// in-flight counter and its upgraded connections.
 type target struct {
 	id, addr     string
 	app, service string
 	logger       *slog.Logger
 	changes      *broadcast // notified when the health state flips
 
-	transport *http.Transport
-	proxy     *httputil.ReverseProxy
+	dialer                *net.Dialer
+	responseHeaderTimeout time.Duration
+	pool                  connPool
+	transport             *http.Transport
+	proxy                 *httputil.ReverseProxy
 
-	healthy   atomic.Bool  // in rotation
-	routed    atomic.Bool  // part of the current routing table
-	forgotten atomic.Bool  // drained and dropped; close connections once idle
-	inflight  atomic.Int64 // requests (and upgraded connections) being served
-	waiters   atomic.Int32 // Drain calls waiting for inflight to reach 0
+	healthy   atomic.Bool   // in rotation
+	healthGen atomic.Uint32 // counts returns to health
+	routed    atomic.Bool   // part of the current routing table
+	forgotten atomic.Bool   // drained and dropped; close connections once idle
+	inflight  atomic.Int64  // requests (and upgraded connections) being served
+	waiters   atomic.Int32  // Drain calls waiting for inflight to reach 0
 
 	mu        sync.Mutex
 	idle      chan struct{} // closed (and replaced) when inflight reaches 0 while waited on
 	failures  int           // consecutive failed checks
 	lastErr   string
 	lastCheck time.Time
+	tunnels   map[*tunnel]struct{} // upgraded connections (WebSockets)
 
 	// Guarded by Proxy.mu.
 	drainTimeout time.Duration
 	checker      *healthChecker
 }
+
+// tunnel is an upgraded connection through a target; cancel closes it.
+type tunnel struct{ cancel context.CancelFunc }
 
 // dialError marks a failure to connect to a target: nothing reached the app,
 // so the request can go to another target.
@@ -51,19 +60,22 @@ func (e *dialError) Unwrap() error { return e.err }
 
 func newTarget(p *Proxy, app, service string, tg Target) *target {
 	t := &target{
-		id:      tg.ID,
-		addr:    tg.Addr,
-		app:     app,
-		service: service,
-		logger:  p.logger.With("app", app, "service", service, "target", tg.ID, "addr", tg.Addr),
-		changes: &p.changes,
-		idle:    make(chan struct{}),
+		id:                    tg.ID,
+		addr:                  tg.Addr,
+		app:                   app,
+		service:               service,
+		logger:                p.logger.With("app", app, "service", service, "target", tg.ID, "addr", tg.Addr),
+		changes:               &p.changes,
+		idle:                  make(chan struct{}),
+		dialer:                &net.Dialer{Timeout: p.opts.DialTimeout, KeepAlive: 30 * time.Second},
+		responseHeaderTimeout: p.opts.ResponseHeaderTimeout,
+		pool:                  connPool{max: p.opts.MaxIdleConnsPerTarget, timeout: p.opts.IdleConnTimeout},
+		tunnels:               map[*tunnel]struct{}{},
 	}
 	t.healthy.Store(true)
-	dialer := &net.Dialer{Timeout: p.opts.DialTimeout, KeepAlive: 30 * time.Second}
 	t.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			c, err := t.dialer.DialContext(ctx, network, addr)
 			if err != nil && ctx.Err() == nil {
 				return nil, &dialError{err: err}
 			}
@@ -76,18 +88,19 @@ func newTarget(p *Proxy, app, service string, tg Target) *target {
 		DisableCompression:    true,
 	}
 	t.proxy = &httputil.ReverseProxy{
-		Rewrite:      t.rewrite,
-		Transport:    t.transport,
-		BufferPool:   p.buffers,
-		ErrorHandler: t.handleError,
-		ErrorLog:     slog.NewLogLogger(t.logger.Handler(), slog.LevelWarn),
+		Rewrite:        t.rewrite,
+		Transport:      t.transport,
+		BufferPool:     p.buffers,
+		ErrorHandler:   t.handleError,
+		ModifyResponse: t.modifyResponse,
+		ErrorLog:       slog.NewLogLogger(t.logger.Handler(), slog.LevelWarn),
 	}
 	return t
 }
 
-// rewrite points the outbound request at the target, keeps the client's Host
-// and query verbatim, and sets X-Forwarded-For (appended to the client's),
-// -Proto and -Host.
+// rewrite points the outbound request of the slow path at the target,
+// keeps the client's Host and query verbatim, and sets X-Forwarded-For
+// (appended to the client's), -Proto and -Host.
 func (t *target) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = t.addr
@@ -99,31 +112,80 @@ func (t *target) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
-// handleError answers a request the target could not serve. A failed dial is
-// handed back to the attempt for a retry elsewhere; everything else gets its
-// error page.
+// modifyResponse returns the request ID to the client and notes a protocol
+// switch (whose 101 never goes through the ResponseWriter).
+func (t *target) modifyResponse(res *http.Response) error {
+	if id := res.Request.Header[headerRequestID]; len(id) > 0 {
+		res.Header[headerRequestID] = id
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		if a, ok := res.Request.Context().Value(attemptKey{}).(*attempt); ok {
+			a.status = http.StatusSwitchingProtocols
+		}
+	}
+	return nil
+}
+
+// attemptKey carries an upgrade's attempt in its request context.
+type attemptKey struct{}
+
+// handleError records why the slow path could not answer; the proxy then
+// retries or writes the error page. It is only called before anything was
+// written to the client (or on a failed protocol switch, when nothing more
+// can be written).
 func (t *target) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
-		w.WriteHeader(statusClientClosedRequest) // nobody is listening; for the logs
+	if a, ok := w.(*attempt); ok {
+		a.err = err
 		return
+	}
+	writePage(w, http.StatusBadGateway, pageBadGateway, "")
+}
+
+// serveSlow proxies r with the ReverseProxy: requests with a body, and
+// upgrades, whose connection Drain closes at its deadline.
+func (t *target) serveSlow(a *attempt, r *http.Request) tryResult {
+	if r.Header["Upgrade"] != nil {
+		ctx, cancel := context.WithCancel(context.WithValue(r.Context(), attemptKey{}, a))
+		tun := &tunnel{cancel: cancel}
+		t.mu.Lock()
+		t.tunnels[tun] = struct{}{}
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			delete(t.tunnels, tun)
+			t.mu.Unlock()
+			cancel()
+		}()
+		r = r.WithContext(ctx)
+	}
+	t.proxy.ServeHTTP(a, r)
+	if a.err == nil || a.status != 0 {
+		return tryDone
+	}
+	if r.Context().Err() != nil {
+		return tryDone
 	}
 	var de *dialError
-	if a, ok := w.(*attempt); ok && errors.As(err, &de) {
-		a.dialErr = de
-		return
-	}
-	var tooLarge *http.MaxBytesError
-	var netErr net.Error
+	var ne net.Error
 	switch {
-	case errors.As(err, &tooLarge):
-		writePage(w, http.StatusRequestEntityTooLarge, pageTooLarge, "")
-	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
-		t.logger.Warn("upstream timed out", "method", r.Method, "path", r.URL.Path, "err", err)
-		writePage(w, http.StatusGatewayTimeout, pageGatewayTimeout, "")
+	case errors.As(a.err, &de):
+		return tryDialFailed
+	case errors.Is(a.err, context.DeadlineExceeded) || errors.As(a.err, &ne) && ne.Timeout():
+		return tryTimeout
 	default:
-		t.logger.Warn("upstream failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writePage(w, http.StatusBadGateway, pageBadGateway, "")
+		return trySendFailed
 	}
+}
+
+// closeTunnels closes the target's upgraded connections.
+func (t *target) closeTunnels() int {
+	t.mu.Lock()
+	n := len(t.tunnels)
+	for tun := range t.tunnels {
+		tun.cancel()
+	}
+	t.mu.Unlock()
+	return n
 }
 
 // statusClientClosedRequest is the conventional status for a client that
@@ -155,15 +217,25 @@ func (t *target) release() {
 		t.mu.Unlock()
 	}
 	if t.forgotten.Load() {
-		t.transport.CloseIdleConnections()
+		t.closeIdleConnections(true)
 	}
 }
 
-// serve proxies one request; the in-flight count covers upgraded connections
-// too, since ReverseProxy returns only once they close.
-func (t *target) serve(a *attempt, r *http.Request) {
+// closeIdleConnections closes both paths' idle connections; forever for a
+// forgotten target.
+func (t *target) closeIdleConnections(forever bool) {
+	t.pool.closeIdle(forever)
+	t.transport.CloseIdleConnections()
+}
+
+// serve proxies one request (counted by acquire) over the fast or the slow
+// path.
+func (t *target) serve(a *attempt, r *http.Request, fast, idempotent bool) tryResult {
 	defer t.release()
-	t.proxy.ServeHTTP(a, r)
+	if fast {
+		return t.roundTrip(a, r, idempotent)
+	}
+	return t.serveSlow(a, r)
 }
 
 // waitIdle waits until no request is in flight, the timer fires or ctx ends;
@@ -197,7 +269,11 @@ func (t *target) recordCheck(err error, retries int) {
 	if err == nil {
 		t.failures = 0
 		t.lastErr = ""
-		up = !t.healthy.Swap(true)
+		up = !t.healthy.Load()
+		if up {
+			t.healthGen.Add(1)
+			t.healthy.Store(true)
+		}
 	} else {
 		t.failures++
 		t.lastErr = err.Error()

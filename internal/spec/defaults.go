@@ -100,6 +100,12 @@ func (d *decoder) applyDefaults(s *Spec) {
 		}
 	}
 
+	if !d.given("logs.max_age") {
+		s.Logs.MaxAge = DefaultLogMaxAge
+	}
+	if !d.given("logs.max_size") {
+		s.Logs.MaxSize = DefaultLogMaxSize
+	}
 	if b := s.Backups; b != nil && !d.given("backups.keep") {
 		b.Keep = DefaultBackupKeep
 	}

@@ -69,6 +69,8 @@ var sigterm = Signal(syscall.SIGTERM)
 // defaultDeploy is Deploy with every default.
 var defaultDeploy = Deploy{Monitor: DefaultMonitor, DrainTimeout: DefaultDrainTimeout, ReleaseTimeout: DefaultReleaseTimeout, KeepReleases: DefaultKeepReleases}
 
+var defaultLogs = Logs{MaxAge: DefaultLogMaxAge, MaxSize: DefaultLogMaxSize}
+
 // svc returns a service with every default applied.
 func svc(name string, cmd ...string) *Service {
 	return &Service{Name: name, Command: cmd, Replicas: 1, MinReady: DefaultMinReady, StopSignal: sigterm, StopTimeout: DefaultStopTimeout}
@@ -105,6 +107,7 @@ func TestParseHello(t *testing.T) {
 			"scheduler": sched,
 		},
 		Volumes: map[string]*Volume{"data": {Name: "data", Mount: "/app/data"}},
+		Logs:    defaultLogs,
 	}
 	got := mustParse(t, helloSpec)
 	assertSpec(t, got, want)
@@ -151,6 +154,7 @@ func TestParseDesignExample(t *testing.T) {
 		Accessories: map[string]*Accessory{"db": db, "redis": acc("redis", "redis:7", 6379)},
 		Volumes:     map[string]*Volume{"media": {Name: "media", Mount: "/app/media", Services: []string{"web", "worker-long"}}},
 		Backups:     &Backups{Schedule: "0 3 * * *", Keep: DefaultBackupKeep},
+		Logs:        defaultLogs,
 	}
 	got := mustParse(t, designSpec)
 	assertSpec(t, got, want)

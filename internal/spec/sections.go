@@ -9,7 +9,7 @@ import (
 
 // The keys each part of the spec accepts, in the order the docs list them.
 var (
-	topKeys       = []string{"app", "runtime", "image", "build", "env", "secrets", "release", "checks", "services", "accessories", "volumes", "deploy", "backups"}
+	topKeys       = []string{"app", "runtime", "image", "build", "env", "secrets", "release", "checks", "services", "accessories", "volumes", "deploy", "backups", "logs"}
 	buildKeys     = []string{"command", "dockerfile", "target", "args", "workdir"}
 	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "user", "read_only", "memory", "cpus", "allow_root"}
 	healthKeys    = []string{"path", "command", "tcp", "interval", "timeout", "start_period", "retries"}
@@ -19,6 +19,7 @@ var (
 	volumeKeys    = []string{"mount", "services"}
 	deployKeys    = []string{"monitor", "drain_timeout", "release_timeout", "keep_releases"}
 	backupsKeys   = []string{"schedule", "keep", "to"}
+	logsKeys      = []string{"max_age", "max_size"}
 	taskKeys      = []string{"command", "timeout"}
 )
 
@@ -61,6 +62,8 @@ func (d *decoder) spec(root *yaml.Node) *Spec {
 			d.deploy(v, key, &s.Deploy)
 		case "backups":
 			s.Backups = d.backups(v, key)
+		case "logs":
+			d.logs(v, key, &s.Logs)
 		}
 	})
 	return s
@@ -407,4 +410,16 @@ func (d *decoder) backups(n *yaml.Node, p string) *Backups {
 		}
 	})
 	return b
+}
+
+func (d *decoder) logs(n *yaml.Node, p string, l *Logs) {
+	d.mapping(n, p, logsKeys, "logs: {max_age: 14d, max_size: 256M}", func(key string, k, v *yaml.Node) {
+		q := join(p, key)
+		switch key {
+		case "max_age":
+			l.MaxAge = d.duration(v, q, "max_age: 14d")
+		case "max_size":
+			l.MaxSize = d.size(v, q, "max_size: 256M")
+		}
+	})
 }

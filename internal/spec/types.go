@@ -44,6 +44,8 @@ const (
 	DefaultDockerPort     = 8080
 	DefaultHealthRetries  = 3
 	DefaultBackupKeep     = 7
+	DefaultLogMaxAge      = 14 * 24 * time.Hour
+	DefaultLogMaxSize     = 256 << 20
 )
 
 // Spec is a parsed, defaulted and validated moorage.yaml.
@@ -68,6 +70,15 @@ type Spec struct {
 	Volumes     map[string]*Volume    `json:"volumes,omitempty"`
 
 	Backups *Backups `json:"backups,omitempty"`
+	Logs    Logs     `json:"logs"`
+}
+
+// Logs is the app's log retention: the logs of instances that no longer
+// run are deleted once older than MaxAge, and the oldest go first when the
+// app's logs outgrow MaxSize.
+type Logs struct {
+	MaxAge  time.Duration `json:"max_age"`
+	MaxSize int64         `json:"max_size"` // bytes
 }
 
 // Build says how the artifact of a release is made from the uploaded context.

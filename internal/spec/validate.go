@@ -96,6 +96,12 @@ func (d *decoder) validate(s *Spec) {
 	}
 	d.checkVolumes(s)
 
+	if s.Logs.MaxAge < time.Hour {
+		d.fail("logs.max_age", false, "must be at least 1h (got %s)", s.Logs.MaxAge)
+	}
+	if s.Logs.MaxSize < 1<<20 {
+		d.fail("logs.max_size", false, "must be at least 1M (got %d bytes)", s.Logs.MaxSize)
+	}
 	if b := s.Backups; b != nil {
 		if b.Schedule == "" {
 			d.fail("backups.schedule", false, `is required: a cron expression, e.g. schedule: "0 3 * * *" (every day at 03:00)`)

@@ -10,12 +10,13 @@ import (
 
 // Deploy kinds.
 const (
-	KindDeploy   = "deploy"
-	KindRollback = "rollback"
-	KindConfig   = "config"
-	KindScale    = "scale"
-	KindRecover  = "recover"
-	KindRestore  = "restore"
+	KindDeploy    = "deploy"
+	KindRollback  = "rollback"
+	KindConfig    = "config"
+	KindScale     = "scale"
+	KindRecover   = "recover"
+	KindRestore   = "restore"
+	KindAccessory = "accessory"
 )
 
 // Deploy statuses.

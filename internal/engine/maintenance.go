@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// Maintenance is an app's maintenance mode.
+type Maintenance struct {
+	Message string `json:"message,omitempty"`
+	HTML    string `json:"html,omitempty"` // a whole custom page
+}
+
+// SetMaintenance turns app's maintenance mode on (m non-nil) or off. While
+// on, the proxy answers the app's requests with a 503 maintenance page;
+// health checks still reach the instances. It is kept across restarts.
+func (e *Engine) SetMaintenance(ctx context.Context, app string, m *Maintenance) error {
+	val := ""
+	if m != nil {
+		b, _ := json.Marshal(m)
+		val = string(b)
+	}
+	if err := e.st.SetMaintenance(ctx, app, val); err != nil {
+		return err
+	}
+	e.applyMaintenance(app, m)
+	msg := "maintenance off"
+	if m != nil {
+		msg = "maintenance on"
+	}
+	e.st.AddEvent(ctx, store.Event{App: app, Kind: "maintenance", Message: msg})
+	return nil
+}
+
+// MaintenanceOf returns app's maintenance mode (nil = off).
+func (e *Engine) MaintenanceOf(ctx context.Context, app string) (*Maintenance, error) {
+	val, err := e.st.Maintenance(ctx, app)
+	if err != nil || val == "" {
+		return nil, err
+	}
+	var m Maintenance
+	if err := json.Unmarshal([]byte(val), &m); err != nil {
+		return nil, fmt.Errorf("maintenance of %s: %w", app, err)
+	}
+	return &m, nil
+}
+
+func (e *Engine) applyMaintenance(app string, m *Maintenance) {
+	if m == nil {
+		e.proxy.SetMaintenance(app, nil)
+		return
+	}
+	e.proxy.SetMaintenance(app, &proxy.Maintenance{Message: m.Message, HTML: m.HTML})
+}
+
+// restoreMaintenance applies the stored maintenance modes (at start).
+func (e *Engine) restoreMaintenance(ctx context.Context) {
+	apps, err := e.st.ListApps(ctx)
+	if err != nil {
+		return
+	}
+	for _, a := range apps {
+		if m, err := e.MaintenanceOf(ctx, a.Name); err == nil && m != nil {
+			e.applyMaintenance(a.Name, m)
+		}
+	}
+}

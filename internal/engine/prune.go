@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// PrunedArtifact is an artifact prune removed (or would remove).
+type PrunedArtifact struct {
+	Release string `json:"release"`
+	Ref     string `json:"ref"`
+	Bytes   int64  `json:"bytes,omitempty"` // 0 when unknown (images)
+}
+
+// PruneReport says what a prune freed.
+type PruneReport struct {
+	Artifacts []PrunedArtifact `json:"artifacts"`
+	LogBytes  int64            `json:"log_bytes"`
+	DryRun    bool             `json:"dry_run,omitempty"`
+}
+
+// Prune removes what app no longer needs: artifacts (release directories,
+// images) of releases beyond the retention window, and old logs. The active
+// release and the releases a rollback may need are never removed.
+func (e *Engine) Prune(ctx context.Context, app string, dryRun bool) (*PruneReport, error) {
+	a, err := e.st.GetApp(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	rep := &PruneReport{Artifacts: []PrunedArtifact{}, DryRun: dryRun}
+	arts, err := e.prunableArtifacts(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range arts {
+		pa := PrunedArtifact{Release: r.ID(), Ref: r.Artifact.Ref}
+		if r.Artifact.Runtime == spec.RuntimeProcess {
+			pa.Bytes = dirSize(r.Artifact.Ref)
+		}
+		if !dryRun {
+			rt, err := e.Runtime(r.Artifact.Runtime)
+			if err != nil {
+				continue
+			}
+			if err := rt.RemoveArtifact(ctx, r.Artifact); err != nil {
+				return rep, fmt.Errorf("remove artifact of %s: %w", r.ID(), err)
+			}
+		}
+		rep.Artifacts = append(rep.Artifacts, pa)
+	}
+	if !dryRun {
+		if rep.LogBytes, err = e.pruneLogs(ctx, a); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// prunableArtifacts are the artifacts of app's releases beyond the
+// retention window (deploy.keep_releases of the active spec): the active
+// release, pending ones and the newest retired ones (rollback targets) are
+// kept, and so is any artifact a kept release shares (rollback, config).
+func (e *Engine) prunableArtifacts(ctx context.Context, a *store.App) ([]*store.Release, error) {
+	rels, err := e.st.ListReleases(ctx, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	keep := spec.DefaultKeepReleases
+	for _, r := range rels {
+		if r.Version == a.Current && r.Spec.Deploy.KeepReleases > 0 {
+			keep = r.Spec.Deploy.KeepReleases
+		}
+	}
+	kept := map[string]bool{}
+	var candidates []*store.Release
+	served := 0
+	for _, r := range rels { // newest first
+		switch {
+		case r.Version == a.Current || r.Status == store.ReleasePending:
+			kept[r.Artifact.Ref] = true
+		case r.Status == store.ReleaseRetired && served < keep-1:
+			served++
+			kept[r.Artifact.Ref] = true
+		default:
+			candidates = append(candidates, r)
+		}
+	}
+	var out []*store.Release
+	done := map[string]bool{}
+	for i := len(candidates) - 1; i >= 0; i-- { // oldest first
+		r := candidates[i]
+		if r.Artifact.Ref == "" || kept[r.Artifact.Ref] || done[r.Artifact.Ref] {
+			continue
+		}
+		done[r.Artifact.Ref] = true
+		rt, err := e.Runtime(r.Artifact.Runtime)
+		if err != nil {
+			continue
+		}
+		if ok, err := rt.ArtifactExists(ctx, r.Artifact); err != nil || !ok {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// pruneLogs applies the active spec's log retention to app's logs in every
+// runtime. The logs of running instances are kept.
+func (e *Engine) pruneLogs(ctx context.Context, a *store.App) (int64, error) {
+	ret := runtime.LogRetention{MaxAge: spec.DefaultLogMaxAge, MaxBytes: spec.DefaultLogMaxSize}
+	if a.Current != 0 {
+		if rel, err := e.st.GetRelease(ctx, a.Name, a.Current); err == nil && rel.Spec.Logs.MaxAge > 0 {
+			ret.MaxAge, ret.MaxBytes = rel.Spec.Logs.MaxAge, rel.Spec.Logs.MaxSize
+		}
+	}
+	observed, err := e.observe(ctx, a.Name)
+	if err != nil {
+		return 0, err
+	}
+	running := map[string]bool{}
+	for _, in := range observed {
+		if in.State != runtime.StateExited {
+			running[in.ID] = true
+		}
+	}
+	ret.Keep = func(id string) bool { return running[id] }
+	var total int64
+	var errs []error
+	for _, rt := range e.runtimes {
+		n, err := rt.PruneLogs(ctx, a.Name, ret)
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// janitor applies log retention to every app hourly.
+func (e *Engine) janitor() {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		apps, _ := e.st.ListApps(e.ctx)
+		for _, a := range apps {
+			if n, err := e.pruneLogs(e.ctx, a); err != nil {
+				e.log.Warn("log retention", "app", a.Name, "err", err)
+			} else if n > 0 {
+				e.log.Info("log retention", "app", a.Name, "freed", humanBytes(n))
+			}
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

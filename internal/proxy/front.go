@@ -1,0 +1,778 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Server serves a Proxy on plain-HTTP listeners. The common request — an
+// HTTP/1.1 request without a body (GET, HEAD) whose head fits in a few
+// kilobytes — is parsed and answered by the proxy's own HTTP/1.1 front: one
+// goroutine per connection, no per-request goroutine, context or header
+// copies, which is most of net/http's cost in a proxy. Every other request
+// (a body, an upgrade, HTTP/1.0, anything unusual or malformed) hands its
+// connection over, unread, to the hardened net/http server (HTTPServer),
+// which serves it and the rest of that connection: net/http stays the
+// authority on everything but the simplest requests, including every error.
+//
+// Use NewServer, then Serve on a listener; Shutdown or Close it before the
+// Proxy's Close. For HTTPS, serve a TLS listener with HTTPServer instead.
+type Server struct {
+	p       *Proxy
+	opts    ServerOptions
+	hs      *http.Server
+	handoff *handoffListener
+
+	mu      sync.Mutex
+	lns     map[net.Listener]struct{}
+	conns   map[*frontConn]struct{}
+	closing atomic.Bool
+	wg      sync.WaitGroup // connection goroutines
+	hsDone  chan struct{}  // the net/http server's Serve returned
+}
+
+// NewServer returns a Server for p; opts tune both the front and the
+// net/http server behind it.
+func (p *Proxy) NewServer(opts ServerOptions) *Server {
+	opts = opts.withDefaults()
+	s := &Server{
+		p:       p,
+		opts:    opts,
+		hs:      p.HTTPServer(opts),
+		handoff: newHandoffListener(),
+		lns:     map[net.Listener]struct{}{},
+		conns:   map[*frontConn]struct{}{},
+		hsDone:  make(chan struct{}),
+	}
+	go func() {
+		defer close(s.hsDone)
+		_ = s.hs.Serve(s.handoff)
+	}()
+	return s
+}
+
+// HTTPServer returns the net/http server behind s (to read its settings;
+// serve TLS listeners with one from Proxy.HTTPServer).
+func (s *Server) HTTPServer() *http.Server { return s.hs }
+
+// Serve accepts connections on ln until Shutdown or Close (then it returns
+// http.ErrServerClosed) or ln fails.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors and the like: back off, like
+				// net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.p.logger.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		fc := &frontConn{s: s, c: c, remote: c.RemoteAddr().String()}
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			_ = c.Close()
+			return http.ErrServerClosed
+		}
+		s.conns[fc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.p.conns.Add(1)
+		go fc.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, waits for the
+// requests in flight to finish (until ctx ends), then shuts the net/http
+// server down the same way.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopListening()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			_ = s.hs.Shutdown(ctx)
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	s.wg.Wait()
+	err := s.hs.Shutdown(ctx)
+	<-s.hsDone
+	return err
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.stopListening()
+	s.mu.Lock()
+	for fc := range s.conns {
+		_ = fc.c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	err := s.hs.Close()
+	<-s.hsDone
+	return err
+}
+
+func (s *Server) stopListening() {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	s.mu.Unlock()
+}
+
+// closeIdle closes the connections waiting for a request and returns how
+// many remain (busy ones).
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for fc := range s.conns {
+		if fc.idle.Load() {
+			_ = fc.c.Close()
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// frontConn is one client connection served by the front.
+type frontConn struct {
+	s      *Server
+	c      net.Conn
+	br     *bufio.Reader
+	remote string
+	idle   atomic.Bool // waiting for a request (Shutdown may close it)
+}
+
+// frontReadSize is the front's read buffer: request heads that do not fit
+// go to net/http (up to MaxHeaderBytes).
+const frontReadSize = 8 << 10
+
+var frontReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frontReadSize) }}
+
+func (fc *frontConn) serve() {
+	s := fc.s
+	handedOff := false
+	defer func() {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
+			buf := make([]byte, 16<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			s.p.logger.Error("panic serving a request", "remote", fc.remote, "err", err, "stack", string(buf))
+		}
+		if !handedOff {
+			_ = fc.c.Close()
+		}
+		if fc.br != nil {
+			fc.br.Reset(nil)
+			frontReaders.Put(fc.br)
+		}
+		s.mu.Lock()
+		delete(s.conns, fc)
+		s.mu.Unlock()
+		s.p.conns.Add(-1)
+		s.wg.Done()
+	}()
+	fc.br = frontReaders.Get().(*bufio.Reader)
+	fc.br.Reset(fc.c)
+	first := true
+	for {
+		// Wait for a request: ReadHeaderTimeout for the first (it starts
+		// at accept), IdleTimeout between requests.
+		wait := s.opts.IdleTimeout
+		if first {
+			wait = s.opts.ReadHeaderTimeout
+		}
+		_ = fc.c.SetReadDeadline(time.Now().Add(wait))
+		fc.idle.Store(true)
+		if s.closing.Load() {
+			return
+		}
+		if _, err := fc.br.Peek(1); err != nil {
+			return
+		}
+		fc.idle.Store(false)
+		head, ok := fc.readHead(first)
+		if !ok {
+			return
+		}
+		req, ok := fc.parse(head)
+		if !ok {
+			// Not for the front: net/http takes the connection from this
+			// request on, with everything read so far.
+			handedOff = fc.handOff()
+			return
+		}
+		_, _ = fc.br.Discard(len(head))
+		if !fc.respond(req) {
+			return
+		}
+		first = false
+	}
+}
+
+// readHead returns the buffered request head, through its blank line, once
+// it is complete; with ok false when the client stalls past
+// ReadHeaderTimeout or goes away. A head the buffer cannot hold comes back
+// as is (parse hands it to net/http).
+func (fc *frontConn) readHead(first bool) (head []byte, ok bool) {
+	deadlineSet := first
+	for {
+		buf, _ := fc.br.Peek(fc.br.Buffered())
+		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
+			return buf[:i+4], true
+		}
+		if len(buf) == frontReadSize || bytes.Contains(buf, lflf) {
+			return buf, true // too large, or LF-only line ends: net/http's
+		}
+		if !deadlineSet {
+			_ = fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.ReadHeaderTimeout))
+			deadlineSet = true
+		}
+		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
+			return nil, false
+		}
+	}
+}
+
+var (
+	crlfcrlf = []byte("\r\n\r\n")
+	lflf     = []byte("\n\n")
+)
+
+// handOff passes the connection, with the bytes read so far, to the net/http
+// server. It reports whether net/http took it.
+func (fc *frontConn) handOff() bool {
+	prefix := make([]byte, fc.br.Buffered())
+	_, _ = fc.br.Read(prefix)
+	_ = fc.c.SetReadDeadline(time.Time{})
+	return fc.s.handoff.give(&prefixConn{Conn: fc.c, prefix: prefix})
+}
+
+// parse parses a complete request head, and reports whether the front
+// serves it: HTTP/1.1, origin-form target, no body (no Transfer-Encoding,
+// Content-Length absent or 0), no Upgrade or Expect, one valid Host, and
+// only well-formed header fields (CRLF line ends, token names, no control
+// characters in values, no line folding).
+func (fc *frontConn) parse(head []byte) (*http.Request, bool) {
+	if !bytes.HasSuffix(head, crlfcrlf) {
+		return nil, false
+	}
+	// One allocation holds every string of the request.
+	hs := string(head[:len(head)-4])
+	line, rest, _ := strings.Cut(hs, "\r\n")
+	method, line, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(line, " ")
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || !validMethod(method) || len(target) == 0 || target[0] != '/' {
+		return nil, false
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c == 0x7f {
+			return nil, false
+		}
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, false
+	}
+
+	n := strings.Count(rest, "\r\n") + 1
+	if rest == "" {
+		n = 0
+	}
+	h := make(http.Header, n)
+	values := make([]string, n)
+	host, hosts := "", 0
+	closeConn := false
+	i := 0
+	for rest != "" {
+		var field string
+		field, rest, _ = strings.Cut(rest, "\r\n")
+		colon := strings.IndexByte(field, ':')
+		if colon <= 0 {
+			return nil, false // also a line starting with a space: folding
+		}
+		key, ok := canonicalRequestKey(field[:colon])
+		if !ok {
+			return nil, false
+		}
+		v := strings.Trim(field[colon+1:], " \t")
+		for j := 0; j < len(v); j++ {
+			if c := v[j]; (c < ' ' && c != '\t') || c == 0x7f {
+				return nil, false
+			}
+		}
+		switch key {
+		case "Host":
+			host, hosts = v, hosts+1
+		case "Content-Length":
+			if v != "0" {
+				return nil, false
+			}
+		case "Transfer-Encoding", "Upgrade", "Expect", "Te", "Http2-Settings":
+			return nil, false
+		case "Connection":
+			for tok := range strings.SplitSeq(v, ",") {
+				tok = strings.TrimSpace(tok)
+				switch {
+				case strings.EqualFold(tok, "close"):
+					closeConn = true
+				case strings.EqualFold(tok, "keep-alive"), tok == "":
+				default:
+					return nil, false // upgrades, or hop-by-hop fields to strip: net/http's
+				}
+			}
+		}
+		values[i] = v
+		if prev, ok := h[key]; ok {
+			h[key] = append(prev, v)
+		} else {
+			h[key] = values[i : i+1 : i+1]
+		}
+		i++
+	}
+	if hosts != 1 || !validHost(host) {
+		return nil, false
+	}
+	return &http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Body:       http.NoBody,
+		Host:       host,
+		Close:      closeConn,
+		RemoteAddr: fc.remote,
+		RequestURI: target,
+	}, true
+}
+
+// validMethod reports whether m is a token.
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !isTokenChar(m[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts the Host values net/http accepts: a non-empty name or
+// address with an optional port, in a conservative character set.
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalRequestKey is canonicalKey for request header names.
+func canonicalRequestKey(k string) (string, bool) {
+	if c, ok := commonHeaders[k]; ok {
+		return c, true
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return "", false
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(k), true
+}
+
+// respond serves one request and reports whether the connection stays
+// open for the next.
+func (fc *frontConn) respond(req *http.Request) (keep bool) {
+	w := frontResponses.Get().(*frontResponse)
+	w.reset(fc.c, req)
+	defer func() {
+		if err := recover(); err != nil {
+			// The handler gave up mid-response (http.ErrAbortHandler: the
+			// upstream failed): the client must see the connection close
+			// rather than a short response that looks whole.
+			w.release()
+			panic(err)
+		}
+		w.release()
+	}()
+	fc.s.p.ServeHTTP(w, req)
+	return w.finish() && !req.Close && !fc.s.closing.Load()
+}
+
+// frontResponse is the http.ResponseWriter of the front. Its header map is
+// reused across requests (the proxy's handlers keep no reference to it).
+type frontResponse struct {
+	c       net.Conn
+	bw      *bufio.Writer
+	req     *http.Request
+	header  http.Header
+	status  int
+	started bool  // the head was written
+	length  int64 // declared Content-Length, -1: none
+	written int64
+	chunked bool
+	noBody  bool
+	close   bool // close the connection after the response
+	err     error
+}
+
+var frontResponses = sync.Pool{New: func() any {
+	return &frontResponse{header: make(http.Header, 16), bw: bufio.NewWriterSize(nil, 4<<10)}
+}}
+
+func (w *frontResponse) reset(c net.Conn, req *http.Request) {
+	w.c, w.req = c, req
+	w.bw.Reset(c)
+	w.status, w.started, w.length, w.written = 0, false, -1, 0
+	w.chunked, w.noBody, w.close, w.err = false, false, req.Close, nil
+}
+
+func (w *frontResponse) release() {
+	clear(w.header)
+	w.bw.Reset(nil)
+	w.c, w.req = nil, nil
+	frontResponses.Put(w)
+}
+
+// Header implements http.ResponseWriter.
+func (w *frontResponse) Header() http.Header { return w.header }
+
+// WriteHeader implements http.ResponseWriter. Informational statuses are
+// not sent (nothing the front serves produces them).
+func (w *frontResponse) WriteHeader(status int) {
+	if w.status != 0 || status < 200 {
+		return
+	}
+	if status > 999 {
+		panic("proxy: invalid status code " + strconv.Itoa(status))
+	}
+	w.status = status
+}
+
+// Write implements http.ResponseWriter.
+func (w *frontResponse) Write(p []byte) (int, error) {
+	if !w.started {
+		w.writeHead(false)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.noBody {
+		if w.req.Method == http.MethodHead {
+			return len(p), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	n := len(p)
+	var errLen error
+	if w.length >= 0 && w.written+int64(n) > w.length {
+		n = int(w.length - w.written)
+		errLen = http.ErrContentLength
+	}
+	if n == 0 {
+		return 0, errLen
+	}
+	if w.chunked {
+		w.bw.WriteString(strconv.FormatInt(int64(n), 16))
+		w.bw.WriteString("\r\n")
+	}
+	m, err := w.bw.Write(p[:n])
+	if w.chunked && err == nil {
+		_, err = w.bw.WriteString("\r\n")
+	}
+	w.written += int64(m)
+	if err != nil {
+		w.fail(err)
+		return m, err
+	}
+	return m, errLen
+}
+
+// Flush implements http.Flusher.
+func (w *frontResponse) Flush() {
+	if !w.started {
+		w.writeHead(false)
+	}
+	if w.err == nil {
+		if err := w.bw.Flush(); err != nil {
+			w.fail(err)
+		}
+	}
+}
+
+func (w *frontResponse) fail(err error) {
+	w.err = err
+	w.close = true
+}
+
+// writeHead writes the status line and the header. final: the handler
+// returned without writing a body, which then has length 0.
+func (w *frontResponse) writeHead(final bool) {
+	w.started = true
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	h := w.header
+	w.noBody = w.req.Method == http.MethodHead || w.status == http.StatusNoContent || w.status == http.StatusNotModified
+	if cl := h["Content-Length"]; len(cl) > 0 {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 && len(cl) == 1 {
+			w.length = n
+		} else {
+			delete(h, "Content-Length")
+		}
+	}
+	delete(h, "Transfer-Encoding")
+	delete(h, "Connection")
+	if w.length < 0 && !w.noBody {
+		if final {
+			w.length = 0
+			h["Content-Length"] = zeroLength
+		} else {
+			w.chunked = true
+		}
+	}
+	bw := w.bw
+	bw.WriteString(statusLine(w.status))
+	for k, vs := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) || !validFieldName(k) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeFieldValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if h["Date"] == nil {
+		bw.WriteString("Date: ")
+		bw.Write(httpDate())
+		bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if w.close {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+var zeroLength = []string{"0"}
+
+// finish completes the response and reports whether the connection can
+// serve another request.
+func (w *frontResponse) finish() bool {
+	if !w.started {
+		w.writeHead(true)
+	}
+	if w.err != nil {
+		return false
+	}
+	if w.chunked {
+		w.bw.WriteString("0\r\n")
+		for k, vs := range w.header {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && validFieldName(name) {
+				for _, v := range vs {
+					w.bw.WriteString(name)
+					w.bw.WriteString(": ")
+					writeFieldValue(w.bw, v)
+					w.bw.WriteString("\r\n")
+				}
+			}
+		}
+		w.bw.WriteString("\r\n")
+	}
+	if w.length >= 0 && w.written < w.length && !w.noBody {
+		w.close = true // a short body: the client can only tell by the close
+	}
+	if err := w.bw.Flush(); err != nil {
+		return false
+	}
+	return !w.close
+}
+
+// validFieldName reports whether k can be written as a header name.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeFieldValue writes v with CR and LF replaced by spaces (no response
+// splitting, whatever a handler put in the header).
+func writeFieldValue(bw *bufio.Writer, v string) {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	bw.WriteString(v)
+}
+
+// statusLines are the status lines of the codes 100–599.
+var statusLines = func() (lines [600]string) {
+	for code := 100; code < 600; code++ {
+		text := http.StatusText(code)
+		if text == "" {
+			text = "status code " + strconv.Itoa(code)
+		}
+		lines[code] = "HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n"
+	}
+	return lines
+}()
+
+func statusLine(code int) string {
+	if code >= 100 && code < 600 {
+		return statusLines[code]
+	}
+	return "HTTP/1.1 " + strconv.Itoa(code) + " status code " + strconv.Itoa(code) + "\r\n"
+}
+
+// httpDate returns the current time in the Date header's format, formatted
+// once per second.
+func httpDate() []byte {
+	now := time.Now()
+	sec := now.Unix()
+	if d := dateCache.Load(); d != nil && d.sec == sec {
+		return d.b
+	}
+	d := &cachedDate{sec: sec, b: now.UTC().AppendFormat(nil, http.TimeFormat)}
+	dateCache.Store(d)
+	return d.b
+}
+
+type cachedDate struct {
+	sec int64
+	b   []byte
+}
+
+var dateCache atomic.Pointer[cachedDate]
+
+// prefixConn is a connection handed to net/http with the bytes the front
+// already read from it.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite lets net/http half-close the connection as it does for TCP.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handoffListener is the listener of the net/http server behind a Server:
+// it accepts the connections the front hands over.
+type handoffListener struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// give hands c to net/http; false when the server is shutting down.
+func (l *handoffListener) give(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return handoffAddr{} }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "handoff" }
+func (handoffAddr) String() string  { return "moorage-front" }
