@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A release that crashes during the monitor window is rolled back
+// automatically: the old web instances, kept warm, take the traffic back at
+// once, no request fails, and the deploy is recorded as rolled back.
+func TestMonitorRollsBack(t *testing.T) { runtimes(t, testMonitorRollsBack) }
+
+func testMonitorRollsBack(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, "monitor: 5s", "monitor: 8s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n")
+	setMessage(t, app, "stable")
+	s.deploy(app, 0)
+	s.waitBody("/", "stable")
+	before := s.ps("hello")
+
+	// v2 passes its health gate, then crashes a few seconds after the cutover.
+	editSpec(t, app, "release:", "env:\n  HELLO_CRASH_AFTER: 3s\nrelease:")
+	setMessage(t, app, "crashy")
+	ld := startLoader(s.http, "/", 2)
+	out := s.deploy(app, 1)
+	results := ld.stop()
+	for _, want := range []string{"crashed during the monitor window", "rolled back"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("deploy output lacks %q:\n%s", want, out)
+		}
+	}
+	if f := failures(results); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed during the rollback; first: %s", len(f), len(results), f[0])
+	}
+	s.waitBody("/", "stable")
+	after := s.ps("hello")
+	if after.Active != "v1" {
+		t.Fatalf("active %s after the rollback, want v1", after.Active)
+	}
+	// v1's web instances were never stopped (a warm swap back).
+	webs := map[string]int{}
+	for _, in := range before.Instances {
+		if in.Service == "web" {
+			webs[in.ID] = in.PID
+		}
+	}
+	for _, in := range after.Instances {
+		if in.Service == "web" && webs[in.ID] != in.PID {
+			t.Fatalf("web instance %s was restarted by the rollback", in.ID)
+		}
+		if in.Release != "v1" && in.Kind == "service" {
+			t.Fatalf("%s of %s still runs after the rollback", in.ID, in.Release)
+		}
+	}
+	var ds []struct {
+		Status string `json:"status"`
+	}
+	json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds)
+	if ds[0].Status != "rolled_back" {
+		t.Fatalf("deploy status %s, want rolled_back", ds[0].Status)
+	}
+	checkSingleton(t, s, "hello")
+}
+
+// A deploy goes on to its end on the server when the client goes away.
+func TestClientDisconnectDeployContinues(t *testing.T) {
+	s := startServer(t)
+	app := helloApp(t, fastSpec...)
+	s.deploy(app, 0)
+	setMessage(t, app, "after the client left")
+	cmd := exec.Command(binary, "deploy", app, "--json")
+	cmd.Env = append(os.Environ(), "MOORAGE_HOST=unix://"+socketOf(s.dataDir))
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the new instances are starting, then kill the client.
+	buf := make([]byte, 64<<10)
+	var seen strings.Builder
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(seen.String(), `"step":"start"`) && time.Now().Before(deadline) {
+		n, err := stdout.Read(buf)
+		seen.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if !strings.Contains(seen.String(), `"step":"start"`) {
+		t.Fatalf("never saw the start step:\n%s", seen.String())
+	}
+	waitFor(t, 60*time.Second, "the deploy to finish without its client", func() error {
+		var ds []struct {
+			Status string `json:"status"`
+		}
+		json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds)
+		if len(ds) < 2 || ds[0].Status != "succeeded" {
+			return fmt.Errorf("deploys: %+v", ds)
+		}
+		return nil
+	})
+	s.waitBody("/", "after the client left")
+}
+
+// `moorage init` writes a starter spec that parses, and refuses to
+// overwrite one.
+func TestInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "My_App")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(binary, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	out, code := run("init")
+	if code != 0 || !strings.Contains(out, `app "my-app"`) {
+		t.Fatalf("init: %d %s", code, out)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "moorage.yaml"))
+	if !strings.Contains(string(b), "command: go build -o server .") {
+		t.Fatalf("spec:\n%s", b)
+	}
+	if out, code := run("init"); code == 0 || !strings.Contains(out, "exists") {
+		t.Fatalf("second init: %d %s", code, out)
+	}
+}
