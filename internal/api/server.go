@@ -127,9 +127,8 @@ func appErr(r *http.Request, err error) error {
 }
 
 func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
-	app := r.PathValue("app")
-	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
-		writeErr(w, appErr(r, err))
+	app, ok := s.app(w, r)
+	if !ok {
 		return
 	}
 	rels, err := s.Engine.Store().ListReleases(r.Context(), app)
@@ -145,9 +144,8 @@ func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deploys(w http.ResponseWriter, r *http.Request) {
-	app := r.PathValue("app")
-	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
-		writeErr(w, appErr(r, err))
+	app, ok := s.app(w, r)
+	if !ok {
 		return
 	}
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
@@ -250,9 +248,8 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	app := r.PathValue("app")
-	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
-		writeErr(w, appErr(r, err))
+	app, ok := s.app(w, r)
+	if !ok {
 		return
 	}
 	op := s.Engine.Rollback(engine.RollbackRequest{App: app, To: req.To, Owner: owner(r), Wait: req.Wait, RunTasks: req.RunTasks})
@@ -385,9 +382,8 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	app := r.PathValue("app")
-	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
-		writeErr(w, appErr(r, err))
+	app, ok := s.app(w, r)
+	if !ok {
 		return
 	}
 	op := s.Engine.Scale(engine.ScaleRequest{App: app, Replicas: req.Replicas, Owner: owner(r), Wait: req.Wait})
@@ -412,9 +408,8 @@ func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	app := r.PathValue("app")
-	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
-		writeErr(w, appErr(r, err))
+	app, ok := s.app(w, r)
+	if !ok {
 		return
 	}
 	if req.To != "" && !filepath.IsAbs(req.To) {
@@ -460,9 +455,8 @@ func (s *Server) restartAccessory(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	app := r.PathValue("app")
-	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
-		writeErr(w, appErr(r, err))
+	app, ok := s.app(w, r)
+	if !ok {
 		return
 	}
 	stream(w, r, s.Engine.RestartAccessory(engine.AccessoryRestartRequest{App: app, Name: r.PathValue("name"), Owner: owner(r), Wait: req.Wait}))
@@ -490,4 +484,15 @@ func (s *Server) maintenanceOff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// app returns the app a request names, answering 404 when it does not
+// exist.
+func (s *Server) app(w http.ResponseWriter, r *http.Request) (string, bool) {
+	app := r.PathValue("app")
+	if _, err := s.Engine.Store().GetApp(r.Context(), app); err != nil {
+		writeErr(w, appErr(r, err))
+		return "", false
+	}
+	return app, true
 }

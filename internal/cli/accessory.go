@@ -21,11 +21,7 @@ their own spec changed. 'moorage ps' lists them with the app's instances.`,
 		Short: "Stop an accessory and start it again with the active release's spec of it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}

@@ -67,11 +67,7 @@ func newBackupListCmd(g *globals) *cobra.Command {
 		Short: "List backups, newest first (ID first on each line)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}
@@ -117,11 +113,7 @@ again, health-gated. A Postgres database: pg_restore --clean in one
 transaction while the app runs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}
@@ -142,11 +134,7 @@ func newBackupVerifyCmd(g *globals) *cobra.Command {
 		Short: "Restore a backup into scratch space and check it holds data",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}

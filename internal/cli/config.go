@@ -30,11 +30,7 @@ Secrets (--secret) are encrypted at rest on the server and never shown again:
 not by this command, not in deploy output, logs or API answers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}
@@ -162,11 +158,7 @@ func newConfigUnsetCmd(g *globals) *cobra.Command {
 		Short: "Remove config values and roll the change out",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}

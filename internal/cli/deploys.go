@@ -20,11 +20,7 @@ func newDeploysCmd(g *globals) *cobra.Command {
 		Short: "Show deploy history with step timings, or one deploy in full",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}

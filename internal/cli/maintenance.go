@@ -50,11 +50,7 @@ func newMaintenanceCmd(g *globals) *cobra.Command {
 		Short: "Turn maintenance mode off",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}

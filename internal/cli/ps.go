@@ -17,11 +17,7 @@ func newPsCmd(g *globals) *cobra.Command {
 		Short: "Show an app's active release, its instances and recent trouble",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}

@@ -17,11 +17,7 @@ func newReleasesCmd(g *globals) *cobra.Command {
 		Short: "List an app's releases, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, err := g.appName()
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}

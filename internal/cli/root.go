@@ -98,6 +98,16 @@ func (g *globals) client() (*client.Client, error) {
 	return client.New(g.host)
 }
 
+// appClient resolves the app and a client of the server.
+func (g *globals) appClient() (string, *client.Client, error) {
+	app, err := g.appName()
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := g.client()
+	return app, c, err
+}
+
 // appName resolves the app: -a, else the spec in the current directory.
 func (g *globals) appName() (string, error) {
 	if g.app != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -49,6 +50,8 @@ again re-adopts them and finishes or undoes a deploy a crash interrupted.`,
 	f.StringVar(&cfg.Socket, "socket", "", "control socket (default <data-dir>/moorage.sock)")
 	f.StringVar(&cfg.HTTPAddr, "http", ":80", "address of the proxy's HTTP listener")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names and labels of the docker runtime's containers, networks, volumes and images")
+	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
 	return cmd
 }
 
