@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -27,6 +29,7 @@ type Server struct {
 	Limits    archive.Limits
 	Version   Version
 	Logger    *slog.Logger
+	Certs     *certs.Manager // nil: HTTPS is off
 }
 
 // Handler returns the API's routes.
@@ -50,6 +53,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/restore", s.restoreBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/verify", s.verifyBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/prune", s.prune)
+	mux.HandleFunc("GET /v1/certs", s.certs)
+	mux.HandleFunc("POST /v1/certs/renew", s.renewCert)
+	mux.HandleFunc("GET /v1/ca", s.ca)
 	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/restart", s.restartAccessory)
 	mux.HandleFunc("PUT /v1/apps/{app}/maintenance", s.maintenanceOn)
 	mux.HandleFunc("DELETE /v1/apps/{app}/maintenance", s.maintenanceOff)
@@ -495,4 +501,50 @@ func (s *Server) app(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	return app, true
+}
+
+func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
+	out := []certs.Info{}
+	if s.Certs != nil {
+		app := r.URL.Query().Get("app")
+		for _, c := range s.Certs.List() {
+			if app == "" || c.App == app {
+				out = append(out, c)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) renewCert(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if s.Certs == nil {
+		writeError(w, http.StatusConflict, "https_off", "HTTPS is off on this server (--https '')")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	if err := s.Certs.Renew(ctx, req.Name); err != nil {
+		code, kind := http.StatusBadGateway, "acme"
+		if errors.Is(err, certs.ErrNotManaged) {
+			code, kind = http.StatusNotFound, "not_found"
+		}
+		writeError(w, code, kind, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) ca(w http.ResponseWriter, r *http.Request) {
+	if s.Certs == nil {
+		writeError(w, http.StatusConflict, "https_off", "HTTPS is off on this server (--https '')")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(s.Certs.RootPEM())
 }

@@ -32,6 +32,7 @@ type Version struct {
 	Runtimes []string `json:"runtimes"`
 	DataDir  string   `json:"data_dir"`
 	HTTP     string   `json:"http"`
+	HTTPS    string   `json:"https,omitempty"`
 }
 
 // App is one line of GET /v1/apps.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/runtime"
@@ -352,4 +353,25 @@ func (c *Client) SetMaintenance(ctx context.Context, app string, m *engine.Maint
 		return c.sendJSON(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(app)+"/maintenance", nil, nil)
 	}
 	return c.sendJSON(ctx, http.MethodPut, "/v1/apps/"+url.PathEscape(app)+"/maintenance", m, nil)
+}
+
+// Certs lists the server's certificates (of one app when app is set).
+func (c *Client) Certs(ctx context.Context, app string) ([]certs.Info, error) {
+	var v []certs.Info
+	return v, c.getJSON(ctx, "/v1/certs?app="+url.QueryEscape(app), &v)
+}
+
+// RenewCert renews a certificate now.
+func (c *Client) RenewCert(ctx context.Context, name string) error {
+	return c.sendJSON(ctx, http.MethodPost, "/v1/certs/renew", map[string]string{"name": name}, nil)
+}
+
+// CA returns the root certificate of the server's internal CA (PEM).
+func (c *Client) CA(ctx context.Context) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/ca", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
 }

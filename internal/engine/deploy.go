@@ -93,6 +93,9 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
 	}
+	if err := e.checkFront(app, sp); err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+	}
 	if err := e.checkSecretsSet(ctx, sp); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
 	}

@@ -14,8 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -45,6 +48,10 @@ type Options struct {
 	Secrets  Sealer // nil: secrets cannot be set, releases with secrets cannot start
 	// DataDir holds backups (by default) and scratch space.
 	DataDir string
+	// Certs and Edge, when set, get each app's TLS sites and front-door
+	// policy (HTTPS redirect, canonical host, HSTS) whenever it is routed.
+	Certs *certs.Manager
+	Edge  *edge.Edge
 }
 
 // Engine runs deploys, rollbacks and recovery.
@@ -56,6 +63,8 @@ type Engine struct {
 	log      *slog.Logger
 	secrets  Sealer
 	dataDir  string
+	certs    *certs.Manager
+	edge     *edge.Edge
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -85,6 +94,8 @@ func New(opts Options) *Engine {
 		log:        log,
 		secrets:    opts.Secrets,
 		dataDir:    opts.DataDir,
+		certs:      opts.Certs,
+		edge:       opts.Edge,
 		ctx:        ctx,
 		cancel:     cancel,
 		ops:        map[string]*Op{},
@@ -163,6 +174,7 @@ func (e *Engine) StopAll(ctx context.Context) error {
 	}
 	for _, a := range e.appsQuiet(ctx) {
 		e.proxy.RemoveApp(a)
+		e.removeFront(a)
 	}
 	return errors.Join(errs...)
 }
@@ -317,6 +329,7 @@ func (e *Engine) refreshRoutes(ctx context.Context, app string) {
 		}
 	}
 	if rts, err := routesFor(rel, ids, ins); err == nil {
+		e.setFront(rel)
 		e.proxy.SetApp(app, rts)
 	}
 }
@@ -341,4 +354,46 @@ func parseFailpoints(s string) map[string]bool {
 		}
 	}
 	return m
+}
+
+// checkFront checks that app's TLS sites and front-door policy can be set
+// (host names, certificate files, hosts no other app claims), changing
+// nothing.
+func (e *Engine) checkFront(app string, sp *spec.Spec) error {
+	if e.certs != nil {
+		if err := e.certs.Check(app, certs.SitesOf(sp)); err != nil {
+			return err
+		}
+	}
+	if e.edge != nil {
+		if err := e.edge.Check(app, edge.SitesOf(sp)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setFront applies rel's TLS sites and front-door policy. It is cheap and
+// idempotent, and runs whenever the app is routed.
+func (e *Engine) setFront(rel *store.Release) error {
+	if e.certs != nil {
+		if err := e.certs.SetApp(rel.App, certs.SitesOf(rel.Spec)); err != nil {
+			return fmt.Errorf("tls of %s: %w", rel.App, err)
+		}
+	}
+	if e.edge != nil {
+		if err := e.edge.SetApp(rel.App, edge.SitesOf(rel.Spec)); err != nil {
+			return fmt.Errorf("front door of %s: %w", rel.App, err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) removeFront(app string) {
+	if e.certs != nil {
+		e.certs.RemoveApp(app)
+	}
+	if e.edge != nil {
+		e.edge.RemoveApp(app)
+	}
 }

@@ -340,11 +340,17 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 		r.routed[id] = rel.ID()
 	}
 	if !commit {
+		if err := r.e.setFront(rel); err != nil {
+			out.Printf("warning: %v", err)
+		}
 		if err := r.e.proxy.SetApp(rel.App, rts); err != nil {
 			return fmt.Errorf("route %s: %w", rel.App, err)
 		}
 		out.Printf("routing to %s", listOrNone(s.Routes))
 		return nil
+	}
+	if err := r.e.checkFront(rel.App, rel.Spec); err != nil {
+		return err
 	}
 	// Commit first: once the store says the target is active, a crash at
 	// any later point is finished by recovery (which routes to it), and a
@@ -362,6 +368,10 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 		r.cutover = true
 	}
 	r.e.failpoint("commit:" + r.prefix + string(s.Kind))
+	if err := r.e.setFront(rel); err != nil {
+		// Checked above; only a certificate file changed since can fail.
+		out.Printf("warning: %v", err)
+	}
 	if err := r.e.proxy.SetApp(rel.App, rts); err != nil {
 		return fmt.Errorf("route %s: %w", rel.App, err)
 	}
