@@ -2,12 +2,16 @@ package proxy
 
 import "sync"
 
-// bufferSize is the size of the buffers ReverseProxy copies bodies through.
+// bufferSize is the size of the buffers bodies are copied through.
 const bufferSize = 32 << 10
 
-// bufferPool is the httputil.BufferPool shared by every target's
-// ReverseProxy. Buffers travel in *[]byte boxes, and the empty boxes are pooled
-// too, so a Get/Put cycle allocates nothing once warm.
+// bodyBuffers is the pool every body copy takes its buffer from: the fast
+// path's streamed bodies and the ReverseProxy's (its httputil.BufferPool).
+var bodyBuffers = &bufferPool{}
+
+// bufferPool is a pool of bufferSize buffers. Buffers travel in *[]byte
+// boxes, and the empty boxes are pooled too, so a Get/Put cycle allocates
+// nothing once warm.
 type bufferPool struct {
 	buffers sync.Pool // *[]byte holding a buffer
 	boxes   sync.Pool // *[]byte holding nil

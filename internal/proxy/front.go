@@ -33,6 +33,7 @@ import (
 type Server struct {
 	p       *Proxy
 	opts    ServerOptions
+	handler http.Handler // opts.Handler, or p
 	hs      *http.Server
 	handoff *handoffListener
 
@@ -48,9 +49,14 @@ type Server struct {
 // net/http server behind it.
 func (p *Proxy) NewServer(opts ServerOptions) *Server {
 	opts = opts.withDefaults()
+	h := opts.Handler
+	if h == nil {
+		h = p
+	}
 	s := &Server{
 		p:       p,
 		opts:    opts,
+		handler: h,
 		hs:      p.HTTPServer(opts),
 		handoff: newHandoffListener(),
 		lns:     map[net.Listener]struct{}{},
@@ -182,11 +188,12 @@ func (s *Server) closeIdle() int {
 
 // frontConn is one client connection served by the front.
 type frontConn struct {
-	s      *Server
-	c      net.Conn
-	br     *bufio.Reader
-	remote string
-	idle   atomic.Bool // waiting for a request (Shutdown may close it)
+	s       *Server
+	c       net.Conn
+	br      *bufio.Reader
+	remote  string
+	idle    atomic.Bool // waiting for a request (Shutdown may close it)
+	idleSet time.Time   // when the idle deadline was last set (zero: it is not)
 }
 
 // frontReadSize is the front's read buffer: request heads that do not fit
@@ -223,11 +230,16 @@ func (fc *frontConn) serve() {
 	for {
 		// Wait for a request: ReadHeaderTimeout for the first (it starts
 		// at accept), IdleTimeout between requests.
-		wait := s.opts.IdleTimeout
+		now := time.Now()
 		if first {
-			wait = s.opts.ReadHeaderTimeout
+			_ = fc.c.SetReadDeadline(now.Add(s.opts.ReadHeaderTimeout))
+		} else if s.opts.IdleTimeout < 10*time.Second || now.Sub(fc.idleSet) > time.Second {
+			// A long idle deadline moves at most once a second: busy
+			// connections skip a deadline update per request, and an idle
+			// one is closed at most a second before IdleTimeout.
+			_ = fc.c.SetReadDeadline(now.Add(s.opts.IdleTimeout))
+			fc.idleSet = now
 		}
-		_ = fc.c.SetReadDeadline(time.Now().Add(wait))
 		fc.idle.Store(true)
 		if s.closing.Load() {
 			return
@@ -271,6 +283,7 @@ func (fc *frontConn) readHead(first bool) (head []byte, ok bool) {
 		}
 		if !deadlineSet {
 			_ = fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.ReadHeaderTimeout))
+			fc.idleSet = time.Time{} // the idle deadline must be set again
 			deadlineSet = true
 		}
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
@@ -340,7 +353,7 @@ func (fc *frontConn) parse(head []byte) (*http.Request, bool) {
 		if !ok {
 			return nil, false
 		}
-		v := strings.Trim(field[colon+1:], " \t")
+		v := trimOWS(field[colon+1:])
 		for j := 0; j < len(v); j++ {
 			if c := v[j]; (c < ' ' && c != '\t') || c == 0x7f {
 				return nil, false
@@ -452,12 +465,15 @@ func (fc *frontConn) respond(req *http.Request) (keep bool) {
 		}
 		w.release()
 	}()
-	fc.s.p.ServeHTTP(w, req)
+	fc.s.handler.ServeHTTP(w, req)
 	return w.finish() && !req.Close && !fc.s.closing.Load()
 }
 
 // frontResponse is the http.ResponseWriter of the front. Its header map is
-// reused across requests (the proxy's handlers keep no reference to it).
+// reused across requests (a handler must not touch it after returning). A
+// body written without a Content-Length is held back while it is small, so
+// a handler that finishes quickly gets a Content-Length rather than chunks,
+// as with net/http.
 type frontResponse struct {
 	c       net.Conn
 	bw      *bufio.Writer
@@ -469,12 +485,16 @@ type frontResponse struct {
 	written int64
 	chunked bool
 	noBody  bool
-	close   bool // close the connection after the response
+	close   bool   // close the connection after the response
+	pending []byte // body held back before the head (no Content-Length yet)
 	err     error
 }
 
+// maxPending is how much body without a declared length is held back.
+const maxPending = 2 << 10
+
 var frontResponses = sync.Pool{New: func() any {
-	return &frontResponse{header: make(http.Header, 16), bw: bufio.NewWriterSize(nil, 4<<10)}
+	return &frontResponse{header: make(http.Header, 16), bw: bufio.NewWriterSize(nil, 4<<10), pending: make([]byte, 0, maxPending)}
 }}
 
 func (w *frontResponse) reset(c net.Conn, req *http.Request) {
@@ -482,6 +502,7 @@ func (w *frontResponse) reset(c net.Conn, req *http.Request) {
 	w.bw.Reset(c)
 	w.status, w.started, w.length, w.written = 0, false, -1, 0
 	w.chunked, w.noBody, w.close, w.err = false, false, req.Close, nil
+	w.pending = w.pending[:0]
 }
 
 func (w *frontResponse) release() {
@@ -509,7 +530,17 @@ func (w *frontResponse) WriteHeader(status int) {
 // Write implements http.ResponseWriter.
 func (w *frontResponse) Write(p []byte) (int, error) {
 	if !w.started {
+		if w.header["Content-Length"] == nil && len(w.pending)+len(p) <= maxPending {
+			if w.status == 0 {
+				w.status = http.StatusOK
+			}
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
 		w.writeHead(false)
+		if err := w.writePending(); err != nil {
+			return 0, err
+		}
 	}
 	if w.err != nil {
 		return 0, w.err
@@ -545,10 +576,22 @@ func (w *frontResponse) Write(p []byte) (int, error) {
 	return m, errLen
 }
 
+// writePending writes the held-back body after the head.
+func (w *frontResponse) writePending() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	p := w.pending
+	w.pending = w.pending[:0]
+	_, err := w.Write(p)
+	return err
+}
+
 // Flush implements http.Flusher.
 func (w *frontResponse) Flush() {
 	if !w.started {
 		w.writeHead(false)
+		_ = w.writePending()
 	}
 	if w.err == nil {
 		if err := w.bw.Flush(); err != nil {
@@ -581,9 +624,14 @@ func (w *frontResponse) writeHead(final bool) {
 	delete(h, "Transfer-Encoding")
 	delete(h, "Connection")
 	if w.length < 0 && !w.noBody {
-		if final {
-			w.length = 0
-			h["Content-Length"] = zeroLength
+		if final && !hasTrailers(h) {
+			// The handler is done: the held-back body is all of it.
+			w.length = int64(len(w.pending))
+			if w.length == 0 {
+				h["Content-Length"] = zeroLength
+			} else {
+				h["Content-Length"] = []string{strconv.Itoa(len(w.pending))}
+			}
 		} else {
 			w.chunked = true
 		}
@@ -617,11 +665,23 @@ func (w *frontResponse) writeHead(final bool) {
 
 var zeroLength = []string{"0"}
 
+// hasTrailers reports whether a handler set trailers (http.TrailerPrefix),
+// which only a chunked body can carry.
+func hasTrailers(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // finish completes the response and reports whether the connection can
 // serve another request.
 func (w *frontResponse) finish() bool {
 	if !w.started {
 		w.writeHead(true)
+		_ = w.writePending()
 	}
 	if w.err != nil {
 		return false
@@ -665,10 +725,24 @@ func validFieldName(k string) bool {
 // writeFieldValue writes v with CR and LF replaced by spaces (no response
 // splitting, whatever a handler put in the header).
 func writeFieldValue(bw *bufio.Writer, v string) {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			break
+		}
 	}
 	bw.WriteString(v)
+}
+
+// trimOWS trims the optional white space around a header value.
+func trimOWS(v string) string {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // statusLines are the status lines of the codes 100–599.

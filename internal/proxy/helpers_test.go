@@ -74,19 +74,49 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// testServer is a Proxy served on loopback by its Server (front and
+// net/http behind it), the way moorage serves it.
+type testServer struct {
+	URL      string
+	Listener net.Listener
+	Server   *Server
+	client   *http.Client
+}
+
+// Client returns a keep-alive client for the server.
+func (s *testServer) Client() *http.Client { return s.client }
+
 // newTestProxy returns a proxy served by a real loopback server.
-func newTestProxy(t testing.TB, opts Options) (*Proxy, *httptest.Server) {
+func newTestProxy(t testing.TB, opts Options) (*Proxy, *testServer) {
+	t.Helper()
+	return newTestProxyServer(t, opts, ServerOptions{})
+}
+
+// newTestProxyServer is newTestProxy with server options.
+func newTestProxyServer(t testing.TB, opts Options, sopts ServerOptions) (*Proxy, *testServer) {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}
 	p := New(opts)
-	srv := httptest.NewServer(p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.NewServer(sopts)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Serve(ln)
+	}()
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	t.Cleanup(func() {
-		srv.Close()
+		tr.CloseIdleConnections()
+		_ = s.Close()
+		<-done
 		_ = p.Close()
 	})
-	return p, srv
+	return p, &testServer{URL: "http://" + ln.Addr().String(), Listener: ln, Server: s, client: &http.Client{Transport: tr}}
 }
 
 func targets(bs ...*backend) []Target {

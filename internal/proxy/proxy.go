@@ -62,7 +62,6 @@ type Proxy struct {
 	opts       Options
 	logger     *slog.Logger
 	retryAfter string
-	buffers    *bufferPool
 	health     *http.Client
 	ids        *requestIDs
 	accessLog  *accessLog
@@ -91,7 +90,6 @@ func New(opts Options) *Proxy {
 		opts:       opts,
 		logger:     opts.Logger,
 		retryAfter: strconv.Itoa(int((opts.RetryAfter + time.Second - 1) / time.Second)),
-		buffers:    &bufferPool{},
 		health:     newHealthClient(),
 		ids:        newRequestIDs(),
 		ctx:        ctx,
@@ -302,12 +300,12 @@ func (p *Proxy) upstreamFailed(a *attempt, r *http.Request, res tryResult) {
 	}
 }
 
-// page writes one of the proxy's own pages, with the request ID.
+// page writes one of the proxy's own pages, with the request ID. (A failed
+// try leaves nothing in the header: the fast path parses a response head
+// aside and copies it only once it is whole, the slow path only copies a
+// response it got.) Headers a wrapping handler set, like HSTS, stay.
 func (p *Proxy) page(a *attempt, status int, page []byte, retryAfter string) {
 	h := a.w.Header()
-	for k := range h {
-		delete(h, k) // leftovers of a failed try
-	}
 	if a.reqID != "" {
 		h[headerRequestID] = []string{a.reqID}
 	}

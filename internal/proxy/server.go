@@ -21,6 +21,9 @@ type ServerOptions struct {
 	// MaxHeaderBytes bounds a request's header block; larger ones get a 431
 	// (default 64 KiB).
 	MaxHeaderBytes int
+	// Handler is what the server serves (default: the Proxy itself), for a
+	// handler in front of the proxy such as the edge's redirects.
+	Handler http.Handler
 }
 
 // Defaults of ServerOptions.
@@ -51,8 +54,12 @@ func (o ServerOptions) withDefaults() ServerOptions {
 // Close.
 func (p *Proxy) HTTPServer(opts ServerOptions) *http.Server {
 	opts = opts.withDefaults()
+	h := opts.Handler
+	if h == nil {
+		h = p
+	}
 	return &http.Server{
-		Handler:           p,
+		Handler:           h,
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,

@@ -90,7 +90,7 @@ func newTarget(p *Proxy, app, service string, tg Target) *target {
 	t.proxy = &httputil.ReverseProxy{
 		Rewrite:        t.rewrite,
 		Transport:      t.transport,
-		BufferPool:     p.buffers,
+		BufferPool:     bodyBuffers,
 		ErrorHandler:   t.handleError,
 		ModifyResponse: t.modifyResponse,
 		ErrorLog:       slog.NewLogLogger(t.logger.Handler(), slog.LevelWarn),

@@ -594,8 +594,6 @@ func copyBody(a *attempt, br *bufio.Reader, hd *respHead) (keep bool, rerr, werr
 	}
 }
 
-var bodyBuffers = &bufferPool{}
-
 // copyChunked copies a chunked body, flushing every chunk through (server
 // sent events, streaming), then its trailers.
 func copyChunked(a *attempt, br *bufio.Reader) (keep bool, rerr, werr error) {

@@ -1,0 +1,244 @@
+// Package loadgen is a fixed-rate (open-loop) and max-throughput
+// (closed-loop) HTTP/1.1 load generator for moorage's benchmarks.
+//
+// Open loop: request i is due at start + i/rate whether or not earlier ones
+// were answered, and its latency is measured from that intended send time, so
+// a stall shows up in the latency of every request it delayed (no coordinated
+// omission). Closed loop: every connection sends its next request as soon as
+// the previous answer arrived, which finds the maximum throughput.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config describes a run.
+type Config struct {
+	URL      string        // http://host:port/path
+	Host     string        // Host header; "" = the URL's host
+	Method   string        // default GET
+	Conns    int           // keep-alive connections (default 32)
+	Rate     float64       // requests per second; 0 = closed loop (as fast as the connections go)
+	Duration time.Duration // measured part of the run (default 10s)
+	Warmup   time.Duration // run before measuring (default 0)
+	Timeout  time.Duration // per request, including the dial (default 10s)
+	// Samples keeps every measured request (for time-windowed analysis).
+	Samples bool
+}
+
+// Sample is one measured request.
+type Sample struct {
+	Intended time.Time     // when it was due (open loop) or sent (closed loop)
+	Latency  time.Duration // from Intended to the end of the response
+	Status   int           // 0 on a transport error
+	Err      string        // the transport error, if any
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Config     Config
+	Elapsed    time.Duration // measured wall time
+	Requests   int64         // measured requests, answered or not
+	Errors     int64         // transport errors (no response)
+	Non2xx     int64         // responses outside 200..299
+	Statuses   map[int]int64
+	FirstError string
+	Throughput float64 // answered requests per second
+	Latency    *Histogram
+	Samples    []Sample // when Config.Samples
+}
+
+// Failed is the number of requests that did not get a 2xx answer.
+func (r *Report) Failed() int64 { return r.Errors + r.Non2xx }
+
+func (r *Report) String() string {
+	mode := "closed loop"
+	if r.Config.Rate > 0 {
+		mode = fmt.Sprintf("open loop at %.0f req/s", r.Config.Rate)
+	}
+	var codes []string
+	keys := make([]int, 0, len(r.Statuses))
+	for k := range r.Statuses {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	for _, k := range keys {
+		codes = append(codes, fmt.Sprintf("%d:%d", k, r.Statuses[k]))
+	}
+	s := fmt.Sprintf("%s, %d conns, %s: %d requests, %.0f req/s, errors %d, non-2xx %d [%s]\n  latency %s",
+		mode, r.Config.Conns, r.Elapsed.Round(time.Millisecond), r.Requests, r.Throughput, r.Errors, r.Non2xx,
+		strings.Join(codes, " "), r.Latency.Summary())
+	if r.FirstError != "" {
+		s += "\n  first error: " + r.FirstError
+	}
+	return s
+}
+
+func (c Config) withDefaults() Config {
+	if c.Method == "" {
+		c.Method = "GET"
+	}
+	if c.Conns <= 0 {
+		c.Conns = 32
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	return c
+}
+
+// worker is one connection's state; its results merge into the Report.
+type worker struct {
+	cl       *client
+	hist     *Histogram
+	requests int64
+	errors   int64
+	non2xx   int64
+	statuses map[int]int64
+	firstErr string
+	samples  []Sample
+}
+
+func (w *worker) record(cfg *Config, intended time.Time, end time.Time, status int, err error) {
+	lat := end.Sub(intended)
+	w.requests++
+	w.hist.Record(lat)
+	s := Sample{Intended: intended, Latency: lat, Status: status}
+	if err != nil {
+		w.errors++
+		s.Status = 0
+		s.Err = err.Error()
+		if w.firstErr == "" {
+			w.firstErr = err.Error()
+		}
+	} else {
+		w.statuses[status]++
+		if status < 200 || status > 299 {
+			w.non2xx++
+		}
+	}
+	if cfg.Samples {
+		w.samples = append(w.samples, s)
+	}
+}
+
+// Run runs the load described by cfg until its duration passed or ctx ends.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg = cfg.withDefaults()
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
+	}
+	workers := make([]*worker, cfg.Conns)
+	for i := range workers {
+		cl, err := newClient(u, cfg.Method, cfg.Host, cfg.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		workers[i] = &worker{cl: cl, hist: NewHistogram(), statuses: map[int]int64{}}
+	}
+	defer func() {
+		for _, w := range workers {
+			w.cl.close()
+		}
+	}()
+
+	start := time.Now()
+	measureFrom := start.Add(cfg.Warmup)
+	end := measureFrom.Add(cfg.Duration)
+
+	var interval time.Duration
+	var due chan time.Time // open loop: intended send times, from the pacer
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+		if interval <= 0 {
+			return nil, errors.New("loadgen: rate too high")
+		}
+		// The pacer releases request i at start + i*interval to whichever
+		// connection is free; if none is, the request waits, and that wait
+		// counts in its latency.
+		due = make(chan time.Time, 1<<16)
+		go func() {
+			lockPacerThread()
+			defer close(due)
+			for i := int64(0); ctx.Err() == nil; i++ {
+				t := start.Add(time.Duration(i) * interval)
+				if !t.Before(end) {
+					return
+				}
+				sleepUntil(t)
+				due <- t
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if interval == 0 && !time.Now().Before(end) {
+					return
+				}
+				var intended time.Time
+				if interval > 0 {
+					var ok bool
+					if intended, ok = <-due; !ok {
+						return
+					}
+				} else {
+					intended = time.Now()
+				}
+				status, err := w.cl.do()
+				done := time.Now()
+				if intended.Before(measureFrom) {
+					continue
+				}
+				if interval == 0 && done.After(end) {
+					return // closed loop: only what finished within the window counts
+				}
+				w.record(&cfg, intended, done, status, err)
+				if err != nil && ctx.Err() == nil {
+					// Do not spin on a dead server: the next request is due on
+					// its own schedule anyway in open loop; back off a little in
+					// closed loop.
+					if interval == 0 {
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// The window: open loop waits for the last due request's answer, which
+	// is not part of it; a cancelled ctx ends it early.
+	elapsed := min(max(time.Since(measureFrom), 0), cfg.Duration)
+
+	r := &Report{Config: cfg, Elapsed: elapsed, Statuses: map[int]int64{}, Latency: NewHistogram()}
+	for _, w := range workers {
+		r.Requests += w.requests
+		r.Errors += w.errors
+		r.Non2xx += w.non2xx
+		for k, v := range w.statuses {
+			r.Statuses[k] += v
+		}
+		if r.FirstError == "" {
+			r.FirstError = w.firstErr
+		}
+		r.Latency.Merge(w.hist)
+		r.Samples = append(r.Samples, w.samples...)
+	}
+	sort.Slice(r.Samples, func(i, j int) bool { return r.Samples[i].Intended.Before(r.Samples[j].Intended) })
+	if elapsed > 0 {
+		r.Throughput = float64(r.Requests-r.Errors) / elapsed.Seconds()
+	}
+	return r, ctx.Err()
+}

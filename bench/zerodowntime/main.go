@@ -1,0 +1,452 @@
+// Command zerodowntime proves moorage's zero-downtime deploys under a fixed
+// request rate: it builds moorage, starts `moorage server` on a temporary
+// data dir, deploys examples/hello, then sends a fixed rate of requests
+// through the proxy (open loop: latency from each request's intended send
+// time) while it deploys the app again and again, each time with a new
+// message.txt. It reports every non-2xx answer and transport error, and the
+// p99 latency during the cutover windows against the steady state before
+// the first deploy.
+//
+//	go run ./bench/zerodowntime                       # 20 deploys at 500 req/s
+//	go run ./bench/zerodowntime -deploys 3 -rate 200  # quicker
+//
+// A cutover window is the cutover step (the proxy's atomic route swap) or
+// the drain-and-stop step of the old web instances, as the deploy reports
+// them, widened by -window-margin on both sides. It exits non-zero when
+// a request failed or the cutover p99 exceeds the steady p99 by more than
+// -max-p99-delta.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moorage/moorage/bench/loadgen"
+)
+
+type config struct {
+	deploys    int
+	rate       float64
+	conns      int
+	steady     time.Duration
+	maxDelta   time.Duration
+	fast       bool
+	margin     time.Duration
+	keep       bool
+	moorageBin string
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.deploys, "deploys", 20, "consecutive deploys")
+	flag.Float64Var(&c.rate, "rate", 500, "requests per second through the proxy")
+	flag.IntVar(&c.conns, "conns", 32, "keep-alive client connections")
+	flag.DurationVar(&c.steady, "steady", 20*time.Second, "steady-state measurement before the first deploy")
+	flag.DurationVar(&c.maxDelta, "max-p99-delta", 50*time.Millisecond, "largest allowed cutover p99 minus steady p99")
+	flag.DurationVar(&c.margin, "window-margin", 500*time.Millisecond, "how far each cutover window extends before and after its steps")
+	flag.BoolVar(&c.fast, "fast", true, "shorten the example's monitor window (5s → 1s) and the worker's min_ready (→ 1s)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory")
+	flag.StringVar(&c.moorageBin, "moorage", "", "use this moorage binary instead of building one")
+	flag.Parse()
+	r, err := run(c)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(r.markdown(c))
+	if !r.ok(c) {
+		os.Exit(1)
+	}
+}
+
+// deploy is one deploy's timeline, from its streamed output.
+type deploy struct {
+	start, end time.Time
+	windows    []window // cutover and drain steps, widened
+	output     string
+}
+
+type window struct{ from, to time.Time }
+
+func (w window) contains(t time.Time) bool { return !t.Before(w.from) && t.Before(w.to) }
+
+type result struct {
+	load    *loadgen.Report
+	deploys []deploy
+	loadAt  time.Time // load start
+	steady  time.Time // end of the steady phase (first deploy starts)
+	dir     string
+}
+
+func run(c config) (*result, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "moorage-zerodowntime-")
+	if err != nil {
+		return nil, err
+	}
+	if !c.keep {
+		defer os.RemoveAll(dir)
+	}
+	bin := c.moorageBin
+	if bin == "" {
+		bin = filepath.Join(dir, "moorage")
+		fmt.Fprintln(os.Stderr, "building moorage…")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/moorage")
+		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("build moorage: %w", err)
+		}
+	}
+	app := filepath.Join(dir, "hello")
+	if err := copyHello(filepath.Join(root, "examples", "hello"), app, c.fast); err != nil {
+		return nil, err
+	}
+
+	// The server.
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(dir, "data")
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	srv := exec.Command(bin, "server", "--data-dir", dataDir, "--http", addr, "--log-level", "info")
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		_ = srv.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = srv.Process.Kill()
+		}
+		killInstances(dataDir)
+	}()
+	env := append(os.Environ(), "MOORAGE_HOST=unix://"+filepath.Join(dataDir, "moorage.sock"))
+	if err := waitFor(30*time.Second, func() error {
+		cmd := exec.Command(bin, "version")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err == nil && strings.Contains(string(out), "server: moorage") {
+			return nil
+		}
+		return fmt.Errorf("server not up: %v %s", err, out)
+	}); err != nil {
+		return nil, err
+	}
+
+	deployOnce := func(msg string, margin time.Duration) (deploy, error) {
+		if err := os.WriteFile(filepath.Join(app, "message.txt"), []byte(msg+"\n"), 0o644); err != nil {
+			return deploy{}, err
+		}
+		return runDeploy(bin, env, app, margin)
+	}
+	fmt.Fprintln(os.Stderr, "initial deploy…")
+	if d, err := deployOnce("deploy 0", c.margin); err != nil {
+		return nil, fmt.Errorf("initial deploy: %w\n%s", err, d.output)
+	}
+	url := "http://" + addr + "/"
+	if err := waitFor(60*time.Second, func() error {
+		res, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// The load, for the whole run.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &result{dir: dir, loadAt: time.Now()}
+	var loadErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		r.load, loadErr = loadgen.Run(ctx, loadgen.Config{
+			URL: url, Rate: c.rate, Conns: c.conns, Duration: 24 * time.Hour, Timeout: 30 * time.Second, Samples: true,
+		})
+	})
+	fmt.Fprintf(os.Stderr, "load: %.0f req/s; steady state for %s…\n", c.rate, c.steady)
+	time.Sleep(c.steady)
+	r.steady = time.Now()
+	for i := 1; i <= c.deploys; i++ {
+		d, err := deployOnce(fmt.Sprintf("deploy %d", i), c.margin)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return nil, fmt.Errorf("deploy %d: %w\n%s", i, err, d.output)
+		}
+		r.deploys = append(r.deploys, d)
+		fmt.Fprintf(os.Stderr, "deploy %d/%d done in %s\n", i, c.deploys, d.end.Sub(d.start).Round(time.Millisecond))
+	}
+	time.Sleep(2 * time.Second)
+	cancel()
+	wg.Wait()
+	if loadErr != nil && !errors.Is(loadErr, context.Canceled) {
+		return nil, loadErr
+	}
+	// The last message must be served.
+	res, err := http.Get(url)
+	if err == nil {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(b), fmt.Sprintf("deploy %d", c.deploys)) {
+			return nil, fmt.Errorf("after the last deploy the app answers %q", b)
+		}
+	}
+	return r, nil
+}
+
+// runDeploy runs `moorage deploy` and timestamps its streamed step lines to
+// find the cutover and drain windows.
+func runDeploy(bin string, env []string, app string, margin time.Duration) (deploy, error) {
+	d := deploy{start: time.Now()}
+	cmd := exec.Command(bin, "deploy", app)
+	cmd.Env = env
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return d, err
+	}
+	var out strings.Builder
+	var begin time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			now, line := time.Now(), strings.TrimSpace(sc.Text())
+			out.WriteString(line + "\n")
+			step := strings.Contains(line, "cutover") || strings.Contains(line, "drain")
+			switch {
+			case step && strings.HasPrefix(line, "→"):
+				begin = now
+			case step && strings.HasPrefix(line, "✓") && !begin.IsZero():
+				d.windows = append(d.windows, window{begin.Add(-margin), now.Add(margin)})
+				begin = time.Time{}
+			}
+		}
+	}()
+	err := cmd.Wait()
+	pw.Close()
+	<-done
+	d.end = time.Now()
+	d.output = out.String()
+	if err != nil {
+		return d, fmt.Errorf("moorage deploy: %w", err)
+	}
+	if len(d.windows) == 0 {
+		// Unknown output format: the whole deploy is the window.
+		d.windows = []window{{d.start, d.end}}
+	}
+	return d, nil
+}
+
+func (r *result) ok(c config) bool {
+	steady, cut, _ := r.split()
+	return r.load.Failed() == 0 && cut.Quantile(0.99)-steady.Quantile(0.99) <= c.maxDelta
+}
+
+// split sorts the samples into steady state (before the first deploy),
+// cutover windows, and the rest of the deploys.
+func (r *result) split() (steady, cutover, rest *loadgen.Histogram) {
+	steady, cutover, rest = loadgen.NewHistogram(), loadgen.NewHistogram(), loadgen.NewHistogram()
+	var ws []window
+	for _, d := range r.deploys {
+		ws = append(ws, d.windows...)
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].from.Before(ws[j].from) })
+	for _, s := range r.load.Samples {
+		switch {
+		case s.Intended.Before(r.steady):
+			steady.Record(s.Latency)
+		case inAny(ws, s.Intended):
+			cutover.Record(s.Latency)
+		default:
+			rest.Record(s.Latency)
+		}
+	}
+	return steady, cutover, rest
+}
+
+func inAny(ws []window, t time.Time) bool {
+	i := sort.Search(len(ws), func(i int) bool { return ws[i].from.After(t) })
+	for j := i - 1; j >= 0 && j >= i-3; j-- {
+		if ws[j].contains(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *result) markdown(c config) string {
+	var b strings.Builder
+	steady, cut, rest := r.split()
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+	var cutTime time.Duration
+	for _, d := range r.deploys {
+		for _, w := range d.windows {
+			cutTime += w.to.Sub(w.from)
+		}
+	}
+	fmt.Fprintf(&b, "\n## Zero-downtime deploys: %d deploys of examples/hello at %.0f req/s\n\n", len(r.deploys), c.rate)
+	fmt.Fprintf(&b, "%d requests in %s, %d transport errors, %d non-2xx answers",
+		r.load.Requests, r.load.Elapsed.Round(time.Second), r.load.Errors, r.load.Non2xx)
+	var codes []string
+	for code, n := range r.load.Statuses {
+		codes = append(codes, fmt.Sprintf("%d×%d", n, code))
+	}
+	sort.Strings(codes)
+	fmt.Fprintf(&b, " (statuses: %s)", strings.Join(codes, ", "))
+	if r.load.FirstError != "" {
+		fmt.Fprintf(&b, "; first error: %s", r.load.FirstError)
+	}
+	fmt.Fprintf(&b, "\n\n| phase | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|\n")
+	row := func(name string, h *loadgen.Histogram) {
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", name, h.Count(),
+			ms(h.Quantile(0.5)), ms(h.Quantile(0.9)), ms(h.Quantile(0.99)), ms(h.Quantile(0.999)), ms(h.Max()))
+	}
+	row(fmt.Sprintf("steady state (%s before the first deploy)", c.steady), steady)
+	row(fmt.Sprintf("cutover windows (%d, %s in all)", len(r.deploys), cutTime.Round(time.Second)), cut)
+	row("rest of the deploys (build, start-first, monitor)", rest)
+	row("whole run", r.load.Latency)
+	delta := cut.Quantile(0.99) - steady.Quantile(0.99)
+	fmt.Fprintf(&b, "\ncutover p99 − steady p99 = %s ms (target ≤ %s ms): %s; failed requests: %d (target 0): %s\n",
+		ms(delta), ms(c.maxDelta), okMark(delta <= c.maxDelta), r.load.Failed(), okMark(r.load.Failed() == 0))
+	return b.String()
+}
+
+func okMark(ok bool) string {
+	if ok {
+		return "✅"
+	}
+	return "❌"
+}
+
+// repoRoot finds the moorage module root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/moorage/moorage\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the moorage repository")
+		}
+		dir = parent
+	}
+}
+
+// copyHello copies the example app (not its build output or data) and
+// applies the -fast edits.
+func copyHello(src, dst string, fast bool) error {
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "hello" || rel == "data" || strings.HasPrefix(rel, ".moorage") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil || !fast {
+		return err
+	}
+	p := filepath.Join(dst, "moorage.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	s := strings.Replace(string(b), "monitor: 5s", "monitor: 1s", 1)
+	s = strings.Replace(s, "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n", 1)
+	return os.WriteFile(p, []byte(s), 0o644)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func waitFor(timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s: %w", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// killInstances stops what the server left running under dataDir (its
+// instances outlive it by design).
+func killInstances(dataDir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.Contains(string(env), dataDir) || strings.Contains(string(cmdline), dataDir) {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+		}
+	}
+}
