@@ -328,7 +328,11 @@ func (e *Engine) refreshRoutes(ctx context.Context, app string) {
 			ids = append(ids, s.ID)
 		}
 	}
-	if rts, err := routesFor(rel, ids, ins); err == nil {
+	static, err := e.staticDirs(ctx, rel)
+	if err != nil {
+		return
+	}
+	if rts, err := routesFor(rel, ids, ins, static); err == nil {
 		e.setFront(rel)
 		e.proxy.SetApp(app, rts)
 	}

@@ -332,7 +332,11 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 	if err != nil {
 		return err
 	}
-	rts, err := routesFor(rel, s.Routes, observed)
+	static, err := r.e.staticDirs(ctx, rel)
+	if err != nil {
+		return err
+	}
+	rts, err := routesFor(rel, s.Routes, observed, static)
 	if err != nil {
 		return err
 	}
@@ -380,7 +384,9 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 }
 
 // routesFor builds the proxy routes of rel with the given instances.
-func routesFor(rel *store.Release, ids []string, observed []runtime.Instance) ([]proxy.RouteTargets, error) {
+// static maps a volume name to its directory on the host, for
+// `http.static` paths.
+func routesFor(rel *store.Release, ids []string, observed []runtime.Instance, static map[string]string) ([]proxy.RouteTargets, error) {
 	byID := map[string]runtime.Instance{}
 	for _, in := range observed {
 		byID[in.ID] = in
@@ -392,6 +398,12 @@ func routesFor(rel *store.Release, ids []string, observed []runtime.Instance) ([
 			continue
 		}
 		rt := proxy.RouteTargets{Route: routeOf(rel.App, rel.Spec, name)}
+		for prefix, vol := range svc.HTTP.Static {
+			if rt.Route.Static == nil {
+				rt.Route.Static = map[string]string{}
+			}
+			rt.Route.Static[prefix] = static[vol]
+		}
 		for _, id := range ids {
 			in, ok := byID[id]
 			if !ok || in.Service != name {
@@ -421,6 +433,34 @@ func routeOf(app string, sp *spec.Spec, name string) proxy.Route {
 		rt.Health = proxy.HealthCheck{Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Retries: hc.Retries}
 	}
 	return rt
+}
+
+// staticDirs resolves the volumes rel serves as static paths.
+func (e *Engine) staticDirs(ctx context.Context, rel *store.Release) (map[string]string, error) {
+	out := map[string]string{}
+	rt, err := e.Runtime(rel.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	for _, svc := range rel.Spec.Services {
+		if svc.HTTP == nil {
+			continue
+		}
+		for _, vol := range svc.HTTP.Static {
+			if _, ok := out[vol]; ok {
+				continue
+			}
+			if err := rt.EnsureVolume(ctx, rel.App, vol); err != nil {
+				return nil, err
+			}
+			dir, err := rt.VolumePath(ctx, rel.App, vol)
+			if err != nil {
+				return nil, fmt.Errorf("static volume %s: %w", vol, err)
+			}
+			out[vol] = dir
+		}
+	}
+	return out, nil
 }
 
 func routesOfSpec(app string, sp *spec.Spec) []proxy.Route {
