@@ -207,14 +207,17 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 	for {
 		t := rt.lb.pick(a)
 		if t == nil {
-			if sent != tryDone {
-				p.upstreamFailed(a, r, sent) // no other instance to retry on
-				return
-			}
-			// Nothing healthy: hold the request until a target comes back or a
-			// SetApp changes the route, at most HoldTimeout; then the 503.
+			// Nothing healthy (or every healthy target already failed this
+			// idempotent request): hold the request until a target comes back
+			// or a SetApp changes the route — a rollback swapping back to the
+			// previous release's instances, say — at most HoldTimeout; then the
+			// 503, or the 502 of the last failure.
 			if hold == nil {
 				if rt.HoldTimeout <= 0 {
+					if sent != tryDone {
+						p.upstreamFailed(a, r, sent)
+						return
+					}
 					p.page(a, http.StatusServiceUnavailable, rt.unavailable, p.retryAfter)
 					return
 				}
@@ -228,6 +231,10 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 				case <-changed:
 					changed = nil
 				case <-hold.C:
+					if sent != tryDone {
+						p.upstreamFailed(a, r, sent)
+						return
+					}
 					p.page(a, http.StatusServiceUnavailable, rt.unavailable, p.retryAfter)
 					return
 				case <-r.Context().Done():

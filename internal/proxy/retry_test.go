@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -246,5 +248,47 @@ func TestSetAppMovedTarget(t *testing.T) {
 	err := p.SetApp("shop", []RouteTargets{{Route: route, Targets: []Target{{ID: "x", Addr: before.addr()}, {ID: "x", Addr: after.addr()}}}})
 	if err == nil || !strings.Contains(err.Error(), "two addresses") {
 		t.Fatalf("one ID at two addresses: %v", err)
+	}
+}
+
+// An idempotent request that failed after it was sent, with no other
+// healthy instance left, waits (up to HoldTimeout) for the route to change
+// (a rollback swapping back to the previous release) instead of failing.
+func TestRetryHoldsUntilRouteChanges(t *testing.T) {
+	p := New(Options{})
+	t.Cleanup(func() { p.Close() })
+	// The only target accepts the request, then drops the connection.
+	dying := newHangupBackend(t).ln.Addr().String()
+	good := newBackend(t, "good").addr()
+	route := Route{App: "a", Service: "web", HoldTimeout: 10 * time.Second, Health: HealthCheck{Interval: time.Hour}}
+	if err := p.SetApp("a", []RouteTargets{{Route: route, Targets: []Target{{ID: "a-web-v2-1", Addr: dying}}}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	done := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	// Wait until the request is held, then swap back.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.holding.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.holding.Load() == 0 {
+		t.Fatal("the request was not held")
+	}
+	if err := p.SetApp("a", []RouteTargets{{Route: route, Targets: []Target{{ID: "a-web-v1-1", Addr: good}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; got != "200 good" {
+		t.Fatalf("got %q, want the answer of the instance swapped back in", got)
 	}
 }
