@@ -64,8 +64,10 @@ func dockerVolumePath(t *testing.T, prefix, app, name string) string {
 	return p
 }
 
-// prepareDockerApp adds a shell to the example's FROM scratch image, for
-// the tests that run `sh -c` one-offs: Debian's static busybox as /bin/sh.
+// prepareDockerApp adds a shell and a few tools to the example's FROM
+// scratch image, for the tests that run `sh -c` or `cat` one-offs:
+// Debian's static busybox as /bin/busybox, with /bin/sh, /bin/cat... as
+// symlinks to it (one layer).
 func prepareDockerApp(t *testing.T, dir string) {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
@@ -76,15 +78,24 @@ func prepareDockerApp(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "busybox"), b, 0o755); err != nil {
+	bin := filepath.Join(dir, "busybox-bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"sh", "cat", "ls", "echo", "env", "true", "false", "sleep", "wget"} {
+		if err := os.Symlink("busybox", filepath.Join(bin, applet)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	df := filepath.Join(dir, "Dockerfile")
 	d, err := os.ReadFile(df)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d = append(d, []byte("COPY busybox /bin/busybox\nCOPY busybox /bin/sh\n")...)
+	d = append(d, []byte("COPY busybox-bin/ /bin/\n")...)
 	if err := os.WriteFile(df, d, 0o644); err != nil {
 		t.Fatal(err)
 	}

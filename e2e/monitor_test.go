@@ -32,6 +32,11 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 	out := s.deploy(app, 1)
 	results := ld.stop()
 	for _, want := range []string{"crashed during the monitor window", "rolled back"} {
+		// Docker reports a container's exit only after its cleanup (~150ms
+		// here), by when the proxy may have found its port closed.
+		if rt == "docker" && want == "crashed during the monitor window" && strings.Contains(out, "failed its health check during the monitor window") {
+			continue
+		}
 		if !strings.Contains(out, want) {
 			t.Errorf("deploy output lacks %q:\n%s", want, out)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/docker"
 	"github.com/moorage/moorage/internal/runtime/process"
 	"github.com/moorage/moorage/internal/secrets"
 	"github.com/moorage/moorage/internal/store"
@@ -46,6 +47,13 @@ type Config struct {
 	StopOnShutdown bool
 	// MaxUpload bounds an upload's unpacked size (default 2 GiB).
 	MaxUpload int64
+	// DockerPrefix names and labels the docker runtime's containers,
+	// networks, volumes and images (default "moorage"); servers sharing an
+	// engine need different prefixes.
+	DockerPrefix string
+	// DockerHost is the Docker Engine's address ("" = $DOCKER_HOST, else
+	// the default socket).
+	DockerHost string
 }
 
 // Server is a running moorage server.
@@ -118,6 +126,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("process runtime: %w", err)
 	}
 	s.runtimes = map[string]runtime.Runtime{prt.Name(): prt}
+	drt, err := docker.New(ctx, docker.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "docker"),
+		Prefix: s.cfg.DockerPrefix, Host: s.cfg.DockerHost})
+	if err != nil {
+		// The server still runs process apps; a docker deploy fails with
+		// "runtime not available".
+		s.log.Warn("docker runtime not available: apps with runtime docker cannot be deployed until the server is restarted with a reachable engine", "err", err)
+	} else {
+		s.runtimes[drt.Name()] = drt
+	}
 	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy")})
 
 	// Bind before recovering, so a taken port fails the start before

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/logs"
 )
 
 // shimEnv marks a process started as a shim; its value is the instance's
@@ -276,7 +277,7 @@ func unwrapExec(err error) error {
 
 func (s *shim) pump(r *os.File, stream string) {
 	defer s.pumps.Done()
-	pumpLines(r, func(line []byte) { s.log.writeLine(time.Now(), stream, line) })
+	logs.PumpLines(r, func(line []byte) { s.log.WriteLine(time.Now(), stream, line) })
 }
 
 // reap waits for every child of the shim: the instance's process and the

@@ -1,0 +1,694 @@
+package docker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/client"
+
+	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/spec"
+)
+
+// ErrRunsAsRoot is returned by Build for a service whose image would run
+// it as root without the spec saying so.
+var ErrRunsAsRoot = errors.New("runs as root")
+
+// Build makes the image of a release from the uploaded context:
+// build.command first in the context, then the image <app>:vN (see the
+// package doc for the prefix) with the spec's Dockerfile, target and build
+// args, labelled with the app and release. With `image:` instead of
+// `build:` it makes sure that image is here (pulling it if missing). The
+// artifact's Ref is the image ID, so a later retag cannot change what a
+// release runs. A service whose image runs as root is refused unless it
+// sets `user:` or `allow_root: true`. The context directory is removed.
+func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
+	if err := r.check(); err != nil {
+		return runtime.Artifact{}, err
+	}
+	if req.ContextDir != "" {
+		defer os.RemoveAll(req.ContextDir)
+	}
+	if err := validName("app", req.App); err != nil {
+		return runtime.Artifact{}, err
+	}
+	if err := validName("release", req.Release); err != nil {
+		return runtime.Artifact{}, err
+	}
+	out := req.Output
+	if out == nil {
+		out = io.Discard
+	}
+	fail := func(err error) (runtime.Artifact, error) {
+		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
+	}
+	sp := req.Spec
+	if sp == nil {
+		sp = &spec.Spec{App: req.App}
+	}
+
+	if sp.Build == nil && sp.Image != "" {
+		img, err := r.ensureImage(ctx, sp.Image, out)
+		if err != nil {
+			return fail(err)
+		}
+		user := ""
+		if img.Config != nil {
+			user = img.Config.User
+		}
+		if err := checkRoot(sp, sp.Image, user); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(out, "using image %s (%s)\n", sp.Image, shortID(img.ID))
+		return runtime.Artifact{Runtime: Name, Ref: img.ID, User: user}, nil
+	}
+
+	var b spec.Build
+	if sp.Build != nil {
+		b = *sp.Build
+	}
+	if b.Dockerfile == "" {
+		b.Dockerfile = "Dockerfile"
+	}
+	if b.Workdir == "" {
+		b.Workdir = spec.DefaultWorkdir
+	}
+	if req.ContextDir == "" {
+		return fail(errors.New("no build context"))
+	}
+	if len(b.Command) > 0 {
+		if err := r.buildCommand(ctx, req, b.Command, out); err != nil {
+			return fail(err)
+		}
+	}
+	if err := r.keepBindSources(req.App, req.ContextDir, sp); err != nil {
+		return fail(err)
+	}
+	if _, err := os.Stat(filepath.Join(req.ContextDir, b.Dockerfile)); err != nil {
+		return fail(fmt.Errorf("no %s in the upload: the docker runtime builds the image from it (set build.dockerfile, or use image:)", b.Dockerfile))
+	}
+	tag := r.imageName(req.App, req.Release)
+	labels := map[string]string{labelPrefix: r.opts.Prefix, labelApp: req.App, labelRelease: req.Release}
+	start := time.Now()
+	bl := r.detectBuilder()
+	var id string
+	var err error
+	if bl.cli != "" {
+		fmt.Fprintf(out, "building image %s with BuildKit (%s)\n", tag, bl.desc)
+		id, err = r.cliBuild(ctx, bl, req.ContextDir, &b, tag, labels, out)
+	} else {
+		fmt.Fprintf(out, "building image %s with the Docker Engine API's builder (%s)\n", tag, bl.desc)
+		id, err = r.apiBuild(ctx, req.ContextDir, &b, tag, labels, out)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	img, err := r.cli.ImageInspect(ctx, id)
+	if err != nil {
+		return fail(fmt.Errorf("inspect the built image: %w", err))
+	}
+	user := ""
+	if img.Config != nil {
+		user = img.Config.User
+	}
+	if err := checkRoot(sp, tag, user); err != nil {
+		r.removeImage(context.WithoutCancel(ctx), img.InspectResponse)
+		return fail(err)
+	}
+	fmt.Fprintf(out, "built image %s (%s) in %s\n", tag, shortID(img.ID), time.Since(start).Round(time.Millisecond))
+	return runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user}, nil
+}
+
+// checkRoot refuses an image that would run a service as root unless the
+// service sets a user or allows root.
+func checkRoot(sp *spec.Spec, ref, imageUser string) error {
+	if !isRootUser(imageUser) {
+		return nil
+	}
+	for _, name := range sp.ServiceNames() {
+		svc := sp.Services[name]
+		if svc.User != "" || svc.AllowRoot {
+			continue
+		}
+		what := "has no USER"
+		if imageUser != "" {
+			what = "runs as USER " + imageUser
+		}
+		return fmt.Errorf("service %s %w: image %s %s; add a non-root USER to the Dockerfile (for example USER 65534), set services.%s.user, or set services.%s.allow_root: true if root is intended: %w",
+			name, ErrRunsAsRoot, ref, what, name, name, runtime.ErrInvalidSpec)
+	}
+	return nil
+}
+
+// buildCommand runs build.command in the context directory with the
+// server's environment, req.Env, MOORAGE_APP and MOORAGE_RELEASE.
+func (r *Runtime) buildCommand(ctx context.Context, req runtime.BuildRequest, argv spec.Command, out io.Writer) error {
+	env := runtime.Merge(environ(), req.Env, map[string]string{"MOORAGE_APP": req.App, "MOORAGE_RELEASE": req.Release})
+	args := runtime.Expand(argv, env)
+	prog, err := lookPath(args[0], env["PATH"], req.ContextDir)
+	if err != nil {
+		return fmt.Errorf("build command %q: %w", strings.Join(argv, " "), err)
+	}
+	lw := &lineWriter{w: out}
+	cmd := exec.CommandContext(ctx, prog, args[1:]...)
+	cmd.Args[0] = args[0]
+	cmd.Dir = req.ContextDir
+	cmd.Env = runtime.EnvList(env)
+	cmd.Stdout, cmd.Stderr = lw, lw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	lw.Flush()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what it left behind
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("build command %q: %w", strings.Join(argv, " "), ctx.Err())
+		}
+		return fmt.Errorf("build command %q: %w", strings.Join(argv, " "), err)
+	}
+	return nil
+}
+
+// environ returns the server's environment as a map.
+func environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// lookPath finds prog: relative to dir when it has a slash, else in path.
+func lookPath(prog, path, dir string) (string, error) {
+	if strings.Contains(prog, "/") {
+		p := prog
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%s: not an executable file", prog)
+		}
+		return p, nil
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, prog)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH", prog)
+}
+
+// keepBindSources copies the "./dir" host paths accessories mount from the
+// upload to DataDir/runtime/docker/binds/<app>/dir, where Start finds them
+// (the context itself is removed after the build).
+func (r *Runtime) keepBindSources(app, ctxDir string, sp *spec.Spec) error {
+	names := make([]string, 0, len(sp.Accessories))
+	for n := range sp.Accessories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, v := range sp.Accessories[n].Volumes {
+			if !strings.HasPrefix(v.Name, "./") {
+				continue
+			}
+			rel := filepath.Clean(strings.TrimPrefix(v.Name, "./"))
+			if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+				return fmt.Errorf("accessory %s: host path %s leaves the app's directory", n, v.Name)
+			}
+			src := filepath.Join(ctxDir, rel)
+			if _, err := os.Lstat(src); err != nil {
+				return fmt.Errorf("accessory %s mounts %s, which is not in the upload", n, v.Name)
+			}
+			dst := filepath.Join(r.bindDir(app), rel)
+			if err := os.RemoveAll(dst); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			if err := copyTree(src, dst); err != nil {
+				return fmt.Errorf("accessory %s: keep %s: %w", n, v.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// copyTree copies src (a file or directory) to dst, keeping modes and
+// symlinks.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, target)
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, info.Mode().Perm())
+		default:
+			return nil
+		}
+	})
+}
+
+// builder is how images are built.
+type builder struct {
+	cli  string   // the docker CLI for BuildKit; "" = the Engine API
+	args []string // "buildx", "build", "--load" or "build"
+	env  []string // extra environment (DOCKER_BUILDKIT=1)
+	desc string   // said in the build output
+}
+
+// detectBuilder picks the builder once: BuildKit through the first docker
+// CLI (Options.CLI, else each "docker" in PATH) that has buildx, or is
+// older than 23 (BuildKit built in); else the Engine API's builder.
+func (r *Runtime) detectBuilder() builder {
+	r.builderOnce.Do(func() { r.builder = r.findBuilder() })
+	return r.builder
+}
+
+func (r *Runtime) findBuilder() builder {
+	if r.opts.Builder == BuilderAPI {
+		return builder{desc: "asked for"}
+	}
+	clis := dockerCLIs(r.opts.CLI)
+	if len(clis) == 0 {
+		if r.opts.Builder == BuilderCLI {
+			return builder{cli: "docker", args: []string{"buildx", "build", "--load"}, desc: "docker buildx, not found"}
+		}
+		return builder{desc: "no docker CLI in PATH for BuildKit"}
+	}
+	var why []string
+	for _, cli := range clis {
+		b, ok, v := r.probeCLI(cli)
+		if ok {
+			return b
+		}
+		why = append(why, fmt.Sprintf("%s %s has no buildx", cli, v))
+	}
+	if r.opts.Builder == BuilderCLI {
+		return builder{cli: clis[0], args: []string{"build"}, env: []string{"DOCKER_BUILDKIT=1"}, desc: "DOCKER_BUILDKIT=1 " + clis[0]}
+	}
+	return builder{desc: strings.Join(why, "; ")}
+}
+
+// dockerCLIs lists the docker CLIs to try: cli when set, else every
+// "docker" in PATH, in PATH order.
+func dockerCLIs(cli string) []string {
+	if cli != "" {
+		return []string{cli}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if d == "" || !filepath.IsAbs(d) {
+			continue
+		}
+		p := filepath.Join(d, "docker")
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil || seen[real] {
+			continue
+		}
+		seen[real] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// probeCLI reports whether cli builds with BuildKit: it has buildx, or it
+// is older than 23 (BuildKit built in, DOCKER_BUILDKIT=1). v is its
+// version.
+func (r *Runtime) probeCLI(cli string) (b builder, ok bool, v string) {
+	env := r.cliEnv()
+	ctx, cancel := context.WithTimeout(r.ctx, 20*time.Second)
+	defer cancel()
+	probe := exec.CommandContext(ctx, cli, "buildx", "version")
+	probe.Env = env
+	if outb, err := probe.CombinedOutput(); err == nil {
+		return builder{cli: cli, args: []string{"buildx", "build", "--load"}, desc: cli + " buildx " + firstLine(outb)}, true, ""
+	}
+	probe = exec.CommandContext(ctx, cli, "version", "--format", "{{.Client.Version}}")
+	probe.Env = env
+	outb, err := probe.Output()
+	v = strings.TrimSpace(string(outb))
+	major, _ := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
+	if err == nil && major > 0 && major < 23 {
+		return builder{cli: cli, args: []string{"build"}, env: []string{"DOCKER_BUILDKIT=1"}, desc: "DOCKER_BUILDKIT=1 " + cli + " " + v}, true, v
+	}
+	return builder{}, false, v
+}
+
+// cliEnv is the environment of docker CLI commands: the server's, pointed
+// at the runtime's engine.
+func (r *Runtime) cliEnv() []string {
+	env := os.Environ()
+	if r.opts.Host != "" {
+		env = append(env, "DOCKER_HOST="+r.opts.Host)
+	}
+	return env
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}
+
+// cliBuild builds with the docker CLI and returns the image ID.
+func (r *Runtime) cliBuild(ctx context.Context, bl builder, dir string, b *spec.Build, tag string, labels map[string]string, out io.Writer) (string, error) {
+	iid, err := os.CreateTemp("", "moorage-iid-")
+	if err != nil {
+		return "", err
+	}
+	iid.Close()
+	defer os.Remove(iid.Name())
+	args := append([]string{}, bl.args...)
+	args = append(args, "--progress", "plain", "--iidfile", iid.Name(), "-f", filepath.Join(dir, b.Dockerfile), "-t", tag)
+	if b.Target != "" {
+		args = append(args, "--target", b.Target)
+	}
+	for _, k := range sortedKeys(b.Args) {
+		args = append(args, "--build-arg", k+"="+b.Args[k])
+	}
+	for _, k := range sortedKeys(labels) {
+		args = append(args, "--label", k+"="+labels[k])
+	}
+	args = append(args, dir)
+	lw := &lineWriter{w: out}
+	cmd := exec.CommandContext(ctx, bl.cli, args...)
+	cmd.Dir = dir
+	cmd.Env = append(r.cliEnv(), bl.env...)
+	cmd.Stdout, cmd.Stderr = lw, lw
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	lw.Flush()
+	if err != nil {
+		return "", fmt.Errorf("docker build: %w", err)
+	}
+	b2, err := os.ReadFile(iid.Name())
+	if err != nil || len(bytes.TrimSpace(b2)) == 0 {
+		return "", fmt.Errorf("docker build wrote no image id: %v", err)
+	}
+	return strings.TrimSpace(string(b2)), nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// apiBuild builds with the Engine API's (classic) builder from a tar of
+// the context that honours its .dockerignore, and returns the image ID.
+func (r *Runtime) apiBuild(ctx context.Context, dir string, b *spec.Build, tag string, labels map[string]string, out io.Writer) (string, error) {
+	ig, err := dockerignore(dir, b.Dockerfile)
+	if err != nil {
+		return "", err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := archive.PackWith(dir, pw, archive.PackOptions{Ignore: ig, SkipSpecial: true})
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	args := map[string]*string{}
+	for k, v := range b.Args {
+		args[k] = &v
+	}
+	res, err := r.cli.ImageBuild(ctx, pr, client.ImageBuildOptions{
+		Tags:        []string{tag},
+		Dockerfile:  filepath.ToSlash(b.Dockerfile),
+		Target:      b.Target,
+		BuildArgs:   args,
+		Labels:      labels,
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return "", fmt.Errorf("docker build: %w", err)
+	}
+	defer res.Body.Close()
+	id := ""
+	dec := json.NewDecoder(res.Body)
+	lw := &lineWriter{w: out}
+	defer lw.Flush()
+	for {
+		var m struct {
+			Stream      string          `json:"stream"`
+			Status      string          `json:"status"`
+			Error       string          `json:"error"`
+			ErrorDetail json.RawMessage `json:"errorDetail"`
+			Aux         struct {
+				ID string `json:"ID"`
+			} `json:"aux"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return "", fmt.Errorf("docker build: read output: %w", err)
+		}
+		switch {
+		case m.Error != "":
+			lw.Flush()
+			return "", fmt.Errorf("docker build: %s", strings.TrimSpace(m.Error))
+		case m.Aux.ID != "":
+			id = m.Aux.ID
+		case m.Stream != "":
+			io.WriteString(lw, m.Stream)
+		case m.Status != "":
+			io.WriteString(lw, m.Status+"\n")
+		}
+	}
+	if id == "" {
+		return "", errors.New("docker build: the engine reported no image id")
+	}
+	return id, nil
+}
+
+// dockerignore reads the context's .dockerignore; the Dockerfile and the
+// .dockerignore itself are always sent (as the docker CLI does).
+func dockerignore(dir, dockerfile string) (*archive.Ignore, error) {
+	ig := &archive.Ignore{}
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		line := 0
+		for sc.Scan() {
+			line++
+			if err := ig.Add(sc.Text()); err != nil {
+				return nil, fmt.Errorf(".dockerignore:%d: %w", line, err)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+		ig.File = ".dockerignore"
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	_ = ig.Add("!" + filepath.ToSlash(dockerfile))
+	_ = ig.Add("!.dockerignore")
+	return ig, nil
+}
+
+// ensureImage returns ref's image, pulling it when it is not on the
+// engine. out (may be nil) gets the pull's progress.
+func (r *Runtime) ensureImage(ctx context.Context, ref string, out io.Writer) (image.InspectResponse, error) {
+	img, err := r.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		return img.InspectResponse, nil
+	}
+	if !isNotFound(err) {
+		return image.InspectResponse{}, fmt.Errorf("image %s: %w", ref, err)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	fmt.Fprintf(out, "pulling image %s\n", ref)
+	resp, err := r.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	if err == nil {
+		for m, merr := range resp.JSONMessages(ctx) {
+			if merr != nil {
+				err = merr
+				break
+			}
+			if m.Error != nil {
+				err = errors.New(m.Error.Message)
+				break
+			}
+			if m.Status != "" && m.Progress == nil {
+				fmt.Fprintf(out, "%s %s\n", m.ID, m.Status)
+			}
+		}
+		resp.Close()
+	}
+	if err != nil {
+		return image.InspectResponse{}, fmt.Errorf("image %s is not on this server and cannot be pulled (%v): build it here with `build:`, or load it into the engine (docker load) before deploying", ref, err)
+	}
+	img, err = r.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return image.InspectResponse{}, fmt.Errorf("image %s after the pull: %w", ref, err)
+	}
+	return img.InspectResponse, nil
+}
+
+// RemoveArtifact removes a release's image. Only images this runtime built
+// (with its prefix label) are removed: a prebuilt `image:` is left alone.
+func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	if a.Runtime != "" && a.Runtime != Name {
+		return fmt.Errorf("artifact of runtime %q: %w", a.Runtime, runtime.ErrInvalidSpec)
+	}
+	img, err := r.cli.ImageInspect(ctx, a.Ref)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove artifact %s: %w", a.Ref, err)
+	}
+	if img.Config == nil || !r.owned(img.Config.Labels) {
+		r.log.Info("not removing an image moorage did not build", "image", a.Ref)
+		return nil
+	}
+	return r.removeImage(ctx, img.InspectResponse)
+}
+
+func (r *Runtime) removeImage(ctx context.Context, img image.InspectResponse) error {
+	// Untag each of its names, then the image itself (an image with
+	// several tags cannot be removed by ID without force).
+	for _, t := range img.RepoTags {
+		if _, err := r.cli.ImageRemove(ctx, t, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
+			return fmt.Errorf("remove image %s: %w", t, err)
+		}
+	}
+	if _, err := r.cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove image %s: %w", shortID(img.ID), err)
+	}
+	return nil
+}
+
+// ArtifactExists reports whether the release's image is still on the
+// engine.
+func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
+	if err := r.check(); err != nil {
+		return false, err
+	}
+	if a.Runtime != "" && a.Runtime != Name {
+		return false, fmt.Errorf("artifact of runtime %q: %w", a.Runtime, runtime.ErrInvalidSpec)
+	}
+	if a.Ref == "" {
+		return false, nil
+	}
+	_, err := r.cli.ImageInspect(ctx, a.Ref)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// lineWriter hands w one whole line per Write; a failing w is ignored (the
+// output keeps being drained).
+type lineWriter struct {
+	w      io.Writer
+	buf    []byte
+	failed bool
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.emit(l.buf[:i+1])
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) >= logs.MaxLine {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+	l.buf = append([]byte(nil), l.buf...)
+	return len(p), nil
+}
+
+func (l *lineWriter) emit(b []byte) {
+	if !l.failed {
+		if _, err := l.w.Write(b); err != nil {
+			l.failed = true
+		}
+	}
+}
+
+// Flush writes a final partial line.
+func (l *lineWriter) Flush() {
+	if len(l.buf) > 0 {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+}

@@ -1,0 +1,272 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/moorage/moorage/internal/runtime"
+)
+
+// Labels on everything the runtime creates.
+const (
+	labelPrefix   = "moorage.prefix"
+	labelApp      = "moorage.app"
+	labelService  = "moorage.service"
+	labelRelease  = "moorage.release"
+	labelIndex    = "moorage.index"
+	labelKind     = "moorage.kind"
+	labelHash     = "moorage.hash"
+	labelInstance = "moorage.instance"
+	labelPort     = "moorage.port"
+	labelPublish  = "moorage.publish"
+	labelVolume   = "moorage.volume"
+)
+
+var prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
+
+// Runtime runs instances as containers. It implements runtime.Runtime.
+type Runtime struct {
+	opts     Options
+	log      *slog.Logger
+	cli      *client.Client
+	stateDir string
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events *broker
+
+	builderOnce sync.Once
+	builder     builder
+	netMu       sync.Mutex // serializes EnsureNetwork
+
+	mu       sync.Mutex
+	closed   bool
+	sups     map[string]*supervisor // supervised containers by instance id
+	tasks    map[string]bool        // Run in progress
+	idLocks  map[string]*idLock
+	networks map[string]bool // app networks known to exist
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// New connects to the Docker Engine (negotiating the API version) and
+// re-adopts the containers of opts.Prefix: running ones are supervised
+// again without a restart, one-offs a dead server left running are
+// removed. It fails with an error wrapping ErrUnavailable when no engine
+// answers.
+func New(ctx context.Context, opts Options) (*Runtime, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("docker runtime: no data directory")
+	}
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: %w", err)
+	}
+	opts.DataDir = dataDir
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if !prefixRE.MatchString(opts.Prefix) {
+		return nil, fmt.Errorf("docker runtime: prefix %q: use lower-case letters, digits, '_', '.' and '-' (at most 40)", opts.Prefix)
+	}
+	switch opts.Builder {
+	case BuilderAuto, BuilderCLI, BuilderAPI:
+	default:
+		return nil, fmt.Errorf("docker runtime: builder %q: use %q, %q or \"\" (auto)", opts.Builder, BuilderCLI, BuilderAPI)
+	}
+	if opts.LogMaxSize <= 0 {
+		opts.LogMaxSize = DefaultLogMaxSize
+	}
+	if opts.LogMaxFiles <= 0 {
+		opts.LogMaxFiles = DefaultLogMaxFiles
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = DefaultBackoffMin
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = DefaultBackoffMax
+	}
+	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
+	if opts.BackoffReset <= 0 {
+		opts.BackoffReset = DefaultBackoffReset
+	}
+
+	copts := []client.Opt{client.FromEnv}
+	if opts.Host != "" {
+		copts = append(copts, client.WithHost(opts.Host))
+	}
+	cli, err := client.New(copts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
+	pcancel()
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnavailable, cli.DaemonHost(), err)
+	}
+
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Runtime{
+		opts:     opts,
+		log:      opts.Logger,
+		cli:      cli,
+		stateDir: filepath.Join(dataDir, "runtime", Name),
+		ctx:      rctx,
+		cancel:   cancel,
+		events:   newBroker(),
+		sups:     map[string]*supervisor{},
+		tasks:    map[string]bool{},
+		idLocks:  map[string]*idLock{},
+		networks: map[string]bool{},
+	}
+	if err := os.MkdirAll(filepath.Join(r.stateDir, "instances"), 0o700); err != nil {
+		cancel()
+		cli.Close()
+		return nil, fmt.Errorf("docker runtime: %w", err)
+	}
+	if err := r.adoptAll(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Name returns "docker".
+func (r *Runtime) Name() string { return Name }
+
+// Prefix returns the prefix of the runtime's objects.
+func (r *Runtime) Prefix() string { return r.opts.Prefix }
+
+// Close stops supervising and copying logs, and ends event streams.
+// Containers keep running; a new runtime with the same prefix and data
+// directory re-adopts them.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	r.events.close()
+	return r.cli.Close()
+}
+
+// check returns ErrRuntimeClosed after Close.
+func (r *Runtime) check() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return runtime.ErrRuntimeClosed
+	}
+	return nil
+}
+
+// go runs fn in a goroutine Close waits for; false after Close.
+func (r *Runtime) goWait(fn func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// names
+
+func (r *Runtime) containerName(id string) string { return r.opts.Prefix + "-" + id }
+func (r *Runtime) networkName(app string) string  { return r.opts.Prefix + "-" + app }
+func (r *Runtime) volumeName(app, name string) string {
+	return r.opts.Prefix + "_" + app + "_" + name
+}
+
+// imageName is the repository:tag of a release's image.
+func (r *Runtime) imageName(app, release string) string {
+	if r.opts.Prefix == DefaultPrefix {
+		return app + ":" + release
+	}
+	return r.opts.Prefix + "-" + app + ":" + release
+}
+
+func (r *Runtime) logPath(app, id string) string {
+	return filepath.Join(r.opts.DataDir, "logs", app, id+".log")
+}
+
+func (r *Runtime) statePath(id string) string {
+	return filepath.Join(r.stateDir, "instances", id+".json")
+}
+
+func (r *Runtime) bindDir(app string) string {
+	return filepath.Join(r.stateDir, "binds", app)
+}
+
+// owned reports whether labels mark an object of this runtime.
+func (r *Runtime) owned(labels map[string]string) bool {
+	return labels[labelPrefix] == r.opts.Prefix
+}
+
+// prefixFilter selects the runtime's objects.
+func (r *Runtime) prefixFilter() client.Filters {
+	return client.Filters{}.Add("label", labelPrefix+"="+r.opts.Prefix)
+}
+
+// idLock serializes operations on one instance id.
+type idLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (r *Runtime) lockID(id string) (unlock func()) {
+	r.mu.Lock()
+	l := r.idLocks[id]
+	if l == nil {
+		l = &idLock{}
+		r.idLocks[id] = l
+	}
+	l.refs++
+	r.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		r.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(r.idLocks, id)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// validName rejects names that could escape a directory or a docker name.
+func validName(kind, s string) error {
+	if s == "" || s == "." || s == ".." || filepath.Base(s) != s || strings.ContainsAny(s, ":@ ") {
+		return fmt.Errorf("%s %q: %w", kind, s, runtime.ErrInvalidSpec)
+	}
+	return nil
+}
+
+// isNotFound reports a 404 of the engine.
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }

@@ -1,0 +1,367 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/logs"
+)
+
+// Run runs a one-off container to completion: the instance's image, env,
+// network and volumes, a TTY when asked, stdin when given. Its output
+// streams to s.Stdout and s.Stderr, its exit code is returned, and it is
+// removed afterwards. s.Timeout and ctx kill it (the error is then
+// ErrTimeout or ctx's). A one-off a dead server left running is removed by
+// the next runtime (see New).
+func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
+	if err := r.check(); err != nil {
+		return -1, err
+	}
+	if s.Kind == "" {
+		s.Kind = runtime.KindTask
+	}
+	if err := validateSpec(&s.InstanceSpec); err != nil {
+		return -1, err
+	}
+	id := s.ID()
+	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+	if len(s.Command) == 0 && s.Kind == runtime.KindTask {
+		// The image's default command is allowed, but say so in errors.
+		r.log.Debug("one-off with the image's default command", "task", id)
+	}
+	r.mu.Lock()
+	if r.tasks[id] {
+		r.mu.Unlock()
+		return fail(runtime.ErrExists)
+	}
+	r.tasks[id] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.tasks, id)
+		r.mu.Unlock()
+	}()
+	name := r.containerName(id)
+	if _, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
+		return fail(runtime.ErrExists)
+	} else if !isNotFound(err) {
+		return fail(err)
+	}
+	img, err := r.imageFor(ctx, &s.InstanceSpec)
+	if err != nil {
+		return fail(err)
+	}
+	p, err := r.containerPlan(ctx, &s.InstanceSpec, img, &s)
+	if err != nil {
+		return fail(err)
+	}
+	created, err := r.cli.ContainerCreate(ctx, p.create)
+	if err != nil {
+		return fail(fmt.Errorf("create container: %w", err))
+	}
+	cid := created.ID
+	// Whatever happens, the one-off goes.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, err := r.cli.ContainerRemove(rctx, cid, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
+			r.log.Warn("remove one-off container", "task", id, "err", err)
+		}
+	}()
+	r.prepareVolumes(ctx, p)
+
+	att, err := r.cli.ContainerAttach(ctx, cid, client.ContainerAttachOptions{
+		Stream: true, Stdin: s.Stdin != nil, Stdout: true, Stderr: true,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("attach: %w", err))
+	}
+	defer att.Close()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		stdout, stderr := writerOr(s.Stdout), writerOr(s.Stderr)
+		if s.TTY {
+			_, _ = io.Copy(&drainWriter{w: stdout}, att.Reader)
+			return
+		}
+		_, _ = stdcopy.StdCopy(&drainWriter{w: stdout}, &drainWriter{w: stderr}, att.Reader)
+	}()
+	if s.Stdin != nil {
+		// Not waited for: Stdin may block forever. It ends when its reader
+		// returns or the connection closes.
+		go func() {
+			_, _ = io.Copy(att.Conn, s.Stdin)
+			if !s.TTY {
+				// The container's stdin closes. (With a TTY, Docker would
+				// end the attached output too: input ends, the terminal
+				// stays until the program exits.)
+				_ = att.CloseWrite()
+			}
+		}()
+	}
+
+	if _, err := r.cli.ContainerStart(ctx, cid, client.ContainerStartOptions{}); err != nil {
+		return fail(fmt.Errorf("start container: %w", err))
+	}
+	var expired <-chan time.Time
+	if s.Timeout > 0 {
+		t := time.NewTimer(s.Timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wcancel()
+	wait := r.cli.ContainerWait(wctx, cid, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	code := -1
+	var killed, werr error
+	select {
+	case w := <-wait.Result:
+		code = int(w.StatusCode)
+	case werr = <-wait.Error:
+	case <-ctx.Done():
+		killed = ctx.Err()
+	case <-expired:
+		killed = fmt.Errorf("after %s: %w", s.Timeout, runtime.ErrTimeout)
+	case <-r.ctx.Done():
+		killed = runtime.ErrRuntimeClosed
+	}
+	if killed != nil {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if _, err := r.cli.ContainerKill(kctx, cid, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
+			r.log.Debug("kill one-off", "task", id, "err", err)
+		}
+		select {
+		case w := <-wait.Result:
+			code = int(w.StatusCode)
+		case <-wait.Error:
+		case <-kctx.Done():
+		}
+		cancel()
+	}
+	// The attach stream ends with the container; a TTY may keep it a moment.
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+		att.Close()
+		<-copied
+	}
+
+	ev := runtime.Event{
+		Time: time.Now().UTC(), Type: runtime.EventExit, Instance: id, App: s.App, Service: s.Service,
+		Release: s.Release, Kind: s.Kind, ExitCode: code, Message: fmt.Sprintf("exit status %d", code),
+	}
+	switch {
+	case killed != nil:
+		ev.Message = killed.Error()
+	case werr != nil:
+		ev.Message = werr.Error()
+	}
+	r.events.publish(ev)
+	if killed != nil {
+		return code, fmt.Errorf("run %s: %w", id, killed)
+	}
+	if werr != nil {
+		return code, fmt.Errorf("run %s: wait: %w", id, werr)
+	}
+	return code, nil
+}
+
+// Exec runs a command in a running container (docker exec) with its
+// environment plus e.Env, as its user, in its working directory, and
+// returns the exit code. $VAR and ${VAR} in the command are expanded from
+// that environment. Cancelling ctx stops waiting for it.
+func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
+	if err := r.check(); err != nil {
+		return -1, err
+	}
+	if len(e.Cmd) == 0 {
+		return -1, fmt.Errorf("exec in %s: no command: %w", id, runtime.ErrInvalidSpec)
+	}
+	c, err := r.inspect(ctx, id)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	if !c.State.Running || c.State.Paused {
+		return -1, fmt.Errorf("exec in %s: instance is %s, not running", id, c.State.Status)
+	}
+	cmd := runtime.Expand(e.Cmd, runtime.Merge(envMap(c.Config.Env), e.Env))
+	ex, err := r.cli.ExecCreate(ctx, c.ID, client.ExecCreateOptions{
+		Cmd:          cmd,
+		Env:          runtime.EnvList(e.Env),
+		AttachStdin:  e.Stdin != nil,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	att, err := r.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	defer att.Close()
+	if e.Stdin != nil {
+		go func() {
+			_, _ = io.Copy(att.Conn, e.Stdin)
+			_ = att.CloseWrite()
+		}()
+	}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(&drainWriter{w: writerOr(e.Stdout)}, &drainWriter{w: writerOr(e.Stderr)}, att.Reader)
+		copied <- err
+	}()
+	select {
+	case err := <-copied:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			return -1, fmt.Errorf("exec in %s: %w", id, err)
+		}
+	case <-ctx.Done():
+		att.Close()
+		return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+	}
+	// The output ended: the process has exited, or is about to.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := r.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", id, err)
+		}
+		if !st.Running {
+			return st.ExitCode, nil
+		}
+		if time.Now().After(deadline) {
+			return -1, fmt.Errorf("exec in %s: still running after its output closed: %w", id, runtime.ErrTimeout)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+// Pause freezes every process of a running container (docker pause).
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	c, err := r.inspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	if !c.State.Running {
+		return fmt.Errorf("pause %s: instance is %s, not running", id, c.State.Status)
+	}
+	if _, err := r.cli.ContainerPause(ctx, c.ID, client.ContainerPauseOptions{}); err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	return nil
+}
+
+// Resume thaws a paused container (docker unpause).
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	c, err := r.inspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	if !c.State.Paused {
+		return nil
+	}
+	if _, err := r.cli.ContainerUnpause(ctx, c.ID, client.ContainerUnpauseOptions{}); err != nil {
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	return nil
+}
+
+func writerOr(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// drainWriter writes to w until w fails, then discards, so a failing
+// writer never blocks the stream.
+type drainWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	failed bool
+}
+
+func (d *drainWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.failed {
+		if _, err := d.w.Write(p); err != nil {
+			d.failed = true
+		}
+	}
+	return len(p), nil
+}
+
+// adoptAll re-adopts the runtime's containers after a server restart:
+// running ones are supervised again (no restart) and their logs copied on
+// from where they stopped; exited ones get their last output copied;
+// one-offs a dead server left are removed.
+func (r *Runtime) adoptAll(ctx context.Context) error {
+	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: r.prefixFilter()})
+	if err != nil {
+		return fmt.Errorf("docker runtime: list containers: %w", err)
+	}
+	for _, item := range res.Items {
+		id := item.Labels[labelInstance]
+		if id == "" || !r.owned(item.Labels) {
+			continue
+		}
+		ci, err := r.cli.ContainerInspect(ctx, item.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			continue
+		}
+		c := &ci.Container
+		if c.State == nil || c.Config == nil {
+			continue
+		}
+		app := c.Config.Labels[labelApp]
+		if c.Config.Labels[labelKind] == string(runtime.KindTask) {
+			r.log.Warn("removing a one-off left running by a previous server", "task", id)
+			if _, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
+				r.log.Warn("remove one-off", "task", id, "err", err)
+			}
+			continue
+		}
+		lf, err := logs.Open(r.logPath(app, id), r.opts.LogMaxSize, r.opts.LogMaxFiles)
+		if err != nil {
+			r.log.Warn("open log", "instance", id, "err", err)
+			continue
+		}
+		if c.State.Running || c.State.Paused {
+			r.supervise(id, c, lf, readState(r.statePath(id)).Restarts)
+			r.log.Debug("re-adopted container", "instance", id)
+			continue
+		}
+		// Exited meanwhile: keep what it printed; the engine decides
+		// whether it runs again.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := r.copyLogs(cctx, c.ID, lf, r.logPath(app, id), false); err != nil {
+			r.log.Debug("copy logs", "instance", id, "err", err)
+		}
+		cancel()
+		lf.Close()
+	}
+	return nil
+}
