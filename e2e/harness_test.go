@@ -59,6 +59,7 @@ type server struct {
 	t       *testing.T
 	dataDir string
 	http    string // proxy address
+	https   string // HTTPS address
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	logMu   *sync.Mutex
@@ -91,7 +92,7 @@ func startServer(t *testing.T, env ...string) *server {
 // startServerRT starts a server whose deploys use runtime rt.
 func startServerRT(t *testing.T, rt string, env ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), runtime: rt}
+	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt}
 	if rt == "docker" {
 		requireDocker(t)
 		s.prefix = fmt.Sprintf("mt%x", time.Now().UnixNano()&0xffffff)
@@ -123,7 +124,7 @@ func (s *server) hello(t *testing.T, edits ...string) string {
 func (s *server) start(env ...string) {
 	s.t.Helper()
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
-	args := []string{"server", "--data-dir", s.dataDir, "--http", s.http, "--log-level", "debug"}
+	args := []string{"server", "--data-dir", s.dataDir, "--http", s.http, "--https", s.https, "--log-level", "debug"}
 	if s.prefix != "" {
 		args = append(args, "--docker-prefix", s.prefix)
 	}

@@ -4,19 +4,25 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/server"
 )
 
 func newServerCmd(g *globals) *cobra.Command {
 	var cfg server.Config
-	var logLevel string
+	var logLevel, accessLog string
+	var fb certsFallback
+	var publicIPs []string
+	var challenges string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the moorage host daemon",
@@ -30,6 +36,37 @@ again re-adopts them and finishes or undoes a deploy a crash interrupted.`,
 				return err
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+			if err := fb.apply(&cfg.Certs); err != nil {
+				return err
+			}
+			for _, ip := range publicIPs {
+				p := net.ParseIP(ip)
+				if p == nil {
+					return fmt.Errorf("--public-ip %q is not an IP address", ip)
+				}
+				cfg.Certs.ExtraIPs = append(cfg.Certs.ExtraIPs, p)
+			}
+			for _, c := range strings.Split(challenges, ",") {
+				switch strings.TrimSpace(c) {
+				case "http-01", "tls-alpn-01", "":
+				default:
+					return fmt.Errorf("--acme-challenges %q: give http-01, tls-alpn-01 or both, comma-separated", challenges)
+				}
+			}
+			cfg.Certs.DisableHTTPChallenge = !strings.Contains(challenges, "http-01")
+			cfg.Certs.DisableTLSALPNChallenge = !strings.Contains(challenges, "tls-alpn-01")
+			switch accessLog {
+			case "":
+			case "-":
+				cfg.AccessLog = g.stdout
+			default:
+				f, err := os.OpenFile(accessLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+				if err != nil {
+					return fmt.Errorf("--access-log: %w", err)
+				}
+				defer f.Close()
+				cfg.AccessLog = f
+			}
 			srv := server.New(cfg)
 			ctx := cmd.Context()
 			if err := srv.Start(ctx); err != nil {
@@ -52,6 +89,65 @@ again re-adopts them and finishes or undoes a deploy a crash interrupted.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names and labels of the docker runtime's containers, networks, volumes and images")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
+	f.StringVar(&cfg.HTTPSAddr, "https", ":443", "address of the proxy's HTTPS listener (off: no HTTPS)")
+	f.StringVar(&cfg.Certs.Email, "acme-email", "", "contact address of the ACME account (expiry notices)")
+	f.StringVar(&cfg.Certs.CA, "acme-ca", "", "ACME directory URL (default Let's Encrypt)")
+	f.BoolVar(&cfg.Certs.Staging, "acme-staging", false, "use Let's Encrypt's staging CA (untrusted certificates, generous limits)")
+	f.StringVar(&cfg.Certs.CARoot, "acme-ca-root", "", "PEM file of roots to trust for a private ACME server's own HTTPS")
+	f.StringVar(&fb.ca, "acme-fallback-ca", "", "ACME directory of a fallback issuer (e.g. ZeroSSL), tried when the first fails")
+	f.StringVar(&fb.kid, "acme-fallback-eab-kid", "", "External Account Binding key ID of the fallback issuer")
+	f.StringVar(&fb.hmac, "acme-fallback-eab-hmac", os.Getenv("MOORAGE_ACME_FALLBACK_EAB_HMAC"), "External Account Binding HMAC key of the fallback issuer (default $MOORAGE_ACME_FALLBACK_EAB_HMAC)")
+	f.StringVar(&challenges, "acme-challenges", "http-01,tls-alpn-01", "ACME challenges to answer: http-01, tls-alpn-01 or both")
+	f.StringArrayVar(&publicIPs, "public-ip", nil, "a public address of this server (behind NAT) for tls: internal certificates (repeatable)")
+	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at ADDR/metrics (e.g. 127.0.0.1:9100)")
+	f.StringVar(&accessLog, "access-log", "", "write the proxy's JSON access log to FILE (- for standard output)")
+	cmd.AddCommand(newServerCACmd(g))
+	return cmd
+}
+
+// certsFallback collects the fallback issuer flags.
+type certsFallback struct{ ca, kid, hmac string }
+
+func (f certsFallback) apply(o *certs.Options) error {
+	if f.ca == "" {
+		if f.kid != "" || f.hmac != "" {
+			return fmt.Errorf("--acme-fallback-eab-kid and --acme-fallback-eab-hmac need --acme-fallback-ca")
+		}
+		return nil
+	}
+	if (f.kid == "") != (f.hmac == "") {
+		return fmt.Errorf("give both --acme-fallback-eab-kid and --acme-fallback-eab-hmac, or neither")
+	}
+	o.Fallback = &certs.Issuer{CA: f.ca, EABKeyID: f.kid, EABMACKey: f.hmac}
+	return nil
+}
+
+func newServerCACmd(g *globals) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "Print the root certificate of the server's internal CA (tls: internal), to trust it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			pem, err := c.CA(cmd.Context())
+			if err != nil {
+				// Not running: read it from the data dir.
+				p := filepath.Join(dataDir, "certs", "internal", "root.crt")
+				b, ferr := os.ReadFile(p)
+				if ferr != nil {
+					return fmt.Errorf("%w (and %s: %v)", err, p, ferr)
+				}
+				pem = b
+			}
+			_, err = g.stdout.Write(pem)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", paths.DefaultDataDir(), "the server's data dir, read when the server does not answer")
 	return cmd
 }
 

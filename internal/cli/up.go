@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,7 +19,7 @@ import (
 )
 
 func newUpCmd(g *globals) *cobra.Command {
-	var httpAddr, runtimeName string
+	var httpAddr, httpsAddr, runtimeName string
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "up [DIR]",
@@ -53,7 +55,11 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 				lvl = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: lvl}))
-			srv := server.New(server.Config{DataDir: dataDir, HTTPAddr: httpAddr, Logger: logger, StopOnShutdown: true})
+			// Its own docker prefix: Ctrl-C removes everything it started,
+			// and must never touch a server's containers on the same engine.
+			sum := sha256.Sum256([]byte(dataDir))
+			srv := server.New(server.Config{DataDir: dataDir, HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, Logger: logger,
+				StopOnShutdown: true, DockerPrefix: "moorage-up-" + hex.EncodeToString(sum[:4])})
 			ctx := cmd.Context()
 			if err := srv.Start(ctx); err != nil {
 				return err
@@ -88,6 +94,7 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 	}
 	f := cmd.Flags()
 	f.StringVar(&httpAddr, "http", "127.0.0.1:8080", "address of the proxy")
+	f.StringVar(&httpsAddr, "https", server.HTTPSOff, "address of an HTTPS listener (e.g. 127.0.0.1:8443 with tls: internal)")
 	f.StringVar(&runtimeName, "runtime", "", "override the spec's runtime: docker or process")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print the plan and debug logs")
 	return cmd

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +42,10 @@ type Sealer interface {
 type Options struct {
 	Store    *store.Store
 	Runtimes map[string]runtime.Runtime // by name: "process", "docker"
-	Proxy    *proxy.Proxy
+	// Unavailable says why a runtime could not be opened (a deploy that
+	// asks for it fails with that reason).
+	Unavailable map[string]error
+	Proxy       *proxy.Proxy
 	// ServerID identifies this server process in locks.
 	ServerID string
 	Logger   *slog.Logger
@@ -58,6 +62,7 @@ type Options struct {
 type Engine struct {
 	st       *store.Store
 	runtimes map[string]runtime.Runtime
+	why      map[string]error
 	proxy    *proxy.Proxy
 	server   string
 	log      *slog.Logger
@@ -89,6 +94,7 @@ func New(opts Options) *Engine {
 	e := &Engine{
 		st:         opts.Store,
 		runtimes:   opts.Runtimes,
+		why:        opts.Unavailable,
 		proxy:      opts.Proxy,
 		server:     opts.ServerID,
 		log:        log,
@@ -198,6 +204,10 @@ func (e *Engine) Runtime(name string) (runtime.Runtime, error) {
 		var have []string
 		for n := range e.runtimes {
 			have = append(have, n)
+		}
+		sort.Strings(have)
+		if why := e.why[name]; why != nil {
+			return nil, fmt.Errorf("%w: %q is not available on this server: %v (available: %s)", ErrNoRuntime, name, why, strings.Join(have, ", "))
 		}
 		return nil, fmt.Errorf("%w: %q is not available on this server (available: %s)", ErrNoRuntime, name, strings.Join(have, ", "))
 	}

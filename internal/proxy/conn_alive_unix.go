@@ -6,9 +6,15 @@ import (
 	"syscall"
 )
 
-// alive reports whether an idle connection is still usable: a peek at the
-// socket finds no EOF (the upstream closed it) and no stray bytes.
+// alive reports whether an idle connection can carry a new request: a
+// non-blocking peek at the socket finds neither an EOF (the upstream
+// closed it) nor stray bytes (a response nobody asked for, which would
+// otherwise be read as the answer to the next request: another client's
+// bytes). It does not wait and ignores the read deadline.
 func (uc *upstreamConn) alive() bool {
+	if uc.br.Buffered() > 0 {
+		return false
+	}
 	if uc.peekFn == nil {
 		sc, ok := uc.conn.(syscall.Conn)
 		if !ok {
@@ -18,13 +24,12 @@ func (uc *upstreamConn) alive() bool {
 		if err != nil {
 			return false
 		}
-		uc.peekFn = func(fd uintptr) bool {
+		uc.peekFn = func(fd uintptr) {
 			uc.peekN, _, uc.peekErr = syscall.Recvfrom(int(fd), uc.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			return true
 		}
 		uc.raw = rc
 	}
-	if err := uc.raw.Read(uc.peekFn); err != nil {
+	if err := uc.raw.Control(uc.peekFn); err != nil {
 		return false
 	}
 	return uc.peekErr == syscall.EAGAIN || uc.peekErr == syscall.EWOULDBLOCK

@@ -308,9 +308,11 @@ func (fc *frontConn) handOff() bool {
 
 // parse parses a complete request head, and reports whether the front
 // serves it: HTTP/1.1, origin-form target, no body (no Transfer-Encoding,
-// Content-Length absent or 0), no Upgrade or Expect, one valid Host, and
-// only well-formed header fields (CRLF line ends, token names, no control
-// characters in values, no line folding).
+// one Content-Length of 0 or none), no Upgrade or Expect, one valid Host,
+// and only well-formed header fields (CRLF line ends, token names, no
+// control characters in values, no line folding). The request is the one
+// net/http would read from the same bytes (FuzzFrontMatchesNetHTTP): Host
+// is not in the header, and Pragma: no-cache implies Cache-Control.
 func (fc *frontConn) parse(head []byte) (*http.Request, bool) {
 	if !bytes.HasSuffix(head, crlfcrlf) {
 		return nil, false
@@ -340,7 +342,7 @@ func (fc *frontConn) parse(head []byte) (*http.Request, bool) {
 	h := make(http.Header, n)
 	values := make([]string, n)
 	host, hosts := "", 0
-	closeConn := false
+	closeConn, sawLength := false, false
 	i := 0
 	for rest != "" {
 		var field string
@@ -362,10 +364,12 @@ func (fc *frontConn) parse(head []byte) (*http.Request, bool) {
 		switch key {
 		case "Host":
 			host, hosts = v, hosts+1
+			continue
 		case "Content-Length":
-			if v != "0" {
+			if v != "0" || sawLength {
 				return nil, false
 			}
+			sawLength = true
 		case "Transfer-Encoding", "Upgrade", "Expect", "Te", "Http2-Settings":
 			return nil, false
 		case "Connection":
@@ -390,6 +394,9 @@ func (fc *frontConn) parse(head []byte) (*http.Request, bool) {
 	}
 	if hosts != 1 || !validHost(host) {
 		return nil, false
+	}
+	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
+		h["Cache-Control"] = noCache // as net/http does (HTTP/1.0 caches)
 	}
 	return &http.Request{
 		Method:     method,
@@ -663,7 +670,10 @@ func (w *frontResponse) writeHead(final bool) {
 	bw.WriteString("\r\n")
 }
 
-var zeroLength = []string{"0"}
+var (
+	zeroLength = []string{"0"}
+	noCache    = []string{"no-cache"}
+)
 
 // hasTrailers reports whether a handler set trailers (http.TrailerPrefix),
 // which only a chunked body can carry.

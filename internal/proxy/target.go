@@ -100,7 +100,8 @@ func newTarget(p *Proxy, app, service string, tg Target) *target {
 
 // rewrite points the outbound request of the slow path at the target,
 // keeps the client's Host and query verbatim, and sets X-Forwarded-For
-// (appended to the client's), -Proto and -Host.
+// (appended to the client's), -Proto and -Host, as writeRequestHead does
+// for the fast path (fields mimicking them dropped too).
 func (t *target) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = t.addr
@@ -110,6 +111,11 @@ func (t *target) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header["X-Forwarded-For"] = prior
 	}
 	pr.SetXForwarded()
+	for k := range pr.Out.Header {
+		if mimicsProxyHeader(k) {
+			delete(pr.Out.Header, k)
+		}
+	}
 }
 
 // modifyResponse returns the request ID to the client and notes a protocol

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,7 +42,7 @@ type upstreamConn struct {
 	peek      [1]byte
 	peekN     int
 	peekErr   error
-	peekFn    func(fd uintptr) bool
+	peekFn    func(fd uintptr)
 	raw       syscall.RawConn
 }
 
@@ -63,13 +62,11 @@ type connPool struct {
 	closed  bool // the target was forgotten: connections are closed, not kept
 }
 
-// checkAfter is how long a connection may sit idle before it is checked for
-// a close by the upstream (an EOF waiting in the socket) before reuse.
-// Servers close idle connections after seconds (gunicorn: 2s), never
-// within this.
-const checkAfter = 250 * time.Millisecond
-
-// get returns an idle connection that still works, or nil.
+// get returns an idle connection that still works, or nil. Every
+// connection is checked before reuse (a non-blocking peek, see alive):
+// one the upstream closed is dropped, and so is one with bytes waiting
+// that no request asked for (an app that wrote past the end of its
+// response), which the next request would otherwise read as its answer.
 func (p *connPool) get(now time.Time) *upstreamConn {
 	for {
 		p.mu.Lock()
@@ -81,7 +78,7 @@ func (p *connPool) get(now time.Time) *upstreamConn {
 		uc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if idle := now.Sub(uc.idleSince); idle > p.timeout {
+		if now.Sub(uc.idleSince) > p.timeout {
 			// The newest is expired, so all are.
 			stale := p.idle
 			p.idle = nil
@@ -91,12 +88,8 @@ func (p *connPool) get(now time.Time) *upstreamConn {
 				c.close()
 			}
 			return nil
-		} else if idle < checkAfter {
-			p.mu.Unlock()
-			return uc
 		}
 		p.mu.Unlock()
-		_ = uc.conn.SetReadDeadline(time.Time{}) // the last request's may have passed
 		if uc.alive() {
 			return uc
 		}
@@ -104,9 +97,16 @@ func (p *connPool) get(now time.Time) *upstreamConn {
 	}
 }
 
-// put keeps uc for reuse, or closes it when the pool is full or closed.
+// put keeps uc for reuse, or closes it when the pool is full or closed, or
+// when bytes past the end of the response are already buffered: the
+// upstream sent more than it framed, and the connection's state is
+// unknown.
 func (p *connPool) put(uc *upstreamConn, now time.Time) {
 	uc.idleSince = now
+	if uc.br.Buffered() > 0 {
+		uc.close()
+		return
+	}
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= p.max {
 		p.mu.Unlock()
@@ -210,7 +210,7 @@ func (t *target) exchange(a *attempt, r *http.Request, uc *upstreamConn, reused,
 	// and is lifted only when the body is not already in the buffer (the
 	// next request on the connection sets its own).
 	_ = uc.conn.SetReadDeadline(a.now.Add(t.responseHeaderTimeout))
-	hd, err := readResponseHead(a, uc.br, r.Method == http.MethodHead)
+	hd, err := readResponseHead(a, uc.br, r.Method)
 	if err != nil {
 		uc.close()
 		if r.Context().Err() != nil {
@@ -293,7 +293,7 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request, reqID string, tokens []
 		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", headerRequestID, "Host":
 			continue
 		}
-		if hopByHop(k) || listed(tokens, k) {
+		if hopByHop(k) || listed(tokens, k) || mimicsProxyHeader(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -328,6 +328,47 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request, reqID string, tokens []
 	bw.WriteString("\r\n")
 }
 
+// mimicsProxyHeader reports whether a client's header name reads as one of
+// those the proxy sets (X-Forwarded-For, -Proto, -Host, X-Request-Id) once
+// "_" is taken for "-", as CGI and WSGI servers do (X_Forwarded_For and
+// X-Forwarded-For both become HTTP_X_FORWARDED_FOR): such fields are
+// dropped, not forwarded, so a client cannot pass itself off as the proxy.
+func mimicsProxyHeader(k string) bool {
+	if strings.IndexByte(k, '_') < 0 {
+		return false
+	}
+	for _, name := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", headerRequestID} {
+		if len(k) == len(name) && equalFoldDash(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldDash compares header names case-insensitively, with "_" and
+// "-" alike.
+func equalFoldDash(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 func listed(tokens []string, k string) bool {
 	for _, t := range tokens {
 		if strings.EqualFold(t, k) {
@@ -353,10 +394,12 @@ type respHead struct {
 	gotBytes bool // anything of the response was read
 }
 
-// readResponseHead parses a response head (skipping 1xx ones) into a: the
-// headers to forward go to a.hdrBuf/a.hdrEntries.
-func readResponseHead(a *attempt, br *bufio.Reader, head bool) (respHead, error) {
+// readResponseHead parses the head of the response to a request with the
+// given method (skipping 1xx ones) into a: the headers to forward go to
+// a.hdrBuf/a.hdrEntries. Interim and final heads share one size limit.
+func readResponseHead(a *attempt, br *bufio.Reader, method string) (respHead, error) {
 	var hd respHead
+	total := 0
 	for {
 		a.hdrBuf, a.hdrEntries = a.hdrBuf[:0], a.hdrEntries[:0]
 		line, err := readLine(a, br)
@@ -365,6 +408,9 @@ func readResponseHead(a *attempt, br *bufio.Reader, head bool) (respHead, error)
 		}
 		if err != nil {
 			return hd, err
+		}
+		if total += len(line); total > maxResponseHeaderBytes {
+			return hd, errResponseTooLarge
 		}
 		// HTTP/1.x SP 3DIGIT [SP reason]
 		if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
@@ -383,7 +429,7 @@ func readResponseHead(a *attempt, br *bufio.Reader, head bool) (respHead, error)
 		}
 		http10 := line[7] == '0'
 		hd = respHead{status: status, length: -1, close: http10, gotBytes: true}
-		if err := readHeaders(a, br, &hd, http10); err != nil {
+		if err := readHeaders(a, br, &hd, http10, &total); err != nil {
 			return hd, err
 		}
 		if status >= 100 && status < 200 {
@@ -392,7 +438,12 @@ func readResponseHead(a *attempt, br *bufio.Reader, head bool) (respHead, error)
 			}
 			continue // interim responses (100, 103) are not forwarded
 		}
-		hd.noBody = head || status == http.StatusNoContent || status == http.StatusNotModified
+		hd.noBody = method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified
+		if method == http.MethodConnect && status < 300 {
+			// The app would open a tunnel: the connection is no longer
+			// HTTP, and the front has no tunnel to give the client.
+			return hd, fmt.Errorf("%w: %d to CONNECT", errBadResponse, status)
+		}
 		if !hd.noBody && !hd.chunked && hd.length < 0 {
 			hd.close = true // the body ends when the upstream closes
 		}
@@ -428,10 +479,10 @@ func readLine(a *attempt, br *bufio.Reader) ([]byte, error) {
 	return line, nil
 }
 
-// readHeaders parses header fields up to the blank line. Hop-by-hop fields
-// are interpreted (framing, Connection) and dropped.
-func readHeaders(a *attempt, br *bufio.Reader, hd *respHead, http10 bool) error {
-	total := 0
+// readHeaders parses header fields up to the blank line, counting their
+// bytes in *total. Hop-by-hop fields are interpreted (framing, Connection)
+// and dropped.
+func readHeaders(a *attempt, br *bufio.Reader, hd *respHead, http10 bool, total *int) error {
 	keepAlive := false
 	lengthIdx := -1
 	tokens := a.connTokens[:0]
@@ -443,7 +494,7 @@ func readHeaders(a *attempt, br *bufio.Reader, hd *respHead, http10 bool) error 
 		if len(line) == 0 {
 			break
 		}
-		if total += len(line); total > maxResponseHeaderBytes {
+		if *total += len(line); *total > maxResponseHeaderBytes {
 			return errResponseTooLarge
 		}
 		if line[0] == ' ' || line[0] == '\t' {
@@ -458,15 +509,13 @@ func readHeaders(a *attempt, br *bufio.Reader, hd *respHead, http10 bool) error 
 			return fmt.Errorf("%w: header name %q", errBadResponse, truncate(line[:colon]))
 		}
 		value := bytes.TrimRight(bytes.TrimLeft(line[colon+1:], " \t"), " \t")
-		for _, c := range value {
-			if (c < 0x20 && c != '\t') || c == 0x7f {
-				return fmt.Errorf("%w: control character in header %s", errBadResponse, key)
-			}
+		if !validFieldValue(value) {
+			return fmt.Errorf("%w: control character in header %s", errBadResponse, key)
 		}
 		switch key {
 		case "Content-Length":
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 {
+			n, ok := parseContentLength(value)
+			if !ok {
 				return fmt.Errorf("%w: Content-Length %q", errBadResponse, truncate(value))
 			}
 			if hd.length >= 0 && n != hd.length {
@@ -478,7 +527,9 @@ func readHeaders(a *attempt, br *bufio.Reader, hd *respHead, http10 bool) error 
 			hd.length = n
 			lengthIdx = len(a.hdrEntries)
 		case "Transfer-Encoding":
-			if !bytes.EqualFold(value, []byte("chunked")) || hd.chunked {
+			if !bytes.EqualFold(value, []byte("chunked")) || hd.chunked || http10 {
+				// HTTP/1.0 has no chunked coding: its framing is faulty
+				// (RFC 9112, 6.1).
 				return fmt.Errorf("%w: unsupported Transfer-Encoding %q", errBadResponse, truncate(value))
 			}
 			hd.chunked = true
@@ -491,7 +542,7 @@ func readHeaders(a *attempt, br *bufio.Reader, hd *respHead, http10 bool) error 
 					hd.close = true
 				case bytes.EqualFold(tok, []byte("keep-alive")):
 					keepAlive = true
-				case len(tok) > 0 && len(tokens) < cap(tokens):
+				case len(tok) > 0:
 					tokens = append(tokens, string(tok))
 				}
 			}
@@ -617,8 +668,9 @@ func copyChunked(a *attempt, br *bufio.Reader) (keep bool, rerr, werr error) {
 			return false, err, nil
 		}
 	}
-	// Trailers.
+	// Trailers, within the size limit of a head.
 	h := a.w.Header()
+	total := 0
 	for {
 		line, err := readLine(a, br)
 		if err != nil {
@@ -626,6 +678,9 @@ func copyChunked(a *attempt, br *bufio.Reader) (keep bool, rerr, werr error) {
 		}
 		if len(line) == 0 {
 			return true, nil, nil
+		}
+		if total += len(line); total > maxResponseHeaderBytes {
+			return false, errResponseTooLarge, nil
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
@@ -635,11 +690,42 @@ func copyChunked(a *attempt, br *bufio.Reader) (keep bool, rerr, werr error) {
 		if !ok {
 			return false, fmt.Errorf("%w: trailer name %q", errBadResponse, truncate(line[:colon])), nil
 		}
+		value := bytes.TrimRight(bytes.TrimLeft(line[colon+1:], " \t"), " \t")
+		if !validFieldValue(value) {
+			return false, fmt.Errorf("%w: control character in trailer %s", errBadResponse, key), nil
+		}
 		if hopByHop(key) || key == "Content-Length" {
 			continue
 		}
-		h[http.TrailerPrefix+key] = append(h[http.TrailerPrefix+key], string(bytes.TrimSpace(line[colon+1:])))
+		h[http.TrailerPrefix+key] = append(h[http.TrailerPrefix+key], string(value))
 	}
+}
+
+// validFieldValue reports whether a header value has no control
+// characters (tabs aside).
+func validFieldValue(v []byte) bool {
+	for _, c := range v {
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// parseContentLength parses a Content-Length value: digits only (no sign,
+// no list), as net/http reads it.
+func parseContentLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // canonicalKey returns the canonical form of a header name, without

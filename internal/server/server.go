@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/proxy"
@@ -54,7 +57,19 @@ type Config struct {
 	// DockerHost is the Docker Engine's address ("" = $DOCKER_HOST, else
 	// the default socket).
 	DockerHost string
+	// HTTPSAddr is the HTTPS listener (default ":443"; "off" = no HTTPS).
+	HTTPSAddr string
+	// Certs configures certificates (ACME, the internal CA); DataDir,
+	// Logger and the listener addresses are filled in by Start.
+	Certs certs.Options
+	// MetricsAddr serves Prometheus metrics at /metrics ("" = off).
+	MetricsAddr string
+	// AccessLog receives the proxy's JSON access log (nil = none).
+	AccessLog io.Writer
 }
+
+// HTTPSOff as Config.HTTPSAddr turns HTTPS off.
+const HTTPSOff = "off"
 
 // Server is a running moorage server.
 type Server struct {
@@ -66,12 +81,15 @@ type Server struct {
 	proxy    *proxy.Proxy
 	engine   *engine.Engine
 
-	apiLn, httpLn net.Listener
-	apiSrv        *http.Server
-	httpSrv       *http.Server
-	serveErr      chan error
-	wg            sync.WaitGroup
-	shutdownOnce  sync.Once
+	certs *certs.Manager
+	edge  *edge.Edge
+
+	apiLn, httpLn, httpsLn, metricsLn net.Listener
+	apiSrv, httpsSrv, metricsSrv      *http.Server
+	front                             *proxy.Server
+	serveErr                          chan error
+	wg                                sync.WaitGroup
+	shutdownOnce                      sync.Once
 }
 
 // New returns a server; Start starts it.
@@ -87,6 +105,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = ":80"
+	}
+	if cfg.HTTPSAddr == "" {
+		cfg.HTTPSAddr = ":443"
 	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 2 << 30
@@ -126,25 +147,59 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("process runtime: %w", err)
 	}
 	s.runtimes = map[string]runtime.Runtime{prt.Name(): prt}
+	unavailable := map[string]error{}
+	prefix := s.cfg.DockerPrefix
 	drt, err := docker.New(ctx, docker.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "docker"),
-		Prefix: s.cfg.DockerPrefix, Host: s.cfg.DockerHost})
+		Prefix: prefix, Host: s.cfg.DockerHost})
 	if err != nil {
-		// The server still runs process apps; a docker deploy fails with
-		// "runtime not available".
+		// The server still runs process apps; a docker deploy fails and
+		// says why.
+		unavailable[docker.Name] = err
 		s.log.Warn("docker runtime not available: apps with runtime docker cannot be deployed until the server is restarted with a reachable engine", "err", err)
 	} else {
 		s.runtimes[drt.Name()] = drt
 	}
-	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy")})
+	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy"), AccessLog: s.cfg.AccessLog})
 
 	// Bind before recovering, so a taken port fails the start before
-	// anything changes.
+	// anything changes (and before certificates are managed: challenges
+	// must find these listeners, not bind their own).
+	httpsOn := s.cfg.HTTPSAddr != HTTPSOff
+	if httpsOn {
+		if err := edge.CheckListeners(s.cfg.HTTPAddr, s.cfg.HTTPSAddr); err != nil {
+			return err
+		}
+	}
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("proxy listen on %s: %w (use --http to pick another address)", s.cfg.HTTPAddr, err)
+	}
+	if httpsOn {
+		if s.httpsLn, err = net.Listen("tcp", s.cfg.HTTPSAddr); err != nil {
+			return fmt.Errorf("https listen on %s: %w (use --https to pick another address, or --https off)", s.cfg.HTTPSAddr, err)
+		}
+	}
+	if s.cfg.MetricsAddr != "" {
+		if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics listen on %s: %w (use --metrics to pick another address)", s.cfg.MetricsAddr, err)
+		}
 	}
 	if s.apiLn, err = listenUnix(s.cfg.Socket); err != nil {
 		return err
 	}
+
+	var challenge func(http.ResponseWriter, *http.Request) bool
+	httpsPort := 0
+	if httpsOn {
+		co := s.cfg.Certs
+		co.DataDir, co.Logger = s.cfg.DataDir, s.log.With("component", "certs")
+		co.HTTPAddr, co.HTTPSAddr = s.httpLn.Addr().String(), s.httpsLn.Addr().String()
+		if s.certs, err = certs.New(co); err != nil {
+			return fmt.Errorf("certificates: %w", err)
+		}
+		challenge = s.certs.HandleHTTPChallenge
+		httpsPort = s.httpsLn.Addr().(*net.TCPAddr).Port
+	}
+	s.edge = edge.New(s.proxy, edge.Options{HTTPSPort: httpsPort, Challenge: challenge})
 
 	box, err := secrets.LoadOrCreate(filepath.Join(s.cfg.DataDir, "secrets.key"))
 	if err != nil {
@@ -153,9 +208,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	sid := make([]byte, 8)
 	rand.Read(sid)
 	s.engine = engine.New(engine.Options{
-		Store: s.store, Runtimes: s.runtimes, Proxy: s.proxy,
+		Store: s.store, Runtimes: s.runtimes, Unavailable: unavailable, Proxy: s.proxy,
 		ServerID: hex.EncodeToString(sid), Logger: s.log.With("component", "engine"), Secrets: box,
-		DataDir: s.cfg.DataDir,
+		DataDir: s.cfg.DataDir, Certs: s.certs, Edge: s.edge,
 	})
 	if err := s.engine.Start(ctx); err != nil {
 		// Recovery problems are recorded per app; the server still serves
@@ -171,23 +226,53 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Engine: s.engine, UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
 		Limits: archive.Limits{MaxBytes: s.cfg.MaxUpload, MaxFiles: 200000},
 		Version: api.Version{Version: version.String(), Schema: store.SchemaVersion(), Runtimes: names,
-			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String()},
+			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr()},
 		Logger: s.log.With("component", "api"),
+		Certs:  s.certs,
 	}
 	os.RemoveAll(apiSrv.UploadDir) // leftovers of an interrupted upload
 	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.httpSrv = &http.Server{
-		Handler:           s.proxy,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+
+	// The plain HTTP listener: the proxy's own front (fast path for simple
+	// requests, hardened net/http for the rest), through the edge (ACME
+	// challenges, HTTPS redirects, canonical hosts).
+	s.front = s.proxy.NewServer(proxy.ServerOptions{Handler: s.edge})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.front.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- err
+		}
+	}()
+	if httpsOn {
+		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: s.edge})
+		s.httpsSrv.TLSConfig = s.certs.TLSConfig()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.httpsSrv.ServeTLS(s.httpsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.serveErr <- err
+			}
+		}()
 	}
-	s.serve(s.httpSrv, s.httpLn)
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", s.proxy.MetricsHandler())
+		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.serve(s.metricsSrv, s.metricsLn)
+	}
 	s.serve(s.apiSrv, s.apiLn)
 	s.log.Info("moorage server started", "version", version.String(), "data_dir", s.cfg.DataDir,
-		"socket", s.cfg.Socket, "http", s.httpLn.Addr().String(), "runtimes", strings.Join(names, ","))
+		"socket", s.cfg.Socket, "http", s.httpLn.Addr().String(), "https", s.HTTPSAddr(), "runtimes", strings.Join(names, ","))
 	return nil
+}
+
+// HTTPSAddr is the HTTPS listener's bound address ("" when off).
+func (s *Server) HTTPSAddr() string {
+	if s.httpsLn == nil {
+		return ""
+	}
+	return s.httpsLn.Addr().String()
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener) {
@@ -235,9 +320,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				}
 			}
 		}
-		if s.httpSrv != nil {
-			if e := s.httpSrv.Shutdown(ctx); e != nil {
-				s.httpSrv.Close()
+		if s.front != nil {
+			if e := s.front.Shutdown(ctx); e != nil {
+				s.front.Close()
+			}
+		}
+		for _, srv := range []*http.Server{s.httpsSrv, s.metricsSrv} {
+			if srv != nil {
+				if e := srv.Shutdown(ctx); e != nil {
+					srv.Close()
+				}
 			}
 		}
 		s.wg.Wait()
@@ -252,8 +344,13 @@ func (s *Server) closeAll() {
 		s.apiLn.Close()
 		os.Remove(s.cfg.Socket)
 	}
-	if s.httpLn != nil {
-		s.httpLn.Close()
+	for _, ln := range []net.Listener{s.httpLn, s.httpsLn, s.metricsLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if s.certs != nil {
+		s.certs.Close()
 	}
 	if s.proxy != nil {
 		s.proxy.Close()
