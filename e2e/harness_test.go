@@ -70,6 +70,8 @@ type server struct {
 	// images on the shared engine.
 	runtime string
 	prefix  string
+	// args are extra `moorage server` flags.
+	args []string
 }
 
 // freePort returns a free loopback port.
@@ -92,7 +94,13 @@ func startServer(t *testing.T, env ...string) *server {
 // startServerRT starts a server whose deploys use runtime rt.
 func startServerRT(t *testing.T, rt string, env ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt}
+	return startServerArgs(t, rt, nil, env...)
+}
+
+// startServerArgs starts a server with extra flags.
+func startServerArgs(t *testing.T, rt string, args []string, env ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {
 		requireDocker(t)
 		s.prefix = fmt.Sprintf("mt%x", time.Now().UnixNano()&0xffffff)
@@ -128,6 +136,7 @@ func (s *server) start(env ...string) {
 	if s.prefix != "" {
 		args = append(args, "--docker-prefix", s.prefix)
 	}
+	args = append(args, s.args...)
 	s.cmd = exec.Command(binary, args...)
 	s.env = append(os.Environ(), env...)
 	s.cmd.Env = s.env

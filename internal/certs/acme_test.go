@@ -89,7 +89,7 @@ func TestACME(t *testing.T) {
 			}
 			// Pebble logs its HTTP-01 validations: there must be one for the
 			// HTTP-01 name and none for the other (validated by TLS-ALPN-01).
-			viaHTTP := strings.Contains(peb.log.String(), "validate w/ HTTP: http://"+tc.host+":")
+			viaHTTP := strings.Contains(peb.srv.Log(), "validate w/ HTTP: http://"+tc.host+":")
 			if viaHTTP != (tc.name == "http-01") {
 				t.Errorf("validated over HTTP: %v", viaHTTP)
 			}
@@ -217,7 +217,7 @@ type hammer struct {
 	serials  map[string]int
 }
 
-func startHammer(t *testing.T, s *stack, peb *pebble, url, want string) *hammer {
+func startHammer(t *testing.T, s *stack, peb *peb, url, want string) *hammer {
 	h := &hammer{done: make(chan struct{}), serials: map[string]int{}}
 	run := func(keepAlive bool) {
 		defer h.wg.Done()
