@@ -15,6 +15,7 @@ import (
 // or its rollback target; `moorage prune` reports what it frees, old logs
 // included.
 func TestPrune(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec, "  monitor: 1s", "  monitor: 1s\n  keep_releases: 2")...)
 	for i := 1; i <= 4; i++ {
@@ -65,6 +66,7 @@ func TestPrune(t *testing.T) {
 
 // Logs survive deploys and a server restart; --release and --since filter.
 func TestLogsAcrossDeploysAndRestarts(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)
@@ -92,6 +94,7 @@ func TestLogsAcrossDeploysAndRestarts(t *testing.T) {
 
 // Maintenance mode serves a 503 page while the instances stay healthy.
 func TestMaintenanceMode(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)
@@ -120,6 +123,7 @@ func TestMaintenanceMode(t *testing.T) {
 // An accessory is never restarted by deploys unless its spec changed, and
 // `moorage accessory restart` restarts it on purpose.
 func TestAccessoryLifecycle(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	if _, err := exec.LookPath("busybox"); err != nil {
 		t.Skip("needs busybox (apt-get install busybox-static)")
@@ -155,5 +159,33 @@ func TestAccessoryLifecycle(t *testing.T) {
 	// Services reach it through the variables moorage sets.
 	if out := s.mustRun("run", "-a", "hello", "--", "sh", "-c", "echo $MOORAGE_ACCESSORY_CACHE_ADDR"); strings.TrimSpace(out) != "127.0.0.1:"+port {
 		t.Fatalf("MOORAGE_ACCESSORY_CACHE_ADDR = %q", out)
+	}
+}
+
+// A volume is removed only by `moorage volume rm --yes`, and only once no
+// release mounts it.
+func TestVolumeRemove(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	app := helloApp(t, append(fastSpec, "  data: {mount: /app/data}", "  data: {mount: /app/data}\n  scratch: {mount: /app/scratch, services: [worker]}")...)
+	s.deploy(app, 0)
+	dir := s.volumePath("hello", "scratch")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("volume scratch: %v", err)
+	}
+	if out, errOut, code := s.run("volume", "rm", "-a", "hello", "scratch", "--yes"); code == 0 || !strings.Contains(out+errOut, "mounted by worker") {
+		t.Fatalf("removing a mounted volume: %d %s%s", code, out, errOut)
+	}
+	editSpec(t, app, "\n  scratch: {mount: /app/scratch, services: [worker]}", "")
+	s.deploy(app, 0)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal("a deploy removed a volume")
+	}
+	if out, errOut, code := s.run("volume", "rm", "-a", "hello", "scratch"); code == 0 || !strings.Contains(out+errOut, "--yes") {
+		t.Fatalf("rm without --yes: %d %s%s", code, out, errOut)
+	}
+	s.mustRun("volume", "rm", "-a", "hello", "scratch", "--yes")
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatal("the volume is still there")
 	}
 }

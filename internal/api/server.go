@@ -53,6 +53,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/restore", s.restoreBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/verify", s.verifyBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/prune", s.prune)
+	mux.HandleFunc("DELETE /v1/apps/{app}/volumes/{name}", s.removeVolume)
 	mux.HandleFunc("GET /v1/certs", s.certs)
 	mux.HandleFunc("POST /v1/certs/renew", s.renewCert)
 	mux.HandleFunc("GET /v1/ca", s.ca)
@@ -547,4 +548,21 @@ func (s *Server) ca(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	w.Write(s.Certs.RootPEM())
+}
+
+func (s *Server) removeVolume(w http.ResponseWriter, r *http.Request) {
+	app, ok := s.app(w, r)
+	if !ok {
+		return
+	}
+	if err := s.Engine.RemoveVolume(r.Context(), app, r.PathValue("name"), owner(r)); err != nil {
+		var le *store.LockedError
+		if errors.As(err, &le) || errors.Is(err, store.ErrNotFound) {
+			writeErr(w, err)
+			return
+		}
+		writeError(w, http.StatusConflict, "in_use", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
 }

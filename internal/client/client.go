@@ -375,3 +375,8 @@ func (c *Client) CA(ctx context.Context) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
 }
+
+// RemoveVolume deletes a volume and its data.
+func (c *Client) RemoveVolume(ctx context.Context, app, name string) error {
+	return c.sendJSON(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(app)+"/volumes/"+url.PathEscape(name), nil, nil)
+}

@@ -323,3 +323,9 @@ type Runtime interface {
 	// Close releases the runtime's resources. Instances keep running.
 	Close() error
 }
+
+// VolumeRemover is implemented by runtimes that can delete a volume and its
+// data (an explicit operator command; deploys never do).
+type VolumeRemover interface {
+	RemoveVolume(ctx context.Context, app, name string) error
+}

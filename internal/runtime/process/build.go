@@ -388,3 +388,25 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 	}
 	return d, nil
 }
+
+// RemoveVolume deletes a volume and its data. Only an explicit `moorage
+// volume rm` calls it; nothing else ever removes a volume.
+func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	if err := validName("app", app); err != nil {
+		return err
+	}
+	if err := validName("volume", name); err != nil {
+		return err
+	}
+	d := r.volumeDir(app, name)
+	if _, err := os.Stat(d); err != nil {
+		return fmt.Errorf("volume %s of %s: %w", name, app, runtime.ErrNotFound)
+	}
+	if err := os.RemoveAll(d); err != nil {
+		return fmt.Errorf("remove volume %s of %s: %w", name, app, err)
+	}
+	return nil
+}
