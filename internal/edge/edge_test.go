@@ -76,9 +76,9 @@ func newServer(t *testing.T) *server {
 	})
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(s.certs.RootPEM())
-	d := &net.Dialer{Timeout: 5 * time.Second}
+	d := &net.Dialer{Timeout: 30 * time.Second}
 	s.client = &http.Client{
-		Timeout: 10 * time.Second,
+		Timeout: 60 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: roots},
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
