@@ -102,6 +102,7 @@ func pgBin(t *testing.T) string {
 // is backed up with pg_dump, its rows changed, restored: the original rows
 // are back. verify restores into a scratch database.
 func TestPostgresBackupRestore(t *testing.T) {
+	t.Parallel()
 	bin := pgBin(t)
 	_, port, _ := strings.Cut(freePort(t), ":")
 	accessory := fmt.Sprintf(`accessories:
@@ -171,10 +172,10 @@ volumes:`, bin, port)
 // A scheduled backup into a read-only directory fails loudly: in `moorage
 // ps`, in the backup list and in the events; a manual one exits non-zero.
 func TestScheduledBackupFailureIsLoud(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("a read-only mount needs root (root ignores permission bits, so a mode is not enough)")
 	}
-	t.Parallel()
 	ro := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a read-only tmpfs: %v %s", err, out)

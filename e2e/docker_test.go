@@ -74,6 +74,7 @@ func (s *server) containers(t *testing.T) map[string]container {
 // request that cannot reach it and routes to its new port once it is back,
 // and no GET fails.
 func TestDockerKillUnderTraffic(t *testing.T) {
+	t.Parallel()
 	s := startServerRT(t, "docker")
 	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
@@ -148,6 +149,7 @@ func TestDockerKillUnderTraffic(t *testing.T) {
 // re-adopts them all without restarting any (same container IDs, same
 // StartedAt).
 func TestDockerServerRestartKeepsContainers(t *testing.T) {
+	t.Parallel()
 	s := startServerRT(t, "docker")
 	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
@@ -252,6 +254,7 @@ func buildStoreImage(t *testing.T, s *server) string {
 // An accessory with a volume keeps its data, and keeps running, across 5
 // app deploys and a server restart; the app reaches it by name.
 func TestDockerAccessoryKeepsItsData(t *testing.T) {
+	t.Parallel()
 	s := startServerRT(t, "docker")
 	image := buildStoreImage(t, s)
 	app := s.hello(t, append(fastSpec, "volumes:\n  data:",

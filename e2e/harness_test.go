@@ -113,6 +113,7 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 // runtimes runs a test on each runtime: process always, docker when an
 // engine is reachable (required when MOORAGE_REQUIRE_DOCKER=1).
 func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
+	t.Parallel()
 	for _, rt := range []string{"process", "docker"} {
 		t.Run(rt, func(t *testing.T) { fn(t, rt) })
 	}

@@ -43,6 +43,7 @@ func port(addr string) int {
 // plain HTTP redirects with 308 keeping path and query, and `moorage certs`
 // shows it.
 func TestHTTPSAutoWithPebble(t *testing.T) {
+	t.Parallel()
 	httpAddr, httpsAddr := freePort(t), freePort(t)
 	peb := pebble.Start(t, pebble.Options{HTTPPort: port(httpAddr), TLSPort: port(httpsAddr)})
 	s := &server{t: t, dataDir: t.TempDir(), http: httpAddr, https: httpsAddr,
@@ -105,6 +106,7 @@ func TestHTTPSAutoWithPebble(t *testing.T) {
 // client trusting only `moorage server ca` connects by IP; canonical hosts
 // redirect.
 func TestHTTPSInternalByIP(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",
 		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [127.0.0.1, app.internal, www.app.internal], tls: internal, canonical: app.internal}")...)

@@ -76,6 +76,7 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 
 // A deploy goes on to its end on the server when the client goes away.
 func TestClientDisconnectDeployContinues(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)
@@ -118,6 +119,7 @@ func TestClientDisconnectDeployContinues(t *testing.T) {
 // `moorage init` writes a starter spec that parses, and refuses to
 // overwrite one.
 func TestInit(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "My_App")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)

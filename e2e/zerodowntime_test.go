@@ -15,6 +15,7 @@ import (
 // behind a waiting client) across 3 consecutive deploys of examples/hello
 // records no transport error and no non-2xx answer.
 func TestZeroDowntimeFixedRate(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	setMessage(t, app, "rate 0")
