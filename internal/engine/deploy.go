@@ -254,7 +254,8 @@ func accessoryHash(a *spec.Accessory) string {
 // targetOf is what a plan converges to for rel: its spec, and the replicas
 // of its services with the app's `moorage scale` overrides applied.
 func targetOf(rel *store.Release, scale map[string]int) *Target {
-	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: formation(rel.Spec, scale), AccessoryHash: map[string]string{}}
+	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: formation(rel.Spec, scale), AccessoryHash: map[string]string{},
+		ImageHealthcheck: rel.Artifact.Healthcheck}
 	for name, a := range rel.Spec.Accessories {
 		t.AccessoryHash[name] = accessoryHash(a)
 	}

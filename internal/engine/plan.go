@@ -55,6 +55,8 @@ func (g Gate) String() string {
 		return "ready on tcp connect"
 	case "started":
 		return "watched by the monitor"
+	case "image":
+		return "ready when the image's HEALTHCHECK passes"
 	case "command":
 		return "ready when `" + strings.Join(g.Command, " ") + "` passes"
 	default:
@@ -185,6 +187,9 @@ type Target struct {
 	Formation map[string]int
 	// AccessoryHash is the hash of each accessory's spec.
 	AccessoryHash map[string]string
+	// ImageHealthcheck: the artifact has its own health check (a docker
+	// HEALTHCHECK), which gates services the spec gives none.
+	ImageHealthcheck bool
 }
 
 // Replicas is the target's replica count for a service.
@@ -359,7 +364,7 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		if len(idx) == 0 {
 			continue
 		}
-		st := Start{Service: name, Release: t.Release, Indices: idx, Gate: gateFor(svc), Routed: svc.Routed()}
+		st := Start{Service: name, Release: t.Release, Indices: idx, Gate: t.gateFor(svc), Routed: svc.Routed()}
 		if svc.Routed() || o.startFirst {
 			before = append(before, st)
 		} else {
@@ -413,7 +418,7 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 				old = append(old, in.ID)
 			}
 		}
-		g := gateFor(svc)
+		g := t.gateFor(svc)
 		if g.Kind == "min_ready" && o.monitor > 0 {
 			// The monitor window watches it for crashes: no need to wait
 			// min_ready before the window starts.
@@ -463,6 +468,15 @@ func runningRouted(t Target, observed []runtime.Instance) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// gateFor says when an instance of svc is ready: its health check, else
+// the image's own (docker HEALTHCHECK), else having stayed up min_ready.
+func (t Target) gateFor(svc *spec.Service) Gate {
+	if svc.Health == nil && t.ImageHealthcheck {
+		return Gate{Kind: "image", Interval: spec.DefaultHealthInterval, Within: spec.DefaultStartPeriod}
+	}
+	return gateFor(svc)
 }
 
 func gateFor(svc *spec.Service) Gate {

@@ -275,3 +275,19 @@ converge hello v2 (active: v2)
   5. activate v2
 `)
 }
+
+// A service without a health check of its own is gated on the image's
+// HEALTHCHECK when the artifact has one.
+func TestPlanImageHealthcheckGate(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v2", sp)
+	tg.ImageHealthcheck = true
+	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg})
+	s := p.String()
+	if !strings.Contains(s, "worker v2 ×1 [1], ready when the image's HEALTHCHECK passes") {
+		t.Errorf("worker not gated on the image's health check:\n%s", s)
+	}
+	if !strings.Contains(s, "web v2 ×2 [1 2], ready on http /healthz") {
+		t.Errorf("web must keep its own check:\n%s", s)
+	}
+}

@@ -290,6 +290,18 @@ func (r *run) waitGate(ctx context.Context, g gated) error {
 			code, err := r.rt.Exec(ctx, id, runtime.ExecSpec{Cmd: cmd, Stdout: lw, Stderr: lw})
 			return code, b.String(), err
 		})
+	case "image":
+		id := g.in.ID
+		check = func(ctx context.Context) error {
+			_, in, err := r.e.runtimeOf(ctx, r.rel.App, id)
+			if err != nil {
+				return err
+			}
+			if in.Health != "healthy" {
+				return fmt.Errorf("%w: the image's HEALTHCHECK says %q", health.ErrUnhealthy, in.Health)
+			}
+			return nil
+		}
 	default:
 		t := time.NewTimer(g.gate.Within)
 		defer t.Stop()

@@ -64,6 +64,9 @@ type Artifact struct {
 	Workdir string `json:"workdir,omitempty"`
 	// User is the image's configured user (docker), "" when unknown or none.
 	User string `json:"user,omitempty"`
+	// Healthcheck says the image defines a HEALTHCHECK (docker): services
+	// without a health check of their own are gated on it.
+	Healthcheck bool `json:"healthcheck,omitempty"`
 }
 
 // BuildRequest asks for the artifact of a new release.
@@ -168,6 +171,10 @@ type Instance struct {
 	// docker "db":5432 on the app network, process 127.0.0.1:port).
 	Host string `json:"host,omitempty"`
 	Port int    `json:"port,omitempty"`
+
+	// Health is the image's own health check status when it has one
+	// (docker HEALTHCHECK): "starting", "healthy" or "unhealthy".
+	Health string `json:"health,omitempty"`
 
 	PID       int       `json:"pid,omitempty"`
 	StartedAt time.Time `json:"started_at"` // last (re)start

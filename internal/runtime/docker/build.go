@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
@@ -78,7 +79,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 			return fail(err)
 		}
 		fmt.Fprintf(out, "using image %s (%s)\n", sp.Image, shortID(img.ID))
-		return runtime.Artifact{Runtime: Name, Ref: img.ID, User: user}, nil
+		return runtime.Artifact{Runtime: Name, Ref: img.ID, User: user, Healthcheck: hasHealthcheck(img.Config)}, nil
 	}
 
 	var b spec.Build
@@ -134,7 +135,16 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		return fail(err)
 	}
 	fmt.Fprintf(out, "built image %s (%s) in %s\n", tag, shortID(img.ID), time.Since(start).Round(time.Millisecond))
-	return runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user}, nil
+	return runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user, Healthcheck: hasHealthcheck(img.Config)}, nil
+}
+
+// hasHealthcheck reports whether an image defines a HEALTHCHECK (not
+// HEALTHCHECK NONE).
+func hasHealthcheck(c *dockerspec.DockerOCIImageConfig) bool {
+	if c == nil || c.Healthcheck == nil || len(c.Healthcheck.Test) == 0 {
+		return false
+	}
+	return c.Healthcheck.Test[0] != "NONE"
 }
 
 // checkRoot refuses an image that would run a service as root unless the

@@ -796,3 +796,34 @@ func TestContainerSettings(t *testing.T) {
 		t.Errorf("stopped with %+v, want SIGUSR1 and exit 0", got)
 	}
 }
+
+// An image's HEALTHCHECK is reported: the artifact says it has one, and the
+// instance's health follows it.
+func TestImageHealthcheck(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	df := "FROM scratch\nWORKDIR /app\nCOPY app /app/app\nUSER 65534\nHEALTHCHECK --interval=1s --timeout=2s CMD [\"/app/app\", \"exit\", \"0\"]\n"
+	art, out, err := buildImage(e.ctx, e.rt, e.app, df, nil, nil)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !art.Healthcheck {
+		t.Fatalf("artifact does not report the image's HEALTHCHECK: %+v", art)
+	}
+	if fix.art.Healthcheck {
+		t.Fatalf("an image without HEALTHCHECK reports one")
+	}
+	s := e.service("web", 1, "serve")
+	s.Artifact = art
+	e.start(s)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if in := e.instance(s.ID()); in.Health == "healthy" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never became healthy: %+v", e.instance(s.ID()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

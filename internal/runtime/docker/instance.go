@@ -117,6 +117,9 @@ func (r *Runtime) instance(c *container.InspectResponse) runtime.Instance {
 		in.StartedAt = t
 	}
 	in.ExitCode = st.ExitCode
+	if st.Health != nil {
+		in.Health = string(st.Health.Status)
+	}
 	if sup != nil {
 		in.Restarts = sup.restartCount()
 	} else {
