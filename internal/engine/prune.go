@@ -44,6 +44,10 @@ func (e *Engine) Prune(ctx context.Context, app string, dryRun bool) (*PruneRepo
 		pa := PrunedArtifact{Release: r.ID(), Ref: r.Artifact.Ref}
 		if r.Artifact.Runtime == spec.RuntimeProcess {
 			pa.Bytes = dirSize(r.Artifact.Ref)
+		} else if rt, err := e.Runtime(r.Artifact.Runtime); err == nil {
+			if sz, ok := rt.(runtime.ArtifactSizer); ok {
+				pa.Bytes, _ = sz.ArtifactSize(ctx, r.Artifact)
+			}
 		}
 		if !dryRun {
 			rt, err := e.Runtime(r.Artifact.Runtime)

@@ -32,6 +32,11 @@ type upstreamRequest struct {
 type scriptBackend struct {
 	ln      net.Listener
 	respond func(c net.Conn, r *upstreamRequest) bool
+	// abortive closes connections with a reset rather than a FIN, leaving
+	// no TIME_WAIT behind (fuzzing opens and closes connections by the
+	// hundred thousand; a new connection from a port whose old one sits
+	// in TIME_WAIT on this side can stall).
+	abortive bool
 
 	mu    sync.Mutex
 	seen  []*upstreamRequest
@@ -72,6 +77,9 @@ func (b *scriptBackend) accept() {
 func (b *scriptBackend) serve(c net.Conn) {
 	defer b.wg.Done()
 	defer func() {
+		if b.abortive {
+			_ = c.(*net.TCPConn).SetLinger(0)
+		}
 		c.Close()
 		b.mu.Lock()
 		delete(b.conns, c)

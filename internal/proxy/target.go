@@ -111,6 +111,9 @@ func (t *target) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header["X-Forwarded-For"] = prior
 	}
 	pr.SetXForwarded()
+	// ReverseProxy sends "Te: trailers" on when the client asked for
+	// trailers; TE is hop-by-hop, and the fast path drops it: so here.
+	delete(pr.Out.Header, "Te")
 	for k := range pr.Out.Header {
 		if mimicsProxyHeader(k) {
 			delete(pr.Out.Header, k)

@@ -264,7 +264,8 @@ func hopByHop(k string) bool {
 
 // writeRequestHead writes r's request line and headers for the upstream:
 // hop-by-hop headers dropped, X-Forwarded-For appended to, X-Forwarded-Proto
-// and -Host set, the request ID set.
+// and -Host set, the request ID set, the client's Forwarded dropped: the
+// same fields the slow path's ReverseProxy (target.rewrite) sends.
 func writeRequestHead(bw *bufio.Writer, r *http.Request, reqID string, tokens []string) {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
@@ -290,8 +291,8 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request, reqID string, tokens []
 	}
 	for k, vs := range r.Header {
 		switch k {
-		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", headerRequestID, "Host":
-			continue
+		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", headerRequestID, "Host":
+			continue // set below; Forwarded, from a client, is not trusted (as on the slow path)
 		}
 		if hopByHop(k) || listed(tokens, k) || mimicsProxyHeader(k) {
 			continue

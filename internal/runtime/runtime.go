@@ -336,3 +336,9 @@ type Runtime interface {
 type VolumeRemover interface {
 	RemoveVolume(ctx context.Context, app, name string) error
 }
+
+// ArtifactSizer is implemented by runtimes that can tell an artifact's size
+// (what pruning it frees).
+type ArtifactSizer interface {
+	ArtifactSize(ctx context.Context, a Artifact) (int64, error)
+}

@@ -702,3 +702,12 @@ func (l *lineWriter) Flush() {
 		l.buf = nil
 	}
 }
+
+// ArtifactSize is an image's size.
+func (r *Runtime) ArtifactSize(ctx context.Context, a runtime.Artifact) (int64, error) {
+	img, err := r.cli.ImageInspect(ctx, a.Ref)
+	if err != nil {
+		return 0, err
+	}
+	return img.Size, nil
+}
