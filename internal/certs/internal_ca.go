@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/moorage/moorage/internal/fsutil"
 )
 
 // Internal CA defaults.
@@ -82,10 +84,10 @@ func loadOrCreateCA(dir string, lifetime time.Duration) (*internalCA, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("internal ca: %w", err)
 		}
-		if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
 			return nil, fmt.Errorf("internal ca: %w", err)
 		}
-		if err := writeFileAtomic(crtPath, crtPEM, 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(crtPath, crtPEM, 0o600); err != nil {
 			return nil, fmt.Errorf("internal ca: %w", err)
 		}
 	case crtErr != nil:
@@ -252,40 +254,4 @@ func randomSerial() *big.Int {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
 	return n.Add(n, big.NewInt(1))
-}
-
-// writeFileAtomic writes data to path durably: a temporary file in the same
-// directory, fsynced, renamed over path, then the directory fsynced.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename: a no-op
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,6 +172,7 @@ func newFrontHarness(t testing.TB) *frontHarness {
 		_, err := io.WriteString(c, okResponse("ok:"+r.req.Header.Get(headerRequestID)))
 		return err == nil
 	})
+	h.backend.abortive = true
 	mustSetApp(t, h.p, "app", RouteTargets{
 		Route: Route{
 			Health: HealthCheck{Interval: time.Hour},
@@ -209,13 +212,11 @@ func newFrontHarness(t testing.TB) *frontHarness {
 }
 
 // exchange sends data as one client connection (then half-closes it) and
-// returns everything the server sent back and the requests it handled.
-func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontRecord) {
+// returns everything the server sent back, the requests it handled and
+// the client's address.
+func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontRecord, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", h.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialChurn(t, h.addr)
 	defer c.Close()
 	_ = c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT left by a million connections
 	local := c.LocalAddr().String()
@@ -224,9 +225,10 @@ func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontReco
 		delete(h.byConn, local)
 		h.mu.Unlock()
 	}()
-	// Generous: the server must end the exchange itself (it read the
-	// client's EOF); hitting this deadline means it hung.
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	// The server must end the exchange itself (it read the client's EOF);
+	// hitting this deadline means it hung. (Generous, but under the fuzzing
+	// engine's 10s, past which it reports a hang without saying where.)
+	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
 	_, _ = c.Write(data) // the server may close early (Connection: close, errors)
 	_ = c.(*net.TCPConn).CloseWrite()
 	out, err := io.ReadAll(c)
@@ -237,7 +239,7 @@ func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontReco
 	h.mu.Lock()
 	recs := h.byConn[local]
 	h.mu.Unlock()
-	return out, recs
+	return out, recs, c.LocalAddr().(*net.TCPAddr).IP.String()
 }
 
 // upstream returns (and forgets) what the app received.
@@ -263,12 +265,15 @@ func FuzzFrontMatchesNetHTTP(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	h := newFrontHarness(f)
+	if fh, err := os.OpenFile(fmt.Sprintf("/tmp/rev/crash-%d.txt", os.Getpid()), os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		debug.SetCrashOutput(fh, debug.CrashOptions{})
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
 			t.Skip()
 		}
 		h.upstream() // leftovers of an earlier input
-		out, recs := h.exchange(t, data)
+		out, recs, clientIP := h.exchange(t, data)
 		ups := h.upstream()
 		if p := h.panics.take(); p != "" {
 			t.Fatalf("panic serving %q: %s", truncateBytes(data), p)
@@ -314,7 +319,7 @@ func FuzzFrontMatchesNetHTTP(f *testing.F) {
 					t.Fatalf("request %d: %q never reached the app", i, head)
 				}
 				for _, u := range u {
-					compareUpstreamRequest(t, i, head, rec, ref, u.req)
+					compareUpstreamRequest(t, i, head, rec, ref, u.req, clientIP)
 				}
 			}
 			// The client's response to it, in order and well-formed.
@@ -418,9 +423,9 @@ func compareFrontRequest(t *testing.T, i int, head []byte, rec *frontRecord, ref
 
 // compareUpstreamRequest checks that the app received the request net/http
 // read, with the proxy's changes.
-func compareUpstreamRequest(t *testing.T, i int, head []byte, rec *frontRecord, ref, up *http.Request) {
+func compareUpstreamRequest(t *testing.T, i int, head []byte, rec *frontRecord, ref, up *http.Request, clientIP string) {
 	t.Helper()
-	want := forwardedHeader(ref.Header, "127.0.0.1", "http", ref.Host, rec.id)
+	want := forwardedHeader(ref.Header, clientIP, "http", ref.Host, rec.id)
 	switch {
 	case up.Method != ref.Method, up.RequestURI != ref.URL.RequestURI(), up.Host != ref.Host:
 		t.Fatalf("request %d: %q reached the app as %s %s Host=%q", i, head, up.Method, up.RequestURI, up.Host)

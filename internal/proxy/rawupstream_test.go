@@ -11,14 +11,16 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // upstreamRequest is a request as an app instance received it: the raw
 // head bytes, net/http's reading of them and the body.
 type upstreamRequest struct {
-	head []byte
-	req  *http.Request
+	head    []byte
+	req     *http.Request
 	body    []byte
 	err     error // the head did not parse: the proxy sent a malformed request
 	bodyErr error // the body broke off (as the client's may have)
@@ -182,6 +184,23 @@ func readUpstreamRequest(br *bufio.Reader) (*upstreamRequest, bool) {
 		_, r.bodyErr = io.ReadFull(br, r.body)
 	}
 	return r, true
+}
+
+// churnDialer dials from a different loopback address each time
+// (127.0.0.2 to 127.0.0.251): fuzzing opens connections by the hundred
+// thousand, and a new connection from an address and port whose previous
+// one still sits in TIME_WAIT on the server's side stalls for seconds.
+var churnDialer struct{ next atomic.Uint32 }
+
+func dialChurn(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	ip := net.IPv4(127, 0, 0, byte(2+churnDialer.next.Add(1)%250))
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // okResponse is a well-formed response with body.

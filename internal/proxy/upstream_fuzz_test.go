@@ -19,10 +19,10 @@ import (
 
 // Flags of FuzzUpstreamResponse's first argument.
 const (
-	fuzzHead    = 1 << iota // the first client sends HEAD
-	fuzzHangUp              // the app closes the connection after its answer
-	fuzzHTTP10              // the first client speaks HTTP/1.0 (served by net/http, not the front)
-	fuzzSplit               // the answer is written in two parts
+	fuzzHead   = 1 << iota // the first client sends HEAD
+	fuzzHangUp             // the app closes the connection after its answer
+	fuzzHTTP10             // the first client speaks HTTP/1.0 (served by net/http, not the front)
+	fuzzSplit              // the answer is written in two parts
 )
 
 // responseSeeds are answers a broken or malicious app instance might give.
@@ -123,7 +123,7 @@ func newUpstreamHarness(t testing.TB) *upstreamHarness {
 			// Bytes past the end of a response can only be told from the
 			// answer to the next request once they have arrived: wait
 			// until the proxy's side has them all.
-			deadline := time.Now().Add(10 * time.Second)
+			deadline := time.Now().Add(5 * time.Second)
 			for unacked(c) > 0 && !peerGone(c) && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
@@ -183,18 +183,15 @@ func FuzzUpstreamResponse(f *testing.F) {
 		h.mu.Unlock()
 		tg := h.p.lookupTarget("a1")
 		tg.closeIdleConnections(false) // every input starts afresh
-		tg.recordCheck(nil, 1)          // healthy, whatever an earlier input did
+		tg.recordCheck(nil, 1)         // healthy, whatever an earlier input did
 		for len(h.written) > 0 {
 			<-h.written
 		}
 
-		c, err := net.Dial("tcp", h.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialChurn(t, h.addr)
 		defer c.Close()
-		_ = c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT (see scriptBackend.abortive)
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_ = c.(*net.TCPConn).SetLinger(0)                  // no TIME_WAIT (see scriptBackend.abortive)
+		_ = c.SetDeadline(time.Now().Add(8 * time.Second)) // under the fuzzing engine's 10s
 		fmt.Fprintf(c, "%s /fuzz %s\r\nHost: app.test\r\n\r\n", method, proto)
 		br := bufio.NewReader(c)
 		res, err := http.ReadResponse(br, &http.Request{Method: method})
@@ -208,17 +205,14 @@ func FuzzUpstreamResponse(f *testing.F) {
 		}
 		select {
 		case <-h.written:
-		case <-time.After(30 * time.Second):
+		case <-time.After(8 * time.Second):
 			t.Fatal("the instance never got the first request")
 		}
 		for i := range 2 {
 			id := fmt.Sprintf("n2-%d", i)
-			c2, err := net.Dial("tcp", h.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c2 := dialChurn(t, h.addr)
 			_ = c2.(*net.TCPConn).SetLinger(0)
-			_ = c2.SetDeadline(time.Now().Add(30 * time.Second))
+			_ = c2.SetDeadline(time.Now().Add(8 * time.Second))
 			fmt.Fprintf(c2, "GET /next HTTP/1.1\r\nHost: app.test\r\nX-Request-Id: %s\r\n\r\n", id)
 			res, err := http.ReadResponse(bufio.NewReader(c2), nil)
 			var body []byte

@@ -45,7 +45,7 @@ type Runtime struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	events *broker
+	events *runtime.Broker
 
 	builderOnce sync.Once
 	builder     builder
@@ -130,7 +130,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		stateDir: filepath.Join(dataDir, "runtime", Name),
 		ctx:      rctx,
 		cancel:   cancel,
-		events:   newBroker(),
+		events:   runtime.NewBroker(),
 		sups:     map[string]*supervisor{},
 		tasks:    map[string]bool{},
 		idLocks:  map[string]*idLock{},
@@ -167,7 +167,7 @@ func (r *Runtime) Close() error {
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
-	r.events.close()
+	r.events.Close()
 	return r.cli.Close()
 }
 

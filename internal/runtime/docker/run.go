@@ -167,7 +167,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	case werr != nil:
 		ev.Message = werr.Error()
 	}
-	r.events.publish(ev)
+	r.events.Publish(ev)
 	if killed != nil {
 		return code, fmt.Errorf("run %s: %w", id, killed)
 	}

@@ -269,5 +269,5 @@ func (r *Runtime) publish(s *supervisor, typ runtime.EventType, code int, msg st
 	ev.Message = msg
 	ev.Restarts = s.restartCount()
 	ev.Backoff = backoff
-	r.events.publish(ev)
+	r.events.Publish(ev)
 }

@@ -26,7 +26,7 @@ type Runtime struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	events *broker
+	events *runtime.Broker
 	kick   chan struct{} // wakes the event watcher
 
 	mu       sync.Mutex
@@ -88,7 +88,7 @@ func New(opts Options) (*Runtime, error) {
 		exe:      exe,
 		ctx:      ctx,
 		cancel:   cancel,
-		events:   newBroker(),
+		events:   runtime.NewBroker(),
 		kick:     make(chan struct{}, 1),
 		handles:  map[string]*handle{},
 		starting: map[string]bool{},
@@ -132,7 +132,7 @@ func (r *Runtime) Close() error {
 	for _, h := range hs {
 		h.closeWatch()
 	}
-	r.events.close()
+	r.events.Close()
 	r.wg.Wait()
 	return nil
 }

@@ -180,7 +180,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	if err != nil {
 		ev.Message = err.Error()
 	}
-	r.events.publish(ev)
+	r.events.Publish(ev)
 	if err != nil {
 		return res.code, fmt.Errorf("run %s: %w", id, err)
 	}

@@ -235,7 +235,7 @@ func (r *Runtime) publishEvents(h *handle) {
 			r.log.Warn("bad instance event", "instance", h.id, "err", err)
 			continue
 		}
-		r.events.publish(ev)
+		r.events.Publish(ev)
 	}
 }
 
