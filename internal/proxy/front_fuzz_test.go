@@ -1,3 +1,5 @@
+//go:build unix
+
 package proxy
 
 import (
@@ -11,10 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"os"
-	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,7 +154,7 @@ type frontRecord struct {
 // with a recording app instance and a static directory.
 type frontHarness struct {
 	p       *Proxy
-	addr    string
+	ln      *pipeListener // clients connect over socket pairs: no TCP churn
 	backend *scriptBackend
 	panics  *panicCatcher
 
@@ -192,22 +191,18 @@ func newFrontHarness(t testing.TB) *frontHarness {
 		r.Header[headerRequestID] = []string{rec.id} // to find it at the app
 		h.p.ServeHTTP(w, r)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.ln = newPipeListener()
 	s := h.p.NewServer(ServerOptions{Handler: wrap, ReadHeaderTimeout: 5 * time.Second})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = s.Serve(ln)
+		_ = s.Serve(h.ln)
 	}()
 	t.Cleanup(func() {
 		_ = s.Close()
 		<-done
 		_ = h.p.Close()
 	})
-	h.addr = ln.Addr().String()
 	return h
 }
 
@@ -216,9 +211,8 @@ func newFrontHarness(t testing.TB) *frontHarness {
 // the client's address.
 func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontRecord, string) {
 	t.Helper()
-	c := dialChurn(t, h.addr)
+	c := h.ln.dial(t)
 	defer c.Close()
-	_ = c.(*net.TCPConn).SetLinger(0) // no TIME_WAIT left by a million connections
 	local := c.LocalAddr().String()
 	defer func() {
 		h.mu.Lock()
@@ -230,7 +224,7 @@ func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontReco
 	// engine's 10s, past which it reports a hang without saying where.)
 	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
 	_, _ = c.Write(data) // the server may close early (Connection: close, errors)
-	_ = c.(*net.TCPConn).CloseWrite()
+	_ = c.(*pipeConn).CloseWrite()
 	out, err := io.ReadAll(c)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -265,9 +259,6 @@ func FuzzFrontMatchesNetHTTP(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	h := newFrontHarness(f)
-	if fh, err := os.OpenFile(fmt.Sprintf("/tmp/rev/crash-%d.txt", os.Getpid()), os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-		debug.SetCrashOutput(fh, debug.CrashOptions{})
-	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 64<<10 {
 			t.Skip()
@@ -483,25 +474,6 @@ func shadowsForwarded(k string) bool {
 		return true
 	}
 	return false
-}
-
-func headersEqual(a, b http.Header) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, va := range a {
-		if !slices.Equal(va, b[k]) {
-			return false
-		}
-	}
-	return true
-}
-
-func truncateBytes(b []byte) string {
-	if len(b) > 2048 {
-		return string(b[:2048]) + "…(" + strconv.Itoa(len(b)) + " bytes)"
-	}
-	return string(b)
 }
 
 // panicCatcher is a slog handler that keeps the first logged panic, and

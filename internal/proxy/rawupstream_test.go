@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // upstreamRequest is a request as an app instance received it: the raw
@@ -186,23 +186,6 @@ func readUpstreamRequest(br *bufio.Reader) (*upstreamRequest, bool) {
 	return r, true
 }
 
-// churnDialer dials from a different loopback address each time
-// (127.0.0.2 to 127.0.0.251): fuzzing opens connections by the hundred
-// thousand, and a new connection from an address and port whose previous
-// one still sits in TIME_WAIT on the server's side stalls for seconds.
-var churnDialer struct{ next atomic.Uint32 }
-
-func dialChurn(t testing.TB, addr string) net.Conn {
-	t.Helper()
-	ip := net.IPv4(127, 0, 0, byte(2+churnDialer.next.Add(1)%250))
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // okResponse is a well-formed response with body.
 func okResponse(body string) string {
 	return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
@@ -227,4 +210,25 @@ func rawRoundTrip(t testing.TB, srv *testServer, raw, method string) (*http.Resp
 	body, err := io.ReadAll(res.Body)
 	res.Body.Close()
 	return res, string(body), err
+}
+
+// headersEqual reports whether two headers have the same fields and values.
+func headersEqual(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, va := range a {
+		if !slices.Equal(va, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// truncateBytes quotes at most 2 KiB of b for a message.
+func truncateBytes(b []byte) string {
+	if len(b) > 2048 {
+		return string(b[:2048]) + "…(" + strconv.Itoa(len(b)) + " bytes)"
+	}
+	return string(b)
 }

@@ -1,3 +1,5 @@
+//go:build unix
+
 package proxy
 
 import (
@@ -9,8 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -91,7 +91,7 @@ var responseSeeds = []struct {
 // with the request ID it got.
 type upstreamHarness struct {
 	p      *Proxy
-	addr   string
+	ln     *pipeListener // clients connect over socket pairs: no TCP churn
 	panics *panicCatcher
 
 	mu     sync.Mutex
@@ -107,10 +107,19 @@ type upstreamHarness struct {
 func newUpstreamHarness(t testing.TB) *upstreamHarness {
 	t.Helper()
 	h := &upstreamHarness{panics: &panicCatcher{}, written: make(chan struct{}, 16)}
-	opts := Options{Logger: slog.New(h.panics), ResponseHeaderTimeout: 5 * time.Second}
-	var srv *testServer
-	h.p, srv = newTestProxy(t, opts)
-	h.addr = srv.Listener.Addr().String()
+	h.p = New(Options{Logger: slog.New(h.panics), ResponseHeaderTimeout: 5 * time.Second})
+	h.ln = newPipeListener()
+	s := h.p.NewServer(ServerOptions{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Serve(h.ln)
+	}()
+	t.Cleanup(func() {
+		_ = s.Close()
+		<-done
+		_ = h.p.Close()
+	})
 	b := newScriptBackend(t, func(c net.Conn, r *upstreamRequest) bool {
 		if r.req.URL.Path != "/fuzz" {
 			_, err := io.WriteString(c, okResponse("next:"+r.req.Header.Get(headerRequestID)))
@@ -157,9 +166,6 @@ func FuzzUpstreamResponse(f *testing.F) {
 		f.Add(s.flags, uint16(len(s.resp)/2), []byte(s.resp))
 	}
 	h := newUpstreamHarness(f)
-	if fh, err := os.OpenFile(fmt.Sprintf("/tmp/rev/crash-%d.txt", os.Getpid()), os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-		debug.SetCrashOutput(fh, debug.CrashOptions{})
-	}
 	f.Fuzz(func(t *testing.T, flags uint8, split uint16, answer []byte) {
 		if len(answer) > 256<<10 {
 			t.Skip()
@@ -181,16 +187,13 @@ func FuzzUpstreamResponse(f *testing.F) {
 			h.split = int(split) % len(answer)
 		}
 		h.mu.Unlock()
-		tg := h.p.lookupTarget("a1")
-		tg.closeIdleConnections(false) // every input starts afresh
-		tg.recordCheck(nil, 1)         // healthy, whatever an earlier input did
+		h.p.lookupTarget("a1").recordCheck(nil, 1) // healthy, whatever an earlier input did
 		for len(h.written) > 0 {
 			<-h.written
 		}
 
-		c := dialChurn(t, h.addr)
+		c := h.ln.dial(t)
 		defer c.Close()
-		_ = c.(*net.TCPConn).SetLinger(0)                  // no TIME_WAIT (see scriptBackend.abortive)
 		_ = c.SetDeadline(time.Now().Add(8 * time.Second)) // under the fuzzing engine's 10s
 		fmt.Fprintf(c, "%s /fuzz %s\r\nHost: app.test\r\n\r\n", method, proto)
 		br := bufio.NewReader(c)
@@ -210,8 +213,7 @@ func FuzzUpstreamResponse(f *testing.F) {
 		}
 		for i := range 2 {
 			id := fmt.Sprintf("n2-%d", i)
-			c2 := dialChurn(t, h.addr)
-			_ = c2.(*net.TCPConn).SetLinger(0)
+			c2 := h.ln.dial(t)
 			_ = c2.SetDeadline(time.Now().Add(8 * time.Second))
 			fmt.Fprintf(c2, "GET /next HTTP/1.1\r\nHost: app.test\r\nX-Request-Id: %s\r\n\r\n", id)
 			res, err := http.ReadResponse(bufio.NewReader(c2), nil)
