@@ -136,6 +136,34 @@ func groupMembers(pgid int) []procStat {
 	return out
 }
 
+// groupStopped reports whether every thread of every live process of
+// group pgid is stopped (state T or t), so none of them runs user code.
+func groupStopped(pgid int) bool {
+	for _, p := range groupMembers(pgid) {
+		dir := "/proc/" + strconv.Itoa(p.PID) + "/task"
+		tids, err := os.ReadDir(dir)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for _, t := range tids {
+			b, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			st, err := parseStat(b)
+			if err != nil {
+				return false
+			}
+			switch st.State {
+			case 'T', 't', 'Z', 'X':
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // signalName names a signal the way people write it: "SIGTERM".
 func signalName(sig syscall.Signal) string {
 	if n := unix.SignalName(sig); n != "" {

@@ -55,35 +55,58 @@ func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int,
 }
 
 // Pause stops every process of a running instance with SIGSTOP to its
-// process group. The shim does not count a stopped child as crashed.
+// process group, and returns once every thread of every one of them has
+// stopped: kill(2) only queues the signal, and until the group stop
+// completes the instance's other threads go on running (and answering,
+// and writing). The shim does not count a stopped child as crashed.
 func (r *Runtime) Pause(ctx context.Context, id string) error {
-	return r.signalGroup(id, syscall.SIGSTOP)
+	pgid, err := r.signalGroup(id, syscall.SIGSTOP)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, pauseTimeout)
+	defer cancel()
+	for !groupStopped(pgid) {
+		select {
+		case <-ctx.Done():
+			_ = syscall.Kill(-pgid, syscall.SIGCONT)
+			return fmt.Errorf("pause %s: its processes did not all stop: %w", id, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
 }
+
+// pauseTimeout bounds how long Pause waits for a group stop to complete.
+const pauseTimeout = 10 * time.Second
 
 // Resume continues a paused instance.
 func (r *Runtime) Resume(ctx context.Context, id string) error {
-	return r.signalGroup(id, syscall.SIGCONT)
+	_, err := r.signalGroup(id, syscall.SIGCONT)
+	return err
 }
 
-func (r *Runtime) signalGroup(id string, sig syscall.Signal) error {
+// signalGroup sends sig to the process group of a running instance and
+// returns the group's id.
+func (r *Runtime) signalGroup(id string, sig syscall.Signal) (int, error) {
 	if err := r.check(); err != nil {
-		return err
+		return 0, err
 	}
 	_, st, _, err := r.observe(id)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", sig, id, err)
+		return 0, fmt.Errorf("%s %s: %w", signalName(sig), id, err)
 	}
 	if st.State != runtime.StateRunning || st.PID == 0 || !alive(st.PID, st.PIDStart) {
-		return fmt.Errorf("%s %s: instance is %s, not running", sig, id, st.State)
+		return 0, fmt.Errorf("%s %s: instance is %s, not running", signalName(sig), id, st.State)
 	}
 	pgid := st.PGID
 	if pgid == 0 {
 		pgid = st.PID
 	}
 	if err := syscall.Kill(-pgid, sig); err != nil {
-		return fmt.Errorf("%s %s: %w", sig, id, err)
+		return 0, fmt.Errorf("%s %s: %w", signalName(sig), id, err)
 	}
-	return nil
+	return pgid, nil
 }
 
 // processEnv reads the environment of process pid (started at start) from
