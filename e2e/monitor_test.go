@@ -25,21 +25,21 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 	s.waitBody("/", "stable")
 	before := s.ps("hello")
 
-	// v2 passes its health gate, then crashes a few seconds after the cutover.
-	editSpec(t, app, "release:", "env:\n  HELLO_CRASH_AFTER: 3s\nrelease:")
+	// v2 passes its health gate, then crashes once traffic reaches it,
+	// which is after the cutover, however long starting took.
+	editSpec(t, app, "release:", "env:\n  HELLO_CRASH_AFTER_REQUESTS: \"3\"\nrelease:")
 	setMessage(t, app, "crashy")
 	ld := startLoader(s.http, "/", 2)
 	out := s.deploy(app, 1)
 	results := ld.stop()
-	for _, want := range []string{"crashed during the monitor window", "rolled back"} {
-		// Docker reports a container's exit only after its cleanup (~150ms
-		// here), by when the proxy may have found its port closed.
-		if rt == "docker" && want == "crashed during the monitor window" && strings.Contains(out, "failed its health check during the monitor window") {
-			continue
-		}
-		if !strings.Contains(out, want) {
-			t.Errorf("deploy output lacks %q:\n%s", want, out)
-		}
+	// The instance's port closes before its runtime reports the exit; the
+	// monitor waits a moment for that report, but on a loaded machine the
+	// health check's failure may still be what it names.
+	if !strings.Contains(out, "crashed during the monitor window") && !strings.Contains(out, "failed its health check during the monitor window") {
+		t.Errorf("deploy output names neither the crash nor the failed health check:\n%s", out)
+	}
+	if !strings.Contains(out, "rolled back") {
+		t.Errorf("deploy output lacks \"rolled back\":\n%s", out)
 	}
 	if f := failures(results); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed during the rollback; first: %s", len(f), len(results), f[0])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -19,6 +20,7 @@ type env struct {
 	dataDir  string // MOORAGE_VOLUME_DATA, or ./data
 
 	crashAfter   time.Duration // HELLO_CRASH_AFTER: exit 3 after this long
+	crashServed  int           // HELLO_CRASH_AFTER_REQUESTS: web exits 3 after answering this many GET /
 	unhealthy    bool          // HELLO_UNHEALTHY=1: /healthz answers 503
 	migrateSleep time.Duration // HELLO_MIGRATE_SLEEP: hold the migrate lock this long
 	migrateFail  bool          // HELLO_MIGRATE_FAIL=1: migrate exits 2
@@ -42,6 +44,11 @@ func loadEnv() (*env, error) {
 	}
 	if e.migrateSleep, err = durationEnv("HELLO_MIGRATE_SLEEP"); err != nil {
 		return nil, err
+	}
+	if v := os.Getenv("HELLO_CRASH_AFTER_REQUESTS"); v != "" {
+		if e.crashServed, err = strconv.Atoi(v); err != nil || e.crashServed < 1 {
+			return nil, fmt.Errorf("HELLO_CRASH_AFTER_REQUESTS=%q is not a count like 3: %w", v, ErrBadEnv)
+		}
 	}
 	return e, nil
 }

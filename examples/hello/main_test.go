@@ -405,6 +405,24 @@ func TestCrashAfter(t *testing.T) {
 	}
 }
 
+func TestCrashAfterRequests(t *testing.T) {
+	p, url := startWeb(t, appDir(t), map[string]string{"HELLO_CRASH_AFTER_REQUESTS": "2", "MOORAGE_RELEASE": "v2"})
+	expect(t, url+"/healthz", 200, "ok")
+	expect(t, url+"/", 200, "release=v2 message=Hello from moorage! instance=\n")
+	expect(t, url+"/healthz", 200, "ok")
+	expect(t, url+"/", 200, "release=v2 message=Hello from moorage! instance=\n")
+	if code := p.wait(t); code != 3 {
+		t.Errorf("status %d, want 3\n%s", code, p.output())
+	}
+	if !strings.Contains(p.stdout.String(), "HELLO_CRASH_AFTER_REQUESTS") {
+		t.Errorf("no crash message\n%s", p.output())
+	}
+	p = runHello(t, appDir(t), map[string]string{"HELLO_CRASH_AFTER_REQUESTS": "0"}, "web")
+	if p.code != 2 || !strings.Contains(p.stderr.String(), `HELLO_CRASH_AFTER_REQUESTS="0"`) {
+		t.Errorf("bad HELLO_CRASH_AFTER_REQUESTS: status %d, want 2 and an explanation\n%s", p.code, p.output())
+	}
+}
+
 func TestWebWithoutMessage(t *testing.T) {
 	p := runHello(t, t.TempDir(), map[string]string{"PORT": "0"}, "web")
 	if p.code != 1 || !strings.Contains(p.stderr.String(), "message.txt") {

@@ -37,7 +37,7 @@ func runWeb(ctx context.Context, e *env, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 
-	a := &webApp{env: e, message: strings.TrimSpace(string(msg))}
+	a := &webApp{env: e, log: log, message: strings.TrimSpace(string(msg))}
 	srv := &http.Server{
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -69,8 +69,10 @@ func runWeb(ctx context.Context, e *env, log *slog.Logger) error {
 // webApp holds the state of the web handlers.
 type webApp struct {
 	env      *env
+	log      *slog.Logger
 	message  string       // message.txt, read once at startup
 	inflight atomic.Int64 // requests being served
+	served   atomic.Int64 // GET / answered
 }
 
 func (a *webApp) routes() http.Handler {
@@ -90,13 +92,22 @@ func (a *webApp) routes() http.Handler {
 
 func text(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	fmt.Fprint(w, body)
 }
 
 // index answers "release=<release> message=<message> instance=<instance>\n".
+// With HELLO_CRASH_AFTER_REQUESTS=N, the Nth answer is the last: the process
+// exits with status 3 once it is sent. Health checks do not count, so a
+// release crashes only once real traffic reaches it (after a cutover).
 func (a *webApp) index(w http.ResponseWriter, _ *http.Request) {
 	text(w, http.StatusOK, fmt.Sprintf("release=%s message=%s instance=%s\n", a.env.release, a.message, a.env.instance))
+	if n := a.env.crashServed; n > 0 && a.served.Add(1) == int64(n) {
+		_ = http.NewResponseController(w).Flush()
+		a.log.Error("crashing on purpose", "reason", "HELLO_CRASH_AFTER_REQUESTS", "after", n, "exit_status", 3)
+		os.Exit(3)
+	}
 }
 
 // healthz answers 200 "ok", or 503 forever with HELLO_UNHEALTHY=1.

@@ -569,12 +569,29 @@ func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
 		case <-tick.C:
 			for _, ts := range r.e.proxy.Status(r.rel.App) {
 				if ts.Routed && r.routed[ts.ID] == s.Release && !ts.Healthy {
+					// An instance that exits closes its port before its
+					// runtime reports the exit: give the report a moment,
+					// so that the deploy says "crashed (exit status 3)"
+					// rather than "connection refused" when that is what
+					// happened.
+					select {
+					case ev := <-w.ch:
+						return &instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed during the monitor window (%s)", ev.Instance, ev.Message)}
+					case <-time.After(crashAttribution):
+					case <-ctx.Done():
+						return ErrInterrupted
+					}
 					return &instanceError{id: ts.ID, err: fmt.Errorf("%s failed its health check during the monitor window: %s", ts.ID, ts.LastError)}
 				}
 			}
 		}
 	}
 }
+
+// crashAttribution is how long the monitor waits, after a failed health
+// check, for a crash report that explains it. The proxy already sends no
+// traffic to the failed instance meanwhile.
+const crashAttribution = 2 * time.Second
 
 func (r *run) drain(ctx context.Context, s Step, out *stepOutput) error {
 	timeout := spec.DefaultDrainTimeout
