@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -24,12 +25,60 @@ type managedName struct {
 }
 
 // nameStatus is the obtain/renew history of an ACME name, from certmagic's
-// events.
+// events and manage's attempts.
 type nameStatus struct {
 	obtaining   bool
 	lastRenewal time.Time
 	lastErr     string
 	errAt       time.Time
+	nextAttempt time.Time // when a failed obtain is tried again (zero: not waiting)
+}
+
+// DefaultRetryIntervals are the waits between failed attempts to obtain a
+// certificate (Options.RetryIntervals): quick at first, for a DNS record
+// or a firewall rule just fixed, then spaced out up to every 6 hours,
+// forever. After a failure, retries for Let's Encrypt's production CA go
+// through its staging CA first (certmagic's rule), so they do not use up
+// the production CA's limit on failed validations.
+var DefaultRetryIntervals = []time.Duration{
+	time.Minute, 2 * time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute,
+	10 * time.Minute, 10 * time.Minute, 20 * time.Minute, 20 * time.Minute, 20 * time.Minute,
+	30 * time.Minute, 30 * time.Minute, time.Hour, time.Hour, 2 * time.Hour, 3 * time.Hour,
+	6 * time.Hour,
+}
+
+// publicCAHosts are the ACME servers of public CAs, which only certify
+// public domain names.
+var publicCAHosts = map[string]string{
+	"api.letsencrypt.org": "Let's Encrypt", // and acme-staging-v02.api.letsencrypt.org
+	"acme.zerossl.com":    "ZeroSSL",
+	"api.pki.goog":        "Google Trust Services",
+	"api.buypass.com":     "Buypass",
+	"acme.ssl.com":        "SSL.com",
+}
+
+// publicCA names the public CA whose ACME directory ca is, or "".
+func publicCA(ca string) string {
+	u, err := url.Parse(ca)
+	if err != nil {
+		return ""
+	}
+	h := strings.ToLower(u.Hostname())
+	for suffix, name := range publicCAHosts {
+		if h == suffix || strings.HasSuffix(h, "."+suffix) {
+			return name
+		}
+	}
+	return ""
+}
+
+// oneAttempt is an issuer as obtainCfg uses it: it never prompts on
+// standard input for an email address, which certmagic does in its
+// interactive (one-attempt) mode when none is configured.
+type oneAttempt struct{ *certmagic.ACMEIssuer }
+
+func (i oneAttempt) PreCheck(ctx context.Context, names []string, _ bool) error {
+	return i.ACMEIssuer.PreCheck(ctx, names, false)
 }
 
 // setupACME builds the certmagic cache, config and issuers.
@@ -71,7 +120,17 @@ func (m *Manager) setupACME() error {
 	}
 	noHTTP := o.DisableHTTPChallenge || httpPort == 0
 	noTLSALPN := o.DisableTLSALPNChallenge || tlsPort == 0
-	m.acmeOK = !noHTTP || !noTLSALPN
+	switch {
+	case !noHTTP || !noTLSALPN:
+	case o.DisableHTTPChallenge && o.DisableTLSALPNChallenge:
+		m.acme.off = "both ACME challenges are turned off on this server (--acme-challenges): allow http-01, tls-alpn-01 or both, or use tls: internal or tls: {cert, key}"
+	case o.DisableHTTPChallenge:
+		m.acme.off = "the HTTP-01 challenge is turned off (--acme-challenges) and the server has no HTTPS listener for TLS-ALPN-01: allow http-01, or give the server --https"
+	case o.DisableTLSALPNChallenge:
+		m.acme.off = "the TLS-ALPN-01 challenge is turned off (--acme-challenges) and the server has no HTTP listener for HTTP-01: allow tls-alpn-01, or give the server --http"
+	default:
+		m.acme.off = "the server has neither an HTTP nor an HTTPS listener to answer ACME challenges on"
+	}
 
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic.Load(), nil },
@@ -109,7 +168,7 @@ func (m *Manager) setupACME() error {
 			email = o.Email
 		}
 		tmpl := certmagic.ACMEIssuer{
-			CA: f.CA, Email: email, Agreed: true,
+			CA: f.CA, Email: email, Agreed: true, TrustedRoots: roots,
 			DisableHTTPChallenge: noHTTP, DisableTLSALPNChallenge: noTLSALPN,
 			ListenHost: listenHost, AltHTTPPort: httpPort, AltTLSALPNPort: tlsPort,
 			Logger: zl,
@@ -123,8 +182,28 @@ func (m *Manager) setupACME() error {
 		m.issuers = append(m.issuers, certmagic.NewACMEIssuer(cfg, tmpl))
 	}
 	cfg.Issuers = nil // certmagic.New put Let's Encrypt there by default
+	m.obtainCfg = certmagic.New(m.cache, certmagic.Config{
+		RenewalWindowRatio: o.RenewalWindowRatio,
+		OnEvent:            m.onEvent,
+		ShouldEmitFunc:     cfg.ShouldEmitFunc,
+		Storage:            cfg.Storage,
+		Logger:             zl,
+	})
+	m.obtainCfg.Issuers = nil
+	var public []string
+	allPublic := true
 	for _, iss := range m.issuers {
 		cfg.Issuers = append(cfg.Issuers, iss)
+		m.obtainCfg.Issuers = append(m.obtainCfg.Issuers, oneAttempt{iss})
+		switch name := publicCA(iss.CA); {
+		case name == "":
+			allPublic = false // a private CA may certify any name
+		case !slices.Contains(public, name):
+			public = append(public, name)
+		}
+	}
+	if allPublic {
+		m.acme.publicCA = strings.Join(public, " and ")
 	}
 	m.magic.Store(cfg)
 	return nil
@@ -195,9 +274,10 @@ func (m *Manager) syncManagedLocked(want map[string]bool) {
 }
 
 // manage loads name's certificate from storage, renewing it if due, or
-// obtains one, retrying with backoff (certmagic's: 1, 2, 2, 5, 10 minutes…
-// up to a day between attempts, for 30 days) until it succeeds or name is
-// dropped. Failures are recorded by onEvent and show in List.
+// obtains one, retrying failed attempts after Options.RetryIntervals (the
+// last one repeating) until it succeeds or name is dropped: a name is
+// never given up on while a site serves it. Failures are recorded and
+// show in List, with the time of the next attempt.
 func (m *Manager) manage(ctx context.Context, name string) {
 	defer m.wg.Done()
 	cfg := m.magic.Load()
@@ -214,10 +294,31 @@ func (m *Manager) manage(ctx context.Context, name string) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		m.noteError(name, fmt.Errorf("load the stored certificate: %w", err))
 	}
-	if err := cfg.ObtainCertAsync(ctx, name); err != nil {
-		return // dropped, or closed (failed attempts were recorded)
+	for attempts := 0; ; attempts++ {
+		// certmagic reads the attempt number: a retry for Let's Encrypt's
+		// production CA tries its staging CA first.
+		actx := context.WithValue(ctx, certmagic.AttemptsCtxKey, &attempts)
+		err := m.obtainCfg.ObtainCertSync(actx, name)
+		if ctx.Err() != nil {
+			return // dropped, or closed
+		}
+		if err == nil {
+			m.setNextAttempt(name, time.Time{})
+			m.reload(ctx, name)
+			return
+		}
+		wait := m.opts.RetryIntervals[min(attempts, len(m.opts.RetryIntervals)-1)]
+		m.noteError(name, err)
+		m.setNextAttempt(name, time.Now().Add(wait))
+		m.log.Warn("certificate failed; retrying", "name", name, "attempt", attempts+1, "retry_in", wait, "err", errText(err))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
-	m.reload(ctx, name)
 }
 
 // reload puts name's certificate from storage into the cache, replacing
@@ -303,7 +404,11 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 		st.lastErr, st.errAt = "", time.Time{}
 	case "cert_failed":
 		st.obtaining = false
-		st.lastErr = fmt.Sprint(data["error"])
+		err, _ := data["error"].(error)
+		if err == nil {
+			err = fmt.Errorf("%v", data["error"])
+		}
+		st.lastErr = errText(err)
 		st.errAt = time.Now()
 	}
 	m.statusMu.Unlock()
@@ -315,17 +420,42 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 	case "cert_obtained":
 		m.log.Info(what+" obtained", "name", name, "issuer", data["issuer"])
 	case "cert_failed":
-		m.log.Warn(what+" failed; retrying with backoff", "name", name, "err", data["error"])
+		m.log.Warn(what+" failed", "name", name, "err", data["error"])
 	}
 	return nil
 }
 
-// noteError records an error of name that is not a certmagic event.
+// noteError records an error of name.
 func (m *Manager) noteError(name string, err error) {
-	m.log.Warn("certificate", "name", name, "err", err)
+	m.log.Debug("certificate", "name", name, "err", err)
 	m.statusMu.Lock()
 	defer m.statusMu.Unlock()
 	if st := m.status[name]; st != nil {
-		st.lastErr, st.errAt = err.Error(), time.Now()
+		st.lastErr, st.errAt = errText(err), time.Now()
 	}
+}
+
+// setNextAttempt records when name is tried again (zero: it is not
+// waiting).
+func (m *Manager) setNextAttempt(name string, at time.Time) {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	if st := m.status[name]; st != nil {
+		st.nextAttempt = at
+	}
+}
+
+// errText is an ACME failure as moorage certs shows it: the CA's problem
+// (its type and detail, which say what the CA saw) rather than the chain
+// of wrappers around it.
+func errText(err error) string {
+	var p acme.Problem
+	if !errors.As(err, &p) {
+		return err.Error()
+	}
+	s := strings.TrimPrefix(p.Type, "urn:ietf:params:acme:error:") + ": " + p.Detail
+	for _, sp := range p.Subproblems {
+		s += "; " + strings.TrimPrefix(sp.Type, "urn:ietf:params:acme:error:") + ": " + sp.Detail
+	}
+	return s
 }

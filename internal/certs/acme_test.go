@@ -2,9 +2,12 @@ package certs_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/testutil/pebble"
 )
 
 const shortLived = 24 // seconds: the validity of Pebble's "shortlived" profile
@@ -353,5 +357,121 @@ func checkModes(t *testing.T, m *certs.Manager) {
 	})
 	if keys < 3 { // the internal root's, the account's, a certificate's
 		t.Errorf("only %d keys under %s", keys, dir)
+	}
+}
+
+// TestACMEFallbackEAB: a name the first CA refuses is obtained from the
+// fallback CA, which requires External Account Binding with known
+// credentials; the other names keep coming from the first CA.
+func TestACMEFallbackEAB(t *testing.T) {
+	s := newStack(t, "127.0.0.1")
+	primary := startPebble(t, portOf(s.httpAddr), s.httpsPort, shortLived) // refuses blockedName
+	const kid = "moorage-test-kid"
+	hmac := base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	fallback := pebble.Start(t, pebble.Options{HTTPPort: portOf(s.httpAddr), TLSPort: s.httpsPort, EAB: map[string]string{kid: hmac}})
+	// One roots file for both ACME servers' own HTTPS.
+	roots := filepath.Join(t.TempDir(), "acme-roots.pem")
+	var pemBytes []byte
+	for _, f := range []string{primary.caRoot, fallback.CARoot} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemBytes = append(pemBytes, b...)
+	}
+	if err := os.WriteFile(roots, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := certs.New(certs.Options{
+		DataDir: t.TempDir(), Logger: testLogger(t), CA: primary.dir, CARoot: roots, Email: "ops@moorage.test",
+		HTTPAddr: s.httpAddr, HTTPSAddr: s.httpsAddr, RetryIntervals: []time.Duration{time.Second},
+		Fallback: &certs.Issuer{CA: fallback.Dir, EABKeyID: kid, EABMACKey: hmac},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s.mgr.Store(m)
+	good := "good.moorage.test"
+	hosts := []string{good, blockedName}
+	s.addApp(t, "fb", []certs.Site{{Hosts: hosts, Mode: spec.TLSAuto}}, []edge.Site{{Hosts: hosts, TLS: true}})
+	for _, name := range hosts {
+		eventually(t, 60*time.Second, "a certificate for "+name, func() bool {
+			in, _ := info(m, "fb", name)
+			return in.Status == certs.StatusValid
+		})
+	}
+	c := client(nil, s.httpsAddr, s.httpAddr, false)
+	c.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify = true // verified below, against each CA
+	for _, tc := range []struct {
+		name      string
+		from, not *x509.CertPool
+		fromWhich string
+	}{{blockedName, fallback.Roots, primary.roots, "the fallback"}, {good, primary.roots, fallback.Roots, "the first CA"}} {
+		resp, err := c.Get("https://" + tc.name + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		chain := resp.TLS.PeerCertificates
+		inter := x509.NewCertPool()
+		for _, ic := range chain[1:] {
+			inter.AddCert(ic)
+		}
+		verify := func(roots *x509.CertPool) error {
+			_, err := chain[0].Verify(x509.VerifyOptions{DNSName: tc.name, Roots: roots, Intermediates: inter})
+			return err
+		}
+		if resp.StatusCode != 200 || verify(tc.from) != nil || verify(tc.not) == nil {
+			t.Errorf("%s: %d, want a certificate from %s (verify: %v; against the other: %v)", tc.name, resp.StatusCode, tc.fromWhich, verify(tc.from), verify(tc.not))
+		}
+	}
+}
+
+// TestACMERetry: a validation the CA cannot complete (the name resolves to
+// an address where nothing listens) fails and is retried on its own, with
+// the backoff Options.RetryIntervals sets, until it succeeds once DNS is
+// fixed: no redeploy, no restart; moorage certs shows the error and the
+// next attempt meanwhile.
+func TestACMERetry(t *testing.T) {
+	s := newStack(t, "127.0.0.1")
+	peb := startPebble(t, portOf(s.httpAddr), s.httpsPort, shortLived)
+	m, err := certs.New(certs.Options{
+		DataDir: t.TempDir(), Logger: testLogger(t), CA: peb.dir, CARoot: peb.caRoot, Email: "ops@moorage.test",
+		HTTPAddr: s.httpAddr, HTTPSAddr: s.httpsAddr, RetryIntervals: []time.Duration{200 * time.Millisecond, 400 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s.mgr.Store(m)
+	name := "later.moorage.test"
+	peb.srv.SetA(t, name, "127.0.0.2") // the CA finds nobody there
+	s.addApp(t, "later", []certs.Site{{Hosts: []string{name}, Mode: spec.TLSAuto}}, []edge.Site{{Hosts: []string{name}, TLS: true}})
+
+	var failed certs.Info
+	eventually(t, 60*time.Second, "the name to fail", func() bool {
+		failed, _ = info(m, "later", name)
+		return failed.Status == certs.StatusFailed && failed.LastError != "" && !failed.NextAttempt.IsZero()
+	})
+	if !strings.Contains(failed.LastError, "127.0.0.2") && !strings.Contains(failed.LastError, "connection refused") {
+		t.Errorf("last error: %q", failed.LastError)
+	}
+	// It is retried: a later attempt fails again.
+	eventually(t, 60*time.Second, "a retry", func() bool {
+		in, _ := info(m, "later", name)
+		return in.LastErrorAt.After(failed.LastErrorAt)
+	})
+	peb.srv.ClearA(t, name) // DNS fixed
+	var in certs.Info
+	eventually(t, 60*time.Second, "a certificate after the retry", func() bool {
+		in, _ = info(m, "later", name)
+		return in.Status == certs.StatusValid
+	})
+	if in.LastError != "" || !in.NextAttempt.IsZero() {
+		t.Errorf("after success: %+v", in)
+	}
+	if code, body, _ := get(t, client(peb.roots, s.httpsAddr, s.httpAddr, false), "https://"+name+"/"); code != 200 || body != "hello from later" {
+		t.Errorf("GET https://%s/ = %d %q", name, code, body)
 	}
 }

@@ -36,6 +36,9 @@ type Info struct {
 	// by the next success.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// NextAttempt is when a certificate that could not be obtained is
+	// tried again (ACME; zero when no attempt is waiting).
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// Managed: moorage renews it (auto, internal); false for own files.
 	Managed bool `json:"managed"`
 }
@@ -64,6 +67,7 @@ func (m *Manager) List() []Info {
 	pending := map[string]*Info{} // app → its internal hosts without a leaf yet
 	for _, e := range entries {
 		switch e.mode {
+		case modeOff:
 		case modeAuto:
 			out = append(out, m.acmeInfo(e.app, e.host, now))
 		case modeFiles:
@@ -120,6 +124,7 @@ func (m *Manager) acmeInfo(app, name string, now time.Time) Info {
 	if st := m.status[name]; st != nil {
 		in.LastRenewal = st.lastRenewal
 		in.LastError, in.LastErrorAt = st.lastErr, st.errAt
+		in.NextAttempt = st.nextAttempt
 		if best == nil && st.lastErr != "" && !st.obtaining {
 			in.Status = StatusFailed
 		}

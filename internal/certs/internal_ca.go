@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moorage/moorage/internal/fsutil"
@@ -35,6 +36,12 @@ const (
 	maxInternalLeaves = 4096
 	// clockSkew backdates NotBefore, for clients whose clocks lag.
 	clockSkew = 5 * time.Minute
+	// newNameBurst and newNameEvery bound how fast the default route (which
+	// answers any name a client sends) gets leaves for names it has none
+	// for: newNameBurst at once, then one per newNameEvery. Configured
+	// hosts and IP addresses are not limited.
+	newNameBurst = 32
+	newNameEvery = 2 * time.Second
 )
 
 // Files of the internal CA, under <data-dir>/certs/internal.
@@ -53,8 +60,32 @@ type internalCA struct {
 	rootPEM  []byte
 	lifetime time.Duration
 
-	mu     sync.RWMutex
-	leaves map[string]*leaf // by cache key
+	mu       sync.RWMutex
+	leaves   map[string]*leaf    // by cache key
+	inflight map[string]*signing // leaves being signed, by cache key
+	newNames tokenBucket         // limits leaves for names the default route has none for
+
+	signed atomic.Int64 // leaves signed, for tests
+}
+
+// signing is a leaf being signed: handshakes that need the same leaf wait
+// for it instead of signing their own.
+type signing struct {
+	done chan struct{}
+	cert *tls.Certificate
+	err  error
+}
+
+// leafRequest says which leaf a handshake needs.
+type leafRequest struct {
+	key   string // cache key
+	app   string
+	host  string // the configured host it serves ("" for the default route)
+	names []string
+	ips   []net.IP
+	// limited: a name the default route answers without having been
+	// configured; new ones are rate-limited.
+	limited bool
 }
 
 // leaf is an issued leaf certificate.
@@ -108,7 +139,8 @@ func loadOrCreateCA(dir string, lifetime time.Duration) (*internalCA, error) {
 	}
 	return &internalCA{
 		root: pair.Leaf, key: signer, rootPEM: crtPEM, lifetime: lifetime,
-		leaves: map[string]*leaf{},
+		leaves: map[string]*leaf{}, inflight: map[string]*signing{},
+		newNames: tokenBucket{burst: newNameBurst, every: newNameEvery},
 	}, nil
 }
 
@@ -146,31 +178,80 @@ func createRoot() (crtPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// get returns the leaf cached under key, issuing it (again) when it is
-// missing or due: names and ips are its subject alternative names.
-func (ca *internalCA) get(key, app, host string, names []string, ips []net.IP) (*tls.Certificate, error) {
+// get returns the leaf cached under r.key, issuing it (again) when it is
+// missing or due. Signing happens outside the lock, once per key however
+// many handshakes need it at the same time; while a due leaf is being
+// reissued, the others are served the current one. New leaves for names
+// the default route answers without their being configured are
+// rate-limited.
+func (ca *internalCA) get(r leafRequest) (*tls.Certificate, error) {
 	now := time.Now()
 	ca.mu.RLock()
-	l := ca.leaves[key]
+	l := ca.leaves[r.key]
 	ca.mu.RUnlock()
 	if l != nil && now.Before(l.renewAt) {
 		return l.cert, nil
 	}
 	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	if l := ca.leaves[key]; l != nil && now.Before(l.renewAt) {
+	l = ca.leaves[r.key]
+	if l != nil && now.Before(l.renewAt) {
+		ca.mu.Unlock()
 		return l.cert, nil // issued while we waited
 	}
-	cert, err := ca.issue(now, names, ips)
-	if err != nil {
-		return nil, err
+	if s := ca.inflight[r.key]; s != nil {
+		ca.mu.Unlock()
+		if l != nil && now.Before(l.cert.Leaf.NotAfter) {
+			return l.cert, nil // due, still valid: serve it while it is reissued
+		}
+		<-s.done
+		return s.cert, s.err
 	}
-	if len(ca.leaves) >= maxInternalLeaves {
-		ca.evictLocked(now)
+	if l == nil && r.limited && !ca.newNames.take(now) {
+		ca.mu.Unlock()
+		return nil, fmt.Errorf("%w for %q: too many new names for the default route at once; retry in a few seconds (list the names in hosts: to have them served without limit)", ErrNoCertificate, r.names)
 	}
-	lifetime := cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore) - clockSkew
-	ca.leaves[key] = &leaf{cert: cert, renewAt: now.Add(lifetime * 2 / 3), app: app, host: host}
-	return cert, nil
+	s := &signing{done: make(chan struct{})}
+	ca.inflight[r.key] = s
+	ca.mu.Unlock()
+
+	s.cert, s.err = ca.issue(now, r.names, r.ips)
+
+	ca.mu.Lock()
+	delete(ca.inflight, r.key)
+	if s.err == nil {
+		if _, ok := ca.leaves[r.key]; !ok && len(ca.leaves) >= maxInternalLeaves {
+			ca.evictLocked(now)
+		}
+		lifetime := s.cert.Leaf.NotAfter.Sub(s.cert.Leaf.NotBefore) - clockSkew
+		ca.leaves[r.key] = &leaf{cert: s.cert, renewAt: now.Add(lifetime * 2 / 3), app: r.app, host: r.host}
+	}
+	ca.mu.Unlock()
+	close(s.done)
+	return s.cert, s.err
+}
+
+// tokenBucket allows burst events at once, then one per every.
+type tokenBucket struct {
+	burst  int
+	every  time.Duration
+	tokens float64
+	last   time.Time
+}
+
+// take reports whether an event may happen now, and counts it if so.
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens, b.last = float64(b.burst), now
+	}
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(float64(b.burst), b.tokens+float64(d)/float64(b.every))
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // evictLocked makes room for a leaf: the expired ones go, else one at
@@ -219,6 +300,7 @@ func (ca *internalCA) issue(now time.Time, names []string, ips []net.IP) (*tls.C
 	if err != nil {
 		return nil, fmt.Errorf("internal ca: sign a certificate for %v %v: %w", names, ips, err)
 	}
+	ca.signed.Add(1)
 	parsed, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, fmt.Errorf("internal ca: %w", err)

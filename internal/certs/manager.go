@@ -35,6 +35,7 @@ const (
 	modeAuto     = spec.TLSAuto
 	modeInternal = spec.TLSInternal
 	modeFiles    = spec.TLSFiles
+	modeOff      = spec.TLSOff // a site without TLS: it claims its hosts, serves no certificate
 )
 
 // Well-known ACME directories.
@@ -61,7 +62,8 @@ type Options struct {
 	// certificates, generous rate limits) instead; not with CA.
 	Staging bool
 	// CARoot is a PEM file of root certificates to trust, besides the
-	// system's, for the ACME server's own HTTPS (a private ACME CA).
+	// system's, for the ACME servers' own HTTPS (a private ACME CA, and
+	// the fallback's).
 	CARoot string
 	// Profile selects an ACME certificate profile the CA offers (optional).
 	Profile string
@@ -85,6 +87,12 @@ type Options struct {
 	// RenewCheckInterval is how often certificates are checked for renewal
 	// (default 10 minutes).
 	RenewCheckInterval time.Duration
+	// RetryIntervals are the waits between failed attempts to obtain a
+	// certificate: the first after the first failure, and so on; the last
+	// one repeats for as long as the name is served (default
+	// DefaultRetryIntervals). Renewals are retried by certmagic's
+	// maintenance on its own schedule.
+	RetryIntervals []time.Duration
 
 	// InternalLifetime is the lifetime of the internal CA's leaf
 	// certificates (default DefaultInternalLifetime).
@@ -120,7 +128,11 @@ type Manager struct {
 	cache   *certmagic.Cache
 	magic   atomic.Pointer[certmagic.Config]
 	issuers []*certmagic.ACMEIssuer
-	acmeOK  bool // some challenge can be solved
+	// obtainCfg obtains new certificates, one attempt per call (manage
+	// retries with RetryIntervals); it shares the cache, storage and
+	// issuers of magic.
+	obtainCfg *certmagic.Config
+	acme      acmePolicy
 
 	table atomic.Pointer[table]
 
@@ -149,6 +161,9 @@ func New(opts Options) (*Manager, error) {
 	}
 	if opts.FileCheckInterval <= 0 {
 		opts.FileCheckInterval = DefaultFileCheckInterval
+	}
+	if len(opts.RetryIntervals) == 0 {
+		opts.RetryIntervals = DefaultRetryIntervals
 	}
 	dir := filepath.Join(opts.DataDir, "certs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -245,6 +260,8 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return nil, fmt.Errorf("%w for %q: no app serves it over HTTPS", ErrNoCertificate, name)
 	}
 	switch e.mode {
+	case modeOff:
+		return nil, fmt.Errorf("%w for %q: app %q serves it without TLS (tls: off)", ErrNoCertificate, name, e.app)
 	case modeAuto:
 		c, err := m.magic.Load().GetCertificate(hello)
 		if err != nil {
@@ -264,11 +281,14 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 				return nil, fmt.Errorf("%w for %q: not a host name", ErrNoCertificate, name)
 			}
 		}
-		return m.ca.get("dns|"+san, e.app, e.host, []string{san}, nil)
+		return m.ca.get(leafRequest{key: "dns|" + san, app: e.app, host: e.host, names: []string{san}, limited: e.host == ""})
 	}
 }
 
-// ipCertificate serves a client that connected to an IP address.
+// ipCertificate serves a client that connected to an IP address: the site
+// that lists the address (the SNI one, else the connection's local one),
+// else the default route; behind NAT, where the local address is a private
+// one no site lists, the site that lists IP addresses (when one app does).
 func (m *Manager) ipCertificate(t *table, hello *tls.ClientHelloInfo, sni string) (*tls.Certificate, error) {
 	local := localIP(hello.Conn)
 	var e *entry
@@ -280,9 +300,17 @@ func (m *Manager) ipCertificate(t *table, hello *tls.ClientHelloInfo, sni string
 	}
 	if e == nil {
 		e = t.fallback
+		if e == nil || e.mode == modeOff || e.mode == modeAuto {
+			switch {
+			case t.ipOwner != nil:
+				e = t.ipOwner
+			case len(t.ipApps) > 1:
+				return nil, fmt.Errorf("%w for address %s: no app lists it in hosts:, and apps %s all list IP addresses, so the certificate to serve is ambiguous: add %s to the hosts: of the app it belongs to, or give the default route tls: internal", ErrNoCertificate, local, strings.Join(t.ipApps, ", "), local)
+			}
+		}
 	}
 	if e == nil {
-		return nil, fmt.Errorf("%w for address %s: no app serves it over HTTPS (list the address in hosts:, or give the default route tls: internal)", ErrNoCertificate, local)
+		return nil, fmt.Errorf("%w for address %s: no app serves an IP address over HTTPS: list the address the clients connect to in an app's hosts: with tls: internal (behind NAT, the public address), or give the default route tls: internal", ErrNoCertificate, local)
 	}
 	switch e.mode {
 	case modeFiles:
@@ -297,9 +325,11 @@ func (m *Manager) ipCertificate(t *table, hello *tls.ClientHelloInfo, sni string
 		if len(ips) == 0 {
 			return nil, fmt.Errorf("%w: the connection has no local IP address", ErrNoCertificate)
 		}
-		return m.ca.get(key, e.app, e.host, nil, ips)
+		return m.ca.get(leafRequest{key: key, app: e.app, host: e.host, ips: ips})
+	case modeOff:
+		return nil, fmt.Errorf("%w for address %s: %s of app %q has tls: off", ErrNoCertificate, local, hostName(e.host), e.app)
 	default:
-		return nil, fmt.Errorf("%w for address %s: tls: auto does not cover IP addresses", ErrNoCertificate, local)
+		return nil, fmt.Errorf("%w for address %s: tls: auto does not cover IP addresses (use tls: internal)", ErrNoCertificate, local)
 	}
 }
 
@@ -338,11 +368,12 @@ func containsIP(ips []net.IP, a netip.Addr) bool {
 }
 
 // Check reports whether app could serve sites: every host valid, no
-// wildcard or IP address with tls: auto, no host another app claims, own
+// wildcard, IP address or (from a public CA) private name with tls: auto,
+// no host another app claims, own
 // certificate files readable, matching their key and covering the hosts.
 // It changes nothing; the engine calls it before a deploy starts.
 func (m *Manager) Check(app string, sites []Site) error {
-	ns, err := validate(app, sites, m.acmeOK)
+	ns, err := validate(app, sites, m.acme)
 	if err != nil {
 		return err
 	}
@@ -365,7 +396,7 @@ func (m *Manager) Check(app string, sites []Site) error {
 // (or loaded from storage) in the background; names no site has any more
 // stop being served and renewed. An empty sites is RemoveApp.
 func (m *Manager) SetApp(app string, sites []Site) error {
-	ns, err := validate(app, sites, m.acmeOK)
+	ns, err := validate(app, sites, m.acme)
 	if err != nil {
 		return err
 	}
@@ -454,5 +485,8 @@ func fileKey(cert, key string, hosts []string) string {
 }
 
 func hostConflict(host, other string) error {
-	return fmt.Errorf("%w: %s is already served by app %q", ErrHostConflict, hostName(host), other)
+	if host == "" {
+		return fmt.Errorf("%w: the default route (no hosts) is already served by app %q: give this app's routes hosts:, or deploy %q with hosts: of its own first", ErrHostConflict, other, other)
+	}
+	return fmt.Errorf("%w: host %q is already served by app %q: remove it from the hosts: of %q and deploy that app first, or use another host", ErrHostConflict, host, other, other)
 }

@@ -7,26 +7,31 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caddyserver/certmagic"
+
 	"github.com/moorage/moorage/internal/spec"
 )
 
 // Site is the TLS configuration of one routed service: its hosts and where
 // their certificate comes from.
 type Site struct {
+	// Service names the routed service in messages (optional).
+	Service string
 	// Hosts are exact names, "*.example.com" wildcards or IP addresses.
 	// Empty: the default route (any host no other app claims, and the
 	// server's own IP addresses).
 	Hosts []string
 	// Mode is spec.TLSAuto (ACME), spec.TLSInternal (moorage's own CA) or
-	// spec.TLSFiles (Cert and Key). spec.TLSOff or "": no TLS; the site is
-	// ignored.
+	// spec.TLSFiles (Cert and Key). spec.TLSOff or "": no TLS; the site
+	// still claims its hosts, so that no other site's certificate (the
+	// default route's) is served for them.
 	Mode string
 	// Cert and Key are the absolute paths of the PEM certificate (chain)
 	// and private key files of spec.TLSFiles.
 	Cert, Key string
 }
 
-// SitesOf returns the TLS sites of sp's routed services (those with TLS).
+// SitesOf returns the sites of sp's routed services, with TLS or without.
 func SitesOf(sp *spec.Spec) []Site {
 	var out []Site
 	for _, name := range sp.ServiceNames() {
@@ -35,18 +40,25 @@ func SitesOf(sp *spec.Spec) []Site {
 			continue
 		}
 		h := svc.HTTP
-		if h.TLS.Mode == "" || h.TLS.Mode == spec.TLSOff {
-			continue
-		}
-		out = append(out, Site{Hosts: slices.Clone(h.Hosts), Mode: h.TLS.Mode, Cert: h.TLS.Cert, Key: h.TLS.Key})
+		out = append(out, Site{Service: name, Hosts: slices.Clone(h.Hosts), Mode: h.TLS.Mode, Cert: h.TLS.Cert, Key: h.TLS.Key})
 	}
 	return out
+}
+
+// HasTLS reports whether any of sites has TLS.
+func HasTLS(sites []Site) bool {
+	for _, s := range sites {
+		if s.Mode != "" && s.Mode != spec.TLSOff {
+			return true
+		}
+	}
+	return false
 }
 
 // site is a validated Site of an app, with canonical hosts.
 type site struct {
 	app       string
-	mode      string
+	mode      string   // modeOff for a site without TLS
 	hosts     []string // canonical; empty = the default route
 	cert, key string
 }
@@ -128,46 +140,58 @@ func hostName(h string) string {
 	return fmt.Sprintf("host %q", h)
 }
 
+// acmePolicy is what validate needs to know about the ACME setup.
+type acmePolicy struct {
+	// off says why tls: auto cannot work on this server ("" when it can).
+	off string
+	// publicCA is the public CA every issuer is ("" when some issuer is
+	// not a public CA): names no public CA certifies are refused.
+	publicCA string
+}
+
 // validate checks sites of app on their own (not against other apps) and
-// returns them normalized, without the sites that have no TLS. acmeOK says
-// whether the manager can solve an ACME challenge at all.
-func validate(app string, sites []Site, acmeOK bool) ([]site, error) {
+// returns them normalized; sites without TLS keep their hosts (mode
+// modeOff).
+func validate(app string, sites []Site, ap acmePolicy) ([]site, error) {
 	if app == "" {
 		return nil, fmt.Errorf("%w: empty app name", ErrInvalidSite)
 	}
 	var out []site
 	seen := map[string]site{}
 	for _, s := range sites {
-		switch s.Mode {
+		mode := s.Mode
+		switch mode {
 		case "", spec.TLSOff:
-			continue
+			mode = modeOff
 		case spec.TLSAuto, spec.TLSInternal, spec.TLSFiles:
 		default:
 			return nil, fmt.Errorf("%w: tls mode %q: use auto, internal or files", ErrInvalidSite, s.Mode)
 		}
-		ns := site{app: app, mode: s.Mode}
+		ns := site{app: app, mode: mode}
 		for _, h := range s.Hosts {
 			c, err := NormalizeHost(h)
 			if err != nil {
 				return nil, err
 			}
-			if s.Mode == spec.TLSAuto {
+			if mode == spec.TLSAuto {
 				switch {
 				case isWildcard(c):
 					return nil, fmt.Errorf("%w: tls: auto cannot get a certificate for the wildcard %q: wildcards need the DNS challenge, which moorage does not do; use tls: {cert: FILE, key: FILE}", ErrInvalidSite, c)
 				case isIP(c):
 					return nil, fmt.Errorf("%w: tls: auto cannot get a certificate for the IP address %q; use tls: internal", ErrInvalidSite, c)
+				case ap.publicCA != "" && !QualifiesForPublicCert(c):
+					return nil, fmt.Errorf("%w: tls: auto cannot get a certificate for %q: %s only certifies public domain names (not localhost, single-label names, or names under .local, .internal, .lan, .test and other private or reserved suffixes); use tls: internal for it", ErrInvalidSite, c, ap.publicCA)
 				}
 			}
 			ns.hosts = append(ns.hosts, c)
 		}
-		switch s.Mode {
+		switch mode {
 		case spec.TLSAuto:
 			if len(ns.hosts) == 0 {
 				return nil, fmt.Errorf("%w: tls: auto needs hosts: certificates are issued for host names (add hosts: [example.com], or use tls: internal)", ErrInvalidSite)
 			}
-			if !acmeOK {
-				return nil, fmt.Errorf("%w: tls: auto for %s: the server has neither an HTTP nor an HTTPS listener to answer ACME challenges on", ErrInvalidSite, hostName(ns.hosts[0]))
+			if ap.off != "" {
+				return nil, fmt.Errorf("%w: tls: auto for %s: %s", ErrInvalidSite, hostName(ns.hosts[0]), ap.off)
 			}
 		case spec.TLSFiles:
 			if s.Cert == "" || s.Key == "" {
@@ -184,11 +208,27 @@ func validate(app string, sites []Site, acmeOK bool) ([]site, error) {
 		}
 		for _, h := range hosts {
 			if prev, ok := seen[h]; ok && !prev.same(ns) {
-				return nil, fmt.Errorf("%w: %s of app %q is listed twice with different tls settings (%s and %s)", ErrHostConflict, hostName(h), app, prev.mode, ns.mode)
+				return nil, fmt.Errorf("%w: %s of app %q is listed twice with different tls settings (%s and %s); give both routes the same tls", ErrHostConflict, hostName(h), app, prev.mode, ns.mode)
 			}
 			seen[h] = ns
 		}
 		out = append(out, ns)
 	}
 	return out, nil
+}
+
+// privateSuffixes are top-level names no public CA certifies: reserved
+// (RFC 2606, 6761, 6762, 8375) or never delegated and used on private
+// networks.
+var privateSuffixes = []string{"test", "example", "invalid", "localhost", "local", "internal", "arpa", "onion", "lan", "home", "corp", "localdomain"}
+
+// QualifiesForPublicCert reports whether a public CA (Let's Encrypt,
+// ZeroSSL) could certify the canonical host name: not an IP address, at
+// least two labels, not localhost, not under a private or reserved suffix.
+func QualifiesForPublicCert(name string) bool {
+	if isIP(name) || !strings.Contains(name, ".") || !certmagic.SubjectQualifiesForPublicCert(name) {
+		return false
+	}
+	tld := name[strings.LastIndexByte(name, '.')+1:]
+	return !slices.Contains(privateSuffixes, tld)
 }

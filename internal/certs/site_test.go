@@ -19,17 +19,20 @@ func containsAll(s string, parts ...string) bool {
 	return true
 }
 
+// privateCA is an ACME directory of a private CA: it may certify any name.
+const privateCA = "https://ca.internal:9000/acme/directory"
+
 // TestBadInput: invalid hosts, wildcards and IP addresses with tls: auto,
 // hosts two apps claim: clear errors, and nothing changes.
 func TestBadInput(t *testing.T) {
-	m, err := certs.New(certs.Options{DataDir: t.TempDir(), Logger: testLogger(t), HTTPAddr: "127.0.0.1:1", HTTPSAddr: "127.0.0.1:2"})
+	m, err := certs.New(certs.Options{DataDir: t.TempDir(), Logger: testLogger(t), CA: privateCA, HTTPAddr: "127.0.0.1:1", HTTPSAddr: "127.0.0.1:2"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	auto := func(hosts ...string) []certs.Site { return []certs.Site{{Hosts: hosts, Mode: spec.TLSAuto}} }
 	internal := func(hosts ...string) []certs.Site { return []certs.Site{{Hosts: hosts, Mode: spec.TLSInternal}} }
-	if err := m.SetApp("one", internal("a.test", "10.0.0.1")); err != nil {
+	if err := m.SetApp("one", append(internal("a.test", "10.0.0.1"), certs.Site{Hosts: []string{"plain.test"}, Mode: spec.TLSOff})); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.SetApp("fallback", internal()); err != nil {
@@ -52,9 +55,10 @@ func TestBadInput(t *testing.T) {
 		{"ip auto", auto("10.0.0.2"), certs.ErrInvalidSite, []string{"IP address", "tls: internal"}},
 		{"auto without hosts", auto(), certs.ErrInvalidSite, []string{"needs hosts"}},
 		{"unknown mode", []certs.Site{{Hosts: []string{"b.test"}, Mode: "sometimes"}}, certs.ErrInvalidSite, []string{`"sometimes"`}},
-		{"claimed host", auto("A.test."), certs.ErrHostConflict, []string{`host "a.test" is already served by app "one"`}},
+		{"claimed host", auto("A.test."), certs.ErrHostConflict, []string{`host "a.test" is already served by app "one"`, `remove it from the hosts: of "one"`}},
 		{"claimed ip", internal("10.0.0.1"), certs.ErrHostConflict, []string{`"one"`}},
-		{"claimed default route", internal(), certs.ErrHostConflict, []string{`default route`}},
+		{"claimed default route", internal(), certs.ErrHostConflict, []string{`default route`, `give this app's routes hosts:`}},
+		{"claimed without tls", internal("plain.test"), certs.ErrHostConflict, []string{`host "plain.test" is already served by app "one"`}},
 		{"one host two modes", []certs.Site{{Hosts: []string{"c.test"}, Mode: spec.TLSAuto}, {Hosts: []string{"c.test"}, Mode: spec.TLSInternal}}, certs.ErrHostConflict, []string{"listed twice"}},
 	} {
 		for what, err := range map[string]error{"Check": m.Check("two", c.sites), "SetApp": m.SetApp("two", c.sites)} {
@@ -78,18 +82,40 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("default route, SNI %q: %v", sni, err)
 		}
 	}
-	// The same app may change its own sites; tls: off sites are ignored.
+	// A host served without TLS gets no certificate, not even the default
+	// route's.
+	if _, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: "plain.test"}); !errors.Is(err, certs.ErrNoCertificate) || !strings.Contains(err.Error(), "without TLS") {
+		t.Errorf("host without tls: %v", err)
+	}
+	// The same app may change its own sites; tls: off sites serve nothing
+	// and are not listed.
 	if err := m.SetApp("one", append(auto("a.test"), certs.Site{Hosts: []string{"plain.test"}, Mode: spec.TLSOff})); err != nil {
 		t.Errorf("app changing its own host: %v", err)
 	}
-	// Without a listener for the challenges, tls: auto cannot work.
-	m2, err := certs.New(certs.Options{DataDir: t.TempDir(), Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
+	for _, in := range m.List() {
+		if in.Mode == spec.TLSOff {
+			t.Errorf("List has a site without TLS: %+v", in)
+		}
 	}
-	defer m2.Close()
-	if err := m2.Check("x", auto("x.test")); !errors.Is(err, certs.ErrInvalidSite) || !strings.Contains(err.Error(), "listener") {
-		t.Errorf("auto without listeners: %v", err)
+	// Without a way to answer the challenges, tls: auto cannot work; the
+	// error says why.
+	for _, c := range []struct {
+		o    certs.Options
+		want string
+	}{
+		{certs.Options{}, "neither an HTTP nor an HTTPS listener"},
+		{certs.Options{HTTPAddr: "127.0.0.1:1", HTTPSAddr: "127.0.0.1:2", DisableHTTPChallenge: true, DisableTLSALPNChallenge: true}, "both ACME challenges are turned off"},
+		{certs.Options{HTTPAddr: "127.0.0.1:1", DisableHTTPChallenge: true}, "allow http-01, or give the server --https"},
+	} {
+		c.o.DataDir, c.o.Logger, c.o.CA = t.TempDir(), testLogger(t), privateCA
+		m2, err := certs.New(c.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m2.Check("x", auto("x.test")); !errors.Is(err, certs.ErrInvalidSite) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("auto without challenges (%+v): %v, want %q", c.o, err, c.want)
+		}
+		m2.Close()
 	}
 	// Options.
 	for _, o := range []certs.Options{
@@ -125,7 +151,60 @@ services:
 		t.Fatal(err)
 	}
 	got := certs.SitesOf(sp)
-	if len(got) != 2 || got[0].Mode != spec.TLSFiles || got[0].Cert != "/etc/ssl/a.pem" || got[1].Mode != spec.TLSAuto || len(got[1].Hosts) != 2 {
+	if len(got) != 3 || got[0].Service != "admin" || got[0].Mode != spec.TLSOff ||
+		got[1].Mode != spec.TLSFiles || got[1].Cert != "/etc/ssl/a.pem" || got[2].Mode != spec.TLSAuto || len(got[2].Hosts) != 2 {
 		t.Errorf("SitesOf: %+v", got)
+	}
+	if !certs.HasTLS(got) || certs.HasTLS(got[:1]) {
+		t.Errorf("HasTLS")
+	}
+}
+
+// TestPublicCANames: with a public CA (Let's Encrypt, its staging CA,
+// ZeroSSL), tls: auto refuses names no public CA certifies and says to use
+// tls: internal; a private CA, or a private fallback, may certify them.
+func TestPublicCANames(t *testing.T) {
+	newM := func(o certs.Options) *certs.Manager {
+		o.DataDir, o.Logger, o.HTTPAddr, o.HTTPSAddr = t.TempDir(), testLogger(t), "127.0.0.1:1", "127.0.0.1:2"
+		m, err := certs.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	auto := func(h string) []certs.Site { return []certs.Site{{Hosts: []string{h}, Mode: spec.TLSAuto}} }
+	private := []string{"localhost", "app.localhost", "app.internal", "foo", "nas.local", "myapp.lan", "shop.test", "router.home.arpa"}
+	public := []string{"example.com", "www.shop.example.co.uk", "app.moorage.dev"}
+	for _, c := range []struct {
+		name string
+		o    certs.Options
+		ca   string
+	}{
+		{"lets encrypt", certs.Options{}, "Let's Encrypt"},
+		{"staging", certs.Options{Staging: true}, "Let's Encrypt"},
+		{"zerossl", certs.Options{CA: certs.ZeroSSLCA}, "ZeroSSL"},
+		{"with a public fallback", certs.Options{Fallback: &certs.Issuer{CA: certs.ZeroSSLCA}}, "Let's Encrypt and ZeroSSL"},
+	} {
+		m := newM(c.o)
+		for _, h := range private {
+			err := m.Check("a", auto(h))
+			if !errors.Is(err, certs.ErrInvalidSite) || !containsAll(err.Error(), c.ca+" only certifies public domain names", "use tls: internal") {
+				t.Errorf("%s: %s: %v", c.name, h, err)
+			}
+		}
+		for _, h := range public {
+			if err := m.Check("a", auto(h)); err != nil {
+				t.Errorf("%s: %s: %v", c.name, h, err)
+			}
+		}
+	}
+	for _, o := range []certs.Options{{CA: privateCA}, {Fallback: &certs.Issuer{CA: privateCA}}} {
+		m := newM(o)
+		for _, h := range private {
+			if err := m.Check("a", auto(h)); err != nil {
+				t.Errorf("private CA %+v: %s: %v", o, h, err)
+			}
+		}
 	}
 }

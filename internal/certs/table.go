@@ -25,6 +25,13 @@ type table struct {
 	// certificate covers them (a server behind NAT lists its public IP).
 	ips   []net.IP
 	ipKey string // ips, joined: part of the IP certificates' cache key
+	// ipOwner is the entry of an IP address listed in hosts: (with TLS),
+	// when all such addresses belong to one app: behind NAT, a client
+	// connecting to the public address arrives on a private one no site
+	// lists, without SNI; that app is the one it wants. ipApps are the apps
+	// that list IP addresses, sorted.
+	ipOwner *entry
+	ipApps  []string
 }
 
 // lookup finds the entry for a canonical name: the exact host, else the
@@ -84,6 +91,7 @@ func buildTable(apps map[string][]*entry, extraIPs []net.IP) *table {
 	for _, ip := range extraIPs {
 		addIP(ip)
 	}
+	ipOwners := map[string]*entry{} // app → its preferred IP entry
 	for _, entries := range apps {
 		for _, e := range entries {
 			switch {
@@ -93,11 +101,26 @@ func buildTable(apps map[string][]*entry, extraIPs []net.IP) *table {
 				t.wildcard[e.host[2:]] = e
 			default:
 				t.exact[e.host] = e
-				if ip := net.ParseIP(e.host); ip != nil && e.mode == modeInternal {
+				ip := net.ParseIP(e.host)
+				if ip == nil || e.mode == modeOff {
+					break
+				}
+				if e.mode == modeInternal {
 					addIP(ip)
+				}
+				if o := ipOwners[e.app]; o == nil || o.mode != modeInternal && e.mode == modeInternal {
+					ipOwners[e.app] = e
 				}
 			}
 		}
+	}
+	for app, e := range ipOwners {
+		t.ipApps = append(t.ipApps, app)
+		t.ipOwner = e
+	}
+	slices.Sort(t.ipApps)
+	if len(t.ipApps) != 1 {
+		t.ipOwner = nil
 	}
 	slices.SortFunc(t.ips, func(a, b net.IP) int { return strings.Compare(a.String(), b.String()) })
 	keys := make([]string, len(t.ips))

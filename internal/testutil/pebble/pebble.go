@@ -35,6 +35,7 @@ type Server struct {
 	CARoot string         // PEM file of the CA of Pebble's own HTTPS (for --acme-ca-root)
 	Roots  *x509.CertPool // the root Pebble signs certificates with
 	log    *syncBuffer
+	dnsAPI string // challtestsrv's management address
 }
 
 // Log is what Pebble and challtestsrv printed.
@@ -45,6 +46,36 @@ type Options struct {
 	HTTPPort, TLSPort int      // where Pebble validates HTTP-01 and TLS-ALPN-01 on 127.0.0.1
 	ShortLived        int      // validity in seconds of the "shortlived" profile (default 3600)
 	Blocked           []string // names Pebble refuses to issue for
+	// EAB, when set, makes External Account Binding required, with these
+	// key IDs and HMAC keys (base64url, as a CA's dashboard gives them).
+	EAB map[string]string
+}
+
+// SetA makes the DNS server Pebble validates with answer ips for host's A
+// records, instead of 127.0.0.1 (e.g. an address nobody listens on, for a
+// failing validation).
+func (s *Server) SetA(t testing.TB, host string, ips ...string) {
+	t.Helper()
+	s.dnsCall(t, "/add-a", map[string]any{"host": host, "addresses": ips})
+}
+
+// ClearA undoes SetA: host resolves to 127.0.0.1 again.
+func (s *Server) ClearA(t testing.TB, host string) {
+	t.Helper()
+	s.dnsCall(t, "/clear-a", map[string]any{"host": host})
+}
+
+func (s *Server) dnsCall(t testing.TB, path string, body any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post("http://"+s.dnsAPI+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("challtestsrv %s: %v", path, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("challtestsrv %s: %s", path, resp.Status)
+	}
 }
 
 // FindBinary looks for a Go-installed binary in PATH, $GOBIN, $GOPATH/bin
@@ -145,6 +176,10 @@ func Start(t testing.TB, o Options) *Server {
 	if blocked == nil {
 		blocked = []string{}
 	}
+	eab := o.EAB
+	if eab == nil {
+		eab = map[string]string{}
+	}
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  "127.0.0.1:" + strconv.Itoa(listen),
 		"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mgmt),
@@ -153,7 +188,8 @@ func Start(t testing.TB, o Options) *Server {
 		"httpPort":                       o.HTTPPort,
 		"tlsPort":                        o.TLSPort,
 		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
+		"externalAccountBindingRequired": len(eab) > 0,
+		"externalAccountMACKeys":         eab,
 		"domainBlocklist":                blocked,
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
 		"keyAlgorithm":                   "ecdsa",
@@ -179,7 +215,8 @@ func Start(t testing.TB, o Options) *Server {
 		"-config", cfgFile, "-dnsserver", "127.0.0.1:"+strconv.Itoa(dnsPort))
 
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool}}}
-	s := &Server{Dir: fmt.Sprintf("https://127.0.0.1:%d/dir", listen), CARoot: caRoot, log: logs}
+	s := &Server{Dir: fmt.Sprintf("https://127.0.0.1:%d/dir", listen), CARoot: caRoot, log: logs,
+		dnsAPI: "127.0.0.1:" + strconv.Itoa(challMgmt)}
 	eventually(t, 20*time.Second, "pebble to serve its directory", func() bool {
 		resp, err := hc.Get(s.Dir)
 		if err != nil {
