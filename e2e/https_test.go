@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,17 +45,19 @@ func port(addr string) int {
 // `tls: auto` gets a certificate from a real ACME server (Pebble) with no
 // other step: a client trusting only Pebble's root gets a 200 over HTTPS,
 // plain HTTP redirects with 308 keeping path and query, and `moorage certs`
-// shows it.
+// shows it; a name the CA refuses shows as failed, with the CA's reason
+// and the next attempt, and does not affect the other.
 func TestHTTPSAutoWithPebble(t *testing.T) {
 	t.Parallel()
 	httpAddr, httpsAddr := freePort(t), freePort(t)
-	peb := pebble.Start(t, pebble.Options{HTTPPort: port(httpAddr), TLSPort: port(httpsAddr)})
+	const refused = "refused.moorage.test"
+	peb := pebble.Start(t, pebble.Options{HTTPPort: port(httpAddr), TLSPort: port(httpsAddr), Blocked: []string{refused}})
 	s := &server{t: t, dataDir: t.TempDir(), http: httpAddr, https: httpsAddr,
 		args: []string{"--acme-ca", peb.Dir, "--acme-ca-root", peb.CARoot, "--acme-email", "ops@moorage.test"}}
 	s.start()
 	t.Cleanup(s.stopAll)
 	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",
-		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [app.moorage.test], tls: auto, hsts: true}")...)
+		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [app.moorage.test, "+refused+"], tls: auto, hsts: true}")...)
 	s.deploy(app, 0)
 
 	c := tlsClient(peb.Roots, httpsAddr)
@@ -85,9 +91,45 @@ func TestHTTPSAutoWithPebble(t *testing.T) {
 	if want := fmt.Sprintf("https://app.moorage.test:%d/some/path?q=1", port(httpsAddr)); r.StatusCode != 308 || r.Header.Get("Location") != want {
 		t.Fatalf("http → %d %q, want 308 %q", r.StatusCode, r.Header.Get("Location"), want)
 	}
-	out := s.mustRun("certs")
-	if !strings.Contains(out, "app.moorage.test") || !strings.Contains(out, "valid") {
-		t.Fatalf("moorage certs:\n%s", out)
+	var out string
+	waitFor(t, 60*time.Second, "moorage certs to show the refused name", func() error {
+		out = s.mustRun("certs")
+		if !strings.Contains(out, refused) || !strings.Contains(out, "failed") {
+			return fmt.Errorf("moorage certs:\n%s", out)
+		}
+		return nil
+	})
+	t.Logf("moorage certs:\n%s", out)
+	lines := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 2 {
+			lines[f[2]] = l
+		}
+	}
+	if l := lines["app.moorage.test"]; !strings.Contains(l, "valid") || !strings.HasSuffix(strings.TrimSpace(l), "-") {
+		t.Errorf("moorage certs, the served name (valid, no last error):\n%s", out)
+	}
+	// LAST ERROR: the CA's reason, and when it is tried again.
+	if l := lines[refused]; !strings.Contains(l, "rejectedIdentifier") || !strings.Contains(l, "(retry in ") {
+		t.Errorf("moorage certs, the refused name:\n%s", out)
+	}
+	var list []struct {
+		Names       []string  `json:"names"`
+		Status      string    `json:"status"`
+		LastError   string    `json:"last_error"`
+		NextAttempt time.Time `json:"next_attempt"`
+	}
+	if err := json.Unmarshal([]byte(s.mustRun("certs", "--json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, in := range list {
+		if len(in.Names) == 1 && in.Names[0] == refused {
+			found = in.Status == "failed" && strings.Contains(in.LastError, "rejectedIdentifier") && !in.NextAttempt.IsZero()
+		}
+	}
+	if !found {
+		t.Errorf("moorage certs --json: %+v", list)
 	}
 	// A redeploy keeps serving the same certificate: none is issued again.
 	serial := resp.TLS.PeerCertificates[0].SerialNumber
@@ -149,5 +191,90 @@ func TestHTTPSInternalByIP(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != 200 || !strings.Contains(string(b), "release=v1") {
 		t.Fatalf("canonical host: %d %q", r.StatusCode, b)
+	}
+}
+
+// A server with HTTPS off refuses a deploy whose route has tls:, saying
+// how to turn HTTPS on, and changes nothing; `moorage certs` says HTTPS is
+// off rather than that no route has TLS.
+func TestHTTPSOffRefusesTLS(t *testing.T) {
+	t.Parallel()
+	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: "off"}
+	s.start()
+	t.Cleanup(s.stopAll)
+	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",
+		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [app.moorage.test], tls: auto}")...)
+	out := s.deploy(app, 1)
+	if !strings.Contains(out, "HTTPS off") || !strings.Contains(out, "--https :443") || !strings.Contains(out, `service "web" has tls: auto`) {
+		t.Fatalf("deploy with tls: on a server with HTTPS off:\n%s", out)
+	}
+	if apps := s.mustRun("apps"); strings.Contains(apps, "hello") {
+		t.Fatalf("a refused deploy left an app:\n%s", apps)
+	}
+	if out := s.mustRun("certs"); !strings.Contains(out, "HTTPS is off on this server") {
+		t.Fatalf("moorage certs with HTTPS off:\n%s", out)
+	}
+	if _, errOut, code := s.run("certs", "renew", "app.moorage.test"); code == 0 || !strings.Contains(errOut, "started with --https off") {
+		t.Fatalf("moorage certs renew with HTTPS off: exit %d\n%s", code, errOut)
+	}
+}
+
+// `moorage up` is a dev run: HTTPS is off unless asked for, so a route
+// with tls: auto is served over plain HTTP, with a warning that says so and
+// how to get HTTPS, instead of redirecting to a port nobody listens on.
+func TestUpServesTLSRoutesPlain(t *testing.T) {
+	t.Parallel()
+	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",
+		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [app.moorage.test], tls: auto, hsts: true}")...)
+	addr := freePort(t)
+	cmd := exec.Command(binary, "up", app, "--http", addr)
+	cmd.Env = os.Environ()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+		}
+		killInstances(app)
+	}()
+	waitFor(t, 120*time.Second, "moorage up to print the URL", func() error {
+		select {
+		case err := <-exited:
+			t.Fatalf("moorage up exited: %v\n%s", err, out.String())
+		default:
+		}
+		if !strings.Contains(out.String(), "hello is up: ") {
+			return fmt.Errorf("no URL yet")
+		}
+		return nil
+	})
+	if !strings.Contains(out.String(), "warning: service web has tls: auto, but moorage up has HTTPS off: it is served over plain HTTP") {
+		t.Errorf("no warning:\n%s", out.String())
+	}
+	hc := tlsClient(nil, addr)
+	var resp *http.Response
+	waitFor(t, 60*time.Second, "plain HTTP", func() error {
+		r, err := hc.Get("http://app.moorage.test/?y=1")
+		if err != nil {
+			return err
+		}
+		defer r.Body.Close()
+		body, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 || !strings.Contains(string(body), "release=v1") {
+			return fmt.Errorf("%d %q %q", r.StatusCode, r.Header.Get("Location"), body)
+		}
+		resp = r
+		return nil
+	})
+	if resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Errorf("HSTS over plain HTTP")
 	}
 }

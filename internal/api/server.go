@@ -504,6 +504,9 @@ func (s *Server) app(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return app, true
 }
 
+// httpsOff answers certificate requests to a server without HTTPS.
+const httpsOff = "HTTPS is off on this server (it was started with --https off): it has no certificates; restart it with --https :443 (or another address) to serve HTTPS"
+
 func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
 	out := []certs.Info{}
 	if s.Certs != nil {
@@ -525,7 +528,7 @@ func (s *Server) renewCert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.Certs == nil {
-		writeError(w, http.StatusConflict, "https_off", "HTTPS is off on this server (--https '')")
+		writeError(w, http.StatusConflict, "https_off", httpsOff)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
@@ -543,7 +546,7 @@ func (s *Server) renewCert(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) ca(w http.ResponseWriter, r *http.Request) {
 	if s.Certs == nil {
-		writeError(w, http.StatusConflict, "https_off", "HTTPS is off on this server (--https '')")
+		writeError(w, http.StatusConflict, "https_off", httpsOff)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")

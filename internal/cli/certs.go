@@ -29,6 +29,10 @@ func newCertsCmd(g *globals) *cobra.Command {
 				return json.NewEncoder(g.stdout).Encode(list)
 			}
 			if len(list) == 0 {
+				if v, err := c.Version(cmd.Context()); err == nil && v.HTTPS == "" {
+					fmt.Fprintln(g.stdout, "no certificates: HTTPS is off on this server (it was started with --https off); restart it with --https :443 (or another address) to serve HTTPS")
+					return nil
+				}
 				fmt.Fprintln(g.stdout, "no certificates: no route has tls: auto, internal or {cert, key}")
 				return nil
 			}
@@ -45,6 +49,9 @@ func newCertsCmd(g *globals) *cobra.Command {
 				}
 				if ci.LastError != "" {
 					lerr = firstLine(ci.LastError)
+					if !ci.NextAttempt.IsZero() {
+						lerr += " (retry in " + until(ci.NextAttempt) + ")"
+					}
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.App, ci.Mode, strings.Join(ci.Names, ","), ci.Status, orDefault(ci.Issuer, "-"), exp, last, lerr)
 			}
@@ -76,8 +83,12 @@ func until(t time.Time) string {
 	switch {
 	case d < 0:
 		return "expired"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
 	case d < 48*time.Hour:
-		return d.Round(time.Minute).String()
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }

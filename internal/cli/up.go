@@ -13,9 +13,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/client"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/server"
+	"github.com/moorage/moorage/internal/spec"
 )
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -58,8 +60,14 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 			// Its own docker prefix: Ctrl-C removes everything it started,
 			// and must never touch a server's containers on the same engine.
 			sum := sha256.Sum256([]byte(dataDir))
+			// A dev run: without --https, routes with tls: are served over
+			// plain HTTP (a server refuses them instead).
 			srv := server.New(server.Config{DataDir: dataDir, HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, Logger: logger,
-				StopOnShutdown: true, DockerPrefix: "moorage-up-" + hex.EncodeToString(sum[:4])})
+				StopOnShutdown: true, DockerPrefix: "moorage-up-" + hex.EncodeToString(sum[:4]),
+				PlainWhenHTTPSOff: true})
+			if httpsAddr == server.HTTPSOff {
+				warnTLSIgnored(g, sp)
+			}
 			ctx := cmd.Context()
 			if err := srv.Start(ctx); err != nil {
 				return err
@@ -98,6 +106,15 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 	f.StringVar(&runtimeName, "runtime", "", "override the spec's runtime: docker or process")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print the plan and debug logs")
 	return cmd
+}
+
+// warnTLSIgnored says which routes' tls: moorage up ignores without --https.
+func warnTLSIgnored(g *globals, sp *spec.Spec) {
+	for _, s := range certs.SitesOf(sp) {
+		if certs.HasTLS([]certs.Site{s}) {
+			fmt.Fprintf(g.stderr, "warning: service %s has tls: %s, but moorage up has HTTPS off: it is served over plain HTTP, without redirects or HSTS (for HTTPS in a dev run: moorage up --https 127.0.0.1:8443 with tls: internal, trusting .moorage/certs/internal/root.crt)\n", s.Service, s.Mode)
+		}
+	}
 }
 
 func urlOf(addr string) string {

@@ -13,6 +13,7 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -34,6 +35,8 @@ var (
 	ErrHostConflict = errors.New("host conflict")
 	// ErrPortClash reports the HTTP and HTTPS listeners on one address.
 	ErrPortClash = errors.New("port clash")
+	// ErrHTTPSOff reports a site with TLS on a server without HTTPS.
+	ErrHTTPSOff = errors.New("https is off")
 )
 
 // ChallengePrefix is the path prefix of ACME HTTP-01 challenges.
@@ -46,6 +49,8 @@ const DefaultHSTS = "max-age=31536000"
 
 // Site is the edge policy of one routed service.
 type Site struct {
+	// Service and Mode (its tls: mode) name the site in messages.
+	Service, Mode string
 	// Hosts are exact names, "*.example.com" wildcards or IP addresses.
 	// Empty: the default route.
 	Hosts []string
@@ -68,6 +73,8 @@ func SitesOf(sp *spec.Spec) []Site {
 		}
 		h := svc.HTTP
 		out = append(out, Site{
+			Service:   name,
+			Mode:      h.TLS.Mode,
 			Hosts:     slices.Clone(h.Hosts),
 			TLS:       h.TLS.Mode != "" && h.TLS.Mode != spec.TLSOff,
 			Canonical: h.Canonical,
@@ -88,6 +95,17 @@ type Options struct {
 	Challenge func(http.ResponseWriter, *http.Request) bool
 	// HSTS is the Strict-Transport-Security value (default DefaultHSTS).
 	HSTS string
+	// HTTPSOff: the server has no HTTPS listener. Sites with TLS are then
+	// refused by Check (ErrHTTPSOff: plain HTTP would redirect to a port
+	// nobody listens on), unless PlainWhenHTTPSOff; SetApp serves them over
+	// plain HTTP, without redirects or HSTS (a server restarted with
+	// HTTPS off keeps serving the apps it has).
+	HTTPSOff bool
+	// PlainWhenHTTPSOff lets Check accept sites with TLS when HTTPSOff:
+	// `moorage up`, a dev run, serves them over plain HTTP (and says so).
+	PlainWhenHTTPSOff bool
+	// Logger gets a warning when a site's TLS is ignored (default: none).
+	Logger *slog.Logger
 }
 
 // Edge is the front door: an http.Handler in front of next (the proxy).
@@ -96,16 +114,24 @@ type Edge struct {
 	challenge func(http.ResponseWriter, *http.Request) bool
 	httpsPort string // "" or ":8443"
 	hsts      []string
+	httpsOff  bool
+	plainOK   bool
+	log       *slog.Logger
 
 	table atomic.Pointer[table]
 
-	mu   sync.Mutex // serializes SetApp and RemoveApp; guards apps
-	apps map[string][]*policy
+	mu     sync.Mutex // serializes SetApp and RemoveApp; guards apps and warned
+	apps   map[string][]*policy
+	warned map[string]bool // app and service whose ignored TLS was logged
 }
 
 // New returns an Edge with no sites in front of next.
 func New(next http.Handler, opts Options) *Edge {
-	e := &Edge{next: next, challenge: opts.Challenge, apps: map[string][]*policy{}}
+	e := &Edge{next: next, challenge: opts.Challenge, apps: map[string][]*policy{}, warned: map[string]bool{},
+		httpsOff: opts.HTTPSOff, plainOK: opts.PlainWhenHTTPSOff, log: opts.Logger}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
 	if opts.HTTPSPort != 0 && opts.HTTPSPort != 443 {
 		e.httpsPort = ":" + strconv.Itoa(opts.HTTPSPort)
 	}
@@ -191,9 +217,15 @@ func (t *table) owner(host string) *policy {
 }
 
 // ServeHTTP applies the host's policy, then hands the request to next.
+// ACME HTTP-01 challenge requests are never redirected (neither to HTTPS
+// nor to the canonical host): the certificate manager answers those it
+// knows, the app the others.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	secure := r.TLS != nil
-	if !secure && e.challenge != nil && strings.HasPrefix(r.URL.Path, ChallengePrefix) && e.challenge(w, r) {
+	if !secure && strings.HasPrefix(r.URL.Path, ChallengePrefix) {
+		if e.challenge == nil || !e.challenge(w, r) {
+			e.next.ServeHTTP(w, r)
+		}
 		return
 	}
 	t := e.table.Load()
@@ -208,7 +240,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case !secure && p.tls && !strings.HasPrefix(r.URL.Path, ChallengePrefix):
+	case !secure && p.tls:
 		to := host
 		if p.canonical != "" {
 			to = p.canonical
@@ -292,8 +324,9 @@ func lower(h string) string {
 	return h
 }
 
-// policies validates sites of app and returns one policy per host.
-func policies(app string, sites []Site) ([]*policy, error) {
+// policies validates sites of app and returns one policy per host. With
+// httpsOff, TLS is ignored: no redirect to HTTPS, no HSTS.
+func policies(app string, sites []Site, httpsOff bool) ([]*policy, error) {
 	if app == "" {
 		return nil, fmt.Errorf("%w: empty app name", ErrInvalidSite)
 	}
@@ -326,7 +359,7 @@ func policies(app string, sites []Site) ([]*policy, error) {
 			hosts = []string{""}
 		}
 		for _, h := range hosts {
-			p := &policy{app: app, host: h, tls: s.TLS, hsts: s.HSTS && s.TLS}
+			p := &policy{app: app, host: h, tls: s.TLS && !httpsOff, hsts: s.HSTS && s.TLS && !httpsOff}
 			if canonical != h {
 				p.canonical = canonical
 			}
@@ -354,31 +387,58 @@ func hostName(h string) string {
 func (t *table) conflict(app string, ps []*policy) error {
 	for _, p := range ps {
 		if o := t.owner(p.host); o != nil && o.app != app {
-			return fmt.Errorf("%w: %s is already served by app %q", ErrHostConflict, hostName(p.host), o.app)
+			if p.host == "" {
+				return fmt.Errorf("%w: the default route (no hosts) is already served by app %q: give this app's routes hosts:, or deploy %q with hosts: of its own first", ErrHostConflict, o.app, o.app)
+			}
+			return fmt.Errorf("%w: host %q is already served by app %q: remove it from the hosts: of %q and deploy that app first, or use another host", ErrHostConflict, p.host, o.app, o.app)
 		}
 	}
 	return nil
 }
 
 // Check reports whether app could have sites: valid hosts, canonical
-// hosts among them, no host another app claims. It changes nothing.
+// hosts among them, no host another app claims, and no TLS when the server
+// has no HTTPS (unless PlainWhenHTTPSOff). It changes nothing.
 func (e *Edge) Check(app string, sites []Site) error {
-	ps, err := policies(app, sites)
+	if e.httpsOff && !e.plainOK {
+		for _, s := range sites {
+			if s.TLS {
+				return fmt.Errorf("%w: service %q has tls: %s, but this server has HTTPS off (started with --https off), so its plain HTTP would redirect to a port nobody listens on: restart the server with --https :443 (or another address), or set tls: off to serve plain HTTP", ErrHTTPSOff, s.Service, orDefault(s.Mode, "on"))
+			}
+		}
+	}
+	ps, err := policies(app, sites, e.httpsOff)
 	if err != nil {
 		return err
 	}
 	return e.table.Load().conflict(app, ps)
 }
 
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
 // SetApp atomically replaces app's sites; on error nothing changes. An
-// empty sites is RemoveApp.
+// empty sites is RemoveApp. With HTTPSOff, sites with TLS are accepted
+// and served over plain HTTP (and a warning is logged).
 func (e *Edge) SetApp(app string, sites []Site) error {
-	ps, err := policies(app, sites)
+	ps, err := policies(app, sites, e.httpsOff)
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.httpsOff {
+		for _, s := range sites {
+			if k := app + "\x00" + s.Service; s.TLS && !e.warned[k] {
+				e.warned[k] = true
+				e.log.Warn("HTTPS is off on this server: the route is served over plain HTTP, its tls: is ignored", "app", app, "service", s.Service, "tls", s.Mode)
+			}
+		}
+	}
 	if err := e.table.Load().conflict(app, ps); err != nil {
 		return err
 	}

@@ -160,6 +160,8 @@ func TestRedirects(t *testing.T) {
 		// ACME challenges are never redirected: answered, or left to the app.
 		{"GET", "http://www.example.test/.well-known/acme-challenge/known", 200, "key authorization", ""},
 		{"GET", "http://example.test/.well-known/acme-challenge/other", 200, "apex http example.test GET /.well-known/acme-challenge/other", ""},
+		{"GET", "http://www.example.test/.well-known/acme-challenge/other", 200, "apex http www.example.test GET /.well-known/acme-challenge/other", ""},
+		{"GET", "http://www.plain.test/.well-known/acme-challenge/other", 200, "plain http www.plain.test GET /.well-known/acme-challenge/other", ""},
 		// Hosts nobody claims go to the proxy as they are.
 		{"GET", "http://nobody.test/", 404, "", ""},
 	} {
@@ -261,7 +263,7 @@ func TestBadInput(t *testing.T) {
 		{"invalid host", []edge.Site{{Hosts: []string{"a b.test"}}}, edge.ErrInvalidSite, "not a valid host name"},
 		{"canonical not a host", []edge.Site{{Hosts: []string{"b.test"}, Canonical: "c.test"}}, edge.ErrInvalidSite, "must be one of the hosts"},
 		{"wildcard canonical", []edge.Site{{Hosts: []string{"*.b.test"}, Canonical: "*.b.test"}}, edge.ErrInvalidSite, "not a wildcard"},
-		{"claimed host", []edge.Site{{Hosts: []string{"WWW.a.test"}}}, edge.ErrHostConflict, `host "www.a.test" is already served by app "one"`},
+		{"claimed host", []edge.Site{{Hosts: []string{"WWW.a.test"}}}, edge.ErrHostConflict, `host "www.a.test" is already served by app "one": remove it from the hosts: of "one" and deploy that app first, or use another host`},
 		{"one host twice", []edge.Site{{Hosts: []string{"b.test"}, TLS: true}, {Hosts: []string{"b.test"}}}, edge.ErrHostConflict, "listed twice"},
 	} {
 		for what, err := range map[string]error{"Check": e.Check("two", c.sites), "SetApp": e.SetApp("two", c.sites)} {
@@ -296,6 +298,51 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestHTTPSOff: on a server without HTTPS, a deploy with tls: is refused
+// with what to do (plain HTTP would redirect to a port nobody listens on),
+// unless the server serves such routes over plain HTTP (moorage up); a
+// route already set is served over plain HTTP, without redirect or HSTS.
+func TestHTTPSOff(t *testing.T) {
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) })
+	site := []edge.Site{{Service: "web", Mode: spec.TLSAuto, Hosts: []string{"a.test", "www.a.test"}, TLS: true, HSTS: true, Canonical: "a.test"}}
+	serve := func(e *edge.Edge, url string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest("GET", url, nil))
+		return w
+	}
+	off := edge.New(next, edge.Options{HTTPSOff: true})
+	err := off.Check("a", site)
+	if !errors.Is(err, edge.ErrHTTPSOff) || !strings.Contains(err.Error(), `service "web" has tls: auto`) || !strings.Contains(err.Error(), "--https :443") || !strings.Contains(err.Error(), "tls: off") {
+		t.Errorf("Check with HTTPS off: %v", err)
+	}
+	if err := off.Check("a", []edge.Site{{Service: "web", Mode: spec.TLSOff, Hosts: []string{"a.test"}}}); err != nil {
+		t.Errorf("Check without tls: %v", err)
+	}
+	dev := edge.New(next, edge.Options{HTTPSOff: true, PlainWhenHTTPSOff: true})
+	if err := dev.Check("a", site); err != nil {
+		t.Errorf("Check in a dev run: %v", err)
+	}
+	for _, e := range []*edge.Edge{off, dev} {
+		if err := e.SetApp("a", site); err != nil {
+			t.Fatal(err)
+		}
+		if w := serve(e, "http://a.test/p"); w.Code != 299 || w.Header().Get("Strict-Transport-Security") != "" {
+			t.Errorf("http://a.test/p with HTTPS off: %d %v", w.Code, w.Header())
+		}
+		// The canonical host still applies, over plain HTTP.
+		if w := serve(e, "http://www.a.test/p"); w.Code != 308 || w.Header().Get("Location") != "http://a.test/p" {
+			t.Errorf("http://www.a.test/p with HTTPS off: %d %q", w.Code, w.Header().Get("Location"))
+		}
+	}
+	// Another app's default route: the hint says how to resolve it.
+	if err := off.SetApp("b", []edge.Site{{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := off.Check("c", []edge.Site{{}}); !errors.Is(err, edge.ErrHostConflict) || !strings.Contains(err.Error(), `give this app's routes hosts:, or deploy "b" with hosts: of its own first`) {
+		t.Errorf("default route conflict: %v", err)
+	}
+}
+
 // TestSitesOf reads the edge sites of a spec.
 func TestSitesOf(t *testing.T) {
 	sp, err := spec.Parse("moorage.yaml", []byte(`app: a
@@ -311,7 +358,7 @@ services:
 		t.Fatal(err)
 	}
 	got := edge.SitesOf(sp)
-	if len(got) != 2 || got[0].TLS || !got[1].TLS || !got[1].HSTS || got[1].Canonical != "a.test" {
+	if len(got) != 2 || got[0].TLS || !got[1].TLS || !got[1].HSTS || got[1].Canonical != "a.test" || got[1].Service != "web" || got[1].Mode != spec.TLSAuto {
 		t.Errorf("SitesOf: %+v", got)
 	}
 }

@@ -59,6 +59,9 @@ type Config struct {
 	DockerHost string
 	// HTTPSAddr is the HTTPS listener (default ":443"; "off" = no HTTPS).
 	HTTPSAddr string
+	// PlainWhenHTTPSOff: with HTTPS off, routes with tls: are served over
+	// plain HTTP (moorage up, a dev run) instead of refused at deploy time.
+	PlainWhenHTTPSOff bool
 	// Certs configures certificates (ACME, the internal CA); DataDir,
 	// Logger and the listener addresses are filled in by Start.
 	Certs certs.Options
@@ -199,7 +202,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		challenge = s.certs.HandleHTTPChallenge
 		httpsPort = s.httpsLn.Addr().(*net.TCPAddr).Port
 	}
-	s.edge = edge.New(s.proxy, edge.Options{HTTPSPort: httpsPort, Challenge: challenge})
+	s.edge = edge.New(s.proxy, edge.Options{HTTPSPort: httpsPort, Challenge: challenge,
+		HTTPSOff: !httpsOn, PlainWhenHTTPSOff: s.cfg.PlainWhenHTTPSOff, Logger: s.log.With("component", "edge")})
 
 	box, err := secrets.LoadOrCreate(filepath.Join(s.cfg.DataDir, "secrets.key"))
 	if err != nil {
