@@ -93,7 +93,7 @@ again re-adopts them and finishes or undoes a deploy a crash interrupted.`,
 	f.StringVar(&cfg.Certs.Email, "acme-email", "", "contact address of the ACME account (expiry notices)")
 	f.StringVar(&cfg.Certs.CA, "acme-ca", "", "ACME directory URL (default Let's Encrypt)")
 	f.BoolVar(&cfg.Certs.Staging, "acme-staging", false, "use Let's Encrypt's staging CA (untrusted certificates, generous limits)")
-	f.StringVar(&cfg.Certs.CARoot, "acme-ca-root", "", "PEM file of roots to trust for a private ACME server's own HTTPS")
+	f.StringVar(&cfg.Certs.CARoot, "acme-ca-root", "", "PEM file of roots to trust for the ACME servers' own HTTPS (a private CA, and the fallback's)")
 	f.StringVar(&fb.ca, "acme-fallback-ca", "", "ACME directory of a fallback issuer (e.g. ZeroSSL), tried when the first fails")
 	f.StringVar(&fb.kid, "acme-fallback-eab-kid", "", "External Account Binding key ID of the fallback issuer")
 	f.StringVar(&fb.hmac, "acme-fallback-eab-hmac", os.Getenv("MOORAGE_ACME_FALLBACK_EAB_HMAC"), "External Account Binding HMAC key of the fallback issuer (default $MOORAGE_ACME_FALLBACK_EAB_HMAC)")
