@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -371,6 +372,24 @@ func TestSSHRemoteCLI(t *testing.T) {
 	}
 	if out, _, code = r.run("from afar\n", "run", "-a", "hello", "--", "sh", "-c", "cat; exit 3"); code != 3 || out != "from afar\n" {
 		t.Fatalf("run with stdin over ssh: exit %d, want 3; out %q", code, out)
+	}
+
+	// With a terminal on both ends (script(1) makes one here), the command
+	// gets one too.
+	if _, err := exec.LookPath("script"); err == nil {
+		tty := exec.CommandContext(ctx, "script", "-qec", binary+` run -a hello -- sh -c 'test -t 0 && test -t 1 && echo on-a-tty; exit 5'`, "/dev/null")
+		tty.Env = append(os.Environ(), r.env...)
+		// Input stays open until the command is done, as a person's would.
+		in, err := tty.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		out, err := tty.Output()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 5 || !strings.Contains(string(out), "on-a-tty") {
+			t.Fatalf("run with a terminal over ssh: %v, want exit 5; output %q", err, out)
+		}
 	}
 
 	// A secret from standard input, through ssh, reaches the app and
