@@ -220,7 +220,7 @@ func hostOf(target string) string {
 	return args + u.Hostname()
 }
 
-// options fills in the environment's defaults.
+// withDefaults fills in what the environment says.
 func (o Options) withDefaults() Options {
 	if o.Host == "" {
 		o.Host = os.Getenv("MOORAGE_HOST")
