@@ -36,10 +36,12 @@ func (e *exitError) Error() string {
 
 // globals are the flags every command shares.
 type globals struct {
-	host   string
-	app    string
-	stdout io.Writer
-	stderr io.Writer
+	host      string
+	remoteBin string
+	app       string
+	stdout    io.Writer
+	stderr    io.Writer
+	clients   []*client.Client // closed when the command is done
 }
 
 // Main runs the CLI and returns the exit code.
@@ -56,6 +58,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
+	for _, c := range g.clients {
+		c.Close()
+	}
 	if err == nil {
 		return 0
 	}
@@ -83,19 +88,33 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.host, "host", "", "server address, unix:///path/moorage.sock (default $MOORAGE_HOST, else the default data dir's socket)")
+	root.PersistentFlags().StringVar(&g.host, "host", "", "server address: unix:///path/moorage.sock, or ssh://[user@]host[:port][/path/moorage.sock] (default $MOORAGE_HOST, else the default data dir's socket)")
+	root.PersistentFlags().StringVar(&g.remoteBin, "remote-bin", "", "with an ssh:// host: the command that runs moorage there (default $MOORAGE_REMOTE_BIN, else moorage from the remote PATH)")
 	root.PersistentFlags().StringVarP(&g.app, "app", "a", "", "app name (default: the app of ./moorage.yaml)")
 	root.AddCommand(
 		newServerCmd(g), newUpCmd(g), newInitCmd(g), newDeployCmd(g), newRollbackCmd(g),
 		newReleasesCmd(g), newDeploysCmd(g), newPsCmd(g), newLogsCmd(g), newVersionCmd(g), newAppsCmd(g),
 		newConfigCmd(g), newScaleCmd(g), newRunCmd(g), newBackupCmd(g),
 		newPruneCmd(g), newAccessoryCmd(g), newMaintenanceCmd(g), newCertsCmd(g), newVolumeCmd(g),
+		newDialStdioCmd(g),
 	)
 	return root
 }
 
 func (g *globals) client() (*client.Client, error) {
-	return client.New(g.host)
+	o := client.Options{Host: g.host, RemoteBin: g.remoteBin}
+	if o.Host == "" {
+		o.Host = os.Getenv("MOORAGE_HOST")
+	}
+	if o.RemoteBin != "" && !strings.HasPrefix(o.Host, "ssh://") {
+		return nil, fmt.Errorf("--remote-bin is for ssh:// hosts; give one with --host or MOORAGE_HOST")
+	}
+	c, err := client.NewWith(o)
+	if err != nil {
+		return nil, err
+	}
+	g.clients = append(g.clients, c)
+	return c, nil
 }
 
 // appClient resolves the app and a client of the server.

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,11 +22,17 @@ func newVersionCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			// Over ssh, allow for the connection (and a passphrase prompt).
+			timeout := 5 * time.Second
+			if strings.HasPrefix(c.Addr(), "ssh://") {
+				timeout = time.Minute
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			v, err := c.Version(ctx)
 			if err != nil {
 				fmt.Fprintf(g.stdout, "server: not reachable at %s\n", c.Addr())
+				fmt.Fprintf(g.stderr, "%v\n", err)
 				return nil
 			}
 			fmt.Fprintf(g.stdout, "server: moorage %s (schema %d, runtimes %v, data dir %s, http %s)\n", v.Version, v.Schema, v.Runtimes, v.DataDir, v.HTTP)

@@ -1,5 +1,6 @@
 // Package client is the typed client of moorage's control API. It talks
-// HTTP over the server's unix socket.
+// HTTP over the server's unix socket, or over ssh to `moorage dial-stdio`
+// on the server's host.
 package client
 
 import (
@@ -41,39 +42,69 @@ func (e *Error) Error() string { return e.Msg }
 // Client calls one server.
 type Client struct {
 	hc    *http.Client
+	tr    *http.Transport
 	base  string
 	addr  string
 	Owner string // sent with operations: who runs them
 }
 
-// New returns a client for host: "unix:///path/to/moorage.sock", a bare
-// socket path, or "" for the default socket (MOORAGE_HOST, else the default
-// data dir's).
+// Options say how to reach a server.
+type Options struct {
+	// Host is the server's address: unix:///path/to/moorage.sock, a bare
+	// socket path, ssh://[user@]host[:port][/path/to/moorage.sock], or ""
+	// for $MOORAGE_HOST, else the default data dir's socket.
+	Host string
+	// RemoteBin is the command that runs moorage on an ssh host (default
+	// $MOORAGE_REMOTE_BIN, else "moorage" from the remote PATH).
+	RemoteBin string
+	// SSHCommand replaces "ssh" for ssh hosts (default
+	// $MOORAGE_SSH_COMMAND); sh runs it with ssh's arguments appended.
+	SSHCommand string
+}
+
+// New returns a client for host (see Options.Host).
 func New(host string) (*Client, error) {
-	if host == "" {
-		host = os.Getenv("MOORAGE_HOST")
-	}
+	return NewWith(Options{Host: host})
+}
+
+// NewWith returns a client for the server o names.
+func NewWith(o Options) (*Client, error) {
+	o = o.withDefaults()
+	host := o.Host
 	if host == "" {
 		host = "unix://" + paths.Socket(paths.DefaultDataDir())
 	}
-	var sock string
-	switch {
-	case strings.HasPrefix(host, "unix://"):
-		sock = strings.TrimPrefix(host, "unix://")
-	case strings.HasPrefix(host, "/"), strings.HasPrefix(host, "."):
-		sock = host
-	default:
-		return nil, fmt.Errorf("--host %q: use unix:///path/to/moorage.sock", host)
-	}
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
 		MaxIdleConns:    4,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{hc: &http.Client{Transport: tr}, base: "http://moorage", addr: "unix://" + sock, Owner: DefaultOwner()}, nil
+	var addr string
+	switch {
+	case strings.HasPrefix(host, "ssh://"):
+		t, err := parseSSH(host)
+		if err != nil {
+			return nil, err
+		}
+		d := &sshDialer{target: t, sshCommand: o.SSHCommand, remoteBin: o.RemoteBin}
+		tr.DialContext, addr = d.DialContext, t.String()
+	case strings.HasPrefix(host, "unix://"), strings.HasPrefix(host, "/"), strings.HasPrefix(host, "."):
+		sock := strings.TrimPrefix(host, "unix://")
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+		addr = "unix://" + sock
+	default:
+		return nil, fmt.Errorf("%w: --host %q: use unix:///path/to/moorage.sock or %s", ErrBadHost, host, sshHostForm)
+	}
+	return &Client{hc: &http.Client{Transport: tr}, tr: tr, base: "http://moorage", addr: addr, Owner: DefaultOwner()}, nil
+}
+
+// Close closes the client's idle connections (over ssh: ends their ssh
+// processes). Streams still open are closed by whoever holds them.
+func (c *Client) Close() error {
+	c.tr.CloseIdleConnections()
+	return nil
 }
 
 // Addr is the address the client talks to.
@@ -102,6 +133,13 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		var se *SSHError
+		if errors.As(err, &se) {
+			if h := se.hint(); h != "" {
+				return nil, fmt.Errorf("%w at %s: %w (%s)", ErrUnreachable, c.addr, se, h)
+			}
+			return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, c.addr, se)
 		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
