@@ -31,6 +31,11 @@ type Options struct {
 	// AccessLog, when set, receives one JSON line per request (see
 	// accessLog for the fields). Nil: no access log.
 	AccessLog io.Writer
+	// BodyBufferDir is where request bodies of unknown length (chunked) to
+	// a route with a max_body spill beyond 64 KiB while they are buffered
+	// (default os.TempDir()). The files are unlinked as soon as they are
+	// created.
+	BodyBufferDir string
 }
 
 func (o Options) withDefaults() Options {
@@ -170,11 +175,37 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
 			return
 		}
-		if r.ContentLength < 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
+		if r.ContentLength < 0 && r.Header["Upgrade"] == nil {
+			// No declared length: read the body whole (up to the limit)
+			// before choosing a target, so the app never sees a request
+			// over it, not even its first bytes.
+			body, err := bufferBodyUpTo(r, rt.MaxBody, p.opts.BodyBufferDir)
+			if err != nil {
+				p.bodyFailed(a, r, err)
+				return
+			}
+			defer body.close()
 		}
 	}
 	p.forward(a, r, rt, host, path)
+}
+
+// bodyFailed answers a request whose body of unknown length could not be
+// buffered: 413 over the limit, 400 when the client did not send it whole,
+// 500 when the proxy could not store it.
+func (p *Proxy) bodyFailed(a *attempt, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
+	case r.Context().Err() != nil:
+		// The client went away: nobody to answer (logged as 499).
+	case errors.Is(err, errBodyRead):
+		p.page(a, http.StatusBadRequest, pageBadBody, "")
+	default:
+		p.logger.Error("could not buffer a request body; set the proxy's body buffer directory to a writable one",
+			"method", r.Method, "path", r.URL.Path, "err", err)
+		p.page(a, http.StatusInternalServerError, pageBodyNotStored, "")
+	}
 }
 
 // forward sends r to a healthy target of rt: round-robin, holding while none
@@ -288,16 +319,12 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 }
 
 // upstreamFailed answers a request no target could serve: 504 when the
-// upstream did not answer in time, 413 for a body over the limit, 502
-// otherwise.
+// upstream did not answer in time, 502 otherwise.
 func (p *Proxy) upstreamFailed(a *attempt, r *http.Request, res tryResult) {
 	if r.Context().Err() != nil {
 		return // nobody is listening; logged as 499
 	}
-	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(a.err, &tooLarge):
-		p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
 	case res == tryTimeout:
 		p.logger.Warn("upstream timed out", "target", a.upstream, "method", r.Method, "path", r.URL.Path, "err", a.err)
 		p.page(a, http.StatusGatewayTimeout, pageGatewayTimeout, "")
