@@ -227,8 +227,13 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 		hold    *time.Timer     // started when the request first finds no healthy target
 		changed <-chan struct{} // armed before re-checking health while holding
 		sent    tryResult       // the last failure after sending, if any
+		gone    <-chan struct{} // closed when the client of a held front request goes away
+		unwatch func()          // ends the watch behind gone
 	)
 	defer func() {
+		if unwatch != nil {
+			unwatch()
+		}
 		if hold != nil {
 			hold.Stop()
 			p.holding.Add(-1)
@@ -255,6 +260,15 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 				hold = time.NewTimer(rt.HoldTimeout)
 				p.holding.Add(1)
 			}
+			if unwatch == nil {
+				gone, unwatch = watchClient(a.w)
+				if !fast && r.GetBody == nil && r.Header["Upgrade"] == nil {
+					// net/http notices a client leaving only once the body
+					// was read: read a small one now (the request goes once
+					// all the same).
+					bufferBody(r, rt.MaxBody)
+				}
+			}
 			if changed == nil {
 				changed = p.changes.wait() // armed; re-check once before waiting on it
 			} else {
@@ -270,13 +284,19 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 					return
 				case <-r.Context().Done():
 					return
+				case <-gone:
+					return // logged as 499
 				}
 			}
 		} else if t.acquire() {
+			if unwatch != nil {
+				unwatch() // the front's connection is the request's again
+				gone, unwatch = nil, nil
+			}
 			if a.n > 0 {
 				rt.app.metrics.retries.Add(1)
-				if replay && !fast {
-					rewindBody(r)
+				if !fast {
+					rewindBody(r) // when buffered
 				}
 			}
 			a.upstream = t.id
@@ -314,6 +334,28 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 		if rt = p.table.Load().lookup(host, path); rt == nil {
 			p.page(a, http.StatusNotFound, pageNotFound, "")
 			return
+		}
+	}
+}
+
+// clientWatcher is a ResponseWriter that can tell when its client goes
+// away (the front's, whose requests carry no such context).
+type clientWatcher interface {
+	watchClient() (gone <-chan struct{}, stop func())
+}
+
+// watchClient watches for w's client going away, through wrapping
+// writers (Unwrap); nil and nothing to stop when w cannot tell (a net/http
+// request's context tells instead).
+func watchClient(w http.ResponseWriter) (<-chan struct{}, func()) {
+	for {
+		switch x := w.(type) {
+		case clientWatcher:
+			return x.watchClient()
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil, func() {}
 		}
 	}
 }
