@@ -31,9 +31,9 @@ type client struct {
 	br   *bufio.Reader
 }
 
-// newClient prepares a client for GETs (or method) of u with the given Host
-// header ("" = the URL's).
-func newClient(u *url.URL, method, host string, timeout time.Duration) (*client, error) {
+// newClient prepares a client for requests of method (and body, if not
+// nil) to u with the given Host header ("" = the URL's).
+func newClient(u *url.URL, method, host string, body []byte, timeout time.Duration) (*client, error) {
 	if u.Scheme != "http" {
 		return nil, fmt.Errorf("loadgen: only http:// URLs are supported, not %q", u.Scheme)
 	}
@@ -41,7 +41,11 @@ func newClient(u *url.URL, method, host string, timeout time.Duration) (*client,
 		host = u.Host
 	}
 	path := u.RequestURI()
-	req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: moorage-loadgen\r\n\r\n", method, path, host)
+	req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: moorage-loadgen\r\n", method, path, host)
+	if body != nil {
+		req += fmt.Sprintf("Content-Type: application/octet-stream\r\nContent-Length: %d\r\n", len(body))
+	}
+	req += "\r\n" + string(body)
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), "80")

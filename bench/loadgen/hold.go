@@ -23,7 +23,7 @@ func Hold(ctx context.Context, rawURL, host string, n int, ready func()) error {
 		}
 	}()
 	for i := range n {
-		c, err := newClient(u, "GET", host, 10*time.Second)
+		c, err := newClient(u, "GET", host, nil, 10*time.Second)
 		if err != nil {
 			return err
 		}

@@ -4,11 +4,11 @@
 #   bench/proxy/run.sh                      # 3 runs of 10s per measurement
 #   bench/proxy/run.sh -runs 5 -duration 20s
 #
-# It measures side by side the backend direct, moorage's proxy
-# (internal/proxy served by its hardened http.Server, GOMAXPROCS=1) and
-# nginx (one worker, upstream keep-alive), each proxy pinned to CPU 1, the
-# load generator and the backend (one process) to CPU 0; see
-# compare/main.go. It needs Go, two
+# It measures side by side the backend direct, moorage's proxy (the
+# proxy stack of `moorage server`: edge, front and proxy with the server's
+# defaults, GOMAXPROCS=1; see moorageproxy/main.go) and nginx (one worker,
+# upstream keep-alive), each proxy pinned to CPU 1, the load generator and
+# the backend (one process) to CPU 0; see compare/main.go. It needs Go, two
 # CPUs, taskset (util-linux) and nginx from the distribution's packages
 # (Debian: apt-get install -y nginx); it installs nothing itself.
 set -euo pipefail

@@ -3,11 +3,14 @@
 // data dir, deploys examples/hello, then sends a fixed rate of requests
 // through the proxy (open loop: latency from each request's intended send
 // time) while it deploys the app again and again, each time with a new
-// message.txt. It reports every non-2xx answer and transport error, and the
-// p99 latency during the cutover windows against the steady state before
-// the first deploy.
+// message.txt. Beside the GETs (which the proxy may retry on another
+// instance or hold) it sends a stream of POSTs with a body to the app's
+// /echo, which the proxy never sends twice once sent, so a failure cannot
+// hide behind a retry. It reports every non-2xx answer, transport error and
+// unsent request, and the p99 latency of the GETs during the cutover
+// windows against the steady state before the first deploy.
 //
-//	go run ./bench/zerodowntime                       # 20 deploys at 500 req/s
+//	go run ./bench/zerodowntime                       # 20 deploys at 500 GET/s + 50 POST/s
 //	go run ./bench/zerodowntime -deploys 3 -rate 200  # quicker
 //
 // A cutover window is the cutover step (the proxy's atomic route swap) or
@@ -43,6 +46,8 @@ import (
 type config struct {
 	deploys    int
 	rate       float64
+	postRate   float64
+	postBytes  int
 	conns      int
 	steady     time.Duration
 	maxDelta   time.Duration
@@ -55,7 +60,9 @@ type config struct {
 func main() {
 	var c config
 	flag.IntVar(&c.deploys, "deploys", 20, "consecutive deploys")
-	flag.Float64Var(&c.rate, "rate", 500, "requests per second through the proxy")
+	flag.Float64Var(&c.rate, "rate", 500, "GET requests per second through the proxy")
+	flag.Float64Var(&c.postRate, "post-rate", 50, "POST requests per second (with a body) through the proxy; 0: none")
+	flag.IntVar(&c.postBytes, "post-bytes", 4096, "body size of the POSTs")
 	flag.IntVar(&c.conns, "conns", 32, "keep-alive client connections")
 	flag.DurationVar(&c.steady, "steady", 20*time.Second, "steady-state measurement before the first deploy")
 	flag.DurationVar(&c.maxDelta, "max-p99-delta", 50*time.Millisecond, "largest allowed cutover p99 minus steady p99")
@@ -87,6 +94,7 @@ func (w window) contains(t time.Time) bool { return !t.Before(w.from) && t.Befor
 
 type result struct {
 	load    *loadgen.Report
+	posts   *loadgen.Report // nil without -post-rate
 	deploys []deploy
 	loadAt  time.Time // load start
 	steady  time.Time // end of the steady phase (first deploy starts)
@@ -189,14 +197,22 @@ func run(c config) (*result, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &result{dir: dir, loadAt: time.Now()}
-	var loadErr error
+	var loadErr, postErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		r.load, loadErr = loadgen.Run(ctx, loadgen.Config{
 			URL: url, Rate: c.rate, Conns: c.conns, Duration: 24 * time.Hour, Timeout: 30 * time.Second, Samples: true,
 		})
 	})
-	fmt.Fprintf(os.Stderr, "load: %.0f req/s; steady state for %s…\n", c.rate, c.steady)
+	if c.postRate > 0 {
+		wg.Go(func() {
+			r.posts, postErr = loadgen.Run(ctx, loadgen.Config{
+				URL: url + "echo", Rate: c.postRate, Conns: max(c.conns/4, 2), Body: make([]byte, c.postBytes),
+				Duration: 24 * time.Hour, Timeout: 30 * time.Second,
+			})
+		})
+	}
+	fmt.Fprintf(os.Stderr, "load: %.0f GET/s, %.0f POST/s; steady state for %s…\n", c.rate, c.postRate, c.steady)
 	time.Sleep(c.steady)
 	r.steady = time.Now()
 	for i := 1; i <= c.deploys; i++ {
@@ -212,8 +228,10 @@ func run(c config) (*result, error) {
 	time.Sleep(2 * time.Second)
 	cancel()
 	wg.Wait()
-	if loadErr != nil && !errors.Is(loadErr, context.Canceled) {
-		return nil, loadErr
+	for _, err := range []error{loadErr, postErr} {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
 	}
 	// The last message must be served.
 	res, err := http.Get(url)
@@ -274,7 +292,16 @@ func runDeploy(bin string, env []string, app string, margin time.Duration) (depl
 
 func (r *result) ok(c config) bool {
 	steady, cut, _ := r.split()
-	return r.load.Failed() == 0 && cut.Quantile(0.99)-steady.Quantile(0.99) <= c.maxDelta
+	return r.failed() == 0 && cut.Quantile(0.99)-steady.Quantile(0.99) <= c.maxDelta
+}
+
+// failed counts the failed requests, GETs and POSTs.
+func (r *result) failed() int64 {
+	n := r.load.Failed()
+	if r.posts != nil {
+		n += r.posts.Failed()
+	}
+	return n
 }
 
 // split sorts the samples into steady state (before the first deploy),
@@ -319,9 +346,9 @@ func (r *result) markdown(c config) string {
 			cutTime += w.to.Sub(w.from)
 		}
 	}
-	fmt.Fprintf(&b, "\n## Zero-downtime deploys: %d deploys of examples/hello at %.0f req/s\n\n", len(r.deploys), c.rate)
-	fmt.Fprintf(&b, "%d requests in %s, %d transport errors, %d non-2xx answers",
-		r.load.Requests, r.load.Elapsed.Round(time.Second), r.load.Errors, r.load.Non2xx)
+	fmt.Fprintf(&b, "\n## Zero-downtime deploys: %d deploys of examples/hello at %.0f GET/s and %.0f POST/s\n\n", len(r.deploys), c.rate, c.postRate)
+	fmt.Fprintf(&b, "GET /: %d requests in %s, %d transport errors, %d non-2xx answers, %d unsent",
+		r.load.Requests, r.load.Elapsed.Round(time.Second), r.load.Errors, r.load.Non2xx, r.load.Unsent)
 	var codes []string
 	for code, n := range r.load.Statuses {
 		codes = append(codes, fmt.Sprintf("%d×%d", n, code))
@@ -331,7 +358,14 @@ func (r *result) markdown(c config) string {
 	if r.load.FirstError != "" {
 		fmt.Fprintf(&b, "; first error: %s", r.load.FirstError)
 	}
-	fmt.Fprintf(&b, "\n\n| phase | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|\n")
+	if p := r.posts; p != nil {
+		fmt.Fprintf(&b, "\n\nPOST /echo (%d-byte bodies, never retried by the proxy once sent): %d requests, %d transport errors, %d non-2xx answers, %d unsent; latency %s",
+			c.postBytes, p.Requests, p.Errors, p.Non2xx, p.Unsent, p.Latency.Summary())
+		if p.FirstError != "" {
+			fmt.Fprintf(&b, "; first error: %s", p.FirstError)
+		}
+	}
+	fmt.Fprintf(&b, "\n\n| GET phase | requests | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|---|\n")
 	row := func(name string, h *loadgen.Histogram) {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", name, h.Count(),
 			ms(h.Quantile(0.5)), ms(h.Quantile(0.9)), ms(h.Quantile(0.99)), ms(h.Quantile(0.999)), ms(h.Max()))
@@ -342,7 +376,7 @@ func (r *result) markdown(c config) string {
 	row("whole run", r.load.Latency)
 	delta := cut.Quantile(0.99) - steady.Quantile(0.99)
 	fmt.Fprintf(&b, "\ncutover p99 − steady p99 = %s ms (target ≤ %s ms): %s; failed requests: %d (target 0): %s\n",
-		ms(delta), ms(c.maxDelta), okMark(delta <= c.maxDelta), r.load.Failed(), okMark(r.load.Failed() == 0))
+		ms(delta), ms(c.maxDelta), okMark(delta <= c.maxDelta), r.failed(), okMark(r.failed() == 0))
 	return b.String()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -262,6 +263,20 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+func post(t *testing.T, url string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
 func expect(t *testing.T, url string, code int, body string) {
 	t.Helper()
 	gotCode, gotBody := get(t, url)
@@ -314,6 +329,16 @@ func TestWeb(t *testing.T) {
 	}
 	if code, _ := get(t, url+"/nope"); code != 404 {
 		t.Errorf("GET /nope = %d, want 404", code)
+	}
+	for _, size := range []int{0, 5, 100 << 10} {
+		body := bytes.Repeat([]byte("x"), size)
+		want := fmt.Sprintf("received=%d crc32=%08x release=v3 instance=hello-web-v3-1\n", size, crc32.ChecksumIEEE(body))
+		if code, got := post(t, url+"/echo", body); code != 200 || got != want {
+			t.Errorf("POST /echo with %d bytes = %d %q, want 200 %q", size, code, got, want)
+		}
+	}
+	if code, _ := post(t, url+"/echo", make([]byte, 1<<20+1)); code != 413 {
+		t.Errorf("POST /echo over 1 MiB = %d, want 413", code)
 	}
 
 	if code := p.stop(t); code != 0 {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -83,6 +85,7 @@ func (a *webApp) routes() http.Handler {
 	mux.HandleFunc("GET /slow", a.slow)
 	mux.HandleFunc("GET /jobs", a.jobs)
 	mux.HandleFunc("GET /inflight", a.inflightCount)
+	mux.HandleFunc("POST /echo", a.echo)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
 		defer a.inflight.Add(-1)
@@ -161,6 +164,23 @@ func (a *webApp) jobs(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]int{"queued": len(queued), "done": len(done)})
+}
+
+// maxEcho is the largest body POST /echo reads.
+const maxEcho = 1 << 20
+
+// echo reads the request body (up to 1 MiB) and answers its size and
+// CRC-32: "received=<bytes> crc32=<hex> release=<release> instance=<instance>\n".
+// A client can tell a whole body from a cut one; tests send POSTs, which
+// the proxy never sends twice, through deploys with it.
+func (a *webApp) echo(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEcho))
+	if err != nil {
+		text(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("read body: %v (at most %d bytes)\n", err, maxEcho))
+		return
+	}
+	text(w, http.StatusOK, fmt.Sprintf("received=%d crc32=%08x release=%s instance=%s\n",
+		len(b), crc32.ChecksumIEEE(b), a.env.release, a.env.instance))
 }
 
 // inflightCount answers how many other requests are being served right now

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -194,6 +195,10 @@ type frontConn struct {
 	remote  string
 	idle    atomic.Bool // waiting for a request (Shutdown may close it)
 	idleSet time.Time   // when the idle deadline was last set (zero: it is not)
+	// headDeadline is when the head being read must be complete (zero:
+	// none was set, the head was already buffered); a hand-off carries it
+	// to net/http.
+	headDeadline time.Time
 }
 
 // frontReadSize is the front's read buffer: request heads that do not fit
@@ -231,8 +236,10 @@ func (fc *frontConn) serve() {
 		// Wait for a request: ReadHeaderTimeout for the first (it starts
 		// at accept), IdleTimeout between requests.
 		now := time.Now()
+		fc.headDeadline = time.Time{}
 		if first {
-			_ = fc.c.SetReadDeadline(now.Add(s.opts.ReadHeaderTimeout))
+			fc.headDeadline = now.Add(s.opts.ReadHeaderTimeout)
+			_ = fc.c.SetReadDeadline(fc.headDeadline)
 		} else if s.opts.IdleTimeout < 10*time.Second || now.Sub(fc.idleSet) > time.Second {
 			// A long idle deadline moves at most once a second: busy
 			// connections skip a deadline update per request, and an idle
@@ -248,8 +255,12 @@ func (fc *frontConn) serve() {
 			return
 		}
 		fc.idle.Store(false)
-		head, ok := fc.readHead(first)
-		if !ok {
+		head, res := fc.readHead(first)
+		switch res {
+		case headFailed:
+			return
+		case headTooLarge:
+			fc.refuseLargeHead()
 			return
 		}
 		req, ok := fc.parse(head)
@@ -267,29 +278,70 @@ func (fc *frontConn) serve() {
 	}
 }
 
+// headResult is what readHead found.
+type headResult int
+
+const (
+	headRead     headResult = iota // a complete head, or one for net/http (too large for the buffer, LF line ends)
+	headFailed                     // the client stalled past ReadHeaderTimeout or went away
+	headTooLarge                   // over MaxHeaderBytes
+)
+
 // readHead returns the buffered request head, through its blank line, once
-// it is complete; with ok false when the client stalls past
-// ReadHeaderTimeout or goes away. A head the buffer cannot hold comes back
-// as is (parse hands it to net/http).
-func (fc *frontConn) readHead(first bool) (head []byte, ok bool) {
+// it is complete. A head the buffer cannot hold comes back as is (parse
+// hands it to net/http, which enforces MaxHeaderBytes on it), unless
+// MaxHeaderBytes is no larger than the buffer: then the front enforces it.
+func (fc *frontConn) readHead(first bool) ([]byte, headResult) {
 	deadlineSet := first
+	limit := fc.s.opts.MaxHeaderBytes
 	for {
 		buf, _ := fc.br.Peek(fc.br.Buffered())
 		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
-			return buf[:i+4], true
+			if i+4 > limit {
+				return nil, headTooLarge
+			}
+			return buf[:i+4], headRead
 		}
-		if len(buf) == frontReadSize || bytes.Contains(buf, lflf) {
-			return buf, true // too large, or LF-only line ends: net/http's
+		if i := bytes.Index(buf, lflf); i >= 0 {
+			if i+2 > limit {
+				return nil, headTooLarge
+			}
+			return buf, headRead // LF-only line ends: net/http's
+		}
+		if len(buf) > limit || len(buf) == frontReadSize && limit <= frontReadSize {
+			return nil, headTooLarge // cannot end within the limit
+		}
+		if len(buf) == frontReadSize {
+			return buf, headRead // net/http's, with its limit
 		}
 		if !deadlineSet {
-			_ = fc.c.SetReadDeadline(time.Now().Add(fc.s.opts.ReadHeaderTimeout))
+			fc.headDeadline = time.Now().Add(fc.s.opts.ReadHeaderTimeout)
+			_ = fc.c.SetReadDeadline(fc.headDeadline)
 			fc.idleSet = time.Time{} // the idle deadline must be set again
 			deadlineSet = true
 		}
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
-			return nil, false
+			return nil, headFailed
 		}
 	}
+}
+
+// refuseLargeHead answers a head over MaxHeaderBytes as net/http does (a
+// 431 and the connection closed), then lets the client read it: the write
+// side is closed first, and what the client still sends is read and
+// dropped for a moment, so the close does not reset the connection under
+// the answer.
+func (fc *frontConn) refuseLargeHead() {
+	const msg = "431 Request Header Fields Too Large"
+	_ = fc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(fc.c, "HTTP/1.1 "+msg+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+msg); err != nil {
+		return
+	}
+	if cw, ok := fc.c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = fc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_, _ = io.Copy(io.Discard, fc.c)
 }
 
 var (
@@ -298,12 +350,13 @@ var (
 )
 
 // handOff passes the connection, with the bytes read so far, to the net/http
-// server. It reports whether net/http took it.
+// server. It reports whether net/http took it. The head's deadline goes
+// with it: net/http starts a ReadHeaderTimeout of its own, which must not
+// give a client trickling its head a second one.
 func (fc *frontConn) handOff() bool {
 	prefix := make([]byte, fc.br.Buffered())
 	_, _ = fc.br.Read(prefix)
-	_ = fc.c.SetReadDeadline(time.Time{})
-	return fc.s.handoff.give(&prefixConn{Conn: fc.c, prefix: prefix})
+	return fc.s.handoff.give(&prefixConn{Conn: fc.c, prefix: prefix, headDeadline: fc.headDeadline})
 }
 
 // parse parses a complete request head, and reports whether the front
@@ -461,7 +514,7 @@ func canonicalRequestKey(k string) (string, bool) {
 // open for the next.
 func (fc *frontConn) respond(req *http.Request) (keep bool) {
 	w := frontResponses.Get().(*frontResponse)
-	w.reset(fc.c, req)
+	w.reset(fc, req)
 	defer func() {
 		if err := recover(); err != nil {
 			// The handler gave up mid-response (http.ErrAbortHandler: the
@@ -482,7 +535,7 @@ func (fc *frontConn) respond(req *http.Request) (keep bool) {
 // a handler that finishes quickly gets a Content-Length rather than chunks,
 // as with net/http.
 type frontResponse struct {
-	c       net.Conn
+	fc      *frontConn
 	bw      *bufio.Writer
 	req     *http.Request
 	header  http.Header
@@ -495,6 +548,7 @@ type frontResponse struct {
 	close   bool   // close the connection after the response
 	pending []byte // body held back before the head (no Content-Length yet)
 	err     error
+	gone    bool // the client went away while the request was held: write nothing
 }
 
 // maxPending is how much body without a declared length is held back.
@@ -504,18 +558,18 @@ var frontResponses = sync.Pool{New: func() any {
 	return &frontResponse{header: make(http.Header, 16), bw: bufio.NewWriterSize(nil, 4<<10), pending: make([]byte, 0, maxPending)}
 }}
 
-func (w *frontResponse) reset(c net.Conn, req *http.Request) {
-	w.c, w.req = c, req
-	w.bw.Reset(c)
+func (w *frontResponse) reset(fc *frontConn, req *http.Request) {
+	w.fc, w.req = fc, req
+	w.bw.Reset(fc.c)
 	w.status, w.started, w.length, w.written = 0, false, -1, 0
-	w.chunked, w.noBody, w.close, w.err = false, false, req.Close, nil
+	w.chunked, w.noBody, w.close, w.err, w.gone = false, false, req.Close, nil, false
 	w.pending = w.pending[:0]
 }
 
 func (w *frontResponse) release() {
 	clear(w.header)
 	w.bw.Reset(nil)
-	w.c, w.req = nil, nil
+	w.fc, w.req = nil, nil
 	frontResponses.Put(w)
 }
 
@@ -689,6 +743,9 @@ func hasTrailers(h http.Header) bool {
 // finish completes the response and reports whether the connection can
 // serve another request.
 func (w *frontResponse) finish() bool {
+	if w.gone {
+		return false
+	}
 	if !w.started {
 		w.writeHead(true)
 		_ = w.writePending()
@@ -718,6 +775,40 @@ func (w *frontResponse) finish() bool {
 	}
 	return !w.close
 }
+
+// watchClient watches the connection for the client going away while the
+// request waits (held until a target is healthy): front requests have no
+// context that would tell, and net/http's way (a read in the background
+// for every request) is what the front saves. The watch is one read of
+// the connection, which the serving goroutine does not read meanwhile (a
+// front request has no body); gone is closed when it fails (the client
+// closed or reset the connection; with pipelined bytes it cannot tell,
+// and they stay buffered). stop ends the watch and returns once it has
+// ended; after a gone, the response writes nothing and the connection
+// closes.
+func (w *frontResponse) watchClient() (gone <-chan struct{}, stop func()) {
+	fc := w.fc
+	ch := make(chan struct{})
+	exited := make(chan struct{})
+	var stopping atomic.Bool
+	_ = fc.c.SetReadDeadline(time.Time{}) // the hold is bounded by its timeout
+	go func() {
+		defer close(exited)
+		if _, err := fc.br.Peek(1); err != nil && !stopping.Load() {
+			w.gone = true // read by the serving goroutine after stop
+			close(ch)
+		}
+	}()
+	return ch, func() {
+		stopping.Store(true)
+		_ = fc.c.SetReadDeadline(aLongTimeAgo) // ends the read
+		<-exited
+		fc.idleSet = time.Time{} // the next wait sets its deadline again
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed: it ends a pending read.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // validFieldName reports whether k can be written as a header name.
 func validFieldName(k string) bool {
@@ -795,10 +886,37 @@ type cachedDate struct {
 var dateCache atomic.Pointer[cachedDate]
 
 // prefixConn is a connection handed to net/http with the bytes the front
-// already read from it.
+// already read from it, and the deadline of the head the front began to
+// read: until net/http has read that head, no read deadline it sets goes
+// past it. net/http sets a deadline (ReadHeaderTimeout) before reading a
+// head and clears it (the server has no ReadTimeout) once it has: the
+// first zero deadline ends the head.
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+
+	mu           sync.Mutex
+	headDeadline time.Time // zero: no bound (any more)
+}
+
+func (c *prefixConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	if !c.headDeadline.IsZero() {
+		if t.IsZero() {
+			c.headDeadline = time.Time{} // the head was read
+		} else if t.After(c.headDeadline) {
+			t = c.headDeadline
+		}
+	}
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *prefixConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -23,6 +23,8 @@ var (
 	pageStaticNotFound   = renderPage(http.StatusNotFound, "No such file.")
 	pageForbidden        = renderPage(http.StatusForbidden, "This file cannot be read.")
 	pageMethodNotAllowed = renderPage(http.StatusMethodNotAllowed, "Static files answer GET and HEAD only.")
+	pageBadBody          = renderPage(http.StatusBadRequest, "The request body was not sent whole.")
+	pageBodyNotStored    = renderPage(http.StatusInternalServerError, "The proxy could not store the request body.")
 )
 
 // unavailablePage is the 503 page of a route with no healthy target.

@@ -31,6 +31,11 @@ type Options struct {
 	// AccessLog, when set, receives one JSON line per request (see
 	// accessLog for the fields). Nil: no access log.
 	AccessLog io.Writer
+	// BodyBufferDir is where request bodies of unknown length (chunked) to
+	// a route with a max_body spill beyond 64 KiB while they are buffered
+	// (default os.TempDir()). The files are unlinked as soon as they are
+	// created.
+	BodyBufferDir string
 }
 
 func (o Options) withDefaults() Options {
@@ -170,11 +175,37 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
 			return
 		}
-		if r.ContentLength < 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
+		if r.ContentLength < 0 && r.Header["Upgrade"] == nil {
+			// No declared length: read the body whole (up to the limit)
+			// before choosing a target, so the app never sees a request
+			// over it, not even its first bytes.
+			body, err := bufferBodyUpTo(r, rt.MaxBody, p.opts.BodyBufferDir)
+			if err != nil {
+				p.bodyFailed(a, r, err)
+				return
+			}
+			defer body.close()
 		}
 	}
 	p.forward(a, r, rt, host, path)
+}
+
+// bodyFailed answers a request whose body of unknown length could not be
+// buffered: 413 over the limit, 400 when the client did not send it whole,
+// 500 when the proxy could not store it.
+func (p *Proxy) bodyFailed(a *attempt, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
+	case r.Context().Err() != nil:
+		// The client went away: nobody to answer (logged as 499).
+	case errors.Is(err, errBodyRead):
+		p.page(a, http.StatusBadRequest, pageBadBody, "")
+	default:
+		p.logger.Error("could not buffer a request body; set the proxy's body buffer directory to a writable one",
+			"method", r.Method, "path", r.URL.Path, "err", err)
+		p.page(a, http.StatusInternalServerError, pageBodyNotStored, "")
+	}
 }
 
 // forward sends r to a healthy target of rt: round-robin, holding while none
@@ -196,8 +227,13 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 		hold    *time.Timer     // started when the request first finds no healthy target
 		changed <-chan struct{} // armed before re-checking health while holding
 		sent    tryResult       // the last failure after sending, if any
+		gone    <-chan struct{} // closed when the client of a held front request goes away
+		unwatch func()          // ends the watch behind gone
 	)
 	defer func() {
+		if unwatch != nil {
+			unwatch()
+		}
 		if hold != nil {
 			hold.Stop()
 			p.holding.Add(-1)
@@ -224,6 +260,15 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 				hold = time.NewTimer(rt.HoldTimeout)
 				p.holding.Add(1)
 			}
+			if unwatch == nil {
+				gone, unwatch = watchClient(a.w)
+				if !fast && r.GetBody == nil && r.Header["Upgrade"] == nil {
+					// net/http notices a client leaving only once the body
+					// was read: read a small one now (the request goes once
+					// all the same).
+					bufferBody(r, rt.MaxBody)
+				}
+			}
 			if changed == nil {
 				changed = p.changes.wait() // armed; re-check once before waiting on it
 			} else {
@@ -239,13 +284,19 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 					return
 				case <-r.Context().Done():
 					return
+				case <-gone:
+					return // logged as 499
 				}
 			}
 		} else if t.acquire() {
+			if unwatch != nil {
+				unwatch() // the front's connection is the request's again
+				gone, unwatch = nil, nil
+			}
 			if a.n > 0 {
 				rt.app.metrics.retries.Add(1)
-				if replay && !fast {
-					rewindBody(r)
+				if !fast {
+					rewindBody(r) // when buffered
 				}
 			}
 			a.upstream = t.id
@@ -287,17 +338,35 @@ func (p *Proxy) forward(a *attempt, r *http.Request, rt *route, host, path strin
 	}
 }
 
+// clientWatcher is a ResponseWriter that can tell when its client goes
+// away (the front's, whose requests carry no such context).
+type clientWatcher interface {
+	watchClient() (gone <-chan struct{}, stop func())
+}
+
+// watchClient watches for w's client going away, through wrapping
+// writers (Unwrap); nil and nothing to stop when w cannot tell (a net/http
+// request's context tells instead).
+func watchClient(w http.ResponseWriter) (<-chan struct{}, func()) {
+	for {
+		switch x := w.(type) {
+		case clientWatcher:
+			return x.watchClient()
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil, func() {}
+		}
+	}
+}
+
 // upstreamFailed answers a request no target could serve: 504 when the
-// upstream did not answer in time, 413 for a body over the limit, 502
-// otherwise.
+// upstream did not answer in time, 502 otherwise.
 func (p *Proxy) upstreamFailed(a *attempt, r *http.Request, res tryResult) {
 	if r.Context().Err() != nil {
 		return // nobody is listening; logged as 499
 	}
-	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(a.err, &tooLarge):
-		p.page(a, http.StatusRequestEntityTooLarge, pageTooLarge, "")
 	case res == tryTimeout:
 		p.logger.Warn("upstream timed out", "target", a.upstream, "method", r.Method, "path", r.URL.Path, "err", a.err)
 		p.page(a, http.StatusGatewayTimeout, pageGatewayTimeout, "")

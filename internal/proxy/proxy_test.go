@@ -2,13 +2,18 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -226,6 +231,9 @@ func TestUpstreamErrors(t *testing.T) {
 		}
 	})
 	stall := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		// net/http notices a client leaving (the proxy giving up) only once
+		// the body was read.
+		_, _ = io.Copy(io.Discard, r.Body)
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -239,6 +247,24 @@ func TestUpstreamErrors(t *testing.T) {
 	}
 	if status, body := get(t, srv.Client(), srv.URL, "stall.test"); status != http.StatusGatewayTimeout || !strings.Contains(body, "504") {
 		t.Fatalf("upstream timed out: %d %q", status, body)
+	}
+	// The same on the slow path (a request with a body: net/http's
+	// Transport and its ResponseHeaderTimeout).
+	for _, idem := range []string{"", "k1"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("payload"))
+		req.Host = "stall.test"
+		if idem != "" {
+			req.Header.Set("Idempotency-Key", idem)
+		}
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "504") {
+			t.Fatalf("upstream timed out on the slow path (Idempotency-Key %q): %d %q", idem, res.StatusCode, body)
+		}
 	}
 	// Neither is a dial failure: the targets stay in rotation.
 	for _, id := range []string{"h", "s"} {
@@ -298,22 +324,31 @@ func TestForwardedHeaders(t *testing.T) {
 }
 
 func TestMaxBody(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+	spool := t.TempDir()
+	p, srv := newTestProxy(t, Options{BodyBufferDir: spool})
+	type seen struct {
+		n      int
+		length int64
+		te     []string
+		sum    [32]byte
+	}
 	var mu sync.Mutex
-	var seen []int
+	var calls []seen
 	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		mu.Lock()
-		seen = append(seen, len(b))
+		calls = append(calls, seen{len(b), r.ContentLength, r.TransferEncoding, sha256.Sum256(b)})
 		mu.Unlock()
 		if err != nil {
 			return
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	mustSetApp(t, p, "up", RouteTargets{Route: Route{Hosts: []string{"up.test"}, MaxBody: 100}, Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
+	const limit = 300 << 10 // over the in-memory part: large bodies spill to a file
+	mustSetApp(t, p, "up", RouteTargets{Route: Route{Hosts: []string{"up.test"}, MaxBody: limit}, Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
 
 	post := func(body io.Reader, size int64) (int, string) {
+		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, body)
 		req.Host = "up.test"
 		req.ContentLength = size
@@ -325,27 +360,68 @@ func TestMaxBody(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	if status, body := post(bytes.NewReader(make([]byte, 1000)), 1000); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "413") {
+	// chunked hides a reader's length from the client: the body goes out
+	// chunked, with no declared length.
+	chunked := func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) }
+	calledWith := func() []seen {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(calls)
+	}
+
+	// Over the limit, declared or not: 413, and the app is never called.
+	if status, body := post(bytes.NewReader(make([]byte, limit+1)), limit+1); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "413") {
 		t.Fatalf("declared body over the limit: %d %q", status, body)
 	}
-	mu.Lock()
-	if len(seen) != 0 {
-		t.Fatalf("the upstream saw an oversized request: %v", seen)
-	}
-	mu.Unlock()
-	if status, body := post(bytes.NewReader(make([]byte, 100)), 100); status != 200 || body != "ok" {
-		t.Fatalf("body at the limit: %d %q", status, body)
-	}
-	// Chunked (no declared length): cut at the limit.
-	if status, _ := post(io.MultiReader(bytes.NewReader(make([]byte, 1000))), -1); status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("chunked body over the limit: %d", status)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, n := range seen {
-		if n > 100 {
-			t.Fatalf("the upstream read %d bytes past a 100 byte limit", n)
+	for _, size := range []int{limit + 1, 2 * limit} {
+		if status, body := post(chunked(make([]byte, size)), -1); status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "413") {
+			t.Fatalf("chunked body of %d bytes over the limit: %d %q", size, status, body)
 		}
+	}
+	if c := calledWith(); len(c) != 0 {
+		t.Fatalf("the app was called for requests over max_body: %+v", c)
+	}
+
+	// Within it: the app gets the whole body, with its length declared (a
+	// small one from memory, a large one from the spill file).
+	for i, size := range []int{0, 100, 64 << 10, 64<<10 + 1, limit} {
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(j*7 + i)
+		}
+		if status, body := post(chunked(b), -1); status != 200 || body != "ok" {
+			t.Fatalf("chunked body of %d bytes: %d %q", size, status, body)
+		}
+		c := calledWith()
+		got := c[len(c)-1]
+		if got.n != size || got.sum != sha256.Sum256(b) || got.length != int64(size) || len(got.te) != 0 {
+			t.Fatalf("chunked body of %d bytes reached the app as %d bytes, Content-Length %d, Transfer-Encoding %v, same bytes %v",
+				size, got.n, got.length, got.te, got.sum == sha256.Sum256(b))
+		}
+	}
+	if status, body := post(bytes.NewReader(make([]byte, limit)), limit); status != 200 || body != "ok" {
+		t.Fatalf("declared body at the limit: %d %q", status, body)
+	}
+	// The spill files were unlinked at once.
+	if ents, err := os.ReadDir(spool); err != nil || len(ents) != 0 {
+		t.Fatalf("body buffer dir holds %v (%v)", ents, err)
+	}
+}
+
+// TestMaxBodyBrokenChunked: a chunked body that breaks off gets a 400, and
+// the app is not called.
+func TestMaxBodyBrokenChunked(t *testing.T) {
+	p, srv := newTestProxy(t, Options{})
+	var calls atomic.Int64
+	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	mustSetApp(t, p, "up", RouteTargets{Route: Route{MaxBody: 1000}, Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
+	c, br := rawConn(t, srv)
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+	if res, _ := readResponse(t, br, "POST"); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("broken chunked body: %d", res.StatusCode)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("the app was called %d times for a broken body", n)
 	}
 }
 

@@ -27,6 +27,9 @@ const maxReplayBody = 64 << 10
 // larger size stream through once (a failed dial still retries them:
 // nothing was read).
 func bufferBody(r *http.Request, maxBody int64) bool {
+	if r.GetBody != nil {
+		return true // buffered already (bufferBodyUpTo)
+	}
 	n := r.ContentLength
 	if n <= 0 || n > maxReplayBody || (maxBody > 0 && n > maxBody) {
 		return n == 0

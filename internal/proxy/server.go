@@ -11,15 +11,22 @@ import (
 // take the defaults below.
 type ServerOptions struct {
 	// ReadHeaderTimeout bounds how long a client may take to send a request's
-	// headers (default 10s). It is what defeats slowloris: a connection that
-	// trickles its headers is closed, and every connection is served by its
-	// own goroutine, so hundreds of them do not delay anyone else.
+	// headers (default 10s), from the connection's start or the first byte
+	// of a later request, whether the front or net/http reads the head
+	// (a hand-off keeps the deadline). It is what defeats slowloris: a
+	// connection that trickles its headers is closed, and every connection
+	// is served by its own goroutine, so hundreds of them do not delay
+	// anyone else.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes a keep-alive client connection idle this long
 	// between requests (default 75s).
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request's header block; larger ones get a 431
-	// (default 64 KiB).
+	// MaxHeaderBytes bounds a request's head (request line and header
+	// fields); larger ones get a 431 and the connection is closed (default
+	// 64 KiB). Server's front enforces it on every head it reads; a head
+	// that outgrows the front's 8 KiB buffer under a larger limit, and the
+	// requests after a hand-off, are net/http's, which reads up to 4 KiB
+	// past the limit before it answers the 431.
 	MaxHeaderBytes int
 	// Handler is what the server serves (default: the Proxy itself), for a
 	// handler in front of the proxy such as the edge's redirects.

@@ -59,47 +59,149 @@ func waitClosed(t *testing.T, c net.Conn, what string) {
 	}
 }
 
-// TestSlowloris holds hundreds of connections that trickle a request head:
-// normal requests keep succeeding meanwhile, and the server closes the slow
-// connections once ReadHeaderTimeout passed.
+// TestSlowloris holds hundreds of connections that trickle a request head
+// without end: normal requests keep succeeding meanwhile, and the server
+// closes every slow connection once ReadHeaderTimeout passed, whoever
+// reads the head: the front, or net/http once a head grew past the
+// front's buffer (the hand-off keeps the head's deadline; net/http would
+// otherwise start a fresh one).
 func TestSlowloris(t *testing.T) {
-	p, srv := newTestProxyServer(t, Options{}, ServerOptions{ReadHeaderTimeout: 500 * time.Millisecond})
+	const (
+		limit = 3 * time.Second
+		// slack is generous for a loaded machine, and smaller than the
+		// time the large heads trickle before their hand-off: a fresh
+		// ReadHeaderTimeout at the hand-off would overshoot it.
+		slack = 1500 * time.Millisecond
+		tick  = 50 * time.Millisecond
+	)
+	p, srv := newTestProxyServer(t, Options{}, ServerOptions{ReadHeaderTimeout: limit})
 	b := newBackend(t, "w1")
 	mustSetApp(t, p, "shop", RouteTargets{Route: Route{Hosts: []string{"shop.test"}}, Targets: targets(b)})
 
+	type slowConn struct {
+		c      net.Conn
+		start  time.Time // when the head began
+		closed chan time.Time
+	}
 	const slow = 300
-	conns := make([]net.Conn, 0, slow)
+	conns := make([]*slowConn, 0, slow)
+	// The large heads fill all but trickleBytes of the front's buffer, so
+	// they cross into net/http after trickling for about
+	// trickleBytes*tick (2s): longer than slack, shorter than limit (later
+	// on a slow machine, which only makes a second timeout's overshoot
+	// larger, or has the front close them before the hand-off).
+	const trickleBytes = 40
 	for i := range slow {
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatalf("slow connection %d: %v", i, err)
 		}
 		defer c.Close()
-		// Half on a fresh connection, half after a first request (the idle
-		// wait is then over and the header timeout runs).
-		if i%2 == 1 {
+		br := bufio.NewReader(c)
+		// A third on a fresh connection, a third after a first request (the
+		// idle wait is then over and the header timeout runs), a third with
+		// a head larger than the front's buffer.
+		if i%3 == 1 {
 			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n")
-			if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+			if _, err := http.ReadResponse(br, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: shop.test\r\nX-Slow: ")
-		conns = append(conns, c)
+		sc := &slowConn{c: c, start: time.Now(), closed: make(chan time.Time, 1)}
+		head := "GET / HTTP/1.1\r\nHost: shop.test\r\nX-Slow: "
+		if i%3 == 2 {
+			head += strings.Repeat("a", frontReadSize-len(head)-trickleBytes)
+		}
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_, _ = io.Copy(io.Discard, br) // until the server closes it
+			sc.closed <- time.Now()
+		}()
+		conns = append(conns, sc)
 	}
+	// The slow clients trickle a byte each per tick, without end.
+	stop := make(chan struct{})
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+			for _, sc := range conns {
+				_ = sc.c.SetWriteDeadline(time.Now().Add(tick))
+				_, _ = sc.c.Write([]byte("a"))
+			}
+		}
+	}()
+	defer func() { close(stop); <-trickled }()
+
 	for i := range 20 {
 		if status, body := get(t, srv.Client(), srv.URL, "shop.test"); status != 200 || body != "w1" {
 			t.Fatalf("request %d during the slowloris: %d %q", i, status, body)
 		}
 	}
-	// The slow clients keep trickling; the header timeout still cuts them.
-	for _, c := range conns[:10] {
-		_, _ = c.Write([]byte("a"))
-	}
-	for i, c := range conns {
-		waitClosed(t, c, fmt.Sprintf("slow connection %d", i))
+	for i, sc := range conns {
+		bound := sc.start.Add(limit + slack)
+		select {
+		case at := <-sc.closed:
+			if at.After(bound) {
+				t.Errorf("slow connection %d (kind %d) closed %s after its head began, want at most %s",
+					i, i%3, at.Sub(sc.start).Round(time.Millisecond), limit+slack)
+			}
+		case <-time.After(time.Until(bound) + 30*time.Second):
+			t.Fatalf("slow connection %d (kind %d) still open %s after its head began", i, i%3, time.Since(sc.start).Round(time.Millisecond))
+		}
 	}
 	if status, _ := get(t, srv.Client(), srv.URL, "shop.test"); status != 200 {
 		t.Fatalf("after the slowloris: %d", status)
+	}
+}
+
+// deadlineConn records the read deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	set []time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error { c.set = append(c.set, t); return nil }
+
+// TestHandOffKeepsHeadDeadline: a connection handed to net/http keeps the
+// deadline of the head being read until net/http has read it (net/http
+// clears its deadline then), and net/http's own deadlines after that.
+func TestHandOffKeepsHeadDeadline(t *testing.T) {
+	base := time.Now()
+	head := base.Add(time.Second)
+	dc := &deadlineConn{}
+	c := &prefixConn{Conn: dc, headDeadline: head}
+	steps := []struct{ set, want time.Time }{
+		{base.Add(10 * time.Second), head},                                   // net/http's ReadHeaderTimeout: bounded by the head's
+		{base.Add(500 * time.Millisecond), base.Add(500 * time.Millisecond)}, // an earlier one stands
+		{time.Time{}, time.Time{}},                                           // the head was read
+		{base.Add(75 * time.Second), base.Add(75 * time.Second)},             // the idle timeout of the next request
+		{base.Add(10 * time.Second), base.Add(10 * time.Second)},             // the next head's own timeout
+	}
+	for _, st := range steps {
+		_ = c.SetReadDeadline(st.set)
+	}
+	for i, st := range steps {
+		if !dc.set[i].Equal(st.want) {
+			t.Errorf("deadline %d: set %v, want %v", i, dc.set[i], st.want)
+		}
+	}
+	// Without a head deadline (the head was buffered whole), nothing is
+	// bounded.
+	dc2 := &deadlineConn{}
+	c2 := &prefixConn{Conn: dc2}
+	_ = c2.SetReadDeadline(base.Add(10 * time.Second))
+	if !dc2.set[0].Equal(base.Add(10 * time.Second)) {
+		t.Errorf("no head deadline: set %v", dc2.set[0])
 	}
 }
 
@@ -115,6 +217,101 @@ func TestIdleTimeout(t *testing.T) {
 	waitClosed(t, c, "idle keep-alive connection")
 	if n := p.conns.Load(); n != 0 {
 		waitFor(t, "the connection count to drop", func() bool { return p.conns.Load() == 0 })
+	}
+}
+
+// TestSmallHeaderSizeLimit: a MaxHeaderBytes below the front's buffer is
+// enforced by the front (a 431 as net/http answers it), for complete heads,
+// heads still arriving, and requests it would hand to net/http.
+func TestSmallHeaderSizeLimit(t *testing.T) {
+	p, srv := newTestProxyServer(t, Options{}, ServerOptions{MaxHeaderBytes: 4 << 10})
+	b := newBackend(t, "w1")
+	mustSetApp(t, p, "shop", RouteTargets{Route: Route{}, Targets: targets(b)})
+	for _, tc := range []struct {
+		name   string
+		req    string
+		status int
+	}{
+		{"small", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 2<<10) + "\r\n\r\n", 200},
+		{"just under", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 4<<10-40) + "\r\n\r\n", 200},
+		{"over, complete", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 6<<10) + "\r\n\r\n", 431},
+		{"over, incomplete", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 5<<10), 431},
+		{"over, past the buffer", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 12<<10) + "\r\n\r\n", 431},
+		{"over, with a body", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nX-Big: " + strings.Repeat("b", 6<<10) + "\r\n\r\nhi", 431},
+		{"over, LF line ends", "GET / HTTP/1.1\nHost: h\nX-Big: " + strings.Repeat("b", 6<<10) + "\n\n", 431},
+	} {
+		c, br := rawConn(t, srv)
+		if _, err := io.WriteString(c, tc.req); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		res, body := readResponse(t, br, "GET")
+		if res.StatusCode != tc.status {
+			t.Errorf("%s: status %d %q, want %d", tc.name, res.StatusCode, body, tc.status)
+		}
+		if tc.status == 431 {
+			if body != "431 Request Header Fields Too Large" || !res.Close {
+				t.Errorf("%s: body %q, close %v", tc.name, body, res.Close)
+			}
+			waitClosed(t, c, tc.name)
+		}
+	}
+	// A later request on a kept-alive connection too.
+	c, br := rawConn(t, srv)
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	if res, _ := readResponse(t, br, "GET"); res.StatusCode != 200 {
+		t.Fatalf("first request: %d", res.StatusCode)
+	}
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: %s\r\n\r\n", strings.Repeat("b", 6<<10))
+	if res, _ := readResponse(t, br, "GET"); res.StatusCode != 431 {
+		t.Fatalf("second request over the limit: %d", res.StatusCode)
+	}
+}
+
+// TestHeldRequestClientGoes: a request held for a healthy target stops
+// waiting as soon as its client goes away, on the front (which has no
+// per-request context) and on net/http, instead of holding until
+// HoldTimeout.
+func TestHeldRequestClientGoes(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	p, srv := newTestProxy(t, Options{AccessLog: lockedWriterFunc(func(b []byte) {
+		mu.Lock()
+		lines = append(lines, string(b))
+		mu.Unlock()
+	})})
+	mustSetApp(t, p, "shop", RouteTargets{Route: Route{HoldTimeout: time.Hour}}) // no target at all
+	for _, tc := range []struct{ name, req string }{
+		{"front", "GET /held HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{"net/http", "POST /held HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"},
+	} {
+		c, _ := rawConn(t, srv)
+		if _, err := io.WriteString(c, tc.req); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, tc.name+": the request to hold", func() bool { return p.holding.Load() == 1 })
+		c.Close()
+		waitFor(t, tc.name+": the held request to end with its client", func() bool { return p.holding.Load() == 0 })
+	}
+	waitFor(t, "two access log lines", func() bool { mu.Lock(); defer mu.Unlock(); return len(lines) == 2 })
+	for _, l := range lines {
+		if !strings.Contains(l, `"status":499`) {
+			t.Errorf("access log of a request whose client left: %s", l)
+		}
+	}
+
+	// A held front request whose client stays is answered, on a
+	// connection that goes on serving.
+	b := newBackend(t, "w1")
+	c, br := rawConn(t, srv)
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitFor(t, "the request to hold", func() bool { return p.holding.Load() == 1 })
+	mustSetApp(t, p, "shop", RouteTargets{Route: Route{HoldTimeout: time.Hour}, Targets: targets(b)})
+	if res, body := readResponse(t, br, "GET"); res.StatusCode != 200 || body != "w1" {
+		t.Fatalf("held request: %d %q", res.StatusCode, body)
+	}
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	if res, body := readResponse(t, br, "GET"); res.StatusCode != 200 || body != "w1" {
+		t.Fatalf("next request on the connection: %d %q", res.StatusCode, body)
 	}
 }
 

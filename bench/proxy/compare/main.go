@@ -6,17 +6,25 @@
 // sleeps on a thread of its own, so intended send times are met within
 // microseconds instead of Go's millisecond timer resolution when idle.)
 //
-// Phases, each repeated -runs times with the three setups interleaved (the
-// median is reported):
+// moorage is bench/proxy/moorageproxy: the proxy stack of `moorage server`
+// (edge in front of the proxy, the server's defaults, health checks every
+// second) without the rest of the server.
+//
+// Phases, each repeated -runs times with the three setups interleaved, in
+// an order that rotates from run to run (so none is always first after a
+// pause, or always last):
 //
 //  1. max throughput: closed loop, -conns keep-alive connections;
 //  2. latency at half of nginx's max throughput: open loop (latency from
-//     each request's intended send time), added latency = via proxy − direct;
+//     each request's intended send time); a proxy's added p99 is computed
+//     per run, against the direct p99 of the same run (paired), and the
+//     median of those differences is reported;
 //  3. memory: RSS of each proxy holding -hold idle keep-alive client
-//     connections.
+//     connections, sampled several times per run.
 //
-// It also reports the proxies' CPU time per request (from /proc), which is
-// less sensitive than throughput to other load on a shared machine.
+// Ratios (moorage ÷ nginx) are medians of the per-run ratios. It also
+// reports the proxies' CPU time per request (from /proc), which is less
+// sensitive than throughput to other load on a shared machine.
 package main
 
 import (
@@ -62,7 +70,7 @@ func main() {
 	flag.StringVar(&c.proxyCore, "proxy-core", "1", "CPU the proxies are pinned to")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "measured time of each run")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before each run")
-	flag.IntVar(&c.runs, "runs", 3, "runs of each measurement (median reported)")
+	flag.IntVar(&c.runs, "runs", 3, "runs of each measurement (medians reported)")
 	flag.IntVar(&c.conns, "conns", 50, "connections of the max throughput runs")
 	flag.IntVar(&c.latConns, "latency-conns", 50, "connections of the fixed-rate runs")
 	flag.IntVar(&c.hold, "hold", 1000, "idle keep-alive client connections for the memory measurement")
@@ -182,7 +190,7 @@ func run(c config) error {
 
 	// 1. Max throughput.
 	for i := range c.runs {
-		for _, s := range setups {
+		for _, s := range rotate(setups, i) {
 			r, cpu, err := measure(ctx, s, loadgen.Config{URL: s.url, Conns: c.conns, Duration: c.duration, Warmup: c.warmup})
 			if err != nil {
 				return err
@@ -190,7 +198,7 @@ func run(c config) error {
 			sr := results.Setups[s.name]
 			sr.MaxRPS = append(sr.MaxRPS, r.Throughput)
 			sr.MaxFailed += r.Failed()
-			if cpu > 0 {
+			if s.pid > 0 {
 				sr.CPUPerReqMax = append(sr.CPUPerReqMax, cpu)
 			}
 			fmt.Printf("max throughput run %d/%d %-8s %8.0f req/s  cpu %5.1f µs/req  p99 %.3f ms  failed %d\n",
@@ -203,7 +211,7 @@ func run(c config) error {
 	// 2. Latency at a fixed rate.
 	fmt.Println()
 	for i := range c.runs {
-		for _, s := range setups {
+		for _, s := range rotate(setups, i) {
 			r, cpu, err := measure(ctx, s, loadgen.Config{URL: s.url, Conns: c.latConns, Rate: rate, Duration: c.duration, Warmup: c.warmup})
 			if err != nil {
 				return err
@@ -214,7 +222,7 @@ func run(c config) error {
 			sr.P99 = append(sr.P99, sum.P99)
 			sr.P999 = append(sr.P999, sum.P999)
 			sr.RateFailed += r.Failed()
-			if cpu > 0 {
+			if s.pid > 0 {
 				sr.CPUPerReqRate = append(sr.CPUPerReqRate, cpu)
 			}
 			fmt.Printf("fixed rate %5.0f req/s run %d/%d %-8s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  cpu %5.1f µs/req  failed %d\n",
@@ -222,37 +230,66 @@ func run(c config) error {
 		}
 	}
 
-	// 3. Memory with idle keep-alive connections.
+	// 3. Memory with idle keep-alive connections, per run, sampled a few
+	// times while they are held (the largest sample counts).
 	fmt.Println()
-	for _, s := range setups[1:] {
-		before, _ := rssKB(s.pid)
-		hctx, cancel := context.WithCancel(ctx)
-		ready := make(chan struct{})
-		errc := make(chan error, 1)
-		go func() { errc <- loadgen.Hold(hctx, s.url, "", c.hold, func() { close(ready) }) }()
-		select {
-		case <-ready:
-		case err := <-errc:
-			cancel()
-			return fmt.Errorf("%s: hold %d connections: %w", s.name, c.hold, err)
+	for i := range c.runs {
+		for _, s := range rotate(setups[1:], i) {
+			before, during, err := holdRSS(ctx, s, c.hold)
+			if err != nil {
+				return err
+			}
+			sr := results.Setups[s.name]
+			sr.RSSIdleKB = append(sr.RSSIdleKB, before)
+			sr.RSSHoldKB = append(sr.RSSHoldKB, during)
+			fmt.Printf("memory run %d/%d %-8s RSS %6.1f MB before, %6.1f MB with %d open keep-alive connections\n",
+				i+1, c.runs, s.name, float64(before)/1024, float64(during)/1024, c.hold)
 		}
-		time.Sleep(time.Second) // let the server settle (idle state reached)
-		during, err := rssKB(s.pid)
-		if err != nil {
-			cancel()
-			return err
-		}
-		cancel()
-		<-errc
-		sr := results.Setups[s.name]
-		sr.RSSIdleKB, sr.RSSHoldKB = before, during
-		fmt.Printf("memory %-8s RSS %6.1f MB before, %6.1f MB with %d open keep-alive connections\n",
-			s.name, float64(before)/1024, float64(during)/1024, c.hold)
 	}
 
 	results.print(c)
 	b, _ := json.MarshalIndent(results, "", "  ")
 	return os.WriteFile(filepath.Join(c.out, "results.json"), b, 0o644)
+}
+
+// rotate returns setups starting at the i-th (modulo their number).
+func rotate(setups []setup, i int) []setup {
+	k := i % len(setups)
+	return append(slices.Clone(setups[k:]), setups[:k]...)
+}
+
+// holdRSS opens n idle keep-alive client connections to s and returns its
+// RSS before, and the largest of several samples while they are open.
+func holdRSS(ctx context.Context, s setup, n int) (before, during int64, err error) {
+	before, err = rssKB(s.pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- loadgen.Hold(hctx, s.url, "", n, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-errc:
+		return 0, 0, fmt.Errorf("%s: hold %d connections: %w", s.name, n, err)
+	}
+	// Samples over two seconds: the server settles into its idle state
+	// (buffers released, the collector run) at its own pace.
+	for range 5 {
+		time.Sleep(400 * time.Millisecond)
+		kb, err := rssKB(s.pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		during = max(during, kb)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		return 0, 0, err
+	}
+	return before, during, nil
 }
 
 // measure runs one load and the CPU time pid used per answered request.
@@ -293,8 +330,8 @@ type setupResult struct {
 	P999          []float64 `json:"p99_9_ms"`
 	RateFailed    int64     `json:"rate_failed"`
 	CPUPerReqRate []float64 `json:"cpu_us_per_request_rate"`
-	RSSIdleKB     int64     `json:"rss_idle_kb"`
-	RSSHoldKB     int64     `json:"rss_hold_kb"`
+	RSSIdleKB     []int64   `json:"rss_idle_kb"`
+	RSSHoldKB     []int64   `json:"rss_hold_kb"`
 }
 
 type results struct {
@@ -303,24 +340,27 @@ type results struct {
 }
 
 func (r *results) print(c config) {
-	fmt.Printf("\n## Results: median of %d runs of %s (best run in parentheses: on a shared machine the best run is the one least disturbed)\n\n", c.runs, c.duration)
+	fmt.Printf("\n## Results: %d interleaved runs of %s, medians (best run in parentheses: on a shared machine the best run is the one least disturbed)\n\n", c.runs, c.duration)
 	d, m, n := r.Setups["direct"], r.Setups["moorage"], r.Setups["nginx"]
 	both := func(xs []float64, best func([]float64) float64, f string) string {
 		return fmt.Sprintf(f+" ("+f+")", median(xs), best(xs))
 	}
 	fmt.Printf("| | direct | moorage | nginx | moorage ÷ nginx | target |\n|---|---|---|---|---|---|\n")
-	ratio, bestRatio := median(m.MaxRPS)/median(n.MaxRPS), maxOf(m.MaxRPS)/maxOf(n.MaxRPS)
+	tput := paired(m.MaxRPS, n.MaxRPS, func(a, b float64) float64 { return a / b })
 	fmt.Printf("| max throughput (req/s, %d conns) | %s | %s | %s | **%.2f** (%.2f) | ≥ 0.80 %s |\n", c.conns,
-		both(d.MaxRPS, maxOf, "%.0f"), both(m.MaxRPS, maxOf, "%.0f"), both(n.MaxRPS, maxOf, "%.0f"), ratio, bestRatio, mark(ratio >= 0.8 && bestRatio >= 0.8))
+		both(d.MaxRPS, maxOf, "%.0f"), both(m.MaxRPS, maxOf, "%.0f"), both(n.MaxRPS, maxOf, "%.0f"),
+		median(tput), maxOf(tput), mark(median(tput) >= 0.8))
+	cpu := paired(m.CPUPerReqMax, n.CPUPerReqMax, func(a, b float64) float64 { return a / b })
 	fmt.Printf("| proxy CPU per request at max throughput (µs) | | %s | %s | %.2f (%.2f) | |\n",
-		both(m.CPUPerReqMax, minOf, "%.1f"), both(n.CPUPerReqMax, minOf, "%.1f"),
-		median(m.CPUPerReqMax)/median(n.CPUPerReqMax), minOf(m.CPUPerReqMax)/minOf(n.CPUPerReqMax))
+		both(m.CPUPerReqMax, minOf, "%.1f"), both(n.CPUPerReqMax, minOf, "%.1f"), median(cpu), minOf(cpu))
 	fmt.Printf("| p50 at %.0f req/s (ms) | %s | %s | %s | | |\n", r.Rate, both(d.P50, minOf, "%.3f"), both(m.P50, minOf, "%.3f"), both(n.P50, minOf, "%.3f"))
 	fmt.Printf("| p99 at %.0f req/s (ms) | %s | %s | %s | | |\n", r.Rate, both(d.P99, minOf, "%.3f"), both(m.P99, minOf, "%.3f"), both(n.P99, minOf, "%.3f"))
 	fmt.Printf("| p99.9 at %.0f req/s (ms) | %s | %s | %s | | |\n", r.Rate, both(d.P999, minOf, "%.3f"), both(m.P999, minOf, "%.3f"), both(n.P999, minOf, "%.3f"))
-	added := func(s *setupResult, agg func([]float64) float64) float64 { return agg(s.P99) - agg(d.P99) }
-	am, an := added(m, median), added(n, median)
-	bm, bn := added(m, minOf), added(n, minOf)
+	// Added p99, run by run: a proxy's p99 minus the direct p99 measured
+	// in the same run, next to it.
+	sub := func(a, b float64) float64 { return a - b }
+	addM, addN := paired(m.P99, d.P99, sub), paired(n.P99, d.P99, sub)
+	am, an := median(addM), median(addN)
 	check := func(am, an float64) bool {
 		ok := am <= 2*max(an, 0) || am <= 0
 		if an < 0.5 {
@@ -334,13 +374,31 @@ func (r *results) print(c config) {
 		}
 		return fmt.Sprintf("%.2f", am/an)
 	}
-	fmt.Printf("| added p99 = p99 − direct p99 (ms) | | %.3f (%.3f) | %.3f (%.3f) | **%s** (%s) | ≤ 2× nginx's, ≤ 1 ms when nginx's < 0.5 ms %s |\n",
-		am, bm, an, bn, ratioP99(am, an), ratioP99(bm, bn), mark(check(am, an) && check(bm, bn)))
+	fmt.Printf("| added p99 = p99 − direct p99 of the same run (ms) | | %s | %s | **%s** | ≤ 2× nginx's, ≤ 1 ms when nginx's < 0.5 ms %s |\n",
+		both(addM, minOf, "%.3f"), both(addN, minOf, "%.3f"), ratioP99(am, an), mark(check(am, an)))
+	cpuRate := paired(m.CPUPerReqRate, n.CPUPerReqRate, func(a, b float64) float64 { return a / b })
 	fmt.Printf("| proxy CPU per request at %.0f req/s (µs) | | %s | %s | %.2f | |\n", r.Rate,
-		both(m.CPUPerReqRate, minOf, "%.1f"), both(n.CPUPerReqRate, minOf, "%.1f"), median(m.CPUPerReqRate)/median(n.CPUPerReqRate))
-	fmt.Printf("| RSS with %d idle keep-alive clients (MB) | | %.1f | %.1f | %.2f | moorage ≤ 60 MB %s |\n", c.hold,
-		float64(m.RSSHoldKB)/1024, float64(n.RSSHoldKB)/1024, float64(m.RSSHoldKB)/float64(max(n.RSSHoldKB, 1)), mark(m.RSSHoldKB <= 60*1024))
+		both(m.CPUPerReqRate, minOf, "%.1f"), both(n.CPUPerReqRate, minOf, "%.1f"), median(cpuRate))
+	mb := func(kb []int64) []float64 {
+		out := make([]float64, len(kb))
+		for i, v := range kb {
+			out[i] = float64(v) / 1024
+		}
+		return out
+	}
+	rssM, rssN := mb(m.RSSHoldKB), mb(n.RSSHoldKB)
+	fmt.Printf("| RSS with %d idle keep-alive clients (MB; largest run in parentheses) | | %s | %s | %.2f | moorage ≤ 60 MB %s |\n", c.hold,
+		both(rssM, maxOf, "%.1f"), both(rssN, maxOf, "%.1f"), median(rssM)/max(median(rssN), 0.001), mark(maxOf(rssM) <= 60))
 	fmt.Printf("| failed requests (all runs) | %d | %d | %d | | 0 |\n", d.MaxFailed+d.RateFailed, m.MaxFailed+m.RateFailed, n.MaxFailed+n.RateFailed)
+}
+
+// paired applies f to the values of two setups measured in the same run.
+func paired(a, b []float64, f func(a, b float64) float64) []float64 {
+	out := make([]float64, 0, min(len(a), len(b)))
+	for i := range min(len(a), len(b)) {
+		out = append(out, f(a[i], b[i]))
+	}
+	return out
 }
 
 func maxOf(xs []float64) float64 {

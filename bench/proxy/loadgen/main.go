@@ -27,6 +27,8 @@ func main() {
 	flag.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080/", "URL to request")
 	flag.StringVar(&cfg.Host, "host", "", "Host header (default: the URL's)")
 	flag.IntVar(&cfg.Conns, "conns", 32, "keep-alive connections")
+	flag.StringVar(&cfg.Method, "method", "", "request method (default GET, or POST with -body-bytes)")
+	bodyBytes := flag.Int("body-bytes", -1, "send a request body of this many bytes (-1: none)")
 	flag.Float64Var(&cfg.Rate, "rate", 0, "requests per second (0: closed loop, as fast as possible)")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured duration")
 	flag.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured warm-up before the measurement")
@@ -35,6 +37,9 @@ func main() {
 	hold := flag.Int("hold", 0, "hold this many idle keep-alive connections instead of sending load")
 	holdFor := flag.Duration("hold-for", time.Hour, "with -hold: how long to hold them (or until SIGTERM)")
 	flag.Parse()
+	if *bodyBytes >= 0 {
+		cfg.Body = make([]byte, *bodyBytes)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -64,10 +69,11 @@ func main() {
 			Requests   int64           `json:"requests"`
 			Errors     int64           `json:"errors"`
 			Non2xx     int64           `json:"non_2xx"`
+			Unsent     int64           `json:"unsent"`
 			Throughput float64         `json:"throughput"`
 			Latency    loadgen.Summary `json:"latency"`
 			FirstError string          `json:"first_error,omitempty"`
-		}{"closed", cfg.Rate, cfg.Conns, r.Elapsed.Seconds(), r.Requests, r.Errors, r.Non2xx, r.Throughput, r.Latency.Summary(), r.FirstError}
+		}{"closed", cfg.Rate, cfg.Conns, r.Elapsed.Seconds(), r.Requests, r.Errors, r.Non2xx, r.Unsent, r.Throughput, r.Latency.Summary(), r.FirstError}
 		if cfg.Rate > 0 {
 			out.Mode = "open"
 		}

@@ -1,6 +1,15 @@
-// Command moorageproxy runs moorage's real proxy (internal/proxy, served by
-// the hardened http.Server that `moorage server` uses) with one route to one
-// backend, for the proxy benchmarks.
+// Command moorageproxy runs the proxy stack of `moorage server` with one
+// route to one backend, for the proxy benchmarks: internal/edge (the front
+// door policy: HTTPS redirects, canonical hosts, ACME challenges) in front
+// of internal/proxy, served by the proxy's Server (its HTTP/1.1 front and
+// the hardened net/http server behind it) with the server's default
+// timeouts and limits, and the route as the engine builds it for a spec
+// with defaults: an HTTP health check every second (health.path
+// /healthz), hold_timeout 10s, no max_body, no access log.
+//
+// What it leaves out of `moorage server` is everything that is not on a
+// request's path: the engine, the API, the store, the runtimes (the
+// backend stands for an app instance).
 //
 //	GOMAXPROCS=1 taskset -c 1 moorageproxy -addr 127.0.0.1:8080 -backend 127.0.0.1:8081
 package main
@@ -17,9 +26,10 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
-	"time"
 
+	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/spec"
 )
 
 func main() {
@@ -28,17 +38,28 @@ func main() {
 	host := flag.String("host", "", "the route's host (default: the default route)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
+	healthPath := flag.String("health-path", "/healthz", "the route's HTTP health check path")
 	flag.Parse()
 
 	p := proxy.New(proxy.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer p.Close()
+	front := edge.New(p, edge.Options{})
 	var hosts []string
 	if *host != "" {
 		hosts = []string{*host}
 	}
+	// As the engine routes an app (internal/engine/steps.go): the edge
+	// site, then the proxy route, with the spec's defaults.
+	if err := front.SetApp("bench", []edge.Site{{Hosts: hosts}}); err != nil {
+		log.Fatal(err)
+	}
 	err := p.SetApp("bench", []proxy.RouteTargets{{
-		Route:   proxy.Route{Hosts: hosts, Health: proxy.HealthCheck{Interval: time.Hour}},
-		Targets: []proxy.Target{{ID: "bench-web-1", Addr: *backend}},
+		Route: proxy.Route{
+			App: "bench", Service: "web", Hosts: hosts,
+			Health:      proxy.HealthCheck{Path: *healthPath}, // default interval (1s), timeout, retries
+			HoldTimeout: spec.DefaultHoldTimeout,
+		},
+		Targets: []proxy.Target{{ID: "bench-web-v1-1", Addr: *backend}},
 	}})
 	if err != nil {
 		log.Fatal(err)
@@ -60,7 +81,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := p.NewServer(proxy.ServerOptions{})
+	srv := p.NewServer(proxy.ServerOptions{Handler: front})
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Printf("moorage proxy listening on %s → %s\n", ln.Addr(), *backend)
 	sig := make(chan os.Signal, 1)
