@@ -618,6 +618,9 @@ func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
 	if r.undoing {
 		return nil
 	}
+	if err := r.e.adoptConfig(ctx, r.from, rel); err != nil {
+		return err
+	}
 	freed, err := r.e.pruneArtifacts(ctx, rel.App)
 	for _, f := range freed {
 		out.Printf("pruned %s", f)
