@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,39 @@ func TestSecretsStaySecret(t *testing.T) {
 		if code == 0 || strings.Contains(out+errOut, "leaky") {
 			t.Errorf("moorage %s: exit %d, output shows the value:\n%s%s", strings.Join(args, " "), code, out, errOut)
 		}
+	}
+}
+
+// An accessory gets the secrets it declares, and no others.
+func TestAccessorySecrets(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	port := strings.Split(freePort(t), ":")[1]
+	app := s.hello(t, append(fastSpec, "volumes:", `accessories:
+  vault:
+    command: sh -c 'printf %s "$$VAULT_TOKEN" > "$$MOORAGE_VOLUME_VAULTDATA/token"; printf %s "$$APP_TOKEN" > "$$MOORAGE_VOLUME_VAULTDATA/other"; exec sleep 3600'
+    port: `+port+`
+    secrets: [VAULT_TOKEN]
+    volumes: ["vaultdata:/data"]
+    health: {command: "test -e $MOORAGE_VOLUME_VAULTDATA/other", interval: 1s}
+volumes:`)...)
+	vault := "vault-secret-" + strings.Repeat("x", 8)
+	appToken := "app-secret-" + strings.Repeat("y", 8)
+	s.mustRun("config", "set", "--secret", "-a", "hello", "APP_TOKEN="+appToken)
+	out := s.deploy(app, 1)
+	if !strings.Contains(out, "declares secrets that are not set: VAULT_TOKEN") {
+		t.Fatalf("deploy without the accessory's secret:\n%s", out)
+	}
+	s.mustRun("config", "set", "--secret", "-a", "hello", "VAULT_TOKEN="+vault)
+	s.deploy(app, 0)
+	dir := s.volumePath("hello", "vaultdata")
+	if b, _ := os.ReadFile(filepath.Join(dir, "token")); string(b) != vault {
+		t.Fatalf("the accessory got VAULT_TOKEN=%q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "other")); len(b) != 0 {
+		t.Fatalf("the accessory got a secret it does not declare")
+	}
+	if hits := grepDir(t, s.dataDir, []byte(vault)); len(hits) != 1 || !strings.HasSuffix(hits[0], "/token") {
+		t.Fatalf("the secret is in the data dir beyond what the accessory wrote: %v", hits)
 	}
 }

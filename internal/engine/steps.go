@@ -64,9 +64,13 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 	if err := r.rt.Remove(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return fmt.Errorf("remove accessory %s: %w", s.Name, err)
 	}
+	env, err := r.e.accessorySpecEnv(rel, acc)
+	if err != nil {
+		return err
+	}
 	is := runtime.InstanceSpec{
 		App: rel.App, Service: s.Name, Kind: runtime.KindAccessory,
-		Image: acc.Image, Command: acc.Command, Env: acc.Env, Port: acc.Port,
+		Image: acc.Image, Command: acc.Command, Env: env, Port: acc.Port,
 		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout,
 		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
 		Hash: accessoryHash(acc),
