@@ -20,8 +20,11 @@ func (r *run) build(ctx context.Context, out *stepOutput) error {
 	if r.ctxDir == "" {
 		return errors.New("nothing was uploaded to build")
 	}
+	// build.command gets the app's env and config values, not its secrets:
+	// build output is stored with the deploy.
 	art, err := r.rt.Build(ctx, runtime.BuildRequest{
 		App: r.rel.App, Release: r.rel.ID(), ContextDir: r.ctxDir, Spec: r.rel.Spec, Output: out,
+		Env: runtime.Merge(r.rel.Spec.Env, r.rel.Config.Env),
 	})
 	if err != nil {
 		return err
