@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,5 +187,64 @@ volumes:`)...)
 	}
 	if hits := grepDir(t, s.dataDir, []byte(vault)); len(hits) != 1 || !strings.HasSuffix(hits[0], "/token") {
 		t.Fatalf("the secret is in the data dir beyond what the accessory wrote: %v", hits)
+	}
+}
+
+// A Postgres accessory gets its password as a secret (never written in
+// moorage.yaml), and backups authenticate with it.
+func TestPostgresPasswordSecret(t *testing.T) {
+	t.Parallel()
+	bin := pgBin(t)
+	_, port, _ := strings.Cut(freePort(t), ":")
+	accessory := fmt.Sprintf(`accessories:
+  db:
+    command: sh -c 'test -s $MOORAGE_VOLUME_PGDATA/PG_VERSION || printf %%s "$$POSTGRES_PASSWORD" | %[1]s/initdb -D $MOORAGE_VOLUME_PGDATA -U postgres --auth=scram-sha-256 --pwfile=/dev/stdin; exec %[1]s/postgres -D $MOORAGE_VOLUME_PGDATA -p $PORT -k /tmp -c listen_addresses=127.0.0.1'
+    user: postgres
+    port: %[2]s
+    env: {PATH: "%[1]s:/usr/bin:/bin"}
+    secrets: [POSTGRES_PASSWORD]
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+    health: {command: "pg_isready -h 127.0.0.1 -p $PORT", start_period: 60s}
+    backup: postgres
+volumes:`, bin, port)
+	s := startServer(t)
+	os.Chmod(filepath.Dir(s.dataDir), 0o711) // the accessory runs as postgres
+	app := helloApp(t, append(fastSpec, "volumes:", accessory)...)
+	password := "pg-pass-" + fmt.Sprint(time.Now().UnixNano())
+	if _, errOut, code := s.runStdin(password+"\n", "config", "set", "--secret", "-a", "hello", "POSTGRES_PASSWORD"); code != 0 {
+		t.Fatalf("config set --secret: %s", errOut)
+	}
+	s.deploy(app, 0)
+	psql := func(sql string) (string, int) {
+		t.Helper()
+		out, errOut, code := s.run("run", "-a", "hello", "--", "sh", "-c",
+			`PGPASSWORD="$$POSTGRES_PASSWORD" exec psql -h "$$MOORAGE_ACCESSORY_DB_HOST" -p "$$MOORAGE_ACCESSORY_DB_PORT" -U postgres -v ON_ERROR_STOP=1 -tA -c "$$0"`, sql)
+		return strings.TrimSpace(out + errOut), code
+	}
+	if out, code := psql("CREATE TABLE items (id int primary key); INSERT INTO items VALUES (1), (2)"); code != 0 {
+		t.Fatalf("psql with the password: exit %d\n%s", code, out)
+	}
+	// The password is required: without it the server refuses.
+	if out, _, code := s.run("run", "-a", "hello", "--", "psql", "-h", "$MOORAGE_ACCESSORY_DB_HOST", "-p", "$MOORAGE_ACCESSORY_DB_PORT", "-U", "postgres", "-w", "-c", "select 1"); code == 0 {
+		t.Fatalf("psql without a password was let in:\n%s", out)
+	}
+	out := s.mustRun("backup", "create", "-a", "hello", "--accessory", "db")
+	if !strings.Contains(out, "dumped database postgres") {
+		t.Fatalf("backup create:\n%s", out)
+	}
+	var id string
+	for _, x := range backupIDs(t, s, "hello") {
+		if strings.HasPrefix(x, "hello-postgres-db-") {
+			id = x
+		}
+	}
+	if out := s.mustRun("backup", "verify", "-a", "hello", id); !strings.Contains(out, "public.items: 2 rows") {
+		t.Fatalf("verify:\n%s", out)
+	}
+	if hits := grepDir(t, s.dataDir, []byte(password)); len(hits) > 0 {
+		t.Fatalf("the password is in the data dir: %v", hits)
+	}
+	if strings.Contains(s.mustRun("releases", "-a", "hello", "--json"), password) {
+		t.Fatal("the password is in the release record")
 	}
 }
