@@ -60,16 +60,16 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 		return nil
 	}
 	id := runtime.InstanceID(rel.App, s.Name, "", 0, runtime.KindAccessory)
+	env, err := r.e.accessorySpecEnv(rel, acc)
+	if err != nil {
+		return err
+	}
 	if s.Action == AccessoryRestart {
 		out.Printf("restarting %s: %s", s.Name, s.Reason)
 	}
 	// Start or restart: whatever is there (exited, or the old spec) goes.
 	if err := r.rt.Remove(ctx, id); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return fmt.Errorf("remove accessory %s: %w", s.Name, err)
-	}
-	env, err := r.e.accessorySpecEnv(rel, acc)
-	if err != nil {
-		return err
 	}
 	is := runtime.InstanceSpec{
 		App: rel.App, Service: s.Name, Kind: runtime.KindAccessory,
