@@ -56,8 +56,15 @@ func grepDir(t *testing.T, dir string, needle []byte) []string {
 func TestSecretsReachAppButNothingElse(t *testing.T) { runtimes(t, testSecretsReachAppButNothingElse) }
 
 func testSecretsReachAppButNothingElse(t *testing.T, rt string) {
-	s := startServerRT(t, rt)
-	app := s.hello(t, append(fastSpec, "release:", "secrets: [API_TOKEN]\nenv:\n  PLAIN: visible\nrelease:")...)
+	// The server's own environment holds a secret of its own: builds do
+	// not get it.
+	serverSecret := "server-s3cr3t-" + fmt.Sprint(time.Now().UnixNano())
+	s := startServerRT(t, rt, "MOORAGE_TEST_SERVER_SECRET="+serverSecret)
+	app := s.hello(t, append(fastSpec, "release:", "secrets: [API_TOKEN]\nenv:\n  PLAIN: visible\nrelease:",
+		"  command: env CGO_ENABLED=0 go build -o hello .",
+		`  command: sh -c 'echo "build-env server=[$$MOORAGE_TEST_SERVER_SECRET] token=[$$API_TOKEN] plain=[$$PLAIN]"; exec env CGO_ENABLED=0 go build -o hello .'`,
+		// A check that names the secret: it works, and the deploy warns.
+		"services:", "checks:\n  - sh -c 'test -n \"$API_TOKEN\"'\nservices:")...)
 	secret1 := "s3cr3t-" + fmt.Sprint(time.Now().UnixNano())
 	secret2 := "s3cr3t-two-" + fmt.Sprint(time.Now().UnixNano())
 
@@ -70,8 +77,14 @@ func testSecretsReachAppButNothingElse(t *testing.T, rt string) {
 	if o, e, code := s.runStdin(secret1+"\n", "config", "set", "--secret", "-a", "hello", "API_TOKEN"); code != 0 {
 		t.Fatalf("config set --secret: %d\n%s%s", code, o, e)
 	}
-	s.deploy(app, 0)
+	out = s.deploy(app, 0)
 	s.waitBody("/env/API_TOKEN", secret1)
+	if !strings.Contains(out, "build-env server=[] token=[] plain=[visible]") {
+		t.Fatalf("build.command's environment:\n%s", out)
+	}
+	if !strings.Contains(out, "warning: checks[0] passes the secret $API_TOKEN as an argument") || strings.Contains(out, "services.web") {
+		t.Fatalf("no warning (or a wrong one) about the check naming a secret:\n%s", out)
+	}
 
 	// Rotating it rolls out a new release.
 	out = s.mustRun("config", "set", "--secret", "-a", "hello", "API_TOKEN="+secret2)
@@ -93,14 +106,20 @@ func testSecretsReachAppButNothingElse(t *testing.T, rt string) {
 	} {
 		apiOut.WriteString(s.mustRun(args...))
 	}
-	for _, sec := range []string{secret1, secret2} {
+	// No process shows a secret on its command line (services get them in
+	// their environment only), on either runtime: container processes are
+	// in the host's /proc too.
+	if pids := cmdlinesWith(secret1, secret2, serverSecret); len(pids) > 0 {
+		t.Fatalf("a secret is on the command line of %v", pids)
+	}
+	for _, sec := range []string{secret1, secret2, serverSecret} {
 		if strings.Contains(apiOut.String(), sec) || strings.Contains(list, sec) {
 			t.Fatalf("a secret appears in CLI/API output")
 		}
 		if hits := grepDir(t, s.dataDir, []byte(sec)); len(hits) > 0 {
 			t.Fatalf("secret found in the data dir: %v", hits)
 		}
-		if strings.Contains(s.logs(), sec) {
+		if sec != serverSecret && strings.Contains(s.logs(), sec) {
 			t.Fatalf("secret found in the server's log")
 		}
 	}
@@ -112,6 +131,25 @@ func testSecretsReachAppButNothingElse(t *testing.T, rt string) {
 	// Rolling back restores the previous secret too.
 	s.mustRun("rollback", "-a", "hello", "--to", "v1")
 	s.waitBody("/env/API_TOKEN", secret1)
+}
+
+// cmdlinesWith returns the processes whose command line contains one of
+// the needles.
+func cmdlinesWith(needles ...string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+			}
+		}
+	}
+	return out
 }
 
 // Scaling up and down under continuous requests fails no request; a

@@ -15,6 +15,7 @@ import (
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
 	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/spec"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -25,6 +26,8 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Long: `List, set and unset an app's config values. Each change creates a new release
 of the active code with the new config and rolls it out through the normal
 health-gated cutover (use --no-deploy to only stage it for the next deploy).
+A change is recorded once its release is active: if the rollout fails, the
+config stays as it was.
 
 Secrets (--secret) are encrypted at rest on the server and never shown again:
 not by this command, not in deploy output, logs or API answers.`,
@@ -83,14 +86,19 @@ echo on a terminal, so it never lands in your shell history:
 			req := api.ConfigRequest{NoDeploy: noDeploy, Wait: wait}
 			vals := map[string]string{}
 			stdinUsed := false
-			for _, a := range args {
+			for i, a := range args {
+				// Errors name the argument by position: it may hold a
+				// value, which is never echoed.
 				k, v, ok := strings.Cut(a, "=")
 				if k == "" {
-					return fmt.Errorf("%q: give KEY=VALUE", a)
+					return fmt.Errorf("argument %d has nothing before '=': give KEY=VALUE", i+1)
+				}
+				if spec.CheckEnvKey(k) != nil {
+					return fmt.Errorf("argument %d does not start with a variable name (letters, digits and '_', not starting with a digit; not shown in case it is a value): give KEY=VALUE", i+1)
 				}
 				if !ok {
 					if !secret {
-						return fmt.Errorf("%q: give KEY=VALUE (or use --secret to read the value from standard input)", a)
+						return fmt.Errorf("argument %d has no '=': give KEY=VALUE (or use --secret to read the value from standard input)", i+1)
 					}
 					if stdinUsed {
 						return fmt.Errorf("only one secret can be read from standard input; give the others as KEY=VALUE")

@@ -223,7 +223,10 @@ func (e *Engine) backupPostgres(ctx context.Context, rel *store.Release, name st
 	if err != nil {
 		return err
 	}
-	p := pgParamsOf(rel, name)
+	p, err := e.pgParams(rel, name)
+	if err != nil {
+		return err
+	}
 	err = writeArchive(b, func(w io.Writer) error {
 		_, err := pgExec(ctx, rt, in, p, nil, w, "pg_dump", "--format=custom", "--compress=6", "--no-owner", "--username="+p.user, "--dbname="+p.db)
 		return err
@@ -242,7 +245,10 @@ func (e *Engine) restorePostgres(ctx context.Context, rel *store.Release, b *sto
 	if err != nil {
 		return err
 	}
-	p := pgParamsOf(rel, b.Target)
+	p, err := e.pgParams(rel, b.Target)
+	if err != nil {
+		return err
+	}
 	f, err := os.Open(b.Path)
 	if err != nil {
 		return err
@@ -263,7 +269,10 @@ func (e *Engine) verifyPostgres(ctx context.Context, rel *store.Release, b *stor
 	if err != nil {
 		return fmt.Errorf("verify needs the accessory to restore into a scratch database: %w", err)
 	}
-	p := pgParamsOf(rel, b.Target)
+	p, err := e.pgParams(rel, b.Target)
+	if err != nil {
+		return err
+	}
 	scratch := fmt.Sprintf("moorage_verify_%d", time.Now().UnixNano())
 	if _, err := pgExec(ctx, rt, in, p, nil, nil, "createdb", "--username="+p.user, scratch); err != nil {
 		return err

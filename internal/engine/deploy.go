@@ -227,21 +227,7 @@ func (e *Engine) configSnapshot(ctx context.Context, app string) (store.Config, 
 	if err != nil {
 		return store.Config{}, err
 	}
-	cfg := store.Config{}
-	for _, v := range vars {
-		if v.Secret {
-			if cfg.Secrets == nil {
-				cfg.Secrets = map[string][]byte{}
-			}
-			cfg.Secrets[v.Key] = v.Value
-		} else {
-			if cfg.Env == nil {
-				cfg.Env = map[string]string{}
-			}
-			cfg.Env[v.Key] = string(v.Value)
-		}
-	}
-	return cfg, nil
+	return configOf(vars), nil
 }
 
 // accessoryHash identifies an accessory's spec: a change restarts it.

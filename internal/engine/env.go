@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -27,22 +28,72 @@ func (e *Engine) releaseEnv(ctx context.Context, rel *store.Release, svc string)
 		env = runtime.Merge(env, s.Env)
 	}
 	env = runtime.Merge(env, rel.Config.Env)
-	for k, sealed := range rel.Config.Secrets {
-		if e.secrets == nil {
-			return nil, fmt.Errorf("%w: no secrets key is loaded", ErrSecrets)
-		}
-		v, err := e.secrets.Open(rel.App, k, sealed)
+	for k := range rel.Config.Secrets {
+		v, err := e.openSecret(rel, k)
 		if err != nil {
-			// Never say more than the name: the value must not leak.
-			return nil, fmt.Errorf("%w: secret %s of %s does not open with this server's key", ErrSecrets, k, rel.ID())
+			return nil, err
 		}
-		env[k] = string(v)
+		env[k] = v
 	}
 	acc, err := e.accessoryEnv(ctx, rel.App)
 	if err != nil {
 		return nil, err
 	}
 	return runtime.Merge(env, acc), nil
+}
+
+// openSecret opens secret k of rel's config. Its error names the secret,
+// never its value.
+func (e *Engine) openSecret(rel *store.Release, k string) (string, error) {
+	sealed, ok := rel.Config.Secrets[k]
+	if !ok {
+		return "", fmt.Errorf("%w: %s has no secret %s; set it with `moorage config set --secret %s`", ErrSecrets, rel.ID(), k, k)
+	}
+	if e.secrets == nil {
+		return "", fmt.Errorf("%w: no secrets key is loaded", ErrSecrets)
+	}
+	v, err := e.secrets.Open(rel.App, k, sealed)
+	if err != nil {
+		return "", fmt.Errorf("%w: secret %s of %s does not open with this server's key", ErrSecrets, k, rel.ID())
+	}
+	return string(v), nil
+}
+
+// accessorySpecEnv is the environment of rel's accessory acc: its spec's
+// env and the secrets it declares, and no others. Accessories get no
+// config values: what they need is in their spec.
+func (e *Engine) accessorySpecEnv(rel *store.Release, acc *spec.Accessory) (map[string]string, error) {
+	env := runtime.Merge(acc.Env)
+	for _, k := range acc.Secrets {
+		v, err := e.openSecret(rel, k)
+		if err != nil {
+			return nil, fmt.Errorf("accessory %s: %w", acc.Name, err)
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// pgParams is pgParamsOf with the password of a postgres accessory that
+// declares it a secret (POSTGRES_PASSWORD, or PGPASSWORD) in PGPASSWORD,
+// for the client tools.
+func (e *Engine) pgParams(rel *store.Release, name string) (pgParams, error) {
+	p := pgParamsOf(rel, name)
+	acc := rel.Spec.Accessories[name]
+	if acc == nil {
+		return p, nil
+	}
+	for _, k := range []string{"POSTGRES_PASSWORD", "PGPASSWORD"} {
+		if !slices.Contains(acc.Secrets, k) {
+			continue
+		}
+		v, err := e.openSecret(rel, k)
+		if err != nil {
+			return p, fmt.Errorf("accessory %s: %w", name, err)
+		}
+		p.env["PGPASSWORD"] = v
+	}
+	return p, nil
 }
 
 // accessoryEnv tells services how to reach the app's accessories.

@@ -73,6 +73,9 @@ func (e *Engine) RunOneOff(ctx context.Context, req RunRequest) (int, error) {
 	} else if rel.Runtime == spec.RuntimeDocker {
 		is.User = firstService(rel.Spec).User
 	}
+	if w := oneOffSecretRefs(rel, req.Command); w != "" && req.Stderr != nil {
+		io.WriteString(req.Stderr, w)
+	}
 	start := time.Now()
 	code, err := rt.Run(ctx, runtime.RunSpec{InstanceSpec: is, TTY: req.TTY, Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr})
 	msg := fmt.Sprintf("run `%s` in %s by %s: ", req.Command[0], rel.ID(), req.Owner)

@@ -61,6 +61,13 @@ func (e *Engine) recover(ctx context.Context) error {
 		if d.Release != 0 && a.Current != d.Release {
 			e.st.SetReleaseStatus(ctx, d.App, d.Release, store.ReleaseFailed)
 		}
+		if status == store.DeploySucceeded {
+			// Finished: the app's config follows the release, as the
+			// activate step would have done.
+			if err := e.adoptInterrupted(ctx, d); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := e.st.FinishDeploy(ctx, d.ID, status, reason); err != nil {
 			errs = append(errs, err)
 		}
@@ -127,6 +134,22 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App, d *store.Deploy) 
 		e.st.FinishDeploy(ctx, rec.ID, status, reason)
 	}
 	return err
+}
+
+// adoptInterrupted records the config of the release of an interrupted
+// deploy that recovery finished.
+func (e *Engine) adoptInterrupted(ctx context.Context, d *store.Deploy) error {
+	rel, err := e.st.GetRelease(ctx, d.App, d.Release)
+	if err != nil {
+		return err
+	}
+	var from *store.Release
+	if d.FromRelease != 0 {
+		if from, err = e.st.GetRelease(ctx, d.App, d.FromRelease); err != nil {
+			return err
+		}
+	}
+	return e.adoptConfig(ctx, from, rel)
 }
 
 // quiet reports whether a recovery plan only re-routes what runs.

@@ -83,7 +83,8 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	}
 	op.setDeploy(d.ID)
 	rel := in.target
-	if rel.Version == 0 { // a new release (deploy, rollback, config change)
+	isNew := rel.Version == 0
+	if isNew { // a new release (deploy, rollback, config change)
 		rel.DeployID = d.ID
 		if err := e.st.CreateRelease(ctx, rel); err != nil {
 			e.st.FinishDeploy(ctx, d.ID, store.DeployFailed, err.Error())
@@ -99,6 +100,11 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 		from = in.from.ID()
 	}
 	op.emit(Event{Type: EventInfo, Release: rel.ID(), Text: fmt.Sprintf("%s #%d: %s %s (%s, active: %s)", in.kind, d.ID, app, rel.ID(), rel.Cause, from)})
+	if isNew {
+		for _, w := range secretRefs(rel) {
+			op.emit(Event{Type: EventWarn, Release: rel.ID(), Text: w})
+		}
+	}
 
 	r := &run{e: e, op: op, deploy: d, rel: rel, from: in.from, rt: in.rt, ctxDir: in.contextDir,
 		routed: map[string]string{}, known: map[string]*store.Release{rel.ID(): rel},

@@ -20,8 +20,11 @@ func (r *run) build(ctx context.Context, out *stepOutput) error {
 	if r.ctxDir == "" {
 		return errors.New("nothing was uploaded to build")
 	}
+	// build.command gets the app's env and config values, not its secrets:
+	// build output is stored with the deploy.
 	art, err := r.rt.Build(ctx, runtime.BuildRequest{
 		App: r.rel.App, Release: r.rel.ID(), ContextDir: r.ctxDir, Spec: r.rel.Spec, Output: out,
+		Env: runtime.Merge(r.rel.Spec.Env, r.rel.Config.Env),
 	})
 	if err != nil {
 		return err
@@ -57,6 +60,10 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 		return nil
 	}
 	id := runtime.InstanceID(rel.App, s.Name, "", 0, runtime.KindAccessory)
+	env, err := r.e.accessorySpecEnv(rel, acc)
+	if err != nil {
+		return err
+	}
 	if s.Action == AccessoryRestart {
 		out.Printf("restarting %s: %s", s.Name, s.Reason)
 	}
@@ -66,7 +73,7 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 	}
 	is := runtime.InstanceSpec{
 		App: rel.App, Service: s.Name, Kind: runtime.KindAccessory,
-		Image: acc.Image, Command: acc.Command, Env: acc.Env, Port: acc.Port,
+		Image: acc.Image, Command: acc.Command, Env: env, Port: acc.Port,
 		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout,
 		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
 		Hash: accessoryHash(acc),
@@ -617,6 +624,9 @@ func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
 	}
 	if r.undoing {
 		return nil
+	}
+	if err := r.e.adoptConfig(ctx, r.from, rel); err != nil {
+		return err
 	}
 	freed, err := r.e.pruneArtifacts(ctx, rel.App)
 	for _, f := range freed {

@@ -20,6 +20,24 @@ func Expand(argv []string, env map[string]string) []string {
 	return out
 }
 
+// Refs returns the variable names argv refers to as $NAME or ${NAME}, the
+// ones Expand would replace, in order, each once ("$$" is no reference).
+func Refs(argv []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range argv {
+		a = strings.ReplaceAll(a, "$$", "\x00")
+		os.Expand(a, func(k string) string {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+			return ""
+		})
+	}
+	return out
+}
+
 // VolumeEnv is the name of the variable that holds a volume's path:
 // MOORAGE_VOLUME_<NAME>, upper case, '-' as '_'.
 func VolumeEnv(name string) string {

@@ -77,7 +77,9 @@ type BuildRequest struct {
 	// it becomes the release directory) or remove it once built.
 	ContextDir string
 	Spec       *spec.Spec
-	// Env is extra environment for build.command (on top of the server's).
+	// Env is the app's environment for build.command (its env and config
+	// values, never secrets), on top of the few variables of the server's
+	// environment that runtime.BuildEnv passes.
 	Env map[string]string
 	// Output receives build output (build.command, image build) line by line.
 	Output io.Writer

@@ -75,6 +75,9 @@ func TestParseErrors(t *testing.T) {
 			`3:11 secrets[0]: "A" is also set under env:`,
 			`3:17 secrets[2]: "B" is listed twice`,
 			`3:20 secrets[3]: must start with a letter or '_'`}},
+		{"accessory secrets", "app: a\nservices:\n  web: {command: ./run}\naccessories:\n  db: {command: ./db, port: 5432, env: {A: x}, secrets: [A, P, P]}\n", []string{
+			`5:58 accessories.db.secrets[0]: "A" is also set under accessories.db.env:`,
+			`5:64 accessories.db.secrets[2]: "P" is listed twice`}},
 		{"secrets not a list", "app: a\nsecrets: A\nservices:\n  web: {command: ./run}\n", []string{`2:10 secrets: must be a list, e.g. secrets: [SECRET_KEY, DATABASE_URL] (got "A")`}},
 		{"runtime", "app: a\nruntime: podman\nservices:\n  web: {command: ./run}\n", []string{`2:10 runtime: must be "docker" or "process" (got "podman")`}},
 		{"image on process", "app: a\nruntime: process\nimage: nginx\nservices:\n  web: {command: ./run}\n", []string{`3:1 image: needs runtime: docker`}},

@@ -510,3 +510,23 @@ func TestParseForRuntimeOverride(t *testing.T) {
 		t.Fatalf("docker defaults not applied: runtime %s dockerfile %q port %d", sp.Runtime, sp.Build.Dockerfile, sp.Services["web"].Port)
 	}
 }
+
+func TestAccessorySecrets(t *testing.T) {
+	s, err := Parse("moorage.yaml", []byte(`app: a
+secrets: [SECRET_KEY, POSTGRES_PASSWORD]
+services:
+  web: {command: ./run}
+accessories:
+  db: {command: postgres, port: 5432, secrets: [POSTGRES_PASSWORD, DB_EXTRA]}
+  cache: {command: redis-server, port: 6379}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Accessories["db"].Secrets; !reflect.DeepEqual(got, []string{"POSTGRES_PASSWORD", "DB_EXTRA"}) {
+		t.Errorf("db secrets: %q", got)
+	}
+	if got := s.SecretNames(); !reflect.DeepEqual(got, []string{"DB_EXTRA", "POSTGRES_PASSWORD", "SECRET_KEY"}) {
+		t.Errorf("SecretNames: %q", got)
+	}
+}

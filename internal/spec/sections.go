@@ -15,7 +15,7 @@ var (
 	healthKeys    = []string{"path", "command", "tcp", "interval", "timeout", "start_period", "retries"}
 	httpKeys      = []string{"hosts", "path", "tls", "canonical", "hsts", "max_body", "hold_timeout", "drain_timeout", "static"}
 	tlsKeys       = []string{"cert", "key"}
-	accessoryKeys = []string{"image", "command", "env", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "user", "memory", "cpus"}
+	accessoryKeys = []string{"image", "command", "env", "secrets", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "user", "memory", "cpus"}
 	volumeKeys    = []string{"mount", "services"}
 	deployKeys    = []string{"monitor", "drain_timeout", "release_timeout", "keep_releases"}
 	backupsKeys   = []string{"schedule", "keep", "to"}
@@ -309,6 +309,8 @@ func (d *decoder) accessory(name string, n *yaml.Node, p string) *Accessory {
 			a.Command = d.command(v, q, "command: redis-server --port $PORT")
 		case "env":
 			a.Env = d.env(v, q)
+		case "secrets":
+			a.Secrets = d.strList(v, q, "secrets: [POSTGRES_PASSWORD]")
 		case "port":
 			a.Port = d.int(v, q, "a port number from 1 to 65535", "port: 5432")
 		case "volumes":

@@ -193,6 +193,9 @@ type Accessory struct {
 	Image   string            `json:"image,omitempty"`   // docker
 	Command Command           `json:"command,omitempty"` // process runtime (required there); docker: overrides the image's
 	Env     map[string]string `json:"env,omitempty"`
+	// Secrets are the names of the secrets (`moorage config set --secret`)
+	// this accessory gets in its environment; it gets no others.
+	Secrets []string `json:"secrets,omitempty"`
 	// Port the accessory listens on. Services get
 	// MOORAGE_ACCESSORY_<NAME>_HOST/_PORT/_ADDR to reach it.
 	Port        int           `json:"port,omitempty"`
@@ -254,6 +257,29 @@ func (s *Spec) AccessoryNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// SecretNames returns every secret name the spec declares, at the top
+// level and by its accessories, sorted, each once.
+func (s *Spec) SecretNames() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(names []string) {
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	add(s.Secrets)
+	for _, n := range s.AccessoryNames() {
+		if a := s.Accessories[n]; a != nil {
+			add(a.Secrets)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // VolumesFor returns the volumes mounted into service svc ("" = a release

@@ -58,21 +58,7 @@ func (d *decoder) validate(s *Spec) {
 	}
 
 	d.checkEnv("env", s.Env, true)
-	seen := map[string]bool{}
-	for i, k := range s.Secrets {
-		p := index("secrets", i)
-		switch {
-		case checkEnvKey(k) != "":
-			d.fail(p, false, "%s", checkEnvKey(k))
-		case seen[k]:
-			d.fail(p, false, "%q is listed twice", k)
-		default:
-			if _, ok := s.Env[k]; ok {
-				d.fail(p, false, "%q is also set under env:; a variable is either plain config (env:) or a secret, not both", k)
-			}
-		}
-		seen[k] = true
-	}
+	d.checkSecrets("secrets", s.Secrets, s.Env)
 	d.checkTasks("release", s.Release)
 	d.checkTasks("checks", s.Checks)
 
@@ -365,6 +351,32 @@ func (d *decoder) checkHealth(p string, h *Health, routed bool) {
 	}
 }
 
+// checkSecrets checks a list of secret names: valid, unique, and not also
+// plain values under env.
+func (d *decoder) checkSecrets(p string, names []string, env map[string]string) {
+	envPath := strings.TrimSuffix(strings.TrimSuffix(p, "secrets"), ".")
+	if envPath == "" {
+		envPath = "env"
+	} else {
+		envPath += ".env"
+	}
+	seen := map[string]bool{}
+	for i, k := range names {
+		q := index(p, i)
+		switch {
+		case checkEnvKey(k) != "":
+			d.fail(q, false, "%s", checkEnvKey(k))
+		case seen[k]:
+			d.fail(q, false, "%q is listed twice", k)
+		default:
+			if _, ok := env[k]; ok {
+				d.fail(q, false, "%q is also set under %s:; a variable is either plain config (env:) or a secret, not both", k, envPath)
+			}
+		}
+		seen[k] = true
+	}
+}
+
 func (d *decoder) checkAccessory(s *Spec, name string, a *Accessory) {
 	p := "accessories." + name
 	if a == nil {
@@ -432,6 +444,7 @@ func (d *decoder) checkAccessory(s *Spec, name string, a *Accessory) {
 	d.checkDuration(p+".stop_timeout", a.StopTimeout, 0)
 	d.checkLimits(p, a.Memory, a.CPUs)
 	d.checkEnv(p+".env", a.Env, true)
+	d.checkSecrets(p+".secrets", a.Secrets, a.Env)
 }
 
 func (d *decoder) checkVolumes(s *Spec) {

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,6 +40,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
+	if err := restrict(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
@@ -61,11 +65,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	// SQLite created the -wal and -shm files with the database's mode;
+	// those of an older moorage (0644) are fixed here.
+	if err := restrict(path); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("restrict store permissions: %w", err)
+		return nil, err
 	}
 	return s, nil
+}
+
+// restrict makes the database and its -wal and -shm files readable by
+// their owner only. The database is created 0600 before SQLite opens it:
+// SQLite gives the -wal and -shm files the mode of the database file, so
+// they are never readable by others, not even for a moment (the umask
+// alone would leave them 0644).
+func restrict(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restrict store permissions: %w", err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -120,4 +121,50 @@ func TestStepOutputKeepsTail(t *testing.T) {
 	if got.Steps[1].Outcome != StepInterrupted || got.Phase != "start" {
 		t.Fatalf("step %+v phase %s", got.Steps[1], got.Phase)
 	}
+}
+
+// The database and its -wal and -shm files are readable by their owner
+// only, whatever the umask, including those an older version left 0644.
+func TestFilesOwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "moorage.db")
+	check := func(when string) {
+		t.Helper()
+		for _, f := range []string{p, p + "-wal", p + "-shm"} {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if m := fi.Mode().Perm(); m != 0o600 {
+				t.Errorf("%s: %s has mode %o, want 600", when, filepath.Base(f), m)
+			}
+		}
+	}
+	s, err := Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnsureApp(ctx, "hello", "process"); err != nil {
+		t.Fatal(err)
+	}
+	check("created")
+	s.Close()
+
+	// An older moorage left them world-readable: the next Open fixes that.
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+"-wal", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.GetApp(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	check("reopened")
 }

@@ -168,10 +168,11 @@ func checkRoot(sp *spec.Spec, ref, imageUser string) error {
 	return nil
 }
 
-// buildCommand runs build.command in the context directory with the
-// server's environment, req.Env, MOORAGE_APP and MOORAGE_RELEASE.
+// buildCommand runs build.command in the context directory with the build
+// environment (runtime.BuildEnv): a few of the server's variables, req.Env,
+// MOORAGE_APP and MOORAGE_RELEASE.
 func (r *Runtime) buildCommand(ctx context.Context, req runtime.BuildRequest, argv spec.Command, out io.Writer) error {
-	env := runtime.Merge(environ(), req.Env, map[string]string{"MOORAGE_APP": req.App, "MOORAGE_RELEASE": req.Release})
+	env := runtime.ServerBuildEnv(req.Env, req.App, req.Release)
 	args := runtime.Expand(argv, env)
 	prog, err := lookPath(args[0], env["PATH"], req.ContextDir)
 	if err != nil {
@@ -198,17 +199,6 @@ func (r *Runtime) buildCommand(ctx context.Context, req runtime.BuildRequest, ar
 		return fmt.Errorf("build command %q: %w", strings.Join(argv, " "), err)
 	}
 	return nil
-}
-
-// environ returns the server's environment as a map.
-func environ() map[string]string {
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	return env
 }
 
 // lookPath finds prog: relative to dir when it has a slash, else in path.

@@ -81,10 +81,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	}
 
 	if len(b.Command) > 0 {
-		env := runtime.Merge(environ(), req.Env, map[string]string{
-			"MOORAGE_APP":     req.App,
-			"MOORAGE_RELEASE": req.Release,
-		})
+		env := runtime.ServerBuildEnv(req.Env, req.App, req.Release)
 		p, args, err := command(b.Command, env, dst)
 		if err != nil {
 			return fail(fmt.Errorf("build command: %w", err))
@@ -173,17 +170,6 @@ func mkdirInside(root, dir string) error {
 		}
 	}
 	return nil
-}
-
-// environ returns the server's environment as a map.
-func environ() map[string]string {
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	return env
 }
 
 // moveDir renames src to dst, copying when they are on different

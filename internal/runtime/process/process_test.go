@@ -531,7 +531,7 @@ func TestBuild(t *testing.T) {
 	sp := &spec.Spec{
 		App: "shop",
 		Build: &spec.Build{
-			Command: spec.Command{"sh", "-c", `echo "building $MOORAGE_APP $MOORAGE_RELEASE $EXTRA"; ls data/ > listing`},
+			Command: spec.Command{"sh", "-c", `echo "building $MOORAGE_APP $MOORAGE_RELEASE $EXTRA"; echo "gorace=[$$GORACE] path=[$$PATH]"; ls data/ > listing`},
 			Workdir: "/app",
 		},
 		Volumes: map[string]*spec.Volume{
@@ -564,6 +564,11 @@ func TestBuild(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "building shop v3 extra") {
 		t.Errorf("build output %q", out.String())
+	}
+	// The build gets a few of the server's variables (PATH), not the rest
+	// (GORACE, set by TestMain, stands for the server's own secrets).
+	if !strings.Contains(out.String(), "gorace=[] path=["+os.Getenv("PATH")+"]") || os.Getenv("GORACE") == "" {
+		t.Errorf("build environment: %q", out.String())
 	}
 	if b, _ := os.ReadFile(filepath.Join(rel, "listing")); string(b) != "kept\n" {
 		t.Errorf("the build did not see the data volume: %q", b)
