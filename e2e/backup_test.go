@@ -218,3 +218,158 @@ func TestScheduledBackupFailureIsLoud(t *testing.T) {
 		t.Fatalf("backup list:\n%s", list)
 	}
 }
+
+// psPaused returns the instances `moorage ps --json` reports paused.
+func psPaused(t *testing.T, s *server, app string) []string {
+	t.Helper()
+	var st struct {
+		Instances []struct {
+			ID     string `json:"id"`
+			Paused bool   `json:"paused"`
+		} `json:"instances"`
+	}
+	if err := json.Unmarshal([]byte(s.mustRun("ps", "-a", app, "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, in := range st.Instances {
+		if in.Paused {
+			out = append(out, in.ID)
+		}
+	}
+	return out
+}
+
+// frozen returns the instances of before that are frozen now, seen from
+// outside moorage: a process stopped by SIGSTOP (state T), a paused
+// container.
+func frozen(t *testing.T, s *server, before psStatus) []string {
+	t.Helper()
+	if s.runtime == "docker" {
+		out, err := docker("ps", "--filter", "label=moorage.prefix="+s.prefix, "--filter", "status=paused", "--format", "{{.Names}}")
+		if err != nil {
+			t.Fatalf("docker ps: %v %s", err, out)
+		}
+		return strings.Fields(out)
+	}
+	var out []string
+	for _, in := range before.Instances {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", in.PID))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "T" {
+			out = append(out, in.ID)
+		}
+	}
+	return out
+}
+
+// The server killed (SIGKILL) while a volume backup has the volume's
+// writers paused leaves them frozen: at its next start it resumes them,
+// without restarting them, and the app answers again; the interrupted
+// backup is recorded failed, and the resume is an event.
+func TestSIGKILLDuringVolumeBackup(t *testing.T) { runtimes(t, testSIGKILLDuringVolumeBackup) }
+
+func testSIGKILLDuringVolumeBackup(t *testing.T, rt string) {
+	s := startServerRT(t, rt, "MOORAGE_FAILPOINTS=backup:paused")
+	app := s.hello(t, fastSpec...)
+	s.deploy(app, 0)
+	s.waitBody("/", "release=v1")
+	before := s.ps("hello")
+
+	out, errOut, code := s.run("backup", "create", "-a", "hello", "--volume", "data")
+	if code == 0 {
+		t.Fatalf("backup survived the failpoint:\n%s", out)
+	}
+	s.waitExit(60 * time.Second)
+	if !strings.Contains(s.logs(), "failpoint reached") {
+		t.Fatalf("server died without reaching the failpoint: %s%s\n%s", out, errOut, tail(s.logs(), 40))
+	}
+	if f := frozen(t, s, before); len(f) == 0 {
+		t.Fatalf("no instance is frozen after the server died during a backup")
+	}
+
+	s.start()
+	s.waitBody("/", "release=v1")
+	if f := frozen(t, s, before); len(f) != 0 {
+		t.Fatalf("still frozen after the restart: %v", f)
+	}
+	if p := psPaused(t, s, "hello"); len(p) != 0 {
+		t.Fatalf("ps reports paused instances: %v", p)
+	}
+	assertSameInstances(t, before, s.ps("hello"))
+	ps := s.mustRun("ps", "-a", "hello")
+	if !strings.Contains(ps, "paused by a backup the server's restart interrupted") ||
+		!regexp.MustCompile(`volume\s+data\s+FAILED .*\(manual\): interrupted by a server restart`).MatchString(ps) {
+		t.Fatalf("ps after the restart:\n%s", ps)
+	}
+	// Nothing is left of the interrupted archive, and a backup works again.
+	if m, _ := filepath.Glob(filepath.Join(s.dataDir, "backups", "hello", "*")); len(m) != 0 {
+		t.Fatalf("left in the backup directory: %v", m)
+	}
+	s.mustRun("backup", "create", "-a", "hello", "--volume", "data")
+	if f := frozen(t, s, before); len(f) != 0 {
+		t.Fatalf("frozen after a backup: %v", f)
+	}
+	checkConsistent(t, s, "hello")
+}
+
+// The server killed in the middle of a volume restore, after the volume's
+// content was moved out and before the backup's was moved in (the volume
+// is empty then): at its next start the volume is put back as it was
+// before the restore, the app serves, and the restore can be run again.
+func TestSIGKILLDuringVolumeRestore(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	app := s.hello(t, fastSpec...)
+	s.deploy(app, 0)
+	s.waitBody("/", "release=v1")
+	schema := volumeFile(s, "hello", "schema.json")
+	s.mustRun("backup", "create", "-a", "hello", "--volume", "data")
+	id := backupIDs(t, s, "hello")[0]
+	s.mustRun("run", "-a", "hello", "--", "sh", "-c", "echo changed > $MOORAGE_VOLUME_DATA/marker && rm $MOORAGE_VOLUME_DATA/schema.json")
+
+	s.stop()
+	s.start("MOORAGE_FAILPOINTS=restore:swap")
+	out, errOut, code := s.run("backup", "restore", "-a", "hello", id)
+	if code == 0 {
+		t.Fatalf("restore survived the failpoint:\n%s", out)
+	}
+	s.waitExit(60 * time.Second)
+	if !strings.Contains(s.logs(), "failpoint reached") {
+		t.Fatalf("server died without reaching the failpoint: %s%s\n%s", out, errOut, tail(s.logs(), 40))
+	}
+	if ents, _ := os.ReadDir(s.volumePath("hello", "data")); len(ents) != 0 {
+		t.Fatalf("the crash point is not mid-swap: the volume holds %d entries", len(ents))
+	}
+
+	s.start()
+	s.waitBody("/", "release=v1")
+	if volumeFile(s, "hello", "marker") != "changed\n" || volumeFile(s, "hello", "schema.json") != "" {
+		t.Fatalf("the volume is not as it was before the restore: %v", dirNames(s.volumePath("hello", "data")))
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(s.volumePath("hello", "data")), ".data-*")); len(left) != 0 {
+		t.Fatalf("scratch directories left: %v", left)
+	}
+	if ps := s.mustRun("ps", "-a", "hello"); !strings.Contains(ps, "the volume was put back as it was") {
+		t.Fatalf("ps after the restart:\n%s", ps)
+	}
+	checkConsistent(t, s, "hello")
+
+	s.mustRun("backup", "restore", "-a", "hello", id)
+	if got := volumeFile(s, "hello", "schema.json"); got != schema || volumeFile(s, "hello", "marker") != "" {
+		t.Fatalf("restore after recovery: schema %q, entries %v", got, dirNames(s.volumePath("hello", "data")))
+	}
+	s.waitBody("/", "release=v1")
+	checkConsistent(t, s, "hello")
+}
+
+func dirNames(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -140,10 +139,8 @@ func (e *Engine) VerifyBackup(ctx context.Context, app, id string, out io.Writer
 
 // DeleteBackup removes a backup's archive, manifest and record.
 func (e *Engine) DeleteBackup(ctx context.Context, b *store.Backup) error {
-	for _, p := range []string{b.Path, manifestPath(b)} {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-			return err
-		}
+	if err := removeArchive(b); err != nil {
+		return err
 	}
 	return e.st.DeleteBackup(ctx, b.ID)
 }
