@@ -381,3 +381,61 @@ func dirNames(dir string) []string {
 	}
 	return out
 }
+
+// An archive copied to another server (whose store never heard of it) is
+// restored with --file: its checksum is checked against its manifest, it
+// is listed, and the volume comes back. A damaged copy is refused.
+func TestRestoreFromFile(t *testing.T) {
+	t.Parallel()
+	a := startServer(t)
+	app := a.hello(t, fastSpec...)
+	a.deploy(app, 0)
+	schema := volumeFile(a, "hello", "schema.json")
+	a.mustRun("backup", "create", "-a", "hello", "--volume", "data")
+	ids := scanLines(a.mustRun("backup", "list", "-a", "hello", "-q"))
+	if len(ids) != 1 || !strings.HasPrefix(ids[0], "hello-volume-data-") {
+		t.Fatalf("backup list -q: %v", ids)
+	}
+	// Carry the archive and its manifest elsewhere.
+	carried := t.TempDir()
+	for _, ext := range []string{".tar.gz", ".json"} {
+		b, err := os.ReadFile(filepath.Join(a.dataDir, "backups", "hello", ids[0]+ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(carried, ids[0]+ext), b, 0o600)
+	}
+	archive := filepath.Join(carried, ids[0]+".tar.gz")
+
+	b := startServer(t)
+	b.deploy(app, 0)
+	b.mustRun("run", "-a", "hello", "--", "sh", "-c", "echo other > $MOORAGE_VOLUME_DATA/marker && rm $MOORAGE_VOLUME_DATA/schema.json")
+	if out, errOut, code := b.run("backup", "restore", "-a", "hello", ids[0]); code == 0 || !strings.Contains(out+errOut, "no backup") {
+		t.Fatalf("restore of an ID this server does not know: exit %d\n%s%s", code, out, errOut)
+	}
+	out := b.mustRun("backup", "restore", "-a", "hello", "--file", archive)
+	if !strings.Contains(out, "checksum ok") || !strings.Contains(out, "succeeded") {
+		t.Fatalf("restore --file:\n%s", out)
+	}
+	if got := volumeFile(b, "hello", "schema.json"); got != schema || volumeFile(b, "hello", "marker") != "" {
+		t.Fatalf("after restore --file: schema %q, entries %v", got, dirNames(b.volumePath("hello", "data")))
+	}
+	if list := b.mustRun("backup", "list", "-a", "hello"); !strings.Contains(list, ids[0]) || !strings.Contains(list, "import") {
+		t.Fatalf("backup list after the import:\n%s", list)
+	}
+	b.waitBody("/", "release=v1")
+
+	// A damaged copy is refused, though the store knows its ID.
+	bad := filepath.Join(t.TempDir(), ids[0]+".tar.gz")
+	raw, _ := os.ReadFile(archive)
+	raw[len(raw)/2] ^= 0xff
+	os.WriteFile(bad, raw, 0o600)
+	man, _ := os.ReadFile(filepath.Join(carried, ids[0]+".json"))
+	os.WriteFile(strings.TrimSuffix(bad, ".tar.gz")+".json", man, 0o600)
+	if out, errOut, code := b.run("backup", "restore", "-a", "hello", "--file", bad); code == 0 || !strings.Contains(out+errOut, "corrupt") {
+		t.Fatalf("restore --file of a damaged archive: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := b.run("backup", "restore", "-a", "hello", "--file", "relative.tar.gz"); code == 0 || !strings.Contains(out+errOut, "absolute path") {
+		t.Fatalf("restore --file of a relative path: exit %d\n%s%s", code, out, errOut)
+	}
+}
