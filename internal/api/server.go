@@ -50,6 +50,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
 	mux.HandleFunc("GET /v1/apps/{app}/backups", s.backups)
 	mux.HandleFunc("POST /v1/apps/{app}/backups", s.createBackup)
+	mux.HandleFunc("POST /v1/apps/{app}/backups/import", s.importBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/restore", s.restoreBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/backups/{id}/verify", s.verifyBackup)
 	mux.HandleFunc("POST /v1/apps/{app}/prune", s.prune)
@@ -434,6 +435,25 @@ func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream(w, r, s.Engine.Restore(engine.RestoreRequest{App: r.PathValue("app"), ID: r.PathValue("id"), Owner: owner(r), Wait: req.Wait}))
+}
+
+func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		File string `json:"file"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	app, ok := s.app(w, r)
+	if !ok {
+		return
+	}
+	b, err := s.Engine.ImportBackup(r.Context(), app, req.File)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, BackupOf(b))
 }
 
 func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {

@@ -61,11 +61,13 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 }
 
 func newBackupListCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, quiet bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List backups, newest first (ID first on each line)",
-		Args:  cobra.NoArgs,
+		Long: `List backups, newest first: the ID first on each line, after a header line.
+-q prints the IDs alone, one a line, for scripts.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app, c, err := g.appClient()
 			if err != nil {
@@ -77,6 +79,12 @@ func newBackupListCmd(g *globals) *cobra.Command {
 			}
 			if asJSON {
 				return json.NewEncoder(g.stdout).Encode(bs)
+			}
+			if quiet {
+				for _, b := range bs {
+					fmt.Fprintln(g.stdout, b.ID)
+				}
+				return nil
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tKIND\tTARGET\tSTATUS\tSIZE\tCREATED\tTRIGGER\tVERIFIED")
@@ -98,31 +106,62 @@ func newBackupListCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the IDs, one a line")
 	return cmd
 }
 
 func newBackupRestoreCmd(g *globals) *cobra.Command {
 	var wait bool
+	var file string
 	var o opFlags
 	cmd := &cobra.Command{
-		Use:   "restore ID",
+		Use:   "restore ID | restore --file ARCHIVE",
 		Short: "Restore a backup into the app",
 		Long: `Restore a backup into the app it came from. A volume: the instances that mount
 it stop, the volume's content is replaced by the archive's, and they start
 again, health-gated. A Postgres database: pg_restore --clean in one
-transaction while the app runs.`,
-		Args: cobra.ExactArgs(1),
+transaction while the app runs.
+
+--file ARCHIVE restores an archive the server's store does not list (copied
+from another server, or kept after the data dir was lost): the absolute path
+of a .tar.gz or .pgdump on the server, with its .json manifest next to it.
+Its checksum is verified against the manifest, it is added to 'backup list'
+(trigger "import"), then restored.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case file != "" && len(args) > 0:
+				return fmt.Errorf("give a backup ID or --file ARCHIVE, not both")
+			case file == "" && len(args) != 1:
+				return fmt.Errorf("give the ID of a backup (see 'moorage backup list'), or --file ARCHIVE")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" && !filepath.IsAbs(file) {
+				return fmt.Errorf("--file %q: give the archive's absolute path on the server", file)
+			}
 			app, c, err := g.appClient()
 			if err != nil {
 				return err
 			}
-			return streamOp(cmd, g, o, "restore of "+args[0], func(fn func(engine.Event)) (client.Result, error) {
-				return c.RestoreBackup(cmd.Context(), app, args[0], wait, fn)
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			} else {
+				b, err := c.ImportBackup(cmd.Context(), app, file)
+				if err != nil {
+					return err
+				}
+				id = b.ID
+				fmt.Fprintf(g.stdout, "%s: checksum ok (sha256 %s), imported as %s\n", file, b.SHA256, id)
+			}
+			return streamOp(cmd, g, o, "restore of "+id, func(fn func(engine.Event)) (client.Result, error) {
+				return c.RestoreBackup(cmd.Context(), app, id, wait, fn)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for an operation in progress instead of being refused")
+	cmd.Flags().StringVar(&file, "file", "", "restore this archive (absolute path on the server, its manifest next to it)")
 	o.add(cmd)
 	return cmd
 }

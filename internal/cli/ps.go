@@ -59,7 +59,11 @@ func newPsCmd(g *globals) *cobra.Command {
 				if in.State == "running" && !in.StartedAt.IsZero() {
 					up = dur(time.Since(in.StartedAt).Round(time.Second))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, rel, in.State, health, strconv.Itoa(in.Restarts), up, addr)
+				state := string(in.State)
+				if in.Paused {
+					state = "PAUSED"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, rel, state, health, strconv.Itoa(in.Restarts), up, addr)
 			}
 			tw.Flush()
 			if len(st.Backups) > 0 {

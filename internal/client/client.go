@@ -348,6 +348,13 @@ func (c *Client) RestoreBackup(ctx context.Context, app, id string, wait bool, f
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups/"+url.PathEscape(id)+"/restore", map[string]bool{"wait": wait}, fn)
 }
 
+// ImportBackup registers an archive on the server (with its manifest next
+// to it) so that it can be restored.
+func (c *Client) ImportBackup(ctx context.Context, app, file string) (*api.Backup, error) {
+	var b api.Backup
+	return &b, c.sendJSON(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/backups/import", map[string]string{"file": file}, &b)
+}
+
 // VerifyBackup restores a backup into scratch space and checks it.
 func (c *Client) VerifyBackup(ctx context.Context, app, id string, fn func(engine.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups/"+url.PathEscape(id)+"/verify", struct{}{}, fn)

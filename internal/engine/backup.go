@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -128,8 +129,26 @@ func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target
 	if trigger == "" {
 		b.Trigger = "manual"
 	}
-	e.st.PutBackup(ctx, b)
+	fail := func(err error) (*store.Backup, error) {
+		b.FinishedAt = time.Now().UTC()
+		b.Status, b.Error = store.BackupFailed, err.Error()
+		wctx := context.WithoutCancel(ctx)
+		if perr := e.st.PutBackup(wctx, b); perr != nil {
+			e.log.Error("record failed backup", "app", rel.App, "backup", b.ID, "err", perr)
+		}
+		e.raise(wctx, rel.App, fmt.Sprintf("%s backup of %s %s FAILED: %v", b.Trigger, kind, target, err))
+		return b, fmt.Errorf("%w: %s %s: %v", ErrBackup, kind, target, err)
+	}
+	// Recorded as running before anything is written: a server killed
+	// meanwhile marks it failed at its next start.
+	if err := e.st.PutBackup(ctx, b); err != nil {
+		return fail(err)
+	}
 	fmt.Fprintf(out, "backing up %s %s to %s\n", kind, target, b.Path)
+	// The directory first: a backup that cannot be written pauses nothing.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(fmt.Errorf("backup directory: %w", err))
+	}
 	var err error
 	switch kind {
 	case BackupVolume:
@@ -137,26 +156,42 @@ func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target
 	case BackupPostgres:
 		err = e.backupPostgres(ctx, rel, target, b, out)
 	}
-	b.FinishedAt = time.Now().UTC()
 	if err != nil {
-		b.Status, b.Error = store.BackupFailed, err.Error()
-		os.Remove(b.Path + ".partial")
-		e.st.PutBackup(context.WithoutCancel(ctx), b)
-		msg := fmt.Sprintf("%s backup of %s %s FAILED: %v", b.Trigger, kind, target, err)
-		e.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: rel.App, Kind: store.EventBackup, Message: msg})
-		e.log.Error("backup failed", "app", rel.App, "kind", kind, "target", target, "err", err)
-		return b, fmt.Errorf("%w: %s %s: %v", ErrBackup, kind, target, err)
+		return fail(err)
 	}
+	b.FinishedAt = time.Now().UTC()
 	b.Status = store.BackupOK
-	e.st.PutBackup(ctx, b)
+	if err := e.st.PutBackup(context.WithoutCancel(ctx), b); err != nil {
+		// An archive the store does not know is no backup: remove it
+		// rather than leave it behind unlisted.
+		removeArchive(b)
+		return fail(err)
+	}
 	e.st.AddEvent(ctx, store.Event{App: rel.App, Kind: store.EventBackup, Message: fmt.Sprintf("%s backup %s: %s, %s", b.Trigger, b.ID, humanBytes(b.Size), b.SHA256[:12])})
 	fmt.Fprintf(out, "%s: %s, sha256 %s\n", b.ID, humanBytes(b.Size), b.SHA256)
 	return b, nil
 }
 
-// writeArchive writes path atomically (a .partial file, fsync, rename,
-// fsync of the directory), recording its size and SHA-256 in b, and a
-// manifest next to it.
+// Manifest is the JSON file written next to every archive: what it holds
+// and its checksum, enough to restore it without the store (`moorage
+// backup restore --file`).
+type Manifest struct {
+	ID        string    `json:"id"`
+	App       string    `json:"app"`
+	Kind      string    `json:"kind"`
+	Target    string    `json:"target"`
+	Release   string    `json:"release"`
+	CreatedAt time.Time `json:"created_at"`
+	Size      int64     `json:"size"`
+	SHA256    string    `json:"sha256"`
+	File      string    `json:"file"`
+}
+
+// writeArchive writes b.Path and its manifest atomically and durably: the
+// archive goes to a .partial file (fsync), the manifest is written (temp,
+// fsync, rename), then the archive is renamed into place and the directory
+// fsynced. Whatever fails, nothing is left but what was there before: never
+// an archive without its manifest.
 func writeArchive(b *store.Backup, fill func(w io.Writer) error) error {
 	dir := filepath.Dir(b.Path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -167,40 +202,42 @@ func writeArchive(b *store.Backup, fill func(w io.Writer) error) error {
 	if err != nil {
 		return fmt.Errorf("backup directory %s: %w", dir, err)
 	}
+	defer os.Remove(tmp) // a no-op once renamed
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	if err := fill(cw); err != nil {
 		f.Close()
-		os.Remove(tmp)
 		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(tmp)
-		return err
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, b.Path); err != nil {
-		os.Remove(tmp)
-		return err
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	b.Size, b.SHA256 = cw.n, hex.EncodeToString(h.Sum(nil))
-	man, _ := json.MarshalIndent(map[string]any{
-		"id": b.ID, "app": b.App, "kind": b.Kind, "target": b.Target, "release": b.Release,
-		"created_at": b.CreatedAt, "size": b.Size, "sha256": b.SHA256, "file": filepath.Base(b.Path),
-	}, "", "  ")
-	if err := os.WriteFile(manifestPath(b), append(man, '\n'), 0o600); err != nil {
+	man, _ := json.MarshalIndent(Manifest{ID: b.ID, App: b.App, Kind: b.Kind, Target: b.Target, Release: b.Release,
+		CreatedAt: b.CreatedAt, Size: b.Size, SHA256: b.SHA256, File: filepath.Base(b.Path)}, "", "  ")
+	if err := fsutil.WriteFileAtomic(manifestPath(b), append(man, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write the manifest: %w", err)
+	}
+	if err := os.Rename(tmp, b.Path); err != nil {
+		os.Remove(manifestPath(b))
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+	return fsutil.SyncDir(dir)
+}
+
+// removeArchive removes an archive, then its manifest and what is left of
+// writing it (the manifest stays while the archive does).
+func removeArchive(b *store.Backup) error {
+	for _, p := range []string{b.Path, manifestPath(b), b.Path + ".partial"} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
 	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 func manifestPath(b *store.Backup) string {
@@ -294,22 +331,55 @@ func (e *Engine) instancesMounting(ctx context.Context, rel *store.Release, volu
 	return out, nil
 }
 
-// pauseAll pauses instances and returns a function that resumes them.
-func (e *Engine) pauseAll(ctx context.Context, rt runtime.Runtime, ins []runtime.Instance, out io.Writer) (func(), error) {
+// pausedJournal is what the journal keeps while instances are paused for
+// a copy: the next start resumes them if the server dies meanwhile.
+type pausedJournal struct {
+	Runtime string   `json:"runtime"`
+	IDs     []string `json:"ids"`
+}
+
+// pauseAll pauses instances and returns a function that resumes them. The
+// instances are recorded in the store's journal before the first is
+// paused, and forgotten once all are resumed: a server killed in between
+// resumes them at its next start (see recoverPaused).
+func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, ins []runtime.Instance, out io.Writer) (func(), error) {
+	if len(ins) == 0 {
+		return func() {}, nil
+	}
+	j := pausedJournal{Runtime: rt.Name()}
+	for _, in := range ins {
+		j.IDs = append(j.IDs, in.ID)
+	}
+	if err := e.journalPaused(ctx, app, j); err != nil {
+		return nil, fmt.Errorf("nothing paused: %w", err)
+	}
 	var paused []string
 	resume := func() {
 		rctx := context.WithoutCancel(ctx)
+		var mu sync.Mutex
+		var failed []string
 		var wg sync.WaitGroup
 		for _, id := range paused {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				if err := rt.Resume(rctx, id); err != nil {
-					e.log.Error("resume after backup", "instance", id, "err", err)
+					e.raise(rctx, app, fmt.Sprintf("%s could not be resumed after a backup (the next server start retries): %v", id, err))
+					mu.Lock()
+					failed = append(failed, id)
+					mu.Unlock()
 				}
 			}()
 		}
 		wg.Wait()
+		if len(failed) > 0 {
+			sort.Strings(failed)
+			e.journalPaused(rctx, app, pausedJournal{Runtime: rt.Name(), IDs: failed})
+			return
+		}
+		if err := e.st.DeleteJournal(rctx, app, store.JournalPaused); err != nil {
+			e.log.Error("forget paused instances (the next start resumes them again, harmlessly)", "app", app, "err", err)
+		}
 	}
 	for _, in := range ins {
 		if err := rt.Pause(ctx, in.ID); err != nil {
@@ -318,8 +388,11 @@ func (e *Engine) pauseAll(ctx context.Context, rt runtime.Runtime, ins []runtime
 		}
 		paused = append(paused, in.ID)
 	}
-	if len(paused) > 0 {
-		fmt.Fprintf(out, "paused %s for a consistent copy\n", strings.Join(paused, " "))
-	}
+	fmt.Fprintf(out, "paused %s for a consistent copy\n", strings.Join(paused, " "))
 	return resume, nil
+}
+
+func (e *Engine) journalPaused(ctx context.Context, app string, j pausedJournal) error {
+	b, _ := json.Marshal(j)
+	return e.st.PutJournal(ctx, app, store.JournalPaused, string(b))
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -35,10 +38,11 @@ func (e *Engine) backupVolume(ctx context.Context, rel *store.Release, volume st
 	if err != nil {
 		return err
 	}
-	resume, err := e.pauseAll(ctx, rt, ins, out)
+	resume, err := e.pauseAll(ctx, rel.App, rt, ins, out)
 	if err != nil {
 		return err
 	}
+	e.failpoint("backup:paused")
 	start := time.Now()
 	var files int
 	err = writeArchive(b, func(w io.Writer) error {
@@ -57,7 +61,10 @@ func (e *Engine) backupVolume(ctx context.Context, rel *store.Release, volume st
 
 // restoreVolume replaces a volume's content with a backup's. The instances
 // that mount it are stopped by the restore plan before, and started again
-// after.
+// after. The archive is unpacked beside the volume first (a bad archive
+// never touches it), then the content is swapped by renames, each phase
+// journaled in the store before it starts: a server killed in the middle
+// puts the volume back as it was at its next start (recoverRestores).
 func (e *Engine) restoreVolume(ctx context.Context, rel *store.Release, b *store.Backup, out io.Writer) error {
 	rt, err := e.Runtime(rel.Runtime)
 	if err != nil {
@@ -67,42 +74,139 @@ func (e *Engine) restoreVolume(ctx context.Context, rel *store.Release, b *store
 	if err != nil {
 		return err
 	}
-	// Unpack beside the volume first, then swap the content, so a corrupt
-	// archive never leaves the volume half-restored.
-	stage, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+"-restore-")
-	if err != nil {
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	j := &restoreJournal{Backup: b.ID, Volume: b.Target, Dir: dir,
+		Stage: filepath.Join(parent, "."+base+"-moorage-restore"), Old: filepath.Join(parent, "."+base+"-moorage-old"), Phase: phaseUnpack}
+	save := func(phase string) error {
+		j.Phase = phase
+		v, _ := json.Marshal(j)
+		return e.st.PutJournal(context.WithoutCancel(ctx), rel.App, store.JournalRestore, string(v))
+	}
+	// Leftovers of a restore whose journal is gone (it is deleted only
+	// after them) are garbage.
+	os.RemoveAll(j.Stage)
+	os.RemoveAll(j.Old)
+	if err := save(phaseUnpack); err != nil {
 		return err
 	}
-	defer os.RemoveAll(stage)
+	abort := func(err error) error {
+		if uerr := undoSwap(j, save); uerr != nil {
+			e.raise(ctx, rel.App, fmt.Sprintf("restore of %s failed (%v) and volume %s could not be put back as it was: %v (the next server start retries)", b.ID, err, b.Target, uerr))
+			return fmt.Errorf("%w; putting the volume back failed too: %v", err, uerr)
+		}
+		e.st.DeleteJournal(context.WithoutCancel(ctx), rel.App, store.JournalRestore)
+		return err
+	}
+	if err := os.Mkdir(j.Stage, 0o700); err != nil {
+		return abort(err)
+	}
+	if err := os.Mkdir(j.Old, 0o700); err != nil {
+		return abort(err)
+	}
 	f, err := os.Open(b.Path)
 	if err != nil {
-		return err
+		return abort(err)
 	}
-	st, err := archive.UnpackWith(f, stage, archive.Limits{}, os.Geteuid() == 0)
+	st, err := archive.UnpackWith(f, j.Stage, archive.Limits{}, os.Geteuid() == 0)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", b.Path, err)
+		return abort(fmt.Errorf("unpack %s: %w", b.Path, err))
 	}
-	old, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+"-old-")
-	if err != nil {
-		return err
+	if err := save(phaseSwapOut); err != nil {
+		return abort(err)
 	}
-	defer os.RemoveAll(old)
-	if err := moveEntries(dir, old); err != nil {
-		moveEntries(old, dir)
-		return err
+	if err := moveEntries(dir, j.Old); err != nil {
+		return abort(err)
 	}
-	if err := moveEntries(stage, dir); err != nil {
-		moveEntries(old, dir)
-		return err
+	e.failpoint("restore:swap")
+	if err := save(phaseSwapIn); err != nil {
+		return abort(err)
+	}
+	if err := moveEntries(j.Stage, dir); err != nil {
+		return abort(err)
+	}
+	if err := save(phaseDone); err != nil {
+		return abort(err)
+	}
+	cleanupSwap(j)
+	if err := e.st.DeleteJournal(context.WithoutCancel(ctx), rel.App, store.JournalRestore); err != nil {
+		e.log.Warn("forget a finished restore", "app", rel.App, "err", err)
 	}
 	fmt.Fprintf(out, "restored %d entries of %s into volume %s\n", st.Files, b.ID, b.Target)
 	return nil
 }
 
-// moveEntries moves every entry of src into dst (same filesystem).
+// Phases of a volume restore, journaled before each starts.
+const (
+	phaseUnpack  = "unpack"   // the archive goes into Stage; the volume is untouched
+	phaseSwapOut = "swap-out" // the volume's entries move to Old
+	phaseSwapIn  = "swap-in"  // the Stage's entries move into the volume
+	phaseUndoOut = "undo-out" // undoing: the volume's (new) entries go back to Stage
+	phaseUndoIn  = "undo-in"  // undoing: Old's entries go back into the volume
+	phaseDone    = "done"     // swapped; Stage and Old are left to remove
+)
+
+// restoreJournal is what the journal keeps of a volume restore.
+type restoreJournal struct {
+	Backup string `json:"backup"`
+	Volume string `json:"volume"`
+	Dir    string `json:"dir"`   // the volume's directory
+	Stage  string `json:"stage"` // the archive unpacked
+	Old    string `json:"old"`   // the volume's previous content
+	Phase  string `json:"phase"`
+}
+
+// undoSwap puts a volume back as it was before an interrupted or failed
+// restore, from any phase but done, journaling its own phases (each step is
+// a rename of whole entries: it can itself be interrupted and resumed).
+// Stage and Old are removed.
+func undoSwap(j *restoreJournal, save func(phase string) error) error {
+	switch j.Phase {
+	case phaseUnpack, phaseDone:
+	case phaseSwapOut:
+		// The volume holds only what was not moved out yet.
+		if err := save(phaseUndoIn); err != nil {
+			return err
+		}
+		if err := moveEntries(j.Old, j.Dir); err != nil {
+			return err
+		}
+	case phaseSwapIn, phaseUndoOut, phaseUndoIn:
+		if j.Phase != phaseUndoIn {
+			// The volume holds only restored entries: back to Stage.
+			if err := save(phaseUndoOut); err != nil {
+				return err
+			}
+			if err := moveEntries(j.Dir, j.Stage); err != nil {
+				return err
+			}
+		}
+		if err := save(phaseUndoIn); err != nil {
+			return err
+		}
+		if err := moveEntries(j.Old, j.Dir); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown restore phase %q", j.Phase)
+	}
+	cleanupSwap(j)
+	return nil
+}
+
+// cleanupSwap removes a restore's scratch directories.
+func cleanupSwap(j *restoreJournal) {
+	os.RemoveAll(j.Stage)
+	os.RemoveAll(j.Old)
+}
+
+// moveEntries moves every entry of src into dst (same filesystem). A src
+// that does not exist has nothing to move.
 func moveEntries(src, dst string) error {
 	entries, err := os.ReadDir(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -111,7 +215,13 @@ func moveEntries(src, dst string) error {
 			return err
 		}
 	}
-	return nil
+	if len(entries) == 0 {
+		return nil
+	}
+	if err := fsutil.SyncDir(dst); err != nil {
+		return err
+	}
+	return fsutil.SyncDir(src)
 }
 
 // verifyVolume unpacks a backup into a scratch directory and checks that it

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
-	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -141,91 +139,10 @@ func (e *Engine) VerifyBackup(ctx context.Context, app, id string, out io.Writer
 
 // DeleteBackup removes a backup's archive, manifest and record.
 func (e *Engine) DeleteBackup(ctx context.Context, b *store.Backup) error {
-	for _, p := range []string{b.Path, manifestPath(b)} {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-			return err
-		}
+	if err := removeArchive(b); err != nil {
+		return err
 	}
 	return e.st.DeleteBackup(ctx, b.ID)
-}
-
-// keepBackups deletes the oldest successful backups of each target of app
-// beyond keep.
-func (e *Engine) keepBackups(ctx context.Context, app string, keep int) ([]string, error) {
-	all, err := e.st.ListBackups(ctx, app)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]int{}
-	var deleted []string
-	for _, b := range all { // newest first
-		if b.Status != store.BackupOK {
-			continue
-		}
-		k := b.Kind + "/" + b.Target
-		seen[k]++
-		if seen[k] > keep {
-			if err := e.DeleteBackup(ctx, b); err != nil {
-				return deleted, err
-			}
-			deleted = append(deleted, b.ID)
-		}
-	}
-	return deleted, nil
-}
-
-// scheduleBackups runs the apps' scheduled backups until the engine
-// closes. It wakes at each minute boundary and runs what is due.
-func (e *Engine) scheduleBackups() {
-	last := time.Now()
-	for {
-		next := time.Now().Truncate(time.Minute).Add(time.Minute)
-		t := time.NewTimer(time.Until(next))
-		select {
-		case <-e.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		e.runDueBackups(last, now)
-		last = now
-	}
-}
-
-// runDueBackups runs the backups whose schedule fell in (from, to].
-func (e *Engine) runDueBackups(from, to time.Time) {
-	ctx := e.ctx
-	apps, err := e.st.ListApps(ctx)
-	if err != nil {
-		return
-	}
-	for _, a := range apps {
-		if a.Current == 0 {
-			continue
-		}
-		rel, err := e.st.GetRelease(ctx, a.Name, a.Current)
-		if err != nil || rel.Spec.Backups == nil {
-			continue
-		}
-		cron, err := spec.ParseCron(rel.Spec.Backups.Schedule)
-		if err != nil {
-			continue
-		}
-		if due := cron.Next(from.Add(-time.Second)); due.After(to) {
-			continue
-		}
-		e.log.Info("scheduled backup", "app", a.Name, "schedule", rel.Spec.Backups.Schedule)
-		op := e.BackupOp(BackupRequest{App: a.Name, All: true, Trigger: "schedule", Owner: "moorage server (schedule " + rel.Spec.Backups.Schedule + ")"})
-		if status, _ := op.Wait(ctx); status != store.DeploySucceeded {
-			continue // recorded and raised by CreateBackups
-		}
-		if deleted, err := e.keepBackups(ctx, a.Name, rel.Spec.Backups.Keep); err != nil {
-			e.log.Error("prune old backups", "app", a.Name, "err", err)
-		} else if len(deleted) > 0 {
-			e.log.Info("pruned old backups", "app", a.Name, "deleted", deleted)
-		}
-	}
 }
 
 // withoutIDs drops instances a plan is about to stop from what it sees.
@@ -248,23 +165,28 @@ func withoutIDs(in []runtime.Instance, ids []string) []runtime.Instance {
 // instances a deploy is replacing.
 func (e *Engine) BackupOp(req BackupRequest) *Op {
 	return e.start(func(ctx context.Context, op *Op) (string, error) {
-		out := newStepOutput(op, 0, "backup")
-		unlock, err := e.lock(ctx, op, req.App, req.Owner, "backup", true)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		defer unlock()
-		bs, err := e.CreateBackups(ctx, req, out)
-		for _, b := range bs {
-			if b.Status == store.BackupOK {
-				op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("%s  %s %s  %s", b.ID, b.Kind, b.Target, humanBytes(b.Size))})
-			}
-		}
-		if err != nil {
+		if _, err := e.backupLocked(ctx, op, req); err != nil {
 			return store.DeployFailed, err
 		}
 		return store.DeploySucceeded, nil
 	})
+}
+
+// backupLocked waits for the app's lock and runs CreateBackups under it.
+func (e *Engine) backupLocked(ctx context.Context, op *Op, req BackupRequest) ([]*store.Backup, error) {
+	out := newStepOutput(op, 0, "backup")
+	unlock, err := e.lock(ctx, op, req.App, req.Owner, "backup", true)
+	if err != nil {
+		return nil, fmt.Errorf("wait for the lock of %s: %w", req.App, err)
+	}
+	defer unlock()
+	bs, err := e.CreateBackups(ctx, req, out)
+	for _, b := range bs {
+		if b.Status == store.BackupOK {
+			op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("%s  %s %s  %s", b.ID, b.Kind, b.Target, humanBytes(b.Size))})
+		}
+	}
+	return bs, err
 }
 
 // VerifyOp runs VerifyBackup as an operation streaming its output.

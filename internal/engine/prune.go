@@ -29,8 +29,27 @@ type PruneReport struct {
 
 // Prune removes what app no longer needs: artifacts (release directories,
 // images) of releases beyond the retention window, and old logs. The active
-// release and the releases a rollback may need are never removed.
+// release and the releases a rollback may need are never removed. It takes
+// the app's lock (refused while a deploy, restore or backup holds it: what
+// a deploy is about to start must not go); a dry run changes nothing and
+// takes no lock.
 func (e *Engine) Prune(ctx context.Context, app string, dryRun bool) (*PruneReport, error) {
+	if !dryRun {
+		if _, err := e.st.GetApp(ctx, app); err != nil {
+			return nil, err
+		}
+		unlock, err := e.lock(ctx, newOp(), app, "moorage prune", "prune", false)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	return e.prune(ctx, app, dryRun)
+}
+
+// prune is Prune for a caller that holds the app's lock (a deploy's last
+// step).
+func (e *Engine) prune(ctx context.Context, app string, dryRun bool) (*PruneReport, error) {
 	a, err := e.st.GetApp(ctx, app)
 	if err != nil {
 		return nil, err

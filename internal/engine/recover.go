@@ -22,6 +22,9 @@ func (e *Engine) recover(ctx context.Context) error {
 	for _, l := range stale {
 		e.log.Info("cleared stale lock", "app", l.App, "owner", l.Owner, "operation", l.Operation, "since", l.AcquiredAt)
 	}
+	// Before anything is reconciled: a volume an interrupted restore was
+	// swapping is put back, and instances a backup paused are resumed.
+	e.recoverBackups(ctx)
 	running, err := e.st.RunningDeploys(ctx)
 	if err != nil {
 		return err

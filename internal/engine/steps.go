@@ -641,7 +641,7 @@ func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
 // pruneArtifacts removes the artifacts of releases beyond the retention
 // window after a successful deploy.
 func (e *Engine) pruneArtifacts(ctx context.Context, app string) ([]string, error) {
-	rep, err := e.Prune(ctx, app, false)
+	rep, err := e.prune(ctx, app, false) // under the deploy's lock
 	if rep == nil {
 		return nil, err
 	}

@@ -174,6 +174,10 @@ type Instance struct {
 	Host string `json:"host,omitempty"`
 	Port int    `json:"port,omitempty"`
 
+	// Paused is set while a running instance is frozen by Pause (its
+	// process stopped; docker paused).
+	Paused bool `json:"paused,omitempty"`
+
 	// Health is the image's own health check status when it has one
 	// (docker HEALTHCHECK): "starting", "healthy" or "unhealthy".
 	Health string `json:"health,omitempty"`

@@ -126,6 +126,17 @@ CREATE TABLE backups (
 CREATE INDEX backups_app ON backups(app, created_at);
 ALTER TABLE apps ADD COLUMN maintenance TEXT NOT NULL DEFAULT '';
 `,
+	// 3: the backups' own journal (instances paused for a copy, volume
+	// restores in progress, the last schedule slot run), per app.
+	`
+CREATE TABLE backup_journal (
+	app        TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	value      TEXT NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (app, key)
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

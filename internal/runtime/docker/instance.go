@@ -106,6 +106,7 @@ func (r *Runtime) instance(c *container.InspectResponse) runtime.Instance {
 	case st.Running || st.Paused:
 		in.State = runtime.StateRunning
 		in.PID = st.Pid
+		in.Paused = st.Paused
 	case st.Restarting:
 		in.State = runtime.StateRestarting
 	case sup != nil && sup.isRestarting():

@@ -127,6 +127,12 @@ func (r *Runtime) instance(rec *record, st *shimState) runtime.Instance {
 		Restarts:  st.Restarts,
 		ExitCode:  st.ExitCode,
 	}
+	if in.State == runtime.StateRunning && st.PID > 0 {
+		// Paused: the instance's process is stopped by SIGSTOP.
+		if ps, err := readStat(st.PID); err == nil && ps.State == 'T' && (st.PIDStart == 0 || ps.Start == st.PIDStart) {
+			in.Paused = true
+		}
+	}
 	if rec.Port > 0 {
 		in.Addr = "127.0.0.1:" + strconv.Itoa(rec.Port)
 		in.Host = "127.0.0.1"

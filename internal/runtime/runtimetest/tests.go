@@ -524,10 +524,18 @@ func (s *suite) testPause(t *testing.T) {
 		e.rt.Resume(e.ctx, sp.ID())
 		t.Fatalf("a paused instance answered: %s", resp.Status)
 	}
+	// List says it is paused (a restarted server resumes what it finds so).
+	if got := e.instance(sp.ID()); !got.Paused || got.State != runtime.StateRunning {
+		e.rt.Resume(e.ctx, sp.ID())
+		t.Fatalf("a paused instance is listed as %s, paused %v", got.State, got.Paused)
+	}
 	if err := e.rt.Resume(e.ctx, sp.ID()); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	e.waitHTTP(in.Addr, "/health")
+	if got := e.instance(sp.ID()); got.Paused {
+		t.Fatalf("a resumed (and answering) instance is listed as paused")
+	}
 	if got := e.bootID(in.Addr); got != boot {
 		t.Fatalf("the instance restarted across pause/resume")
 	}
