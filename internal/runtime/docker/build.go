@@ -95,6 +95,9 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if req.ContextDir == "" {
 		return fail(errors.New("no build context"))
 	}
+	if !filepath.IsLocal(b.Dockerfile) {
+		return fail(fmt.Errorf("build.dockerfile %q is not inside the upload: use a path relative to the app's directory, like Dockerfile or docker/web.Dockerfile: %w", b.Dockerfile, runtime.ErrInvalidSpec))
+	}
 	if len(b.Command) > 0 {
 		if err := r.buildCommand(ctx, req, b.Command, out); err != nil {
 			return fail(err)
@@ -625,18 +628,43 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 	return r.removeImage(ctx, img.InspectResponse)
 }
 
+// removeImage removes moorage's tag of an image it built (<app>:vN), and
+// with it the image unless other tags (a user's `docker tag`) keep it.
 func (r *Runtime) removeImage(ctx context.Context, img image.InspectResponse) error {
-	// Untag each of its names, then the image itself (an image with
-	// several tags cannot be removed by ID without force).
-	for _, t := range img.RepoTags {
-		if _, err := r.cli.ImageRemove(ctx, t, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
-			return fmt.Errorf("remove image %s: %w", t, err)
+	ours := r.ownTag(img)
+	if ours == "" {
+		if len(img.RepoTags) > 0 {
+			r.log.Info("not removing an image tagged by someone else", "image", shortID(img.ID), "tags", strings.Join(img.RepoTags, " "))
+			return nil
 		}
+		ours = img.ID
 	}
-	if _, err := r.cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
-		return fmt.Errorf("remove image %s: %w", shortID(img.ID), err)
+	if _, err := r.cli.ImageRemove(ctx, ours, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove image %s: %w", ours, err)
+	}
+	if len(img.RepoTags) > 1 {
+		r.log.Info("untagged an image other tags keep", "image", shortID(img.ID), "tag", ours)
 	}
 	return nil
+}
+
+// ownTag is the tag moorage gave an image it built, when the image still
+// has it.
+func (r *Runtime) ownTag(img image.InspectResponse) string {
+	if img.Config == nil {
+		return ""
+	}
+	l := img.Config.Labels
+	if !r.owned(l) || l[labelApp] == "" || l[labelRelease] == "" {
+		return ""
+	}
+	tag := r.imageName(l[labelApp], l[labelRelease])
+	for _, t := range img.RepoTags {
+		if t == tag {
+			return tag
+		}
+	}
+	return ""
 }
 
 // ArtifactExists reports whether the release's image is still on the
@@ -651,12 +679,16 @@ func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool,
 	if a.Ref == "" {
 		return false, nil
 	}
-	_, err := r.cli.ImageInspect(ctx, a.Ref)
+	img, err := r.cli.ImageInspect(ctx, a.Ref)
 	if isNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
+	}
+	if img.Config != nil && r.owned(img.Config.Labels) && len(img.RepoTags) > 0 && r.ownTag(img.InspectResponse) == "" {
+		// Pruned while a user's tag keeps the image: it is theirs now.
+		return false, nil
 	}
 	return true, nil
 }

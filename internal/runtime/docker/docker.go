@@ -51,12 +51,11 @@ type Runtime struct {
 	builder     builder
 	netMu       sync.Mutex // serializes EnsureNetwork
 
-	mu       sync.Mutex
-	closed   bool
-	sups     map[string]*supervisor // supervised containers by instance id
-	tasks    map[string]bool        // Run in progress
-	idLocks  map[string]*idLock
-	networks map[string]bool // app networks known to exist
+	mu      sync.Mutex
+	closed  bool
+	sups    map[string]*supervisor // supervised containers by instance id
+	tasks   map[string]bool        // Run in progress
+	idLocks map[string]*idLock
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -134,7 +133,6 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		sups:     map[string]*supervisor{},
 		tasks:    map[string]bool{},
 		idLocks:  map[string]*idLock{},
-		networks: map[string]bool{},
 	}
 	if err := os.MkdirAll(filepath.Join(r.stateDir, "instances"), 0o700); err != nil {
 		cancel()

@@ -827,3 +827,63 @@ func TestImageHealthcheck(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// The app network is looked up at every start, not remembered: after a
+// `docker network rm` (or prune) the next start makes it again.
+func TestNetworkRemovedBehindMoorage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	web := e.service("web", 1, "serve")
+	e.start(web)
+	if err := e.rt.Remove(e.ctx, web.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := docker("network", "rm", e.rt.networkName(e.app)); err != nil {
+		t.Fatalf("docker network rm: %v %s", err, out)
+	}
+	in := e.start(web)
+	waitHTTP(t, in.Addr, "/health")
+}
+
+// Pruning an image moorage built removes only moorage's tag: a tag a user
+// added keeps the image (which is then theirs: the release's artifact
+// counts as gone). Without other tags the image goes.
+func TestRemoveArtifactKeepsOtherTags(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	art, out, err := buildImage(e.ctx, e.rt, e.app, "FROM scratch\nCOPY app /app/app\nUSER 65534\n", nil, nil)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ours := e.opts.Prefix + "-" + e.app + ":v1"
+	theirs := e.opts.Prefix + "-users-copy:keep"
+	if out, err := docker("tag", ours, theirs); err != nil {
+		t.Fatalf("docker tag: %v %s", err, out)
+	}
+	if err := e.rt.RemoveArtifact(e.ctx, art); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := docker("image", "inspect", "-f", "{{.Id}}", theirs); err != nil || out != art.Ref {
+		t.Fatalf("the user's tag %s: %q %v, want it kept on %s", theirs, out, err, art.Ref)
+	}
+	if _, err := docker("image", "inspect", ours); err == nil {
+		t.Errorf("moorage's tag %s is still there", ours)
+	}
+	if ok, err := e.rt.ArtifactExists(e.ctx, art); ok || err != nil {
+		t.Errorf("after the prune the artifact exists: %v %v", ok, err)
+	}
+	// Removing it again changes nothing and fails nothing.
+	if err := e.rt.RemoveArtifact(e.ctx, art); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := docker("image", "inspect", theirs); err != nil {
+		t.Errorf("the user's tag went with a second prune: %v", err)
+	}
+	docker("rmi", theirs)
+
+	// A build.dockerfile outside the upload is refused.
+	_, _, err = buildImage(e.ctx, e.rt, e.app, "FROM scratch\n", nil, &spec.Spec{App: e.app, Runtime: Name, Build: &spec.Build{Dockerfile: "../Dockerfile"}})
+	if !errors.Is(err, runtime.ErrInvalidSpec) || !strings.Contains(err.Error(), "not inside the upload") {
+		t.Errorf("dockerfile ../Dockerfile: %v", err)
+	}
+}

@@ -162,14 +162,10 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 	nn := r.networkName(app)
 	// One at a time: an engine older than API 1.44 creates a second
 	// network of the same name instead of failing.
+	// Asked every time, not cached: `docker network prune` removes the
+	// network of an app whose containers are all gone.
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
-	r.mu.Lock()
-	known := r.networks[nn]
-	r.mu.Unlock()
-	if known {
-		return nil
-	}
 	for attempt := 0; ; attempt++ {
 		n, err := r.cli.NetworkInspect(ctx, nn, client.NetworkInspectOptions{})
 		if err == nil {
@@ -194,8 +190,5 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 		}
 		// Created meanwhile by another server: inspect again.
 	}
-	r.mu.Lock()
-	r.networks[nn] = true
-	r.mu.Unlock()
 	return nil
 }
