@@ -372,7 +372,7 @@ func TestForeignContainersAreNeverTouched(t *testing.T) {
 	if err := e.rt.Stop(e.ctx, theirs.ID()); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("stop of a foreign container: %v, want ErrNotFound", err)
 	}
-	if _, err := e.rt.Start(e.ctx, theirs); !errors.Is(err, runtime.ErrExists) || !strings.Contains(err.Error(), "does not own") {
+	if _, err := e.rt.Start(e.ctx, theirs); !errors.Is(err, runtime.ErrExists) || !strings.Contains(err.Error(), "does not own") || !strings.Contains(err.Error(), "docker rename") {
 		t.Errorf("start over a foreign container: %v, want ErrExists saying moorage does not own it", err)
 	}
 	if _, err := e.rt.Exec(e.ctx, theirs.ID(), runtime.ExecSpec{Cmd: []string{"true"}}); !errors.Is(err, runtime.ErrNotFound) {
@@ -754,8 +754,8 @@ func TestRemoveVolume(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	t.Cleanup(func() { docker("volume", "rm", "-f", foreign) })
-	if err := e.rt.EnsureVolume(e.ctx, e.app, "theirs"); !errors.Is(err, ErrNotOwned) {
-		t.Errorf("EnsureVolume over a foreign volume: %v, want ErrNotOwned", err)
+	if err := e.rt.EnsureVolume(e.ctx, e.app, "theirs"); !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), "docker volume rm "+foreign) {
+		t.Errorf("EnsureVolume over a foreign volume: %v, want ErrNotOwned and how to fix it", err)
 	}
 	if err := e.rt.RemoveVolume(e.ctx, e.app, "theirs"); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("RemoveVolume of a foreign volume: %v, want ErrNotOwned", err)
@@ -765,8 +765,8 @@ func TestRemoveVolume(t *testing.T) {
 // New fails with ErrUnavailable when no engine answers.
 func TestUnavailable(t *testing.T) {
 	_, err := New(context.Background(), Options{DataDir: t.TempDir(), Host: "unix://" + filepath.Join(t.TempDir(), "nothing.sock")})
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("New without an engine: %v, want ErrUnavailable", err)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "start Docker") || !strings.Contains(err.Error(), "--docker-host") {
+		t.Fatalf("New without an engine: %v, want ErrUnavailable and how to fix it", err)
 	}
 }
 

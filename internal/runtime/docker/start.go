@@ -94,7 +94,8 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 	name := r.containerName(id)
 	if c, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
 		if !r.owned(c.Container.Config.Labels) {
-			return runtime.Instance{}, fmt.Errorf("a container named %s exists that moorage (prefix %s) does not own: %w", name, r.opts.Prefix, runtime.ErrExists)
+			return runtime.Instance{}, fmt.Errorf("a container named %s exists that moorage (prefix %s) does not own: %w; %s", name, r.opts.Prefix, runtime.ErrExists,
+				"moorage never touches a container it did not make: rename it (docker rename "+name+" another-name) or remove it (docker rm -f "+name+"); or give this server its own names with --docker-prefix")
 		}
 		return runtime.Instance{}, runtime.ErrExists
 	} else if !isNotFound(err) {
