@@ -255,7 +255,7 @@ func accessoryHash(a *spec.Accessory) string {
 // of its services with the app's `moorage scale` overrides applied.
 func targetOf(rel *store.Release, scale map[string]int) *Target {
 	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: formation(rel.Spec, scale), AccessoryHash: map[string]string{},
-		ImageHealthcheck: rel.Artifact.Healthcheck}
+		ImageHealthcheck: rel.Artifact.Healthcheck, ImageHealthWait: rel.Artifact.HealthcheckWait}
 	for name, a := range rel.Spec.Accessories {
 		t.AccessoryHash[name] = accessoryHash(a)
 	}

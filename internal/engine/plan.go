@@ -56,7 +56,7 @@ func (g Gate) String() string {
 	case "started":
 		return "watched by the monitor"
 	case "image":
-		return "ready when the image's HEALTHCHECK passes"
+		return fmt.Sprintf("ready when the image's HEALTHCHECK passes (within %s)", g.Within)
 	case "command":
 		return "ready when `" + strings.Join(g.Command, " ") + "` passes"
 	default:
@@ -188,8 +188,10 @@ type Target struct {
 	// AccessoryHash is the hash of each accessory's spec.
 	AccessoryHash map[string]string
 	// ImageHealthcheck: the artifact has its own health check (a docker
-	// HEALTHCHECK), which gates services the spec gives none.
+	// HEALTHCHECK), which gates services the spec gives none;
+	// ImageHealthWait is how long it may take (0: imageHealthWait).
 	ImageHealthcheck bool
+	ImageHealthWait  time.Duration
 }
 
 // Replicas is the target's replica count for a service.
@@ -470,14 +472,25 @@ func runningRouted(t Target, observed []runtime.Instance) []string {
 	return ids
 }
 
-// gateFor says when an instance of svc is ready: its health check, else
-// the image's own (docker HEALTHCHECK), else having stayed up min_ready.
+// gateFor says when an instance of svc is ready: the health check its spec
+// gives, else the image's own (docker HEALTHCHECK, for as long as that
+// check's settings may take), else the check a routed service gets by
+// default (TCP connect), else having stayed up min_ready.
 func (t Target) gateFor(svc *spec.Service) Gate {
-	if svc.Health == nil && t.ImageHealthcheck {
-		return Gate{Kind: "image", Interval: spec.DefaultHealthInterval, Within: spec.DefaultStartPeriod}
+	if (svc.Health == nil || svc.Health.Implied) && t.ImageHealthcheck {
+		within := t.ImageHealthWait
+		if within <= 0 {
+			within = imageHealthWait
+		}
+		return Gate{Kind: "image", Interval: spec.DefaultHealthInterval, Within: within}
 	}
 	return gateFor(svc)
 }
+
+// imageHealthWait is how long an image's HEALTHCHECK may take when its
+// artifact does not say (releases made before it did): Docker's defaults
+// (30s interval and timeout, 3 retries) and some slack.
+const imageHealthWait = 250 * time.Second
 
 func gateFor(svc *spec.Service) Gate {
 	h := svc.Health

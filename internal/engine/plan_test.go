@@ -3,6 +3,7 @@ package engine
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -289,5 +290,19 @@ func TestPlanImageHealthcheckGate(t *testing.T) {
 	}
 	if !strings.Contains(s, "web v2 ×2 [1 2], ready on http /healthz") {
 		t.Errorf("web must keep its own check:\n%s", s)
+	}
+
+	// A web service without a health check of its own gets a TCP check
+	// by default; the image's HEALTHCHECK replaces it, waiting as long as
+	// the image's settings may take.
+	sp = mustSpec(t, strings.Replace(helloSpec, "    health: {path: /healthz, interval: 1s}\n", "", 1))
+	tg = target(t, "v2", sp)
+	if s := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String(); !strings.Contains(s, "web v2 ×2 [1 2], ready on tcp connect") {
+		t.Errorf("web without a health check nor an image HEALTHCHECK:\n%s", s)
+	}
+	tg.ImageHealthcheck, tg.ImageHealthWait = true, 2*time.Minute+30*time.Second
+	s = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String()
+	if !strings.Contains(s, "web v2 ×2 [1 2], ready when the image's HEALTHCHECK passes (within 2m30s)") {
+		t.Errorf("web without a health check of its own not gated on the image's:\n%s", s)
 	}
 }

@@ -292,16 +292,30 @@ func (r *run) waitGate(ctx context.Context, g gated) error {
 		})
 	case "image":
 		id := g.in.ID
+		// Docker's verdict "unhealthy" (its retries failed after its start
+		// period) is final: stop waiting.
+		gctx, verdict := context.WithCancel(ctx)
+		defer verdict()
+		unhealthy := false
 		check = func(ctx context.Context) error {
 			_, in, err := r.e.runtimeOf(ctx, r.rel.App, id)
 			if err != nil {
 				return err
 			}
-			if in.Health != "healthy" {
-				return fmt.Errorf("%w: the image's HEALTHCHECK says %q", health.ErrUnhealthy, in.Health)
+			switch in.Health {
+			case "healthy":
+				return nil
+			case "unhealthy":
+				unhealthy = true
+				verdict()
 			}
-			return nil
+			return fmt.Errorf("%w: the image's HEALTHCHECK says %q", health.ErrUnhealthy, in.Health)
 		}
+		err := health.WaitReady(gctx, check, g.gate.Interval, g.gate.Within)
+		if err != nil && unhealthy && ctx.Err() == nil {
+			return fmt.Errorf("%w: the image's HEALTHCHECK failed its retries after its start period (docker inspect shows its probes' output)", health.ErrUnhealthy)
+		}
+		return err
 	default:
 		t := time.NewTimer(g.gate.Within)
 		defer t.Stop()

@@ -203,7 +203,7 @@ func TestParseDefaults(t *testing.T) {
 		}},
 		{"web is routed with a tcp check", base, func(t *testing.T, s *Spec) {
 			eq(t, s.Services["web"].HTTP, defaultHTTP())
-			eq(t, s.Services["web"].Health, defaultHealthOf(Health{TCP: true}))
+			eq(t, s.Services["web"].Health, defaultHealthOf(Health{TCP: true, Implied: true}))
 			eq(t, s.Services["web"].Port, 0) // process runtime: picked at start
 		}},
 		{"other services are not routed", "app: a\nservices:\n  api: {command: ./run}\n", func(t *testing.T, s *Spec) {

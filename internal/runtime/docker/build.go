@@ -79,7 +79,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 			return fail(err)
 		}
 		fmt.Fprintf(out, "using image %s (%s)\n", sp.Image, shortID(img.ID))
-		return runtime.Artifact{Runtime: Name, Ref: img.ID, User: user, Healthcheck: hasHealthcheck(img.Config)}, nil
+		return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, User: user}, img.Config), nil
 	}
 
 	var b spec.Build
@@ -138,16 +138,46 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		return fail(err)
 	}
 	fmt.Fprintf(out, "built image %s (%s) in %s\n", tag, shortID(img.ID), time.Since(start).Round(time.Millisecond))
-	return runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user, Healthcheck: hasHealthcheck(img.Config)}, nil
+	return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user}, img.Config), nil
 }
 
-// hasHealthcheck reports whether an image defines a HEALTHCHECK (not
-// HEALTHCHECK NONE).
-func hasHealthcheck(c *dockerspec.DockerOCIImageConfig) bool {
-	if c == nil || c.Healthcheck == nil || len(c.Healthcheck.Test) == 0 {
-		return false
+// Docker's defaults for what a HEALTHCHECK leaves out.
+const (
+	dockerHealthInterval = 30 * time.Second
+	dockerHealthTimeout  = 30 * time.Second
+	dockerHealthRetries  = 3
+	// healthcheckSlack covers a busy engine running the probes late.
+	healthcheckSlack = 10 * time.Second
+)
+
+// withHealthcheck records an image's HEALTHCHECK (not HEALTHCHECK NONE) in
+// its artifact: that it has one, and how long a new container may take to
+// pass it: its start period, then a probe every interval (each may take
+// its timeout) until retries+1 of them had their chance, plus some slack.
+// Docker runs the first probe only one interval after the start, so a
+// fixed wait would fail a healthy app whose interval is long (30s by
+// default) while it still says "starting".
+func withHealthcheck(a runtime.Artifact, c *dockerspec.DockerOCIImageConfig) runtime.Artifact {
+	if c == nil || c.Healthcheck == nil || len(c.Healthcheck.Test) == 0 || c.Healthcheck.Test[0] == "NONE" {
+		return a
 	}
-	return c.Healthcheck.Test[0] != "NONE"
+	a.Healthcheck = true
+	a.HealthcheckWait = healthcheckWait(c.Healthcheck)
+	return a
+}
+
+func healthcheckWait(h *dockerspec.HealthcheckConfig) time.Duration {
+	interval, timeout, retries := h.Interval, h.Timeout, h.Retries
+	if interval <= 0 {
+		interval = dockerHealthInterval
+	}
+	if timeout <= 0 {
+		timeout = dockerHealthTimeout
+	}
+	if retries <= 0 {
+		retries = dockerHealthRetries
+	}
+	return max(h.StartPeriod, 0) + (interval+timeout)*time.Duration(retries+1) + healthcheckSlack
 }
 
 // checkRoot refuses an image that would run a service as root unless the

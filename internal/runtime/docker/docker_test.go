@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/runtimetest"
 	"github.com/moorage/moorage/internal/spec"
@@ -810,6 +812,10 @@ func TestImageHealthcheck(t *testing.T) {
 	if !art.Healthcheck {
 		t.Fatalf("artifact does not report the image's HEALTHCHECK: %+v", art)
 	}
+	// (1s interval + 2s timeout) × (3 retries + 1) + 10s of slack.
+	if art.HealthcheckWait != 22*time.Second {
+		t.Errorf("HEALTHCHECK wait %s, want 22s from the image's settings", art.HealthcheckWait)
+	}
 	if fix.art.Healthcheck {
 		t.Fatalf("an image without HEALTHCHECK reports one")
 	}
@@ -885,5 +891,25 @@ func TestRemoveArtifactKeepsOtherTags(t *testing.T) {
 	_, _, err = buildImage(e.ctx, e.rt, e.app, "FROM scratch\n", nil, &spec.Spec{App: e.app, Runtime: Name, Build: &spec.Build{Dockerfile: "../Dockerfile"}})
 	if !errors.Is(err, runtime.ErrInvalidSpec) || !strings.Contains(err.Error(), "not inside the upload") {
 		t.Errorf("dockerfile ../Dockerfile: %v", err)
+	}
+}
+
+// How long a HEALTHCHECK may take follows its settings, with Docker's
+// defaults for what it leaves out: a plain `HEALTHCHECK CMD ...` probes
+// first after 30s, so a fixed 30s wait would fail a healthy app.
+func TestHealthcheckWait(t *testing.T) {
+	for _, c := range []struct {
+		h    dockerspec.HealthcheckConfig
+		want time.Duration
+	}{
+		{dockerspec.HealthcheckConfig{Test: []string{"CMD", "true"}}, 4*time.Minute + 10*time.Second},
+		{dockerspec.HealthcheckConfig{Test: []string{"CMD", "true"}, Interval: 5 * time.Second, Timeout: time.Second, Retries: 2, StartPeriod: time.Minute}, time.Minute + 18*time.Second + 10*time.Second},
+	} {
+		if got := healthcheckWait(&c.h); got != c.want {
+			t.Errorf("healthcheckWait(%+v) = %s, want %s", c.h, got, c.want)
+		}
+	}
+	if a := withHealthcheck(runtime.Artifact{}, &dockerspec.DockerOCIImageConfig{DockerOCIImageConfigExt: dockerspec.DockerOCIImageConfigExt{Healthcheck: &dockerspec.HealthcheckConfig{Test: []string{"NONE"}}}}); a.Healthcheck || a.HealthcheckWait != 0 {
+		t.Errorf("HEALTHCHECK NONE counts as a check: %+v", a)
 	}
 }
