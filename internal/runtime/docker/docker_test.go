@@ -144,7 +144,7 @@ func TestConformance(t *testing.T) {
 		},
 		Port: 8080,
 		Skip: map[string]string{
-			"ServerRestart": "docker: crash restarts are moorage's, so a container that crashes while no server runs stays exited until a server is back; TestServerRestart covers the rest",
+			"CrashWithoutServer": "docker: crash restarts are moorage's (restart policy no), so a container that crashes while no server runs stays exited until a server is back (TestReadoptionWithoutRestart checks that)",
 		},
 	})
 }
