@@ -66,7 +66,8 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 	}
 	is := runtime.InstanceSpec{
 		App: rel.App, Service: s.Name, Kind: runtime.KindAccessory,
-		Image: acc.Image, Command: acc.Command, Env: acc.Env, Port: acc.Port,
+		Artifact: rel.Artifact, // docker: its copies of "./dir" host paths
+		Image:    acc.Image, Command: acc.Command, Env: acc.Env, Port: acc.Port,
 		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout,
 		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
 		Hash: accessoryHash(acc),

@@ -71,6 +71,9 @@ type Artifact struct {
 	// HEALTHCHECK reports it healthy, derived from the check's own start
 	// period, interval, timeout and retries.
 	HealthcheckWait time.Duration `json:"healthcheck_wait,omitempty"`
+	// Files names the release whose copies of the upload's "./dir" host
+	// paths accessories mount read-only (docker); "" when there are none.
+	Files string `json:"files,omitempty"`
 }
 
 // BuildRequest asks for the artifact of a new release.

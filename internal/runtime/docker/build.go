@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +64,14 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if sp == nil {
 		sp = &spec.Spec{App: req.App}
 	}
+	r.sweepFiles(ctx, req.App)
+	files := ""
+	built := false
+	defer func() {
+		if files != "" && !built {
+			os.RemoveAll(r.filesDir(files))
+		}
+	}()
 
 	if sp.Build == nil && sp.Image != "" {
 		img, err := r.ensureImage(ctx, sp.Image, out)
@@ -78,8 +85,12 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		if err := checkRoot(sp, sp.Image, user); err != nil {
 			return fail(err)
 		}
+		if files, err = r.keepFiles(req.App, req.Release, req.ContextDir, sp); err != nil {
+			return fail(err)
+		}
 		fmt.Fprintf(out, "using image %s (%s)\n", sp.Image, shortID(img.ID))
-		return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, User: user}, img.Config), nil
+		built = true
+		return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, User: user, Files: files}, img.Config), nil
 	}
 
 	var b spec.Build
@@ -103,7 +114,8 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 			return fail(err)
 		}
 	}
-	if err := r.keepBindSources(req.App, req.ContextDir, sp); err != nil {
+	var err error
+	if files, err = r.keepFiles(req.App, req.Release, req.ContextDir, sp); err != nil {
 		return fail(err)
 	}
 	if _, err := os.Stat(filepath.Join(req.ContextDir, b.Dockerfile)); err != nil {
@@ -114,7 +126,6 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	start := time.Now()
 	bl := r.detectBuilder()
 	var id string
-	var err error
 	if bl.cli != "" {
 		fmt.Fprintf(out, "building image %s with BuildKit (%s)\n", tag, bl.desc)
 		id, err = r.cliBuild(ctx, bl, req.ContextDir, &b, tag, labels, out)
@@ -138,7 +149,8 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		return fail(err)
 	}
 	fmt.Fprintf(out, "built image %s (%s) in %s\n", tag, shortID(img.ID), time.Since(start).Round(time.Millisecond))
-	return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user}, img.Config), nil
+	built = true
+	return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user, Files: files}, img.Config), nil
 }
 
 // Docker's defaults for what a HEALTHCHECK leaves out.
@@ -269,80 +281,6 @@ func lookPath(prog, path, dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: not found in PATH", prog)
-}
-
-// keepBindSources copies the "./dir" host paths accessories mount from the
-// upload to DataDir/runtime/docker/binds/<app>/dir, where Start finds them
-// (the context itself is removed after the build).
-func (r *Runtime) keepBindSources(app, ctxDir string, sp *spec.Spec) error {
-	names := make([]string, 0, len(sp.Accessories))
-	for n := range sp.Accessories {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		for _, v := range sp.Accessories[n].Volumes {
-			if !strings.HasPrefix(v.Name, "./") {
-				continue
-			}
-			rel := filepath.Clean(strings.TrimPrefix(v.Name, "./"))
-			if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
-				return fmt.Errorf("accessory %s: host path %s leaves the app's directory", n, v.Name)
-			}
-			src := filepath.Join(ctxDir, rel)
-			if _, err := os.Lstat(src); err != nil {
-				return fmt.Errorf("accessory %s mounts %s, which is not in the upload", n, v.Name)
-			}
-			dst := filepath.Join(r.bindDir(app), rel)
-			if err := os.RemoveAll(dst); err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			if err := copyTree(src, dst); err != nil {
-				return fmt.Errorf("accessory %s: keep %s: %w", n, v.Name, err)
-			}
-		}
-	}
-	return nil
-}
-
-// copyTree copies src (a file or directory) to dst, keeping modes and
-// symlinks.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, target)
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, info.Mode().Perm())
-		default:
-			return nil
-		}
-	})
 }
 
 // builder is how images are built.
@@ -643,6 +581,11 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 	}
 	if a.Runtime != "" && a.Runtime != Name {
 		return fmt.Errorf("artifact of runtime %q: %w", a.Runtime, runtime.ErrInvalidSpec)
+	}
+	if a.Files != "" {
+		if err := r.removeFiles(ctx, a.Files); err != nil {
+			return fmt.Errorf("remove the files of %s: %w", a.Files, err)
+		}
 	}
 	img, err := r.cli.ImageInspect(ctx, a.Ref)
 	if isNotFound(err) {

@@ -218,6 +218,8 @@ func (r *Runtime) statePath(id string) string {
 	return filepath.Join(r.stateDir, "instances", id+".json")
 }
 
+// bindDir is where the one copy per app of "./dir" host paths was kept
+// before there was one per release (see filesDir).
 func (r *Runtime) bindDir(app string) string {
 	return filepath.Join(r.stateDir, "binds", app)
 }

@@ -913,3 +913,84 @@ func TestHealthcheckWait(t *testing.T) {
 		t.Errorf("HEALTHCHECK NONE counts as a check: %+v", a)
 	}
 }
+
+// An accessory's "./dir" host path is a read-only copy of the upload kept
+// per release: the next release's build never touches the copy a running
+// accessory mounts, a restart with the new release mounts the new copy,
+// and pruning a release removes its copy only once no container mounts
+// it.
+func TestLocalFilesPerRelease(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sp := &spec.Spec{App: e.app, Runtime: Name, Build: &spec.Build{Dockerfile: "Dockerfile", Workdir: "/app"},
+		Services:    map[string]*spec.Service{"web": {Name: "web"}},
+		Accessories: map[string]*spec.Accessory{"cfg": {Name: "cfg", Image: fix.art.Ref, Volumes: []spec.VolumeMount{{Name: "./conf", Path: "/conf"}}}}}
+	df := "FROM scratch\nCOPY app /app/app\nUSER 65534\n"
+	build := func(release, greeting string) runtime.Artifact {
+		t.Helper()
+		ctxDir := t.TempDir()
+		for name, content := range map[string]string{"Dockerfile": df, "conf/greeting": greeting} {
+			os.MkdirAll(filepath.Join(ctxDir, filepath.Dir(name)), 0o755)
+			os.WriteFile(filepath.Join(ctxDir, name), []byte(content), 0o644)
+		}
+		b, _ := os.ReadFile(filepath.Join(fix.dir, "app"))
+		os.WriteFile(filepath.Join(ctxDir, "app"), b, 0o755)
+		art, err := e.rt.Build(e.ctx, runtime.BuildRequest{App: e.app, Release: release, ContextDir: ctxDir, Spec: sp})
+		if err != nil {
+			t.Fatalf("build %s: %v", release, err)
+		}
+		if art.Files != e.app+"/"+release {
+			t.Fatalf("artifact %+v: want its files kept as %s/%s", art, e.app, release)
+		}
+		return art
+	}
+	cat := func(id string) (int, string) {
+		var out syncBuffer
+		code, err := e.rt.Exec(e.ctx, id, runtime.ExecSpec{Cmd: []string{"/app/app", "cat", "/conf/greeting"}, Stdout: &out, Stderr: &out})
+		if err != nil {
+			t.Fatalf("exec in %s: %v", id, err)
+		}
+		return code, out.String()
+	}
+	v1 := build("v1", "hello from v1")
+	acc := runtime.InstanceSpec{App: e.app, Service: "cfg", Kind: runtime.KindAccessory, Image: fix.art.Ref, Artifact: v1,
+		Command: []string{"/app/app", "serve"}, Port: 8080, Mounts: []runtime.Mount{{Name: "./conf", Target: "/conf"}}}
+	e.start(acc)
+	if code, out := cat(acc.ID()); code != 0 || out != "hello from v1" {
+		t.Fatalf("the accessory reads %q (exit %d)", out, code)
+	}
+	var out syncBuffer
+	if code, _ := e.rt.Exec(e.ctx, acc.ID(), runtime.ExecSpec{Cmd: []string{"/app/app", "write", "/conf/greeting", "overwritten"}, Stdout: &out, Stderr: &out}); code == 0 {
+		t.Errorf("the accessory could write into its ./conf copy")
+	}
+
+	// The next release's build leaves the running accessory's files alone.
+	v2 := build("v2", "hello from v2")
+	if code, out := cat(acc.ID()); code != 0 || out != "hello from v1" {
+		t.Errorf("after building v2 the running accessory reads %q (exit %d), want v1's file", out, code)
+	}
+	// Pruning v1 while the accessory mounts its files keeps them.
+	if err := e.rt.RemoveArtifact(e.ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(e.rt.filesDir(v1.Files)); err != nil {
+		t.Fatalf("v1's files went while mounted: %v", err)
+	}
+	// Restarted with v2, the accessory reads v2's files; v1's go with the
+	// next build.
+	if err := e.rt.Remove(e.ctx, acc.ID()); err != nil {
+		t.Fatal(err)
+	}
+	acc.Artifact = v2
+	e.start(acc)
+	if code, out := cat(acc.ID()); code != 0 || out != "hello from v2" {
+		t.Errorf("restarted with v2 the accessory reads %q (exit %d)", out, code)
+	}
+	build("v3", "hello from v3")
+	if _, err := os.Stat(e.rt.filesDir(v1.Files)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("v1's files are still there once nothing mounts them: %v", err)
+	}
+	if _, err := os.Stat(e.rt.filesDir(v2.Files)); err != nil {
+		t.Errorf("v2's files: %v", err)
+	}
+}
