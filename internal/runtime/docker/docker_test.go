@@ -994,3 +994,79 @@ func TestLocalFilesPerRelease(t *testing.T) {
 		t.Errorf("v2's files: %v", err)
 	}
 }
+
+// A server that started while no engine answered gets a Lazy runtime: it
+// lists nothing and fails saying how to fix it, then connects (no server
+// restart) at the first operation once the engine answers, and reports
+// the events of what it runs.
+func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
+	t.Parallel()
+	fixture(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "engine.sock")
+	o := options(filepath.Join(dir, "data"))
+	o.Host = "unix://" + sock
+	l := NewLazy(o)
+	t.Cleanup(func() {
+		l.Close()
+		removeAll(o.Prefix)
+	})
+	ctx := context.Background()
+	app := "app" + prefixFor(t.Name())[3:9]
+	web := runtime.InstanceSpec{App: app, Service: "web", Release: "v1", Index: 1, Kind: runtime.KindService,
+		Artifact: fix.art, Command: []string{"./app", "serve"}, Port: 8080, Publish: true, StopTimeout: 5 * time.Second}
+
+	if ins, err := l.List(ctx, runtime.Filter{}); err != nil || len(ins) != 0 {
+		t.Fatalf("List without an engine: %v %v, want nothing", ins, err)
+	}
+	if _, err := l.Start(ctx, web); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "start Docker") {
+		t.Fatalf("Start without an engine: %v, want ErrUnavailable and how to fix it", err)
+	}
+	events := l.Events(ctx)
+
+	// The engine answers at sock from now on (a forwarder to the real one).
+	real := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		real = strings.TrimPrefix(h, "unix://")
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("unix", real)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+
+	in, err := l.Start(ctx, web)
+	if err != nil {
+		t.Fatalf("Start once the engine answers: %v", err)
+	}
+	if !l.Connected() {
+		t.Fatal("not connected after a successful Start")
+	}
+	waitHTTP(t, in.Addr, "/health")
+	if ins, err := l.List(ctx, runtime.Filter{App: app}); err != nil || len(ins) != 1 || ins[0].ID != web.ID() {
+		t.Fatalf("List once connected: %+v %v", ins, err)
+	}
+	if out, err := docker("kill", o.Prefix+"-"+web.ID()); err != nil {
+		t.Fatalf("docker kill: %v %s", err, out)
+	}
+	nextEvent(t, events, web.ID(), runtime.EventCrash)
+	nextEvent(t, events, web.ID(), runtime.EventRestart)
+}
