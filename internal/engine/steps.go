@@ -176,13 +176,17 @@ func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
 			return err
 		}
 		svc := rel.Spec.Services[st.Service]
+		g := st.Gate.Resolve(rel.Artifact.Healthcheck, rel.Artifact.HealthcheckWait)
+		if st.Gate.Else != nil && len(st.Indices) > 0 {
+			out.Printf("%s: %s", st.Service, g)
+		}
 		for _, idx := range st.Indices {
 			in, err := r.startInstance(ctx, rel, st.Service, idx)
 			if err != nil {
 				return err
 			}
 			out.Printf("started %s %s", in.ID, addrNote(in))
-			wait = append(wait, gated{in: in, gate: st.Gate, timeout: healthTimeout(svc.Health)})
+			wait = append(wait, gated{in: in, gate: g, timeout: healthTimeout(svc.Health)})
 		}
 	}
 	return r.gateWatching(ctx, wait, w, out)
@@ -554,10 +558,14 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 		return err
 	}
 	out.Printf("started %s %s", in.ID, addrNote(in))
-	if s.Gate.Kind == "started" {
+	g := s.Gate.Resolve(rel.Artifact.Healthcheck, rel.Artifact.HealthcheckWait)
+	if s.Gate.Else != nil {
+		out.Printf("%s: %s", s.Service, g)
+	}
+	if g.Kind == "started" {
 		return nil
 	}
-	return r.gateWatching(ctx, []gated{{in: in, gate: s.Gate, timeout: healthTimeout(svc.Health)}}, w, out)
+	return r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(svc.Health)}}, w, out)
 }
 
 // monitor watches the target for the monitor window: a crash of any of its
