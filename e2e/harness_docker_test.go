@@ -100,3 +100,19 @@ func prepareDockerApp(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// proxyMarkedDown returns when the server's proxy took target out of
+// rotation (its "target unhealthy" log line) at or after since.
+func (s *server) proxyMarkedDown(target string, since time.Time) (time.Time, bool) {
+	for _, l := range scanLines(s.logs()) {
+		if !strings.Contains(l, `msg="target unhealthy"`) || !strings.Contains(l, " target="+target+" ") {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err == nil && !at.Before(since.Truncate(time.Millisecond)) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}

@@ -79,17 +79,6 @@ func (e *Engine) start(fn func(context.Context, *Op) (string, error)) *Op {
 func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string, error) {
 	sp := req.Spec
 	app := sp.App
-	rtName := sp.Runtime
-	if req.Runtime != "" {
-		rtName = req.Runtime
-	}
-	rt, err := e.Runtime(rtName)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	if rtName != sp.Runtime {
-		sp.Runtime = rtName
-	}
 	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
 	}
@@ -105,18 +94,39 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	}
 	defer unlock()
 
-	a, err := e.st.EnsureApp(ctx, app, rtName)
+	a, err := e.st.EnsureApp(ctx, app, sp.Runtime)
 	if err != nil {
 		return store.DeployFailed, err
-	}
-	if a.Runtime != rtName {
-		e.st.SetRuntime(ctx, app, rtName)
 	}
 	var from *store.Release
 	if a.Current != 0 {
 		if from, err = e.st.GetRelease(ctx, app, a.Current); err != nil {
 			return store.DeployFailed, err
 		}
+	}
+	// The app stays on its active release's runtime unless asked to move.
+	rc, err := chooseRuntime(req, from)
+	if err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+	}
+	sp, rtName := rc.Spec, rc.Name
+	rt, err := e.Runtime(rtName)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	if rc.Note != "" {
+		op.emit(Event{Type: EventInfo, Text: rc.Note})
+	}
+	if rc.From != "" {
+		for _, w := range e.moveWarnings(ctx, from, rtName) {
+			op.emit(Event{Type: EventWarn, Text: w})
+		}
+	}
+	for _, w := range sp.Warnings() {
+		op.emit(Event{Type: EventWarn, Text: sp.File + ": " + w})
+	}
+	if a.Current == 0 && a.Runtime != rtName {
+		e.st.SetRuntime(ctx, app, rtName)
 	}
 	cfg, err := e.configSnapshot(ctx, app)
 	if err != nil {
@@ -128,10 +138,14 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 		Spec:     sp, SpecYAML: req.SpecYAML, Config: cfg,
 		Formation: formation(sp, a.Formation),
 	}
-	return e.run(ctx, op, runInput{
+	status, err := e.run(ctx, op, runInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
 		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
 	})
+	if status == store.DeploySucceeded && a.Runtime != rtName {
+		e.st.SetRuntime(context.WithoutCancel(ctx), app, rtName)
+	}
+	return status, err
 }
 
 func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (string, error) {
@@ -163,6 +177,14 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 	if err != nil {
 		return store.DeployFailed, err
 	}
+	if src.Runtime != from.Runtime {
+		if err := checkMove(from, src.Runtime, "roll back to a release that ran on "+from.Runtime); err != nil {
+			return store.DeployFailed, fmt.Errorf("rollback to %s: %w", src.ID(), err)
+		}
+		for _, w := range e.moveWarnings(ctx, from, src.Runtime) {
+			op.emit(Event{Type: EventWarn, Text: w})
+		}
+	}
 	if ok, err := rt.ArtifactExists(ctx, src.Artifact); err != nil || !ok {
 		return store.DeployFailed, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w); deploy that code again instead", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone)
 	}
@@ -172,10 +194,14 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 		Formation: formation(src.Spec, a.Formation),
 		Source:    src.Version,
 	}
-	return e.run(ctx, op, runInput{
+	status, err := e.run(ctx, op, runInput{
 		app: a, kind: store.KindRollback, owner: req.Owner, rt: rt,
 		target: rel, from: from, runTasks: req.RunTasks, scale: a.Formation,
 	})
+	if status == store.DeploySucceeded && a.Runtime != rel.Runtime {
+		e.st.SetRuntime(context.WithoutCancel(ctx), req.App, rel.Runtime)
+	}
+	return status, err
 }
 
 // rollbackSource picks the release to roll back to: the one asked for, or
@@ -241,7 +267,7 @@ func accessoryHash(a *spec.Accessory) string {
 // of its services with the app's `moorage scale` overrides applied.
 func targetOf(rel *store.Release, scale map[string]int) *Target {
 	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: formation(rel.Spec, scale), AccessoryHash: map[string]string{},
-		ImageHealthcheck: rel.Artifact.Healthcheck}
+		ImageHealthcheck: rel.Artifact.Healthcheck, ImageHealthWait: rel.Artifact.HealthcheckWait}
 	for name, a := range rel.Spec.Accessories {
 		t.AccessoryHash[name] = accessoryHash(a)
 	}

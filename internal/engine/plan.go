@@ -45,6 +45,29 @@ type Gate struct {
 	Command  []string      // command
 	Interval time.Duration // between checks
 	Within   time.Duration // how long it may take (start_period, or min_ready)
+	// Else is, for an "image" gate planned before the artifact is built,
+	// the gate if the image turns out to have no HEALTHCHECK.
+	Else *Gate
+}
+
+// Resolve is the gate for an instance of an artifact that has (or has not)
+// a HEALTHCHECK taking up to wait: an "image" gate planned before the build
+// becomes its Else when there is none.
+func (g Gate) Resolve(healthcheck bool, wait time.Duration) Gate {
+	if g.Kind != "image" {
+		return g
+	}
+	if !healthcheck && g.Else != nil {
+		return *g.Else
+	}
+	if g.Within <= 0 {
+		g.Within = wait
+		if g.Within <= 0 {
+			g.Within = imageHealthWait
+		}
+	}
+	g.Else = nil
+	return g
 }
 
 func (g Gate) String() string {
@@ -56,7 +79,10 @@ func (g Gate) String() string {
 	case "started":
 		return "watched by the monitor"
 	case "image":
-		return "ready when the image's HEALTHCHECK passes"
+		if g.Else != nil {
+			return "ready when the image's HEALTHCHECK passes if it has one, else " + g.Else.String()
+		}
+		return fmt.Sprintf("ready when the image's HEALTHCHECK passes (within %s)", g.Within)
 	case "command":
 		return "ready when `" + strings.Join(g.Command, " ") + "` passes"
 	default:
@@ -188,8 +214,13 @@ type Target struct {
 	// AccessoryHash is the hash of each accessory's spec.
 	AccessoryHash map[string]string
 	// ImageHealthcheck: the artifact has its own health check (a docker
-	// HEALTHCHECK), which gates services the spec gives none.
+	// HEALTHCHECK), which gates services the spec gives none;
+	// ImageHealthWait is how long it may take (0: imageHealthWait).
 	ImageHealthcheck bool
+	ImageHealthWait  time.Duration
+	// ArtifactPending: the deploy builds the artifact, so whether it has
+	// a HEALTHCHECK is known only then (set by PlanDeploy).
+	ArtifactPending bool
 }
 
 // Replicas is the target's replica count for a service.
@@ -223,6 +254,7 @@ type DeployInput struct {
 // activate.
 func PlanDeploy(in DeployInput) *Plan {
 	t := in.Target
+	t.ArtifactPending = in.Build
 	p := &Plan{App: in.App, Kind: in.Kind, Target: t.Release, From: in.From}
 	if in.Build {
 		p.Steps = append(p.Steps, Step{Kind: StepBuild, Release: t.Release})
@@ -424,6 +456,9 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 			// min_ready before the window starts.
 			g = Gate{Kind: "started"}
 		}
+		if g.Else != nil && g.Else.Kind == "min_ready" && o.monitor > 0 {
+			g.Else = &Gate{Kind: "started"}
+		}
 		steps = append(steps, Step{Kind: StepSingleton, Release: t.Release, Service: name, IDs: old, Index: 1, SkipStart: !want, Gate: g})
 	}
 	if len(after) > 0 {
@@ -470,14 +505,29 @@ func runningRouted(t Target, observed []runtime.Instance) []string {
 	return ids
 }
 
-// gateFor says when an instance of svc is ready: its health check, else
-// the image's own (docker HEALTHCHECK), else having stayed up min_ready.
+// gateFor says when an instance of svc is ready: the health check its spec
+// gives, else the image's own (docker HEALTHCHECK, for as long as that
+// check's settings may take), else the check a routed service gets by
+// default (TCP connect), else having stayed up min_ready.
 func (t Target) gateFor(svc *spec.Service) Gate {
-	if svc.Health == nil && t.ImageHealthcheck {
-		return Gate{Kind: "image", Interval: spec.DefaultHealthInterval, Within: spec.DefaultStartPeriod}
+	own := gateFor(svc)
+	if svc.Health != nil && !svc.Health.Implied {
+		return own
 	}
-	return gateFor(svc)
+	switch {
+	case t.ArtifactPending && t.Spec.Runtime == spec.RuntimeDocker:
+		// Built by this deploy: the start step resolves it (Gate.Resolve).
+		return Gate{Kind: "image", Interval: spec.DefaultHealthInterval, Else: &own}
+	case t.ImageHealthcheck:
+		return Gate{Kind: "image", Interval: spec.DefaultHealthInterval}.Resolve(true, t.ImageHealthWait)
+	}
+	return own
 }
+
+// imageHealthWait is how long an image's HEALTHCHECK may take when its
+// artifact does not say (releases made before it did): Docker's defaults
+// (30s interval and timeout, 3 retries) and some slack.
+const imageHealthWait = 250 * time.Second
 
 func gateFor(svc *spec.Service) Gate {
 	h := svc.Health

@@ -3,6 +3,7 @@ package engine
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -289,5 +290,45 @@ func TestPlanImageHealthcheckGate(t *testing.T) {
 	}
 	if !strings.Contains(s, "web v2 ×2 [1 2], ready on http /healthz") {
 		t.Errorf("web must keep its own check:\n%s", s)
+	}
+
+	// A web service without a health check of its own gets a TCP check
+	// by default; the image's HEALTHCHECK replaces it, waiting as long as
+	// the image's settings may take.
+	sp = mustSpec(t, strings.Replace(helloSpec, "    health: {path: /healthz, interval: 1s}\n", "", 1))
+	tg = target(t, "v2", sp)
+	if s := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String(); !strings.Contains(s, "web v2 ×2 [1 2], ready on tcp connect") {
+		t.Errorf("web without a health check nor an image HEALTHCHECK:\n%s", s)
+	}
+	tg.ImageHealthcheck, tg.ImageHealthWait = true, 2*time.Minute+30*time.Second
+	s = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String()
+	if !strings.Contains(s, "web v2 ×2 [1 2], ready when the image's HEALTHCHECK passes (within 2m30s)") {
+		t.Errorf("web without a health check of its own not gated on the image's:\n%s", s)
+	}
+
+	// A docker deploy that builds its image knows whether it has a
+	// HEALTHCHECK only after the build: the plan says both, and the start
+	// step resolves the gate with the artifact.
+	dockerSpec := strings.Replace(helloSpec, "runtime: process", "runtime: docker", 1)
+	dockerSpec = strings.Replace(dockerSpec, "    health: {path: /healthz, interval: 1s}\n", "", 1)
+	dockerSpec = strings.Replace(dockerSpec, "  db:\n", "  db:\n    image: postgres:16\n", 1)
+	sp = mustSpec(t, dockerSpec)
+	tg = target(t, "v2", sp)
+	s = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, Build: true}).String()
+	for _, want := range []string{
+		"web v2 ×2 [1 2], ready when the image's HEALTHCHECK passes if it has one, else ready on tcp connect",
+		"worker v2 ×1 [1], ready when the image's HEALTHCHECK passes if it has one, else ready after 5s up",
+		"start v2 [1], ready when the image's HEALTHCHECK passes if it has one, else watched by the monitor",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("plan lacks %q:\n%s", want, s)
+		}
+	}
+	g := Gate{Kind: "image", Interval: time.Second, Else: &Gate{Kind: "tcp", Interval: time.Second, Within: 30 * time.Second}}
+	if got := g.Resolve(true, 22*time.Second); got.Kind != "image" || got.Within != 22*time.Second || got.Else != nil {
+		t.Errorf("resolved with a HEALTHCHECK: %+v", got)
+	}
+	if got := g.Resolve(false, 0); got.Kind != "tcp" || got.Within != 30*time.Second {
+		t.Errorf("resolved without a HEALTHCHECK: %+v", got)
 	}
 }

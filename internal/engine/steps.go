@@ -73,7 +73,8 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 	}
 	is := runtime.InstanceSpec{
 		App: rel.App, Service: s.Name, Kind: runtime.KindAccessory,
-		Image: acc.Image, Command: acc.Command, Env: env, Port: acc.Port,
+		Artifact: rel.Artifact, // docker: its copies of "./dir" host paths
+		Image:    acc.Image, Command: acc.Command, Env: env, Port: acc.Port,
 		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout,
 		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
 		Hash: accessoryHash(acc),
@@ -182,13 +183,17 @@ func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
 			return err
 		}
 		svc := rel.Spec.Services[st.Service]
+		g := st.Gate.Resolve(rel.Artifact.Healthcheck, rel.Artifact.HealthcheckWait)
+		if st.Gate.Else != nil && len(st.Indices) > 0 {
+			out.Printf("%s: %s", st.Service, g)
+		}
 		for _, idx := range st.Indices {
 			in, err := r.startInstance(ctx, rel, st.Service, idx)
 			if err != nil {
 				return err
 			}
 			out.Printf("started %s %s", in.ID, addrNote(in))
-			wait = append(wait, gated{in: in, gate: st.Gate, timeout: healthTimeout(svc.Health)})
+			wait = append(wait, gated{in: in, gate: g, timeout: healthTimeout(svc.Health)})
 		}
 	}
 	return r.gateWatching(ctx, wait, w, out)
@@ -299,16 +304,30 @@ func (r *run) waitGate(ctx context.Context, g gated) error {
 		})
 	case "image":
 		id := g.in.ID
+		// Docker's verdict "unhealthy" (its retries failed after its start
+		// period) is final: stop waiting.
+		gctx, verdict := context.WithCancel(ctx)
+		defer verdict()
+		unhealthy := false
 		check = func(ctx context.Context) error {
 			_, in, err := r.e.runtimeOf(ctx, r.rel.App, id)
 			if err != nil {
 				return err
 			}
-			if in.Health != "healthy" {
-				return fmt.Errorf("%w: the image's HEALTHCHECK says %q", health.ErrUnhealthy, in.Health)
+			switch in.Health {
+			case "healthy":
+				return nil
+			case "unhealthy":
+				unhealthy = true
+				verdict()
 			}
-			return nil
+			return fmt.Errorf("%w: the image's HEALTHCHECK says %q", health.ErrUnhealthy, in.Health)
 		}
+		err := health.WaitReady(gctx, check, g.gate.Interval, g.gate.Within)
+		if err != nil && unhealthy && ctx.Err() == nil {
+			return fmt.Errorf("%w: the image's HEALTHCHECK failed its retries after its start period (docker inspect shows its probes' output)", health.ErrUnhealthy)
+		}
+		return err
 	default:
 		t := time.NewTimer(g.gate.Within)
 		defer t.Stop()
@@ -546,10 +565,14 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 		return err
 	}
 	out.Printf("started %s %s", in.ID, addrNote(in))
-	if s.Gate.Kind == "started" {
+	g := s.Gate.Resolve(rel.Artifact.Healthcheck, rel.Artifact.HealthcheckWait)
+	if s.Gate.Else != nil {
+		out.Printf("%s: %s", s.Service, g)
+	}
+	if g.Kind == "started" {
 		return nil
 	}
-	return r.gateWatching(ctx, []gated{{in: in, gate: s.Gate, timeout: healthTimeout(svc.Health)}}, w, out)
+	return r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(svc.Health)}}, w, out)
 }
 
 // monitor watches the target for the monitor window: a crash of any of its

@@ -67,6 +67,13 @@ type Artifact struct {
 	// Healthcheck says the image defines a HEALTHCHECK (docker): services
 	// without a health check of their own are gated on it.
 	Healthcheck bool `json:"healthcheck,omitempty"`
+	// HealthcheckWait is how long a new instance may take before that
+	// HEALTHCHECK reports it healthy, derived from the check's own start
+	// period, interval, timeout and retries.
+	HealthcheckWait time.Duration `json:"healthcheck_wait,omitempty"`
+	// Files names the release whose copies of the upload's "./dir" host
+	// paths accessories mount read-only (docker); "" when there are none.
+	Files string `json:"files,omitempty"`
 }
 
 // BuildRequest asks for the artifact of a new release.

@@ -152,14 +152,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.runtimes = map[string]runtime.Runtime{prt.Name(): prt}
 	unavailable := map[string]error{}
 	prefix := s.cfg.DockerPrefix
-	drt, err := docker.New(ctx, docker.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "docker"),
-		Prefix: prefix, Host: s.cfg.DockerHost})
-	if err != nil {
-		// The server still runs process apps; a docker deploy fails and
-		// says why.
+	dopts := docker.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "docker"), Prefix: prefix, Host: s.cfg.DockerHost}
+	drt, err := docker.New(ctx, dopts)
+	switch {
+	case errors.Is(err, docker.ErrUnavailable):
+		// The server still runs process apps; the docker runtime connects
+		// at the first deploy (or other operation) that needs it, which
+		// fails saying why while the engine does not answer.
+		s.runtimes[docker.Name] = docker.NewLazy(dopts)
+		s.log.Warn("docker engine not reachable: docker apps are not managed until it is; the next docker deploy tries again (no restart needed)", "err", err)
+	case err != nil:
 		unavailable[docker.Name] = err
-		s.log.Warn("docker runtime not available: apps with runtime docker cannot be deployed until the server is restarted with a reachable engine", "err", err)
-	} else {
+		s.log.Warn("docker runtime not available", "err", err)
+	default:
 		s.runtimes[drt.Name()] = drt
 	}
 	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy"), AccessLog: s.cfg.AccessLog})

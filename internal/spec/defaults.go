@@ -70,7 +70,7 @@ func (d *decoder) applyDefaults(s *Spec) {
 				svc.Port = DefaultDockerPort
 			}
 			if svc.Health == nil {
-				svc.Health = &Health{TCP: true}
+				svc.Health = &Health{TCP: true, Implied: true}
 			}
 		}
 		if svc.Health != nil {

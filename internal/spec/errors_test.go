@@ -82,6 +82,8 @@ func TestParseErrors(t *testing.T) {
 		{"runtime", "app: a\nruntime: podman\nservices:\n  web: {command: ./run}\n", []string{`2:10 runtime: must be "docker" or "process" (got "podman")`}},
 		{"image on process", "app: a\nruntime: process\nimage: nginx\nservices:\n  web: {command: ./run}\n", []string{`3:1 image: needs runtime: docker`}},
 		{"empty image", "app: a\nimage: ''\nservices:\n  web: {command: ./run}\n", []string{`2:8 image: must not be empty`}},
+		{"dockerfile outside the upload", "app: a\nbuild: {dockerfile: ../Dockerfile}\nservices:\n  web: {}\n", []string{`2:21 build.dockerfile: must be a path inside the app's directory, like Dockerfile or docker/web.Dockerfile (got "../Dockerfile")`}},
+		{"dockerfile absolute", "app: a\nbuild: {dockerfile: /etc/passwd}\nservices:\n  web: {}\n", []string{`2:21 build.dockerfile: must be a path inside the app's directory`}},
 		{"image and build", "app: a\nimage: nginx\nbuild: {dockerfile: Dockerfile}\nservices:\n  web: {}\n", []string{`2:1 image: cannot be set together with build:`}},
 		{"workdir relative", "app: a\nbuild: {workdir: app}\nservices:\n  web: {command: ./run}\n", []string{`2:18 build.workdir: must be an absolute path, e.g. /app (got "app")`}},
 		{"release item", "app: a\nrelease:\n  - ''\n  - {timeout: 5m}\n  - {command: x, timeout: 0s}\n  - {command: x, time: 1m}\nservices:\n  web: {command: ./run}\n", []string{

@@ -203,7 +203,7 @@ func TestParseDefaults(t *testing.T) {
 		}},
 		{"web is routed with a tcp check", base, func(t *testing.T, s *Spec) {
 			eq(t, s.Services["web"].HTTP, defaultHTTP())
-			eq(t, s.Services["web"].Health, defaultHealthOf(Health{TCP: true}))
+			eq(t, s.Services["web"].Health, defaultHealthOf(Health{TCP: true, Implied: true}))
 			eq(t, s.Services["web"].Port, 0) // process runtime: picked at start
 		}},
 		{"other services are not routed", "app: a\nservices:\n  api: {command: ./run}\n", func(t *testing.T, s *Spec) {
@@ -307,6 +307,18 @@ backups: {schedule: "@daily"}
 		"backups: the app has no volume and no accessory with backup: postgres, so there is nothing to back up",
 	}
 	eq(t, s.Warnings(), want)
+
+	s = mustParse(t, `app: a
+runtime: docker
+services:
+  web: {}
+accessories:
+  db: {image: postgres:16, port: 5432, volumes: ["./initdb:/docker-entrypoint-initdb.d", "/srv/pg:/var/lib/postgresql/data", "pgdata:/x"]}
+`)
+	eq(t, s.Warnings(), []string{
+		`accessories.db.volumes[0]: ./initdb is mounted read-only, from a copy of the upload kept with each release (config files); what the accessory writes belongs in a named volume, e.g. "db-data:/docker-entrypoint-initdb.d"`,
+		"accessories.db.volumes[1]: host path /srv/pg is bind-mounted as it is: moorage does not manage its data (no volume backups, no ownership for the accessory's user); a named volume does",
+	})
 }
 
 func TestErrorForms(t *testing.T) {

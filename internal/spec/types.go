@@ -161,6 +161,10 @@ type Health struct {
 	Timeout     time.Duration `json:"timeout"`
 	StartPeriod time.Duration `json:"start_period"` // how long a new instance may take to become healthy
 	Retries     int           `json:"retries"`      // consecutive failures before unhealthy (after ready)
+	// Implied is set by Parse for the check it gives a routed service whose
+	// spec has none (a TCP connect): on docker, the image's own HEALTHCHECK
+	// gates its instances instead.
+	Implied bool `json:"implied,omitempty"`
 }
 
 // HTTP is the routing configuration of a service.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -48,8 +49,11 @@ func (d *decoder) validate(s *Spec) {
 	}
 	if b := s.Build; b != nil {
 		d.checkAbs("build.workdir", b.Workdir, "/app")
-		if docker && b.Dockerfile == "" {
+		switch {
+		case docker && b.Dockerfile == "":
 			d.fail("build.dockerfile", false, "must not be empty (default: Dockerfile)")
+		case b.Dockerfile != "" && !filepath.IsLocal(b.Dockerfile):
+			d.fail("build.dockerfile", false, "must be a path inside the app's directory, like Dockerfile or docker/web.Dockerfile (got %s)", quoteValue(b.Dockerfile))
 		}
 		d.checkEnv("build.args", b.Args, false)
 		if b.Command != nil {

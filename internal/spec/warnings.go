@@ -1,6 +1,9 @@
 package spec
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Warnings lists settings of a valid spec that have no effect, such as
 // docker-only knobs on the process runtime, one per line as "path: why".
@@ -58,6 +61,23 @@ func (s *Spec) Warnings() []string {
 			}
 			if a.CPUs != 0 {
 				warn(p+".cpus", ignored)
+			}
+		}
+	}
+	if s.Runtime == RuntimeDocker {
+		for _, name := range sortedKeys(s.Accessories) {
+			a := s.Accessories[name]
+			if a == nil {
+				continue
+			}
+			for i, v := range a.Volumes {
+				q := index("accessories."+name+".volumes", i)
+				switch {
+				case strings.HasPrefix(v.Name, "./"):
+					warn(q, "%s is mounted read-only, from a copy of the upload kept with each release (config files); what the accessory writes belongs in a named volume, e.g. \"%s-data:%s\"", v.Name, name, v.Path)
+				case strings.HasPrefix(v.Name, "/"):
+					warn(q, "host path %s is bind-mounted as it is: moorage does not manage its data (no volume backups, no ownership for the accessory's user); a named volume does", v.Name)
+				}
 			}
 		}
 	}

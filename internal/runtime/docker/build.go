@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +64,14 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if sp == nil {
 		sp = &spec.Spec{App: req.App}
 	}
+	r.sweepFiles(ctx, req.App)
+	files := ""
+	built := false
+	defer func() {
+		if files != "" && !built {
+			os.RemoveAll(r.filesDir(files))
+		}
+	}()
 
 	if sp.Build == nil && sp.Image != "" {
 		img, err := r.ensureImage(ctx, sp.Image, out)
@@ -78,8 +85,12 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		if err := checkRoot(sp, sp.Image, user); err != nil {
 			return fail(err)
 		}
+		if files, err = r.keepFiles(req.App, req.Release, req.ContextDir, sp); err != nil {
+			return fail(err)
+		}
 		fmt.Fprintf(out, "using image %s (%s)\n", sp.Image, shortID(img.ID))
-		return runtime.Artifact{Runtime: Name, Ref: img.ID, User: user, Healthcheck: hasHealthcheck(img.Config)}, nil
+		built = true
+		return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, User: user, Files: files}, img.Config), nil
 	}
 
 	var b spec.Build
@@ -95,12 +106,16 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if req.ContextDir == "" {
 		return fail(errors.New("no build context"))
 	}
+	if !filepath.IsLocal(b.Dockerfile) {
+		return fail(fmt.Errorf("build.dockerfile %q is not inside the upload: use a path relative to the app's directory, like Dockerfile or docker/web.Dockerfile: %w", b.Dockerfile, runtime.ErrInvalidSpec))
+	}
 	if len(b.Command) > 0 {
 		if err := r.buildCommand(ctx, req, b.Command, out); err != nil {
 			return fail(err)
 		}
 	}
-	if err := r.keepBindSources(req.App, req.ContextDir, sp); err != nil {
+	var err error
+	if files, err = r.keepFiles(req.App, req.Release, req.ContextDir, sp); err != nil {
 		return fail(err)
 	}
 	if _, err := os.Stat(filepath.Join(req.ContextDir, b.Dockerfile)); err != nil {
@@ -111,7 +126,6 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	start := time.Now()
 	bl := r.detectBuilder()
 	var id string
-	var err error
 	if bl.cli != "" {
 		fmt.Fprintf(out, "building image %s with BuildKit (%s)\n", tag, bl.desc)
 		id, err = r.cliBuild(ctx, bl, req.ContextDir, &b, tag, labels, out)
@@ -135,16 +149,47 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		return fail(err)
 	}
 	fmt.Fprintf(out, "built image %s (%s) in %s\n", tag, shortID(img.ID), time.Since(start).Round(time.Millisecond))
-	return runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user, Healthcheck: hasHealthcheck(img.Config)}, nil
+	built = true
+	return withHealthcheck(runtime.Artifact{Runtime: Name, Ref: img.ID, Workdir: b.Workdir, User: user, Files: files}, img.Config), nil
 }
 
-// hasHealthcheck reports whether an image defines a HEALTHCHECK (not
-// HEALTHCHECK NONE).
-func hasHealthcheck(c *dockerspec.DockerOCIImageConfig) bool {
-	if c == nil || c.Healthcheck == nil || len(c.Healthcheck.Test) == 0 {
-		return false
+// Docker's defaults for what a HEALTHCHECK leaves out.
+const (
+	dockerHealthInterval = 30 * time.Second
+	dockerHealthTimeout  = 30 * time.Second
+	dockerHealthRetries  = 3
+	// healthcheckSlack covers a busy engine running the probes late.
+	healthcheckSlack = 10 * time.Second
+)
+
+// withHealthcheck records an image's HEALTHCHECK (not HEALTHCHECK NONE) in
+// its artifact: that it has one, and how long a new container may take to
+// pass it: its start period, then a probe every interval (each may take
+// its timeout) until retries+1 of them had their chance, plus some slack.
+// Docker runs the first probe only one interval after the start, so a
+// fixed wait would fail a healthy app whose interval is long (30s by
+// default) while it still says "starting".
+func withHealthcheck(a runtime.Artifact, c *dockerspec.DockerOCIImageConfig) runtime.Artifact {
+	if c == nil || c.Healthcheck == nil || len(c.Healthcheck.Test) == 0 || c.Healthcheck.Test[0] == "NONE" {
+		return a
 	}
-	return c.Healthcheck.Test[0] != "NONE"
+	a.Healthcheck = true
+	a.HealthcheckWait = healthcheckWait(c.Healthcheck)
+	return a
+}
+
+func healthcheckWait(h *dockerspec.HealthcheckConfig) time.Duration {
+	interval, timeout, retries := h.Interval, h.Timeout, h.Retries
+	if interval <= 0 {
+		interval = dockerHealthInterval
+	}
+	if timeout <= 0 {
+		timeout = dockerHealthTimeout
+	}
+	if retries <= 0 {
+		retries = dockerHealthRetries
+	}
+	return max(h.StartPeriod, 0) + (interval+timeout)*time.Duration(retries+1) + healthcheckSlack
 }
 
 // checkRoot refuses an image that would run a service as root unless the
@@ -226,80 +271,6 @@ func lookPath(prog, path, dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: not found in PATH", prog)
-}
-
-// keepBindSources copies the "./dir" host paths accessories mount from the
-// upload to DataDir/runtime/docker/binds/<app>/dir, where Start finds them
-// (the context itself is removed after the build).
-func (r *Runtime) keepBindSources(app, ctxDir string, sp *spec.Spec) error {
-	names := make([]string, 0, len(sp.Accessories))
-	for n := range sp.Accessories {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		for _, v := range sp.Accessories[n].Volumes {
-			if !strings.HasPrefix(v.Name, "./") {
-				continue
-			}
-			rel := filepath.Clean(strings.TrimPrefix(v.Name, "./"))
-			if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
-				return fmt.Errorf("accessory %s: host path %s leaves the app's directory", n, v.Name)
-			}
-			src := filepath.Join(ctxDir, rel)
-			if _, err := os.Lstat(src); err != nil {
-				return fmt.Errorf("accessory %s mounts %s, which is not in the upload", n, v.Name)
-			}
-			dst := filepath.Join(r.bindDir(app), rel)
-			if err := os.RemoveAll(dst); err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			if err := copyTree(src, dst); err != nil {
-				return fmt.Errorf("accessory %s: keep %s: %w", n, v.Name, err)
-			}
-		}
-	}
-	return nil
-}
-
-// copyTree copies src (a file or directory) to dst, keeping modes and
-// symlinks.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, target)
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, info.Mode().Perm())
-		default:
-			return nil
-		}
-	})
 }
 
 // builder is how images are built.
@@ -601,6 +572,11 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 	if a.Runtime != "" && a.Runtime != Name {
 		return fmt.Errorf("artifact of runtime %q: %w", a.Runtime, runtime.ErrInvalidSpec)
 	}
+	if a.Files != "" {
+		if err := r.removeFiles(ctx, a.Files); err != nil {
+			return fmt.Errorf("remove the files of %s: %w", a.Files, err)
+		}
+	}
 	img, err := r.cli.ImageInspect(ctx, a.Ref)
 	if isNotFound(err) {
 		return nil
@@ -615,18 +591,43 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 	return r.removeImage(ctx, img.InspectResponse)
 }
 
+// removeImage removes moorage's tag of an image it built (<app>:vN), and
+// with it the image unless other tags (a user's `docker tag`) keep it.
 func (r *Runtime) removeImage(ctx context.Context, img image.InspectResponse) error {
-	// Untag each of its names, then the image itself (an image with
-	// several tags cannot be removed by ID without force).
-	for _, t := range img.RepoTags {
-		if _, err := r.cli.ImageRemove(ctx, t, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
-			return fmt.Errorf("remove image %s: %w", t, err)
+	ours := r.ownTag(img)
+	if ours == "" {
+		if len(img.RepoTags) > 0 {
+			r.log.Info("not removing an image tagged by someone else", "image", shortID(img.ID), "tags", strings.Join(img.RepoTags, " "))
+			return nil
 		}
+		ours = img.ID
 	}
-	if _, err := r.cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
-		return fmt.Errorf("remove image %s: %w", shortID(img.ID), err)
+	if _, err := r.cli.ImageRemove(ctx, ours, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove image %s: %w", ours, err)
+	}
+	if len(img.RepoTags) > 1 {
+		r.log.Info("untagged an image other tags keep", "image", shortID(img.ID), "tag", ours)
 	}
 	return nil
+}
+
+// ownTag is the tag moorage gave an image it built, when the image still
+// has it.
+func (r *Runtime) ownTag(img image.InspectResponse) string {
+	if img.Config == nil {
+		return ""
+	}
+	l := img.Config.Labels
+	if !r.owned(l) || l[labelApp] == "" || l[labelRelease] == "" {
+		return ""
+	}
+	tag := r.imageName(l[labelApp], l[labelRelease])
+	for _, t := range img.RepoTags {
+		if t == tag {
+			return tag
+		}
+	}
+	return ""
 }
 
 // ArtifactExists reports whether the release's image is still on the
@@ -641,12 +642,16 @@ func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool,
 	if a.Ref == "" {
 		return false, nil
 	}
-	_, err := r.cli.ImageInspect(ctx, a.Ref)
+	img, err := r.cli.ImageInspect(ctx, a.Ref)
 	if isNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
+	}
+	if img.Config != nil && r.owned(img.Config.Labels) && len(img.RepoTags) > 0 && r.ownTag(img.InspectResponse) == "" {
+		// Pruned while a user's tag keeps the image: it is theirs now.
+		return false, nil
 	}
 	return true, nil
 }

@@ -29,7 +29,8 @@
 // Layout under Options.DataDir:
 //
 //	runtime/docker/instances/<id>.json   restart counts
-//	runtime/docker/binds/<app>/...       "./dir" host paths copied from the upload
+//	runtime/docker/files/<app>/<vN>/...  "./dir" host paths copied from a release's upload
+//	runtime/docker/binds/<app>/...       the same, one copy per app (releases made before)
 //	logs/<app>/<id>.log[.N]              instance logs
 package docker
 

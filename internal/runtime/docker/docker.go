@@ -51,12 +51,11 @@ type Runtime struct {
 	builder     builder
 	netMu       sync.Mutex // serializes EnsureNetwork
 
-	mu       sync.Mutex
-	closed   bool
-	sups     map[string]*supervisor // supervised containers by instance id
-	tasks    map[string]bool        // Run in progress
-	idLocks  map[string]*idLock
-	networks map[string]bool // app networks known to exist
+	mu      sync.Mutex
+	closed  bool
+	sups    map[string]*supervisor // supervised containers by instance id
+	tasks   map[string]bool        // Run in progress
+	idLocks map[string]*idLock
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -112,14 +111,14 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	}
 	cli, err := client.New(copts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w; %s", ErrUnavailable, err, unavailableFix(err))
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 	_, err = cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true})
 	pcancel()
 	if err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("%w at %s: %w", ErrUnavailable, cli.DaemonHost(), err)
+		return nil, fmt.Errorf("%w at %s: %w; %s", ErrUnavailable, cli.DaemonHost(), err, unavailableFix(err))
 	}
 
 	rctx, cancel := context.WithCancel(context.Background())
@@ -134,7 +133,6 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		sups:     map[string]*supervisor{},
 		tasks:    map[string]bool{},
 		idLocks:  map[string]*idLock{},
-		networks: map[string]bool{},
 	}
 	if err := os.MkdirAll(filepath.Join(r.stateDir, "instances"), 0o700); err != nil {
 		cancel()
@@ -220,6 +218,8 @@ func (r *Runtime) statePath(id string) string {
 	return filepath.Join(r.stateDir, "instances", id+".json")
 }
 
+// bindDir is where the one copy per app of "./dir" host paths was kept
+// before there was one per release (see filesDir).
 func (r *Runtime) bindDir(app string) string {
 	return filepath.Join(r.stateDir, "binds", app)
 }
@@ -266,6 +266,20 @@ func validName(kind, s string) error {
 		return fmt.Errorf("%s %q: %w", kind, s, runtime.ErrInvalidSpec)
 	}
 	return nil
+}
+
+// unavailableFix says how to make an engine that did not answer reachable.
+func unavailableFix(err error) string {
+	if errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
+		return "the server's user may not use the Docker socket: run the server as root, or add its user to the docker group"
+	}
+	return "start Docker (systemctl start docker), or point the server at a running engine with --docker-host (or DOCKER_HOST)"
+}
+
+// notOwnedFix says what to do about an object with moorage's name that
+// moorage did not make.
+func (r *Runtime) notOwnedFix(kind, name string) string {
+	return fmt.Sprintf("moorage never uses nor removes what it did not make: if that %s is not needed, remove it (docker %s rm %s); or give this server its own names with --docker-prefix", kind, kind, name)
 }
 
 // isNotFound reports a 404 of the engine.

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/runtimetest"
 	"github.com/moorage/moorage/internal/spec"
@@ -142,7 +144,7 @@ func TestConformance(t *testing.T) {
 		},
 		Port: 8080,
 		Skip: map[string]string{
-			"ServerRestart": "docker: crash restarts are moorage's, so a container that crashes while no server runs stays exited until a server is back; TestServerRestart covers the rest",
+			"CrashWithoutServer": "docker: crash restarts are moorage's (restart policy no), so a container that crashes while no server runs stays exited until a server is back (TestReadoptionWithoutRestart checks that)",
 		},
 	})
 }
@@ -372,7 +374,7 @@ func TestForeignContainersAreNeverTouched(t *testing.T) {
 	if err := e.rt.Stop(e.ctx, theirs.ID()); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("stop of a foreign container: %v, want ErrNotFound", err)
 	}
-	if _, err := e.rt.Start(e.ctx, theirs); !errors.Is(err, runtime.ErrExists) || !strings.Contains(err.Error(), "does not own") {
+	if _, err := e.rt.Start(e.ctx, theirs); !errors.Is(err, runtime.ErrExists) || !strings.Contains(err.Error(), "does not own") || !strings.Contains(err.Error(), "docker rename") {
 		t.Errorf("start over a foreign container: %v, want ErrExists saying moorage does not own it", err)
 	}
 	if _, err := e.rt.Exec(e.ctx, theirs.ID(), runtime.ExecSpec{Cmd: []string{"true"}}); !errors.Is(err, runtime.ErrNotFound) {
@@ -625,6 +627,11 @@ func TestBuilders(t *testing.T) {
 		}{"buildkit", func(o *Options) {}, "with BuildKit (" + b.desc + ")"})
 	}
 	if len(cases) == 1 {
+		// Debian 12 has no docker-buildx package, but the CLI of its
+		// docker.io (20.10) has BuildKit built in: CI always has one.
+		if os.Getenv("MOORAGE_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("MOORAGE_REQUIRE_DOCKER=1 but no docker CLI with BuildKit is installed (%s): install Debian's docker.io (its CLI has BuildKit built in) or docker-buildx", probe.findBuilder().desc)
+		}
 		t.Log("no docker CLI with BuildKit on this host: only the API builder is tested")
 	}
 	df := `FROM scratch AS base
@@ -754,8 +761,8 @@ func TestRemoveVolume(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	t.Cleanup(func() { docker("volume", "rm", "-f", foreign) })
-	if err := e.rt.EnsureVolume(e.ctx, e.app, "theirs"); !errors.Is(err, ErrNotOwned) {
-		t.Errorf("EnsureVolume over a foreign volume: %v, want ErrNotOwned", err)
+	if err := e.rt.EnsureVolume(e.ctx, e.app, "theirs"); !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), "docker volume rm "+foreign) {
+		t.Errorf("EnsureVolume over a foreign volume: %v, want ErrNotOwned and how to fix it", err)
 	}
 	if err := e.rt.RemoveVolume(e.ctx, e.app, "theirs"); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("RemoveVolume of a foreign volume: %v, want ErrNotOwned", err)
@@ -765,8 +772,8 @@ func TestRemoveVolume(t *testing.T) {
 // New fails with ErrUnavailable when no engine answers.
 func TestUnavailable(t *testing.T) {
 	_, err := New(context.Background(), Options{DataDir: t.TempDir(), Host: "unix://" + filepath.Join(t.TempDir(), "nothing.sock")})
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("New without an engine: %v, want ErrUnavailable", err)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "start Docker") || !strings.Contains(err.Error(), "--docker-host") {
+		t.Fatalf("New without an engine: %v, want ErrUnavailable and how to fix it", err)
 	}
 }
 
@@ -810,6 +817,10 @@ func TestImageHealthcheck(t *testing.T) {
 	if !art.Healthcheck {
 		t.Fatalf("artifact does not report the image's HEALTHCHECK: %+v", art)
 	}
+	// (1s interval + 2s timeout) × (3 retries + 1) + 10s of slack.
+	if art.HealthcheckWait != 22*time.Second {
+		t.Errorf("HEALTHCHECK wait %s, want 22s from the image's settings", art.HealthcheckWait)
+	}
 	if fix.art.Healthcheck {
 		t.Fatalf("an image without HEALTHCHECK reports one")
 	}
@@ -826,4 +837,241 @@ func TestImageHealthcheck(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// The app network is looked up at every start, not remembered: after a
+// `docker network rm` (or prune) the next start makes it again.
+func TestNetworkRemovedBehindMoorage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	web := e.service("web", 1, "serve")
+	e.start(web)
+	if err := e.rt.Remove(e.ctx, web.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := docker("network", "rm", e.rt.networkName(e.app)); err != nil {
+		t.Fatalf("docker network rm: %v %s", err, out)
+	}
+	in := e.start(web)
+	waitHTTP(t, in.Addr, "/health")
+}
+
+// Pruning an image moorage built removes only moorage's tag: a tag a user
+// added keeps the image (which is then theirs: the release's artifact
+// counts as gone). Without other tags the image goes.
+func TestRemoveArtifactKeepsOtherTags(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	art, out, err := buildImage(e.ctx, e.rt, e.app, "FROM scratch\nCOPY app /app/app\nUSER 65534\n", nil, nil)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ours := e.opts.Prefix + "-" + e.app + ":v1"
+	theirs := e.opts.Prefix + "-users-copy:keep"
+	if out, err := docker("tag", ours, theirs); err != nil {
+		t.Fatalf("docker tag: %v %s", err, out)
+	}
+	if err := e.rt.RemoveArtifact(e.ctx, art); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := docker("image", "inspect", "-f", "{{.Id}}", theirs); err != nil || out != art.Ref {
+		t.Fatalf("the user's tag %s: %q %v, want it kept on %s", theirs, out, err, art.Ref)
+	}
+	if _, err := docker("image", "inspect", ours); err == nil {
+		t.Errorf("moorage's tag %s is still there", ours)
+	}
+	if ok, err := e.rt.ArtifactExists(e.ctx, art); ok || err != nil {
+		t.Errorf("after the prune the artifact exists: %v %v", ok, err)
+	}
+	// Removing it again changes nothing and fails nothing.
+	if err := e.rt.RemoveArtifact(e.ctx, art); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := docker("image", "inspect", theirs); err != nil {
+		t.Errorf("the user's tag went with a second prune: %v", err)
+	}
+	docker("rmi", theirs)
+
+	// A build.dockerfile outside the upload is refused.
+	_, _, err = buildImage(e.ctx, e.rt, e.app, "FROM scratch\n", nil, &spec.Spec{App: e.app, Runtime: Name, Build: &spec.Build{Dockerfile: "../Dockerfile"}})
+	if !errors.Is(err, runtime.ErrInvalidSpec) || !strings.Contains(err.Error(), "not inside the upload") {
+		t.Errorf("dockerfile ../Dockerfile: %v", err)
+	}
+}
+
+// How long a HEALTHCHECK may take follows its settings, with Docker's
+// defaults for what it leaves out: a plain `HEALTHCHECK CMD ...` probes
+// first after 30s, so a fixed 30s wait would fail a healthy app.
+func TestHealthcheckWait(t *testing.T) {
+	for _, c := range []struct {
+		h    dockerspec.HealthcheckConfig
+		want time.Duration
+	}{
+		{dockerspec.HealthcheckConfig{Test: []string{"CMD", "true"}}, 4*time.Minute + 10*time.Second},
+		{dockerspec.HealthcheckConfig{Test: []string{"CMD", "true"}, Interval: 5 * time.Second, Timeout: time.Second, Retries: 2, StartPeriod: time.Minute}, time.Minute + 18*time.Second + 10*time.Second},
+	} {
+		if got := healthcheckWait(&c.h); got != c.want {
+			t.Errorf("healthcheckWait(%+v) = %s, want %s", c.h, got, c.want)
+		}
+	}
+	if a := withHealthcheck(runtime.Artifact{}, &dockerspec.DockerOCIImageConfig{DockerOCIImageConfigExt: dockerspec.DockerOCIImageConfigExt{Healthcheck: &dockerspec.HealthcheckConfig{Test: []string{"NONE"}}}}); a.Healthcheck || a.HealthcheckWait != 0 {
+		t.Errorf("HEALTHCHECK NONE counts as a check: %+v", a)
+	}
+}
+
+// An accessory's "./dir" host path is a read-only copy of the upload kept
+// per release: the next release's build never touches the copy a running
+// accessory mounts, a restart with the new release mounts the new copy,
+// and pruning a release removes its copy only once no container mounts
+// it.
+func TestLocalFilesPerRelease(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sp := &spec.Spec{App: e.app, Runtime: Name, Build: &spec.Build{Dockerfile: "Dockerfile", Workdir: "/app"},
+		Services:    map[string]*spec.Service{"web": {Name: "web"}},
+		Accessories: map[string]*spec.Accessory{"cfg": {Name: "cfg", Image: fix.art.Ref, Volumes: []spec.VolumeMount{{Name: "./conf", Path: "/conf"}}}}}
+	df := "FROM scratch\nCOPY app /app/app\nUSER 65534\n"
+	build := func(release, greeting string) runtime.Artifact {
+		t.Helper()
+		ctxDir := t.TempDir()
+		for name, content := range map[string]string{"Dockerfile": df, "conf/greeting": greeting} {
+			os.MkdirAll(filepath.Join(ctxDir, filepath.Dir(name)), 0o755)
+			os.WriteFile(filepath.Join(ctxDir, name), []byte(content), 0o644)
+		}
+		b, _ := os.ReadFile(filepath.Join(fix.dir, "app"))
+		os.WriteFile(filepath.Join(ctxDir, "app"), b, 0o755)
+		art, err := e.rt.Build(e.ctx, runtime.BuildRequest{App: e.app, Release: release, ContextDir: ctxDir, Spec: sp})
+		if err != nil {
+			t.Fatalf("build %s: %v", release, err)
+		}
+		if art.Files != e.app+"/"+release {
+			t.Fatalf("artifact %+v: want its files kept as %s/%s", art, e.app, release)
+		}
+		return art
+	}
+	cat := func(id string) (int, string) {
+		var out syncBuffer
+		code, err := e.rt.Exec(e.ctx, id, runtime.ExecSpec{Cmd: []string{"/app/app", "cat", "/conf/greeting"}, Stdout: &out, Stderr: &out})
+		if err != nil {
+			t.Fatalf("exec in %s: %v", id, err)
+		}
+		return code, out.String()
+	}
+	v1 := build("v1", "hello from v1")
+	acc := runtime.InstanceSpec{App: e.app, Service: "cfg", Kind: runtime.KindAccessory, Image: fix.art.Ref, Artifact: v1,
+		Command: []string{"/app/app", "serve"}, Port: 8080, Mounts: []runtime.Mount{{Name: "./conf", Target: "/conf"}}}
+	e.start(acc)
+	if code, out := cat(acc.ID()); code != 0 || out != "hello from v1" {
+		t.Fatalf("the accessory reads %q (exit %d)", out, code)
+	}
+	var out syncBuffer
+	if code, _ := e.rt.Exec(e.ctx, acc.ID(), runtime.ExecSpec{Cmd: []string{"/app/app", "write", "/conf/greeting", "overwritten"}, Stdout: &out, Stderr: &out}); code == 0 {
+		t.Errorf("the accessory could write into its ./conf copy")
+	}
+
+	// The next release's build leaves the running accessory's files alone.
+	v2 := build("v2", "hello from v2")
+	if code, out := cat(acc.ID()); code != 0 || out != "hello from v1" {
+		t.Errorf("after building v2 the running accessory reads %q (exit %d), want v1's file", out, code)
+	}
+	// Pruning v1 while the accessory mounts its files keeps them.
+	if err := e.rt.RemoveArtifact(e.ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(e.rt.filesDir(v1.Files)); err != nil {
+		t.Fatalf("v1's files went while mounted: %v", err)
+	}
+	// Restarted with v2, the accessory reads v2's files; v1's go with the
+	// next build.
+	if err := e.rt.Remove(e.ctx, acc.ID()); err != nil {
+		t.Fatal(err)
+	}
+	acc.Artifact = v2
+	e.start(acc)
+	if code, out := cat(acc.ID()); code != 0 || out != "hello from v2" {
+		t.Errorf("restarted with v2 the accessory reads %q (exit %d)", out, code)
+	}
+	build("v3", "hello from v3")
+	if _, err := os.Stat(e.rt.filesDir(v1.Files)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("v1's files are still there once nothing mounts them: %v", err)
+	}
+	if _, err := os.Stat(e.rt.filesDir(v2.Files)); err != nil {
+		t.Errorf("v2's files: %v", err)
+	}
+}
+
+// A server that started while no engine answered gets a Lazy runtime: it
+// lists nothing and fails saying how to fix it, then connects (no server
+// restart) at the first operation once the engine answers, and reports
+// the events of what it runs.
+func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
+	t.Parallel()
+	fixture(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "engine.sock")
+	o := options(filepath.Join(dir, "data"))
+	o.Host = "unix://" + sock
+	l := NewLazy(o)
+	t.Cleanup(func() {
+		l.Close()
+		removeAll(o.Prefix)
+	})
+	ctx := context.Background()
+	app := "app" + prefixFor(t.Name())[3:9]
+	web := runtime.InstanceSpec{App: app, Service: "web", Release: "v1", Index: 1, Kind: runtime.KindService,
+		Artifact: fix.art, Command: []string{"./app", "serve"}, Port: 8080, Publish: true, StopTimeout: 5 * time.Second}
+
+	if ins, err := l.List(ctx, runtime.Filter{}); err != nil || len(ins) != 0 {
+		t.Fatalf("List without an engine: %v %v, want nothing", ins, err)
+	}
+	if _, err := l.Start(ctx, web); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "start Docker") {
+		t.Fatalf("Start without an engine: %v, want ErrUnavailable and how to fix it", err)
+	}
+	events := l.Events(ctx)
+
+	// The engine answers at sock from now on (a forwarder to the real one).
+	real := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		real = strings.TrimPrefix(h, "unix://")
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("unix", real)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+
+	in, err := l.Start(ctx, web)
+	if err != nil {
+		t.Fatalf("Start once the engine answers: %v", err)
+	}
+	if !l.Connected() {
+		t.Fatal("not connected after a successful Start")
+	}
+	waitHTTP(t, in.Addr, "/health")
+	if ins, err := l.List(ctx, runtime.Filter{App: app}); err != nil || len(ins) != 1 || ins[0].ID != web.ID() {
+		t.Fatalf("List once connected: %+v %v", ins, err)
+	}
+	if out, err := docker("kill", o.Prefix+"-"+web.ID()); err != nil {
+		t.Fatalf("docker kill: %v %s", err, out)
+	}
+	nextEvent(t, events, web.ID(), runtime.EventCrash)
+	nextEvent(t, events, web.ID(), runtime.EventRestart)
 }

@@ -94,7 +94,8 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 	name := r.containerName(id)
 	if c, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
 		if !r.owned(c.Container.Config.Labels) {
-			return runtime.Instance{}, fmt.Errorf("a container named %s exists that moorage (prefix %s) does not own: %w", name, r.opts.Prefix, runtime.ErrExists)
+			return runtime.Instance{}, fmt.Errorf("a container named %s exists that moorage (prefix %s) does not own: %w; %s", name, r.opts.Prefix, runtime.ErrExists,
+				"moorage never touches a container it did not make: rename it (docker rename "+name+" another-name) or remove it (docker rm -f "+name+"); or give this server its own names with --docker-prefix")
 		}
 		return runtime.Instance{}, runtime.ErrExists
 	} else if !isNotFound(err) {
@@ -205,13 +206,14 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 	vols := map[string]string{}
 	for _, m := range s.Mounts {
 		if isHostPath(m.Name) {
-			src, err := r.hostPath(s.App, m.Name)
+			src, err := r.hostPath(s, m.Name)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", id, err)
 			}
-			r.log.Warn("bind-mounting a host path into a container: its data is not managed by moorage (no backups of volumes, no ownership fix)",
-				"instance", id, "host_path", src, "target", m.Target)
-			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target})
+			// "./dir" is a release's copy of the upload: read-only.
+			ro := strings.HasPrefix(m.Name, "./")
+			r.log.Debug("bind-mounting a host path", "instance", id, "host_path", src, "target", m.Target, "read_only", ro)
+			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target, ReadOnly: ro})
 			continue
 		}
 		if err := r.EnsureVolume(ctx, s.App, m.Name); err != nil {
@@ -363,21 +365,30 @@ func envMap(list []string) map[string]string {
 }
 
 // hostPath resolves a bind mount's host path: absolute, or "./dir" in the
-// app's copy of its upload (see Build). The Docker socket, or a directory
-// that holds it, is refused.
-func (r *Runtime) hostPath(app, name string) (string, error) {
+// copy of the upload kept with the release s.Artifact names (see
+// keepFiles; releases made before there were copies per release use the
+// app's one copy). The Docker socket, or a directory that holds it, is
+// refused.
+func (r *Runtime) hostPath(s *runtime.InstanceSpec, name string) (string, error) {
 	var p string
 	switch {
 	case strings.HasPrefix(name, "/"):
 		p = filepath.Clean(name)
 	case strings.HasPrefix(name, "./"):
 		rel := filepath.Clean(strings.TrimPrefix(name, "./"))
-		if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		if !filepath.IsLocal(rel) {
 			return "", fmt.Errorf("host path %s leaves the app's directory: %w", name, runtime.ErrInvalidSpec)
 		}
-		p = filepath.Join(r.bindDir(app), rel)
+		base := r.bindDir(s.App)
+		if f := s.Artifact.Files; f != "" {
+			if err := validFiles(f); err != nil {
+				return "", err
+			}
+			base = r.filesDir(f)
+		}
+		p = filepath.Join(base, rel)
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("host path %s was not in the upload of %s: %w", name, app, runtime.ErrInvalidSpec)
+			return "", fmt.Errorf("host path %s was not in the upload of %s: %w", name, s.App, runtime.ErrInvalidSpec)
 		}
 	default:
 		return "", fmt.Errorf("host path %q: use an absolute path or ./dir: %w", name, runtime.ErrInvalidSpec)

@@ -37,7 +37,7 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 	v, err := r.cli.VolumeInspect(ctx, vn, client.VolumeInspectOptions{})
 	if err == nil {
 		if !r.owned(v.Volume.Labels) {
-			return fmt.Errorf("volume %s %w (no label %s=%s)", vn, ErrNotOwned, labelPrefix, r.opts.Prefix)
+			return fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
 		}
 		return nil
 	}
@@ -70,7 +70,7 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 		return "", fmt.Errorf("volume %s of %s: %w", name, app, err)
 	}
 	if !r.owned(v.Volume.Labels) {
-		return "", fmt.Errorf("volume %s %w", vn, ErrNotOwned)
+		return "", fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
 	}
 	if v.Volume.Mountpoint == "" {
 		return "", fmt.Errorf("volume %s has no mount point on this host: %w", vn, runtime.ErrNotSupported)
@@ -96,7 +96,7 @@ func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
 		return fmt.Errorf("volume %s of %s: %w", name, app, err)
 	}
 	if !r.owned(v.Volume.Labels) {
-		return fmt.Errorf("volume %s %w", vn, ErrNotOwned)
+		return fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
 	}
 	if _, err := r.cli.VolumeRemove(ctx, vn, client.VolumeRemoveOptions{}); err != nil {
 		if cerrdefs.IsConflict(err) {
@@ -162,19 +162,15 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 	nn := r.networkName(app)
 	// One at a time: an engine older than API 1.44 creates a second
 	// network of the same name instead of failing.
+	// Asked every time, not cached: `docker network prune` removes the
+	// network of an app whose containers are all gone.
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
-	r.mu.Lock()
-	known := r.networks[nn]
-	r.mu.Unlock()
-	if known {
-		return nil
-	}
 	for attempt := 0; ; attempt++ {
 		n, err := r.cli.NetworkInspect(ctx, nn, client.NetworkInspectOptions{})
 		if err == nil {
 			if !r.owned(n.Network.Labels) {
-				return fmt.Errorf("network %s %w (no label %s=%s)", nn, ErrNotOwned, labelPrefix, r.opts.Prefix)
+				return fmt.Errorf("network %s %w (no label %s=%s); %s", nn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("network", nn))
 			}
 			break
 		}
@@ -194,8 +190,5 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 		}
 		// Created meanwhile by another server: inspect again.
 	}
-	r.mu.Lock()
-	r.networks[nn] = true
-	r.mu.Unlock()
 	return nil
 }

@@ -130,6 +130,7 @@ func Run(t *testing.T, h Harness) {
 		{"List", s.testList},
 		{"Remove", s.testRemove},
 		{"ServerRestart", s.testServerRestart},
+		{"CrashWithoutServer", s.testCrashWithoutServer},
 		{"RemoveArtifact", s.testRemoveArtifact},
 	}
 	t.Run("group", func(t *testing.T) {

@@ -625,13 +625,15 @@ func (s *suite) testRemove(t *testing.T) {
 	}
 }
 
+// testServerRestart: a runtime opened again on the same state (a server
+// restart) adopts what runs without restarting it, keeps its logs,
+// supervises it and can stop it.
 func (s *suite) testServerRestart(t *testing.T) {
 	e := s.env(t)
 	a := e.service("web", 1, "serve", "-lines", "1")
 	b := e.service("worker", 1, "serve")
-	c := e.service("web", 2, "serve")
-	ia, ib, ic := e.serve(a), e.serve(b), e.serve(c)
-	bootA, bootB, bootC := e.bootID(ia.Addr), e.bootID(ib.Addr), e.bootID(ic.Addr)
+	ia, ib := e.serve(a), e.serve(b)
+	bootA, bootB := e.bootID(ia.Addr), e.bootID(ib.Addr)
 	la, lb := e.instance(a.ID()), e.instance(b.ID())
 	e.waitLog(a.ID(), "hello 1")
 
@@ -674,8 +676,16 @@ func (s *suite) testServerRestart(t *testing.T) {
 		t.Errorf("adopted instance after stop: %+v", in)
 	}
 	e.nextEvent(events, b.ID(), runtime.EventExit)
+}
 
-	// Instances crash and are restarted while no server runs.
+// testCrashWithoutServer: an instance that crashes while no server runs is
+// restarted by its supervisor, and the next runtime lists it with the
+// restart counted. (Not for runtimes whose supervision is the server's.)
+func (s *suite) testCrashWithoutServer(t *testing.T) {
+	e := s.env(t)
+	c := e.service("web", 2, "serve")
+	ic := e.serve(c)
+	bootC := e.bootID(ic.Addr)
 	if err := e.rt.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,248 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/moorage/moorage/internal/runtime"
+)
+
+// Lazy is the docker runtime of a server that started while no engine
+// answered. It connects (re-adopting the containers, like New) at the
+// first operation that needs the engine, a deploy's build for example, so
+// starting Docker later needs no server restart. Until then it lists no
+// instances (it cannot see any) and every operation that needs the engine
+// fails with ErrUnavailable, saying why and how to fix it.
+type Lazy struct {
+	opts   Options
+	events *runtime.Broker
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	rt     atomic.Pointer[Runtime]
+	mu     sync.Mutex // serializes connecting and Close
+	closed bool
+}
+
+var (
+	_ runtime.Runtime       = (*Lazy)(nil)
+	_ runtime.VolumeRemover = (*Lazy)(nil)
+	_ runtime.ArtifactSizer = (*Lazy)(nil)
+)
+
+// NewLazy returns a docker runtime that connects with opts when first
+// needed.
+func NewLazy(opts Options) *Lazy {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Lazy{opts: opts, events: runtime.NewBroker(), ctx: ctx, cancel: cancel}
+}
+
+// connect returns the connected runtime, connecting now if need be.
+func (l *Lazy) connect(ctx context.Context) (*Runtime, error) {
+	if r := l.rt.Load(); r != nil {
+		return r, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.rt.Load(); r != nil {
+		return r, nil
+	}
+	if l.closed {
+		return nil, runtime.ErrRuntimeClosed
+	}
+	r, err := New(ctx, l.opts)
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: %w", err)
+	}
+	ch := r.Events(l.ctx)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for ev := range ch {
+			l.events.Publish(ev)
+		}
+	}()
+	l.rt.Store(r)
+	if l.opts.Logger != nil {
+		l.opts.Logger.Info("docker engine reachable: the docker runtime is connected")
+	}
+	return r, nil
+}
+
+// Connected reports whether the engine was reached.
+func (l *Lazy) Connected() bool { return l.rt.Load() != nil }
+
+// Name returns "docker".
+func (l *Lazy) Name() string { return Name }
+
+// Events streams the connected runtime's events, from whenever it
+// connects, until ctx is done or l is closed.
+func (l *Lazy) Events(ctx context.Context) <-chan runtime.Event { return l.events.Subscribe(ctx) }
+
+// Close closes the connected runtime, if any. Containers keep running.
+func (l *Lazy) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	r := l.rt.Load()
+	l.mu.Unlock()
+	var err error
+	if r != nil {
+		err = r.Close()
+	}
+	l.cancel()
+	l.wg.Wait()
+	l.events.Close()
+	return err
+}
+
+// What reads what the runtime saw does not connect: before the engine
+// answers there is nothing to see.
+
+// List lists no instance until the engine answered.
+func (l *Lazy) List(ctx context.Context, f runtime.Filter) ([]runtime.Instance, error) {
+	if r := l.rt.Load(); r != nil {
+		return r.List(ctx, f)
+	}
+	return []runtime.Instance{}, nil
+}
+
+// Logs reads instance logs once connected (ErrNotFound before).
+func (l *Lazy) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
+	if r := l.rt.Load(); r != nil {
+		return r.Logs(ctx, id, opts, fn)
+	}
+	return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
+}
+
+// PruneLogs prunes once connected (nothing before).
+func (l *Lazy) PruneLogs(ctx context.Context, app string, ret runtime.LogRetention) (int64, error) {
+	if r := l.rt.Load(); r != nil {
+		return r.PruneLogs(ctx, app, ret)
+	}
+	return 0, nil
+}
+
+// Everything else connects first.
+
+func (l *Lazy) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return runtime.Artifact{}, err
+	}
+	return r.Build(ctx, req)
+}
+
+func (l *Lazy) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.RemoveArtifact(ctx, a)
+}
+
+func (l *Lazy) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return false, err
+	}
+	return r.ArtifactExists(ctx, a)
+}
+
+func (l *Lazy) ArtifactSize(ctx context.Context, a runtime.Artifact) (int64, error) {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return r.ArtifactSize(ctx, a)
+}
+
+func (l *Lazy) EnsureVolume(ctx context.Context, app, name string) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.EnsureVolume(ctx, app, name)
+}
+
+func (l *Lazy) VolumePath(ctx context.Context, app, name string) (string, error) {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	return r.VolumePath(ctx, app, name)
+}
+
+func (l *Lazy) RemoveVolume(ctx context.Context, app, name string) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.RemoveVolume(ctx, app, name)
+}
+
+func (l *Lazy) EnsureNetwork(ctx context.Context, app string) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.EnsureNetwork(ctx, app)
+}
+
+func (l *Lazy) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	return r.Start(ctx, s)
+}
+
+func (l *Lazy) Stop(ctx context.Context, id string) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.Stop(ctx, id)
+}
+
+func (l *Lazy) Remove(ctx context.Context, id string) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.Remove(ctx, id)
+}
+
+func (l *Lazy) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return -1, err
+	}
+	return r.Exec(ctx, id, e)
+}
+
+func (l *Lazy) Pause(ctx context.Context, id string) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.Pause(ctx, id)
+}
+
+func (l *Lazy) Resume(ctx context.Context, id string) error {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return r.Resume(ctx, id)
+}
+
+func (l *Lazy) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
+	r, err := l.connect(ctx)
+	if err != nil {
+		return -1, err
+	}
+	return r.Run(ctx, s)
+}
