@@ -227,6 +227,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		// the apps it could recover.
 		s.log.Error("recovery finished with errors", "err", err)
 	}
+	s.removeStrayReleases(ctx)
 
 	names := make([]string, 0, len(s.runtimes))
 	for n := range s.runtimes {
