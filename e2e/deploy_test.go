@@ -277,10 +277,13 @@ func TestConcurrentDeploysAreSerialized(t *testing.T) {
 		t.Fatalf("a second deploy was not refused:\n%s", out)
 	}
 	msg := out + errOut
-	for _, want := range []string{"hello is locked", "deploy", "since", "ago", "pid"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("refusal lacks %q:\n%s", want, msg)
+	for _, want := range []string{"hello is locked", "deploy", "since", "ago", "pid", "--wait"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("refusal (on stderr) lacks %q:\n%s", want, msg)
 		}
+	}
+	if strings.Contains(msg, "#0") {
+		t.Errorf("the refused deploy got a number:\n%s", msg)
 	}
 	// --wait waits for the first one, then deploys.
 	out, errOut, code = s.run("deploy", app, "--wait")

@@ -66,11 +66,15 @@ func (e *Engine) start(fn func(context.Context, *Op) (string, error)) *Op {
 	go func() {
 		defer e.wg.Done()
 		status, err := fn(e.ctx, op)
-		text := ""
+		text, code := "", ""
 		if err != nil {
 			text = err.Error()
+			var le *store.LockedError
+			if errors.As(err, &le) {
+				code = CodeLocked
+			}
 		}
-		op.emit(Event{Type: EventDone, Status: status, Text: text})
+		op.emit(Event{Type: EventDone, Status: status, Text: text, Code: code})
 		op.finish(status, err)
 	}()
 	return op
