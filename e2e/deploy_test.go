@@ -171,7 +171,7 @@ func testUnhealthyDeployFails(t *testing.T, rt string) {
 	out := s.deploy(app, 1)
 	results := ld.stop()
 
-	for _, want := range []string{"did not become ready", "hello-web-v2-", "status 503", "last lines of hello-web-v2-", "v1 keeps serving"} {
+	for _, want := range []string{"did not become ready", "hello-web-v2-", "GET /healthz", "status 503", "within 3s (health.start_period", "last lines of hello-web-v2-", "v1 keeps serving"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("deploy output lacks %q:\n%s", want, out)
 		}
