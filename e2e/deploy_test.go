@@ -313,7 +313,13 @@ func testRollbackRestoresCodeAndConfig(t *testing.T, rt string) {
 	s.waitBody("/", "code two")
 	s.waitBody("/env/GREETING", "second")
 
-	out := s.mustRun("rollback", "-a", "hello")
+	// A release that does not exist: refused, with the ones that do.
+	out, errOut, code := s.run("rollback", "-a", "hello", "--to", "v9")
+	if code != 1 || !strings.Contains(errOut, "rollback to v9: no such release; releases to roll back to: v1") {
+		t.Fatalf("rollback --to v9: exit %d\n%s%s", code, out, errOut)
+	}
+
+	out = s.mustRun("rollback", "-a", "hello")
 	if !strings.Contains(out, "rollback to v1") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("rollback output:\n%s", out)
 	}
