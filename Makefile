@@ -2,7 +2,10 @@
 # and the end-to-end tests that drive the built binary.
 GO ?= go
 
-.PHONY: test vet build
+.PHONY: test vet build fuzz
+
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 60s
 
 test: vet
 	$(GO) test -count=1 -timeout 45m ./...
@@ -15,3 +18,15 @@ vet:
 
 build:
 	$(GO) build -o bin/moorage ./cmd/moorage
+
+# Every fuzz target of the module, one after the other, each for FUZZTIME
+# (make fuzz FUZZTIME=10m). Not part of `make test`: it is open-ended by
+# nature. A failing input is saved under the package's testdata/fuzz/ and
+# replayed by every later `go test` of that package.
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' internal | sort); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "== $$t in ./$$(dirname $$f) for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
+		done; \
+	done

@@ -184,7 +184,7 @@ func testUnhealthyDeployFails(t *testing.T, rt string) {
 	out := s.deploy(app, 1)
 	results := ld.stop()
 
-	for _, want := range []string{"did not become ready", "hello-web-v2-", "status 503", "last lines of hello-web-v2-", "v1 keeps serving"} {
+	for _, want := range []string{"did not become ready", "hello-web-v2-", "GET /healthz", "status 503", "within 3s (health.start_period", "last lines of hello-web-v2-", "v1 keeps serving"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("deploy output lacks %q:\n%s", want, out)
 		}
@@ -290,10 +290,13 @@ func TestConcurrentDeploysAreSerialized(t *testing.T) {
 		t.Fatalf("a second deploy was not refused:\n%s", out)
 	}
 	msg := out + errOut
-	for _, want := range []string{"hello is locked", "deploy", "since", "ago", "pid"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("refusal lacks %q:\n%s", want, msg)
+	for _, want := range []string{"hello is locked", "deploy", "since", "ago", "pid", "--wait"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("refusal (on stderr) lacks %q:\n%s", want, msg)
 		}
+	}
+	if strings.Contains(msg, "#0") {
+		t.Errorf("the refused deploy got a number:\n%s", msg)
 	}
 	// --wait waits for the first one, then deploys.
 	out, errOut, code = s.run("deploy", app, "--wait")
@@ -323,7 +326,13 @@ func testRollbackRestoresCodeAndConfig(t *testing.T, rt string) {
 	s.waitBody("/", "code two")
 	s.waitBody("/env/GREETING", "second")
 
-	out := s.mustRun("rollback", "-a", "hello")
+	// A release that does not exist: refused, with the ones that do.
+	out, errOut, code := s.run("rollback", "-a", "hello", "--to", "v9")
+	if code != 1 || !strings.Contains(errOut, "rollback to v9: no such release; releases to roll back to: v1") {
+		t.Fatalf("rollback --to v9: exit %d\n%s%s", code, out, errOut)
+	}
+
+	out = s.mustRun("rollback", "-a", "hello")
 	if !strings.Contains(out, "rollback to v1") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("rollback output:\n%s", out)
 	}

@@ -84,11 +84,16 @@ func TestLogsAcrossDeploysAndRestarts(t *testing.T) {
 		t.Fatalf("logs since the future:\n%s", out)
 	}
 	// Lines are merged in time order across instances.
-	lines := scanLines(s.mustRun("logs", "-a", "hello", "-n", "0"))
+	lines := scanLines(s.mustRun("logs", "-a", "hello", "-n", "0", "--timestamps"))
 	for i := 1; i < len(lines); i++ {
-		if lines[i][:12] < lines[i-1][:12] {
+		if strings.Fields(lines[i])[0] < strings.Fields(lines[i-1])[0] {
 			t.Fatalf("logs out of order:\n%s\n%s", lines[i-1], lines[i])
 		}
+	}
+	// A service the app never had: refused, with the ones it has.
+	out, errOut, code := s.run("logs", "-a", "hello", "nosuch")
+	if code != 1 || !strings.Contains(errOut, `hello has no such service "nosuch"; give one of: release-1, scheduler, web, worker`) {
+		t.Fatalf("logs nosuch: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

@@ -72,19 +72,21 @@ func loadSpec(dir, runtime string) (*spec.Spec, error) {
 }
 
 func deploy(cmd *cobra.Command, g *globals, c *client.Client, dir string, sp *spec.Spec, o client.DeployOptions, asJSON, verbose bool) error {
-	p := newProgress(g.stdout, isTTY(g.stdout), asJSON, verbose)
+	for _, w := range sp.Warnings() {
+		fmt.Fprintf(g.stderr, "warning: %s: %s\n", filepath.Join(dir, "moorage.yaml"), w)
+	}
+	p := newProgress(g, asJSON, verbose)
 	if !asJSON {
 		fmt.Fprintf(g.stdout, "deploying %s from %s to %s\n", sp.App, dir, c.Addr())
 	}
 	res, err := c.Deploy(cmd.Context(), dir, o, p.Event)
+	p.Finish(opTitle("deploy", res.Deploy, sp.App), res, err)
 	if err != nil {
-		p.Finish("deploy of "+sp.App, client.Result{Status: "failed", Text: err.Error()})
 		if cmd.Context().Err() != nil {
 			return &exitError{code: 130, err: fmt.Errorf("interrupted; the deploy goes on on the server: see `moorage deploys -a %s`", sp.App)}
 		}
-		return &exitError{code: 1, err: nil}
+		return &exitError{code: 1}
 	}
-	p.Finish(fmt.Sprintf("deploy #%d of %s", res.Deploy, sp.App), res)
 	if !res.OK() {
 		return &exitError{code: 1}
 	}

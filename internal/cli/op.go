@@ -22,19 +22,18 @@ func (o *opFlags) add(cmd *cobra.Command) {
 // streamOp runs an operation, rendering its events, and turns its outcome
 // into the exit code: 0 when it succeeded, 1 otherwise.
 func streamOp(cmd *cobra.Command, g *globals, o opFlags, what string, call func(fn func(engine.Event)) (client.Result, error)) error {
-	p := newProgress(g.stdout, isTTY(g.stdout), o.json, o.verbose)
+	p := newProgress(g, o.json, o.verbose)
 	res, err := call(p.Event)
+	if err == nil && res.Deploy != 0 {
+		what = fmt.Sprintf("%s (#%d)", what, res.Deploy)
+	}
+	p.Finish(what, res, err)
 	if err != nil {
-		p.Finish(what, client.Result{Status: "failed", Text: err.Error()})
 		if cmd.Context().Err() != nil {
 			return &exitError{code: 130, err: fmt.Errorf("interrupted; the operation goes on on the server: see `moorage deploys`")}
 		}
 		return &exitError{code: 1}
 	}
-	if res.Deploy != 0 {
-		what = fmt.Sprintf("%s (#%d)", what, res.Deploy)
-	}
-	p.Finish(what, res)
 	if !res.OK() {
 		return &exitError{code: 1}
 	}

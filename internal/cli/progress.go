@@ -13,9 +13,11 @@ import (
 )
 
 // progress renders an operation's events: a live spinner on a terminal,
-// plain lines otherwise, or NDJSON with --json.
+// plain lines otherwise, or NDJSON with --json. Failures (the error events,
+// the final reason) go to errW, standard error, in every mode.
 type progress struct {
 	w       io.Writer
+	errW    io.Writer
 	tty     bool
 	json    bool
 	verbose bool
@@ -27,12 +29,13 @@ type progress struct {
 	shown   bool // a spinner line is on screen
 	stop    chan struct{}
 	done    chan struct{}
-	failure []string
+	code    string // the done event's code
 	start   time.Time
 }
 
-func newProgress(w io.Writer, tty, asJSON, verbose bool) *progress {
-	p := &progress{w: w, tty: tty && !asJSON, json: asJSON, verbose: verbose, start: time.Now()}
+func newProgress(g *globals, asJSON, verbose bool) *progress {
+	w := g.stdout
+	p := &progress{w: w, errW: g.stderr, tty: isTTY(w) && !asJSON, json: asJSON, verbose: verbose, start: time.Now()}
 	if p.tty {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
 		go p.spin()
@@ -73,6 +76,11 @@ func (p *progress) clear() {
 // Event renders one event.
 func (p *progress) Event(ev engine.Event) {
 	if p.json {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if ev.Type == engine.EventDone {
+			p.code = ev.Code
+		}
 		json.NewEncoder(p.w).Encode(ev)
 		return
 	}
@@ -100,40 +108,66 @@ func (p *progress) Event(ev engine.Event) {
 		p.current = nil
 		fmt.Fprintf(p.w, "  %s %s  %s\n", mark(ev.Outcome), ev.Detail, dur(ev.Duration))
 	case engine.EventError:
-		fmt.Fprintf(p.w, "  ✗ %s\n", ev.Text)
+		fmt.Fprintf(p.errW, "  ✗ %s\n", ev.Text)
 		if len(ev.Logs) > 0 {
-			fmt.Fprintf(p.w, "    last lines of %s:\n", ev.Instance)
+			fmt.Fprintf(p.errW, "    last lines of %s:\n", ev.Instance)
 			for _, l := range ev.Logs {
-				fmt.Fprintf(p.w, "    │ %s\n", l)
+				fmt.Fprintf(p.errW, "    │ %s\n", l)
 			}
 		}
-		p.failure = append(p.failure, ev.Text)
 	case engine.EventDone:
 		p.current = nil
+		p.code = ev.Code
 	}
 }
 
-// Finish stops the spinner and prints the outcome line.
-func (p *progress) Finish(what string, res client.Result) {
+// Finish stops the spinner and prints the outcome: what succeeded on
+// standard output; what failed, and why, on standard error. err is a
+// failure to run the operation or to follow it (the server unreachable, the
+// stream lost); with --json it also ends the NDJSON with an error event.
+func (p *progress) Finish(what string, res client.Result, err error) {
 	if p.tty {
 		close(p.stop)
 		<-p.done
-	}
-	if p.json {
-		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clear()
 	took := dur(time.Since(p.start))
-	switch res.Status {
-	case "succeeded":
-		fmt.Fprintf(p.w, "✓ %s succeeded in %s\n", what, took)
-	case "rolled_back":
-		fmt.Fprintf(p.w, "✗ %s rolled back after %s: %s\n", what, took, strings.TrimSpace(res.Text))
+	var why string
+	switch {
+	case err != nil:
+		why = fmt.Sprintf("%s failed after %s: %v", what, took, err)
+		if p.json {
+			json.NewEncoder(p.w).Encode(engine.Event{Time: time.Now(), Type: engine.EventError, Text: err.Error()})
+		}
+	case res.Status == "succeeded":
+		if !p.json {
+			fmt.Fprintf(p.w, "✓ %s succeeded in %s\n", what, took)
+		}
+		return
+	case res.Status == "rolled_back":
+		why = fmt.Sprintf("%s rolled back after %s: %s", what, took, strings.TrimSpace(res.Text))
 	default:
-		fmt.Fprintf(p.w, "✗ %s %s after %s: %s\n", what, orDefault(res.Status, "failed"), took, strings.TrimSpace(res.Text))
+		why = fmt.Sprintf("%s %s after %s: %s", what, orDefault(res.Status, "failed"), took, strings.TrimSpace(res.Text))
 	}
+	if p.json {
+		fmt.Fprintln(p.errW, "error:", why)
+	} else {
+		fmt.Fprintln(p.errW, "✗", why)
+	}
+	if p.code == engine.CodeLocked {
+		fmt.Fprintln(p.errW, "  (run it again with --wait to wait for that to finish)")
+	}
+}
+
+// opTitle names an operation in outcome lines: "deploy #12 of hello", or
+// "deploy of hello" when it was refused before it got a number.
+func opTitle(kind string, id int64, app string) string {
+	if id == 0 {
+		return kind + " of " + app
+	}
+	return fmt.Sprintf("%s #%d of %s", kind, id, app)
 }
 
 func orDefault(s, d string) string {

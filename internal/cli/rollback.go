@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/client"
 )
 
 func newRollbackCmd(g *globals) *cobra.Command {
@@ -38,13 +37,12 @@ health-gated cutover as a deploy. Release tasks are skipped unless --run-tasks.`
 			if err != nil {
 				return err
 			}
-			p := newProgress(g.stdout, isTTY(g.stdout), asJSON, verbose)
+			p := newProgress(g, asJSON, verbose)
 			res, err := c.Rollback(cmd.Context(), app, req, p.Event)
+			p.Finish(opTitle("rollback", res.Deploy, app), res, err)
 			if err != nil {
-				p.Finish("rollback of "+app, client.Result{Status: "failed", Text: err.Error()})
 				return &exitError{code: 1}
 			}
-			p.Finish(fmt.Sprintf("rollback #%d of %s", res.Deploy, app), res)
 			if !res.OK() {
 				return &exitError{code: 1}
 			}

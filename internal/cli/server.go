@@ -27,8 +27,10 @@ func newServerCmd(g *globals) *cobra.Command {
 		Use:   "server",
 		Short: "Run the moorage host daemon",
 		Long: `Run the moorage host daemon: the control API on a unix socket, the proxy, and
-the runtimes. Stopping it (SIGTERM, SIGINT) leaves the apps running; starting it
-again re-adopts them and finishes or undoes a deploy a crash interrupted.`,
+the runtimes. Stopping it (SIGTERM, SIGINT) interrupts a deploy in progress,
+lets the requests in flight through the proxy finish (--drain-timeout), and
+leaves the apps running; starting it again re-adopts them and finishes or undoes
+a deploy that a stop or a crash interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lvl, err := parseLevel(logLevel)
@@ -77,7 +79,10 @@ again re-adopts them and finishes or undoes a deploy a crash interrupted.`,
 			case err := <-srv.Err():
 				cfg.Logger.Error("listener failed", "err", err)
 			}
-			sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			// Interrupting operations takes a moment (a killed release
+			// task, an abandoned health gate); the proxy's drain has a
+			// budget of its own (--drain-timeout) on top.
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			return srv.Shutdown(sctx)
 		},
@@ -86,6 +91,7 @@ again re-adopts them and finishes or undoes a deploy a crash interrupted.`,
 	f.StringVar(&cfg.DataDir, "data-dir", paths.DefaultDataDir(), "where moorage keeps its state, releases, volumes and logs")
 	f.StringVar(&cfg.Socket, "socket", "", "control socket (default <data-dir>/moorage.sock)")
 	f.StringVar(&cfg.HTTPAddr, "http", ":80", "address of the proxy's HTTP listener")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "when the server stops, how long requests in flight through the proxy get to finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names and labels of the docker runtime's containers, networks, volumes and images")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")

@@ -15,7 +15,6 @@ import (
 
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/server"
 	"github.com/moorage/moorage/internal/spec"
 )
@@ -90,10 +89,7 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 				return err
 			}
 			fmt.Fprintf(g.stdout, "\n%s is up: %s\n(Ctrl-C to stop; logs follow)\n\n", sp.App, urlOf(srv.HTTPAddr()))
-			color := isTTY(g.stdout)
-			err = c.Logs(ctx, sp.App, client.LogsOptions{Tail: 20, Follow: true}, func(l runtime.LogLine) {
-				printLogLine(g, l, color)
-			})
+			err = c.Logs(ctx, sp.App, client.LogsOptions{Tail: 20, Follow: true}, newLogPrinter(g, false).print)
 			if err != nil && ctx.Err() == nil {
 				return err
 			}

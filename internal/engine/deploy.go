@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -66,11 +67,15 @@ func (e *Engine) start(fn func(context.Context, *Op) (string, error)) *Op {
 	go func() {
 		defer e.wg.Done()
 		status, err := fn(e.ctx, op)
-		text := ""
+		text, code := "", ""
 		if err != nil {
 			text = err.Error()
+			var le *store.LockedError
+			if errors.As(err, &le) {
+				code = CodeLocked
+			}
 		}
-		op.emit(Event{Type: EventDone, Status: status, Text: text})
+		op.emit(Event{Type: EventDone, Status: status, Text: text, Code: code})
 		op.finish(status, err)
 	}()
 	return op
@@ -213,10 +218,10 @@ func (e *Engine) rollbackSource(ctx context.Context, a *store.App, to int) (*sto
 		}
 		r, err := e.st.GetRelease(ctx, a.Name, to)
 		if err != nil {
-			return nil, fmt.Errorf("rollback to %s: %w", store.ReleaseID(to), ErrNoRelease)
+			return nil, fmt.Errorf("rollback to %s: %w; %s", store.ReleaseID(to), ErrNoRelease, e.rollbackTargets(ctx, a))
 		}
 		if r.Status == store.ReleaseFailed || r.Status == store.ReleasePending {
-			return nil, fmt.Errorf("rollback to %s: it never served (status %s); pick a release that did (moorage releases)", r.ID(), r.Status)
+			return nil, fmt.Errorf("rollback to %s: it never served (status %s); %s", r.ID(), r.Status, e.rollbackTargets(ctx, a))
 		}
 		return r, nil
 	}
@@ -230,6 +235,31 @@ func (e *Engine) rollbackSource(ctx context.Context, a *store.App, to int) (*sto
 		}
 	}
 	return nil, fmt.Errorf("rollback %s: %w: no earlier release served before %s", a.Name, ErrNoRelease, store.ReleaseID(a.Current))
+}
+
+// rollbackTargets says which releases of a rollback can bring back: those
+// that served before the current one and whose artifact is still kept.
+func (e *Engine) rollbackTargets(ctx context.Context, a *store.App) string {
+	rels, err := e.st.ListReleases(ctx, a.Name)
+	if err != nil {
+		return "see `moorage releases` for the releases kept"
+	}
+	var ids []string
+	for _, r := range rels { // newest first
+		if r.Version == a.Current || r.Status != store.ReleaseRetired {
+			continue
+		}
+		if rt, err := e.Runtime(r.Runtime); err == nil {
+			if ok, err := rt.ArtifactExists(ctx, r.Artifact); err != nil || !ok {
+				continue
+			}
+		}
+		ids = append(ids, r.ID())
+	}
+	if len(ids) == 0 {
+		return fmt.Sprintf("no earlier release of %s is kept to roll back to", a.Name)
+	}
+	return "releases to roll back to: " + strings.Join(ids, ", ")
 }
 
 // formation is the replica count of every service: the spec's, overridden

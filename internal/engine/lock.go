@@ -8,12 +8,15 @@ import (
 	"github.com/moorage/moorage/internal/store"
 )
 
-// heartbeatEvery is how often a held lock is refreshed.
-const heartbeatEvery = 5 * time.Second
-
 // lock takes app's deploy lock for op. Held by someone else: refused with a
 // *store.LockedError naming who and since, or, with wait, waits for it.
 // The returned function releases it.
+//
+// The lock names the server process that holds it, and only one server
+// uses a data dir at a time (its file lock), so a lock can only outlive its
+// holder through a crash, and the next server clears it at start
+// (recovery). A holder that is alive releases it when its operation ends,
+// however it ends; there is no heartbeat to watch.
 func (e *Engine) lock(ctx context.Context, op *Op, app, owner, operation string, wait bool) (func(), error) {
 	announced := false
 	for {
@@ -36,8 +39,8 @@ func (e *Engine) lock(ctx context.Context, op *Op, app, owner, operation string,
 			op.emit(Event{Type: EventInfo, Text: "waiting: " + le.Error()})
 			announced = true
 		}
-		// A lock of this server is released through unlock (wake); poll too
-		// in case its holder is another process sharing the store.
+		// Every lock is this server's, released through unlock (wake);
+		// the poll is a safety net.
 		t := time.NewTimer(time.Second)
 		select {
 		case <-wake:
@@ -52,26 +55,7 @@ func (e *Engine) lock(ctx context.Context, op *Op, app, owner, operation string,
 	e.ops[app] = op
 	e.mu.Unlock()
 
-	hbCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-hbCtx.Done():
-				return
-			case <-t.C:
-				if err := e.st.HeartbeatLock(hbCtx, app, e.server); err != nil {
-					e.log.Warn("lock heartbeat failed", "app", app, "err", err)
-				}
-			}
-		}
-	}()
 	return func() {
-		stop()
-		<-done
 		if err := e.st.ReleaseLock(context.WithoutCancel(ctx), app, e.server); err != nil {
 			e.log.Error("release lock", "app", app, "err", err)
 		}

@@ -15,7 +15,12 @@ const (
 	EventInfo     = "info"
 	EventWarn     = "warn"
 	EventError    = "error" // Text: what failed; Logs: the failing instance's last lines
-	EventDone     = "done"  // last event: Status, Text
+	EventDone     = "done"  // last event: Status, Text, Code
+)
+
+// Codes of a done event that failed for a reason a client may act on.
+const (
+	CodeLocked = "locked" // another operation holds the app's lock: retry with --wait
 )
 
 // Event is one thing that happened during an operation.
@@ -31,6 +36,7 @@ type Event struct {
 	Duration time.Duration `json:"duration,omitempty"`
 	Text     string        `json:"text,omitempty"`
 	Status   string        `json:"status,omitempty"`
+	Code     string        `json:"code,omitempty"` // done: CodeLocked, ...
 	Instance string        `json:"instance,omitempty"`
 	Logs     []string      `json:"logs,omitempty"`
 }

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,12 +132,18 @@ type LogsRequest struct {
 // those of instances that start later (a deploy while following), until ctx
 // is done.
 func (e *Engine) Logs(ctx context.Context, req LogsRequest, fn func(runtime.LogLine) error) error {
-	if _, err := e.st.GetApp(ctx, req.App); err != nil {
+	a, err := e.st.GetApp(ctx, req.App)
+	if err != nil {
 		return err
 	}
 	recs, err := e.st.ListInstances(ctx, req.App)
 	if err != nil {
 		return err
+	}
+	if req.Service != "" {
+		if err := e.checkLogService(ctx, a, recs, req.Service); err != nil {
+			return err
+		}
 	}
 	match := func(r store.InstanceRecord) bool {
 		return (req.Service == "" || r.Service == req.Service) && (req.Release == "" || r.Release == req.Release)
@@ -176,6 +184,41 @@ func (e *Engine) Logs(ctx context.Context, req LogsRequest, fn func(runtime.LogL
 		return nil
 	}
 	return e.followLogs(ctx, req, seen, lines, fn)
+}
+
+// ErrNoService is returned for the logs of a service an app never had.
+var ErrNoService = errors.New("no such service")
+
+// checkLogService checks that app has (or had) something named service
+// that logs: a service or accessory of its active spec, or the service of
+// an instance it ran (release tasks are "release-1", ...).
+func (e *Engine) checkLogService(ctx context.Context, a *store.App, recs []store.InstanceRecord, service string) error {
+	names := map[string]bool{}
+	for _, r := range recs {
+		names[r.Service] = true
+	}
+	if a.Current != 0 {
+		if rel, err := e.st.GetRelease(ctx, a.Name, a.Current); err == nil {
+			for n := range rel.Spec.Services {
+				names[n] = true
+			}
+			for n := range rel.Spec.Accessories {
+				names[n] = true
+			}
+		}
+	}
+	if names[service] {
+		return nil
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("%s has %w %q: it has run nothing yet", a.Name, ErrNoService, service)
+	}
+	valid := make([]string, 0, len(names))
+	for n := range names {
+		valid = append(valid, n)
+	}
+	sort.Strings(valid)
+	return fmt.Errorf("%s has %w %q; give one of: %s", a.Name, ErrNoService, service, strings.Join(valid, ", "))
 }
 
 // followLogs streams new lines of running instances, picking up instances

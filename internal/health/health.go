@@ -30,8 +30,8 @@ var client = &http.Client{
 // HTTP returns a check that GETs http://addr+path and passes on 2xx/3xx.
 func HTTP(addr, path string, timeout time.Duration) Check {
 	url := "http://" + addr + path
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
+	return func(parent context.Context) error {
+		ctx, cancel := context.WithTimeout(parent, timeout)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -40,6 +40,9 @@ func HTTP(addr, path string, timeout time.Duration) Check {
 		req.Header.Set("User-Agent", "moorage-health/1")
 		resp, err := client.Do(req)
 		if err != nil {
+			if ctx.Err() != nil && parent.Err() == nil {
+				return fmt.Errorf("GET %s: %w: no answer within %s (health.timeout)", path, ErrUnhealthy, timeout)
+			}
 			return fmt.Errorf("GET %s: %w: %v", path, ErrUnhealthy, trimNetErr(err))
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -57,6 +60,10 @@ func TCP(addr string, timeout time.Duration) Check {
 		d := net.Dialer{Timeout: timeout}
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				return fmt.Errorf("connect %s: %w: no answer within %s (health.timeout)", addr, ErrUnhealthy, timeout)
+			}
 			return fmt.Errorf("connect %s: %w: %v", addr, ErrUnhealthy, trimNetErr(err))
 		}
 		return c.Close()
@@ -66,11 +73,14 @@ func TCP(addr string, timeout time.Duration) Check {
 // Command returns a check that runs exec (for example the runtime's Exec in
 // the instance) and passes on exit status 0.
 func Command(timeout time.Duration, exec func(ctx context.Context) (int, string, error)) Check {
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
+	return func(parent context.Context) error {
+		ctx, cancel := context.WithTimeout(parent, timeout)
 		defer cancel()
 		code, out, err := exec(ctx)
 		if err != nil {
+			if ctx.Err() != nil && parent.Err() == nil {
+				return fmt.Errorf("command: %w: did not finish within %s (health.timeout)", ErrUnhealthy, timeout)
+			}
 			return fmt.Errorf("command: %w: %v", ErrUnhealthy, err)
 		}
 		if code != 0 {
@@ -84,20 +94,27 @@ func Command(timeout time.Duration, exec func(ctx context.Context) (int, string,
 }
 
 // WaitReady runs check every interval until it passes, ctx ends, or
-// deadline passes; it returns nil on success, else the last failure.
-func WaitReady(ctx context.Context, check Check, interval, deadline time.Duration) error {
+// deadline (the check's health.start_period) passes; it returns nil on
+// success, else the last failure, saying how long it waited and what to
+// change if the app only needs longer.
+func WaitReady(parent context.Context, check Check, interval, deadline time.Duration) error {
 	if interval <= 0 {
 		interval = time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, deadline)
+	ctx, cancel := context.WithTimeout(parent, deadline)
 	defer cancel()
 	// Check often at first: most instances are ready within a few hundred
 	// milliseconds, and the gate should not add a whole interval.
 	wait := 50 * time.Millisecond
 	var last error
 	for {
-		if last = check(ctx); last == nil {
+		err := check(ctx)
+		if err == nil {
 			return nil
+		}
+		// A check cut short by the deadline says less than the one before.
+		if ctx.Err() == nil || last == nil {
+			last = err
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -106,7 +123,10 @@ func WaitReady(ctx context.Context, check Check, interval, deadline time.Duratio
 			if last == nil {
 				last = ctx.Err()
 			}
-			return fmt.Errorf("not ready after %s: %w", deadline, last)
+			if parent.Err() != nil {
+				return fmt.Errorf("not ready: %w", last)
+			}
+			return fmt.Errorf("not ready within %s (health.start_period; raise it if the app needs longer to start): %w", deadline, last)
 		case <-t.C:
 		}
 		if wait *= 2; wait > interval {

@@ -69,7 +69,13 @@ type Config struct {
 	MetricsAddr string
 	// AccessLog receives the proxy's JSON access log (nil = none).
 	AccessLog io.Writer
+	// DrainTimeout bounds how long Shutdown lets the requests in flight
+	// through the proxy finish (default DefaultDrainTimeout).
+	DrainTimeout time.Duration
 }
+
+// DefaultDrainTimeout is Config.DrainTimeout's default: deploy.drain_timeout's.
+const DefaultDrainTimeout = 30 * time.Second
 
 // HTTPSOff as Config.HTTPSAddr turns HTTPS off.
 const HTTPSOff = "off"
@@ -89,6 +95,7 @@ type Server struct {
 
 	apiLn, httpLn, httpsLn, metricsLn net.Listener
 	apiSrv, httpsSrv, metricsSrv      *http.Server
+	apiCancel                         context.CancelFunc // ends the API handlers' contexts
 	front                             *proxy.Server
 	serveErr                          chan error
 	wg                                sync.WaitGroup
@@ -112,6 +119,9 @@ func New(cfg Config) *Server {
 	if cfg.HTTPSAddr == "" {
 		cfg.HTTPSAddr = ":443"
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 2 << 30
 	}
@@ -119,7 +129,7 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	return &Server{cfg: cfg, log: log, serveErr: make(chan error, 2), apiCancel: func() {}}
 }
 
 // Start opens the state, binds the listeners, recovers, and serves. On
@@ -226,6 +236,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		// the apps it could recover.
 		s.log.Error("recovery finished with errors", "err", err)
 	}
+	s.removeStrayReleases(ctx)
 
 	names := make([]string, 0, len(s.runtimes))
 	for n := range s.runtimes {
@@ -240,7 +251,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Certs:  s.certs,
 	}
 	os.RemoveAll(apiSrv.UploadDir) // leftovers of an interrupted upload
-	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	apiCtx, apiCancel := context.WithCancel(context.Background())
+	s.apiCancel = apiCancel
+	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return apiCtx }}
 
 	// The plain HTTP listener: the proxy's own front (fast path for simple
 	// requests, hardened net/http for the rest), through the edge (ACME
@@ -309,36 +323,93 @@ func (s *Server) DataDir() string { return s.cfg.DataDir }
 // Engine returns the server's engine.
 func (s *Server) Engine() *engine.Engine { return s.engine }
 
-// Shutdown stops the server gracefully: no new API calls, running
-// operations interrupted at their next step (recovered at the next start),
-// in-flight proxied requests finished (until ctx ends). Instances keep
-// running unless the server was started with StopOnShutdown.
+// Shutdown stops the server gracefully, in an order that loses nothing:
+//
+//  1. The control API stops accepting, and running operations (deploys,
+//     rollbacks, backups) are interrupted at once: a build or release task
+//     is killed, a health gate abandoned. The journal is left as it is, so
+//     the next start finishes or undoes each one exactly as after a crash;
+//     its client gets a last event saying so. ctx bounds this.
+//  2. What is left of the API (a `logs -f`) is cut after a short grace.
+//  3. The proxy stops accepting and lets the requests in flight finish, for
+//     up to Config.DrainTimeout: its own budget, whatever step 1 took.
+//  4. With StopOnShutdown every instance stops, once nothing is in flight.
+//
+// Instances keep running otherwise, and the next start re-adopts them.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdownOnce.Do(func() {
 		s.log.Info("shutting down")
 		var errs []error
+		apiDone := make(chan struct{})
 		if s.apiSrv != nil {
-			s.apiSrv.Shutdown(ctx)
+			go func() {
+				defer close(apiDone)
+				s.apiSrv.Shutdown(ctx) // waits for the handlers, see below
+			}()
+		} else {
+			close(apiDone)
 		}
 		if s.engine != nil {
-			s.engine.Close()
-			if s.cfg.StopOnShutdown {
-				if e := s.engine.StopAll(ctx); e != nil {
-					errs = append(errs, e)
-				}
+			closed := make(chan struct{})
+			go func() {
+				defer close(closed)
+				s.engine.Close()
+			}()
+			select {
+			case <-closed:
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("interrupt running operations: %w (the next start recovers them)", ctx.Err()))
 			}
 		}
-		if s.front != nil {
-			if e := s.front.Shutdown(ctx); e != nil {
-				s.front.Close()
+		// The event streams of the interrupted operations end with their
+		// last event; a follower of logs would wait forever.
+		t := time.NewTimer(apiGrace)
+		select {
+		case <-apiDone:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		s.apiCancel()
+		select {
+		case <-apiDone:
+		case <-ctx.Done():
+			if s.apiSrv != nil {
+				s.apiSrv.Close()
 			}
+			<-apiDone
+		}
+
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+		defer cancel()
+		var drain sync.WaitGroup
+		if s.front != nil {
+			drain.Add(1)
+			go func() {
+				defer drain.Done()
+				if e := s.front.Shutdown(dctx); e != nil {
+					s.log.Warn("requests still in flight after the drain timeout were cut", "drain_timeout", s.cfg.DrainTimeout.String())
+					s.front.Close()
+				}
+			}()
 		}
 		for _, srv := range []*http.Server{s.httpsSrv, s.metricsSrv} {
 			if srv != nil {
-				if e := srv.Shutdown(ctx); e != nil {
-					srv.Close()
-				}
+				drain.Add(1)
+				go func() {
+					defer drain.Done()
+					if e := srv.Shutdown(dctx); e != nil {
+						srv.Close()
+					}
+				}()
+			}
+		}
+		drain.Wait()
+		if s.engine != nil && s.cfg.StopOnShutdown {
+			// Each instance's own stop_timeout bounds this.
+			if e := s.engine.StopAll(context.WithoutCancel(ctx)); e != nil {
+				errs = append(errs, e)
 			}
 		}
 		s.wg.Wait()
@@ -348,7 +419,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// apiGrace is how long Shutdown lets API handlers finish on their own (an
+// interrupted deploy's last events) before it cuts them.
+const apiGrace = 2 * time.Second
+
 func (s *Server) closeAll() {
+	s.apiCancel()
 	if s.apiLn != nil {
 		s.apiLn.Close()
 		os.Remove(s.cfg.Socket)

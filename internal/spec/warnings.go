@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -48,6 +49,13 @@ func (s *Spec) Warnings() []string {
 				warn(p+".allow_root", ignored)
 			}
 		}
+		for _, name := range sortedKeys(s.Volumes) {
+			v := s.Volumes[name]
+			if v == nil || len(v.Services) == 0 || len(v.Services) >= len(s.Services) || !linkedIntoRelease(s, v) {
+				continue
+			}
+			warn("volumes."+name+".services", "on the process runtime it only decides which services get $%s: the volume is linked at %s in the release directory, which every service shares", volumeEnv(name), v.Mount)
+		}
 		for _, name := range sortedKeys(s.Accessories) {
 			a, p := s.Accessories[name], "accessories."+name
 			if a == nil {
@@ -93,4 +101,20 @@ func (s *Spec) Warnings() []string {
 		}
 	}
 	return out
+}
+
+// linkedIntoRelease reports whether the process runtime links volume v into
+// the release directory: its mount is under build.workdir.
+func linkedIntoRelease(s *Spec, v *Volume) bool {
+	wd := DefaultWorkdir
+	if s.Build != nil && s.Build.Workdir != "" {
+		wd = s.Build.Workdir
+	}
+	wd, m := path.Clean(wd), path.Clean(v.Mount)
+	return wd == "/" || strings.HasPrefix(m, wd+"/")
+}
+
+// volumeEnv is the variable naming a volume's directory (runtime.VolumeEnv).
+func volumeEnv(name string) string {
+	return "MOORAGE_VOLUME_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }

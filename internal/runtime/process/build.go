@@ -68,10 +68,12 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		return fail(err)
 	}
 	ok := false
+	liveBuilds.Store(dst, struct{}{})
 	defer func() {
 		if !ok {
 			_ = os.RemoveAll(dst)
 		}
+		liveBuilds.Delete(dst)
 	}()
 
 	if req.Spec != nil {
@@ -88,7 +90,13 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		}
 		cmd := &exec.Cmd{Path: p, Args: args, Env: runtime.EnvList(env), Dir: dst}
 		lw := &lineWriter{w: out}
-		res, err := runGroup(ctx, cmd, groupIO{Stdout: lw, Stderr: lw}, 0, nil)
+		// Recorded like a one-off while it runs: a server killed meanwhile
+		// leaves it orphaned, and the next start kills it (killOrphanTasks).
+		recPath := filepath.Join(r.taskDir, "build-"+req.App+"-"+req.Release+".json")
+		liveTasks.Store(recPath, struct{}{})
+		res, err := runGroup(ctx, cmd, groupIO{Stdout: lw, Stderr: lw}, 0, r.recordTask(recPath, "build of "+req.App+" "+req.Release))
+		_ = os.Remove(recPath)
+		liveTasks.Delete(recPath)
 		lw.Flush()
 		if err != nil {
 			return fail(fmt.Errorf("build command %q: %w", strings.Join(b.Command, " "), err))

@@ -790,7 +790,12 @@ func helperMain(dir string) int {
 			fmt.Fprintln(os.Stderr, "task said", line)
 			return 1
 		}
-		for pid := range liveTaskPIDs(dir) {
+		pids := liveTaskPIDs(dir, 30*time.Second)
+		if len(pids) == 0 {
+			fmt.Fprintln(os.Stderr, "the one-off was never recorded")
+			return 1
+		}
+		for pid := range pids {
 			fmt.Printf("task=%d\n", pid)
 		}
 	}
@@ -799,10 +804,11 @@ func helperMain(dir string) int {
 }
 
 // liveTaskPIDs returns the pids of the recorded one-offs of dir, waiting
-// until there is one.
-func liveTaskPIDs(dir string) map[int]bool {
+// until there is one, or returning none after timeout.
+func liveTaskPIDs(dir string, timeout time.Duration) map[int]bool {
 	out := map[int]bool{}
-	for len(out) == 0 {
+	deadline := time.Now().Add(timeout)
+	for len(out) == 0 && time.Now().Before(deadline) {
 		ents, _ := os.ReadDir(filepath.Join(dir, "runtime", Name, "tasks"))
 		for _, e := range ents {
 			var rec taskRecord

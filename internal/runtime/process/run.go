@@ -185,16 +185,8 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	}
 	cmd := &exec.Cmd{Path: path, Args: args, Env: runtime.EnvList(env), Dir: cwd}
 	gio := groupIO{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, TTY: s.TTY, Cred: cred.sys()}
-	started := func(pid int) {
-		st, _ := readStat(pid)
-		rec := taskRecord{ID: id, PID: pid, PIDStart: st.Start, PGID: pid, SID: st.SID,
-			ServerPID: os.Getpid(), Started: time.Now().UTC()}
-		if err := writeJSON(recPath, &rec); err != nil {
-			r.log.Warn("record one-off", "task", id, "err", err)
-		}
-	}
 	liveTasks.Store(recPath, struct{}{})
-	res, err := runGroup(ctx, cmd, gio, s.Timeout, started)
+	res, err := runGroup(ctx, cmd, gio, s.Timeout, r.recordTask(recPath, id))
 	_ = os.Remove(recPath)
 	liveTasks.Delete(recPath)
 
@@ -210,10 +202,25 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	return res.code, nil
 }
 
-// liveTasks holds the task records of the one-offs this process runs.
+// recordTask returns runGroup's started callback that records the group
+// at recPath, so that a server restarted after a crash kills it.
+func (r *Runtime) recordTask(recPath, id string) func(pid int) {
+	return func(pid int) {
+		st, _ := readStat(pid)
+		rec := taskRecord{ID: id, PID: pid, PIDStart: st.Start, PGID: pid, SID: st.SID,
+			ServerPID: os.Getpid(), Started: time.Now().UTC()}
+		if err := writeJSON(recPath, &rec); err != nil {
+			r.log.Warn("record one-off", "task", id, "err", err)
+		}
+	}
+}
+
+// liveTasks holds the task records of the one-offs (and builds) this
+// process runs.
 var liveTasks sync.Map // record path → struct{}
 
-// killOrphanTasks kills the one-offs a crashed server left running.
+// killOrphanTasks kills the one-offs and builds a crashed server left
+// running.
 func (r *Runtime) killOrphanTasks() {
 	ents, err := os.ReadDir(r.taskDir)
 	if err != nil {
