@@ -72,9 +72,7 @@ func loadSpec(dir, runtime string) (*spec.Spec, error) {
 }
 
 func deploy(cmd *cobra.Command, g *globals, c *client.Client, dir string, sp *spec.Spec, o client.DeployOptions, asJSON, verbose bool) error {
-	for _, w := range sp.Warnings() {
-		fmt.Fprintf(g.stderr, "warning: %s: %s\n", filepath.Join(dir, "moorage.yaml"), w)
-	}
+	// The spec's warnings come from the server, for the runtime it deploys on.
 	p := newProgress(g, asJSON, verbose)
 	if !asJSON {
 		fmt.Fprintf(g.stdout, "deploying %s from %s to %s\n", sp.App, dir, c.Addr())
