@@ -177,7 +177,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	default:
 		s.runtimes[drt.Name()] = drt
 	}
-	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy"), AccessLog: s.cfg.AccessLog})
+	// Chunked request bodies of routes with max_body are spooled here
+	// (unlinked as soon as opened) rather than in a /tmp that may be RAM.
+	bodies := filepath.Join(s.cfg.DataDir, "proxy-bodies")
+	_ = os.RemoveAll(bodies) // what a killed server left
+	if err := os.MkdirAll(bodies, 0o700); err != nil {
+		return fmt.Errorf("proxy body buffer directory: %w", err)
+	}
+	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy"), AccessLog: s.cfg.AccessLog, BodyBufferDir: bodies})
 
 	// Bind before recovering, so a taken port fails the start before
 	// anything changes (and before certificates are managed: challenges

@@ -58,15 +58,6 @@ func (s *Store) UpdateLock(ctx context.Context, app, server string, deployID int
 	return err
 }
 
-// HeartbeatLock refreshes a lock held by server.
-func (s *Store) HeartbeatLock(ctx context.Context, app, server string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE locks SET heartbeat_at = ? WHERE app = ? AND server = ?`, now(), app, server)
-	if err != nil {
-		return fmt.Errorf("heartbeat lock of %s: %w", app, err)
-	}
-	return mustAffect(res, "lock of "+app)
-}
-
 // ReleaseLock drops app's lock if server holds it.
 func (s *Store) ReleaseLock(ctx context.Context, app, server string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM locks WHERE app = ? AND server = ?`, app, server)
