@@ -90,6 +90,7 @@ a deploy that a stop or a crash interrupted.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", paths.DefaultDataDir(), "where moorage keeps its state, releases, volumes and logs")
 	f.StringVar(&cfg.Socket, "socket", "", "control socket (default <data-dir>/moorage.sock)")
+	f.StringVar(&cfg.SocketGroup, "socket-group", "", "group that owns the control socket (mode 0660): its members may use the whole API, e.g. over ssh as a non-root user")
 	f.StringVar(&cfg.HTTPAddr, "http", ":80", "address of the proxy's HTTP listener")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "when the server stops, how long requests in flight through the proxy get to finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,10 +42,13 @@ var ErrDataDirBusy = errors.New("data dir in use")
 
 // Config configures a server.
 type Config struct {
-	DataDir  string // default paths.DefaultDataDir()
-	Socket   string // default paths.Socket(DataDir)
-	HTTPAddr string // the proxy's address, default ":80"
-	Logger   *slog.Logger
+	DataDir string // default paths.DefaultDataDir()
+	Socket  string // default paths.Socket(DataDir)
+	// SocketGroup, when set, owns the socket (mode 0660): its members may
+	// use the whole API, as the server's own group can.
+	SocketGroup string
+	HTTPAddr    string // the proxy's address, default ":80"
+	Logger      *slog.Logger
 	// StopOnShutdown stops every instance when the server shuts down
 	// (`moorage up`); a daemon leaves them running and re-adopts them.
 	StopOnShutdown bool
@@ -208,7 +212,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("metrics listen on %s: %w (use --metrics to pick another address)", s.cfg.MetricsAddr, err)
 		}
 	}
-	if s.apiLn, err = listenUnix(s.cfg.Socket); err != nil {
+	if s.apiLn, err = listenUnix(s.cfg.Socket, s.cfg.SocketGroup); err != nil {
 		return err
 	}
 
@@ -477,9 +481,20 @@ func (s *Server) lockDataDir() error {
 	return nil
 }
 
-// listenUnix listens on a unix socket with mode 0660, replacing a stale
-// socket file (the data dir lock guarantees no live server owns it).
-func listenUnix(path string) (net.Listener, error) {
+// listenUnix listens on a unix socket with mode 0660, owned by group when
+// it is set, replacing a stale socket file (the data dir lock guarantees
+// no live server owns it).
+func listenUnix(path, group string) (net.Listener, error) {
+	gid := -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return nil, fmt.Errorf("--socket-group %s: %w (create the group, or name an existing one)", group, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return nil, fmt.Errorf("--socket-group %s: gid %q: %w", group, g.Gid, err)
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
@@ -498,6 +513,12 @@ func listenUnix(path string) (net.Listener, error) {
 	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
 		return nil, err
+	}
+	if gid >= 0 {
+		if err := os.Lchown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("give the socket to group %s: %w (the server must run as root or be a member of it)", group, err)
+		}
 	}
 	return ln, nil
 }
