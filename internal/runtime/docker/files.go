@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 )
@@ -92,10 +92,13 @@ func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (string,
 			return "", fmt.Errorf("an accessory mounts ./%s, which is not in the upload (is it in .moorageignore or .dockerignore?)", rel)
 		}
 		dst := filepath.Join(dir, rel)
+		if _, err := os.Lstat(dst); err == nil {
+			continue // inside a path copied already (paths are sorted)
+		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return "", err
 		}
-		if err := copyTree(src, dst); err != nil {
+		if err := fsutil.CopyTree(src, dst); err != nil {
 			return "", fmt.Errorf("keep ./%s for the accessories: %w", rel, err)
 		}
 	}
@@ -172,41 +175,4 @@ func (r *Runtime) filesInUse(ctx context.Context) (map[string]bool, error) {
 		}
 	}
 	return used, nil
-}
-
-// copyTree copies src (a file or directory) to dst, keeping modes and
-// symlinks.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, target)
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, info.Mode().Perm())
-		default:
-			return nil
-		}
-	})
 }

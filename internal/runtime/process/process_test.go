@@ -612,28 +612,6 @@ func TestBuild(t *testing.T) {
 	}
 }
 
-func TestCopyTree(t *testing.T) {
-	t.Parallel()
-	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "copy")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(src, "a", "b"), 0o755))
-	must(os.WriteFile(filepath.Join(src, "a", "b", "run"), []byte("#!/bin/sh\n"), 0o755))
-	must(os.Symlink("b/run", filepath.Join(src, "a", "link")))
-	must(copyTree(src, dst))
-	fi, err := os.Stat(filepath.Join(dst, "a", "b", "run"))
-	if err != nil || fi.Mode().Perm() != 0o755 {
-		t.Errorf("copied file: %v %v", fi, err)
-	}
-	if l, err := os.Readlink(filepath.Join(dst, "a", "link")); err != nil || l != "b/run" {
-		t.Errorf("copied symlink: %q %v", l, err)
-	}
-}
-
 func TestOrphanedTaskIsKilled(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
