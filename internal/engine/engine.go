@@ -334,7 +334,7 @@ func (e *Engine) refreshRoutes(ctx context.Context, app string) {
 	}
 	var ids []string
 	for _, s := range status {
-		if s.Routed {
+		if _, ok := addr[s.ID]; s.Routed && ok {
 			ids = append(ids, s.ID)
 		}
 	}

@@ -418,7 +418,10 @@ func routesFor(rel *store.Release, ids []string, observed []runtime.Instance, st
 		}
 		for _, id := range ids {
 			in, ok := byID[id]
-			if !ok || in.Service != name {
+			if !ok {
+				return nil, &instanceError{id: id, err: fmt.Errorf("cannot route to %s: it does not exist", id)}
+			}
+			if in.Service != name {
 				continue
 			}
 			if in.State == runtime.StateExited || in.Addr == "" {
@@ -519,7 +522,15 @@ func (r *run) removeInstance(ctx context.Context, id string) error {
 	return nil
 }
 
+// singleton stops the old instance of a singleton service, then starts the
+// new one: at most one runs at any moment. A routed one (a stop-first web)
+// was unrouted by the cutover, so its requests are held by the proxy: its
+// old instance drains first, and the new one is routed once it passes its
+// health check.
 func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
+	if s.Routed && len(s.IDs) > 0 {
+		r.drainIDs(ctx, s.IDs, s.Timeout, out)
+	}
 	if err := r.stop(ctx, s.IDs, out); err != nil {
 		return err
 	}
@@ -539,10 +550,15 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 		return err
 	}
 	out.Printf("started %s %s", in.ID, addrNote(in))
-	if s.Gate.Kind == "started" {
+	if s.Gate.Kind != "started" {
+		if err := r.gateWatching(ctx, []gated{{in: in, gate: s.Gate, timeout: healthTimeout(svc.Health)}}, w, out); err != nil {
+			return err
+		}
+	}
+	if !s.Routed {
 		return nil
 	}
-	return r.gateWatching(ctx, []gated{{in: in, gate: s.Gate, timeout: healthTimeout(svc.Health)}}, w, out)
+	return r.route(ctx, Step{Kind: StepRoute, Release: s.Release, Routes: s.Routes}, out, false)
 }
 
 // monitor watches the target for the monitor window: a crash of any of its
@@ -594,17 +610,24 @@ func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
 const crashAttribution = 2 * time.Second
 
 func (r *run) drain(ctx context.Context, s Step, out *stepOutput) error {
-	timeout := spec.DefaultDrainTimeout
-	if r.rel.Spec.Deploy.DrainTimeout > 0 {
-		timeout = r.rel.Spec.Deploy.DrainTimeout
+	r.drainIDs(ctx, s.IDs, s.Timeout, out)
+	return r.stop(ctx, s.IDs, out)
+}
+
+// drainIDs waits until the proxy has no request in flight to the given
+// unrouted instances, up to timeout (the plan's); the rest are cut when the
+// instances stop.
+func (r *run) drainIDs(ctx context.Context, ids []string, timeout time.Duration, out *stepOutput) {
+	if timeout <= 0 {
+		timeout = spec.DefaultDrainTimeout
 	}
+	out.Printf("draining %s (up to %s)", strings.Join(ids, " "), timeout)
 	start := time.Now()
-	if left := r.e.proxy.Drain(ctx, s.IDs, timeout); left > 0 {
+	if left := r.e.proxy.Drain(ctx, ids, timeout); left > 0 {
 		out.Printf("drain timeout (%s): %d requests still in flight are cut", timeout, left)
 	} else {
 		out.Printf("drained in %s", time.Since(start).Round(time.Millisecond))
 	}
-	return r.stop(ctx, s.IDs, out)
 }
 
 func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
