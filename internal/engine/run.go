@@ -48,6 +48,13 @@ type run struct {
 	fromScale map[string]int // overrides to restore on failure
 	undoing   bool           // following an undo, revert or recovery plan
 	prefix    string         // journal name prefix of steps: "", "undo:", "revert:", "recover:"
+	// monitored: the plan monitors the target after its cutover. Then
+	// crashes watches the target's crashes from the cutover on: a crash
+	// fails the run at the next step, or in the monitor step;
+	// unwatchCrashes ends it when the run ends.
+	monitored      bool
+	crashes        *watcher
+	unwatchCrashes func()
 }
 
 // stepError is a failed step, with the instance that failed when one did.
@@ -106,6 +113,11 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	if r.fromScale == nil {
 		r.fromScale = in.scale
 	}
+	defer func() {
+		if r.unwatchCrashes != nil {
+			r.unwatchCrashes()
+		}
+	}()
 	if in.from != nil {
 		r.known[in.from.ID()] = in.from
 	}
@@ -121,6 +133,9 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 			App: app, Kind: in.kind, Target: *targetOf(rel, in.scale), From: storeID(in.from),
 			Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, app, observed),
 		})
+	}
+	for _, s := range plan.Steps {
+		r.monitored = r.monitored || (s.Kind == StepMonitor && s.Release == rel.ID())
 	}
 	e.st.SetDeployPlan(ctx, d.ID, plan.String())
 	op.emit(Event{Type: EventPlan, Release: rel.ID(), Text: plan.String()})
@@ -212,6 +227,9 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		if ctx.Err() != nil {
 			return ErrInterrupted
 		}
+		if err := r.crashed(); err != nil {
+			return err
+		}
 		name := r.prefix + string(s.Kind)
 		r.e.failpoint("before:" + name)
 		seq, err := r.e.st.StartStep(ctx, r.deploy.ID, name, s.String())
@@ -239,6 +257,21 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		r.e.failpoint("after:" + name)
 	}
 	return nil
+}
+
+// crashed reports a crash of the target since its cutover, when the plan
+// monitors it: the monitor would roll back for it, so the run does not go
+// on to its next step.
+func (r *run) crashed() error {
+	if r.crashes == nil || r.undoing {
+		return nil
+	}
+	select {
+	case ev := <-r.crashes.ch:
+		return &instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed after the cutover (%s)", ev.Instance, ev.Message)}
+	default:
+		return nil
+	}
 }
 
 func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {

@@ -373,6 +373,11 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 	// failure before this line changed nothing.
 	main := rel == r.rel && !r.undoing
 	if main {
+		if r.monitored && r.crashes == nil {
+			// From the cutover on, a crash of the target is the monitor's
+			// business, even one before the monitor step starts.
+			r.crashes, r.unwatchCrashes = r.e.watch(crashOf(rel.App, rel.ID()))
+		}
 		err = r.e.st.CommitCutover(ctx, r.deploy.ID, rel.App, rel.Version)
 	} else {
 		err = r.e.st.Activate(ctx, rel.App, rel.Version)
@@ -564,11 +569,17 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 // monitor watches the target for the monitor window: a crash of any of its
 // instances or a failed health check of a routed one fails the step (and
 // the deploy rolls back).
+//
+// Crashes are watched from the cutover on (run.crashes): the steps between
+// the cutover and the monitor (a stop-first web starting, old workers
+// stopping) take time, and traffic already reaches the target then.
 func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
-	w, unwatch := r.e.watch(func(ev runtime.Event) bool {
-		return ev.Type == runtime.EventCrash && ev.App == r.rel.App && ev.Release == s.Release && ev.Kind == runtime.KindService
-	})
-	defer unwatch()
+	w := r.crashes
+	if w == nil || s.Release != r.rel.ID() {
+		var unwatch func()
+		w, unwatch = r.e.watch(crashOf(r.rel.App, s.Release))
+		defer unwatch()
+	}
 	deadline := time.NewTimer(s.Duration)
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -601,6 +612,13 @@ func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
 				}
 			}
 		}
+	}
+}
+
+// crashOf matches the crashes of release's service instances.
+func crashOf(app, release string) func(runtime.Event) bool {
+	return func(ev runtime.Event) bool {
+		return ev.Type == runtime.EventCrash && ev.App == app && ev.Release == release && ev.Kind == runtime.KindService
 	}
 }
 
