@@ -90,10 +90,9 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	if rtName != sp.Runtime {
 		sp.Runtime = rtName
 	}
-	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
-		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
-	}
-	if err := e.checkFront(app, sp); err != nil {
+	// Fail fast, before waiting for the lock; claimHosts checks again,
+	// atomically, under it.
+	if err := e.checkHosts(app, sp, true); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
 	}
 	if err := e.checkSecretsSet(ctx, sp); err != nil {
@@ -105,18 +104,30 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	}
 	defer unlock()
 
+	var from *store.Release
+	cur, err := e.st.GetApp(ctx, app)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return store.DeployFailed, err
+	case cur.Current != 0:
+		if from, err = e.st.GetRelease(ctx, app, cur.Current); err != nil {
+			return store.DeployFailed, err
+		}
+	}
+	// Claim the hosts before anything changes (even the app's record).
+	release, err := e.claimHosts(app, sp, specOf(from))
+	if err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+	}
+	defer release()
+
 	a, err := e.st.EnsureApp(ctx, app, rtName)
 	if err != nil {
 		return store.DeployFailed, err
 	}
 	if a.Runtime != rtName {
 		e.st.SetRuntime(ctx, app, rtName)
-	}
-	var from *store.Release
-	if a.Current != 0 {
-		if from, err = e.st.GetRelease(ctx, app, a.Current); err != nil {
-			return store.DeployFailed, err
-		}
 	}
 	cfg, err := e.configSnapshot(ctx, app)
 	if err != nil {
@@ -131,6 +142,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	return e.run(ctx, op, runInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
 		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
+		hostsClaimed: true,
 	})
 }
 
@@ -249,6 +261,13 @@ func accessoryHash(a *spec.Accessory) string {
 	b, _ := json.Marshal(a)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+func specOf(r *store.Release) *spec.Spec {
+	if r == nil {
+		return nil
+	}
+	return r.Spec
 }
 
 // targetOf is what a plan converges to for rel: its spec, and the replicas

@@ -70,6 +70,7 @@ type Engine struct {
 	dataDir  string
 	certs    *certs.Manager
 	edge     *edge.Edge
+	hosts    hostClaims
 
 	ctx    context.Context
 	cancel context.CancelFunc

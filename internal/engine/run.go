@@ -29,6 +29,9 @@ type runInput struct {
 	// deploy is an existing record (scale, config); nil: create one.
 	// plan, when set, replaces PlanDeploy (scale converges in place).
 	plan func(observed []runtime.Instance) *Plan
+	// hostsClaimed: the caller holds the claim on the hosts of target and
+	// from (claimHosts) until run returns.
+	hostsClaimed bool
 }
 
 // run is the executor of one operation. It follows plans; it decides
@@ -81,6 +84,13 @@ func (i *instanceError) Unwrap() error { return i.err }
 
 func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	app := in.app.Name
+	if !in.hostsClaimed {
+		release, err := e.claimHosts(app, in.target.Spec, specOf(in.from))
+		if err != nil {
+			return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
+		}
+		defer release()
+	}
 	d := &store.Deploy{App: app, Kind: in.kind, Owner: in.owner}
 	if in.from != nil {
 		d.FromRelease = in.from.Version

@@ -365,7 +365,9 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 		out.Printf("routing to %s", listOrNone(s.Routes))
 		return nil
 	}
-	if err := r.e.checkFront(rel.App, rel.Spec); err != nil {
+	// The operation claims the hosts of this release (claimHosts), so no
+	// other app can take one between this check and the routing below.
+	if err := r.e.checkHosts(rel.App, rel.Spec, true); err != nil {
 		return err
 	}
 	// Commit first: once the store says the target is active, a crash at
