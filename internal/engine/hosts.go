@@ -88,8 +88,10 @@ func (e *Engine) checkHosts(app string, sp *spec.Spec, front bool) error {
 	return nil
 }
 
-// hostsOf returns the canonical hosts the routed services of sp claim (""
-// for the default route), like the proxy compares them.
+// hostsOf returns the hosts the routed services of sp claim ("" for the
+// default route). The spec only accepts them in their canonical form
+// (lower case, no trailing dot, IPv6 without brackets), which is how the
+// proxy compares them.
 func hostsOf(sp *spec.Spec) []string {
 	var out []string
 	for _, name := range sp.ServiceNames() {
@@ -100,11 +102,7 @@ func hostsOf(sp *spec.Spec) []string {
 		if len(svc.HTTP.Hosts) == 0 {
 			out = append(out, "")
 		}
-		for _, h := range svc.HTTP.Hosts {
-			h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
-			h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-			out = append(out, h)
-		}
+		out = append(out, svc.HTTP.Hosts...)
 	}
 	return out
 }
