@@ -249,6 +249,7 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		start := time.Now()
 		r.op.emit(Event{Type: EventStep, Seq: seq, Step: name, Detail: s.String(), Release: s.Release})
 		out := newStepOutput(r.op, seq, name)
+		out.first = func() { r.e.failpoint("during:" + name) }
 		err = r.step(ctx, s, out)
 		outcome := store.StepOK
 		if err != nil {
@@ -357,6 +358,10 @@ type stepOutput struct {
 	step    string
 	partial []byte
 	buf     strings.Builder
+	// first, when set, runs at the step's first line of output: the
+	// "during:" failpoints (a task printed, an instance started, a drain
+	// began).
+	first func()
 }
 
 func newStepOutput(op *Op, seq int, step string) *stepOutput {
@@ -392,6 +397,11 @@ func (o *stepOutput) Line(s string) {
 }
 
 func (o *stepOutput) line(s string) {
+	if o.first != nil {
+		f := o.first
+		o.first = nil
+		f()
+	}
 	o.op.emit(Event{Type: EventOutput, Seq: o.seq, Step: o.step, Text: s})
 	if o.buf.Len() > 4*store.MaxStepOutput {
 		keep := o.buf.String()[o.buf.Len()-store.MaxStepOutput:]
