@@ -279,7 +279,7 @@ func (r *run) crashed() error {
 	}
 	select {
 	case ev := <-r.crashes.ch:
-		return &instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed after the cutover (%s)", ev.Instance, ev.Message)}
+		return &instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed during the monitor window, right after the cutover (%s)", ev.Instance, ev.Message)}
 	default:
 		return nil
 	}
