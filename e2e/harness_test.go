@@ -129,8 +129,32 @@ func (s *server) hello(t *testing.T, edits ...string) string {
 	return dir
 }
 
-// start (re)starts the server process on the same data dir and port.
+// start (re)starts the server process on the same data dir and port, and
+// waits until it answers.
 func (s *server) start(env ...string) {
+	s.t.Helper()
+	s.launch(env...)
+	waitFor(s.t, 30*time.Second, "server to answer", func() error {
+		select {
+		case <-s.exited:
+			s.t.Fatalf("server exited at start:\n%s", s.logs())
+		default:
+		}
+		_, _, code := s.run("version")
+		if code != 0 {
+			return fmt.Errorf("version exited %d", code)
+		}
+		out, _, _ := s.run("version")
+		if !strings.Contains(out, "server: moorage") {
+			return fmt.Errorf("not up: %s", out)
+		}
+		return nil
+	})
+}
+
+// launch starts the server process without waiting for it to answer (a
+// failpoint may kill it during its recovery).
+func (s *server) launch(env ...string) {
 	s.t.Helper()
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
 	args := []string{"server", "--data-dir", s.dataDir, "--http", s.http, "--https", s.https, "--log-level", "debug"}
@@ -148,22 +172,6 @@ func (s *server) start(env ...string) {
 	}
 	s.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, ch chan struct{}) { cmd.Wait(); close(ch) }(s.cmd, s.exited)
-	waitFor(s.t, 30*time.Second, "server to answer", func() error {
-		select {
-		case <-s.exited:
-			s.t.Fatalf("server exited at start:\n%s", s.logs())
-		default:
-		}
-		_, _, code := s.run("version")
-		if code != 0 {
-			return fmt.Errorf("version exited %d", code)
-		}
-		out, _, _ := s.run("version")
-		if !strings.Contains(out, "server: moorage") {
-			return fmt.Errorf("not up: %s", out)
-		}
-		return nil
-	})
 }
 
 func (s *server) logs() string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,39 +19,87 @@ import (
 func TestSIGKILLAtEveryStep(t *testing.T) { runtimes(t, testSIGKILLAtEveryStep) }
 
 func testSIGKILLAtEveryStep(t *testing.T, rt string) {
-	points := []struct {
-		failpoint string
-		committed bool // the deploy had cut over: the new release serves after restart
-	}{
-		{"before:build", false},
-		{"after:build", false},
-		{"before:release", false},
-		{"after:release", false},
-		{"before:start", false},
-		{"after:start", false},
-		{"before:cutover", false},
-		{"commit:cutover", true},
-		{"after:cutover", true},
-		{"before:stop", true},
-		{"before:singleton", true},
-		{"after:singleton", true},
-		{"before:monitor", true},
-		{"after:monitor", true},
-		{"after:drain", true},
-		{"after:activate", true},
+	points := []killPoint{
+		{failpoint: "before:build"},
+		{failpoint: "after:build"},
+		{failpoint: "before:release"},
+		{failpoint: "after:release"},
+		{failpoint: "before:start"},
+		{failpoint: "after:start"},
+		{failpoint: "before:cutover"},
+		{failpoint: "commit:cutover", committed: true},
+		{failpoint: "after:cutover", committed: true},
+		{failpoint: "before:stop", committed: true},
+		{failpoint: "before:singleton", committed: true},
+		{failpoint: "after:singleton", committed: true},
+		{failpoint: "before:monitor", committed: true},
+		{failpoint: "after:monitor", committed: true},
+		{failpoint: "after:drain", committed: true},
+		{failpoint: "after:activate", committed: true},
 	}
 	if rt == "docker" {
 		// Every step is covered on the process runtime; on docker a few
 		// representative points keep the suite's time in check.
-		keep := map[string]bool{"after:release": true, "commit:cutover": true, "before:singleton": true, "after:drain": true}
-		var sub = points[:0:0]
-		for _, p := range points {
-			if keep[p.failpoint] {
-				sub = append(sub, p)
-			}
-		}
-		points = sub
+		points = only(points, "after:release", "after:start", "before:cutover", "commit:cutover", "before:singleton", "after:drain")
 	}
+	killAtEach(t, rt, points, true)
+}
+
+// The server killed in the middle of a step (a release task running, the
+// first of several instances started, a drain begun, no singleton alive),
+// while it undoes a deploy that failed before its cutover or rolls back one
+// that crashed after it, and during the recovery at its next start: after
+// the restart that completes, the app serves the old or the new release,
+// the store is consistent, and a last deploy succeeds.
+func TestSIGKILLMidStep(t *testing.T) { runtimes(t, testSIGKILLMidStep) }
+
+func testSIGKILLMidStep(t *testing.T, rt string) {
+	crashy := []string{"monitor: 1s", "monitor: 20s", "release:", "env:\n  HELLO_CRASH_AFTER_REQUESTS: \"3\"\nrelease:"}
+	points := []killPoint{
+		{failpoint: "during:release", edits: []string{"release:", "env:\n  HELLO_MIGRATE_SLEEP: 10m\nrelease:"}},
+		{failpoint: "during:start"},
+		{failpoint: "during:singleton", committed: true},
+		{failpoint: "during:drain", committed: true},
+		// The new web and worker crash at once: the start step fails and
+		// the deploy is undone.
+		{failpoint: "during:undo:drain", edits: []string{"release:", "env:\n  HELLO_CRASH_AFTER: 1ms\nrelease:"}},
+		// The new web crashes once traffic reaches it: the deploy rolls
+		// back, and the server dies while the new web drains.
+		{failpoint: "during:revert:drain", edits: crashy, load: true},
+		{failpoint: "after:start", recover: "during:recover:drain"},
+		{failpoint: "commit:cutover", committed: true, recover: "during:recover:singleton"},
+	}
+	if rt == "docker" {
+		points = only(points, "during:release", "during:start", "commit:cutover")
+	}
+	killAtEach(t, rt, points, false)
+}
+
+// killPoint is where a deploy's server is killed.
+type killPoint struct {
+	failpoint string
+	committed bool     // the deploy had cut over: the new release serves after the restart
+	edits     []string // moorage.yaml edits (old, new pairs) for the killed deploy only
+	load      bool     // send requests during the deploy (a release that crashes on traffic)
+	recover   string   // a failpoint of the first restart: killed again during recovery
+}
+
+func only(points []killPoint, names ...string) []killPoint {
+	var out []killPoint
+	for _, p := range points {
+		if slices.Contains(names, p.failpoint) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// killAtEach deploys the app once, then for each point deploys it again on
+// a server that dies there, restarts the server (first with the point's
+// recovery failpoint, if any) and checks what serves and that the state
+// is consistent. With deployEach the next deploy must then succeed;
+// otherwise one deploy at the end proves it.
+func killAtEach(t *testing.T, rt string, points []killPoint, deployEach bool) {
 	s := startServerRT(t, rt)
 	app := s.hello(t, fastSpec...)
 	setMessage(t, app, "message 0")
@@ -66,13 +115,33 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 			s.start("MOORAGE_FAILPOINTS=" + p.failpoint)
 			next := fmt.Sprintf("message %d", i+1)
 			setMessage(t, app, next)
-			out, errOut, code := s.run("deploy", app)
+			editSpec(t, app, p.edits...)
+			var ld *loader
+			if p.load {
+				ld = startLoader(s.http, "/", 2)
+			}
+			args := []string{"deploy", app}
+			if s.runtime != "" {
+				args = append(args, "--runtime", s.runtime)
+			}
+			out, errOut, code := s.run(args...)
+			if ld != nil {
+				ld.stop() // its requests fail with the server: not what is tested
+			}
 			if code == 0 {
 				t.Fatalf("deploy survived failpoint %s:\n%s", p.failpoint, out)
 			}
 			s.waitExit(30 * time.Second)
 			if !strings.Contains(s.logs(), "failpoint reached") {
 				t.Fatalf("server died without reaching %s: %s%s\n%s", p.failpoint, out, errOut, tail(s.logs(), 40))
+			}
+			editSpec(t, app, reversed(p.edits)...)
+			if p.recover != "" {
+				s.launch("MOORAGE_FAILPOINTS=" + p.recover)
+				s.waitExit(2 * time.Minute)
+				if !strings.Contains(s.logs(), "failpoint reached") {
+					t.Fatalf("recovery did not reach %s:\n%s", p.recover, tail(s.logs(), 40))
+				}
 			}
 			s.start()
 			want := current
@@ -82,7 +151,9 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 			s.waitBody("/", "message="+want)
 			current = want
 			checkConsistent(t, s, "hello")
-
+			if !deployEach {
+				return
+			}
 			// The next deploy succeeds.
 			after := fmt.Sprintf("message %d after", i+1)
 			setMessage(t, app, after)
@@ -95,7 +166,22 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 			return
 		}
 	}
+	if !deployEach {
+		setMessage(t, app, "the end")
+		s.deploy(app, 0)
+		s.waitBody("/", "message=the end")
+		checkConsistent(t, s, "hello")
+	}
 	checkSingleton(t, s, "hello")
+}
+
+// reversed undoes editSpec's old → new pairs.
+func reversed(edits []string) []string {
+	out := make([]string, 0, len(edits))
+	for i := len(edits) - 2; i >= 0; i -= 2 {
+		out = append(out, edits[i+1], edits[i])
+	}
+	return out
 }
 
 // checkConsistent: no deploy is left running, exactly the active release's
@@ -135,6 +221,17 @@ func checkConsistent(t *testing.T, s *server, app string) {
 		}
 		if count["web"] != 2 || count["worker"] != 1 || count["scheduler"] != 1 {
 			return fmt.Errorf("formation %v, want web=2 worker=1 scheduler=1", count)
+		}
+		// The docker runtime does not list one-off containers: ask the
+		// engine directly.
+		if s.prefix != "" {
+			ids, err := docker("ps", "-aq", "--filter", "label=moorage.prefix="+s.prefix, "--filter", "label=moorage.app="+app, "--filter", "label=moorage.kind=task")
+			if err != nil {
+				return fmt.Errorf("docker ps: %v: %s", err, ids)
+			}
+			if ids != "" {
+				return fmt.Errorf("task containers left behind: %s", strings.Join(strings.Fields(ids), " "))
+			}
 		}
 		return nil
 	})

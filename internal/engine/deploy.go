@@ -84,10 +84,9 @@ func (e *Engine) start(fn func(context.Context, *Op) (string, error)) *Op {
 func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string, error) {
 	sp := req.Spec
 	app := sp.App
-	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
-		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
-	}
-	if err := e.checkFront(app, sp); err != nil {
+	// Fail fast, before waiting for the lock; claimHosts checks again,
+	// atomically, under it.
+	if err := e.checkHosts(app, sp, true); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
 	}
 	if err := e.checkSecretsSet(ctx, sp); err != nil {
@@ -99,13 +98,14 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	}
 	defer unlock()
 
-	a, err := e.st.EnsureApp(ctx, app, sp.Runtime)
-	if err != nil {
-		return store.DeployFailed, err
-	}
 	var from *store.Release
-	if a.Current != 0 {
-		if from, err = e.st.GetRelease(ctx, app, a.Current); err != nil {
+	cur, err := e.st.GetApp(ctx, app)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return store.DeployFailed, err
+	case cur.Current != 0:
+		if from, err = e.st.GetRelease(ctx, app, cur.Current); err != nil {
 			return store.DeployFailed, err
 		}
 	}
@@ -119,6 +119,13 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	if err != nil {
 		return store.DeployFailed, err
 	}
+	// Claim the hosts before anything changes (even the app's record).
+	release, err := e.claimHosts(app, sp, specOf(from))
+	if err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+	}
+	defer release()
+
 	if rc.Note != "" {
 		op.emit(Event{Type: EventInfo, Text: rc.Note})
 	}
@@ -129,6 +136,10 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	}
 	for _, w := range sp.Warnings() {
 		op.emit(Event{Type: EventWarn, Text: sp.File + ": " + w})
+	}
+	a, err := e.st.EnsureApp(ctx, app, rtName)
+	if err != nil {
+		return store.DeployFailed, err
 	}
 	if a.Current == 0 && a.Runtime != rtName {
 		e.st.SetRuntime(ctx, app, rtName)
@@ -146,6 +157,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	status, err := e.run(ctx, op, runInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
 		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
+		hostsClaimed: true,
 	})
 	if status == store.DeploySucceeded && a.Runtime != rtName {
 		e.st.SetRuntime(context.WithoutCancel(ctx), app, rtName)
@@ -291,6 +303,13 @@ func accessoryHash(a *spec.Accessory) string {
 	b, _ := json.Marshal(a)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+func specOf(r *store.Release) *spec.Spec {
+	if r == nil {
+		return nil
+	}
+	return r.Spec
 }
 
 // targetOf is what a plan converges to for rel: its spec, and the replicas

@@ -70,6 +70,7 @@ type Engine struct {
 	dataDir  string
 	certs    *certs.Manager
 	edge     *edge.Edge
+	hosts    hostClaims
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -334,7 +335,7 @@ func (e *Engine) refreshRoutes(ctx context.Context, app string) {
 	}
 	var ids []string
 	for _, s := range status {
-		if s.Routed {
+		if _, ok := addr[s.ID]; s.Routed && ok {
 			ids = append(ids, s.ID)
 		}
 	}
@@ -349,9 +350,17 @@ func (e *Engine) refreshRoutes(ctx context.Context, app string) {
 }
 
 // failpoint kills the server with SIGKILL at a named point when the
-// MOORAGE_FAILPOINTS environment variable lists it ("before:cutover",
-// "after:release", ...). The crash-recovery tests use it to kill the server
-// at every step of a deploy; it is inert otherwise.
+// MOORAGE_FAILPOINTS environment variable lists it. The crash-recovery tests
+// use it to kill the server at every step of a deploy; it is inert
+// otherwise. Points are named after a journaled step, with the prefix of
+// the plan it belongs to ("undo:", "revert:", "recover:"):
+//
+//	before:STEP  before the step is journaled
+//	during:STEP  at the step's first line of output: a release task printed
+//	             (it runs), the first of several instances started, a drain
+//	             began, a singleton's old instance stopped
+//	commit:STEP  a cutover: right after the store commits its release
+//	after:STEP   after the step is journaled as done
 func (e *Engine) failpoint(name string) {
 	if e.failpoints[name] {
 		e.log.Error("failpoint reached: killing the server", "failpoint", name)

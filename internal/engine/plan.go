@@ -24,7 +24,7 @@ const (
 	StepStart     StepKind = "start"     // start instances beside the old ones, health-gated
 	StepCutover   StepKind = "cutover"   // swap every route of the app at once
 	StepStop      StepKind = "stop"      // stop (and remove) instances
-	StepSingleton StepKind = "singleton" // stop the old singleton, then start the new one
+	StepSingleton StepKind = "singleton" // stop (a routed one: drain first) the old singleton, then start (and route) the new one
 	StepMonitor   StepKind = "monitor"   // watch the target; a failure rolls back
 	StepDrain     StepKind = "drain"     // drain and stop the old web instances
 	StepActivate  StepKind = "activate"  // finish: the target is the active release
@@ -101,23 +101,32 @@ type Start struct {
 
 // Step is one step of a plan. Only the fields its Kind uses are set.
 type Step struct {
-	Kind      StepKind
-	Release   string   // the release it acts on
-	Name      string   // accessory name, task label
-	Action    string   // accessory action
-	Reason    string   // why (accessory restart, keep)
-	Task      int      // release task / check index (0-based)
-	Command   []string // task command
-	Timeout   time.Duration
-	Starts    []Start  // StepStart
-	IDs       []string // instances to stop, or the singleton's old instances
-	Service   string   // singleton service
-	Index     int      // singleton index to start
-	Routes    []string // StepCutover/StepRoute: the instance IDs routed
-	Duration  time.Duration
-	Volumes   []string
-	SkipStart bool // singleton: replicas 0 in the target
-	Gate      Gate // singleton: when the new one counts as started
+	Kind    StepKind
+	Release string        // the release it acts on
+	Name    string        // accessory name, task label
+	Action  string        // accessory action
+	Reason  string        // why (accessory restart, keep)
+	Task    int           // release task / check index (0-based)
+	Command []string      // task command
+	Timeout time.Duration // task timeout; StepDrain and a routed StepSingleton: drain timeout
+	Starts  []Start       // StepStart
+	IDs     []string      // instances to stop, or the singleton's old instances
+	Service string        // singleton service
+	Index   int           // singleton index to start
+	// Routes are the instance IDs routed: by a StepCutover or StepRoute,
+	// and by a routed StepSingleton once its new instance is ready (every
+	// routed instance of the target by then, the new one included).
+	Routes   []string
+	Held     []string // StepCutover: routed singleton services whose requests wait for their singleton step
+	Duration time.Duration
+	Volumes  []string
+	// SkipStart: singleton with replicas 0 in the target.
+	SkipStart bool
+	// Routed: a singleton of a routed service (a stop-first web): its old
+	// instance, unrouted by the cutover, is drained before it stops, and
+	// the new one is routed (Routes) once it passes its health check.
+	Routed bool
+	Gate   Gate // singleton: when the new one counts as started
 }
 
 // Plan is what a deploy, rollback or recovery will do, in order. It is the
@@ -175,22 +184,33 @@ func (s Step) String() string {
 	case StepRoute:
 		return fmt.Sprintf("route %s to running %s", s.Release, listOrNone(s.Routes))
 	case StepCutover:
-		return fmt.Sprintf("cutover: route every host to %s %s", s.Release, listOrNone(s.Routes))
+		out := fmt.Sprintf("cutover: route every host to %s %s", s.Release, listOrNone(s.Routes))
+		if len(s.Held) > 0 {
+			out += fmt.Sprintf("; requests for %s wait for its singleton step", strings.Join(s.Held, ", "))
+		}
+		return out
 	case StepStop:
 		return "stop " + listOrNone(s.IDs)
 	case StepSingleton:
-		old := "nothing running"
-		if len(s.IDs) > 0 {
-			old = strings.Join(s.IDs, " ")
+		stop := "stop nothing running"
+		switch {
+		case len(s.IDs) > 0 && s.Routed:
+			stop = fmt.Sprintf("drain (up to %s) and stop %s", s.Timeout, strings.Join(s.IDs, " "))
+		case len(s.IDs) > 0:
+			stop = "stop " + strings.Join(s.IDs, " ")
 		}
 		if s.SkipStart {
-			return fmt.Sprintf("singleton %s: stop %s (0 replicas in %s)", s.Service, old, s.Release)
+			return fmt.Sprintf("singleton %s: %s (0 replicas in %s)", s.Service, stop, s.Release)
 		}
-		return fmt.Sprintf("singleton %s: stop %s, then start %s [%d], %s", s.Service, old, s.Release, s.Index, s.Gate)
+		out := fmt.Sprintf("singleton %s: %s, then start %s [%d], %s", s.Service, stop, s.Release, s.Index, s.Gate)
+		if s.Routed {
+			out += fmt.Sprintf(", then route every host to %s %s", s.Release, listOrNone(s.Routes))
+		}
+		return out
 	case StepMonitor:
 		return fmt.Sprintf("monitor %s for %s", s.Release, s.Duration)
 	case StepDrain:
-		return "drain and stop " + listOrNone(s.IDs)
+		return fmt.Sprintf("drain (up to %s) and stop %s", s.Timeout, listOrNone(s.IDs))
 	case StepActivate:
 		return "activate " + s.Release
 	case StepRestore:
@@ -331,6 +351,12 @@ type convergeOptions struct {
 
 // converge is the shared core: start what is missing, cut over, stop the
 // rest, singletons stop-first, monitor, drain, activate.
+//
+// A routed singleton (a stop-first web) cannot start before the cutover:
+// its old instance must be gone first. The cutover routes its service to
+// nothing (the proxy holds its requests, up to http.hold_timeout), and its
+// singleton step, right after the cutover, drains and stops the old
+// instance, starts the new one, waits for its health check and routes it.
 func converge(app string, t Target, observed []runtime.Instance, specs map[string]*spec.Spec, o convergeOptions) []Step {
 	var steps []Step
 	svcs := t.Spec.ServiceNames()
@@ -338,8 +364,9 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 	// What of the target runs, and what is in the way.
 	running := map[string][]runtime.Instance{} // service → target instances that run
 	var dead []string                          // target instances that exited: removed, then started again
-	var oldWorkers, oldWeb []string
-	oldSingleton := map[string][]string{}
+	var oldWorkers []string
+	var oldWeb []runtime.Instance
+	oldSingleton := map[string][]runtime.Instance{}
 	var tasks []string
 	for _, in := range observed {
 		switch in.Kind {
@@ -357,9 +384,9 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		case keep:
 			running[in.Service] = append(running[in.Service], in)
 		case svc != nil && svc.Singleton:
-			oldSingleton[in.Service] = append(oldSingleton[in.Service], in.ID)
+			oldSingleton[in.Service] = append(oldSingleton[in.Service], in)
 		case isRouted(in, t, specs):
-			oldWeb = append(oldWeb, in.ID)
+			oldWeb = append(oldWeb, in)
 		default:
 			oldWorkers = append(oldWorkers, in.ID)
 		}
@@ -407,60 +434,93 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		steps = append(steps, Step{Kind: StepStart, Release: t.Release, Starts: before})
 	}
 
-	// The cutover routes every routed instance of the target.
-	var routes []string
-	for _, name := range svcs {
-		svc := t.Spec.Services[name]
-		if !svc.Routed() {
-			continue
-		}
-		for i := 1; i <= t.Replicas(name); i++ {
-			routes = append(routes, runtime.InstanceID(app, name, t.Release, i, runtime.KindService))
-		}
-	}
-	steps = append(steps, Step{Kind: StepCutover, Release: t.Release, Routes: routes})
-
-	sort.Strings(oldWorkers)
-	if len(oldWorkers) > 0 {
-		steps = append(steps, Step{Kind: StepStop, IDs: oldWorkers})
-	}
 	// Singletons, stop-first: at most one instance ever.
+	var routedSingles, otherSingles []Step
+	var held []string
+	keepSingle := map[string]bool{} // singleton services whose running target instance stays
 	for _, name := range svcs {
 		svc := t.Spec.Services[name]
 		if !svc.Singleton {
 			continue
 		}
-		old := oldSingleton[name]
-		sort.Strings(old)
+		old := idsOf(oldSingleton[name])
 		want := t.Replicas(name) > 0
-		if want && len(running[name]) > 0 && len(old) == 0 {
-			continue // already right
-		}
-		if !want && len(old) == 0 && len(running[name]) == 0 {
+		switch {
+		case want && len(running[name]) > 0:
+			keepSingle[name] = true
+			if len(old) > 0 {
+				// The target's singleton runs beside an old one: stop the
+				// old one only (cannot happen through moorage, but recover
+				// anyway).
+				if svc.Routed() {
+					routedSingles = append(routedSingles, Step{Kind: StepDrain, IDs: old, Timeout: drainTimeout(t, specs, oldSingleton[name])})
+				} else {
+					otherSingles = append(otherSingles, Step{Kind: StepStop, IDs: old})
+				}
+			}
 			continue
-		}
-		if len(running[name]) > 0 && want {
-			// The target's singleton runs beside an old one: stop the old
-			// one only (cannot happen through moorage, but recover anyway).
-			steps = append(steps, Step{Kind: StepStop, IDs: old})
+		case !want && len(old) == 0 && len(running[name]) == 0:
 			continue
 		}
 		if !want {
-			for _, in := range running[name] {
-				old = append(old, in.ID)
-			}
+			old = append(old, idsOf(running[name])...)
 		}
-		g := t.gateFor(svc)
-		if g.Kind == "min_ready" && o.monitor > 0 {
+		s := Step{Kind: StepSingleton, Release: t.Release, Service: name, IDs: old, Index: 1, SkipStart: !want, Gate: t.gateFor(svc)}
+		if svc.Routed() {
+			s.Routed = true
+			s.Timeout = drainTimeout(t, specs, oldSingleton[name])
+			if want {
+				held = append(held, name)
+			}
+			routedSingles = append(routedSingles, s)
+			continue
+		}
+		if s.Gate.Kind == "min_ready" && o.monitor > 0 {
 			// The monitor window watches it for crashes: no need to wait
 			// min_ready before the window starts.
-			g = Gate{Kind: "started"}
+			s.Gate = Gate{Kind: "started"}
 		}
-		if g.Else != nil && g.Else.Kind == "min_ready" && o.monitor > 0 {
-			g.Else = &Gate{Kind: "started"}
+		if s.Gate.Else != nil && s.Gate.Else.Kind == "min_ready" && o.monitor > 0 {
+			s.Gate.Else = &Gate{Kind: "started"}
 		}
-		steps = append(steps, Step{Kind: StepSingleton, Release: t.Release, Service: name, IDs: old, Index: 1, SkipStart: !want, Gate: g})
+		otherSingles = append(otherSingles, s)
 	}
+
+	// The cutover routes every routed instance of the target that runs by
+	// then; each routed singleton step adds its new instance.
+	started := map[string]bool{}
+	routedIDs := func() []string {
+		var ids []string
+		for _, name := range svcs {
+			svc := t.Spec.Services[name]
+			switch {
+			case !svc.Routed():
+			case svc.Singleton && keepSingle[name]:
+				ids = append(ids, idsOf(running[name])...)
+			case svc.Singleton && started[name]:
+				ids = append(ids, runtime.InstanceID(app, name, t.Release, 1, runtime.KindService))
+			case !svc.Singleton:
+				for i := 1; i <= t.Replicas(name); i++ {
+					ids = append(ids, runtime.InstanceID(app, name, t.Release, i, runtime.KindService))
+				}
+			}
+		}
+		return ids
+	}
+	steps = append(steps, Step{Kind: StepCutover, Release: t.Release, Routes: routedIDs(), Held: held})
+	for _, s := range routedSingles {
+		if s.Kind == StepSingleton && !s.SkipStart {
+			started[s.Service] = true
+			s.Routes = routedIDs()
+		}
+		steps = append(steps, s)
+	}
+
+	sort.Strings(oldWorkers)
+	if len(oldWorkers) > 0 {
+		steps = append(steps, Step{Kind: StepStop, IDs: oldWorkers})
+	}
+	steps = append(steps, otherSingles...)
 	if len(after) > 0 {
 		steps = append(steps, Step{Kind: StepStart, Release: t.Release, Starts: after})
 	}
@@ -469,12 +529,48 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 	}
 	// Scale-down within the target (replicas beyond the formation) and the
 	// old web instances: drained, then stopped.
-	sort.Strings(oldWeb)
 	if len(oldWeb) > 0 {
-		steps = append(steps, Step{Kind: StepDrain, IDs: oldWeb})
+		steps = append(steps, Step{Kind: StepDrain, IDs: idsOf(oldWeb), Timeout: drainTimeout(t, specs, oldWeb)})
 	}
 	steps = append(steps, Step{Kind: StepActivate, Release: t.Release})
 	return steps
+}
+
+// idsOf returns the instances' IDs, sorted.
+func idsOf(ins []runtime.Instance) []string {
+	ids := make([]string, 0, len(ins))
+	for _, in := range ins {
+		ids = append(ids, in.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// drainTimeout is how long the old instances ins get to finish their
+// in-flight requests: the longest of their services' drain timeouts. The
+// release being converged to decides: its http.drain_timeout for the
+// service, else its deploy.drain_timeout; a service it does not have takes
+// the values of the instance's own release.
+func drainTimeout(t Target, specs map[string]*spec.Spec, ins []runtime.Instance) time.Duration {
+	var longest time.Duration
+	for _, in := range ins {
+		sp := t.Spec
+		if sp.Services[in.Service] == nil && specs[in.Release] != nil {
+			sp = specs[in.Release]
+		}
+		d := sp.Deploy.DrainTimeout
+		if svc := sp.Services[in.Service]; svc != nil && svc.HTTP != nil && svc.HTTP.DrainTimeout > 0 {
+			d = svc.HTTP.DrainTimeout
+		}
+		if d <= 0 {
+			d = spec.DefaultDrainTimeout
+		}
+		longest = max(longest, d)
+	}
+	if longest <= 0 {
+		longest = spec.DefaultDrainTimeout
+	}
+	return longest
 }
 
 // isRouted reports whether an instance the target does not keep belongs to

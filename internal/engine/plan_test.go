@@ -122,7 +122,7 @@ deploy hello v4 (active: v3)
   8. stop hello-worker-v3-1
   9. singleton scheduler: stop hello-scheduler-v3-1, then start v4 [1], watched by the monitor
  10. monitor v4 for 5s
- 11. drain and stop hello-web-v3-1 hello-web-v3-2
+ 11. drain (up to 30s) and stop hello-web-v3-1 hello-web-v3-2
  12. activate v4
 `)
 }
@@ -175,7 +175,7 @@ revert hello v3 (active: v4)
   4. stop hello-worker-v4-1
   5. singleton scheduler: stop hello-scheduler-v4-1, then start v3 [1], ready after 5s up
   6. start worker v3 ×1 [1], ready after 5s up
-  7. drain and stop hello-web-v4-1 hello-web-v4-2
+  7. drain (up to 30s) and stop hello-web-v4-1 hello-web-v4-2
   8. activate v3
 `)
 }
@@ -200,7 +200,7 @@ recover hello v3 (active: v3)
   4. stop hello-release-1-v4-0 hello-worker-v3-1
   5. cutover: route every host to v3 hello-web-v3-1 hello-web-v3-2
   6. start worker v3 ×1 [1], ready after 5s up
-  7. drain and stop hello-web-v4-1
+  7. drain (up to 30s) and stop hello-web-v4-1
   8. activate v3
 `)
 }
@@ -216,20 +216,26 @@ undo hello nothing (active: none)
 
 // Two singletons must never run at once: the plan always stops the old one
 // before it starts the new one, and never starts one beside another.
+// A routed singleton (web) likewise.
 func TestPlanSingletonNeverTwo(t *testing.T) {
-	sp := mustSpec(t, helloSpec)
+	for name, text := range map[string]string{"scheduler": helloSpec, "web": singletonWebSpec} {
+		testPlanSingletonNeverTwo(t, name, mustSpec(t, text))
+	}
+}
+
+func testPlanSingletonNeverTwo(t *testing.T, name string, sp *spec.Spec) {
 	tg := target(t, "v2", sp)
 	for _, observed := range [][]runtime.Instance{
 		nil,
-		{running("scheduler", "v1", 1)},
-		{running("scheduler", "v2", 1)},
-		{running("scheduler", "v1", 1), running("scheduler", "v2", 1)},
-		{inst("scheduler", "v2", 1, runtime.StateExited)},
+		{running(name, "v1", 1)},
+		{running(name, "v2", 1)},
+		{running(name, "v1", 1), running(name, "v2", 1)},
+		{inst(name, "v2", 1, runtime.StateExited)},
 	} {
 		p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, Observed: observed})
 		alive := map[string]bool{}
 		for _, o := range observed {
-			if o.Service == "scheduler" && o.State != runtime.StateExited {
+			if o.Service == name && o.State != runtime.StateExited {
 				alive[o.ID] = true
 			}
 		}
@@ -243,13 +249,16 @@ func TestPlanSingletonNeverTwo(t *testing.T) {
 				for _, id := range s.IDs {
 					delete(alive, id)
 				}
+				if s.SkipStart {
+					continue
+				}
 				if len(alive) > 0 {
 					t.Fatalf("singleton started while %v alive:\n%s", alive, p)
 				}
 				alive[runtime.InstanceID("hello", s.Service, s.Release, s.Index, runtime.KindService)] = true
 			case StepStart:
 				for _, st := range s.Starts {
-					if st.Service == "scheduler" {
+					if st.Service == name {
 						t.Fatalf("singleton started by a start step:\n%s", p)
 					}
 				}
@@ -272,7 +281,7 @@ converge hello v2 (active: v2)
   1. prepare: network, volumes data pgdata
   2. accessory db: start
   3. cutover: route every host to v2 hello-web-v2-1
-  4. drain and stop hello-web-v2-2
+  4. drain (up to 30s) and stop hello-web-v2-2
   5. activate v2
 `)
 }
@@ -330,5 +339,139 @@ func TestPlanImageHealthcheckGate(t *testing.T) {
 	}
 	if got := g.Resolve(false, 0); got.Kind != "tcp" || got.Within != 30*time.Second {
 		t.Errorf("resolved without a HEALTHCHECK: %+v", got)
+	}
+}
+
+const singletonWebSpec = `
+app: hello
+runtime: process
+services:
+  web:
+    command: ./hello web
+    singleton: true
+    health: {path: /healthz, interval: 1s}
+    http: {drain_timeout: 5s}
+  api:
+    command: ./hello web
+    replicas: 2
+    http: {hosts: [api.example.com]}
+  worker:
+    command: ./hello worker
+deploy:
+  monitor: 5s
+  drain_timeout: 1m
+`
+
+// A routed singleton (a stop-first web) cannot start before the cutover:
+// the cutover routes its service to nothing (requests wait), and its
+// singleton step, right after, drains and stops the old instance, starts
+// the new one health-gated and routes it with everything the cutover
+// routed.
+func TestPlanSingletonWeb(t *testing.T) {
+	sp := mustSpec(t, singletonWebSpec)
+	tg := target(t, "v2", sp)
+	observed := []runtime.Instance{running("web", "v1", 1), running("api", "v1", 1), running("api", "v1", 2), running("worker", "v1", 1)}
+	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: observed})
+	check(t, p, `
+deploy hello v2 (active: v1)
+  1. prepare: network
+  2. start api v2 ×2 [1 2], ready on tcp connect; worker v2 ×1 [1], ready after 5s up
+  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2; requests for web wait for its singleton step
+  4. singleton web: drain (up to 5s) and stop hello-web-v1-1, then start v2 [1], ready on http /healthz, then route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
+  5. stop hello-worker-v1-1
+  6. monitor v2 for 5s
+  7. drain (up to 1m0s) and stop hello-api-v1-1 hello-api-v1-2
+  8. activate v2
+`)
+
+	// The first deploy: nothing to stop, and the web still waits for its
+	// own step to be routed.
+	p = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg})
+	check(t, p, `
+deploy hello v2 (active: none)
+  1. prepare: network
+  2. start api v2 ×2 [1 2], ready on tcp connect; worker v2 ×1 [1], ready after 5s up
+  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2; requests for web wait for its singleton step
+  4. singleton web: stop nothing running, then start v2 [1], ready on http /healthz, then route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
+  5. monitor v2 for 5s
+  6. activate v2
+`)
+}
+
+// The monitor saw v2 fail: v1's web singleton is gone, so the revert holds
+// web's requests while v2's drains and stops and v1's starts again.
+func TestPlanSingletonWebRevert(t *testing.T) {
+	sp := mustSpec(t, singletonWebSpec)
+	tg := target(t, "v1", sp)
+	observed := []runtime.Instance{
+		running("api", "v1", 1), running("api", "v1", 2),
+		running("web", "v2", 1), running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1),
+	}
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v2", Observed: observed})
+	check(t, p, `
+revert hello v1 (active: v2)
+  1. prepare: network
+  2. cutover: route every host to v1 hello-api-v1-1 hello-api-v1-2; requests for web wait for its singleton step
+  3. singleton web: drain (up to 5s) and stop hello-web-v2-1, then start v1 [1], ready on http /healthz, then route every host to v1 hello-api-v1-1 hello-api-v1-2 hello-web-v1-1
+  4. stop hello-worker-v2-1
+  5. start worker v1 ×1 [1], ready after 5s up
+  6. drain (up to 1m0s) and stop hello-api-v2-1 hello-api-v2-2
+  7. activate v1
+`)
+}
+
+// A crash after the cutover committed v2: before the singleton step, v1's
+// web still runs and v2's must start; after it, v2's runs and is routed at
+// once.
+func TestPlanSingletonWebRecover(t *testing.T) {
+	sp := mustSpec(t, singletonWebSpec)
+	tg := target(t, "v2", sp)
+	base := []runtime.Instance{running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1)}
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
+		Observed: append([]runtime.Instance{running("web", "v1", 1)}, base...)})
+	check(t, p, `
+recover hello v2 (active: v2)
+  1. prepare: network
+  2. route v2 to running hello-api-v2-1 hello-api-v2-2
+  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2; requests for web wait for its singleton step
+  4. singleton web: drain (up to 5s) and stop hello-web-v1-1, then start v2 [1], ready on http /healthz, then route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
+  5. activate v2
+`)
+	p = PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
+		Observed: append([]runtime.Instance{running("web", "v2", 1)}, base...)})
+	check(t, p, `
+recover hello v2 (active: v2)
+  1. prepare: network
+  2. route v2 to running hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
+  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
+  4. activate v2
+`)
+}
+
+// The drain timeout is the release being converged to's: the service's
+// http.drain_timeout, else deploy.drain_timeout; a service it no longer
+// has keeps its own release's.
+func TestPlanDrainTimeout(t *testing.T) {
+	v1 := mustSpec(t, strings.Replace(singletonWebSpec, "  worker:\n", `  old:
+    command: ./hello web
+    http: {hosts: [old.example.com], drain_timeout: 3m}
+  worker:
+`, 1))
+	v2 := mustSpec(t, strings.Replace(singletonWebSpec, "drain_timeout: 1m", "drain_timeout: 20s", 1))
+	tg := target(t, "v2", v2)
+	for _, c := range []struct {
+		observed []runtime.Instance
+		want     string
+	}{
+		{[]runtime.Instance{running("api", "v1", 1)}, "drain (up to 20s) and stop hello-api-v1-1"},
+		{[]runtime.Instance{running("api", "v1", 1), running("old", "v1", 1)}, "drain (up to 3m0s) and stop hello-api-v1-1 hello-old-v1-1"},
+	} {
+		p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: c.observed, Specs: map[string]*spec.Spec{"v1": v1}})
+		if !strings.Contains(p.String(), c.want) {
+			t.Errorf("plan lacks %q:\n%s", c.want, p)
+		}
+	}
+	if d := drainTimeout(tg, nil, []runtime.Instance{running("web", "v1", 1)}); d != 5*time.Second {
+		t.Errorf("web's http.drain_timeout: got %s, want 5s", d)
 	}
 }

@@ -61,6 +61,9 @@ func (e *Engine) recover(ctx context.Context) error {
 		if d.FromRelease == 0 && status == store.DeployFailed {
 			reason = fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone", d.Phase)
 		}
+		if d.Kind == store.KindRecover {
+			reason = fmt.Sprintf("interrupted by a server restart during %s: the recovery at this start took over", d.Phase)
+		}
 		if d.Release != 0 && a.Current != d.Release {
 			e.st.SetReleaseStatus(ctx, d.App, d.Release, store.ReleaseFailed)
 		}

@@ -29,6 +29,9 @@ type runInput struct {
 	// deploy is an existing record (scale, config); nil: create one.
 	// plan, when set, replaces PlanDeploy (scale converges in place).
 	plan func(observed []runtime.Instance) *Plan
+	// hostsClaimed: the caller holds the claim on the hosts of target and
+	// from (claimHosts) until run returns.
+	hostsClaimed bool
 }
 
 // run is the executor of one operation. It follows plans; it decides
@@ -48,6 +51,13 @@ type run struct {
 	fromScale map[string]int // overrides to restore on failure
 	undoing   bool           // following an undo, revert or recovery plan
 	prefix    string         // journal name prefix of steps: "", "undo:", "revert:", "recover:"
+	// monitored: the plan monitors the target after its cutover. Then
+	// crashes watches the target's crashes from the cutover on: a crash
+	// fails the run at the next step, or in the monitor step;
+	// unwatchCrashes ends it when the run ends.
+	monitored      bool
+	crashes        *watcher
+	unwatchCrashes func()
 }
 
 // stepError is a failed step, with the instance that failed when one did.
@@ -74,6 +84,13 @@ func (i *instanceError) Unwrap() error { return i.err }
 
 func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	app := in.app.Name
+	if !in.hostsClaimed {
+		release, err := e.claimHosts(app, in.target.Spec, specOf(in.from))
+		if err != nil {
+			return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
+		}
+		defer release()
+	}
 	d := &store.Deploy{App: app, Kind: in.kind, Owner: in.owner}
 	if in.from != nil {
 		d.FromRelease = in.from.Version
@@ -112,6 +129,11 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	if r.fromScale == nil {
 		r.fromScale = in.scale
 	}
+	defer func() {
+		if r.unwatchCrashes != nil {
+			r.unwatchCrashes()
+		}
+	}()
 	if in.from != nil {
 		r.known[in.from.ID()] = in.from
 	}
@@ -127,6 +149,9 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 			App: app, Kind: in.kind, Target: *targetOf(rel, in.scale), From: storeID(in.from),
 			Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, app, observed),
 		})
+	}
+	for _, s := range plan.Steps {
+		r.monitored = r.monitored || (s.Kind == StepMonitor && s.Release == rel.ID())
 	}
 	e.st.SetDeployPlan(ctx, d.ID, plan.String())
 	op.emit(Event{Type: EventPlan, Release: rel.ID(), Text: plan.String()})
@@ -218,6 +243,9 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		if ctx.Err() != nil {
 			return ErrInterrupted
 		}
+		if err := r.crashed(); err != nil {
+			return err
+		}
 		name := r.prefix + string(s.Kind)
 		r.e.failpoint("before:" + name)
 		seq, err := r.e.st.StartStep(ctx, r.deploy.ID, name, s.String())
@@ -227,6 +255,7 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		start := time.Now()
 		r.op.emit(Event{Type: EventStep, Seq: seq, Step: name, Detail: s.String(), Release: s.Release})
 		out := newStepOutput(r.op, seq, name)
+		out.first = func() { r.e.failpoint("during:" + name) }
 		err = r.step(ctx, s, out)
 		outcome := store.StepOK
 		if err != nil {
@@ -245,6 +274,21 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		r.e.failpoint("after:" + name)
 	}
 	return nil
+}
+
+// crashed reports a crash of the target since its cutover, when the plan
+// monitors it: the monitor would roll back for it, so the run does not go
+// on to its next step.
+func (r *run) crashed() error {
+	if r.crashes == nil || r.undoing {
+		return nil
+	}
+	select {
+	case ev := <-r.crashes.ch:
+		return &instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed during the monitor window, right after the cutover (%s)", ev.Instance, ev.Message)}
+	default:
+		return nil
+	}
 }
 
 func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
@@ -320,6 +364,10 @@ type stepOutput struct {
 	step    string
 	partial []byte
 	buf     strings.Builder
+	// first, when set, runs at the step's first line of output: the
+	// "during:" failpoints (a task printed, an instance started, a drain
+	// began).
+	first func()
 }
 
 func newStepOutput(op *Op, seq int, step string) *stepOutput {
@@ -355,6 +403,11 @@ func (o *stepOutput) Line(s string) {
 }
 
 func (o *stepOutput) line(s string) {
+	if o.first != nil {
+		f := o.first
+		o.first = nil
+		f()
+	}
 	o.op.emit(Event{Type: EventOutput, Seq: o.seq, Step: o.step, Text: s})
 	if o.buf.Len() > 4*store.MaxStepOutput {
 		keep := o.buf.String()[o.buf.Len()-store.MaxStepOutput:]

@@ -391,7 +391,9 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 		out.Printf("routing to %s", listOrNone(s.Routes))
 		return nil
 	}
-	if err := r.e.checkFront(rel.App, rel.Spec); err != nil {
+	// The operation claims the hosts of this release (claimHosts), so no
+	// other app can take one between this check and the routing below.
+	if err := r.e.checkHosts(rel.App, rel.Spec, true); err != nil {
 		return err
 	}
 	// Commit first: once the store says the target is active, a crash at
@@ -399,6 +401,11 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 	// failure before this line changed nothing.
 	main := rel == r.rel && !r.undoing
 	if main {
+		if r.monitored && r.crashes == nil {
+			// From the cutover on, a crash of the target is the monitor's
+			// business, even one before the monitor step starts.
+			r.crashes, r.unwatchCrashes = r.e.watch(crashOf(rel.App, rel.ID()))
+		}
 		err = r.e.st.CommitCutover(ctx, r.deploy.ID, rel.App, rel.Version)
 	} else {
 		err = r.e.st.Activate(ctx, rel.App, rel.Version)
@@ -444,7 +451,10 @@ func routesFor(rel *store.Release, ids []string, observed []runtime.Instance, st
 		}
 		for _, id := range ids {
 			in, ok := byID[id]
-			if !ok || in.Service != name {
+			if !ok {
+				return nil, &instanceError{id: id, err: fmt.Errorf("cannot route to %s: it does not exist", id)}
+			}
+			if in.Service != name {
 				continue
 			}
 			if in.State == runtime.StateExited || in.Addr == "" {
@@ -545,7 +555,15 @@ func (r *run) removeInstance(ctx context.Context, id string) error {
 	return nil
 }
 
+// singleton stops the old instance of a singleton service, then starts the
+// new one: at most one runs at any moment. A routed one (a stop-first web)
+// was unrouted by the cutover, so its requests are held by the proxy: its
+// old instance drains first, and the new one is routed once it passes its
+// health check.
 func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
+	if s.Routed && len(s.IDs) > 0 {
+		r.drainIDs(ctx, s.IDs, s.Timeout, out)
+	}
 	if err := r.stop(ctx, s.IDs, out); err != nil {
 		return err
 	}
@@ -569,20 +587,31 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 	if s.Gate.Else != nil {
 		out.Printf("%s: %s", s.Service, g)
 	}
-	if g.Kind == "started" {
+	if g.Kind != "started" {
+		if err := r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(svc.Health)}}, w, out); err != nil {
+			return err
+		}
+	}
+	if !s.Routed {
 		return nil
 	}
-	return r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(svc.Health)}}, w, out)
+	return r.route(ctx, Step{Kind: StepRoute, Release: s.Release, Routes: s.Routes}, out, false)
 }
 
 // monitor watches the target for the monitor window: a crash of any of its
 // instances or a failed health check of a routed one fails the step (and
 // the deploy rolls back).
+//
+// Crashes are watched from the cutover on (run.crashes): the steps between
+// the cutover and the monitor (a stop-first web starting, old workers
+// stopping) take time, and traffic already reaches the target then.
 func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
-	w, unwatch := r.e.watch(func(ev runtime.Event) bool {
-		return ev.Type == runtime.EventCrash && ev.App == r.rel.App && ev.Release == s.Release && ev.Kind == runtime.KindService
-	})
-	defer unwatch()
+	w := r.crashes
+	if w == nil || s.Release != r.rel.ID() {
+		var unwatch func()
+		w, unwatch = r.e.watch(crashOf(r.rel.App, s.Release))
+		defer unwatch()
+	}
 	deadline := time.NewTimer(s.Duration)
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -618,23 +647,37 @@ func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
 	}
 }
 
+// crashOf matches the crashes of release's service instances.
+func crashOf(app, release string) func(runtime.Event) bool {
+	return func(ev runtime.Event) bool {
+		return ev.Type == runtime.EventCrash && ev.App == app && ev.Release == release && ev.Kind == runtime.KindService
+	}
+}
+
 // crashAttribution is how long the monitor waits, after a failed health
 // check, for a crash report that explains it. The proxy already sends no
 // traffic to the failed instance meanwhile.
 const crashAttribution = 2 * time.Second
 
 func (r *run) drain(ctx context.Context, s Step, out *stepOutput) error {
-	timeout := spec.DefaultDrainTimeout
-	if r.rel.Spec.Deploy.DrainTimeout > 0 {
-		timeout = r.rel.Spec.Deploy.DrainTimeout
+	r.drainIDs(ctx, s.IDs, s.Timeout, out)
+	return r.stop(ctx, s.IDs, out)
+}
+
+// drainIDs waits until the proxy has no request in flight to the given
+// unrouted instances, up to timeout (the plan's); the rest are cut when the
+// instances stop.
+func (r *run) drainIDs(ctx context.Context, ids []string, timeout time.Duration, out *stepOutput) {
+	if timeout <= 0 {
+		timeout = spec.DefaultDrainTimeout
 	}
+	out.Printf("draining %s (up to %s)", strings.Join(ids, " "), timeout)
 	start := time.Now()
-	if left := r.e.proxy.Drain(ctx, s.IDs, timeout); left > 0 {
+	if left := r.e.proxy.Drain(ctx, ids, timeout); left > 0 {
 		out.Printf("drain timeout (%s): %d requests still in flight are cut", timeout, left)
 	} else {
 		out.Printf("drained in %s", time.Since(start).Round(time.Millisecond))
 	}
-	return r.stop(ctx, s.IDs, out)
 }
 
 func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
