@@ -177,6 +177,14 @@ func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
 	}
 	w, unwatch := r.e.watch(func(ev runtime.Event) bool { return ev.Type == runtime.EventCrash && ids[ev.Instance] })
 	defer unwatch()
+	type job struct {
+		rel     *store.Release
+		service string
+		idx     int
+		gate    Gate
+		timeout time.Duration
+	}
+	var jobs []job
 	for _, st := range s.Starts {
 		rel, err := r.release(ctx, st.Release)
 		if err != nil {
@@ -188,15 +196,73 @@ func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
 			out.Printf("%s: %s", st.Service, g)
 		}
 		for _, idx := range st.Indices {
-			in, err := r.startInstance(ctx, rel, st.Service, idx)
-			if err != nil {
-				return err
-			}
-			out.Printf("started %s %s", in.ID, addrNote(in))
-			wait = append(wait, gated{in: in, gate: g, timeout: healthTimeout(svc.Health)})
+			jobs = append(jobs, job{rel: rel, service: st.Service, idx: idx, gate: g, timeout: healthTimeout(svc.Health)})
 		}
 	}
+	// Instances start side by side (a container takes a second or more to
+	// create and start), a few at a time; the first failure stops the
+	// rest from starting, and the step fails once those in flight are done.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wait = make([]gated, len(jobs))
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, parallelStarts)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-sctx.Done():
+				errs[i] = sctx.Err()
+				return
+			}
+			if err := sctx.Err(); err != nil {
+				errs[i] = err
+				return
+			}
+			in, err := r.startInstance(sctx, j.rel, j.service, j.idx)
+			if err != nil {
+				errs[i] = err
+				cancel()
+				return
+			}
+			out.Printf("started %s %s", in.ID, addrNote(in))
+			wait[i] = gated{in: in, gate: j.gate, timeout: j.timeout}
+		}()
+	}
+	wg.Wait()
+	if err := firstStartError(ctx, errs); err != nil {
+		return err
+	}
 	return r.gateWatching(ctx, wait, w, out)
+}
+
+// parallelStarts bounds how many instances a start step starts at once.
+const parallelStarts = 4
+
+// firstStartError returns the error that failed a start step: the first
+// real failure rather than the cancellations it caused in the others, or
+// ctx's error when the step itself was interrupted.
+func firstStartError(ctx context.Context, errs []error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var cancelled error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled):
+			if cancelled == nil {
+				cancelled = err
+			}
+		default:
+			return err
+		}
+	}
+	return cancelled
 }
 
 func addrNote(in runtime.Instance) string {
