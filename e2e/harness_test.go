@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -74,16 +75,37 @@ type server struct {
 	args []string
 }
 
-// freePort returns a free loopback port.
+// freePort returns a free loopback port for a server a test starts (and
+// may restart) later. It comes from 12000-21999: below both the kernel's
+// ephemeral range, where the tests' own outgoing connections could take it
+// before the server binds it, and the process runtime's instance ports
+// (the 10000 below the ephemeral range); and it is never handed out twice
+// in one test run.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
+	for range 1000 {
+		port := 12000 + rand.IntN(10000)
+		if portsGiven.m[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken by something else
+		}
+		ln.Close()
+		portsGiven.m[port] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port in 127.0.0.1:12000-21999")
+	return ""
 }
+
+var portsGiven = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
 
 // startServer starts a server on a fresh data dir.
 func startServer(t *testing.T, env ...string) *server {
@@ -103,7 +125,7 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {
 		requireDocker(t)
-		s.prefix = fmt.Sprintf("mt%x", time.Now().UnixNano()&0xffffff)
+		s.prefix = fmt.Sprintf("mt%06x", rand.Uint32()&0xffffff) // unique among the servers running at once
 	}
 	s.start(env...)
 	t.Cleanup(func() { s.stopAll() })
@@ -115,7 +137,10 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
 	t.Parallel()
 	for _, rt := range []string{"process", "docker"} {
-		t.Run(rt, func(t *testing.T) { fn(t, rt) })
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel() // each runtime has its own server and app
+			fn(t, rt)
+		})
 	}
 }
 
