@@ -7,11 +7,8 @@ GO ?= go
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 60s
 
-# -parallel 4: the end-to-end tests mostly wait (for deploys, health
-# checks, monitor windows), so four at a time keep two CPUs busy without
-# starving them.
 test: vet
-	$(GO) test -count=1 -timeout 45m -parallel 4 ./...
+	$(GO) test -count=1 -timeout 45m ./...
 	cd examples/hello && $(GO) test -count=1 ./...
 
 vet:

@@ -137,10 +137,7 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
 	t.Parallel()
 	for _, rt := range []string{"process", "docker"} {
-		t.Run(rt, func(t *testing.T) {
-			t.Parallel() // each runtime has its own server and app
-			fn(t, rt)
-		})
+		t.Run(rt, func(t *testing.T) { fn(t, rt) })
 	}
 }
 
