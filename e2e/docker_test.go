@@ -195,6 +195,79 @@ func TestDockerServerRestartKeepsContainers(t *testing.T) {
 	}
 }
 
+// A server that starts while the Docker Engine does not answer (started
+// before Docker, or during an engine restart) keeps trying, and once the
+// engine answers brings the docker apps back to their active release with
+// no deploy and no server restart: containers that stopped meanwhile (an
+// engine restart stops them; only moorage restarts them) run again, and
+// the proxy routes to them.
+func TestDockerEngineAnswersLate(t *testing.T) {
+	t.Parallel()
+	s := startServerRT(t, "docker")
+	app := s.hello(t, fastSpec...)
+	s.deploy(app, 0)
+	s.waitBody("/", "release=v1")
+	before := s.containers(t)
+	if len(before) != 4 {
+		t.Fatalf("containers: %+v, want 4 (web×2, worker, scheduler)", before)
+	}
+	s.stop()
+	// What an engine restart does to containers with no restart policy.
+	names := make([]string, 0, len(before))
+	for name := range before {
+		names = append(names, name)
+	}
+	if out, err := docker(append([]string{"stop", "-t", "5"}, names...)...); err != nil {
+		t.Fatalf("docker stop: %v %s", err, out)
+	}
+
+	// The server starts with no engine at its --docker-host.
+	sock := filepath.Join(t.TempDir(), "engine.sock")
+	s.args = append(s.args, "--docker-host", "unix://"+sock)
+	s.start()
+	if !strings.Contains(s.logs(), "docker engine not reachable") {
+		t.Fatalf("the server did not say the engine is unreachable:\n%s", tail(s.logs(), 30))
+	}
+	if code, body, err := s.get("/"); err == nil && code == 200 {
+		t.Fatalf("the app answered with its containers stopped: %d %q", code, body)
+	}
+
+	// The engine answers at sock from now on: no deploy, no restart.
+	forwardDocker(t, sock)
+	s.waitBody("/", "release=v1")
+	waitFor(t, 60*time.Second, "every instance to run again", func() error {
+		st := s.dockerPS("hello")
+		if st.Active != "v1" || len(st.Instances) != 4 {
+			return fmt.Errorf("ps: %+v", st)
+		}
+		for _, in := range st.Instances {
+			if in.State != "running" {
+				return fmt.Errorf("%s is %s", in.ID, in.State)
+			}
+		}
+		cs := s.containers(t)
+		if len(cs) != 4 {
+			return fmt.Errorf("containers: %+v", cs)
+		}
+		for name, c := range cs {
+			if c.Status != "running" {
+				return fmt.Errorf("%s is %s", name, c.Status)
+			}
+		}
+		return nil
+	})
+	waitFor(t, 60*time.Second, "the recovery to finish", func() error {
+		if !strings.Contains(s.logs(), "recovered once its runtime answered") {
+			return fmt.Errorf("not logged yet")
+		}
+		return nil
+	})
+	// And the app is managed again: a deploy goes through the same engine.
+	setMessage(t, app, "after the engine came back")
+	s.deploy(app, 0)
+	s.waitBody("/", "after the engine came back")
+}
+
 // storeProgram is a tiny accessory: it counts its boots in its volume and
 // keeps a note there.
 const storeProgram = `package main

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -53,6 +54,39 @@ func cleanupDocker(t *testing.T, prefix string) {
 	if ids, _ := docker("images", "-q", "--filter", filter); ids != "" {
 		docker(append([]string{"rmi", "-f"}, strings.Fields(ids)...)...)
 	}
+}
+
+// forwardDocker makes the real engine answer at the unix socket sock from
+// now on (a byte forwarder), until the test ends.
+func forwardDocker(t *testing.T, sock string) {
+	t.Helper()
+	real := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		real = strings.TrimPrefix(h, "unix://")
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("unix", real)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
 }
 
 // dockerVolumePath is the host directory of a docker volume.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -103,17 +104,21 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App, d *store.Deploy) 
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
 		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true,
 	})
-	rt := e.runtimes[a.Runtime]
-	if rel != nil {
-		if x, ok := e.runtimes[rel.Runtime]; ok {
-			rt = x
-		}
-	}
+	rt := e.runtimes[appRuntime(a, rel)]
 	if rt == nil {
 		for _, x := range e.runtimes {
 			rt = x
 			break
 		}
+	}
+	if !connected(rt) {
+		// A Docker Engine that has not answered yet: what runs there cannot
+		// be seen, so nothing is planned now. The runtime keeps trying and
+		// RecoverRuntime converges the app once it connects.
+		msg := fmt.Sprintf("the %s runtime is not reachable yet: %s is brought back to %s once it is (the server keeps trying)", rt.Name(), a.Name, store.ReleaseID(a.Current))
+		e.log.Warn("recovery waits for its runtime", "app", a.Name, "runtime", rt.Name())
+		e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: msg})
+		return nil
 	}
 	// Journal the recovery like any operation when it changes something.
 	rec := &store.Deploy{App: a.Name, Kind: store.KindRecover, Owner: "moorage server (recovery at start)", Release: a.Current, FromRelease: a.Current}
@@ -140,6 +145,83 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App, d *store.Deploy) 
 		e.st.FinishDeploy(ctx, rec.ID, status, reason)
 	}
 	return err
+}
+
+// appRuntime names the runtime of app a, whose active release is rel (nil
+// before its first deploy).
+func appRuntime(a *store.App, rel *store.Release) string {
+	if rel != nil && rel.Runtime != "" {
+		return rel.Runtime
+	}
+	return a.Runtime
+}
+
+// connected reports whether rt can see what it runs: a docker runtime
+// whose engine has not answered since the server started cannot.
+func connected(rt runtime.Runtime) bool {
+	c, ok := rt.(interface{ Connected() bool })
+	return !ok || c.Connected()
+}
+
+// RecoverRuntime converges the apps of runtime name to their active
+// releases, as the recovery at start does, each under its lock (waiting
+// for an operation that holds it). The server calls it when a runtime that
+// could not be reached at its start connects: a Docker Engine that
+// answered later, whose containers may have stopped meanwhile (an engine
+// restart stops them, and only moorage restarts them).
+func (e *Engine) RecoverRuntime(name string) {
+	ctx := e.ctx
+	apps, err := e.st.ListApps(ctx)
+	if err != nil {
+		e.log.Error("recover apps of a reconnected runtime", "runtime", name, "err", err)
+		return
+	}
+	for _, a := range apps {
+		var rel *store.Release
+		if a.Current != 0 {
+			rel, _ = e.st.GetRelease(ctx, a.Name, a.Current)
+		}
+		if appRuntime(a, rel) != name {
+			continue
+		}
+		unlock, err := e.lock(ctx, newOp(), a.Name, "moorage server (the "+name+" runtime answered)", "recover", true)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error("recover: lock", "app", a.Name, "err", err)
+			}
+			continue
+		}
+		err = e.recoverIfOn(ctx, a.Name, name)
+		unlock()
+		if err != nil {
+			e.log.Error("recovery failed", "app", a.Name, "err", err)
+			e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery once the " + name + " runtime answered failed: " + err.Error()})
+		}
+	}
+}
+
+// recoverIfOn runs the recovery of app if it runs on runtime name (read
+// under the app's lock: a deploy may just have moved it).
+func (e *Engine) recoverIfOn(ctx context.Context, app, name string) error {
+	a, err := e.st.GetApp(ctx, app)
+	if err != nil {
+		return err
+	}
+	var rel *store.Release
+	if a.Current != 0 {
+		if rel, err = e.st.GetRelease(ctx, a.Name, a.Current); err != nil {
+			return err
+		}
+	}
+	if appRuntime(a, rel) != name {
+		return nil
+	}
+	if err := e.recoverApp(ctx, a, nil); err != nil {
+		return err
+	}
+	e.log.Info("recovered once its runtime answered", "app", a.Name, "runtime", name)
+	e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: fmt.Sprintf("the %s runtime answered: %s converged to %s", name, a.Name, store.ReleaseID(a.Current))})
+	return nil
 }
 
 // adoptInterrupted records the config of the release of an interrupted

@@ -174,7 +174,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		// at the first deploy (or other operation) that needs it, which
 		// fails saying why while the engine does not answer.
 		s.runtimes[docker.Name] = docker.NewLazy(dopts)
-		s.log.Warn("docker engine not reachable: docker apps are not managed until it is; the next docker deploy tries again (no restart needed)", "err", err)
+		s.log.Warn("docker engine not reachable: docker apps are managed once it is (the server keeps trying; no restart needed)", "err", err)
 	case err != nil:
 		unavailable[docker.Name] = err
 		s.log.Warn("docker runtime not available", "err", err)
@@ -246,6 +246,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		// Recovery problems are recorded per app; the server still serves
 		// the apps it could recover.
 		s.log.Error("recovery finished with errors", "err", err)
+	}
+	if l, ok := s.runtimes[docker.Name].(*docker.Lazy); ok {
+		// The engine may answer later (a server started before Docker):
+		// then the docker apps are brought back to their active releases,
+		// restarting what stopped meanwhile.
+		l.Retry(2*time.Second, 30*time.Second, func() { s.engine.RecoverRuntime(docker.Name) })
 	}
 	s.removeStrayReleases(ctx)
 

@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 )
 
 // Lazy is the docker runtime of a server that started while no engine
 // answered. It connects (re-adopting the containers, like New) at the
-// first operation that needs the engine, a deploy's build for example, so
-// starting Docker later needs no server restart. Until then it lists no
-// instances (it cannot see any) and every operation that needs the engine
-// fails with ErrUnavailable, saying why and how to fix it.
+// first operation that needs the engine, a deploy's build for example, or
+// when its background retries (Retry) reach it, so starting Docker later
+// needs no server restart. Until then it lists no instances (it cannot see
+// any) and every operation that needs the engine fails with
+// ErrUnavailable, saying why and how to fix it.
 type Lazy struct {
 	opts   Options
 	events *runtime.Broker
@@ -22,9 +24,10 @@ type Lazy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	rt     atomic.Pointer[Runtime]
-	mu     sync.Mutex // serializes connecting and Close
-	closed bool
+	rt        atomic.Pointer[Runtime]
+	mu        sync.Mutex // serializes connecting and Close
+	closed    bool
+	onConnect func() // called once, in its own goroutine, after connecting
 }
 
 var (
@@ -69,7 +72,70 @@ func (l *Lazy) connect(ctx context.Context) (*Runtime, error) {
 	if l.opts.Logger != nil {
 		l.opts.Logger.Info("docker engine reachable: the docker runtime is connected")
 	}
+	if fn := l.onConnect; fn != nil {
+		// Not under the caller's feet: the caller may be an operation
+		// holding an app's lock that fn needs too.
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			fn()
+		}()
+	}
 	return r, nil
+}
+
+// Retry tries to connect in the background, first after first, then at
+// doubling intervals up to limit, until it is connected (by this or by an
+// operation that needed the engine) or closed. onConnect, if not nil, is
+// called once after the connection, whoever made it (at once if it is
+// connected already): the server converges the docker apps then, which it
+// could not do at its start. Call it once.
+func (l *Lazy) Retry(first, limit time.Duration, onConnect func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	if l.rt.Load() != nil {
+		// Connected already (by an operation): what it missed runs now.
+		if onConnect != nil {
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				onConnect()
+			}()
+		}
+		return
+	}
+	l.onConnect = onConnect
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		wait := first
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if l.Connected() {
+				return
+			}
+			ctx, cancel := context.WithTimeout(l.ctx, 15*time.Second)
+			_, err := l.connect(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
+			wait = min(2*wait, limit)
+			if l.opts.Logger != nil {
+				l.opts.Logger.Debug("docker engine still not reachable", "err", err, "next_try", wait)
+			}
+			t.Reset(wait)
+		}
+	}()
 }
 
 // Connected reports whether the engine was reached.
