@@ -160,7 +160,7 @@ func TestDockerKillUnderTraffic(t *testing.T) {
 
 // Stopping the server leaves every container running; starting it again
 // re-adopts them all without restarting any (same container IDs, same
-// StartedAt).
+// StartedAt). Then the engine answering late, below.
 func TestDockerServerRestartKeepsContainers(t *testing.T) {
 	t.Parallel()
 	s := startServerRT(t, "docker")
@@ -193,6 +193,10 @@ func TestDockerServerRestartKeepsContainers(t *testing.T) {
 			t.Errorf("%s after the restart: %s, %d restarts", in.ID, in.State, in.Restarts)
 		}
 	}
+	if t.Failed() {
+		return
+	}
+	testDockerEngineAnswersLate(t, s, app, before)
 }
 
 // A server that starts while the Docker Engine does not answer (started
@@ -200,17 +204,9 @@ func TestDockerServerRestartKeepsContainers(t *testing.T) {
 // engine answers brings the docker apps back to their active release with
 // no deploy and no server restart: containers that stopped meanwhile (an
 // engine restart stops them; only moorage restarts them) run again, and
-// the proxy routes to them.
-func TestDockerEngineAnswersLate(t *testing.T) {
-	t.Parallel()
-	s := startServerRT(t, "docker")
-	app := s.hello(t, fastSpec...)
-	s.deploy(app, 0)
-	s.waitBody("/", "release=v1")
-	before := s.containers(t)
-	if len(before) != 4 {
-		t.Fatalf("containers: %+v, want 4 (web×2, worker, scheduler)", before)
-	}
+// the proxy routes to them. TestDockerServerRestartKeepsContainers runs it
+// on its server and app, whose containers it found before as before.
+func testDockerEngineAnswersLate(t *testing.T, s *server, app string, before map[string]container) {
 	s.stop()
 	// What an engine restart does to containers with no restart policy.
 	names := make([]string, 0, len(before))
