@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1002,8 +1003,9 @@ func TestLocalFilesPerRelease(t *testing.T) {
 
 // A server that started while no engine answered gets a Lazy runtime: it
 // lists nothing and fails saying how to fix it, then connects (no server
-// restart) at the first operation once the engine answers, and reports
-// the events of what it runs.
+// restart) once the engine answers (here by its background retries, which
+// then call the server's hook once), and reports the events of what it
+// runs.
 func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
 	t.Parallel()
 	fixture(t)
@@ -1028,6 +1030,14 @@ func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
 		t.Fatalf("Start without an engine: %v, want ErrUnavailable and how to fix it", err)
 	}
 	events := l.Events(ctx)
+	// The server's background retries, and what it runs once connected.
+	var calls atomic.Int32
+	connected := make(chan struct{})
+	l.Retry(20*time.Millisecond, 100*time.Millisecond, func() {
+		if calls.Add(1) == 1 {
+			close(connected)
+		}
+	})
 
 	// The engine answers at sock from now on (a forwarder to the real one).
 	real := "/var/run/docker.sock"
@@ -1058,12 +1068,17 @@ func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
 		}
 	}()
 
+	select {
+	case <-connected:
+	case <-time.After(time.Minute):
+		t.Fatal("the retries did not connect within a minute of the engine answering")
+	}
+	if !l.Connected() {
+		t.Fatal("onConnect ran but not connected")
+	}
 	in, err := l.Start(ctx, web)
 	if err != nil {
 		t.Fatalf("Start once the engine answers: %v", err)
-	}
-	if !l.Connected() {
-		t.Fatal("not connected after a successful Start")
 	}
 	waitHTTP(t, in.Addr, "/health")
 	if ins, err := l.List(ctx, runtime.Filter{App: app}); err != nil || len(ins) != 1 || ins[0].ID != web.ID() {
@@ -1074,4 +1089,7 @@ func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
 	}
 	nextEvent(t, events, web.ID(), runtime.EventCrash)
 	nextEvent(t, events, web.ID(), runtime.EventRestart)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("onConnect ran %d times, want once", n)
+	}
 }
