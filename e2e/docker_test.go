@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moorage/moorage/internal/testutil/dockersock"
 )
 
 // dockerPS is the part of `moorage ps --json` these tests read.
@@ -229,7 +231,7 @@ func testDockerEngineAnswersLate(t *testing.T, s *server, app string, before map
 	}
 
 	// The engine answers at sock from now on: no deploy, no restart.
-	forwardDocker(t, sock)
+	dockersock.Forward(t, sock)
 	s.waitBody("/", "release=v1")
 	waitFor(t, 60*time.Second, "every instance to run again", func() error {
 		st := s.dockerPS("hello")

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -10,16 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moorage/moorage/internal/testutil/dockersock"
 )
 
 // requireDocker skips the test when no Docker Engine answers, or fails it
 // when MOORAGE_REQUIRE_DOCKER=1 (CI).
 func requireDocker(t *testing.T) {
 	t.Helper()
-	sock := "/var/run/docker.sock"
-	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		sock = strings.TrimPrefix(h, "unix://")
-	}
+	sock := dockersock.Engine()
 	c, err := net.DialTimeout("unix", sock, 2*time.Second)
 	if err == nil {
 		c.Close()
@@ -54,39 +52,6 @@ func cleanupDocker(t *testing.T, prefix string) {
 	if ids, _ := docker("images", "-q", "--filter", filter); ids != "" {
 		docker(append([]string{"rmi", "-f"}, strings.Fields(ids)...)...)
 	}
-}
-
-// forwardDocker makes the real engine answer at the unix socket sock from
-// now on (a byte forwarder), until the test ends.
-func forwardDocker(t *testing.T, sock string) {
-	t.Helper()
-	real := "/var/run/docker.sock"
-	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		real = strings.TrimPrefix(h, "unix://")
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("unix", real)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
 }
 
 // dockerVolumePath is the host directory of a docker volume.

@@ -34,13 +34,9 @@ func (e *Engine) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	interrupted := map[string]*store.Deploy{}
-	for _, d := range running {
-		interrupted[d.App] = d
-	}
 	var errs []error
 	for _, a := range apps {
-		if err := e.recoverApp(ctx, a, interrupted[a.Name]); err != nil {
+		if err := e.recoverApp(ctx, a); err != nil {
 			e.log.Error("recovery failed", "app", a.Name, "err", err)
 			e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery at server start failed: " + err.Error()})
 			errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
@@ -87,17 +83,17 @@ func (e *Engine) recover(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) recoverApp(ctx context.Context, a *store.App, d *store.Deploy) error {
+func (e *Engine) recoverApp(ctx context.Context, a *store.App) error {
 	observed, err := e.observe(ctx, a.Name)
 	if err != nil {
 		return err
 	}
+	rel, err := e.activeRelease(ctx, a)
+	if err != nil {
+		return err
+	}
 	var target *Target
-	var rel *store.Release
-	if a.Current != 0 {
-		if rel, err = e.st.GetRelease(ctx, a.Name, a.Current); err != nil {
-			return err
-		}
+	if rel != nil {
 		target = targetOf(rel, a.Formation)
 	}
 	plan := PlanConverge(ConvergeInput{
@@ -147,6 +143,14 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App, d *store.Deploy) 
 	return err
 }
 
+// activeRelease returns a's active release, nil before its first deploy.
+func (e *Engine) activeRelease(ctx context.Context, a *store.App) (*store.Release, error) {
+	if a.Current == 0 {
+		return nil, nil
+	}
+	return e.st.GetRelease(ctx, a.Name, a.Current)
+}
+
 // appRuntime names the runtime of app a, whose active release is rel (nil
 // before its first deploy).
 func appRuntime(a *store.App, rel *store.Release) string {
@@ -177,12 +181,8 @@ func (e *Engine) RecoverRuntime(name string) {
 		return
 	}
 	for _, a := range apps {
-		var rel *store.Release
-		if a.Current != 0 {
-			rel, _ = e.st.GetRelease(ctx, a.Name, a.Current)
-		}
-		if appRuntime(a, rel) != name {
-			continue
+		if rel, err := e.activeRelease(ctx, a); err == nil && appRuntime(a, rel) != name {
+			continue // an error is met again, and reported, under the lock
 		}
 		unlock, err := e.lock(ctx, newOp(), a.Name, "moorage server (the "+name+" runtime answered)", "recover", true)
 		if err != nil {
@@ -207,16 +207,14 @@ func (e *Engine) recoverIfOn(ctx context.Context, app, name string) error {
 	if err != nil {
 		return err
 	}
-	var rel *store.Release
-	if a.Current != 0 {
-		if rel, err = e.st.GetRelease(ctx, a.Name, a.Current); err != nil {
-			return err
-		}
+	rel, err := e.activeRelease(ctx, a)
+	if err != nil {
+		return err
 	}
 	if appRuntime(a, rel) != name {
 		return nil
 	}
-	if err := e.recoverApp(ctx, a, nil); err != nil {
+	if err := e.recoverApp(ctx, a); err != nil {
 		return err
 	}
 	e.log.Info("recovered once its runtime answered", "app", a.Name, "runtime", name)

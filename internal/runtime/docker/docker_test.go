@@ -25,6 +25,7 @@ import (
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/runtimetest"
 	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/testutil/dockersock"
 )
 
 // requireDocker skips the test when no Docker Engine answers, or fails it
@@ -1040,34 +1041,7 @@ func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
 	})
 
 	// The engine answers at sock from now on (a forwarder to the real one).
-	real := "/var/run/docker.sock"
-	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
-		real = strings.TrimPrefix(h, "unix://")
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("unix", real)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-
+	dockersock.Forward(t, sock)
 	select {
 	case <-connected:
 	case <-time.After(time.Minute):
