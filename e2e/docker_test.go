@@ -229,6 +229,14 @@ func testDockerEngineAnswersLate(t *testing.T, s *server, app string, before map
 	if code, body, err := s.get("/"); err == nil && code == 200 {
 		t.Fatalf("the app answered with its containers stopped: %d %q", code, body)
 	}
+	// A deploy meanwhile fails at once, saying why, and records nothing.
+	deploys := s.mustRun("deploys", "-a", "hello", "--json")
+	if out := s.deploy(app, 1); !strings.Contains(out, "start Docker") {
+		t.Fatalf("a deploy with no engine: %s", out)
+	}
+	if after := s.mustRun("deploys", "-a", "hello", "--json"); after != deploys {
+		t.Fatalf("a failed deploy with no engine left a record:\n%s\nbefore:\n%s", after, deploys)
+	}
 
 	// The engine answers at sock from now on: no deploy, no restart.
 	dockersock.Forward(t, sock)

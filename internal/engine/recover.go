@@ -160,11 +160,29 @@ func appRuntime(a *store.App, rel *store.Release) string {
 	return a.Runtime
 }
 
-// connected reports whether rt can see what it runs: a docker runtime
-// whose engine has not answered since the server started cannot.
+// connector is a runtime that may not have reached what runs its
+// instances yet: a docker runtime whose engine has not answered since the
+// server started.
+type connector interface {
+	Connected() bool
+	Connect(context.Context) error
+}
+
+// connected reports whether rt can see what it runs.
 func connected(rt runtime.Runtime) bool {
-	c, ok := rt.(interface{ Connected() bool })
+	c, ok := rt.(connector)
 	return !ok || c.Connected()
+}
+
+// reach connects rt if it has not reached its engine yet, so that an
+// operation plans from what really runs (a plan made blind would start a
+// second singleton beside one it cannot see). It fails, saying why, while
+// the engine does not answer.
+func reach(ctx context.Context, rt runtime.Runtime) error {
+	if c, ok := rt.(connector); ok && !c.Connected() {
+		return c.Connect(ctx)
+	}
+	return nil
 }
 
 // RecoverRuntime converges the apps of runtime name to their active

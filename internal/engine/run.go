@@ -84,6 +84,11 @@ func (i *instanceError) Unwrap() error { return i.err }
 
 func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	app := in.app.Name
+	// Before anything is recorded: a plan is made from what runs, which a
+	// runtime that has not reached its engine yet cannot see.
+	if err := reach(ctx, in.rt); err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
+	}
 	if !in.hostsClaimed {
 		release, err := e.claimHosts(app, in.target.Spec, specOf(in.from))
 		if err != nil {

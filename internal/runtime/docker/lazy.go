@@ -138,6 +138,13 @@ func (l *Lazy) Retry(first, limit time.Duration, onConnect func()) {
 	}()
 }
 
+// Connect connects now if it is not connected yet: an operation that is
+// about to plan from what runs connects first, so that it sees it.
+func (l *Lazy) Connect(ctx context.Context) error {
+	_, err := l.connect(ctx)
+	return err
+}
+
 // Connected reports whether the engine was reached.
 func (l *Lazy) Connected() bool { return l.rt.Load() != nil }
 
