@@ -185,6 +185,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			defer body.close()
+		} else if r.ContentLength < 0 {
+			// An upgrade's body is not buffered (it may be the start of a
+			// stream), but it is capped all the same: an Upgrade header
+			// without "Connection: upgrade" is a plain request.
+			r.Body = http.MaxBytesReader(a, r.Body, rt.MaxBody)
 		}
 	}
 	p.forward(a, r, rt, host, path)
@@ -202,8 +207,8 @@ func (p *Proxy) bodyFailed(a *attempt, r *http.Request, err error) {
 	case errors.Is(err, errBodyRead):
 		p.page(a, http.StatusBadRequest, pageBadBody, "")
 	default:
-		p.logger.Error("could not buffer a request body; set the proxy's body buffer directory to a writable one",
-			"method", r.Method, "path", r.URL.Path, "err", err)
+		p.logger.Error("could not buffer a request body: free space on the disk of the body buffer directory, or check its permissions",
+			"dir", p.opts.BodyBufferDir, "method", r.Method, "path", r.URL.Path, "err", err)
 		p.page(a, http.StatusInternalServerError, pageBodyNotStored, "")
 	}
 }

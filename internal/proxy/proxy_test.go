@@ -425,6 +425,34 @@ func TestMaxBodyBrokenChunked(t *testing.T) {
 	}
 }
 
+// TestMaxBodyUpgradeHeader: an Upgrade header without "Connection:
+// upgrade" does not lift max_body off a chunked body: the app never gets
+// more than the limit.
+func TestMaxBodyUpgradeHeader(t *testing.T) {
+	p, srv := newTestProxy(t, Options{})
+	var got atomic.Int64
+	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got.Add(n)
+	})
+	const limit = 100
+	mustSetApp(t, p, "up", RouteTargets{Route: Route{MaxBody: limit}, Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, io.MultiReader(bytes.NewReader(make([]byte, 1<<20))))
+	req.ContentLength = -1
+	req.Header.Set("Upgrade", "x")
+	res, err := srv.Client().Do(req)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK && got.Load() > limit {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	if n := got.Load(); n > limit {
+		t.Fatalf("the app read %d bytes of a body over max_body (%d)", n, limit)
+	}
+}
+
 func TestStreamingResponseIsFlushed(t *testing.T) {
 	p, srv := newTestProxy(t, Options{})
 	release := make(chan struct{})
