@@ -157,6 +157,7 @@ func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target
 		err = e.backupPostgres(ctx, rel, target, b, out)
 	}
 	if err != nil {
+		_ = removeArchive(b) // a failed backup leaves no archive to mistake for one
 		return fail(err)
 	}
 	b.FinishedAt = time.Now().UTC()
@@ -334,8 +335,7 @@ func (e *Engine) instancesMounting(ctx context.Context, rel *store.Release, volu
 // pausedJournal is what the journal keeps while instances are paused for
 // a copy: the next start resumes them if the server dies meanwhile.
 type pausedJournal struct {
-	Runtime string   `json:"runtime"`
-	IDs     []string `json:"ids"`
+	IDs []string `json:"ids"`
 }
 
 // pauseAll pauses instances and returns a function that resumes them. The
@@ -346,7 +346,7 @@ func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, i
 	if len(ins) == 0 {
 		return func() {}, nil
 	}
-	j := pausedJournal{Runtime: rt.Name()}
+	j := pausedJournal{}
 	for _, in := range ins {
 		j.IDs = append(j.IDs, in.ID)
 	}
@@ -374,7 +374,7 @@ func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, i
 		wg.Wait()
 		if len(failed) > 0 {
 			sort.Strings(failed)
-			e.journalPaused(rctx, app, pausedJournal{Runtime: rt.Name(), IDs: failed})
+			e.journalPaused(rctx, app, pausedJournal{IDs: failed})
 			return
 		}
 		if err := e.st.DeleteJournal(rctx, app, store.JournalPaused); err != nil {

@@ -74,13 +74,31 @@ func (e *Engine) restoreVolume(ctx context.Context, rel *store.Release, b *store
 	if err != nil {
 		return err
 	}
+	// An earlier restore whose undo failed left the volume mid-swap, its
+	// previous content beside it: put it back first, or refuse (the
+	// scratch directories below hold what must not be lost).
+	if v, err := e.st.GetJournal(ctx, rel.App, store.JournalRestore); err == nil {
+		if _, _, err := e.undoRestore(ctx, rel.App, v); err != nil {
+			return fmt.Errorf("an earlier restore left a volume half-swapped, and %w; move the contents back by hand, then restore again", err)
+		}
+		fmt.Fprintf(out, "put back a volume an earlier restore had left half-swapped\n")
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	parent, base := filepath.Dir(dir), filepath.Base(dir)
 	j := &restoreJournal{Backup: b.ID, Volume: b.Target, Dir: dir,
 		Stage: filepath.Join(parent, "."+base+"-moorage-restore"), Old: filepath.Join(parent, "."+base+"-moorage-old"), Phase: phaseUnpack}
+	// The phase changes only once the journal holds it: an undo after a
+	// failed write starts from what was last recorded.
 	save := func(phase string) error {
+		next := *j
+		next.Phase = phase
+		v, _ := json.Marshal(&next)
+		if err := e.st.PutJournal(context.WithoutCancel(ctx), rel.App, store.JournalRestore, string(v)); err != nil {
+			return err
+		}
 		j.Phase = phase
-		v, _ := json.Marshal(j)
-		return e.st.PutJournal(context.WithoutCancel(ctx), rel.App, store.JournalRestore, string(v))
+		return nil
 	}
 	// Leftovers of a restore whose journal is gone (it is deleted only
 	// after them) are garbage.
@@ -276,6 +294,9 @@ func pgParamsOf(rel *store.Release, name string) pgParams {
 func (e *Engine) accessoryInstance(ctx context.Context, rel *store.Release, name string) (runtime.Runtime, runtime.Instance, error) {
 	rt, err := e.Runtime(rel.Runtime)
 	if err != nil {
+		return nil, runtime.Instance{}, err
+	}
+	if err := reach(ctx, rt); err != nil { // "not running" would be a lie
 		return nil, runtime.Instance{}, err
 	}
 	ins, err := rt.List(ctx, runtime.Filter{App: rel.App, Kind: runtime.KindAccessory, Service: name})

@@ -63,7 +63,9 @@ func (e *Engine) ImportBackup(ctx context.Context, app, file string) (*store.Bac
 			return old, nil // the same archive, already known and intact
 		}
 		// Known, but its archive is gone or damaged: this copy replaces it.
-		b.Trigger, b.CreatedAt = old.Trigger, old.CreatedAt
+		// It stays an import (never a scheduled backup's): retention must
+		// not delete the user's own copy.
+		b.CreatedAt = old.CreatedAt
 	}
 	if err := e.st.PutBackup(ctx, b); err != nil {
 		return nil, err

@@ -57,6 +57,11 @@ func (e *Engine) Restore(req RestoreRequest) *Op {
 		}
 		var stop []string
 		if b.Kind == BackupVolume {
+			// Seen for real: an engine not reached yet would hide the
+			// instances to stop, and the volume would change under them.
+			if err := reach(ctx, rt); err != nil {
+				return store.DeployFailed, fmt.Errorf("cannot restore %s: %w", b.ID, err)
+			}
 			ins, err := e.instancesMounting(ctx, cur, b.Target)
 			if err != nil {
 				return store.DeployFailed, err
@@ -133,7 +138,16 @@ func (e *Engine) VerifyBackup(ctx context.Context, app, id string, out io.Writer
 		b.VerifyError = err.Error()
 		e.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("verify of backup %s FAILED: %v", id, err)})
 	}
-	e.st.PutBackup(context.WithoutCancel(ctx), b)
+	// Only onto a record that still exists: retention may have deleted
+	// the backup meanwhile, and a record with no archive is no backup.
+	wctx := context.WithoutCancel(ctx)
+	if _, gerr := e.st.GetBackup(wctx, b.ID); gerr == nil {
+		if perr := e.st.PutBackup(wctx, b); perr != nil {
+			e.log.Error("record a verify", "app", app, "backup", b.ID, "err", perr)
+		}
+	} else if err == nil {
+		err = fmt.Errorf("backup %s was deleted while it was verified (retention?): %w", b.ID, gerr)
+	}
 	return b, err
 }
 

@@ -31,23 +31,10 @@ func (e *Engine) recoverRestores(ctx context.Context) {
 		return
 	}
 	for _, en := range entries {
-		var j restoreJournal
-		if err := json.Unmarshal([]byte(en.Value), &j); err != nil {
-			e.raise(ctx, en.App, fmt.Sprintf("a restore interrupted by a server restart left an unreadable journal (%v); check the app's volumes", err))
+		j, finished, err := e.undoRestore(ctx, en.App, en.Value)
+		if err != nil {
+			e.raise(ctx, en.App, fmt.Sprintf("a restore interrupted by a server restart: %v", err))
 			continue
-		}
-		save := func(phase string) error {
-			j.Phase = phase
-			v, _ := json.Marshal(&j)
-			return e.st.PutJournal(ctx, en.App, store.JournalRestore, string(v))
-		}
-		finished := j.Phase == phaseDone
-		if err := undoSwap(&j, save); err != nil {
-			e.raise(ctx, en.App, fmt.Sprintf("restore of %s into volume %s was interrupted by a server restart, and putting the volume back FAILED: %v; its previous content is in %s, the backup's in %s", j.Backup, j.Volume, err, j.Old, j.Stage))
-			continue
-		}
-		if err := e.st.DeleteJournal(ctx, en.App, store.JournalRestore); err != nil {
-			e.log.Error("forget an undone restore", "app", en.App, "err", err)
 		}
 		if finished {
 			e.log.Info("cleaned up after a finished restore", "app", en.App, "backup", j.Backup)
@@ -57,64 +44,98 @@ func (e *Engine) recoverRestores(ctx context.Context) {
 	}
 }
 
+// undoRestore puts back the volume of the restore journaled as value for
+// app (an interrupted restore, or a failed one whose undo failed too) and
+// forgets the journal. finished says the restore had completed: only its
+// scratch directories were left. The error says where each content is.
+func (e *Engine) undoRestore(ctx context.Context, app, value string) (j restoreJournal, finished bool, err error) {
+	if err := json.Unmarshal([]byte(value), &j); err != nil {
+		return j, false, fmt.Errorf("its journal is unreadable (%v); check the app's volumes", err)
+	}
+	save := func(phase string) error {
+		v, _ := json.Marshal(restoreJournal{Backup: j.Backup, Volume: j.Volume, Dir: j.Dir, Stage: j.Stage, Old: j.Old, Phase: phase})
+		if err := e.st.PutJournal(context.WithoutCancel(ctx), app, store.JournalRestore, string(v)); err != nil {
+			return err
+		}
+		j.Phase = phase
+		return nil
+	}
+	finished = j.Phase == phaseDone
+	if err := undoSwap(&j, save); err != nil {
+		return j, false, fmt.Errorf("restore of %s into volume %s: putting the volume back FAILED: %v; its previous content is in %s, the backup's in %s", j.Backup, j.Volume, err, j.Old, j.Stage)
+	}
+	if err := e.st.DeleteJournal(context.WithoutCancel(ctx), app, store.JournalRestore); err != nil {
+		e.log.Error("forget an undone restore", "app", app, "err", err)
+	}
+	return j, finished, nil
+}
+
 // recoverPaused resumes the instances a backup paused (recorded in the
 // journal before it paused them), and any running instance found paused.
 func (e *Engine) recoverPaused(ctx context.Context) {
-	entries, err := e.st.ListJournal(ctx, store.JournalPaused)
-	if err != nil {
-		e.log.Error("read the journal of paused instances", "err", err)
-	}
-	journaled := map[string][]string{} // app → instances
-	for _, en := range entries {
-		var j pausedJournal
-		if err := json.Unmarshal([]byte(en.Value), &j); err == nil {
-			journaled[en.App] = j.IDs
-		}
-	}
 	apps, err := e.st.ListApps(ctx)
 	if err != nil {
 		e.log.Error("list apps to resume paused instances", "err", err)
 		return
 	}
 	for _, a := range apps {
-		want := map[string]bool{}
-		for _, id := range journaled[a.Name] {
-			want[id] = true
+		e.resumePaused(ctx, a.Name)
+	}
+}
+
+// resumePaused resumes app's instances its backup journal says were paused,
+// and any found paused, then forgets the journal, unless an instance could
+// not be resumed or a runtime not be seen yet (a docker engine that has not
+// answered: RecoverRuntime calls this again once it has).
+func (e *Engine) resumePaused(ctx context.Context, app string) {
+	want := map[string]bool{}
+	v, err := e.st.GetJournal(ctx, app, store.JournalPaused)
+	journaled := err == nil
+	if journaled {
+		var j pausedJournal
+		if err := json.Unmarshal([]byte(v), &j); err == nil {
+			for _, id := range j.IDs {
+				want[id] = true
+			}
 		}
-		var resumed, failed []string
-		for name, rt := range e.runtimes {
-			ins, err := rt.List(ctx, runtime.Filter{App: a.Name})
-			if err != nil {
-				e.raise(ctx, a.Name, fmt.Sprintf("cannot list instances on %s to resume paused ones: %v", name, err))
-				failed = append(failed, name)
+	}
+	var resumed, failed []string
+	for name, rt := range e.runtimes {
+		if !connected(rt) {
+			failed = append(failed, name)
+			continue
+		}
+		ins, err := rt.List(ctx, runtime.Filter{App: app})
+		if err != nil {
+			e.raise(ctx, app, fmt.Sprintf("cannot list instances on %s to resume paused ones: %v", name, err))
+			failed = append(failed, name)
+			continue
+		}
+		for _, in := range ins {
+			if in.State != runtime.StateRunning || !(in.Paused || want[in.ID]) {
 				continue
 			}
-			for _, in := range ins {
-				if in.State != runtime.StateRunning || !(in.Paused || want[in.ID]) {
-					continue
-				}
-				if err := rt.Resume(ctx, in.ID); err != nil {
-					e.raise(ctx, a.Name, fmt.Sprintf("%s is paused and could not be resumed: %v", in.ID, err))
-					failed = append(failed, in.ID)
-					continue
-				}
-				if in.Paused {
-					resumed = append(resumed, in.ID)
-				}
+			if err := rt.Resume(ctx, in.ID); err != nil {
+				e.raise(ctx, app, fmt.Sprintf("%s is paused and could not be resumed: %v", in.ID, err))
+				failed = append(failed, in.ID)
+				continue
+			}
+			if in.Paused {
+				resumed = append(resumed, in.ID)
 			}
 		}
-		if len(resumed) > 0 {
-			sort.Strings(resumed)
-			why := "found paused at server start"
-			if len(journaled[a.Name]) > 0 {
-				why = "paused by a backup the server's restart interrupted"
-			}
-			e.raise(ctx, a.Name, fmt.Sprintf("resumed %s (%s)", strings.Join(resumed, " "), why))
+	}
+	if len(resumed) > 0 {
+		sort.Strings(resumed)
+		why := "found paused at server start"
+		if len(want) > 0 {
+			why = "paused by a backup the server's restart interrupted"
 		}
-		if _, ok := journaled[a.Name]; ok && len(failed) == 0 {
-			if err := e.st.DeleteJournal(ctx, a.Name, store.JournalPaused); err != nil {
-				e.log.Error("forget paused instances", "app", a.Name, "err", err)
-			}
+		e.raise(ctx, app, fmt.Sprintf("resumed %s (%s)", strings.Join(resumed, " "), why))
+	}
+	if journaled && len(failed) == 0 {
+		if err := e.st.DeleteJournal(ctx, app, store.JournalPaused); err != nil {
+			e.log.Error("forget paused instances", "app", app, "err", err)
 		}
 	}
 }

@@ -191,7 +191,14 @@ func (s *backupScheduler) run(d dueBackup) {
 				ok = append(ok, b)
 			}
 		}
-		deleted, kerr := e.keepBackups(ctx, d.app, d.keep, ok)
+		// Under the app's lock, like the backups: a restore that checked
+		// its archive must not see it deleted under it.
+		var deleted []string
+		unlock, kerr := e.lock(ctx, op, d.app, req.Owner, "delete old backups", true)
+		if kerr == nil {
+			deleted, kerr = e.keepBackups(ctx, d.app, d.keep, ok)
+			unlock()
+		}
 		if len(deleted) > 0 {
 			e.log.Info("pruned old backups", "app", d.app, "deleted", deleted)
 		}

@@ -72,7 +72,7 @@ func localPaths(sp *spec.Spec) ([]string, error) {
 // keepFiles copies the "./dir" host paths sp's accessories mount from the
 // upload in ctxDir to the release's files directory, and returns
 // "<app>/<release>" (Artifact.Files), or "" when there are none.
-func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (string, error) {
+func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (_ string, err error) {
 	paths, err := localPaths(sp)
 	if err != nil || len(paths) == 0 {
 		return "", err
@@ -82,6 +82,11 @@ func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (string,
 	if err := os.RemoveAll(dir); err != nil { // a failed build's leftovers: nothing mounts them
 		return "", err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir) // a partial copy: nothing mounts it, nothing else sweeps it
+		}
+	}()
 	_ = os.Remove(r.prunedMark(files))
 	for _, rel := range paths {
 		src := filepath.Join(ctxDir, rel)
