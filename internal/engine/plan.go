@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -468,7 +469,11 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		s := Step{Kind: StepSingleton, Release: t.Release, Service: name, IDs: old, Index: 1, SkipStart: !want, Gate: t.gateFor(svc)}
 		if svc.Routed() {
 			s.Routed = true
-			s.Timeout = drainTimeout(t, specs, oldSingleton[name])
+			drained := oldSingleton[name]
+			if !want { // scaled to 0: the target's own instance drains
+				drained = append(slices.Clone(drained), running[name]...)
+			}
+			s.Timeout = drainTimeout(t, specs, drained)
 			if want {
 				held = append(held, name)
 			}

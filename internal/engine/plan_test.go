@@ -475,3 +475,16 @@ func TestPlanDrainTimeout(t *testing.T) {
 		t.Errorf("web's http.drain_timeout: got %s, want 5s", d)
 	}
 }
+
+// Scaled to 0, a routed singleton drains its own instance for as long as
+// its service says, not the default.
+func TestPlanSingletonWebScaledToZeroDrains(t *testing.T) {
+	sp := mustSpec(t, singletonWebSpec)
+	tg := target(t, "v2", sp)
+	tg.Formation["web"] = 0
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "scale", Target: &tg, From: "v2",
+		Observed: []runtime.Instance{running("web", "v2", 1), running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1)}})
+	if !strings.Contains(p.String(), "drain (up to 5s) and stop hello-web-v2-1") {
+		t.Errorf("plan:\n%s", p)
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -35,47 +36,25 @@ func (e *Engine) recover(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	deferred := map[string]bool{}
 	for _, a := range apps {
-		if err := e.recoverApp(ctx, a); err != nil {
+		later, err := e.recoverApp(ctx, a)
+		deferred[a.Name] = later
+		if err != nil {
 			e.log.Error("recovery failed", "app", a.Name, "err", err)
 			e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery at server start failed: " + err.Error()})
 			errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
 		}
 	}
-	// Close the records of deploys a crash interrupted.
+	// Close the records of deploys a crash interrupted (those of an app
+	// whose runtime is not reachable yet once RecoverRuntime converged it).
 	for _, d := range running {
-		a, err := e.st.GetApp(ctx, d.App)
-		if err != nil {
+		if deferred[d.App] {
 			continue
 		}
-		status, reason := store.DeployFailed, fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone, %s kept serving", d.Phase, store.ReleaseID(d.FromRelease))
-		switch {
-		case d.Cutover && a.Current == d.Release:
-			status, reason = store.DeploySucceeded, fmt.Sprintf("interrupted by a server restart during %s, after the cutover: finished at restart", d.Phase)
-		case d.Cutover:
-			status, reason = store.DeployRolledBack, fmt.Sprintf("interrupted by a server restart during %s, while rolling back: rolled back at restart", d.Phase)
-		}
-		if d.FromRelease == 0 && status == store.DeployFailed {
-			reason = fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone", d.Phase)
-		}
-		if d.Kind == store.KindRecover {
-			reason = fmt.Sprintf("interrupted by a server restart during %s: the recovery at this start took over", d.Phase)
-		}
-		if d.Release != 0 && a.Current != d.Release {
-			e.st.SetReleaseStatus(ctx, d.App, d.Release, store.ReleaseFailed)
-		}
-		if status == store.DeploySucceeded {
-			// Finished: the app's config follows the release, as the
-			// activate step would have done.
-			if err := e.adoptInterrupted(ctx, d); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := e.st.FinishDeploy(ctx, d.ID, status, reason); err != nil {
+		if err := e.closeInterrupted(ctx, d); err != nil {
 			errs = append(errs, err)
 		}
-		e.st.AddEvent(ctx, store.Event{App: d.App, Kind: store.EventRecover, Message: fmt.Sprintf("deploy #%d: %s", d.ID, reason)})
-		e.log.Info("recovered interrupted deploy", "app", d.App, "deploy", d.ID, "status", status, "reason", reason)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("recovery: %v", errs)
@@ -83,23 +62,53 @@ func (e *Engine) recover(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) recoverApp(ctx context.Context, a *store.App) error {
-	observed, err := e.observe(ctx, a.Name)
+// closeInterrupted closes the record of deploy d, which a crash
+// interrupted, once its app was converged to its active release.
+func (e *Engine) closeInterrupted(ctx context.Context, d *store.Deploy) error {
+	a, err := e.st.GetApp(ctx, d.App)
 	if err != nil {
-		return err
+		return nil
 	}
+	status, reason := store.DeployFailed, fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone, %s kept serving", d.Phase, store.ReleaseID(d.FromRelease))
+	switch {
+	case d.Cutover && a.Current == d.Release:
+		status, reason = store.DeploySucceeded, fmt.Sprintf("interrupted by a server restart during %s, after the cutover: finished at restart", d.Phase)
+	case d.Cutover:
+		status, reason = store.DeployRolledBack, fmt.Sprintf("interrupted by a server restart during %s, while rolling back: rolled back at restart", d.Phase)
+	}
+	if d.FromRelease == 0 && status == store.DeployFailed {
+		reason = fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone", d.Phase)
+	}
+	if d.Kind == store.KindRecover {
+		reason = fmt.Sprintf("interrupted by a server restart during %s: the recovery at this start took over", d.Phase)
+	}
+	if d.Release != 0 && a.Current != d.Release {
+		e.st.SetReleaseStatus(ctx, d.App, d.Release, store.ReleaseFailed)
+	}
+	var errs []error
+	if status == store.DeploySucceeded {
+		// Finished: the app's config follows the release, as the
+		// activate step would have done.
+		if err := e.adoptInterrupted(ctx, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.st.FinishDeploy(ctx, d.ID, status, reason); err != nil {
+		errs = append(errs, err)
+	}
+	e.st.AddEvent(ctx, store.Event{App: d.App, Kind: store.EventRecover, Message: fmt.Sprintf("deploy #%d: %s", d.ID, reason)})
+	e.log.Info("recovered interrupted deploy", "app", d.App, "deploy", d.ID, "status", status, "reason", reason)
+	return errors.Join(errs...)
+}
+
+// recoverApp converges app a to its active release. deferred says it could
+// not yet: its runtime has not reached its engine (RecoverRuntime does it
+// once it has).
+func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, err error) {
 	rel, err := e.activeRelease(ctx, a)
 	if err != nil {
-		return err
+		return false, err
 	}
-	var target *Target
-	if rel != nil {
-		target = targetOf(rel, a.Formation)
-	}
-	plan := PlanConverge(ConvergeInput{
-		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
-		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true,
-	})
 	rt := e.runtimes[appRuntime(a, rel)]
 	if rt == nil {
 		for _, x := range e.runtimes {
@@ -114,13 +123,25 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) error {
 		msg := fmt.Sprintf("the %s runtime is not reachable yet: %s is brought back to %s once it is (the server keeps trying)", rt.Name(), a.Name, store.ReleaseID(a.Current))
 		e.log.Warn("recovery waits for its runtime", "app", a.Name, "runtime", rt.Name())
 		e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: msg})
-		return nil
+		return true, nil
 	}
+	observed, err := e.observe(ctx, a.Name)
+	if err != nil {
+		return false, err
+	}
+	var target *Target
+	if rel != nil {
+		target = targetOf(rel, a.Formation)
+	}
+	plan := PlanConverge(ConvergeInput{
+		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
+		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true,
+	})
 	// Journal the recovery like any operation when it changes something.
 	rec := &store.Deploy{App: a.Name, Kind: store.KindRecover, Owner: "moorage server (recovery at start)", Release: a.Current, FromRelease: a.Current}
 	if !quiet(plan) {
 		if err := e.st.CreateDeploy(ctx, rec); err != nil {
-			return err
+			return false, err
 		}
 		e.st.SetDeployPlan(ctx, rec.ID, plan.String())
 		e.log.Info("recovering", "app", a.Name, "plan", plan.String())
@@ -140,7 +161,7 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) error {
 		}
 		e.st.FinishDeploy(ctx, rec.ID, status, reason)
 	}
-	return err
+	return false, err
 }
 
 // activeRelease returns a's active release, nil before its first deploy.
@@ -232,16 +253,31 @@ func (e *Engine) recoverIfOn(ctx context.Context, app, name string) error {
 	if appRuntime(a, rel) != name {
 		return nil
 	}
-	if err := e.recoverApp(ctx, a); err != nil {
+	// What the start could not: instances a backup had paused there.
+	e.resumePaused(ctx, a.Name)
+	if _, err := e.recoverApp(ctx, a); err != nil {
 		return err
+	}
+	// The deploys a crash interrupted, left open at start.
+	running, err := e.st.RunningDeploys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range running {
+		if d.App != a.Name {
+			continue
+		}
+		if err := e.closeInterrupted(ctx, d); err != nil {
+			return err
+		}
 	}
 	e.log.Info("recovered once its runtime answered", "app", a.Name, "runtime", name)
 	e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: fmt.Sprintf("the %s runtime answered: %s converged to %s", name, a.Name, store.ReleaseID(a.Current))})
 	return nil
 }
 
-// adoptInterrupted records the config of the release of an interrupted
-// deploy that recovery finished.
+// adoptInterrupted records the config and runtime of the release of an
+// interrupted deploy that recovery finished.
 func (e *Engine) adoptInterrupted(ctx context.Context, d *store.Deploy) error {
 	rel, err := e.st.GetRelease(ctx, d.App, d.Release)
 	if err != nil {
@@ -250,6 +286,12 @@ func (e *Engine) adoptInterrupted(ctx context.Context, d *store.Deploy) error {
 	var from *store.Release
 	if d.FromRelease != 0 {
 		if from, err = e.st.GetRelease(ctx, d.App, d.FromRelease); err != nil {
+			return err
+		}
+	}
+	if rel.Runtime != "" {
+		// As the deploy would have on success (a deploy may move the app).
+		if err := e.st.SetRuntime(ctx, d.App, rel.Runtime); err != nil {
 			return err
 		}
 	}

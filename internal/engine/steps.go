@@ -688,6 +688,12 @@ func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
 			return ErrInterrupted
 		case <-deadline.C:
 			out.Printf("%s stayed healthy for %s", s.Release, s.Duration)
+			if w == r.crashes && r.unwatchCrashes != nil {
+				// The window is over: a later crash is restarted like any
+				// other, it no longer rolls the deploy back.
+				r.unwatchCrashes()
+				r.crashes, r.unwatchCrashes = nil, nil
+			}
 			return nil
 		case ev := <-w.ch:
 			return &instanceError{id: ev.Instance, err: fmt.Errorf("%s crashed during the monitor window (%s)", ev.Instance, ev.Message)}
