@@ -3,8 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/moorage/moorage/internal/proxy"
@@ -49,11 +49,11 @@ func (e *Engine) claimHosts(app string, specs ...*spec.Spec) (func(), error) {
 			mine[h] = true
 		}
 	}
-	for _, other := range sortedApps(c.running) {
+	for _, other := range slices.Sorted(maps.Keys(c.running)) {
 		if other == app {
 			continue
 		}
-		for _, h := range sortedHosts(mine) {
+		for _, h := range slices.Sorted(maps.Keys(mine)) {
 			if c.running[other][h] {
 				return nil, fmt.Errorf("%w: %s is claimed by app %q, whose deploy is running; %s", ErrHostClaimed, hostName(h), other, hostFix(app, other))
 			}
@@ -75,10 +75,9 @@ func (e *Engine) claimHosts(app string, specs ...*spec.Spec) (func(), error) {
 // front-door policy.
 func (e *Engine) checkHosts(app string, sp *spec.Spec, front bool) error {
 	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
-		if errors.Is(err, proxy.ErrHostConflict) {
-			if other := otherApp(err); other != "" && other != app {
-				return fmt.Errorf("%w; %s", err, hostFix(app, other))
-			}
+		var taken *proxy.HostTakenError
+		if errors.As(err, &taken) && taken.App != app {
+			return fmt.Errorf("%w; %s", err, hostFix(app, taken.App))
 		}
 		return err
 	}
@@ -116,39 +115,4 @@ func hostName(h string) string {
 
 func hostFix(app, other string) string {
 	return fmt.Sprintf("a host belongs to one app: remove it from the http.hosts of %s, or remove it from %s's and deploy %s first", app, other, other)
-}
-
-// otherApp extracts the app a proxy host conflict names ("... is already
-// routed to app "x""), or "" for another conflict.
-func otherApp(err error) string {
-	const marker = `already routed to app "`
-	msg := err.Error()
-	i := strings.Index(msg, marker)
-	if i < 0 {
-		return ""
-	}
-	rest := msg[i+len(marker):]
-	j := strings.IndexByte(rest, '"')
-	if j < 0 {
-		return ""
-	}
-	return rest[:j]
-}
-
-func sortedApps(m map[string]map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedHosts(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,7 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -53,7 +54,7 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 		next[k] = v
 	}
 	var parts []string
-	for _, name := range sortedKeys(req.Replicas) {
+	for _, name := range slices.Sorted(maps.Keys(req.Replicas)) {
 		n := req.Replicas[name]
 		svc := cur.Spec.Services[name]
 		switch {
@@ -83,13 +84,4 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed)})
 		},
 	})
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -1,6 +1,9 @@
 package proxy
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrInvalidRoute reports a route or target that cannot be routed as given
@@ -14,3 +17,15 @@ var (
 	// ErrClosed is returned by SetApp after Close.
 	ErrClosed = errors.New("proxy closed")
 )
+
+// HostTakenError is an ErrHostConflict with another app: Host is already
+// routed to App.
+type HostTakenError struct {
+	Host, App string
+}
+
+func (e *HostTakenError) Error() string {
+	return fmt.Sprintf("%v: %s is already routed to app %q", ErrHostConflict, e.Host, e.App)
+}
+
+func (e *HostTakenError) Unwrap() error { return ErrHostConflict }

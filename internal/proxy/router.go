@@ -136,7 +136,7 @@ func (t *table) checkHosts(app string, routes []Route) error {
 				name = "the default route (no hosts)"
 			}
 			if other := t.owner(h); other != "" && other != app {
-				return fmt.Errorf("%w: %s is already routed to app %q", ErrHostConflict, name, other)
+				return &HostTakenError{Host: name, App: other}
 			}
 			for _, prefix := range append([]string{r.PathPrefix}, r.staticPrefixes()...) {
 				k := key{h, prefix}
