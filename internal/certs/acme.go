@@ -292,7 +292,9 @@ func (m *Manager) manage(ctx context.Context, name string) {
 		return
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		m.noteError(name, fmt.Errorf("load the stored certificate: %w", err))
+		err = fmt.Errorf("load the stored certificate: %w", err)
+		m.log.Warn("certificate", "name", name, "err", errText(err))
+		m.noteError(name, err)
 	}
 	for attempts := 0; ; attempts++ {
 		// certmagic reads the attempt number: a retry for Let's Encrypt's
@@ -332,7 +334,9 @@ func (m *Manager) reload(ctx context.Context, name string) {
 	}
 	c, err := m.magic.Load().CacheManagedCertificate(ctx, name)
 	if err != nil {
-		m.noteError(name, fmt.Errorf("load the new certificate: %w", err))
+		err = fmt.Errorf("load the new certificate: %w", err)
+		m.log.Warn("certificate", "name", name, "err", errText(err))
+		m.noteError(name, err)
 		return
 	}
 	old = slices.DeleteFunc(old, func(h string) bool { return h == c.Hash() })
