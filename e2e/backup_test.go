@@ -99,23 +99,34 @@ func pgBin(t *testing.T) string {
 	return filepath.Dir(m[len(m)-1])
 }
 
+// pgAccessory is the spec text of a Postgres accessory db on a free port,
+// run by the process runtime from Debian's package, and backed up with
+// pg_dump. initdb is its first start's initdb command line (INITDB stands
+// for the binary); extra, more of its keys. It ends with "volumes:", to
+// replace the spec's own.
+func pgAccessory(t *testing.T, initdb, extra string) string {
+	t.Helper()
+	bin := pgBin(t)
+	_, port, _ := strings.Cut(freePort(t), ":")
+	initdb = strings.ReplaceAll(initdb, "INITDB", bin+"/initdb")
+	return fmt.Sprintf(`accessories:
+  db:
+    command: sh -c 'test -s $MOORAGE_VOLUME_PGDATA/PG_VERSION || %[3]s; exec %[1]s/postgres -D $MOORAGE_VOLUME_PGDATA -p $PORT -k /tmp -c listen_addresses=127.0.0.1'
+    user: postgres
+    port: %[2]s
+    env: {PATH: "%[1]s:/usr/bin:/bin"}
+%[4]s    volumes: ["pgdata:/var/lib/postgresql/data"]
+    health: {command: "pg_isready -h 127.0.0.1 -p $PORT", start_period: 60s}
+    backup: postgres
+volumes:`, bin, port, initdb, extra)
+}
+
 // A Postgres accessory, run by the process runtime from Debian's package,
 // is backed up with pg_dump, its rows changed, restored: the original rows
 // are back. verify restores into a scratch database.
 func TestPostgresBackupRestore(t *testing.T) {
 	t.Parallel()
-	bin := pgBin(t)
-	_, port, _ := strings.Cut(freePort(t), ":")
-	accessory := fmt.Sprintf(`accessories:
-  db:
-    command: sh -c 'test -s $MOORAGE_VOLUME_PGDATA/PG_VERSION || %[1]s/initdb -D $MOORAGE_VOLUME_PGDATA -U postgres --auth=trust; exec %[1]s/postgres -D $MOORAGE_VOLUME_PGDATA -p $PORT -k /tmp -c listen_addresses=127.0.0.1'
-    user: postgres
-    port: %[2]s
-    env: {PATH: "%[1]s:/usr/bin:/bin"}
-    volumes: ["pgdata:/var/lib/postgresql/data"]
-    health: {command: "pg_isready -h 127.0.0.1 -p $PORT", start_period: 60s}
-    backup: postgres
-volumes:`, bin, port)
+	accessory := pgAccessory(t, "INITDB -D $MOORAGE_VOLUME_PGDATA -U postgres --auth=trust", "")
 	s := startServer(t)
 	// The accessory runs as postgres: the path to the data dir must be
 	// traversable (a real data dir's parent is).
@@ -348,8 +359,8 @@ func TestSIGKILLDuringVolumeRestore(t *testing.T) {
 	if !strings.Contains(s.logs(), "failpoint reached") {
 		t.Fatalf("server died without reaching the failpoint: %s%s\n%s", out, errOut, tail(s.logs(), 40))
 	}
-	if ents, _ := os.ReadDir(s.volumePath("hello", "data")); len(ents) != 0 {
-		t.Fatalf("the crash point is not mid-swap: the volume holds %d entries", len(ents))
+	if ents, err := os.ReadDir(s.volumePath("hello", "data")); err != nil || len(ents) != 0 {
+		t.Fatalf("the crash point is not mid-swap: the volume holds %d entries (%v)", len(ents), err)
 	}
 
 	s.start()

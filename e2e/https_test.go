@@ -9,11 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -227,35 +224,7 @@ func TestUpServesTLSRoutesPlain(t *testing.T) {
 	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",
 		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [app.moorage.test], tls: auto, hsts: true}")...)
 	addr := freePort(t)
-	cmd := exec.Command(binary, "up", app, "--http", addr)
-	cmd.Env = os.Environ()
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-		}
-		killInstances(app)
-	}()
-	waitFor(t, 120*time.Second, "moorage up to print the URL", func() error {
-		select {
-		case err := <-exited:
-			t.Fatalf("moorage up exited: %v\n%s", err, out.String())
-		default:
-		}
-		if !strings.Contains(out.String(), "hello is up: ") {
-			return fmt.Errorf("no URL yet")
-		}
-		return nil
-	})
+	_, out, _ := startUp(t, app, addr)
 	if !strings.Contains(out.String(), "warning: service web has tls: auto, but moorage up has HTTPS off: it is served over plain HTTP") {
 		t.Errorf("no warning:\n%s", out.String())
 	}

@@ -268,31 +268,11 @@ func TestUp(t *testing.T) {
 	t.Parallel()
 	app := helloApp(t) // the example exactly as shipped
 	addr := freePort(t)
-	cmd := exec.Command(binary, "up", app, "--http", addr)
-	cmd.Env = os.Environ()
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		killInstances(app)
-	}()
+	cmd, out, exited := startUp(t, app, addr)
 	url := "http://" + addr + "/"
-	waitFor(t, 120*time.Second, "moorage up to print the URL", func() error {
-		select {
-		case err := <-exited:
-			t.Fatalf("moorage up exited: %v\n%s", err, out.String())
-		default:
-		}
-		if !strings.Contains(out.String(), "hello is up: "+url) {
-			return fmt.Errorf("no URL yet")
-		}
-		return nil
-	})
+	if !strings.Contains(out.String(), "hello is up: "+url) {
+		t.Fatalf("up printed another URL than %s:\n%s", url, out.String())
+	}
 	s := &server{t: t, http: addr}
 	s.waitBody("/", "release=v1")
 	cmd.Process.Signal(syscall.SIGINT)
@@ -311,6 +291,44 @@ func TestUp(t *testing.T) {
 	if left := processesUnder(app); len(left) > 0 {
 		t.Fatalf("processes left after Ctrl-C: %v", left)
 	}
+}
+
+// startUp runs `moorage up app --http addr` and waits until it prints the
+// app's URL. Its output and its exit come back; when the test ends it gets
+// Ctrl-C (then SIGKILL after a minute) and the app's instances are killed.
+func startUp(t *testing.T, app, addr string) (*exec.Cmd, *syncBuffer, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(binary, "up", app, "--http", addr)
+	cmd.Env = os.Environ()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+		}
+		killInstances(app)
+	})
+	waitFor(t, 120*time.Second, "moorage up to print the URL", func() error {
+		select {
+		case <-done:
+			t.Fatalf("moorage up exited:\n%s", out.String())
+		default:
+		}
+		if !strings.Contains(out.String(), " is up: ") {
+			return fmt.Errorf("no URL yet")
+		}
+		return nil
+	})
+	return cmd, out, exited
 }
 
 // processesUnder lists processes whose working directory is under dir.

@@ -47,9 +47,13 @@ func testSingletonWeb(t *testing.T, rt string) {
 		if code, body, err := s.get("/"); err != nil || code != 200 || !strings.Contains(body, "message="+msg) {
 			t.Fatalf("after deploy %d: %d %q %v", i, code, body, err)
 		}
-		for n := ld.count(); ld.count() < n+20; {
-			time.Sleep(10 * time.Millisecond) // traffic reaches the new release
-		}
+		n := ld.count()
+		waitFor(t, 30*time.Second, "20 more requests through the new release", func() error {
+			if c := ld.count(); c < n+20 {
+				return fmt.Errorf("%d so far", c-n)
+			}
+			return nil
+		})
 	}
 
 	results := ld.stop()

@@ -351,10 +351,16 @@ func TestSSHRemoteCLI(t *testing.T) {
 		}
 		close(lines)
 	}()
+	followed := false
 	for l := range lines {
 		if strings.Contains(l, "job done") {
+			followed = true
 			break
 		}
+	}
+	if !followed {
+		follow.Wait()
+		t.Fatalf("logs -f over ssh ended without following the worker's lines:\n%s", followErr.String())
 	}
 	follow.Process.Signal(os.Interrupt)
 	for range lines {

@@ -22,7 +22,8 @@
 //  3. memory: RSS of each proxy holding -hold idle keep-alive client
 //     connections, sampled several times per run.
 //
-// Ratios (moorage ÷ nginx) are medians of the per-run ratios. It also
+// The throughput and CPU ratios (moorage ÷ nginx) are medians of the
+// per-run ratios; the added-p99 and RSS ratios divide the medians. It also
 // reports the proxies' CPU time per request (from /proc), which is less
 // sensitive than throughput to other load on a shared machine.
 package main
