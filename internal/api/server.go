@@ -449,6 +449,10 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := s.Engine.ImportBackup(r.Context(), app, req.File)
+	if errors.Is(err, store.ErrNotFound) {
+		writeErr(w, err) // an unknown app: 404
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

@@ -202,7 +202,9 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 			op.emit(Event{Type: EventWarn, Text: w})
 		}
 	}
-	if ok, err := rt.ArtifactExists(ctx, src.Artifact); err != nil || !ok {
+	if ok, err := rt.ArtifactExists(ctx, src.Artifact); err != nil {
+		return store.DeployFailed, fmt.Errorf("rollback to %s: cannot check that its artifact %s is kept: %w; retry once the %s runtime answers", src.ID(), src.Artifact.Ref, err, src.Runtime)
+	} else if !ok {
 		return store.DeployFailed, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w); deploy that code again instead", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone)
 	}
 	rel := &store.Release{
@@ -262,7 +264,11 @@ func (e *Engine) rollbackTargets(ctx context.Context, a *store.App) string {
 			continue
 		}
 		if rt, err := e.Runtime(r.Runtime); err == nil {
-			if ok, err := rt.ArtifactExists(ctx, r.Artifact); err != nil || !ok {
+			ok, err := rt.ArtifactExists(ctx, r.Artifact)
+			if err != nil {
+				return fmt.Sprintf("cannot tell which releases are kept: the %s runtime does not answer (%v); see `moorage releases`", r.Runtime, err)
+			}
+			if !ok {
 				continue
 			}
 		}
