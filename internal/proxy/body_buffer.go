@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync/atomic"
 )
 
 // bodyMemoryLimit is how much of a request body of unknown length is
@@ -23,23 +24,51 @@ var (
 	// errBodySpool reports a body that could not be stored (the temporary
 	// file could not be created or written).
 	errBodySpool = errors.New("buffer request body")
+	// errBodySpoolFull reports a body that would take the spilled bodies
+	// past their budget.
+	errBodySpoolFull = errors.New("request body buffer budget used up")
 )
+
+// spool is where bodies spill: a directory, and the bytes all spilled
+// bodies may hold at once.
+type spool struct {
+	dir    string
+	used   *atomic.Int64
+	budget int64
+}
 
 // bufferedBody is a request body read whole before the request goes
 // upstream: in memory, or in an unlinked temporary file beyond
 // bodyMemoryLimit.
 type bufferedBody struct {
-	mem  []byte
-	file *os.File
-	size int64
+	mem      []byte
+	file     *os.File
+	size     int64
+	spool    spool
+	reserved int64 // of spool's budget
 }
 
 // close releases the temporary file, if any (it was unlinked already:
-// nothing is left on disk).
+// nothing is left on disk), and its share of the budget.
 func (b *bufferedBody) close() {
 	if b.file != nil {
 		_ = b.file.Close()
+		b.file = nil
 	}
+	if b.reserved > 0 {
+		b.spool.used.Add(-b.reserved)
+		b.reserved = 0
+	}
+}
+
+// reserve takes n more bytes of the spool's budget.
+func (b *bufferedBody) reserve(n int64) error {
+	if b.spool.used.Add(n) > b.spool.budget {
+		b.spool.used.Add(-n)
+		return errBodySpoolFull
+	}
+	b.reserved += n
+	return nil
 }
 
 // reader returns a new reader of the whole body.
@@ -55,8 +84,8 @@ func (b *bufferedBody) reader() io.ReadCloser {
 // app never sees a request over its max_body, even in part. r then carries
 // the buffered body with its length declared, replayable (GetBody).
 // errBodyTooLarge: the body is larger than limit (the rest is not read).
-func bufferBodyUpTo(r *http.Request, limit int64, dir string) (*bufferedBody, error) {
-	b := &bufferedBody{}
+func bufferBodyUpTo(r *http.Request, limit int64, sp spool) (*bufferedBody, error) {
+	b := &bufferedBody{spool: sp}
 	// One byte past the limit tells a body over it from one at it.
 	src := io.LimitReader(r.Body, limit+1)
 	memMax := min(limit+1, bodyMemoryLimit)
@@ -68,8 +97,12 @@ func bufferBodyUpTo(r *http.Request, limit int64, dir string) (*bufferedBody, er
 	}
 	if n == memMax && memMax <= limit {
 		// More may follow: spill to disk.
-		f, err := os.CreateTemp(dir, "moorage-body-*")
+		if err := b.reserve(int64(len(b.mem))); err != nil {
+			return nil, err
+		}
+		f, err := os.CreateTemp(sp.dir, "moorage-body-*")
 		if err != nil {
+			b.close()
 			return nil, fmt.Errorf("%w: %w", errBodySpool, err)
 		}
 		// Unlinked at once: the open file is all there is, and nothing is
@@ -81,7 +114,7 @@ func bufferBodyUpTo(r *http.Request, limit int64, dir string) (*bufferedBody, er
 			return nil, fmt.Errorf("%w: %w", errBodySpool, err)
 		}
 		b.mem = nil
-		m, err := copyToFile(f, src)
+		m, err := copyToFile(f, src, b.reserve)
 		b.size += m
 		if err != nil {
 			b.close()
@@ -102,15 +135,19 @@ func bufferBodyUpTo(r *http.Request, limit int64, dir string) (*bufferedBody, er
 	return b, nil
 }
 
-// copyToFile copies src to f through a pooled buffer, telling a failed
-// read (the client's) from a failed write (the disk's).
-func copyToFile(f *os.File, src io.Reader) (int64, error) {
+// copyToFile copies src to f through a pooled buffer, taking each chunk's
+// bytes of the budget (reserve) first, and telling a failed read (the
+// client's) from a failed write (the disk's).
+func copyToFile(f *os.File, src io.Reader, reserve func(int64) error) (int64, error) {
 	bp := bodyBuffers.Get()
 	defer bodyBuffers.Put(bp)
 	var n int64
 	for {
 		m, rerr := src.Read(bp)
 		if m > 0 {
+			if err := reserve(int64(m)); err != nil {
+				return n, err
+			}
 			if _, err := f.Write(bp[:m]); err != nil {
 				return n, fmt.Errorf("%w: %w", errBodySpool, err)
 			}

@@ -25,6 +25,7 @@ var (
 	pageMethodNotAllowed = renderPage(http.StatusMethodNotAllowed, "Static files answer GET and HEAD only.")
 	pageBadBody          = renderPage(http.StatusBadRequest, "The request body was not sent whole.")
 	pageBodyNotStored    = renderPage(http.StatusInternalServerError, "The proxy could not store the request body.")
+	pageBodyBusy         = renderPage(http.StatusServiceUnavailable, "The proxy is buffering too many request bodies; try again shortly.")
 )
 
 // unavailablePage is the 503 page of a route with no healthy target.

@@ -36,6 +36,11 @@ type Options struct {
 	// (default os.TempDir()). The files are unlinked as soon as they are
 	// created.
 	BodyBufferDir string
+	// BodyBufferBudget caps the bytes of all bodies spilled to
+	// BodyBufferDir at once (default 1 GiB): past it, a request whose
+	// body would spill gets a 503, so many slow uploads cannot fill the
+	// disk.
+	BodyBufferBudget int64
 }
 
 func (o Options) withDefaults() Options {
@@ -57,6 +62,9 @@ func (o Options) withDefaults() Options {
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = 5 * time.Second
 	}
+	if o.BodyBufferBudget <= 0 {
+		o.BodyBufferBudget = 1 << 30
+	}
 	return o
 }
 
@@ -74,6 +82,7 @@ type Proxy struct {
 	table    atomic.Pointer[table]
 	changes  broadcast    // a route or a target's health changed
 	holding  atomic.Int64 // requests waiting for a healthy target
+	spooled  atomic.Int64 // bytes of request bodies spilled to BodyBufferDir
 	conns    atomic.Int64 // open client connections (servers from HTTPServer)
 	unrouted appState     // metrics of requests no route matched
 
@@ -179,7 +188,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// No declared length: read the body whole (up to the limit)
 			// before choosing a target, so the app never sees a request
 			// over it, not even its first bytes.
-			body, err := bufferBodyUpTo(r, rt.MaxBody, p.opts.BodyBufferDir)
+			body, err := bufferBodyUpTo(r, rt.MaxBody, spool{dir: p.opts.BodyBufferDir, used: &p.spooled, budget: p.opts.BodyBufferBudget})
 			if err != nil {
 				p.bodyFailed(a, r, err)
 				return
@@ -206,6 +215,10 @@ func (p *Proxy) bodyFailed(a *attempt, r *http.Request, err error) {
 		// The client went away: nobody to answer (logged as 499).
 	case errors.Is(err, errBodyRead):
 		p.page(a, http.StatusBadRequest, pageBadBody, "")
+	case errors.Is(err, errBodySpoolFull):
+		p.logger.Warn("request body refused: the bodies being buffered use the whole budget",
+			"budget", p.opts.BodyBufferBudget, "method", r.Method, "path", r.URL.Path)
+		p.page(a, http.StatusServiceUnavailable, pageBodyBusy, p.retryAfter)
 	default:
 		p.logger.Error("could not buffer a request body: free space on the disk of the body buffer directory, or check its permissions",
 			"dir", p.opts.BodyBufferDir, "method", r.Method, "path", r.URL.Path, "err", err)

@@ -425,6 +425,43 @@ func TestMaxBodyBrokenChunked(t *testing.T) {
 	}
 }
 
+// TestBodyBufferBudget: bodies spilled to disk at once share a budget; past
+// it a request gets a 503 (the app is not called), and the budget is given
+// back when a buffered request ends.
+func TestBodyBufferBudget(t *testing.T) {
+	const budget = 200 << 10
+	p, srv := newTestProxy(t, Options{BodyBufferDir: t.TempDir(), BodyBufferBudget: budget})
+	var calls atomic.Int64
+	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.Copy(io.Discard, r.Body)
+	})
+	mustSetApp(t, p, "up", RouteTargets{Route: Route{MaxBody: 1 << 20}, Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
+	post := func(size int) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, io.MultiReader(bytes.NewReader(make([]byte, size))))
+		req.ContentLength = -1
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := post(budget + 1); code != http.StatusServiceUnavailable || calls.Load() != 0 {
+		t.Fatalf("a body over the buffer budget: %d, app called %d times; want 503, never", code, calls.Load())
+	}
+	for range 3 { // each within it, one after the other: the budget comes back
+		if code := post(budget - 1); code != 200 {
+			t.Fatalf("a body within the buffer budget: %d", code)
+		}
+	}
+	if n := p.spooled.Load(); n != 0 {
+		t.Fatalf("%d bytes of budget still taken after the requests ended", n)
+	}
+}
+
 // TestMaxBodyUpgradeHeader: an Upgrade header without "Connection:
 // upgrade" does not lift max_body off a chunked body: the app never gets
 // more than the limit.
