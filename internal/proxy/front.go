@@ -308,6 +308,12 @@ func (fc *frontConn) readHead(first bool) ([]byte, headResult) {
 			}
 			return buf, headRead // LF-only line ends: net/http's
 		}
+		if i := bytes.Index(buf, lfcrlf); i >= 0 {
+			if i+3 > limit {
+				return nil, headTooLarge
+			}
+			return buf, headRead // a bare LF line, then CRLF: net/http's too
+		}
 		if len(buf) > limit || len(buf) == frontReadSize && limit <= frontReadSize {
 			return nil, headTooLarge // cannot end within the limit
 		}
@@ -347,6 +353,7 @@ func (fc *frontConn) refuseLargeHead() {
 var (
 	crlfcrlf = []byte("\r\n\r\n")
 	lflf     = []byte("\n\n")
+	lfcrlf   = []byte("\n\r\n")
 )
 
 // handOff passes the connection, with the bytes read so far, to the net/http

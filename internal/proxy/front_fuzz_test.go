@@ -52,6 +52,8 @@ var frontSeeds = []string{
 	"GET / HTTP/1.1\r\nHost: app.test\r\nX-Folded: a\r\n b\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: app.test\r\nX-Folded: a\r\n\tTransfer-Encoding: chunked\r\n\r\n",
 	"GET / HTTP/1.1\nHost: app.test\n\n",
+	"GET / HTTP/1.1\r\nHost: app.test\nX-A: 1\n\r\n",
+	"GET / HTTP/1.1\r\nHost: app.test\n\r\nGET /2 HTTP/1.1\r\nHost: app.test\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: app.test\nX-Injected: 1\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: app.test\rX-Injected: 1\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: app.test\r\nX-A: a\rb\r\n\r\n",

@@ -558,3 +558,18 @@ func TestServerHandler(t *testing.T) {
 		t.Fatalf("proxied: %d %v %q", res.StatusCode, res.Header, body)
 	}
 }
+
+// A head whose last header line ends in a bare LF before the CRLF blank
+// line is complete (net/http reads it so): it is answered at once, not
+// after the header timeout.
+func TestHeadEndingInLFCRLF(t *testing.T) {
+	p, srv := newTestProxy(t, Options{})
+	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	mustSetApp(t, p, "up", RouteTargets{Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
+	c, br := rawConn(t, srv)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second)) // well under the header timeout
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\nX-A: 1\n\r\n")
+	if res, body := readResponse(t, br, "GET"); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+}
