@@ -102,14 +102,7 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 }
 
 func (g *globals) client() (*client.Client, error) {
-	o := client.Options{Host: g.host, RemoteBin: g.remoteBin}
-	if o.Host == "" {
-		o.Host = os.Getenv("MOORAGE_HOST")
-	}
-	if o.RemoteBin != "" && !strings.HasPrefix(o.Host, "ssh://") {
-		return nil, fmt.Errorf("--remote-bin is for ssh:// hosts; give one with --host or MOORAGE_HOST")
-	}
-	c, err := client.NewWith(o)
+	c, err := client.NewWith(client.Options{Host: g.host, RemoteBin: g.remoteBin})
 	if err != nil {
 		return nil, err
 	}

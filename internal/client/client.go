@@ -69,7 +69,11 @@ func New(host string) (*Client, error) {
 
 // NewWith returns a client for the server o names.
 func NewWith(o Options) (*Client, error) {
+	binGiven := o.RemoteBin != ""
 	o = o.withDefaults()
+	if binGiven && !strings.HasPrefix(o.Host, "ssh://") {
+		return nil, fmt.Errorf("--remote-bin is for ssh:// hosts; give one with --host or MOORAGE_HOST")
+	}
 	host := o.Host
 	if host == "" {
 		host = "unix://" + paths.Socket(paths.DefaultDataDir())

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/moorage/moorage/internal/spec"
 )
 
 // Expand replaces $VAR and ${VAR} in each argument with env's value (empty
@@ -40,9 +42,7 @@ func Refs(argv []string) []string {
 
 // VolumeEnv is the name of the variable that holds a volume's path:
 // MOORAGE_VOLUME_<NAME>, upper case, '-' as '_'.
-func VolumeEnv(name string) string {
-	return "MOORAGE_VOLUME_" + envName(name)
-}
+func VolumeEnv(name string) string { return spec.VolumeEnv(name) }
 
 // AccessoryEnv returns the variables that tell services how to reach an
 // accessory: MOORAGE_ACCESSORY_<NAME>_HOST, _PORT and _ADDR.

@@ -9,6 +9,7 @@ package spec
 
 import (
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -309,4 +310,10 @@ func (s *Spec) VolumesFor(svc string) []*Volume {
 		}
 	}
 	return out
+}
+
+// VolumeEnv names the variable that holds volume name's path in an
+// instance: MOORAGE_VOLUME_<NAME>, upper case, dashes as underscores.
+func VolumeEnv(name string) string {
+	return "MOORAGE_VOLUME_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }

@@ -54,7 +54,7 @@ func (s *Spec) Warnings() []string {
 			if v == nil || len(v.Services) == 0 || len(v.Services) >= len(s.Services) || !linkedIntoRelease(s, v) {
 				continue
 			}
-			warn("volumes."+name+".services", "on the process runtime it only decides which services get $%s: the volume is linked at %s in the release directory, which every service shares", volumeEnv(name), v.Mount)
+			warn("volumes."+name+".services", "on the process runtime it only decides which services get $%s: the volume is linked at %s in the release directory, which every service shares", VolumeEnv(name), v.Mount)
 		}
 		for _, name := range sortedKeys(s.Accessories) {
 			a, p := s.Accessories[name], "accessories."+name
@@ -112,9 +112,4 @@ func linkedIntoRelease(s *Spec, v *Volume) bool {
 	}
 	wd, m := path.Clean(wd), path.Clean(v.Mount)
 	return wd == "/" || strings.HasPrefix(m, wd+"/")
-}
-
-// volumeEnv is the variable naming a volume's directory (runtime.VolumeEnv).
-func volumeEnv(name string) string {
-	return "MOORAGE_VOLUME_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
