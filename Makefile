@@ -2,14 +2,22 @@
 # and the end-to-end tests that drive the built binary.
 GO ?= go
 
-.PHONY: test vet build fuzz
+.PHONY: test deps vet build fuzz
+
+# Go tools the tests start (pebble) are installed here by scripts/test-deps.
+export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 60s
 
-test: vet
+test: deps vet
 	$(GO) test -count=1 -timeout 45m ./...
 	cd examples/hello && $(GO) test -count=1 ./...
+
+# Everything the tests need on this machine (Debian packages, Go tools):
+# installed when run as root, else named with the command that installs it.
+deps:
+	./scripts/test-deps
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . ; echo "gofmt needed"; exit 1)

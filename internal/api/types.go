@@ -1,10 +1,12 @@
-// Package api is moorage's control API: HTTP + JSON over the server's unix
+// Package api holds the wire types of moorage's control API, shared by the
+// server (internal/apiserver) and internal/client: HTTP + JSON over the unix
 // socket (or an ssh-forwarded stream). Long operations answer with a stream
 // of newline-delimited JSON events. This file holds the wire types shared
 // with internal/client.
 package api
 
 import (
+	"sort"
 	"time"
 
 	"github.com/moorage/moorage/internal/store"
@@ -112,8 +114,8 @@ func ReleaseOf(r *store.Release) Release {
 	for k := range r.Config.Secrets {
 		out.Secrets = append(out.Secrets, k)
 	}
-	sortStrings(out.Config)
-	sortStrings(out.Secrets)
+	sort.Strings(out.Config)
+	sort.Strings(out.Secrets)
 	return out
 }
 

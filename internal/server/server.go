@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/apiserver"
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
@@ -259,7 +260,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	for n := range s.runtimes {
 		names = append(names, n)
 	}
-	apiSrv := &api.Server{
+	apiSrv := &apiserver.Server{
 		Engine: s.engine, UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
 		Limits: archive.Limits{MaxBytes: s.cfg.MaxUpload, MaxFiles: 200000},
 		Version: api.Version{Version: version.String(), Schema: store.SchemaVersion(), Runtimes: names,

@@ -1,4 +1,8 @@
-package api
+// Package apiserver serves moorage's control API (the wire types live in
+// internal/api): HTTP + JSON over the server's unix socket or an
+// ssh-forwarded stream. Long operations answer with newline-delimited JSON
+// events.
+package apiserver
 
 import (
 	"context"
@@ -10,10 +14,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"time"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
@@ -27,7 +31,7 @@ type Server struct {
 	Engine    *engine.Engine
 	UploadDir string // where uploads are unpacked (under the data dir)
 	Limits    archive.Limits
-	Version   Version
+	Version   api.Version
 	Logger    *slog.Logger
 	Certs     *certs.Manager // nil: HTTPS is off
 }
@@ -83,7 +87,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
-	writeJSON(w, code, Error{Error: msg, Code: kind})
+	writeJSON(w, code, api.Error{Error: msg, Code: kind})
 }
 
 // writeErr maps an error to a status code.
@@ -111,9 +115,9 @@ func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	out := []App{}
+	out := []api.App{}
 	for _, a := range apps {
-		out = append(out, App{Name: a.Name, Runtime: a.Runtime, Active: store.ReleaseID(a.Current)})
+		out = append(out, api.App{Name: a.Name, Runtime: a.Runtime, Active: store.ReleaseID(a.Current)})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -144,9 +148,9 @@ func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	out := []Release{}
+	out := []api.Release{}
 	for _, rel := range rels {
-		out = append(out, ReleaseOf(rel))
+		out = append(out, api.ReleaseOf(rel))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -162,9 +166,9 @@ func (s *Server) deploys(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	out := []Deploy{}
+	out := []api.Deploy{}
 	for _, d := range ds {
-		out = append(out, DeployOf(d))
+		out = append(out, api.DeployOf(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -180,7 +184,7 @@ func (s *Server) deployOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no deploy #%d of %s", id, r.PathValue("app")))
 		return
 	}
-	writeJSON(w, http.StatusOK, DeployOf(d))
+	writeJSON(w, http.StatusOK, api.DeployOf(d))
 }
 
 // deploy receives an upload (a gzip tar of the app directory), checks its
@@ -212,7 +216,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, kind, "upload: "+err.Error())
 		return
 	}
-	specName := r.Header.Get(HeaderSpec)
+	specName := r.Header.Get(api.HeaderSpec)
 	if specName == "" {
 		specName = "moorage.yaml"
 	}
@@ -249,7 +253,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
-	var req RollbackRequest
+	var req api.RollbackRequest
 	if r.ContentLength != 0 {
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, "bad_request", "rollback request: "+err.Error())
@@ -265,7 +269,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 }
 
 func owner(r *http.Request) string {
-	if o := r.Header.Get(HeaderOwner); o != "" {
+	if o := r.Header.Get(api.HeaderOwner); o != "" {
 		if len(o) > 200 {
 			o = o[:200]
 		}
@@ -277,7 +281,7 @@ func owner(r *http.Request) string {
 // stream writes an operation's events as NDJSON until it ends or the
 // client goes away (the operation goes on).
 func stream(w http.ResponseWriter, r *http.Request, op *engine.Op) {
-	w.Header().Set("Content-Type", ContentNDJSON)
+	w.Header().Set("Content-Type", api.ContentNDJSON)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -320,7 +324,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, appErr(r, err))
 		return
 	}
-	w.Header().Set("Content-Type", ContentNDJSON)
+	w.Header().Set("Content-Type", api.ContentNDJSON)
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
@@ -349,8 +353,6 @@ func parseSince(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: use a duration like 1h or 30m, or a time like 2026-11-22T10:00:00Z", s)
 }
 
-func sortStrings(s []string) { sort.Strings(s) }
-
 // decodeBody decodes a small JSON request body.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
@@ -373,7 +375,7 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request) {
-	var req ConfigRequest
+	var req api.ConfigRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -386,7 +388,7 @@ func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
-	var req ScaleRequest
+	var req api.ScaleRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -404,15 +406,15 @@ func (s *Server) backups(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, appErr(r, err))
 		return
 	}
-	out := []Backup{}
+	out := []api.Backup{}
 	for _, b := range bs {
-		out = append(out, BackupOf(b))
+		out = append(out, api.BackupOf(b))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) {
-	var req BackupRequest
+	var req api.BackupRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
@@ -457,7 +459,7 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, BackupOf(b))
+	writeJSON(w, http.StatusOK, api.BackupOf(b))
 }
 
 func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {

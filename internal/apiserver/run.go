@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/engine"
 )
 
@@ -17,8 +18,8 @@ import (
 func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	app := r.PathValue("app")
-	if r.Header.Get("Upgrade") != UpgradeRun {
-		writeError(w, http.StatusBadRequest, "bad_request", "run needs a connection upgrade to "+UpgradeRun)
+	if r.Header.Get("Upgrade") != api.UpgradeRun {
+		writeError(w, http.StatusBadRequest, "bad_request", "run needs a connection upgrade to "+api.UpgradeRun)
 		return
 	}
 	a, err := s.Engine.Store().GetApp(r.Context(), app)
@@ -41,44 +42,44 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+UpgradeRun+"\r\n\r\n")
+	io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+api.UpgradeRun+"\r\n\r\n")
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
-	fw := NewFrameWriter(conn)
+	fw := api.NewFrameWriter(conn)
 	stdinR, stdinW := io.Pipe()
 	go readInput(bufio.NewReader(brw), stdinW, cancel)
 	code, err := s.Engine.RunOneOff(ctx, engine.RunRequest{
 		App: app, Service: q.Get("service"), Command: args, TTY: q.Get("tty") == "1",
-		Stdin: stdinR, Stdout: fw.Stream(FrameStdout), Stderr: fw.Stream(FrameStderr), Owner: owner(r),
+		Stdin: stdinR, Stdout: fw.Stream(api.FrameStdout), Stderr: fw.Stream(api.FrameStderr), Owner: owner(r),
 	})
 	stdinR.Close()
 	if err != nil {
-		fw.Write(FrameError, []byte(err.Error()))
+		fw.Write(api.FrameError, []byte(err.Error()))
 		return
 	}
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uint32(int32(code)))
-	fw.Write(FrameExit, b[:])
+	fw.Write(api.FrameExit, b[:])
 }
 
 // readInput copies stdin frames into w; a closed connection cancels the
 // command.
 func readInput(r io.Reader, w *io.PipeWriter, cancel context.CancelFunc) {
 	for {
-		typ, p, err := ReadFrame(r)
+		typ, p, err := api.ReadFrame(r)
 		if err != nil {
 			w.Close()
 			cancel()
 			return
 		}
 		switch typ {
-		case FrameStdin:
+		case api.FrameStdin:
 			if _, err := w.Write(p); err != nil {
 				// The command does not read its input any more; drain.
 				continue
 			}
-		case FrameStdinEOF:
+		case api.FrameStdinEOF:
 			w.Close()
 		}
 	}
