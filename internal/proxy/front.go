@@ -47,7 +47,7 @@ type Server struct {
 	lingering atomic.Bool
 	hsConns   atomic.Int64   // connections net/http serves (handed off)
 	wg        sync.WaitGroup // connection goroutines
-	hsDone  chan struct{}  // the net/http server's Serve returned
+	hsDone    chan struct{}  // the net/http server's Serve returned
 }
 
 // NewServer returns a Server for p; opts tune both the front and the
