@@ -339,7 +339,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	apiCtx, apiCancel := context.WithCancel(context.Background())
 	s.apiCancel = apiCancel
 	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return apiCtx }}
+		BaseContext: func(net.Listener) context.Context { return apiCtx },
+		// Who connects (SO_PEERCRED): the audit's owner of each operation.
+		ConnContext: apiserver.ConnContext}
 
 	s.serve(s.apiSrv, s.apiLn)
 	s.log.Info("moorage server started", "version", version.String(), "data_dir", s.cfg.DataDir,
