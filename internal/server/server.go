@@ -28,6 +28,7 @@ import (
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/metrics"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
@@ -112,6 +113,9 @@ type Server struct {
 	// server this one handed over to; closing must not remove it.
 	keepSocket bool
 	routesMu   sync.Mutex // serializes saveRoutes
+	// metricsCtx ends the metrics' event subscriptions (closeAll).
+	metricsCtx    context.Context
+	metricsCancel context.CancelFunc
 	// controlStopped: the API and the engine stopped (a handover).
 	controlStopped bool
 }
@@ -143,7 +147,8 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, log: log, serveErr: make(chan error, 2), apiCancel: func() {}}
+	mctx, mcancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, log: log, serveErr: make(chan error, 2), apiCancel: func() {}, metricsCtx: mctx, metricsCancel: mcancel}
 }
 
 // Start opens the state, binds the listeners, recovers, and serves. On
@@ -302,7 +307,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if s.metricsLn != nil {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", s.proxy.MetricsHandler())
+		var cl metrics.CertLister
+		if s.certs != nil {
+			cl = s.certs
+		}
+		col := metrics.New(s.store, cl)
+		for _, rt := range s.runtimes {
+			go col.Watch(rt.Events(s.metricsCtx))
+		}
+		mux.Handle("/metrics", col.Handler(s.proxy.MetricsHandler()))
 		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		s.serve(s.metricsSrv, s.metricsLn)
 	}
@@ -503,6 +516,7 @@ const apiGrace = 2 * time.Second
 
 func (s *Server) closeAll() {
 	s.apiCancel()
+	s.metricsCancel()
 	if s.apiLn != nil {
 		s.apiLn.Close()
 		if !s.keepSocket {
