@@ -110,7 +110,6 @@ func TestCollector(t *testing.T) {
 	wantLine(t, out, `moorage_deploy_last_status{app="shop",status="succeeded"} 1`)
 }
 
-
 func sampleValue(t *testing.T, out, series string) float64 {
 	t.Helper()
 	for _, l := range strings.Split(out, "\n") {
