@@ -35,6 +35,7 @@ func TestServerRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	t.Run("handover", testRestartHandover)
 	t.Run("sigkill-held-sockets", testRestartSIGKILLHeld)
+	t.Run("slow-recovery", testRestartSlowRecovery)
 }
 
 // restartServer is a moorage server whose process changes: its pid is
@@ -276,44 +277,7 @@ func testRestartHandover(t *testing.T) {
 func testRestartSIGKILLHeld(t *testing.T) {
 	t.Parallel()
 	rs := newRestartServer(t)
-	if err := os.MkdirAll(rs.dataDir, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	httpLn, err := net.Listen("tcp", rs.http)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer httpLn.Close()
-	apiLn, err := net.Listen("unix", socketOf(rs.dataDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer apiLn.Close()
-	// The holder never accepts; blocking mode on its copies is harmless
-	// (the server sets the sockets non-blocking again).
-	httpF, err := httpLn.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer httpF.Close()
-	apiF, err := apiLn.(*net.UnixListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer apiF.Close()
-	launch := func() *exec.Cmd {
-		// LISTEN_PID must be the server's own pid: a shell exports it and
-		// execs the server, as systemd does after its fork.
-		cmd := exec.Command("/bin/sh", append([]string{"-c", `export LISTEN_PID=$$; exec "$0" "$@"`, rs.bin}, rs.args()...)...)
-		cmd.Env = append(os.Environ(), "LISTEN_FDS=2", "LISTEN_FDNAMES=http:api")
-		cmd.ExtraFiles = []*os.File{httpF, apiF}
-		cmd.Stdout, cmd.Stderr = rs.log, rs.log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go cmd.Wait()
-		return cmd
-	}
+	launch := rs.holdSockets()
 	cmd := launch()
 	rs.waitServing(0, "")
 	app := helloApp(t, fastSpec...)
@@ -361,6 +325,112 @@ func testRestartSIGKILLHeld(t *testing.T) {
 	}
 	if got := webPIDs(rs.server, "hello"); !slices.Equal(got, instances) {
 		t.Errorf("instances changed across the crash: %v, were %v", got, instances)
+	}
+}
+
+// testRestartSlowRecovery: one app whose recovery is slow (an instance of
+// an interrupted deploy ignores SIGTERM for its whole stop_timeout) does
+// not keep another app from being served at once after a crash: the proxy
+// serves the recorded routes while recovery runs.
+func testRestartSlowRecovery(t *testing.T) {
+	t.Parallel()
+	rs := newRestartServer(t)
+	launch := rs.holdSockets()
+	cmd := launch()
+	rs.waitServing(0, "")
+	hello := helloApp(t, fastSpec...)
+	rs.deploy(hello, 0)
+	rs.waitBody("/", "release=v1")
+	const stopTimeout = 15 * time.Second
+	slow := helloApp(t, append(slices.Clone(fastSpec), "app: hello", "app: slow",
+		"    health: {path: /healthz, interval: 1s}", "    health: {path: /healthz, interval: 1s}\n    http: {hosts: [slow.test]}",
+		"    command: ./hello worker\n    min_ready: 1s\n", "    command: sh -c 'trap \"\" TERM; exec sleep 100000'\n    min_ready: 1s\n    stop_timeout: 15s\n")...)
+	rs.deploy(slow, 0)
+
+	// A deploy of slow killed after its new instances started: the next
+	// start must remove them, and its worker makes that take stop_timeout.
+	old := cmd.Process.Pid
+	cmd.Process.Kill()
+	waitGone(t, old, 30*time.Second, "the server to be killed")
+	cmd = launch("MOORAGE_FAILPOINTS=after:start")
+	rs.waitServing(old, "")
+	setMessage(t, slow, "v2")
+	rs.run("deploy", slow) // the failpoint kills the server
+	waitGone(t, cmd.Process.Pid, 60*time.Second, "the failpoint to kill the server")
+
+	ld := startLoader(rs.http, "/", 2)
+	defer ld.stop()
+	restarted := time.Now()
+	launch()
+	// hello is served from the recorded routes while slow is recovered:
+	// long before the control API answers (it waits for the recovery).
+	var served time.Time
+	waitFor(t, 30*time.Second, "hello to be served", func() error {
+		code, body, err := rs.get("/")
+		if err != nil || code != 200 || !strings.Contains(body, "release=v1") {
+			return fmt.Errorf("GET /: %d %q %v", code, body, err)
+		}
+		served = time.Now()
+		return nil
+	})
+	rs.waitServing(cmd.Process.Pid, "")
+	apiUp := time.Now()
+	results := ld.stop()
+	t.Logf("after the restart: hello served in %s, the control API (after recovery) in %s", served.Sub(restarted).Round(time.Millisecond), apiUp.Sub(restarted).Round(time.Millisecond))
+	if apiUp.Sub(restarted) < stopTimeout-2*time.Second {
+		t.Fatalf("the recovery took %s: slow's worker did not hold it (the test proves nothing)", apiUp.Sub(restarted))
+	}
+	if served.Sub(restarted) > stopTimeout/2 {
+		t.Errorf("hello was served %s after the restart: the slow app's recovery held it", served.Sub(restarted))
+	}
+	p := tally("restart with a slow recovery", results, restarted, apiUp)
+	t.Log(p)
+	if p.refused+p.failed > 0 {
+		t.Errorf("%s; first failure: %s", p, p.firstFailure)
+	}
+}
+
+// holdSockets binds the proxy's and the control socket, holds them as
+// systemd's moorage.socket does, and returns a function that starts a
+// server on them (LISTEN_FDS), with extra environment.
+func (rs *restartServer) holdSockets() func(env ...string) *exec.Cmd {
+	if err := os.MkdirAll(rs.dataDir, 0o711); err != nil {
+		rs.t.Fatal(err)
+	}
+	httpLn, err := net.Listen("tcp", rs.http)
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	rs.t.Cleanup(func() { httpLn.Close() })
+	apiLn, err := net.Listen("unix", socketOf(rs.dataDir))
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	rs.t.Cleanup(func() { apiLn.Close() })
+	// The holder never accepts; blocking mode on its copies is harmless
+	// (the server sets the sockets non-blocking again).
+	httpF, err := httpLn.(*net.TCPListener).File()
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	rs.t.Cleanup(func() { httpF.Close() })
+	apiF, err := apiLn.(*net.UnixListener).File()
+	if err != nil {
+		rs.t.Fatal(err)
+	}
+	rs.t.Cleanup(func() { apiF.Close() })
+	return func(env ...string) *exec.Cmd {
+		// LISTEN_PID must be the server's own pid: a shell exports it and
+		// execs the server, as systemd does after its fork.
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `export LISTEN_PID=$$; exec "$0" "$@"`, rs.bin}, rs.args()...)...)
+		cmd.Env = append(append(os.Environ(), "LISTEN_FDS=2", "LISTEN_FDNAMES=http:api"), env...)
+		cmd.ExtraFiles = []*os.File{httpF, apiF}
+		cmd.Stdout, cmd.Stderr = rs.log, rs.log
+		if err := cmd.Start(); err != nil {
+			rs.t.Fatal(err)
+		}
+		go cmd.Wait()
+		return cmd
 	}
 }
 
