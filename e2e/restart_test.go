@@ -54,7 +54,7 @@ func newRestartServer(t *testing.T) *restartServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &restartServer{server: &server{t: t, dataDir: filepath.Join(dir, "data"), http: freePort(t)}, bin: bin, log: log}
+	rs := &restartServer{server: &server{t: t, dataDir: filepath.Join(dir, "data"), http: freePort(t), https: freePort(t)}, bin: bin, log: log}
 	t.Cleanup(func() {
 		if pid := rs.pid(); pid > 0 && processAlive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -70,7 +70,7 @@ func newRestartServer(t *testing.T) *restartServer {
 }
 
 func (rs *restartServer) args() []string {
-	return []string{"server", "--data-dir", rs.dataDir, "--http", rs.http, "--https", "off", "--log-level", "debug"}
+	return []string{"server", "--data-dir", rs.dataDir, "--http", rs.http, "--https", rs.https, "--log-level", "debug"}
 }
 
 // pid is the running server's pid (0 if none).

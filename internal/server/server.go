@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -118,6 +119,10 @@ type Server struct {
 	metricsCancel context.CancelFunc
 	// controlStopped: the API and the engine stopped (a handover).
 	controlStopped bool
+	// draining: the proxy stops (HTTPS answers with Connection: close);
+	// httpsConns counts the HTTPS connections, to let them end first.
+	draining   atomic.Bool
+	httpsConns atomic.Int64
 }
 
 // New returns a server; Start starts it.
@@ -295,12 +300,30 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 	if httpsOn {
-		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: s.edge})
+		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.draining.Load() {
+				// Stopping: the connection's last request, and the
+				// client is told so (as the plain HTTP front does).
+				w.Header().Set("Connection", "close")
+			}
+			s.edge.ServeHTTP(w, r)
+		})})
+		state := s.httpsSrv.ConnState
+		s.httpsSrv.ConnState = func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.httpsConns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.httpsConns.Add(-1)
+			}
+			state(c, st)
+		}
 		s.httpsSrv.TLSConfig = s.certs.TLSConfig()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := s.httpsSrv.ServeTLS(s.httpsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			// While draining, its listener is closed before its Shutdown.
+			if err := s.httpsSrv.ServeTLS(s.httpsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.draining.Load() {
 				s.serveErr <- err
 			}
 		}()
@@ -493,11 +516,23 @@ func (s *Server) drainProxy(ctx context.Context) {
 			}
 		}()
 	}
+	s.draining.Store(true)
 	for _, srv := range []*http.Server{s.httpsSrv, s.metricsSrv} {
 		if srv != nil {
 			drain.Add(1)
 			go func() {
 				defer drain.Done()
+				if srv == s.httpsSrv {
+					// As the front's CloseIdleAfter: keep-alive connections
+					// get one more request (Connection: close) before idle
+					// ones are closed, which could race a request sent on
+					// one. The listener closes now.
+					s.httpsLn.Close()
+					deadline := time.Now().Add(closeIdleAfter)
+					for s.httpsConns.Load() > 0 && time.Now().Before(deadline) && dctx.Err() == nil {
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
 				if e := srv.Shutdown(dctx); e != nil {
 					srv.Close()
 				}
