@@ -168,13 +168,48 @@ func (p phase) String() string {
 func testRestartHandover(t *testing.T) {
 	t.Parallel()
 	rs := newRestartServer(t)
+	// systemd's notification socket (Type=notify, NotifyAccess=all): the
+	// server says READY=1, and after a handover the new process names
+	// itself the main one (MAINPID).
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "notify.sock"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	notes := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := notify.Read(buf)
+			if err != nil {
+				return
+			}
+			notes <- string(buf[:n])
+		}
+	}()
+	waitNote := func(want string) {
+		t.Helper()
+		timeout := time.After(60 * time.Second)
+		for {
+			select {
+			case n := <-notes:
+				if n == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("systemd was not notified %q", want)
+			}
+		}
+	}
 	cmd := exec.Command(rs.bin, rs.args()...)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.LocalAddr().String())
 	cmd.Stdout, cmd.Stderr = rs.log, rs.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go cmd.Wait()
 	rs.waitServing(0, "")
+	waitNote("READY=1")
 	app := helloApp(t, fastSpec...)
 	setMessage(t, app, "before the restarts")
 	rs.deploy(app, 0)
@@ -199,6 +234,7 @@ func testRestartHandover(t *testing.T) {
 	old := rs.pid()
 	syscall.Kill(old, syscall.SIGHUP)
 	pid := rs.waitServing(old, "")
+	waitNote("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1")
 	waitGone(t, old, 60*time.Second, "the old server to exit after the handover")
 	waitLoad(50)
 	phases = append(phases, phase{name: "graceful restart (SIGHUP)", start: start, end: time.Now()})
