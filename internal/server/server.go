@@ -1,6 +1,8 @@
 // Package server assembles a moorage host daemon: the store, the runtimes,
 // the proxy, the engine and the control API, with an orderly start
-// (recovery before serving) and a graceful shutdown.
+// (the proxy serves the recorded routes at once, recovery runs beside it,
+// the control API serves after it), a graceful shutdown, and a handover of
+// the listening sockets to a new process (Handover).
 package server
 
 import (
