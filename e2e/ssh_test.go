@@ -309,6 +309,17 @@ func TestSSHRemoteCLI(t *testing.T) {
 		t.Fatalf("deploy over ssh: exit %d\n%s%s", code, out, errOut)
 	}
 	s.waitBody("/", "message=over ssh")
+	// The audit names the ssh session from the socket peer's credentials
+	// (dial-stdio's SSH_CONNECTION), not from what the client says.
+	var recs []struct {
+		Owner string `json:"owner"`
+	}
+	if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &recs); err != nil || len(recs) == 0 {
+		t.Fatalf("deploys --json: %v %+v", err, recs)
+	}
+	if o := recs[0].Owner; !strings.Contains(o, "(uid ") || !strings.Contains(o, " over ssh from 127.0.0.1") {
+		t.Errorf("deploy over ssh recorded owner %q, want the peer's user and uid, over ssh from 127.0.0.1", o)
+	}
 
 	var st psStatus
 	if err := json.Unmarshal([]byte(r.mustRun("ps", "-a", "hello", "--json")), &st); err != nil {

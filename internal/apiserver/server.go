@@ -268,16 +268,6 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	stream(w, r, op)
 }
 
-func owner(r *http.Request) string {
-	if o := r.Header.Get(api.HeaderOwner); o != "" {
-		if len(o) > 200 {
-			o = o[:200]
-		}
-		return o
-	}
-	return "unknown client"
-}
-
 // stream writes an operation's events as NDJSON until it ends or the
 // client goes away (the operation goes on).
 func stream(w http.ResponseWriter, r *http.Request, op *engine.Op) {

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,7 +32,13 @@ func newServerCmd(g *globals) *cobra.Command {
 the runtimes. Stopping it (SIGTERM, SIGINT) interrupts a deploy in progress,
 lets the requests in flight through the proxy finish (--drain-timeout), and
 leaves the apps running; starting it again re-adopts them and finishes or undoes
-a deploy that a stop or a crash interrupted.`,
+a deploy that a stop or a crash interrupted.
+
+SIGHUP restarts the server gracefully, and upgrades it when a new moorage
+binary was put in place: a new process of the binary at this path takes over
+the listening sockets and serves before this one stops accepting, so no
+request is refused. Under systemd, listening sockets passed by socket
+activation (LISTEN_FDS) are used as they are.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			lvl, err := parseLevel(logLevel)
@@ -74,10 +82,28 @@ a deploy that a stop or a crash interrupted.`,
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
-			select {
-			case <-ctx.Done():
-			case err := <-srv.Err():
-				cfg.Logger.Error("listener failed", "err", err)
+			// SIGHUP: a graceful restart, or an upgrade once a new binary
+			// is in place: the listeners go to a new process, which
+			// serves before this one stops accepting (Server.Handover).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					break wait
+				case err := <-srv.Err():
+					cfg.Logger.Error("listener failed", "err", err)
+					break wait
+				case <-hup:
+					err := srv.Handover(ctx)
+					if err == nil {
+						cfg.Logger.Info("handed over to the new server process: exiting")
+						return nil
+					}
+					cfg.Logger.Error("restart (SIGHUP)", "err", err)
+				}
 			}
 			// Interrupting operations takes a moment (a killed release
 			// task, an abandoned health gate); the proxy's drain has a

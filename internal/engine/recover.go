@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
@@ -37,15 +38,26 @@ func (e *Engine) recover(ctx context.Context) error {
 	}
 	var errs []error
 	deferred := map[string]bool{}
+	// App by app, side by side: one slow app (an instance that ignores its
+	// stop signal for its whole stop_timeout) delays no other app.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, a := range apps {
-		later, err := e.recoverApp(ctx, a)
-		deferred[a.Name] = later
-		if err != nil {
-			e.log.Error("recovery failed", "app", a.Name, "err", err)
-			e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery at server start failed: " + err.Error()})
-			errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			later, err := e.recoverApp(ctx, a)
+			mu.Lock()
+			defer mu.Unlock()
+			deferred[a.Name] = later
+			if err != nil {
+				e.log.Error("recovery failed", "app", a.Name, "err", err)
+				e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery at server start failed: " + err.Error()})
+				errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
+			}
+		}()
 	}
+	wg.Wait()
 	// Close the records of deploys a crash interrupted (those of an app
 	// whose runtime is not reachable yet once RecoverRuntime converged it).
 	for _, d := range running {

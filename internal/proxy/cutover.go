@@ -40,6 +40,12 @@ func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
 		return err
 	}
 
+	changed := false
+	defer func() {
+		if changed && p.opts.OnRoutes != nil {
+			p.opts.OnRoutes(app) // after the unlock below
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -91,6 +97,8 @@ func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
 		p.apps[app] = compiled
 	}
 	p.table.Store(buildTable(p.apps))
+	p.remember(app, routes)
+	changed = true
 	var left []string
 	for id, t := range p.targets {
 		if t.app == app && next[id] == nil && t.routed.Load() {

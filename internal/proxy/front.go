@@ -42,8 +42,12 @@ type Server struct {
 	lns     map[net.Listener]struct{}
 	conns   map[*frontConn]struct{}
 	closing atomic.Bool
-	wg      sync.WaitGroup // connection goroutines
-	hsDone  chan struct{}  // the net/http server's Serve returned
+	// lingering: Shutdown lets idle connections carry one more request
+	// (ServerOptions.CloseIdleAfter).
+	lingering atomic.Bool
+	hsConns   atomic.Int64   // connections net/http serves (handed off)
+	wg        sync.WaitGroup // connection goroutines
+	hsDone    chan struct{}  // the net/http server's Serve returned
 }
 
 // NewServer returns a Server for p; opts tune both the front and the
@@ -58,11 +62,30 @@ func (p *Proxy) NewServer(opts ServerOptions) *Server {
 		p:       p,
 		opts:    opts,
 		handler: h,
-		hs:      p.HTTPServer(opts),
 		handoff: newHandoffListener(),
 		lns:     map[net.Listener]struct{}{},
 		conns:   map[*frontConn]struct{}{},
 		hsDone:  make(chan struct{}),
+	}
+	hopts := opts
+	hopts.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.closing.Load() {
+			// Shutting down: this is the connection's last request, and
+			// the client is told so (net/http closes after the response).
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+	s.hs = p.HTTPServer(hopts)
+	state := s.hs.ConnState
+	s.hs.ConnState = func(c net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			s.hsConns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			s.hsConns.Add(-1)
+		}
+		state(c, st)
 	}
 	go func() {
 		defer close(s.hsDone)
@@ -128,9 +151,38 @@ func (s *Server) Serve(ln net.Listener) error {
 // requests in flight to finish (until ctx ends), then shuts the net/http
 // server down the same way.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.opts.CloseIdleAfter > 0 {
+		s.lingering.Store(true)
+	}
 	s.stopListening()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	if s.opts.CloseIdleAfter > 0 {
+		// Idle keep-alive connections are not closed at once: a client
+		// may be sending its next request on one just then, and would see
+		// it fail. Each gets one more request, answered with "Connection:
+		// close", until CloseIdleAfter; the ones still idle are closed
+		// then.
+		linger := time.NewTimer(s.opts.CloseIdleAfter)
+	wait:
+		for {
+			s.mu.Lock()
+			n := len(s.conns)
+			s.mu.Unlock()
+			if n == 0 && s.hsConns.Load() == 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-linger.C:
+				break wait
+			case <-tick.C:
+			}
+		}
+		linger.Stop()
+		s.lingering.Store(false)
+	}
 	for {
 		if s.closeIdle() == 0 {
 			break
@@ -248,7 +300,7 @@ func (fc *frontConn) serve() {
 			fc.idleSet = now
 		}
 		fc.idle.Store(true)
-		if s.closing.Load() {
+		if s.closing.Load() && !s.lingering.Load() {
 			return
 		}
 		if _, err := fc.br.Peek(1); err != nil {
@@ -677,6 +729,9 @@ func (w *frontResponse) fail(err error) {
 // returned without writing a body, which then has length 0.
 func (w *frontResponse) writeHead(final bool) {
 	w.started = true
+	if w.fc.s.closing.Load() {
+		w.close = true // the connection's last response: the client is told
+	}
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}

@@ -41,6 +41,10 @@ type Options struct {
 	// body would spill gets a 503, so many slow uploads cannot fill the
 	// disk.
 	BodyBufferBudget int64
+	// OnRoutes, when set, is called after every change of an app's routes
+	// (SetApp, RemoveApp), outside the proxy's lock, with the app's name:
+	// the server persists the route table (Routes) from it.
+	OnRoutes func(app string)
 }
 
 func (o Options) withDefaults() Options {
@@ -90,9 +94,10 @@ type Proxy struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	apps      map[string][]*route  // current routes per app (static ones included)
-	appStates map[string]*appState // maintenance and metrics per app, kept across SetApp calls
-	targets   map[string]*target   // every known target: routed, or unrouted until drained
+	apps      map[string][]*route       // current routes per app (static ones included)
+	appStates map[string]*appState      // maintenance and metrics per app, kept across SetApp calls
+	targets   map[string]*target        // every known target: routed, or unrouted until drained
+	given     map[string][]RouteTargets // the routes SetApp was last given, per app (Routes)
 	closed    bool
 }
 
@@ -111,6 +116,7 @@ func New(opts Options) *Proxy {
 		apps:       map[string][]*route{},
 		appStates:  map[string]*appState{},
 		targets:    map[string]*target{},
+		given:      map[string][]RouteTargets{},
 	}
 	if opts.AccessLog != nil {
 		p.accessLog = &accessLog{w: opts.AccessLog}

@@ -28,6 +28,12 @@ type ServerOptions struct {
 	// requests after a hand-off, are net/http's, which reads up to 4 KiB
 	// past the limit before it answers the 431.
 	MaxHeaderBytes int
+	// CloseIdleAfter, when set, makes Server.Shutdown close idle
+	// keep-alive connections only after this long, or once each carried
+	// one more request (answered with "Connection: close"), instead of at
+	// once: a client reusing a connection just as it is closed sees its
+	// request fail (a POST is not retried). 0: at once.
+	CloseIdleAfter time.Duration
 	// Handler is what the server serves (default: the Proxy itself), for a
 	// handler in front of the proxy such as the edge's redirects.
 	Handler http.Handler

@@ -1,6 +1,8 @@
 // Package server assembles a moorage host daemon: the store, the runtimes,
 // the proxy, the engine and the control API, with an orderly start
-// (recovery before serving) and a graceful shutdown.
+// (the proxy serves the recorded routes at once, recovery runs beside it,
+// the control API serves after it), a graceful shutdown, and a handover of
+// the listening sockets to a new process (Handover).
 package server
 
 import (
@@ -19,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +31,7 @@ import (
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/metrics"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
@@ -105,6 +109,22 @@ type Server struct {
 	serveErr                          chan error
 	wg                                sync.WaitGroup
 	shutdownOnce                      sync.Once
+
+	// inherited are the listeners systemd or an older server passed.
+	inherited *inherited
+	// keepSocket: the control socket's file belongs to systemd or to the
+	// server this one handed over to; closing must not remove it.
+	keepSocket bool
+	routesMu   sync.Mutex // serializes saveRoutes
+	// metricsCtx ends the metrics' event subscriptions (closeAll).
+	metricsCtx    context.Context
+	metricsCancel context.CancelFunc
+	// controlStopped: the API and the engine stopped (a handover).
+	controlStopped bool
+	// draining: the proxy stops (HTTPS answers with Connection: close);
+	// httpsConns counts the HTTPS connections, to let them end first.
+	draining   atomic.Bool
+	httpsConns atomic.Int64
 }
 
 // New returns a server; Start starts it.
@@ -134,7 +154,8 @@ func New(cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, log: log, serveErr: make(chan error, 2), apiCancel: func() {}}
+	mctx, mcancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, log: log, serveErr: make(chan error, 2), apiCancel: func() {}, metricsCtx: mctx, metricsCancel: mcancel}
 }
 
 // Start opens the state, binds the listeners, recovers, and serves. On
@@ -154,7 +175,18 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := os.Chmod(s.cfg.DataDir, 0o711); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := s.lockDataDir(); err != nil {
+	if s.inherited, err = takeInherited(); err != nil {
+		return err
+	}
+	if s.inherited.handedOver() {
+		// The older server keeps serving until this one reports ready; it
+		// lets go of the data dir once it knows this binary runs.
+		s.inherited.report("waiting")
+		err = s.waitLockDataDir(ctx, handoverLockWait)
+	} else {
+		err = s.lockDataDir()
+	}
+	if err != nil {
 		return err
 	}
 	if s.store, err = store.Open(ctx, filepath.Join(s.cfg.DataDir, "moorage.db")); err != nil {
@@ -189,7 +221,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(bodies, 0o700); err != nil {
 		return fmt.Errorf("proxy body buffer directory: %w", err)
 	}
-	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy"), AccessLog: s.cfg.AccessLog, BodyBufferDir: bodies})
+	s.proxy = proxy.New(proxy.Options{Logger: s.log.With("component", "proxy"), AccessLog: s.cfg.AccessLog, BodyBufferDir: bodies,
+		OnRoutes: func(string) { s.saveRoutes() }})
 
 	// Bind before recovering, so a taken port fails the start before
 	// anything changes (and before certificates are managed: challenges
@@ -200,22 +233,31 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+	// Listeners passed by systemd (socket activation) or by the server
+	// this one takes over from are used as they are: they outlive every
+	// server process, so no connection is refused while none runs.
+	if s.httpLn, err = s.listen(lnHTTP, s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("proxy listen on %s: %w (use --http to pick another address)", s.cfg.HTTPAddr, err)
 	}
 	if httpsOn {
-		if s.httpsLn, err = net.Listen("tcp", s.cfg.HTTPSAddr); err != nil {
+		if s.httpsLn, err = s.listen(lnHTTPS, s.cfg.HTTPSAddr); err != nil {
 			return fmt.Errorf("https listen on %s: %w (use --https to pick another address, or --https off)", s.cfg.HTTPSAddr, err)
 		}
 	}
 	if s.cfg.MetricsAddr != "" {
-		if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
+		if s.metricsLn, err = s.listen(lnMetrics, s.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics listen on %s: %w (use --metrics to pick another address)", s.cfg.MetricsAddr, err)
 		}
 	}
-	if s.apiLn, err = listenUnix(s.cfg.Socket, s.cfg.SocketGroup); err != nil {
+	if s.apiLn, err = s.inherited.take(lnAPI, "unix", s.cfg.Socket); err != nil {
 		return err
 	}
+	if s.apiLn != nil {
+		s.keepSocket = true
+	} else if s.apiLn, err = listenUnix(s.cfg.Socket, s.cfg.SocketGroup); err != nil {
+		return err
+	}
+	s.inherited.rest(s.log)
 
 	var challenge func(http.ResponseWriter, *http.Request) bool
 	httpsPort := 0
@@ -243,6 +285,69 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ServerID: hex.EncodeToString(sid), Logger: s.log.With("component", "engine"), Secrets: box,
 		DataDir: s.cfg.DataDir, Certs: s.certs, Edge: s.edge,
 	})
+	// Serve the recorded routes at once, and recover beside them.
+	s.restoreRoutes(ctx)
+	// The plain HTTP listener: the proxy's own front (fast path for simple
+	// requests, hardened net/http for the rest), through the edge (ACME
+	// challenges, HTTPS redirects, canonical hosts).
+	// Stopping (or handing over), idle keep-alive connections get one more
+	// request, answered with "Connection: close", before they are closed:
+	// a request sent on one just as it closed would fail.
+	s.front = s.proxy.NewServer(proxy.ServerOptions{Handler: s.edge, CloseIdleAfter: closeIdleAfter})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.front.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr <- err
+		}
+	}()
+	if httpsOn {
+		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.draining.Load() {
+				// Stopping: the connection's last request, and the
+				// client is told so (as the plain HTTP front does).
+				w.Header().Set("Connection", "close")
+			}
+			s.edge.ServeHTTP(w, r)
+		})})
+		state := s.httpsSrv.ConnState
+		s.httpsSrv.ConnState = func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				s.httpsConns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				s.httpsConns.Add(-1)
+			}
+			state(c, st)
+		}
+		s.httpsSrv.TLSConfig = s.certs.TLSConfig()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			// While draining, its listener is closed before its Shutdown.
+			if err := s.httpsSrv.ServeTLS(s.httpsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.draining.Load() {
+				s.serveErr <- err
+			}
+		}()
+	}
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		var cl metrics.CertLister
+		if s.certs != nil {
+			cl = s.certs
+		}
+		col := metrics.New(s.store, cl)
+		for _, rt := range s.runtimes {
+			go col.Watch(rt.Events(s.metricsCtx))
+		}
+		mux.Handle("/metrics", col.Handler(s.proxy.MetricsHandler()))
+		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.serve(s.metricsSrv, s.metricsLn)
+	}
+	// The proxy serves: an older server handing over may stop accepting,
+	// and a service manager may count the service as started.
+	s.reportReady()
+
 	if err := s.engine.Start(ctx); err != nil {
 		// Recovery problems are recorded per app; the server still serves
 		// the apps it could recover.
@@ -272,36 +377,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	apiCtx, apiCancel := context.WithCancel(context.Background())
 	s.apiCancel = apiCancel
 	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return apiCtx }}
+		BaseContext: func(net.Listener) context.Context { return apiCtx },
+		// Who connects (SO_PEERCRED): the audit's owner of each operation.
+		ConnContext: apiserver.ConnContext}
 
-	// The plain HTTP listener: the proxy's own front (fast path for simple
-	// requests, hardened net/http for the rest), through the edge (ACME
-	// challenges, HTTPS redirects, canonical hosts).
-	s.front = s.proxy.NewServer(proxy.ServerOptions{Handler: s.edge})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.front.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr <- err
-		}
-	}()
-	if httpsOn {
-		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: s.edge})
-		s.httpsSrv.TLSConfig = s.certs.TLSConfig()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			if err := s.httpsSrv.ServeTLS(s.httpsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.serveErr <- err
-			}
-		}()
-	}
-	if s.metricsLn != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", s.proxy.MetricsHandler())
-		s.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		s.serve(s.metricsSrv, s.metricsLn)
-	}
 	s.serve(s.apiSrv, s.apiLn)
 	s.log.Info("moorage server started", "version", version.String(), "data_dir", s.cfg.DataDir,
 		"socket", s.cfg.Socket, "http", s.httpLn.Addr().String(), "https", s.HTTPSAddr(), "runtimes", strings.Join(names, ","))
@@ -358,72 +437,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdownOnce.Do(func() {
 		s.log.Info("shutting down")
-		var errs []error
-		apiDone := make(chan struct{})
-		if s.apiSrv != nil {
-			go func() {
-				defer close(apiDone)
-				s.apiSrv.Shutdown(ctx) // waits for the handlers, see below
-			}()
-		} else {
-			close(apiDone)
-		}
-		if s.engine != nil {
-			closed := make(chan struct{})
-			go func() {
-				defer close(closed)
-				s.engine.Close()
-			}()
-			select {
-			case <-closed:
-			case <-ctx.Done():
-				errs = append(errs, fmt.Errorf("interrupt running operations: %w (the next start recovers them)", ctx.Err()))
-			}
-		}
-		// The event streams of the interrupted operations end with their
-		// last event; a follower of logs would wait forever.
-		t := time.NewTimer(apiGrace)
-		select {
-		case <-apiDone:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		s.apiCancel()
-		select {
-		case <-apiDone:
-		case <-ctx.Done():
-			if s.apiSrv != nil {
-				s.apiSrv.Close()
-			}
-			<-apiDone
-		}
-
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
-		defer cancel()
-		var drain sync.WaitGroup
-		if s.front != nil {
-			drain.Add(1)
-			go func() {
-				defer drain.Done()
-				if e := s.front.Shutdown(dctx); e != nil {
-					s.log.Warn("requests still in flight after the drain timeout were cut", "drain_timeout", s.cfg.DrainTimeout.String())
-					s.front.Close()
-				}
-			}()
-		}
-		for _, srv := range []*http.Server{s.httpsSrv, s.metricsSrv} {
-			if srv != nil {
-				drain.Add(1)
-				go func() {
-					defer drain.Done()
-					if e := srv.Shutdown(dctx); e != nil {
-						srv.Close()
-					}
-				}()
-			}
-		}
-		drain.Wait()
+		errs := s.stopControl(ctx)
+		s.drainProxy(ctx)
 		if s.engine != nil && s.cfg.StopOnShutdown {
 			// Each instance's own stop_timeout bounds this.
 			if e := s.engine.StopAll(context.WithoutCancel(ctx)); e != nil {
@@ -437,15 +452,113 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// stopControl stops the control API and the engine (steps 1 and 2 of
+// Shutdown); the proxy keeps serving. It runs once.
+func (s *Server) stopControl(ctx context.Context) []error {
+	if s.controlStopped {
+		return nil
+	}
+	s.controlStopped = true
+	var errs []error
+	apiDone := make(chan struct{})
+	if s.apiSrv != nil {
+		go func() {
+			defer close(apiDone)
+			s.apiSrv.Shutdown(ctx) // waits for the handlers, see below
+		}()
+	} else {
+		close(apiDone)
+	}
+	if s.engine != nil {
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			s.engine.Close()
+		}()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("interrupt running operations: %w (the next start recovers them)", ctx.Err()))
+		}
+	}
+	// The event streams of the interrupted operations end with their
+	// last event; a follower of logs would wait forever.
+	t := time.NewTimer(apiGrace)
+	select {
+	case <-apiDone:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	s.apiCancel()
+	select {
+	case <-apiDone:
+	case <-ctx.Done():
+		if s.apiSrv != nil {
+			s.apiSrv.Close()
+		}
+		<-apiDone
+	}
+	return errs
+}
+
+// drainProxy stops the proxy's listeners and lets the requests in flight
+// finish, for up to Config.DrainTimeout (step 3 of Shutdown).
+func (s *Server) drainProxy(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+	defer cancel()
+	var drain sync.WaitGroup
+	if s.front != nil {
+		drain.Add(1)
+		go func() {
+			defer drain.Done()
+			if e := s.front.Shutdown(dctx); e != nil {
+				s.log.Warn("requests still in flight after the drain timeout were cut", "drain_timeout", s.cfg.DrainTimeout.String())
+				s.front.Close()
+			}
+		}()
+	}
+	s.draining.Store(true)
+	for _, srv := range []*http.Server{s.httpsSrv, s.metricsSrv} {
+		if srv != nil {
+			drain.Add(1)
+			go func() {
+				defer drain.Done()
+				if srv == s.httpsSrv {
+					// As the front's CloseIdleAfter: keep-alive connections
+					// get one more request (Connection: close) before idle
+					// ones are closed, which could race a request sent on
+					// one. The listener closes now.
+					s.httpsLn.Close()
+					deadline := time.Now().Add(closeIdleAfter)
+					for s.httpsConns.Load() > 0 && time.Now().Before(deadline) && dctx.Err() == nil {
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				if e := srv.Shutdown(dctx); e != nil {
+					srv.Close()
+				}
+			}()
+		}
+	}
+	drain.Wait()
+}
+
+// closeIdleAfter is the proxy front's ServerOptions.CloseIdleAfter.
+const closeIdleAfter = 2 * time.Second
+
 // apiGrace is how long Shutdown lets API handlers finish on their own (an
 // interrupted deploy's last events) before it cuts them.
 const apiGrace = 2 * time.Second
 
 func (s *Server) closeAll() {
 	s.apiCancel()
+	s.metricsCancel()
 	if s.apiLn != nil {
 		s.apiLn.Close()
-		os.Remove(s.cfg.Socket)
+		if !s.keepSocket {
+			os.Remove(s.cfg.Socket)
+		}
 	}
 	for _, ln := range []net.Listener{s.httpLn, s.httpsLn, s.metricsLn} {
 		if ln != nil {
@@ -458,14 +571,24 @@ func (s *Server) closeAll() {
 	if s.proxy != nil {
 		s.proxy.Close()
 	}
+	s.inherited.closeAll()
+	s.releaseDataDir()
+}
+
+// releaseDataDir closes the runtimes and the store and unlocks the data
+// dir, for the next server (a handover) or for good.
+func (s *Server) releaseDataDir() {
 	for _, rt := range s.runtimes {
 		rt.Close()
 	}
+	s.runtimes = nil
 	if s.store != nil {
 		s.store.Close()
+		s.store = nil
 	}
 	if s.lockFile != nil {
 		s.lockFile.Close()
+		s.lockFile = nil
 	}
 }
 
