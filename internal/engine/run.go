@@ -373,6 +373,10 @@ func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
 		return r.drain(ctx, s, out)
 	case StepActivate:
 		return r.activate(ctx, s, out)
+	case StepAdopt:
+		return r.adopt(ctx, s)
+	case StepPrune:
+		return r.prune(ctx, out)
 	case StepRestore:
 		return r.restoreStep(ctx, s, out)
 	}

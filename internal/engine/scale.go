@@ -85,7 +85,7 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,
 		plan: func(observed []runtime.Instance) *Plan {
-			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed)})
+			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed), Finish: true})
 		},
 	}, nil
 }
