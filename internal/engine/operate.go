@@ -36,8 +36,9 @@ type operation struct {
 	Check func(ctx context.Context) error
 	// NotDeployed, when set, is the error of an app that has no active
 	// release (it wraps ErrNotDeployed); unset, the app may have none, or
-	// no record at all (loaded.App is then nil).
+	// no record at all (loaded.App is then nil) unless NeedApp.
 	NotDeployed func() error
+	NeedApp     bool
 	// Create, when set, creates the app's record (with this runtime) if it
 	// has none yet: a config change can precede the first deploy. A dry
 	// run creates nothing. LoadErr, when set, words a failure to load it.
@@ -45,13 +46,14 @@ type operation struct {
 	LoadErr func(error) error
 	// Decide is the operation's own part: from what is loaded, the release
 	// to converge to. A nil runInput with a nil error ends the operation
-	// with the returned status (a staged config change runs nothing).
+	// with the returned status: an operation that changes nothing that
+	// runs (a staged config change, removing a volume) does its part here.
 	Decide func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error)
 }
 
 // loaded is what the entry point read under the lock.
 type loaded struct {
-	App    *store.App     // nil: no record (only when NotDeployed and Create are unset)
+	App    *store.App     // nil: no record (only when NotDeployed, NeedApp and Create are unset)
 	Active *store.Release // nil: nothing is active
 	DryRun bool
 }
@@ -105,7 +107,7 @@ func (e *Engine) load(ctx context.Context, o operation) (*loaded, error) {
 		if a, err = e.st.EnsureApp(ctx, o.App, o.Create); err != nil {
 			return nil, err
 		}
-	case errors.Is(err, store.ErrNotFound) && o.NotDeployed == nil:
+	case errors.Is(err, store.ErrNotFound) && o.NotDeployed == nil && !o.NeedApp:
 		return l, nil
 	case err != nil:
 		return nil, err
