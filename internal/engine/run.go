@@ -200,7 +200,11 @@ func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error
 		}
 		rel.Version = v
 	}
-	op.emit(Event{Type: EventInfo, Release: rel.ID(), Text: fmt.Sprintf("dry run of a %s: %s %s (%s, active: %s); nothing changes", in.kind, app, rel.ID(), rel.Cause, orNone(storeID(in.from)))})
+	what := fmt.Sprintf("%s %s (%s, active: %s)", app, rel.ID(), rel.Cause, orNone(storeID(in.from)))
+	if in.target.Version != 0 { // the active release itself (scale, restore)
+		what = fmt.Sprintf("%s %s (active)", app, rel.ID())
+	}
+	op.emit(Event{Type: EventInfo, Release: rel.ID(), Text: fmt.Sprintf("dry run of a %s: %s; nothing changes", in.kind, what)})
 	if in.target.Version == 0 {
 		for _, w := range secretRefs(&rel) {
 			op.emit(Event{Type: EventWarn, Release: rel.ID(), Text: w})
