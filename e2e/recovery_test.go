@@ -35,7 +35,8 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 		{failpoint: "before:monitor", committed: true},
 		{failpoint: "after:monitor", committed: true},
 		{failpoint: "after:drain", committed: true},
-		{failpoint: "after:activate", committed: true},
+		{failpoint: "after:activate", committed: true}, // its config not adopted yet
+		{failpoint: "after:prune", committed: true},
 	}
 	if rt == "docker" {
 		// Every step is covered on the process runtime; on docker a few

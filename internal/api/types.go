@@ -14,8 +14,11 @@ import (
 
 // Headers and query parameters.
 const (
-	HeaderOwner   = "X-Moorage-Owner" // who runs the command: "alice@laptop (pid 42)"
-	HeaderSpec    = "X-Moorage-Spec"  // spec file name inside the upload (default moorage.yaml)
+	HeaderOwner = "X-Moorage-Owner" // who runs the command: "alice@laptop (pid 42)"
+	HeaderSpec  = "X-Moorage-Spec"  // spec file name inside the upload (default moorage.yaml)
+	// QueryDryRun on POST /v1/deploys (dry_run=1) plans the deploy and
+	// changes nothing; the other operations take a dry_run field.
+	QueryDryRun   = "dry_run"
 	ContentNDJSON = "application/x-ndjson"
 )
 
@@ -96,6 +99,7 @@ type RollbackRequest struct {
 	To       int  `json:"to,omitempty"` // 0: the previous release
 	Wait     bool `json:"wait,omitempty"`
 	RunTasks bool `json:"run_tasks,omitempty"`
+	DryRun   bool `json:"dry_run,omitempty"` // print the plan, change nothing
 }
 
 // ReleaseOf converts a store release.
@@ -141,12 +145,14 @@ type ConfigRequest struct {
 	Unset    []string          `json:"unset,omitempty"`
 	NoDeploy bool              `json:"no_deploy,omitempty"`
 	Wait     bool              `json:"wait,omitempty"`
+	DryRun   bool              `json:"dry_run,omitempty"` // print the plan, change nothing
 }
 
 // ScaleRequest is the body of POST /v1/apps/{app}/scale.
 type ScaleRequest struct {
 	Replicas map[string]int `json:"replicas"`
 	Wait     bool           `json:"wait,omitempty"`
+	DryRun   bool           `json:"dry_run,omitempty"` // print the plan, change nothing
 }
 
 // BackupRequest is the body of POST /v1/apps/{app}/backups.

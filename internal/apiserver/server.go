@@ -247,6 +247,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	op := s.Engine.Deploy(engine.DeployRequest{
 		Spec: sp, SpecYAML: string(data), ContextDir: dir, Runtime: rt,
 		Owner: owner(r), Wait: q.Get("wait") == "1" || q.Get("wait") == "true",
+		DryRun: q.Get(api.QueryDryRun) == "1" || q.Get(api.QueryDryRun) == "true",
 	})
 	s.log().Info("deploy", "app", sp.App, "owner", owner(r), "files", st.Files, "bytes", st.Bytes)
 	stream(w, r, op)
@@ -264,7 +265,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	op := s.Engine.Rollback(engine.RollbackRequest{App: app, To: req.To, Owner: owner(r), Wait: req.Wait, RunTasks: req.RunTasks})
+	op := s.Engine.Rollback(engine.RollbackRequest{App: app, To: req.To, Owner: owner(r), Wait: req.Wait, RunTasks: req.RunTasks, DryRun: req.DryRun})
 	stream(w, r, op)
 }
 
@@ -372,7 +373,7 @@ func (s *Server) changeConfig(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	op := s.Engine.ChangeConfig(engine.ConfigRequest{
 		App: app, Set: req.Set, Secrets: req.Secrets, Unset: req.Unset,
-		Deploy: !req.NoDeploy, Owner: owner(r), Wait: req.Wait,
+		Deploy: !req.NoDeploy, Owner: owner(r), Wait: req.Wait, DryRun: req.DryRun,
 	})
 	stream(w, r, op)
 }
@@ -386,7 +387,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	op := s.Engine.Scale(engine.ScaleRequest{App: app, Replicas: req.Replicas, Owner: owner(r), Wait: req.Wait})
+	op := s.Engine.Scale(engine.ScaleRequest{App: app, Replicas: req.Replicas, Owner: owner(r), Wait: req.Wait, DryRun: req.DryRun})
 	stream(w, r, op)
 }
 

@@ -83,7 +83,7 @@ echo on a terminal, so it never lands in your shell history:
 			if err != nil {
 				return err
 			}
-			req := api.ConfigRequest{NoDeploy: noDeploy, Wait: wait}
+			req := api.ConfigRequest{NoDeploy: noDeploy, Wait: wait, DryRun: o.dryRun}
 			vals := map[string]string{}
 			stdinUsed := false
 			for i, a := range args {
@@ -133,6 +133,7 @@ echo on a terminal, so it never lands in your shell history:
 	cmd.Flags().BoolVar(&noDeploy, "no-deploy", false, "only stage the change; the next deploy uses it")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for an operation in progress instead of being refused")
 	o.add(cmd)
+	o.addDryRun(cmd)
 	return cmd
 }
 
@@ -170,7 +171,7 @@ func newConfigUnsetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := api.ConfigRequest{Unset: args, NoDeploy: noDeploy, Wait: wait}
+			req := api.ConfigRequest{Unset: args, NoDeploy: noDeploy, Wait: wait, DryRun: o.dryRun}
 			return streamOp(cmd, g, o, "config unset "+strings.Join(args, " "), func(fn func(engine.Event)) (client.Result, error) {
 				return c.ChangeConfig(cmd.Context(), app, req, fn)
 			})
@@ -179,5 +180,6 @@ func newConfigUnsetCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&noDeploy, "no-deploy", false, "only stage the change; the next deploy uses it")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for an operation in progress instead of being refused")
 	o.add(cmd)
+	o.addDryRun(cmd)
 	return cmd
 }

@@ -46,6 +46,7 @@ interrupted; follow it with 'moorage deploys'.`,
 	f := cmd.Flags()
 	f.BoolVar(&o.Wait, "wait", false, "wait for a deploy of the same app in progress instead of being refused")
 	f.StringVar(&o.Runtime, "runtime", "", "override the spec's runtime: docker or process")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan that would run (the text its journal would record) and change nothing: no lock, no build, no release")
 	f.BoolVar(&asJSON, "json", false, "print events as NDJSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "also print the plan")
 	return cmd
@@ -74,7 +75,8 @@ func loadSpec(dir, runtime string) (*spec.Spec, error) {
 func deploy(cmd *cobra.Command, g *globals, c *client.Client, dir string, sp *spec.Spec, o client.DeployOptions, asJSON, verbose bool) error {
 	// The spec's warnings come from the server, for the runtime it deploys on.
 	p := newProgress(g, asJSON, verbose)
-	if !asJSON {
+	p.dryRun = o.DryRun
+	if !asJSON && !o.DryRun {
 		fmt.Fprintf(g.stdout, "deploying %s from %s to %s\n", sp.App, dir, c.Addr())
 	}
 	res, err := c.Deploy(cmd.Context(), dir, o, p.Event)

@@ -11,7 +11,7 @@ import (
 
 // opFlags are the flags of commands that run an operation on the server.
 type opFlags struct {
-	json, verbose bool
+	json, verbose, dryRun bool
 }
 
 func (o *opFlags) add(cmd *cobra.Command) {
@@ -19,10 +19,16 @@ func (o *opFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "also print the plan")
 }
 
+// addDryRun adds --dry-run, to commands whose operation can only plan.
+func (o *opFlags) addDryRun(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan that would run (the text its journal would record) and change nothing")
+}
+
 // streamOp runs an operation, rendering its events, and turns its outcome
 // into the exit code: 0 when it succeeded, 1 otherwise.
 func streamOp(cmd *cobra.Command, g *globals, o opFlags, what string, call func(fn func(engine.Event)) (client.Result, error)) error {
 	p := newProgress(g, o.json, o.verbose)
+	p.dryRun = o.dryRun
 	res, err := call(p.Event)
 	if err == nil && res.Deploy != 0 {
 		what = fmt.Sprintf("%s (#%d)", what, res.Deploy)

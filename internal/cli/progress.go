@@ -21,6 +21,9 @@ type progress struct {
 	tty     bool
 	json    bool
 	verbose bool
+	// dryRun: the operation only plans; its plan is printed as is, the
+	// text the journal of the real operation records.
+	dryRun bool
 
 	mu      sync.Mutex
 	current *engine.Event // the running step
@@ -93,7 +96,9 @@ func (p *progress) Event(ev engine.Event) {
 	case engine.EventWarn:
 		fmt.Fprintln(p.w, "warning:", ev.Text)
 	case engine.EventPlan:
-		if p.verbose {
+		if p.dryRun {
+			fmt.Fprint(p.w, ev.Text)
+		} else if p.verbose {
 			fmt.Fprint(p.w, indent(ev.Text, "  │ ")+"\n")
 		}
 	case engine.EventStep:
@@ -144,6 +149,11 @@ func (p *progress) Finish(what string, res client.Result, err error) {
 	case res.Status == "succeeded":
 		if !p.json {
 			fmt.Fprintf(p.w, "✓ %s succeeded in %s\n", what, took)
+		}
+		return
+	case res.Status == engine.StatusPlanned:
+		if !p.json {
+			fmt.Fprintf(p.w, "✓ dry run of %s: nothing changed\n", what)
 		}
 		return
 	case res.Status == "rolled_back":

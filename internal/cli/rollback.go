@@ -38,6 +38,7 @@ health-gated cutover as a deploy. Release tasks are skipped unless --run-tasks.`
 				return err
 			}
 			p := newProgress(g, asJSON, verbose)
+			p.dryRun = req.DryRun
 			res, err := c.Rollback(cmd.Context(), app, req, p.Event)
 			p.Finish(opTitle("rollback", res.Deploy, app), res, err)
 			if err != nil {
@@ -53,6 +54,7 @@ health-gated cutover as a deploy. Release tasks are skipped unless --run-tasks.`
 	f.StringVar(&to, "to", "", "the release to bring back (default: the previous one)")
 	f.BoolVar(&req.Wait, "wait", false, "wait for an operation in progress instead of being refused")
 	f.BoolVar(&req.RunTasks, "run-tasks", false, "run the release tasks again")
+	f.BoolVar(&req.DryRun, "dry-run", false, "print the plan that would run (the text its journal would record) and change nothing")
 	f.BoolVar(&asJSON, "json", false, "print events as NDJSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "also print the plan")
 	return cmd

@@ -29,7 +29,7 @@ or 1 instance.`,
 			if err != nil {
 				return err
 			}
-			req := api.ScaleRequest{Replicas: map[string]int{}, Wait: wait}
+			req := api.ScaleRequest{Replicas: map[string]int{}, Wait: wait, DryRun: o.dryRun}
 			for _, a := range args {
 				k, v, ok := strings.Cut(a, "=")
 				n, err := strconv.Atoi(v)
@@ -49,5 +49,6 @@ or 1 instance.`,
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for an operation in progress instead of being refused")
 	o.add(cmd)
+	o.addDryRun(cmd)
 	return cmd
 }

@@ -213,13 +213,13 @@ func (c *Client) GetDeploy(ctx context.Context, app string, id int64) (*api.Depl
 
 // Result is how an operation ended.
 type Result struct {
-	Status string // succeeded, failed, rolled_back, interrupted
+	Status string // succeeded, failed, rolled_back, interrupted; planned (a dry run)
 	Text   string
 	Deploy int64
 }
 
-// OK reports whether the operation succeeded.
-func (r Result) OK() bool { return r.Status == "succeeded" }
+// OK reports whether the operation succeeded (a dry run: it planned).
+func (r Result) OK() bool { return r.Status == "succeeded" || r.Status == engine.StatusPlanned }
 
 // streamEvents reads NDJSON events until the done event.
 func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {

@@ -18,6 +18,7 @@ type DeployOptions struct {
 	SpecFile string // spec file name inside dir (default moorage.yaml)
 	Runtime  string // override the spec's runtime
 	Wait     bool   // wait for the app's lock instead of being refused
+	DryRun   bool   // plan only, change nothing (see PlanDeploy)
 }
 
 // Deploy uploads dir and streams the deploy's events to fn. The upload is
@@ -44,6 +45,7 @@ func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn fun
 	if o.Wait {
 		q.Set("wait", "1")
 	}
+	dryRunQuery(q, o.DryRun)
 	hdr := http.Header{"Content-Type": {"application/gzip"}}
 	if o.SpecFile != "" {
 		hdr.Set(api.HeaderSpec, o.SpecFile)

@@ -22,36 +22,27 @@ type AccessoryRestartRequest struct {
 // deploy.
 func (e *Engine) RestartAccessory(req AccessoryRestartRequest) *Op {
 	return e.start(func(ctx context.Context, op *Op) (string, error) {
-		unlock, err := e.lock(ctx, op, req.App, req.Owner, "restart accessory "+req.Name, req.Wait)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		defer unlock()
-		a, err := e.st.GetApp(ctx, req.App)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		if a.Current == 0 {
-			return store.DeployFailed, fmt.Errorf("%s: %w", req.App, ErrNotDeployed)
-		}
-		cur, err := e.st.GetRelease(ctx, req.App, a.Current)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		if cur.Spec.Accessories[req.Name] == nil {
-			return store.DeployFailed, fmt.Errorf("%s has no accessory %q (accessories: %s)", cur.ID(), req.Name, strings.Join(cur.Spec.AccessoryNames(), ", "))
-		}
-		rt, err := e.Runtime(cur.Runtime)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		return e.run(ctx, op, runInput{
-			app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
-			target: cur, from: cur, scale: a.Formation,
-			plan: func([]runtime.Instance) *Plan {
-				return &Plan{App: req.App, Kind: "accessory restart", Target: cur.ID(), From: cur.ID(), Steps: []Step{
-					{Kind: StepAccessory, Release: cur.ID(), Name: req.Name, Action: AccessoryRestart, Reason: "asked by " + req.Owner},
-				}}
+		return e.operate(ctx, op, operation{
+			App: req.App, Owner: req.Owner, Lock: "restart accessory " + req.Name, Wait: req.Wait,
+			NotDeployed: func() error { return fmt.Errorf("%s: %w", req.App, ErrNotDeployed) },
+			Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+				a, cur := l.App, l.Active
+				if cur.Spec.Accessories[req.Name] == nil {
+					return nil, "", fmt.Errorf("%s has no accessory %q (accessories: %s)", cur.ID(), req.Name, strings.Join(cur.Spec.AccessoryNames(), ", "))
+				}
+				rt, err := e.Runtime(cur.Runtime)
+				if err != nil {
+					return nil, "", err
+				}
+				return &runInput{
+					app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
+					target: cur, from: cur, scale: a.Formation,
+					plan: func([]runtime.Instance) *Plan {
+						return &Plan{App: req.App, Kind: "accessory restart", Target: cur.ID(), From: cur.ID(), Steps: []Step{
+							{Kind: StepAccessory, Release: cur.ID(), Name: req.Name, Action: AccessoryRestart, Reason: "asked by " + req.Owner},
+						}}
+					},
+				}, "", nil
 			},
 		})
 	})

@@ -35,59 +35,57 @@ func (e *Engine) Restore(req RestoreRequest) *Op {
 		if err := checkArchive(b); err != nil {
 			return store.DeployFailed, err
 		}
-		unlock, err := e.lock(ctx, op, req.App, req.Owner, "restore "+b.ID, req.Wait)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		defer unlock()
-		a, err := e.st.GetApp(ctx, req.App)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		if a.Current == 0 {
-			return store.DeployFailed, fmt.Errorf("restore into %s: %w", req.App, ErrNotDeployed)
-		}
-		cur, err := e.st.GetRelease(ctx, req.App, a.Current)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		rt, err := e.Runtime(cur.Runtime)
-		if err != nil {
-			return store.DeployFailed, err
-		}
-		var stop []string
-		if b.Kind == BackupVolume {
-			// Seen for real: an engine not reached yet would hide the
-			// instances to stop, and the volume would change under them.
-			if err := reach(ctx, rt); err != nil {
-				return store.DeployFailed, fmt.Errorf("cannot restore %s: %w", b.ID, err)
-			}
-			ins, err := e.instancesMounting(ctx, cur, b.Target)
-			if err != nil {
-				return store.DeployFailed, err
-			}
-			for _, in := range ins {
-				stop = append(stop, in.ID)
-			}
-		}
-		target := targetOf(cur, a.Formation)
-		return e.run(ctx, op, runInput{
-			app: a, kind: store.KindRestore, owner: req.Owner, rt: rt,
-			target: cur, from: cur, scale: a.Formation,
-			plan: func(observed []runtime.Instance) *Plan {
-				p := &Plan{App: req.App, Kind: "restore", Target: cur.ID(), From: cur.ID()}
-				if len(stop) > 0 {
-					p.Steps = append(p.Steps, Step{Kind: StepStop, IDs: stop})
-				}
-				p.Steps = append(p.Steps, Step{Kind: StepRestore, Release: cur.ID(), Name: b.ID})
-				if len(stop) > 0 {
-					p.Steps = append(p.Steps, PlanConverge(ConvergeInput{App: req.App, Kind: "restore", Target: target,
-						From: cur.ID(), Observed: withoutIDs(observed, stop), Specs: e.specsOf(ctx, req.App, observed)}).Steps...)
-				}
-				return p
+		return e.operate(ctx, op, operation{
+			App: req.App, Owner: req.Owner, Lock: "restore " + b.ID, Wait: req.Wait,
+			NotDeployed: func() error { return fmt.Errorf("restore into %s: %w", req.App, ErrNotDeployed) },
+			Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+				in, err := e.decideRestore(ctx, req, b, l)
+				return in, "", err
 			},
 		})
 	})
+}
+
+// decideRestore is a restore's part of the operation: stop what mounts
+// the volume, restore, start it again.
+func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store.Backup, l *loaded) (*runInput, error) {
+	a, cur := l.App, l.Active
+	rt, err := e.Runtime(cur.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	var stop []string
+	if b.Kind == BackupVolume {
+		// Seen for real: an engine not reached yet would hide the
+		// instances to stop, and the volume would change under them.
+		if err := reach(ctx, rt); err != nil {
+			return nil, fmt.Errorf("cannot restore %s: %w", b.ID, err)
+		}
+		ins, err := e.instancesMounting(ctx, cur, b.Target)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range ins {
+			stop = append(stop, in.ID)
+		}
+	}
+	target := targetOf(cur, a.Formation)
+	return &runInput{
+		app: a, kind: store.KindRestore, owner: req.Owner, rt: rt,
+		target: cur, from: cur, scale: a.Formation,
+		plan: func(observed []runtime.Instance) *Plan {
+			p := &Plan{App: req.App, Kind: "restore", Target: cur.ID(), From: cur.ID()}
+			if len(stop) > 0 {
+				p.Steps = append(p.Steps, Step{Kind: StepStop, IDs: stop})
+			}
+			p.Steps = append(p.Steps, Step{Kind: StepRestore, Release: cur.ID(), Name: b.ID})
+			if len(stop) > 0 {
+				p.Steps = append(p.Steps, PlanConverge(ConvergeInput{App: req.App, Kind: "restore", Target: target,
+					From: cur.ID(), Observed: withoutIDs(observed, stop), Specs: e.specsOf(ctx, req.App, observed), Finish: true}).Steps...)
+			}
+			return p
+		},
+	}, nil
 }
 
 // restoreStep is the executor's side of StepRestore.

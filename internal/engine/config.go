@@ -42,6 +42,7 @@ type ConfigRequest struct {
 	Deploy bool
 	Owner  string
 	Wait   bool
+	DryRun bool // print the plan, change nothing
 }
 
 // Config lists app's config values, secrets masked.
@@ -110,36 +111,39 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 		return store.DeployFailed, errors.New("nothing to change: give KEY=VALUE pairs to set, or keys to unset")
 	}
 	sort.Strings(names)
-	unlock, err := e.lock(ctx, op, req.App, req.Owner, "config change", req.Wait)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	defer unlock()
-	if err := spec.CheckName(req.App); err != nil {
-		return store.DeployFailed, fmt.Errorf("app %w", err)
-	}
-	// Config can be set before the first deploy (secrets a spec declares
-	// must be): the app is created here then.
-	a, err := e.st.EnsureApp(ctx, req.App, spec.RuntimeProcess)
-	if err != nil {
-		return store.DeployFailed, fmt.Errorf("config of %s: %w", req.App, err)
-	}
+	return e.operate(ctx, op, operation{
+		App: req.App, Owner: req.Owner, Lock: "config change", Wait: req.Wait, DryRun: req.DryRun,
+		Check: func(context.Context) error {
+			if err := spec.CheckName(req.App); err != nil {
+				return fmt.Errorf("app %w", err)
+			}
+			return nil
+		},
+		// Config can be set before the first deploy (secrets a spec
+		// declares must be): the app is created here then.
+		Create:  spec.RuntimeProcess,
+		LoadErr: func(err error) error { return fmt.Errorf("config of %s: %w", req.App, err) },
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			return e.decideConfig(ctx, op, req, set, names, l)
+		},
+	})
+}
+
+// decideConfig is a config change's part of the operation: staged, it
+// records the change and runs nothing; rolled out, a new release of the
+// active artifact with the new config.
+func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, set []store.ConfigVar, names []string, l *loaded) (*runInput, string, error) {
+	a, cur := l.App, l.Active
 	have, err := e.st.GetConfig(ctx, req.App)
 	if err != nil {
-		return store.DeployFailed, err
-	}
-	var cur *store.Release
-	if a.Current != 0 {
-		if cur, err = e.st.GetRelease(ctx, req.App, a.Current); err != nil {
-			return store.DeployFailed, err
-		}
+		return nil, "", err
 	}
 	var declared *spec.Spec
 	if cur != nil {
 		declared = cur.Spec
 	}
 	if err := checkChange(have, set, req.Unset, declared); err != nil {
-		return store.DeployFailed, err
+		return nil, "", err
 	}
 	var parts []string
 	if len(names) > 0 {
@@ -150,11 +154,15 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 	}
 	cause := strings.Join(parts, "; ")
 	if !req.Deploy || cur == nil {
+		if l.DryRun {
+			op.emit(Event{Type: EventInfo, Text: cause + ": would be staged for the next deploy; dry run, nothing changes"})
+			return nil, StatusPlanned, nil
+		}
 		if err := e.st.SetConfig(ctx, req.App, set, req.Unset); err != nil {
-			return store.DeployFailed, err
+			return nil, "", err
 		}
 		op.emit(Event{Type: EventInfo, Text: cause + ": staged; the next deploy uses it"})
-		return store.DeploySucceeded, nil
+		return nil, store.DeploySucceeded, nil
 	}
 	// Rolled out: the store's config changes only when the new release
 	// becomes active (adoptConfig, at its activation or, after a crash,
@@ -162,15 +170,15 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 	// neither `moorage config` nor the next deploy sees the failed values.
 	next := applyChange(have, set, req.Unset)
 	if missing, plain := checkSecrets(cur.Spec, next); len(missing) > 0 {
-		return store.DeployFailed, fmt.Errorf("the moorage.yaml of %s declares %s as secrets, so a release without them cannot roll out; stage the change with --no-deploy, then deploy a moorage.yaml that no longer lists them",
+		return nil, "", fmt.Errorf("the moorage.yaml of %s declares %s as secrets, so a release without them cannot roll out; stage the change with --no-deploy, then deploy a moorage.yaml that no longer lists them",
 			cur.ID(), strings.Join(missing, ", "))
 	} else if len(plain) > 0 {
-		return store.DeployFailed, fmt.Errorf("the moorage.yaml of %s %s", cur.ID(), secretsProblem(nil, plain))
+		return nil, "", fmt.Errorf("the moorage.yaml of %s %s", cur.ID(), secretsProblem(nil, plain))
 	}
 	cfg := configOf(next)
 	rt, err := e.Runtime(cur.Runtime)
 	if err != nil {
-		return store.DeployFailed, err
+		return nil, "", err
 	}
 	src := cur.Version
 	if cur.Source != 0 {
@@ -181,10 +189,10 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 		Spec: cur.Spec, SpecYAML: cur.SpecYAML, Config: cfg,
 		Formation: formation(cur.Spec, a.Formation), Source: src,
 	}
-	return e.run(ctx, op, runInput{
+	return &runInput{
 		app: a, kind: store.KindConfig, owner: req.Owner, rt: rt,
 		target: rel, from: cur, scale: a.Formation,
-	})
+	}, "", nil
 }
 
 // checkChange refuses a config change that would turn a secret into a

@@ -24,6 +24,7 @@ type DeployRequest struct {
 	Runtime    string // overrides the spec's runtime when set
 	Owner      string // who asks: "alice@laptop (pid 42)"
 	Wait       bool   // wait for the app's lock instead of being refused
+	DryRun     bool   // print the plan, change nothing
 }
 
 // RollbackRequest asks to bring back an earlier release.
@@ -33,6 +34,7 @@ type RollbackRequest struct {
 	Owner    string
 	Wait     bool
 	RunTasks bool // run the release tasks again (off by default)
+	DryRun   bool // print the plan, change nothing
 }
 
 // Deploy starts a deploy and returns at once; follow the Op for progress.
@@ -84,48 +86,64 @@ func (e *Engine) start(fn func(context.Context, *Op) (string, error)) *Op {
 func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string, error) {
 	sp := req.Spec
 	app := sp.App
-	// Fail fast, before waiting for the lock; claimHosts checks again,
-	// atomically, under it.
-	if err := e.checkHosts(app, sp, true); err != nil {
-		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
-	}
-	if err := e.checkSecretsSet(ctx, sp); err != nil {
-		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
-	}
-	unlock, err := e.lock(ctx, op, app, req.Owner, "deploy", req.Wait)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	defer unlock()
+	return e.operate(ctx, op, operation{
+		App: app, Owner: req.Owner, Lock: "deploy", Wait: req.Wait, DryRun: req.DryRun,
+		// Fail fast, before waiting for the lock; claimHosts checks again,
+		// atomically, under it.
+		Check: func(ctx context.Context) error {
+			if err := e.checkHosts(app, sp, true); err != nil {
+				return fmt.Errorf("cannot deploy %s: %w", app, err)
+			}
+			if err := e.checkSecretsSet(ctx, sp); err != nil {
+				return fmt.Errorf("cannot deploy %s: %w", app, err)
+			}
+			return nil
+		},
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			return e.decideDeploy(ctx, op, req, l)
+		},
+	})
+}
 
-	var from *store.Release
-	cur, err := e.st.GetApp(ctx, app)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return store.DeployFailed, err
-	case cur.Current != 0:
-		if from, err = e.st.GetRelease(ctx, app, cur.Current); err != nil {
-			return store.DeployFailed, err
-		}
-	}
+// decideDeploy is a deploy's part of the operation: the new release, on
+// the runtime chosen.
+func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l *loaded) (*runInput, string, error) {
+	app, from := req.Spec.App, l.Active
 	// The app stays on its active release's runtime unless asked to move.
 	rc, err := chooseRuntime(req, from)
 	if err != nil {
-		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+		return nil, "", fmt.Errorf("cannot deploy %s: %w", app, err)
 	}
 	sp, rtName := rc.Spec, rc.Name
 	rt, err := e.Runtime(rtName)
 	if err != nil {
-		return store.DeployFailed, err
+		return nil, "", err
 	}
-	// Claim the hosts before anything changes (even the app's record).
-	release, err := e.claimHosts(app, sp, specOf(from))
+	// Claim the hosts before anything changes (even the app's record). A
+	// dry run only checks them (dryRun), as it changes nothing.
+	release := func() {}
+	if !l.DryRun {
+		if release, err = e.claimHosts(app, sp, specOf(from)); err != nil {
+			return nil, "", fmt.Errorf("cannot deploy %s: %w", app, err)
+		}
+	}
+	in, err := e.deployInput(ctx, op, req, l, rc, rt)
 	if err != nil {
-		return store.DeployFailed, fmt.Errorf("cannot deploy %s: %w", app, err)
+		release()
+		return nil, "", err
 	}
-	defer release()
+	in.done = func(status string) {
+		release()
+		if status == store.DeploySucceeded && in.app.Runtime != rtName {
+			e.st.SetRuntime(context.WithoutCancel(ctx), app, rtName)
+		}
+	}
+	return in, "", nil
+}
 
+func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *loaded, rc *runtimeChoice, rt runtime.Runtime) (*runInput, error) {
+	app, from := req.Spec.App, l.Active
+	sp, rtName := rc.Spec, rc.Name
 	if rc.Note != "" {
 		op.emit(Event{Type: EventInfo, Text: rc.Note})
 	}
@@ -137,16 +155,23 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	for _, w := range sp.Warnings() {
 		op.emit(Event{Type: EventWarn, Text: sp.File + ": " + w})
 	}
-	a, err := e.st.EnsureApp(ctx, app, rtName)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	if a.Current == 0 && a.Runtime != rtName {
-		e.st.SetRuntime(ctx, app, rtName)
+	a := l.App
+	if l.DryRun {
+		if a == nil {
+			a = &store.App{Name: app, Runtime: rtName}
+		}
+	} else {
+		var err error
+		if a, err = e.st.EnsureApp(ctx, app, rtName); err != nil {
+			return nil, err
+		}
+		if a.Current == 0 && a.Runtime != rtName {
+			e.st.SetRuntime(ctx, app, rtName)
+		}
 	}
 	cfg, err := e.configSnapshot(ctx, app)
 	if err != nil {
-		return store.DeployFailed, err
+		return nil, err
 	}
 	rel := &store.Release{
 		App: app, Cause: "deploy", Runtime: rtName,
@@ -154,58 +179,54 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 		Spec:     sp, SpecYAML: req.SpecYAML, Config: cfg,
 		Formation: formation(sp, a.Formation),
 	}
-	status, err := e.run(ctx, op, runInput{
+	return &runInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
 		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
 		hostsClaimed: true,
-	})
-	if status == store.DeploySucceeded && a.Runtime != rtName {
-		e.st.SetRuntime(context.WithoutCancel(ctx), app, rtName)
-	}
-	return status, err
+	}, nil
 }
 
 func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (string, error) {
-	a, err := e.st.GetApp(ctx, req.App)
-	if err != nil {
-		return store.DeployFailed, fmt.Errorf("rollback %s: %w", req.App, err)
-	}
-	unlock, err := e.lock(ctx, op, req.App, req.Owner, "rollback", req.Wait)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	defer unlock()
-	// Re-read under the lock.
-	if a, err = e.st.GetApp(ctx, req.App); err != nil {
-		return store.DeployFailed, err
-	}
-	if a.Current == 0 {
-		return store.DeployFailed, fmt.Errorf("rollback %s: %w", req.App, ErrNotDeployed)
-	}
-	from, err := e.st.GetRelease(ctx, req.App, a.Current)
-	if err != nil {
-		return store.DeployFailed, err
-	}
+	return e.operate(ctx, op, operation{
+		App: req.App, Owner: req.Owner, Lock: "rollback", Wait: req.Wait, DryRun: req.DryRun,
+		Check: func(ctx context.Context) error {
+			if _, err := e.st.GetApp(ctx, req.App); err != nil {
+				return fmt.Errorf("rollback %s: %w", req.App, err)
+			}
+			return nil
+		},
+		NotDeployed: func() error { return fmt.Errorf("rollback %s: %w", req.App, ErrNotDeployed) },
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			in, err := e.decideRollback(ctx, op, req, l)
+			return in, "", err
+		},
+	})
+}
+
+// decideRollback is a rollback's part of the operation: a new release
+// made of an earlier one.
+func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest, l *loaded) (*runInput, error) {
+	a, from := l.App, l.Active
 	src, err := e.rollbackSource(ctx, a, req.To)
 	if err != nil {
-		return store.DeployFailed, err
+		return nil, err
 	}
 	rt, err := e.Runtime(src.Runtime)
 	if err != nil {
-		return store.DeployFailed, err
+		return nil, err
 	}
 	if src.Runtime != from.Runtime {
 		if err := checkMove(from, src.Runtime, "roll back to a release that ran on "+from.Runtime); err != nil {
-			return store.DeployFailed, fmt.Errorf("rollback to %s: %w", src.ID(), err)
+			return nil, fmt.Errorf("rollback to %s: %w", src.ID(), err)
 		}
 		for _, w := range e.moveWarnings(ctx, from, src.Runtime) {
 			op.emit(Event{Type: EventWarn, Text: w})
 		}
 	}
 	if ok, err := rt.ArtifactExists(ctx, src.Artifact); err != nil {
-		return store.DeployFailed, fmt.Errorf("rollback to %s: cannot check that its artifact %s is kept: %w; retry once the %s runtime answers", src.ID(), src.Artifact.Ref, err, src.Runtime)
+		return nil, fmt.Errorf("rollback to %s: cannot check that its artifact %s is kept: %w; retry once the %s runtime answers", src.ID(), src.Artifact.Ref, err, src.Runtime)
 	} else if !ok {
-		return store.DeployFailed, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w); deploy that code again instead", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone)
+		return nil, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w); deploy that code again instead", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone)
 	}
 	rel := &store.Release{
 		App: req.App, Cause: "rollback to " + src.ID(), Runtime: src.Runtime,
@@ -213,14 +234,15 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 		Formation: formation(src.Spec, a.Formation),
 		Source:    src.Version,
 	}
-	status, err := e.run(ctx, op, runInput{
+	return &runInput{
 		app: a, kind: store.KindRollback, owner: req.Owner, rt: rt,
 		target: rel, from: from, runTasks: req.RunTasks, scale: a.Formation,
-	})
-	if status == store.DeploySucceeded && a.Runtime != rel.Runtime {
-		e.st.SetRuntime(context.WithoutCancel(ctx), req.App, rel.Runtime)
-	}
-	return status, err
+		done: func(status string) {
+			if status == store.DeploySucceeded && a.Runtime != rel.Runtime {
+				e.st.SetRuntime(context.WithoutCancel(ctx), req.App, rel.Runtime)
+			}
+		},
+	}, nil
 }
 
 // rollbackSource picks the release to roll back to: the one asked for, or

@@ -39,6 +39,26 @@ type Event struct {
 	Code     string        `json:"code,omitempty"` // done: CodeLocked, ...
 	Instance string        `json:"instance,omitempty"`
 	Logs     []string      `json:"logs,omitempty"`
+	// Steps: a plan event's steps, one by one (Text holds the whole plan).
+	Steps []PlanStep `json:"steps,omitempty"`
+}
+
+// PlanStep is one step of a plan as events carry it: its kind, the
+// release it acts on, and the line the plan prints (and the journal
+// records) for it.
+type PlanStep struct {
+	Kind    string `json:"kind"`
+	Release string `json:"release,omitempty"`
+	Text    string `json:"text"`
+}
+
+// planEvent is the event that announces plan p.
+func planEvent(rel string, p *Plan) Event {
+	steps := make([]PlanStep, len(p.Steps))
+	for i, s := range p.Steps {
+		steps[i] = PlanStep{Kind: string(s.Kind), Release: s.Release, Text: s.String()}
+	}
+	return Event{Type: EventPlan, Release: rel, Text: p.String(), Steps: steps}
 }
 
 // maxOpEvents bounds the events an operation keeps for late readers; output

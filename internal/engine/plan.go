@@ -29,6 +29,8 @@ const (
 	StepMonitor   StepKind = "monitor"   // watch the target; a failure rolls back
 	StepDrain     StepKind = "drain"     // drain and stop the old web instances
 	StepActivate  StepKind = "activate"  // finish: the target is the active release
+	StepAdopt     StepKind = "adopt"     // the app's config follows the target's (after activate)
+	StepPrune     StepKind = "prune"     // remove the artifacts of releases beyond keep_releases
 	StepRestore   StepKind = "restore"   // restore a backup (Name) into the target's volume or database
 )
 
@@ -117,8 +119,14 @@ type Step struct {
 	// Routes are the instance IDs routed: by a StepCutover or StepRoute,
 	// and by a routed StepSingleton once its new instance is ready (every
 	// routed instance of the target by then, the new one included).
-	Routes   []string
-	Held     []string // StepCutover: routed singleton services whose requests wait for their singleton step
+	Routes []string
+	Held   []string // StepCutover: routed singleton services whose requests wait for their singleton step
+	// Commit: this StepCutover is the operation's commit point: it records
+	// the target as the active release, and a failure after it rolls back
+	// (undo, revert and recovery cutovers only route, the release they
+	// bring back is active again).
+	Commit   bool
+	Keep     int // StepPrune: the releases that served kept (keep_releases)
 	Duration time.Duration
 	Volumes  []string
 	// SkipStart: singleton with replicas 0 in the target.
@@ -189,6 +197,9 @@ func (s Step) String() string {
 		if len(s.Held) > 0 {
 			out += fmt.Sprintf("; requests for %s wait for its singleton step", strings.Join(s.Held, ", "))
 		}
+		if s.Commit {
+			out += fmt.Sprintf("; commit point: %s becomes the active release", s.Release)
+		}
 		return out
 	case StepStop:
 		return "stop " + listOrNone(s.IDs)
@@ -214,6 +225,10 @@ func (s Step) String() string {
 		return fmt.Sprintf("drain (up to %s) and stop %s", s.Timeout, listOrNone(s.IDs))
 	case StepActivate:
 		return "activate " + s.Release
+	case StepAdopt:
+		return fmt.Sprintf("adopt the config of %s for `moorage config` and later deploys", s.Release)
+	case StepPrune:
+		return fmt.Sprintf("prune the artifacts of releases beyond keep_releases (%d)", s.Keep)
 	case StepRestore:
 		return "restore backup " + s.Name
 	}
@@ -293,6 +308,8 @@ func PlanDeploy(in DeployInput) *Plan {
 	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{
 		startFirst: true,
 		monitor:    t.Spec.Deploy.Monitor,
+		finish:     true,
+		from:       in.From,
 	})...)
 	return p
 }
@@ -308,6 +325,12 @@ type ConvergeInput struct {
 	// Unrouted says the proxy has no route for the app yet (after a
 	// restart): route to what runs before starting anything.
 	Unrouted bool
+	// Finish: the plan carries an operation to Target (scale, restore):
+	// its cutover is the commit point, and after activate the target's
+	// config is adopted (when Target is not From) and old artifacts are
+	// pruned. Unset for undo, revert and recovery, which bring back what
+	// was active.
+	Finish bool
 }
 
 // PlanConverge plans how to bring what runs to the target release with the
@@ -341,13 +364,18 @@ func PlanConverge(in ConvergeInput) *Plan {
 			p.Steps = append(p.Steps, Step{Kind: StepRoute, Release: t.Release, Routes: routes})
 		}
 	}
-	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{})...)
+	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{finish: in.Finish, from: in.From})...)
 	return p
 }
 
 type convergeOptions struct {
 	startFirst bool          // start every non-singleton service before cutover (deploy)
 	monitor    time.Duration // monitor window after cutover
+	// finish: the operation moves the app to the target (a deploy, not an
+	// undo): commit at the cutover, adopt the config, prune. from is the
+	// release active when planned.
+	finish bool
+	from   string
 }
 
 // converge is the shared core: start what is missing, cut over, stop the
@@ -512,7 +540,7 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		}
 		return ids
 	}
-	steps = append(steps, Step{Kind: StepCutover, Release: t.Release, Routes: routedIDs(), Held: held})
+	steps = append(steps, Step{Kind: StepCutover, Release: t.Release, Routes: routedIDs(), Held: held, Commit: o.finish})
 	for _, s := range routedSingles {
 		if s.Kind == StepSingleton && !s.SkipStart {
 			started[s.Service] = true
@@ -538,6 +566,16 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		steps = append(steps, Step{Kind: StepDrain, IDs: idsOf(oldWeb), Timeout: drainTimeout(t, specs, oldWeb)})
 	}
 	steps = append(steps, Step{Kind: StepActivate, Release: t.Release})
+	if o.finish {
+		if o.from != t.Release {
+			steps = append(steps, Step{Kind: StepAdopt, Release: t.Release})
+		}
+		keep := t.Spec.Deploy.KeepReleases
+		if keep <= 0 {
+			keep = spec.DefaultKeepReleases
+		}
+		steps = append(steps, Step{Kind: StepPrune, Release: t.Release, Keep: keep})
+	}
 	return steps
 }
 

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,30 +79,32 @@ func accessory(name, hash string) runtime.Instance {
 	return runtime.Instance{ID: "hello-" + name, App: "hello", Service: name, Kind: runtime.KindAccessory, State: runtime.StateRunning, Hash: hash}
 }
 
-func check(t *testing.T, got *Plan, want string) {
+var update = flag.Bool("update", false, "rewrite testdata/plans/*.golden with the plans made now")
+
+// golden compares a printed plan with testdata/plans/NAME.golden (go test
+// -run TestPlan -update rewrites them; review the diff).
+func golden(t *testing.T, got *Plan, name string) {
 	t.Helper()
-	want = strings.TrimLeft(want, "\n")
-	if got.String() != want {
-		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	path := filepath.Join("testdata", "plans", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
+	}
+	if got.String() != string(want) {
+		t.Errorf("plan:\n%s\nwant (%s):\n%s", got, path, want)
 	}
 }
 
 func TestPlanFirstDeploy(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
 	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v1", sp), Build: true, RunTasks: true})
-	check(t, p, `
-deploy hello v1 (active: none)
-  1. build v1
-  2. prepare: network, volumes data pgdata
-  3. accessory db: start
-  4. release task 1 in v1: ./hello migrate
-  5. check task 1 in v1: ./hello check
-  6. start web v1 ×2 [1 2], ready on http /healthz; worker v1 ×1 [1], ready after 5s up
-  7. cutover: route every host to v1 hello-web-v1-1 hello-web-v1-2
-  8. singleton scheduler: stop nothing running, then start v1 [1], watched by the monitor
-  9. monitor v1 for 5s
- 10. activate v1
-`)
+	golden(t, p, "plan_first_deploy")
 }
 
 func TestPlanDeployOverRunningRelease(t *testing.T) {
@@ -110,21 +115,7 @@ func TestPlanDeployOverRunningRelease(t *testing.T) {
 		accessory("db", tg.AccessoryHash["db"]),
 	}
 	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Build: true, RunTasks: true, Observed: observed})
-	check(t, p, `
-deploy hello v4 (active: v3)
-  1. build v4
-  2. prepare: network, volumes data pgdata
-  3. accessory db: keep (running, unchanged)
-  4. release task 1 in v4: ./hello migrate
-  5. check task 1 in v4: ./hello check
-  6. start web v4 ×2 [1 2], ready on http /healthz; worker v4 ×1 [1], ready after 5s up
-  7. cutover: route every host to v4 hello-web-v4-1 hello-web-v4-2
-  8. stop hello-worker-v3-1
-  9. singleton scheduler: stop hello-scheduler-v3-1, then start v4 [1], watched by the monitor
- 10. monitor v4 for 5s
- 11. drain (up to 30s) and stop hello-web-v3-1 hello-web-v3-2
- 12. activate v4
-`)
+	golden(t, p, "plan_deploy_over_running_release")
 }
 
 func TestPlanAccessoryChangedIsRestartedByDeployOnly(t *testing.T) {
@@ -167,17 +158,7 @@ func TestPlanRevertAfterCutover(t *testing.T) {
 		accessory("db", tg.AccessoryHash["db"]),
 	}
 	p := PlanConverge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v4", Observed: observed})
-	check(t, p, `
-revert hello v3 (active: v4)
-  1. prepare: network, volumes data pgdata
-  2. accessory db: keep (running, unchanged)
-  3. cutover: route every host to v3 hello-web-v3-1 hello-web-v3-2
-  4. stop hello-worker-v4-1
-  5. singleton scheduler: stop hello-scheduler-v4-1, then start v3 [1], ready after 5s up
-  6. start worker v3 ×1 [1], ready after 5s up
-  7. drain (up to 30s) and stop hello-web-v4-1 hello-web-v4-2
-  8. activate v3
-`)
+	golden(t, p, "plan_revert_after_cutover")
 }
 
 // After a crash mid-deploy (before cutover) the server restarts with v3
@@ -192,26 +173,13 @@ func TestPlanRecoverBeforeCutover(t *testing.T) {
 		running("web", "v4", 1), task, accessory("db", tg.AccessoryHash["db"]),
 	}
 	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v3", Observed: observed, Unrouted: true})
-	check(t, p, `
-recover hello v3 (active: v3)
-  1. prepare: network, volumes data pgdata
-  2. accessory db: keep (running, unchanged)
-  3. route v3 to running hello-web-v3-1 hello-web-v3-2
-  4. stop hello-release-1-v4-0 hello-worker-v3-1
-  5. cutover: route every host to v3 hello-web-v3-1 hello-web-v3-2
-  6. start worker v3 ×1 [1], ready after 5s up
-  7. drain (up to 30s) and stop hello-web-v4-1
-  8. activate v3
-`)
+	golden(t, p, "plan_recover_before_cutover")
 }
 
 func TestPlanRecoverNothingActive(t *testing.T) {
 	observed := []runtime.Instance{running("web", "v1", 1), accessory("db", "x")}
 	p := PlanConverge(ConvergeInput{App: "hello", Kind: "undo", Observed: observed})
-	check(t, p, `
-undo hello nothing (active: none)
-  1. stop hello-web-v1-1
-`)
+	golden(t, p, "plan_recover_nothing_active")
 }
 
 // Two singletons must never run at once: the plan always stops the old one
@@ -276,14 +244,7 @@ func TestPlanScaleDownWithinTarget(t *testing.T) {
 	tg.Formation["web"] = 1
 	observed := []runtime.Instance{running("web", "v2", 1), running("web", "v2", 2), running("worker", "v2", 1), running("scheduler", "v2", 1)}
 	p := PlanConverge(ConvergeInput{App: "hello", Kind: "converge", Target: &tg, From: "v2", Observed: observed})
-	check(t, p, `
-converge hello v2 (active: v2)
-  1. prepare: network, volumes data pgdata
-  2. accessory db: start
-  3. cutover: route every host to v2 hello-web-v2-1
-  4. drain (up to 30s) and stop hello-web-v2-2
-  5. activate v2
-`)
+	golden(t, p, "plan_scale_down_within_target")
 }
 
 // A service without a health check of its own is gated on the image's
@@ -372,30 +333,12 @@ func TestPlanSingletonWeb(t *testing.T) {
 	tg := target(t, "v2", sp)
 	observed := []runtime.Instance{running("web", "v1", 1), running("api", "v1", 1), running("api", "v1", 2), running("worker", "v1", 1)}
 	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: observed})
-	check(t, p, `
-deploy hello v2 (active: v1)
-  1. prepare: network
-  2. start api v2 ×2 [1 2], ready on tcp connect; worker v2 ×1 [1], ready after 5s up
-  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2; requests for web wait for its singleton step
-  4. singleton web: drain (up to 5s) and stop hello-web-v1-1, then start v2 [1], ready on http /healthz, then route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
-  5. stop hello-worker-v1-1
-  6. monitor v2 for 5s
-  7. drain (up to 1m0s) and stop hello-api-v1-1 hello-api-v1-2
-  8. activate v2
-`)
+	golden(t, p, "plan_singleton_web")
 
 	// The first deploy: nothing to stop, and the web still waits for its
 	// own step to be routed.
 	p = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg})
-	check(t, p, `
-deploy hello v2 (active: none)
-  1. prepare: network
-  2. start api v2 ×2 [1 2], ready on tcp connect; worker v2 ×1 [1], ready after 5s up
-  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2; requests for web wait for its singleton step
-  4. singleton web: stop nothing running, then start v2 [1], ready on http /healthz, then route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
-  5. monitor v2 for 5s
-  6. activate v2
-`)
+	golden(t, p, "plan_singleton_web-2")
 }
 
 // The monitor saw v2 fail: v1's web singleton is gone, so the revert holds
@@ -408,16 +351,7 @@ func TestPlanSingletonWebRevert(t *testing.T) {
 		running("web", "v2", 1), running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1),
 	}
 	p := PlanConverge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v2", Observed: observed})
-	check(t, p, `
-revert hello v1 (active: v2)
-  1. prepare: network
-  2. cutover: route every host to v1 hello-api-v1-1 hello-api-v1-2; requests for web wait for its singleton step
-  3. singleton web: drain (up to 5s) and stop hello-web-v2-1, then start v1 [1], ready on http /healthz, then route every host to v1 hello-api-v1-1 hello-api-v1-2 hello-web-v1-1
-  4. stop hello-worker-v2-1
-  5. start worker v1 ×1 [1], ready after 5s up
-  6. drain (up to 1m0s) and stop hello-api-v2-1 hello-api-v2-2
-  7. activate v1
-`)
+	golden(t, p, "plan_singleton_web_revert")
 }
 
 // A crash after the cutover committed v2: before the singleton step, v1's
@@ -429,23 +363,10 @@ func TestPlanSingletonWebRecover(t *testing.T) {
 	base := []runtime.Instance{running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1)}
 	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
 		Observed: append([]runtime.Instance{running("web", "v1", 1)}, base...)})
-	check(t, p, `
-recover hello v2 (active: v2)
-  1. prepare: network
-  2. route v2 to running hello-api-v2-1 hello-api-v2-2
-  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2; requests for web wait for its singleton step
-  4. singleton web: drain (up to 5s) and stop hello-web-v1-1, then start v2 [1], ready on http /healthz, then route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
-  5. activate v2
-`)
+	golden(t, p, "plan_singleton_web_recover")
 	p = PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
 		Observed: append([]runtime.Instance{running("web", "v2", 1)}, base...)})
-	check(t, p, `
-recover hello v2 (active: v2)
-  1. prepare: network
-  2. route v2 to running hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
-  3. cutover: route every host to v2 hello-api-v2-1 hello-api-v2-2 hello-web-v2-1
-  4. activate v2
-`)
+	golden(t, p, "plan_singleton_web_recover-2")
 }
 
 // The drain timeout is the release being converged to's: the service's
@@ -487,4 +408,30 @@ func TestPlanSingletonWebScaledToZeroDrains(t *testing.T) {
 	if !strings.Contains(p.String(), "drain (up to 5s) and stop hello-web-v2-1") {
 		t.Errorf("plan:\n%s", p)
 	}
+}
+
+// What the executor used to decide on its own is in the printed plan of
+// every operation that moves the app to a release: the commit point (the
+// cutover that records the target as active), the adoption of its config,
+// and the prune of old artifacts. A scale keeps its release: it adopts
+// nothing. Undo, revert and recovery plans have none of the three.
+func TestPlanOperationsGolden(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	v3 := []runtime.Instance{
+		running("web", "v3", 1), running("web", "v3", 2), running("worker", "v3", 1), running("scheduler", "v3", 1),
+		accessory("db", target(t, "v3", sp).AccessoryHash["db"]),
+	}
+	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Observed: v3}), "op_rollback")
+	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "config", Target: target(t, "v4", sp), From: "v3", Observed: v3}), "op_config")
+	scaled := target(t, "v3", sp)
+	scaled.Formation["web"], scaled.Formation["worker"] = 3, 0
+	golden(t, PlanConverge(ConvergeInput{App: "hello", Kind: "scale", Target: &scaled, From: "v3", Observed: v3, Finish: true}), "op_scale")
+	undo := PlanConverge(ConvergeInput{App: "hello", Kind: "undo", Target: &scaled, From: "v4", Observed: v3})
+	for _, s := range undo.Steps {
+		if s.Kind == StepAdopt || s.Kind == StepPrune || s.Commit {
+			t.Errorf("an undo plan adopts, prunes or commits:\n%s", undo)
+		}
+	}
+	kept := mustSpec(t, strings.Replace(helloSpec, "deploy:\n", "deploy:\n  keep_releases: 2\n", 1))
+	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v4", kept), From: "v3", Build: true, RunTasks: true, Observed: v3}), "op_deploy_keep_2")
 }

@@ -32,6 +32,11 @@ type runInput struct {
 	// hostsClaimed: the caller holds the claim on the hosts of target and
 	// from (claimHosts) until run returns.
 	hostsClaimed bool
+	// dryRun: plan, print the plan and stop (set by operate).
+	dryRun bool
+	// done, when set, is called by operate once run returned, with its
+	// status (release the hosts' claim, record the app's runtime).
+	done func(status string)
 }
 
 // run is the executor of one operation. It follows plans; it decides
@@ -88,6 +93,9 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	// runtime that has not reached its engine yet cannot see.
 	if err := reach(ctx, in.rt); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
+	}
+	if in.dryRun {
+		return e.dryRun(ctx, op, in)
 	}
 	if !in.hostsClaimed {
 		release, err := e.claimHosts(app, in.target.Spec, specOf(in.from))
@@ -146,20 +154,12 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	var plan *Plan
-	if in.plan != nil {
-		plan = in.plan(observed)
-	} else {
-		plan = PlanDeploy(DeployInput{
-			App: app, Kind: in.kind, Target: *targetOf(rel, in.scale), From: storeID(in.from),
-			Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, app, observed),
-		})
-	}
+	plan := e.plan(ctx, in, rel, observed)
 	for _, s := range plan.Steps {
 		r.monitored = r.monitored || (s.Kind == StepMonitor && s.Release == rel.ID())
 	}
 	e.st.SetDeployPlan(ctx, d.ID, plan.String())
-	op.emit(Event{Type: EventPlan, Release: rel.ID(), Text: plan.String()})
+	op.emit(planEvent(rel.ID(), plan))
 
 	if err := r.steps(ctx, plan.Steps); err != nil {
 		return r.fail(ctx, err)
@@ -169,6 +169,61 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	}
 	e.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("%s is active (%s, deploy #%d)", rel.ID(), rel.Cause, d.ID)})
 	return store.DeploySucceeded, nil
+}
+
+// plan is the plan of in, whose target is rel, from what runs.
+func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, observed []runtime.Instance) *Plan {
+	if in.plan != nil {
+		return in.plan(observed)
+	}
+	return PlanDeploy(DeployInput{
+		App: in.app.Name, Kind: in.kind, Target: *targetOf(rel, in.scale), From: storeID(in.from),
+		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
+	})
+}
+
+// dryRun plans in as run would, prints the plan in the text run journals,
+// and changes nothing: no lock, no record, no release. A new release
+// takes the version it would get now.
+func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error) {
+	app := in.app.Name
+	// Checked, not claimed: a claim would take the hosts from a running
+	// operation of the app.
+	if err := e.checkHosts(app, in.target.Spec, true); err != nil {
+		return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
+	}
+	rel := *in.target
+	if rel.Version == 0 {
+		v, err := e.st.ReserveVersion(ctx, app)
+		if err != nil {
+			return store.DeployFailed, err
+		}
+		rel.Version = v
+	}
+	what := fmt.Sprintf("%s %s (%s, active: %s)", app, rel.ID(), rel.Cause, orNone(storeID(in.from)))
+	if in.target.Version != 0 { // the active release itself (scale, restore)
+		what = fmt.Sprintf("%s %s (active)", app, rel.ID())
+	}
+	op.emit(Event{Type: EventInfo, Release: rel.ID(), Text: fmt.Sprintf("dry run of a %s: %s; nothing changes", in.kind, what)})
+	if in.target.Version == 0 {
+		for _, w := range secretRefs(&rel) {
+			op.emit(Event{Type: EventWarn, Release: rel.ID(), Text: w})
+		}
+	}
+	observed, err := e.observe(ctx, app)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	plan := e.plan(ctx, in, &rel, observed)
+	op.emit(planEvent(rel.ID(), plan))
+	return StatusPlanned, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func storeID(r *store.Release) string {
@@ -322,6 +377,10 @@ func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
 		return r.drain(ctx, s, out)
 	case StepActivate:
 		return r.activate(ctx, s, out)
+	case StepAdopt:
+		return r.adopt(ctx, s)
+	case StepPrune:
+		return r.prune(ctx, out)
 	case StepRestore:
 		return r.restoreStep(ctx, s, out)
 	}

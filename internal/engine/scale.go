@@ -17,6 +17,7 @@ type ScaleRequest struct {
 	Replicas map[string]int
 	Owner    string
 	Wait     bool
+	DryRun   bool // print the plan, change nothing
 }
 
 // Scale applies new replica counts to the active release at once: new
@@ -30,25 +31,26 @@ func (e *Engine) Scale(req ScaleRequest) *Op {
 }
 
 func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, error) {
-	if len(req.Replicas) == 0 {
-		return store.DeployFailed, fmt.Errorf("nothing to scale: give SERVICE=N pairs, e.g. web=3 worker=2")
-	}
-	unlock, err := e.lock(ctx, op, req.App, req.Owner, "scale", req.Wait)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	defer unlock()
-	a, err := e.st.GetApp(ctx, req.App)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	if a.Current == 0 {
-		return store.DeployFailed, fmt.Errorf("scale %s: %w; deploy it first", req.App, ErrNotDeployed)
-	}
-	cur, err := e.st.GetRelease(ctx, req.App, a.Current)
-	if err != nil {
-		return store.DeployFailed, err
-	}
+	return e.operate(ctx, op, operation{
+		App: req.App, Owner: req.Owner, Lock: "scale", Wait: req.Wait, DryRun: req.DryRun,
+		Check: func(context.Context) error {
+			if len(req.Replicas) == 0 {
+				return fmt.Errorf("nothing to scale: give SERVICE=N pairs, e.g. web=3 worker=2")
+			}
+			return nil
+		},
+		NotDeployed: func() error { return fmt.Errorf("scale %s: %w; deploy it first", req.App, ErrNotDeployed) },
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			in, err := e.decideScale(ctx, req, l)
+			return in, "", err
+		},
+	})
+}
+
+// decideScale is a scale's part of the operation: the active release with
+// the new replica counts, converged in place.
+func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (*runInput, error) {
+	a, cur := l.App, l.Active
 	next := map[string]int{}
 	for k, v := range a.Formation {
 		next[k] = v
@@ -59,29 +61,31 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 		svc := cur.Spec.Services[name]
 		switch {
 		case svc == nil:
-			return store.DeployFailed, fmt.Errorf("%s has no service %q (services: %s)", cur.ID(), name, strings.Join(cur.Spec.ServiceNames(), ", "))
+			return nil, fmt.Errorf("%s has no service %q (services: %s)", cur.ID(), name, strings.Join(cur.Spec.ServiceNames(), ", "))
 		case n < 0 || n > 1000:
-			return store.DeployFailed, fmt.Errorf("%s=%d: replicas must be between 0 and 1000", name, n)
+			return nil, fmt.Errorf("%s=%d: replicas must be between 0 and 1000", name, n)
 		case svc.Singleton && n > 1:
-			return store.DeployFailed, fmt.Errorf("%s is a singleton: it runs 0 or 1 instance, never %d (remove `singleton: true` from the spec to run several)", name, n)
+			return nil, fmt.Errorf("%s is a singleton: it runs 0 or 1 instance, never %d (remove `singleton: true` from the spec to run several)", name, n)
 		}
 		next[name] = n
 		parts = append(parts, fmt.Sprintf("%s=%d", name, n))
 	}
 	rt, err := e.Runtime(cur.Runtime)
 	if err != nil {
-		return store.DeployFailed, err
+		return nil, err
 	}
-	if err := e.st.SetFormation(ctx, req.App, next); err != nil {
-		return store.DeployFailed, err
+	if !l.DryRun {
+		if err := e.st.SetFormation(ctx, req.App, next); err != nil {
+			return nil, err
+		}
+		e.st.AddEvent(ctx, store.Event{App: req.App, Kind: store.EventScale, Message: "scale " + strings.Join(parts, " ")})
 	}
-	e.st.AddEvent(ctx, store.Event{App: req.App, Kind: store.EventScale, Message: "scale " + strings.Join(parts, " ")})
 	target := targetOf(cur, next)
-	return e.run(ctx, op, runInput{
+	return &runInput{
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,
 		plan: func(observed []runtime.Instance) *Plan {
-			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed)})
+			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed), Finish: true})
 		},
-	})
+	}, nil
 }

@@ -424,10 +424,12 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// route points the proxy at the step's instances. A cutover of the target
-// is the deploy's commit point; any other cutover (undo, revert, recovery)
-// makes its release the active one again.
-func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) error {
+// route points the proxy at the step's instances. A cutover the plan marks
+// as the commit point (Step.Commit: the target of a deploy, rollback,
+// config change, scale or restore) records the target as active; any
+// other cutover (undo, revert, recovery) makes its release the active one
+// again.
+func (r *run) route(ctx context.Context, s Step, out *stepOutput, cutover bool) error {
 	rel, err := r.release(ctx, s.Release)
 	if err != nil {
 		return err
@@ -447,7 +449,7 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 	for _, id := range s.Routes {
 		r.routed[id] = rel.ID()
 	}
-	if !commit {
+	if !cutover {
 		if err := r.e.setFront(rel); err != nil {
 			out.Printf("warning: %v", err)
 		}
@@ -465,7 +467,10 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, commit bool) e
 	// Commit first: once the store says the target is active, a crash at
 	// any later point is finished by recovery (which routes to it), and a
 	// failure before this line changed nothing.
-	main := rel == r.rel && !r.undoing
+	main := s.Commit
+	if main && (rel != r.rel || r.undoing) {
+		return fmt.Errorf("bad plan: the commit point of %s is a cutover to %s", r.rel.ID(), rel.ID())
+	}
 	if main {
 		if r.monitored && r.crashes == nil {
 			// From the cutover on, a crash of the target is the monitor's
@@ -757,16 +762,23 @@ func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
 	if err != nil {
 		return err
 	}
-	if err := r.e.st.Activate(ctx, rel.App, rel.Version); err != nil {
+	return r.e.st.Activate(ctx, rel.App, rel.Version)
+}
+
+// adopt makes the app's config follow the release the operation activated
+// (see adoptConfig).
+func (r *run) adopt(ctx context.Context, s Step) error {
+	rel, err := r.release(ctx, s.Release)
+	if err != nil {
 		return err
 	}
-	if r.undoing {
-		return nil
-	}
-	if err := r.e.adoptConfig(ctx, r.from, rel); err != nil {
-		return err
-	}
-	freed, err := r.e.pruneArtifacts(ctx, rel.App)
+	return r.e.adoptConfig(ctx, r.from, rel)
+}
+
+// prune removes the artifacts of releases beyond the retention window; a
+// failure is a warning, the operation has succeeded.
+func (r *run) prune(ctx context.Context, out *stepOutput) error {
+	freed, err := r.e.pruneArtifacts(ctx, r.rel.App)
 	for _, f := range freed {
 		out.Printf("pruned %s", f)
 	}

@@ -14,21 +14,23 @@ import (
 // request only. It refuses while the active release mounts the volume or an
 // instance that mounts it runs: remove it from the spec and deploy first.
 func (e *Engine) RemoveVolume(ctx context.Context, app, name, owner string) error {
-	op := newOp()
-	unlock, err := e.lock(ctx, op, app, owner, "remove volume "+name, false)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	a, err := e.st.GetApp(ctx, app)
-	if err != nil {
-		return err
-	}
-	if a.Current != 0 {
-		rel, err := e.st.GetRelease(ctx, app, a.Current)
-		if err != nil {
-			return err
-		}
+	_, err := e.operate(ctx, newOp(), operation{
+		App: app, Owner: owner, Lock: "remove volume " + name, NeedApp: true,
+		Decide: func(ctx context.Context, _ *Op, l *loaded) (*runInput, string, error) {
+			// Nothing to plan: what runs does not change.
+			if err := e.removeVolume(ctx, app, name, owner, l.Active); err != nil {
+				return nil, "", err
+			}
+			return nil, store.DeploySucceeded, nil
+		},
+	})
+	return err
+}
+
+// removeVolume is RemoveVolume under the app's lock; rel is the active
+// release (nil: none).
+func (e *Engine) removeVolume(ctx context.Context, app, name, owner string, rel *store.Release) error {
+	if rel != nil {
 		var users []string
 		for _, svc := range rel.Spec.ServiceNames() {
 			for _, v := range rel.Spec.VolumesFor(svc) {
