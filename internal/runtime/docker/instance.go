@@ -229,16 +229,11 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
 	}
-	if sup != nil {
-		select {
-		case <-sup.done:
-		case <-ctx.Done():
-			return fmt.Errorf("stop %s: %w", id, ctx.Err())
-		case <-r.ctx.Done():
-			return fmt.Errorf("stop %s: %w", id, runtime.ErrRuntimeClosed)
-		}
+	if sup == nil {
+		return nil
 	}
-	return nil
+	_, err = seam.WaitExit(ctx, r.ctx.Done(), sup.done, nil, id)
+	return err
 }
 
 // Remove deletes an instance's container, stopping it first if it runs.

@@ -203,26 +203,14 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
 	grace := stopTimeout(&rec.Spec) + 10*time.Second
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, ctx.Err())
-	case <-r.ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, runtime.ErrRuntimeClosed)
-	case <-time.After(grace):
+	if exited, err := seam.WaitExit(ctx, r.ctx.Done(), h.done, time.After(grace), id); exited || err != nil {
+		return err
 	}
 	// The shim did not finish in time: kill it; settling kills the group.
 	r.log.Warn("instance supervisor did not stop in time; killing it", "instance", id)
 	_ = signalProcess(st.ShimPID, st.ShimStart, unix.SIGKILL)
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, ctx.Err())
-	case <-r.ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, runtime.ErrRuntimeClosed)
-	}
+	_, err = seam.WaitExit(ctx, r.ctx.Done(), h.done, nil, id)
+	return err
 }
 
 func stopTimeout(s *runtime.InstanceSpec) time.Duration {

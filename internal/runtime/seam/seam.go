@@ -87,6 +87,22 @@ func (l *IDLocks) LockSpec(check func() error, s *runtime.InstanceSpec, validate
 	return id, l.Lock(id), nil
 }
 
+// WaitExit is the end of a Stop: it waits until the instance's supervisor
+// is done (exited true), or ctx ends or the runtime closes (an error naming
+// the stop of id), or timeout fires (exited false, no error; nil: never).
+func WaitExit(ctx context.Context, closed, done <-chan struct{}, timeout <-chan time.Time, id string) (exited bool, err error) {
+	select {
+	case <-done:
+		return true, nil
+	case <-ctx.Done():
+		return false, fmt.Errorf("stop %s: %w", id, ctx.Err())
+	case <-closed:
+		return false, fmt.Errorf("stop %s: %w", id, runtime.ErrRuntimeClosed)
+	case <-timeout:
+		return false, nil
+	}
+}
+
 // Tasks is the set of one-offs (Run) in progress, by instance id. The zero
 // value is ready to use.
 type Tasks struct {

@@ -1,6 +1,7 @@
 package seam
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -163,5 +164,25 @@ func TestHandOver(t *testing.T) {
 	}
 	if ch, err := HandOver(fresh, me+1, to, to, false); err != nil || ch || owner(fresh) != uint32(to) {
 		t.Fatalf("someone else's: changed %v, %v, owner %d", ch, err, owner(fresh))
+	}
+}
+
+func TestWaitExit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done, closed := make(chan struct{}), make(chan struct{})
+	if exited, err := WaitExit(ctx, closed, done, time.After(time.Millisecond), "a-web-1"); exited || err != nil {
+		t.Fatalf("timeout: %v %v", exited, err)
+	}
+	close(closed)
+	if _, err := WaitExit(ctx, closed, done, nil, "a-web-1"); !errors.Is(err, runtime.ErrRuntimeClosed) || !strings.Contains(err.Error(), "stop a-web-1") {
+		t.Fatalf("closed: %v", err)
+	}
+	cancel()
+	if _, err := WaitExit(ctx, nil, done, nil, "a-web-1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	close(done)
+	if exited, err := WaitExit(context.Background(), nil, done, nil, "a-web-1"); !exited || err != nil {
+		t.Fatalf("done: %v %v", exited, err)
 	}
 }
