@@ -491,6 +491,8 @@ type psStatus struct {
 		PID      int    `json:"pid"`
 		Restarts int    `json:"restarts"`
 		Routed   bool   `json:"routed"`
+		Health   string `json:"health"`
+		LastErr  string `json:"last_error"`
 	} `json:"instances"`
 }
 

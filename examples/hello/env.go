@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type env struct {
 	unhealthy    bool          // HELLO_UNHEALTHY=1: /healthz answers 503
 	migrateSleep time.Duration // HELLO_MIGRATE_SLEEP: hold the migrate lock this long
 	migrateFail  bool          // HELLO_MIGRATE_FAIL=1: migrate exits 2
+	allowedHosts []string      // HELLO_ALLOWED_HOSTS=a.com,b.com: web answers 400 to any other Host
 }
 
 func loadEnv() (*env, error) {
@@ -34,6 +36,11 @@ func loadEnv() (*env, error) {
 		dataDir:     os.Getenv("MOORAGE_VOLUME_DATA"),
 		unhealthy:   os.Getenv("HELLO_UNHEALTHY") == "1",
 		migrateFail: os.Getenv("HELLO_MIGRATE_FAIL") == "1",
+	}
+	for _, h := range strings.Split(os.Getenv("HELLO_ALLOWED_HOSTS"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			e.allowedHosts = append(e.allowedHosts, strings.ToLower(h))
+		}
 	}
 	if e.dataDir == "" {
 		e.dataDir = "data"

@@ -729,3 +729,30 @@ func TestWorkersConsumeScheduledJobs(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowedHosts(t *testing.T) {
+	p, url := startWeb(t, appDir(t), map[string]string{"HELLO_ALLOWED_HOSTS": "example.com, WWW.example.com", "MOORAGE_RELEASE": "v1"})
+	getHost := func(host, path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s with Host %s: %v", path, host, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, host := range []string{"example.com", "www.example.com:8080", "Example.COM."} {
+		if code, body := getHost(host, "/healthz"); code != 200 || body != "ok" {
+			t.Errorf("Host %s: %d %q, want 200 ok", host, code, body)
+		}
+	}
+	code, body := getHost(strings.TrimPrefix(url, "http://"), "/healthz")
+	if code != 400 || !strings.Contains(body, "HELLO_ALLOWED_HOSTS") {
+		t.Errorf("Host 127.0.0.1:PORT: %d %q, want 400 naming HELLO_ALLOWED_HOSTS", code, body)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit %d\n%s", code, p.output())
+	}
+}

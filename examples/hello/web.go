@@ -89,8 +89,30 @@ func (a *webApp) routes() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
 		defer a.inflight.Add(-1)
+		if !a.hostAllowed(r.Host) {
+			text(w, http.StatusBadRequest, fmt.Sprintf("Invalid HTTP_HOST header: %q is not in HELLO_ALLOWED_HOSTS\n", r.Host))
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// hostAllowed is Django's ALLOWED_HOSTS check: with HELLO_ALLOWED_HOSTS set,
+// only those host names (port ignored) are served, health checks included.
+func (a *webApp) hostAllowed(host string) bool {
+	if len(a.env.allowedHosts) == 0 {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	for _, h := range a.env.allowedHosts {
+		if h == host {
+			return true
+		}
+	}
+	return false
 }
 
 func text(w http.ResponseWriter, code int, body string) {

@@ -165,6 +165,16 @@ type gated struct {
 	in      runtime.Instance
 	gate    Gate
 	timeout time.Duration
+	host    string // Host of an HTTP gate: the route's, as the proxy's checks send it
+}
+
+// probeHost is the Host header of service's HTTP health probes (gate and
+// proxy alike): its route's canonical host, "" for an unrouted service.
+func probeHost(sp *spec.Spec, service string) string {
+	if svc := sp.Services[service]; svc != nil && svc.HTTP != nil {
+		return health.Host(svc.HTTP.Hosts)
+	}
+	return ""
 }
 
 func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
@@ -230,7 +240,7 @@ func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
 				return
 			}
 			out.Printf("started %s %s", in.ID, addrNote(in))
-			wait[i] = gated{in: in, gate: j.gate, timeout: j.timeout}
+			wait[i] = gated{in: in, gate: j.gate, timeout: j.timeout, host: probeHost(j.rel.Spec, j.service)}
 		}()
 	}
 	wg.Wait()
@@ -357,7 +367,7 @@ func (r *run) waitGate(ctx context.Context, g gated) error {
 	var check health.Check
 	switch g.gate.Kind {
 	case "http":
-		check = health.HTTP(g.in.Addr, g.gate.Path, g.timeout)
+		check = health.HTTP(nil, g.in.Addr, g.host, g.gate.Path, g.timeout)
 	case "tcp":
 		check = health.TCP(g.in.Addr, g.timeout)
 	case "command":
@@ -659,7 +669,7 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 		out.Printf("%s: %s", s.Service, g)
 	}
 	if g.Kind != "started" {
-		if err := r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(svc.Health)}}, w, out); err != nil {
+		if err := r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(svc.Health), host: probeHost(rel.Spec, s.Service)}}, w, out); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,9 @@
 // Package health checks whether an instance is ready: an HTTP GET, a TCP
-// connect, or a command. The deploy engine gates cutover on these checks;
-// the proxy runs its own active checks on routed instances.
+// connect, or a command. It is the one probe of an instance: the deploy
+// engine gates cutover on it (services and accessories alike) and the
+// proxy's active checks of routed instances run it too, so an instance
+// answers the same request to both: a GET whose Host is the route's host
+// (see Host), as the browsers the app serves send it.
 package health
 
 import (
@@ -10,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -27,9 +31,48 @@ var client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// HTTP returns a check that GETs http://addr+path and passes on 2xx/3xx.
-func HTTP(addr, path string, timeout time.Duration) Check {
+// NewClient returns a client for HTTP checks that run again and again
+// (the proxy's): it keeps one idle connection per instance. Redirects are
+// not followed (3xx is healthy) and no proxy from the environment is used.
+func NewClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     30 * time.Second,
+			DisableCompression:  true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Host is the Host header of a route's HTTP checks: the first of its host
+// names that is not a wildcard, in canonical form (lower case, no trailing
+// dot, an IPv6 address in brackets), so that apps which validate Host
+// (Django's ALLOWED_HOSTS) answer them. "" (no such name: a catch-all or
+// wildcard-only route, an accessory) sends the instance's address.
+func Host(hosts []string) string {
+	for _, h := range hosts {
+		h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+		switch {
+		case h == "", strings.HasPrefix(h, "*."):
+		case strings.Contains(h, ":"):
+			return "[" + h + "]" // IPv6
+		default:
+			return h
+		}
+	}
+	return ""
+}
+
+// HTTP returns a check that GETs http://addr+path with Host host ("" =
+// addr; see Host) and passes on 2xx/3xx. c nil opens a fresh connection
+// per check (the deploy gate's); the proxy passes NewClient's.
+func HTTP(c *http.Client, addr, host, path string, timeout time.Duration) Check {
 	url := "http://" + addr + path
+	if c == nil {
+		c = client
+	}
 	return func(parent context.Context) error {
 		ctx, cancel := context.WithTimeout(parent, timeout)
 		defer cancel()
@@ -37,8 +80,11 @@ func HTTP(addr, path string, timeout time.Duration) Check {
 		if err != nil {
 			return err
 		}
+		if host != "" {
+			req.Host = host
+		}
 		req.Header.Set("User-Agent", "moorage-health/1")
-		resp, err := client.Do(req)
+		resp, err := c.Do(req)
 		if err != nil {
 			if ctx.Err() != nil && parent.Err() == nil {
 				return fmt.Errorf("GET %s: %w: no answer within %s (health.timeout)", path, ErrUnhealthy, timeout)

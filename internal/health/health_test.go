@@ -52,17 +52,17 @@ func TestHTTP(t *testing.T) {
 	ctx := context.Background()
 	addr := addrOf(srv)
 
-	if err := HTTP(addr, "/ok", time.Second)(ctx); err != nil {
+	if err := HTTP(nil, addr, "", "/ok", time.Second)(ctx); err != nil {
 		t.Errorf("200: %v", err)
 	}
 	if got := agent.Load(); got != "moorage-health/1" {
 		t.Errorf("User-Agent %q", got)
 	}
-	if err := HTTP(addr, "/moved", time.Second)(ctx); err != nil {
+	if err := HTTP(nil, addr, "", "/moved", time.Second)(ctx); err != nil {
 		t.Errorf("3xx is healthy, and not followed: %v", err)
 	}
-	unhealthy(t, HTTP(addr, "/healthz", time.Second)(ctx), "GET /healthz", "status 503")
-	unhealthy(t, HTTP(addr, "/hang", 50*time.Millisecond)(ctx), "GET /hang", "no answer within 50ms (health.timeout)")
+	unhealthy(t, HTTP(nil, addr, "", "/healthz", time.Second)(ctx), "GET /healthz", "status 503")
+	unhealthy(t, HTTP(nil, addr, "", "/hang", 50*time.Millisecond)(ctx), "GET /hang", "no answer within 50ms (health.timeout)")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,7 +70,7 @@ func TestHTTP(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
-	unhealthy(t, HTTP(closed, "/healthz", time.Second)(ctx), "GET /healthz", "connection refused")
+	unhealthy(t, HTTP(nil, closed, "", "/healthz", time.Second)(ctx), "GET /healthz", "connection refused")
 }
 
 func TestTCP(t *testing.T) {
@@ -141,7 +141,7 @@ func TestWaitReady(t *testing.T) {
 	ctx := context.Background()
 
 	// Ready on the third check.
-	if err := WaitReady(ctx, HTTP(addrOf(srv), "/healthz", time.Second), 10*time.Millisecond, time.Minute); err != nil {
+	if err := WaitReady(ctx, HTTP(nil, addrOf(srv), "", "/healthz", time.Second), 10*time.Millisecond, time.Minute); err != nil {
 		t.Fatalf("becomes healthy: %v", err)
 	}
 	if got := n.Load(); got != 3 {
@@ -149,14 +149,38 @@ func TestWaitReady(t *testing.T) {
 	}
 
 	// Never ready: the last failure, how long it waited, what to change.
-	err := WaitReady(ctx, HTTP(addrOf(srv), "/never", time.Second), 10*time.Millisecond, time.Second)
+	err := WaitReady(ctx, HTTP(nil, addrOf(srv), "", "/never", time.Second), 10*time.Millisecond, time.Second)
 	unhealthy(t, err, "not ready within 1s (health.start_period", "GET /never", "status 503")
 
 	// Stopped from outside (a crash, the server stopping): no advice.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	err = WaitReady(cctx, HTTP(addrOf(srv), "/never", time.Second), 10*time.Millisecond, time.Minute)
+	err = WaitReady(cctx, HTTP(nil, addrOf(srv), "", "/never", time.Second), 10*time.Millisecond, time.Minute)
 	if err == nil || strings.Contains(err.Error(), "start_period") {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// The probe sends the route's host, so an app that validates Host (Django's
+// ALLOWED_HOSTS) answers it; the same client serves repeated checks.
+func TestHTTPHost(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "example.com" {
+			http.Error(w, "bad host "+r.Host, http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	unhealthy(t, HTTP(nil, addrOf(srv), "", "/", time.Second)(ctx), "GET /", "status 400")
+	c := NewClient()
+	for range 2 {
+		if err := HTTP(c, addrOf(srv), Host([]string{"*.example.com", "Example.COM."}), "/", time.Second)(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for hosts, want := range map[string]string{"": "", "*.a.test": "", "a.test b.test": "a.test", "::1": "[::1]", "[fe80::1] x.test": "[fe80::1]", "127.0.0.1": "127.0.0.1"} {
+		if got := Host(strings.Fields(hosts)); got != want {
+			t.Errorf("Host(%q) = %q, want %q", hosts, got, want)
+		}
 	}
 }

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
+
+	"github.com/moorage/moorage/internal/health"
 )
 
 // CheckHosts reports whether app could claim the hosts of routes: an error
@@ -119,7 +120,7 @@ func (p *Proxy) SetApp(app string, routes []RouteTargets) error {
 	}
 	for t, cfg := range firstRoute {
 		t.drainTimeout = cfg.DrainTimeout
-		t.startChecks(p, cfg.Health, healthHost(cfg))
+		t.startChecks(p, cfg.Health, health.Host(cfg.Hosts))
 	}
 	p.changes.notify()
 	slices.Sort(left)
@@ -172,21 +173,6 @@ func normalizeRoutes(app string, routes []Route) ([]Route, error) {
 		out[i] = n
 	}
 	return out, nil
-}
-
-// healthHost is the Host header of a route's HTTP checks: its first exact
-// host, so apps that validate Host (Django's ALLOWED_HOSTS) answer them.
-func healthHost(r Route) string {
-	for _, h := range r.Hosts {
-		switch {
-		case strings.HasPrefix(h, "*."):
-		case strings.Contains(h, ":"):
-			return "[" + h + "]" // IPv6
-		default:
-			return h
-		}
-	}
-	return ""
 }
 
 // startChecks (re)starts t's health checker unless one runs with the same

@@ -2,16 +2,11 @@ package proxy
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"time"
-)
 
-// ErrUnhealthy is the error a failed HTTP health check records.
-var ErrUnhealthy = errors.New("unhealthy")
+	"github.com/moorage/moorage/internal/health"
+)
 
 // healthChecker runs a target's active health check every interval in one
 // goroutine until stopped.
@@ -56,49 +51,12 @@ func (c *healthChecker) run(ctx context.Context, t *target, client *http.Client)
 	}
 }
 
-// check runs one probe: an HTTP GET of the path expecting 2xx or 3xx, or a
-// TCP connect when there is no path.
+// check runs the one health probe (package health), the deploy gate's: an
+// HTTP GET of the path with the route's Host expecting 2xx or 3xx, or a TCP
+// connect when there is no path.
 func (c *healthChecker) check(ctx context.Context, addr string, client *http.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	if c.cfg.Path == "" {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return conn.Close()
+		return health.TCP(addr, c.cfg.Timeout)(ctx)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+c.cfg.Path, nil)
-	if err != nil {
-		return err
-	}
-	if c.host != "" {
-		req.Host = c.host
-	}
-	req.Header.Set("User-Agent", "moorage-proxy-health")
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-	_ = res.Body.Close()
-	if res.StatusCode < 200 || res.StatusCode > 399 {
-		return fmt.Errorf("%w: GET %s: status %d", ErrUnhealthy, c.cfg.Path, res.StatusCode)
-	}
-	return nil
-}
-
-// newHealthClient returns the client every HTTP check uses: no redirects
-// followed (3xx is healthy), no proxy from the environment, one idle
-// connection per target.
-func newHealthClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: 1,
-			IdleConnTimeout:     30 * time.Second,
-			DisableCompression:  true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return health.HTTP(client, addr, c.host, c.cfg.Path, c.cfg.Timeout)(ctx)
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/moorage/moorage/internal/health"
 )
 
 // Options tunes a Proxy; zero fields take the defaults below.
@@ -109,7 +111,7 @@ func New(opts Options) *Proxy {
 		opts:       opts,
 		logger:     opts.Logger,
 		retryAfter: strconv.Itoa(int((opts.RetryAfter + time.Second - 1) / time.Second)),
-		health:     newHealthClient(),
+		health:     health.NewClient(),
 		ids:        newRequestIDs(),
 		ctx:        ctx,
 		cancel:     cancel,

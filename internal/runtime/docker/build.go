@@ -24,7 +24,7 @@ import (
 
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/runtime"
-	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/runtime/seam"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -47,10 +47,10 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if req.ContextDir != "" {
 		defer os.RemoveAll(req.ContextDir)
 	}
-	if err := validName("app", req.App); err != nil {
+	if err := seam.ValidName("app", req.App); err != nil {
 		return runtime.Artifact{}, err
 	}
-	if err := validName("release", req.Release); err != nil {
+	if err := seam.ValidName("release", req.Release); err != nil {
 		return runtime.Artifact{}, err
 	}
 	out := req.Output
@@ -223,7 +223,7 @@ func (r *Runtime) buildCommand(ctx context.Context, req runtime.BuildRequest, ar
 	if err != nil {
 		return fmt.Errorf("build command %q: %w", strings.Join(argv, " "), err)
 	}
-	lw := &lineWriter{w: out}
+	lw := &seam.LineWriter{W: out}
 	cmd := exec.CommandContext(ctx, prog, args[1:]...)
 	cmd.Args[0] = args[0]
 	cmd.Dir = req.ContextDir
@@ -399,7 +399,7 @@ func (r *Runtime) cliBuild(ctx context.Context, bl builder, dir string, b *spec.
 		args = append(args, "--label", k+"="+labels[k])
 	}
 	args = append(args, dir)
-	lw := &lineWriter{w: out}
+	lw := &seam.LineWriter{W: out}
 	cmd := exec.CommandContext(ctx, bl.cli, args...)
 	cmd.Dir = dir
 	cmd.Env = append(r.cliEnv(), bl.env...)
@@ -459,7 +459,7 @@ func (r *Runtime) apiBuild(ctx context.Context, dir string, b *spec.Build, tag s
 	defer res.Body.Close()
 	id := ""
 	dec := json.NewDecoder(res.Body)
-	lw := &lineWriter{w: out}
+	lw := &seam.LineWriter{W: out}
 	defer lw.Flush()
 	for {
 		var m struct {
@@ -654,48 +654,6 @@ func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool,
 		return false, nil
 	}
 	return true, nil
-}
-
-// lineWriter hands w one whole line per Write; a failing w is ignored (the
-// output keeps being drained).
-type lineWriter struct {
-	w      io.Writer
-	buf    []byte
-	failed bool
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		l.emit(l.buf[:i+1])
-		l.buf = l.buf[i+1:]
-	}
-	if len(l.buf) >= logs.MaxLine {
-		l.emit(l.buf)
-		l.buf = nil
-	}
-	l.buf = append([]byte(nil), l.buf...)
-	return len(p), nil
-}
-
-func (l *lineWriter) emit(b []byte) {
-	if !l.failed {
-		if _, err := l.w.Write(b); err != nil {
-			l.failed = true
-		}
-	}
-}
-
-// Flush writes a final partial line.
-func (l *lineWriter) Flush() {
-	if len(l.buf) > 0 {
-		l.emit(l.buf)
-		l.buf = nil
-	}
 }
 
 // ArtifactSize is an image's size.

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // Labels on everything the runtime creates.
@@ -51,11 +52,11 @@ type Runtime struct {
 	builder     builder
 	netMu       sync.Mutex // serializes EnsureNetwork
 
-	mu      sync.Mutex
-	closed  bool
-	sups    map[string]*supervisor // supervised containers by instance id
-	tasks   map[string]bool        // Run in progress
-	idLocks map[string]*idLock
+	mu     sync.Mutex
+	closed bool
+	sups   map[string]*supervisor // supervised containers by instance id
+	tasks  seam.Tasks             // Run in progress
+	ids    seam.IDLocks
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -66,17 +67,10 @@ var _ runtime.Runtime = (*Runtime)(nil)
 // removed. It fails with an error wrapping ErrUnavailable when no engine
 // answers.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
-	if opts.DataDir == "" {
-		return nil, errors.New("docker runtime: no data directory")
+	if err := seam.Setup(Name, &opts.DataDir, &opts.Logger); err != nil {
+		return nil, err
 	}
-	dataDir, err := filepath.Abs(opts.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("docker runtime: %w", err)
-	}
-	opts.DataDir = dataDir
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	dataDir := opts.DataDir
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
@@ -88,22 +82,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	default:
 		return nil, fmt.Errorf("docker runtime: builder %q: use %q, %q or \"\" (auto)", opts.Builder, BuilderCLI, BuilderAPI)
 	}
-	if opts.LogMaxSize <= 0 {
-		opts.LogMaxSize = DefaultLogMaxSize
-	}
-	if opts.LogMaxFiles <= 0 {
-		opts.LogMaxFiles = DefaultLogMaxFiles
-	}
-	if opts.BackoffMin <= 0 {
-		opts.BackoffMin = DefaultBackoffMin
-	}
-	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = DefaultBackoffMax
-	}
-	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
-	if opts.BackoffReset <= 0 {
-		opts.BackoffReset = DefaultBackoffReset
-	}
+	seam.OptionDefaults(&opts.LogMaxSize, &opts.LogMaxFiles, &opts.BackoffMin, &opts.BackoffMax, &opts.BackoffReset)
 
 	copts := []client.Opt{client.FromEnv}
 	if opts.Host != "" {
@@ -131,8 +110,6 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		cancel:   cancel,
 		events:   runtime.NewBroker(),
 		sups:     map[string]*supervisor{},
-		tasks:    map[string]bool{},
-		idLocks:  map[string]*idLock{},
 	}
 	if err := os.MkdirAll(filepath.Join(r.stateDir, "instances"), 0o700); err != nil {
 		cancel()
@@ -210,10 +187,6 @@ func (r *Runtime) imageName(app, release string) string {
 	return r.opts.Prefix + "-" + app + ":" + release
 }
 
-func (r *Runtime) logPath(app, id string) string {
-	return filepath.Join(r.opts.DataDir, "logs", app, id+".log")
-}
-
 func (r *Runtime) statePath(id string) string {
 	return filepath.Join(r.stateDir, "instances", id+".json")
 }
@@ -232,40 +205,6 @@ func (r *Runtime) owned(labels map[string]string) bool {
 // prefixFilter selects the runtime's objects.
 func (r *Runtime) prefixFilter() client.Filters {
 	return client.Filters{}.Add("label", labelPrefix+"="+r.opts.Prefix)
-}
-
-// idLock serializes operations on one instance id.
-type idLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (r *Runtime) lockID(id string) (unlock func()) {
-	r.mu.Lock()
-	l := r.idLocks[id]
-	if l == nil {
-		l = &idLock{}
-		r.idLocks[id] = l
-	}
-	l.refs++
-	r.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		r.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(r.idLocks, id)
-		}
-		r.mu.Unlock()
-	}
-}
-
-// validName rejects names that could escape a directory or a docker name.
-func validName(kind, s string) error {
-	if s == "" || s == "." || s == ".." || filepath.Base(s) != s || strings.ContainsAny(s, ":@ ") {
-		return fmt.Errorf("%s %q: %w", kind, s, runtime.ErrInvalidSpec)
-	}
-	return nil
 }
 
 // unavailableFix says how to make an engine that did not answer reachable.

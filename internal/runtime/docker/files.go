@@ -12,6 +12,7 @@ import (
 
 	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -33,7 +34,7 @@ func (r *Runtime) filesDir(files string) string {
 // validFiles checks an artifact's Files.
 func validFiles(files string) error {
 	app, rel, ok := strings.Cut(files, "/")
-	if !ok || validName("app", app) != nil || validName("release", rel) != nil {
+	if !ok || seam.ValidName("app", app) != nil || seam.ValidName("release", rel) != nil {
 		return fmt.Errorf("artifact files %q: %w", files, runtime.ErrInvalidSpec)
 	}
 	return nil

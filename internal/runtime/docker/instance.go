@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // instanceState is what the runtime keeps about an instance beside its
@@ -63,7 +63,7 @@ func writeState(p string, st *instanceState) error {
 // inspect returns the container of instance id, or ErrNotFound when there
 // is none this runtime owns.
 func (r *Runtime) inspect(ctx context.Context, id string) (*container.InspectResponse, error) {
-	if err := validName("instance", id); err != nil {
+	if err := seam.ValidName("instance", id); err != nil {
 		return nil, fmt.Errorf("instance %q: %w", id, runtime.ErrNotFound)
 	}
 	res, err := r.cli.ContainerInspect(ctx, r.containerName(id), client.ContainerInspectOptions{})
@@ -198,8 +198,7 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 			out = append(out, in)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return seam.ByID(out), nil
 }
 
 // Stop stops an instance: its stop signal, then SIGKILL after its stop
@@ -207,12 +206,7 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 // returns once the container has exited; no restart follows. Stopping an
 // exited instance is a no-op.
 func (r *Runtime) Stop(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	unlock := r.lockID(id)
-	defer unlock()
-	return r.stop(ctx, id)
+	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
 }
 
 func (r *Runtime) stop(ctx context.Context, id string) error {
@@ -235,16 +229,11 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
 	}
-	if sup != nil {
-		select {
-		case <-sup.done:
-		case <-ctx.Done():
-			return fmt.Errorf("stop %s: %w", id, ctx.Err())
-		case <-r.ctx.Done():
-			return fmt.Errorf("stop %s: %w", id, runtime.ErrRuntimeClosed)
-		}
+	if sup == nil {
+		return nil
 	}
-	return nil
+	_, err = seam.WaitExit(ctx, r.ctx.Done(), sup.done, nil, id)
+	return err
 }
 
 // Remove deletes an instance's container, stopping it first if it runs.
@@ -253,7 +242,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	unlock := r.lockID(id)
+	unlock := r.ids.Lock(id)
 	defer unlock()
 	if err := r.stop(ctx, id); err != nil {
 		return fmt.Errorf("remove %s: %w", id, errors.Unwrap(err))
@@ -276,7 +265,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, 
 	if err := r.check(); err != nil {
 		return err
 	}
-	if err := validName("instance", id); err != nil {
+	if err := seam.ValidName("instance", id); err != nil {
 		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
 	}
 	base := logs.Find(r.opts.DataDir, id)
@@ -307,11 +296,5 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, 
 // PruneLogs deletes app's log files of instances ret.Keep does not keep
 // (see logs.Prune).
 func (r *Runtime) PruneLogs(ctx context.Context, app string, ret runtime.LogRetention) (int64, error) {
-	if err := r.check(); err != nil {
-		return 0, err
-	}
-	if err := validName("app", app); err != nil {
-		return 0, err
-	}
-	return logs.Prune(ctx, filepath.Join(r.opts.DataDir, "logs", app), ret)
+	return seam.PruneLogs(ctx, r.check, r.opts.DataDir, app, ret)
 }

@@ -200,122 +200,78 @@ func (l *Lazy) PruneLogs(ctx context.Context, app string, ret runtime.LogRetenti
 
 // Everything else connects first.
 
-func (l *Lazy) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
+// call runs fn on the connected runtime, connecting first; fail is what it
+// returns with the error when it cannot connect.
+func call[T any](l *Lazy, ctx context.Context, fail T, fn func(*Runtime) (T, error)) (T, error) {
 	r, err := l.connect(ctx)
 	if err != nil {
-		return runtime.Artifact{}, err
+		return fail, err
 	}
-	return r.Build(ctx, req)
+	return fn(r)
+}
+
+// do is call for the methods that return only an error.
+func do(l *Lazy, ctx context.Context, fn func(*Runtime) error) error {
+	_, err := call(l, ctx, struct{}{}, func(r *Runtime) (struct{}, error) { return struct{}{}, fn(r) })
+	return err
+}
+
+func (l *Lazy) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
+	return call(l, ctx, runtime.Artifact{}, func(r *Runtime) (runtime.Artifact, error) { return r.Build(ctx, req) })
 }
 
 func (l *Lazy) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.RemoveArtifact(ctx, a)
+	return do(l, ctx, func(r *Runtime) error { return r.RemoveArtifact(ctx, a) })
 }
 
 func (l *Lazy) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return false, err
-	}
-	return r.ArtifactExists(ctx, a)
+	return call(l, ctx, false, func(r *Runtime) (bool, error) { return r.ArtifactExists(ctx, a) })
 }
 
 func (l *Lazy) ArtifactSize(ctx context.Context, a runtime.Artifact) (int64, error) {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return r.ArtifactSize(ctx, a)
+	return call(l, ctx, 0, func(r *Runtime) (int64, error) { return r.ArtifactSize(ctx, a) })
 }
 
 func (l *Lazy) EnsureVolume(ctx context.Context, app, name string) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.EnsureVolume(ctx, app, name)
+	return do(l, ctx, func(r *Runtime) error { return r.EnsureVolume(ctx, app, name) })
 }
 
 func (l *Lazy) VolumePath(ctx context.Context, app, name string) (string, error) {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return "", err
-	}
-	return r.VolumePath(ctx, app, name)
+	return call(l, ctx, "", func(r *Runtime) (string, error) { return r.VolumePath(ctx, app, name) })
 }
 
 func (l *Lazy) RemoveVolume(ctx context.Context, app, name string) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.RemoveVolume(ctx, app, name)
+	return do(l, ctx, func(r *Runtime) error { return r.RemoveVolume(ctx, app, name) })
 }
 
 func (l *Lazy) EnsureNetwork(ctx context.Context, app string) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.EnsureNetwork(ctx, app)
+	return do(l, ctx, func(r *Runtime) error { return r.EnsureNetwork(ctx, app) })
 }
 
 func (l *Lazy) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return runtime.Instance{}, err
-	}
-	return r.Start(ctx, s)
+	return call(l, ctx, runtime.Instance{}, func(r *Runtime) (runtime.Instance, error) { return r.Start(ctx, s) })
 }
 
 func (l *Lazy) Stop(ctx context.Context, id string) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.Stop(ctx, id)
+	return do(l, ctx, func(r *Runtime) error { return r.Stop(ctx, id) })
 }
 
 func (l *Lazy) Remove(ctx context.Context, id string) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.Remove(ctx, id)
+	return do(l, ctx, func(r *Runtime) error { return r.Remove(ctx, id) })
 }
 
 func (l *Lazy) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return -1, err
-	}
-	return r.Exec(ctx, id, e)
+	return call(l, ctx, -1, func(r *Runtime) (int, error) { return r.Exec(ctx, id, e) })
 }
 
 func (l *Lazy) Pause(ctx context.Context, id string) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.Pause(ctx, id)
+	return do(l, ctx, func(r *Runtime) error { return r.Pause(ctx, id) })
 }
 
 func (l *Lazy) Resume(ctx context.Context, id string) error {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	return r.Resume(ctx, id)
+	return do(l, ctx, func(r *Runtime) error { return r.Resume(ctx, id) })
 }
 
 func (l *Lazy) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	r, err := l.connect(ctx)
-	if err != nil {
-		return -1, err
-	}
-	return r.Run(ctx, s)
+	return call(l, ctx, -1, func(r *Runtime) (int, error) { return r.Run(ctx, s) })
 }

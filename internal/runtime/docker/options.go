@@ -11,13 +11,8 @@ var ErrUnavailable = errors.New("docker engine not available")
 
 // Defaults for Options.
 const (
-	DefaultPrefix       = "moorage"
-	DefaultLogMaxSize   = 10 << 20
-	DefaultLogMaxFiles  = 5
-	DefaultBackoffMin   = 500 * time.Millisecond
-	DefaultBackoffMax   = 30 * time.Second
-	DefaultBackoffReset = 10 * time.Second
-	defaultStopTimeout  = 10 * time.Second
+	DefaultPrefix      = "moorage"
+	defaultStopTimeout = 10 * time.Second
 )
 
 // Builders for Options.Builder.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // Run runs a one-off container to completion: the instance's image, env,
@@ -24,33 +25,17 @@ import (
 // ErrTimeout or ctx's). A one-off a dead server left running is removed by
 // the next runtime (see New).
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	if err := r.check(); err != nil {
+	end, err := r.tasks.Begin(r.check, &s, validateSpec)
+	if err != nil {
 		return -1, err
 	}
-	if s.Kind == "" {
-		s.Kind = runtime.KindTask
-	}
-	if err := validateSpec(&s.InstanceSpec); err != nil {
-		return -1, err
-	}
+	defer end()
 	id := s.ID()
 	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
 	if len(s.Command) == 0 && s.Kind == runtime.KindTask {
 		// The image's default command is allowed, but say so in errors.
 		r.log.Debug("one-off with the image's default command", "task", id)
 	}
-	r.mu.Lock()
-	if r.tasks[id] {
-		r.mu.Unlock()
-		return fail(runtime.ErrExists)
-	}
-	r.tasks[id] = true
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.tasks, id)
-		r.mu.Unlock()
-	}()
 	name := r.containerName(id)
 	if _, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
 		return fail(runtime.ErrExists)
@@ -344,7 +329,7 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 			}
 			continue
 		}
-		lf, err := logs.Open(r.logPath(app, id), r.opts.LogMaxSize, r.opts.LogMaxFiles)
+		lf, err := logs.Open(seam.LogPath(r.opts.DataDir, app, id), r.opts.LogMaxSize, r.opts.LogMaxFiles)
 		if err != nil {
 			r.log.Warn("open log", "instance", id, "err", err)
 			continue
@@ -357,7 +342,7 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		// Exited meanwhile: keep what it printed; the engine decides
 		// whether it runs again.
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := r.copyLogs(cctx, c.ID, lf, r.logPath(app, id), false); err != nil {
+		if err := r.copyLogs(cctx, c.ID, lf, seam.LogPath(r.opts.DataDir, app, id), false); err != nil {
 			r.log.Debug("copy logs", "instance", id, "err", err)
 		}
 		cancel()

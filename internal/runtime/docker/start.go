@@ -23,6 +23,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // ErrDockerSocket is returned for a bind mount that would hand the Docker
@@ -33,14 +34,10 @@ var ErrDockerSocket = errors.New("the Docker socket is never mounted into app co
 // runs. It fails with ErrExists when the instance's container exists
 // (running or not).
 func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	if err := r.check(); err != nil {
+	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
+	if err != nil {
 		return runtime.Instance{}, err
 	}
-	if err := validateSpec(&s); err != nil {
-		return runtime.Instance{}, err
-	}
-	id := s.ID()
-	unlock := r.lockID(id)
 	defer unlock()
 	in, err := r.start(ctx, id, &s)
 	if err != nil {
@@ -49,25 +46,11 @@ func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.In
 	return in, nil
 }
 
+// validateSpec is seam.ValidateSpec (host paths allowed) and what only
+// containers need: a port to publish, absolute mount targets.
 func validateSpec(s *runtime.InstanceSpec) error {
-	if err := validName("app", s.App); err != nil {
+	if err := seam.ValidateSpec(s, true); err != nil {
 		return err
-	}
-	if err := validName("service", s.Service); err != nil {
-		return err
-	}
-	if s.Release != "" {
-		if err := validName("release", s.Release); err != nil {
-			return err
-		}
-	}
-	switch s.Kind {
-	case runtime.KindService, runtime.KindAccessory, runtime.KindTask:
-	default:
-		return fmt.Errorf("kind %q: %w", s.Kind, runtime.ErrInvalidSpec)
-	}
-	if s.Port < 0 || s.Port > 65535 {
-		return fmt.Errorf("%s: port %d: %w", s.ID(), s.Port, runtime.ErrInvalidSpec)
 	}
 	if s.Publish && s.Port == 0 {
 		return fmt.Errorf("%s: publishing needs a container port: %w", s.ID(), runtime.ErrInvalidSpec)
@@ -76,18 +59,8 @@ func validateSpec(s *runtime.InstanceSpec) error {
 		if !path.IsAbs(m.Target) {
 			return fmt.Errorf("%s: mount target %q is not an absolute path: %w", s.ID(), m.Target, runtime.ErrInvalidSpec)
 		}
-		if isHostPath(m.Name) {
-			continue
-		}
-		if err := validName("volume", m.Name); err != nil {
-			return err
-		}
 	}
 	return nil
-}
-
-func isHostPath(name string) bool {
-	return strings.HasPrefix(name, "/") || strings.HasPrefix(name, ".")
 }
 
 func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec) (runtime.Instance, error) {
@@ -109,7 +82,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	logPath := r.logPath(s.App, id)
+	logPath := seam.LogPath(r.opts.DataDir, s.App, id)
 	lf, err := logs.Open(logPath, r.opts.LogMaxSize, r.opts.LogMaxFiles)
 	if err != nil {
 		return runtime.Instance{}, err
@@ -205,7 +178,7 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 	var mounts []mount.Mount
 	vols := map[string]string{}
 	for _, m := range s.Mounts {
-		if isHostPath(m.Name) {
+		if seam.IsHostPath(m.Name) {
 			src, err := r.hostPath(s, m.Name)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", id, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // supervisor watches one container: it copies its output into the log,
@@ -70,7 +71,7 @@ func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.Fi
 		id:   id,
 		cid:  c.ID,
 		logf: lf,
-		base: r.logPath(l[labelApp], id),
+		base: seam.LogPath(r.opts.DataDir, l[labelApp], id),
 		ev: runtime.Event{
 			Instance: id, App: l[labelApp], Service: l[labelService], Release: l[labelRelease],
 			Kind: runtime.Kind(l[labelKind]),
@@ -139,11 +140,7 @@ func (r *Runtime) loop(s *supervisor, started time.Time) {
 			r.publish(s, runtime.EventExit, code, msg, 0)
 			return
 		}
-		if backoff == 0 || ranFor >= r.opts.BackoffReset {
-			backoff = r.opts.BackoffMin
-		} else {
-			backoff = min(2*backoff, r.opts.BackoffMax)
-		}
+		backoff = seam.Backoff{Min: r.opts.BackoffMin, Max: r.opts.BackoffMax, Reset: r.opts.BackoffReset}.Next(backoff, ranFor)
 		s.mu.Lock()
 		s.restarting = true
 		s.mu.Unlock()

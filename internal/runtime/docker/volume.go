@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/netip"
-	"os"
-	"syscall"
-
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+	"net/netip"
+	"os"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 var loopback = netip.MustParseAddr("127.0.0.1")
@@ -24,13 +22,7 @@ var ErrNotOwned = errors.New("exists but is not managed by moorage")
 // EnsureVolume creates the named volume <prefix>_<app>_<name> if it does
 // not exist.
 func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	if err := validName("app", app); err != nil {
-		return err
-	}
-	if err := validName("volume", name); err != nil {
+	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
 		return err
 	}
 	vn := r.volumeName(app, name)
@@ -58,10 +50,7 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 // VolumePath is the volume's Mountpoint on the host (backups read and
 // restore it there).
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
-	if err := r.check(); err != nil {
-		return "", err
-	}
-	if err := validName("volume", name); err != nil {
+	if err := seam.Valid(r.check, "volume", name); err != nil {
 		return "", err
 	}
 	vn := r.volumeName(app, name)
@@ -81,10 +70,7 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 // RemoveVolume deletes app's volume name and its data. Nothing else ever
 // removes a volume; it fails while a container uses it.
 func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	if err := validName("volume", name); err != nil {
+	if err := seam.Valid(r.check, "volume", name); err != nil {
 		return err
 	}
 	vn := r.volumeName(app, name)
@@ -123,40 +109,25 @@ func (r *Runtime) prepareVolumes(ctx context.Context, p *containerPlan) {
 			r.log.Debug("volume ownership: no mount point", "volume", name, "err", err)
 			continue
 		}
-		fi, err := os.Stat(mp)
-		if err != nil {
+		if _, err := os.Stat(mp); err != nil {
 			r.log.Debug("volume ownership: mount point not reachable from the server", "volume", name, "err", err)
 			continue
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || !emptyDir(mp) {
-			continue
-		}
-		if err := os.Chown(mp, p.uid, p.gid); err != nil {
+		changed, err := seam.HandOver(mp, 0, p.uid, p.gid, true)
+		if err != nil {
 			r.log.Warn("volume ownership: cannot hand a fresh volume to its user", "volume", name, "uid", p.uid, "err", err)
+		}
+		if !changed {
 			continue
 		}
 		r.log.Info("handed a fresh volume to the user its instances run as", "volume", r.volumeName(app, name), "uid", p.uid, "gid", p.gid)
 	}
 }
 
-func emptyDir(dir string) bool {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	_, err = f.Readdirnames(1)
-	return errors.Is(err, io.EOF)
-}
-
 // EnsureNetwork creates the app's user-defined bridge network
 // <prefix>-<app>, on which accessories answer by name.
 func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	if err := validName("app", app); err != nil {
+	if err := seam.Valid(r.check, "app", app); err != nil {
 		return err
 	}
 	nn := r.networkName(app)

@@ -3,7 +3,6 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -27,13 +27,7 @@ import (
 // it. On failure nothing is left behind. The directory is never modified
 // afterwards.
 func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
-	if err := r.check(); err != nil {
-		return runtime.Artifact{}, err
-	}
-	if err := validName("app", req.App); err != nil {
-		return runtime.Artifact{}, err
-	}
-	if err := validName("release", req.Release); err != nil {
+	if err := seam.Valid(r.check, "app", req.App, "release", req.Release); err != nil {
 		return runtime.Artifact{}, err
 	}
 	out := req.Output
@@ -89,7 +83,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 			return fail(fmt.Errorf("build command: %w", err))
 		}
 		cmd := &exec.Cmd{Path: p, Args: args, Env: runtime.EnvList(env), Dir: dst}
-		lw := &lineWriter{w: out}
+		lw := &seam.LineWriter{W: out}
 		// Recorded like a one-off while it runs: a server killed meanwhile
 		// leaves it orphaned, and the next start kills it (killOrphanTasks).
 		recPath := filepath.Join(r.taskDir, "build-"+req.App+"-"+req.Release+".json")
@@ -132,7 +126,7 @@ func (r *Runtime) linkVolumes(app, dst, workdir string, s *spec.Spec) error {
 		default:
 			continue // mounted outside the app: only docker sees it
 		}
-		if err := validName("volume", n); err != nil {
+		if err := seam.ValidName("volume", n); err != nil {
 			return err
 		}
 		vdir := r.volumeDir(app, n)
@@ -256,13 +250,7 @@ func (r *Runtime) artifactDir(a runtime.Artifact) (string, error) {
 
 // EnsureVolume creates the volume's directory DataDir/volumes/<app>/<name>.
 func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	if err := validName("app", app); err != nil {
-		return err
-	}
-	if err := validName("volume", name); err != nil {
+	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(r.volumeDir(app, name), 0o750); err != nil {
@@ -276,54 +264,9 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 	return r.check()
 }
 
-// lineWriter hands w one whole line per Write. A failing w is ignored
-// (the output keeps being drained, so the command never blocks on it).
-type lineWriter struct {
-	w      io.Writer
-	buf    []byte
-	failed bool
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		l.emit(l.buf[:i+1])
-		l.buf = l.buf[i+1:]
-	}
-	if len(l.buf) >= maxLine {
-		l.emit(l.buf)
-		l.buf = nil
-	}
-	l.buf = append([]byte(nil), l.buf...)
-	return len(p), nil
-}
-
-func (l *lineWriter) emit(b []byte) {
-	if !l.failed {
-		if _, err := l.w.Write(b); err != nil {
-			l.failed = true
-		}
-	}
-}
-
-// Flush writes a final partial line.
-func (l *lineWriter) Flush() {
-	if len(l.buf) > 0 {
-		l.emit(l.buf)
-		l.buf = nil
-	}
-}
-
 // VolumePath is the directory holding a volume: DataDir/volumes/<app>/<name>.
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
-	if err := r.check(); err != nil {
-		return "", err
-	}
-	if err := validName("volume", name); err != nil {
+	if err := seam.Valid(r.check, "volume", name); err != nil {
 		return "", err
 	}
 	d := r.volumeDir(app, name)
@@ -336,13 +279,7 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 // RemoveVolume deletes a volume and its data. Only an explicit `moorage
 // volume rm` calls it; nothing else ever removes a volume.
 func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	if err := validName("app", app); err != nil {
-		return err
-	}
-	if err := validName("volume", name); err != nil {
+	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
 		return err
 	}
 	d := r.volumeDir(app, name)

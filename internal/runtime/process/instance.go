@@ -8,19 +8,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // load reads an instance's record and state. st is nil when the shim has
 // not written a state yet.
 func (r *Runtime) load(id string) (*record, *shimState, error) {
-	if err := validName("instance", id); err != nil {
+	if err := seam.ValidName("instance", id); err != nil {
 		return nil, nil, fmt.Errorf("instance %q: %w", id, runtime.ErrNotFound)
 	}
 	dir := r.instanceDir(id)
@@ -167,20 +167,14 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 			out = append(out, in)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return seam.ByID(out), nil
 }
 
 // Stop stops an instance: its stop signal to the whole process group, then
 // SIGKILL after its stop timeout. It returns once the instance has exited.
 // Stopping an exited instance is a no-op.
 func (r *Runtime) Stop(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	unlock := r.lockID(id)
-	defer unlock()
-	return r.stop(ctx, id)
+	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
 }
 
 func (r *Runtime) stop(ctx context.Context, id string) error {
@@ -209,26 +203,14 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
 	grace := stopTimeout(&rec.Spec) + 10*time.Second
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, ctx.Err())
-	case <-r.ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, runtime.ErrRuntimeClosed)
-	case <-time.After(grace):
+	if exited, err := seam.WaitExit(ctx, r.ctx.Done(), h.done, time.After(grace), id); exited || err != nil {
+		return err
 	}
 	// The shim did not finish in time: kill it; settling kills the group.
 	r.log.Warn("instance supervisor did not stop in time; killing it", "instance", id)
 	_ = signalProcess(st.ShimPID, st.ShimStart, unix.SIGKILL)
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, ctx.Err())
-	case <-r.ctx.Done():
-		return fmt.Errorf("stop %s: %w", id, runtime.ErrRuntimeClosed)
-	}
+	_, err = seam.WaitExit(ctx, r.ctx.Done(), h.done, nil, id)
+	return err
 }
 
 func stopTimeout(s *runtime.InstanceSpec) time.Duration {
@@ -265,7 +247,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := r.check(); err != nil {
 		return err
 	}
-	unlock := r.lockID(id)
+	unlock := r.ids.Lock(id)
 	defer unlock()
 	if _, _, err := r.load(id); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)

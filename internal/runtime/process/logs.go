@@ -10,6 +10,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // Logs calls fn for each matching line an instance printed, oldest first,
@@ -20,7 +21,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, 
 	if err := r.check(); err != nil {
 		return err
 	}
-	if err := validName("instance", id); err != nil {
+	if err := seam.ValidName("instance", id); err != nil {
 		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
 	}
 	base, exists := r.findLog(id)
@@ -48,4 +49,10 @@ func (r *Runtime) findLog(id string) (string, bool) {
 		return rec.Log, true
 	}
 	return logs.Find(r.opts.DataDir, id), false
+}
+
+// PruneLogs deletes app's log files of instances ret.Keep does not keep
+// (see seam.PruneLogs).
+func (r *Runtime) PruneLogs(ctx context.Context, app string, ret runtime.LogRetention) (int64, error) {
+	return seam.PruneLogs(ctx, r.check, r.opts.DataDir, app, ret)
 }

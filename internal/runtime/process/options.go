@@ -7,12 +7,7 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultLogMaxSize   = 10 << 20
-	DefaultLogMaxFiles  = 5
-	DefaultBackoffMin   = 500 * time.Millisecond
-	DefaultBackoffMax   = 30 * time.Second
-	DefaultBackoffReset = 10 * time.Second
-	defaultStopTimeout  = 10 * time.Second
+	defaultStopTimeout = 10 * time.Second
 )
 
 // pollInterval is how often the runtime looks for new instance events.

@@ -4,7 +4,6 @@ package process
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // Runtime runs instances as supervised processes. It implements
@@ -33,8 +33,8 @@ type Runtime struct {
 	closed   bool
 	handles  map[string]*handle // instances whose shim is alive and watched
 	starting map[string]bool    // Start in progress
-	tasks    map[string]bool    // Run in progress
-	idLocks  map[string]*idLock
+	tasks    seam.Tasks         // Run in progress
+	ids      seam.IDLocks
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -43,38 +43,17 @@ var _ runtime.Runtime = (*Runtime)(nil)
 // whose shim is still running (without restarting them), marks those whose
 // shim is gone as exited, and kills one-offs orphaned by a crashed server.
 func New(opts Options) (*Runtime, error) {
-	if opts.DataDir == "" {
-		return nil, errors.New("process runtime: no data directory")
+	if err := seam.Setup(Name, &opts.DataDir, &opts.Logger); err != nil {
+		return nil, err
 	}
-	dataDir, err := filepath.Abs(opts.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("process runtime: %w", err)
-	}
-	opts.DataDir = dataDir
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.LogMaxSize <= 0 {
-		opts.LogMaxSize = DefaultLogMaxSize
-	}
-	if opts.LogMaxFiles <= 0 {
-		opts.LogMaxFiles = DefaultLogMaxFiles
-	}
-	if opts.BackoffMin <= 0 {
-		opts.BackoffMin = DefaultBackoffMin
-	}
-	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = DefaultBackoffMax
-	}
-	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffMin)
-	if opts.BackoffReset <= 0 {
-		opts.BackoffReset = DefaultBackoffReset
-	}
+	dataDir := opts.DataDir
+	seam.OptionDefaults(&opts.LogMaxSize, &opts.LogMaxFiles, &opts.BackoffMin, &opts.BackoffMax, &opts.BackoffReset)
 	if opts.PortMin <= 0 || opts.PortMax < opts.PortMin {
 		opts.PortMin, opts.PortMax = portRange()
 	}
 	exe := opts.Executable
 	if exe == "" {
+		var err error
 		if exe, err = os.Executable(); err != nil {
 			exe = "/proc/self/exe"
 		}
@@ -92,8 +71,6 @@ func New(opts Options) (*Runtime, error) {
 		kick:     make(chan struct{}, 1),
 		handles:  map[string]*handle{},
 		starting: map[string]bool{},
-		tasks:    map[string]bool{},
-		idLocks:  map[string]*idLock{},
 	}
 	for _, d := range []string{r.instDir, r.taskDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -159,42 +136,4 @@ func (r *Runtime) volumeDir(app, name string) string {
 
 func (r *Runtime) accessoryDir(app, name string) string {
 	return filepath.Join(r.opts.DataDir, "accessories", app, name)
-}
-
-func (r *Runtime) logPath(app, id string) string {
-	return filepath.Join(r.opts.DataDir, "logs", app, id+".log")
-}
-
-// idLock serializes operations on one instance id.
-type idLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (r *Runtime) lockID(id string) (unlock func()) {
-	r.mu.Lock()
-	l := r.idLocks[id]
-	if l == nil {
-		l = &idLock{}
-		r.idLocks[id] = l
-	}
-	l.refs++
-	r.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		r.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(r.idLocks, id)
-		}
-		r.mu.Unlock()
-	}
-}
-
-// validName rejects names that could escape their directory.
-func validName(kind, s string) error {
-	if s == "" || s == "." || s == ".." || filepath.Base(s) != s {
-		return fmt.Errorf("%s %q: %w", kind, s, runtime.ErrInvalidSpec)
-	}
-	return nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/runtimetest"
+	"github.com/moorage/moorage/internal/runtime/seam"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -335,7 +336,7 @@ echo done; exec sleep 1000`)
 		t.Errorf("follow: %v", err)
 	}
 
-	base := f.rt.logPath("app", id)
+	base := seam.LogPath(f.rt.opts.DataDir, "app", id)
 	for n := 0; n <= 2; n++ {
 		fi, err := os.Stat(rotatedName(base, n))
 		if err != nil {

@@ -135,30 +135,13 @@ func processEnv(pid int, start uint64) (map[string]string, error) {
 // While it runs it is recorded in the state directory, so that a server
 // restarted after a crash kills it (see New).
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	if err := r.check(); err != nil {
+	end, err := r.tasks.Begin(r.check, &s, validateSpec)
+	if err != nil {
 		return -1, err
 	}
-	if s.Kind == "" {
-		s.Kind = runtime.KindTask
-	}
-	if err := validateSpec(&s.InstanceSpec); err != nil {
-		return -1, err
-	}
+	defer end()
 	id := s.ID()
 	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
-
-	r.mu.Lock()
-	if r.tasks[id] {
-		r.mu.Unlock()
-		return fail(runtime.ErrExists)
-	}
-	r.tasks[id] = true
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.tasks, id)
-		r.mu.Unlock()
-	}()
 	if _, err := os.Stat(r.instanceDir(id)); err == nil {
 		return fail(runtime.ErrExists)
 	}

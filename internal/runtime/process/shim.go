@@ -19,6 +19,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/logs"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // shimEnv marks a process started as a shim; its value is the instance's
@@ -168,11 +169,7 @@ func (s *shim) loop(sigs <-chan os.Signal) int {
 				s.exited(msg)
 				return 0
 			}
-			if backoff == 0 || ex.at.Sub(s.st.StartedAt) >= s.cfg.BackoffReset {
-				backoff = s.cfg.BackoffMin
-			} else {
-				backoff = min(2*backoff, s.cfg.BackoffMax)
-			}
+			backoff = seam.Backoff{Min: s.cfg.BackoffMin, Max: s.cfg.BackoffMax, Reset: s.cfg.BackoffReset}.Next(backoff, ex.at.Sub(s.st.StartedAt))
 			s.st.State = runtime.StateRestarting
 			s.saveState()
 			s.event(runtime.EventCrash, backoff)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // defaultPath is the PATH of an instance when neither the server nor the
@@ -23,14 +24,10 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // Start starts a supervised instance and returns once its process runs.
 func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	if err := r.check(); err != nil {
+	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
+	if err != nil {
 		return runtime.Instance{}, err
 	}
-	if err := validateSpec(&s); err != nil {
-		return runtime.Instance{}, err
-	}
-	id := s.ID()
-	unlock := r.lockID(id)
 	defer unlock()
 
 	dir := r.instanceDir(id)
@@ -58,36 +55,14 @@ func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.In
 	return in, nil
 }
 
+// validateSpec is seam.ValidateSpec (no host paths) and what only a
+// process needs: a command (there is no image default).
 func validateSpec(s *runtime.InstanceSpec) error {
-	if err := validName("app", s.App); err != nil {
+	if err := seam.ValidateSpec(s, false); err != nil {
 		return err
-	}
-	if err := validName("service", s.Service); err != nil {
-		return err
-	}
-	if s.Release != "" {
-		if err := validName("release", s.Release); err != nil {
-			return err
-		}
-	}
-	switch s.Kind {
-	case runtime.KindService, runtime.KindAccessory, runtime.KindTask:
-	default:
-		return fmt.Errorf("kind %q: %w", s.Kind, runtime.ErrInvalidSpec)
 	}
 	if len(s.Command) == 0 || s.Command[0] == "" {
 		return fmt.Errorf("%s: the process runtime needs a command: %w", s.ID(), runtime.ErrInvalidSpec)
-	}
-	if s.Port < 0 || s.Port > 65535 {
-		return fmt.Errorf("%s: port %d: %w", s.ID(), s.Port, runtime.ErrInvalidSpec)
-	}
-	for _, m := range s.Mounts {
-		if strings.HasPrefix(m.Name, "/") || strings.HasPrefix(m.Name, ".") {
-			return fmt.Errorf("%s: host path mount %s: only the docker runtime mounts host paths: %w", s.ID(), m.Name, runtime.ErrInvalidSpec)
-		}
-		if err := validName("volume", m.Name); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -182,7 +157,7 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	rec := record{Spec: *s, Port: port, Dir: cwd, Log: r.logPath(s.App, id), Created: time.Now().UTC()}
+	rec := record{Spec: *s, Port: port, Dir: cwd, Log: seam.LogPath(r.opts.DataDir, s.App, id), Created: time.Now().UTC()}
 	rec.Spec.Env = nil
 	rec.Spec.Port = port
 	if err := writeJSON(filepath.Join(dir, recordFile), &rec); err != nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // liveBuilds holds the release directories the builds of this process are
@@ -23,10 +25,7 @@ var releaseName = regexp.MustCompile(`^v[0-9]+$`)
 // directory a build of this process is writing is never removed, nor one
 // whose name is not a release's. It returns the removed directories.
 func (r *Runtime) RemoveStrayReleases(ctx context.Context, app string, keep func(release string) bool) ([]string, error) {
-	if err := r.check(); err != nil {
-		return nil, err
-	}
-	if err := validName("app", app); err != nil {
+	if err := seam.Valid(r.check, "app", app); err != nil {
 		return nil, err
 	}
 	ents, err := os.ReadDir(filepath.Join(r.opts.DataDir, "releases", app))

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // credential is who an instance runs as when the spec names a user.
@@ -81,16 +82,11 @@ func (c *credential) handOver(dir string) error {
 	if c == nil {
 		return nil
 	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid != uint32(os.Geteuid()) {
-		return nil // someone else's already: leave it
-	}
-	if err := os.Lchown(dir, int(c.UID), int(c.GID)); err != nil {
+	// Someone else's already: leave it.
+	if changed, err := seam.HandOver(dir, os.Geteuid(), int(c.UID), int(c.GID), false); err != nil {
 		return fmt.Errorf("give %s to user %s: %w", dir, c.Name, err)
+	} else if !changed {
+		return nil
 	}
 	// Parents must be traversable by the user.
 	for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {

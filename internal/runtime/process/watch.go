@@ -292,7 +292,7 @@ func (r *Runtime) settle(id string) {
 }
 
 func (r *Runtime) lockSettle() func() {
-	return r.lockID("\x00settle")
+	return r.ids.Lock("\x00settle")
 }
 
 // eventFor returns an event with the identity fields of s.
