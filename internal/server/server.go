@@ -74,6 +74,12 @@ type Config struct {
 	MetricsAddr string
 	// AccessLog receives the proxy's JSON access log (nil = none).
 	AccessLog io.Writer
+	// DashboardHost serves the web dashboard on the HTTPS listener for
+	// this host ("" = only over the socket, through `moorage dashboard`).
+	DashboardHost string
+	// DashboardTLS is the dashboard host's certificate: spec.TLSAuto
+	// (ACME, the default) or spec.TLSInternal.
+	DashboardTLS string
 	// DrainTimeout bounds how long Shutdown lets the requests in flight
 	// through the proxy finish (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
@@ -102,6 +108,7 @@ type Server struct {
 	apiSrv, httpsSrv, metricsSrv      *http.Server
 	apiCancel                         context.CancelFunc // ends the API handlers' contexts
 	front                             *proxy.Server
+	dashboard                         http.Handler
 	serveErr                          chan error
 	wg                                sync.WaitGroup
 	shutdownOnce                      sync.Once
@@ -271,13 +278,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	os.RemoveAll(apiSrv.UploadDir) // leftovers of an interrupted upload
 	apiCtx, apiCancel := context.WithCancel(context.Background())
 	s.apiCancel = apiCancel
-	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	apiHandler, err := s.startDashboard(apiSrv.Handler())
+	if err != nil {
+		return err
+	}
+	s.apiSrv = &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return apiCtx }}
 
 	// The plain HTTP listener: the proxy's own front (fast path for simple
 	// requests, hardened net/http for the rest), through the edge (ACME
 	// challenges, HTTPS redirects, canonical hosts).
-	s.front = s.proxy.NewServer(proxy.ServerOptions{Handler: s.edge})
+	s.front = s.proxy.NewServer(proxy.ServerOptions{Handler: s.dashboardFront(s.edge, false)})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -286,7 +297,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 	if httpsOn {
-		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: s.edge})
+		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: s.dashboardFront(s.edge, true)})
 		s.httpsSrv.TLSConfig = s.certs.TLSConfig()
 		s.wg.Add(1)
 		go func() {
