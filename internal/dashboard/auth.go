@@ -161,22 +161,36 @@ func sameToken(a, b string) bool {
 }
 
 // sameOrigin refuses a cross-site form post: when the browser says where a
-// request comes from, it must be this host.
+// request comes from (Sec-Fetch-Site, Origin), it must be this site.
 func sameOrigin(r *http.Request) bool {
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" {
 		return false
 	}
 	o := r.Header.Get("Origin")
 	if o == "" || o == "null" {
-		return o == ""
+		return true // no claim (the CSRF token still has to match)
 	}
 	o = strings.TrimPrefix(strings.TrimPrefix(o, "https://"), "http://")
 	return o == r.Host
 }
 
+// setCookie sets an HttpOnly, SameSite=Strict cookie, Secure over HTTPS.
+// Only `moorage dashboard`'s loopback forwarder is plain HTTP (browsers
+// refuse Secure cookies there): its cookies cross only the loopback
+// interface, and ssh's encryption from there on.
 func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: d.prefix, MaxAge: maxAge,
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: !loopbackForwarded(r), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// loopbackForwarded reports whether r came through `moorage dashboard`
+// (over the control socket, from a browser on the CLI's loopback).
+func loopbackForwarded(r *http.Request) bool {
+	if r.TLS != nil {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return (err != nil || host == "") && r.Header.Get("X-Forwarded-Proto") != "https"
 }
