@@ -497,7 +497,7 @@ func (d *Dashboard) server(w http.ResponseWriter, r *http.Request, s *session) {
 	sp.Audit, _ = c.Audit(r.Context(), 30)
 	sp.Users, _ = c.DashboardUsers(r.Context())
 	for _, rt := range v.Runtimes {
-		sp.Health[rt] = "available"
+		sp.Health[rt] = "enabled on this server"
 	}
 	d.render(w, http.StatusOK, "server", d.newPage(s, "Server", "server", sp))
 }
@@ -565,4 +565,15 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"join": strings.Join,
+	// artifact shortens an artifact reference: a release directory's last
+	// element, an image's name and tag or a short digest.
+	"artifact": func(s string) string {
+		if i := strings.LastIndexByte(s, '/'); i >= 0 && i < len(s)-1 {
+			s = s[i+1:]
+		}
+		if len(s) > 24 {
+			s = s[:24] + "…"
+		}
+		return s
+	},
 }
