@@ -361,6 +361,14 @@ func TestDashboard(t *testing.T) {
 	// A worker's log line.
 	b.run("open the worker's logs", chromedp.Navigate(base+"/dashboard/apps/hello/logs?service=worker"), chromedp.WaitVisible(chromedp.CSS("#log")))
 	b.waitText(30*time.Second, "#log", "worker started")
+	lines := value(b, "count log lines", chromedp.Evaluate[int](`document.querySelectorAll("#log .ll").length`))
+	waitFor(t, 30*time.Second, "a new worker line to appear live", func() error {
+		n := value(b, "count log lines", chromedp.Evaluate[int](`document.querySelectorAll("#log .ll").length`))
+		if n <= lines {
+			return fmt.Errorf("still %d lines", n)
+		}
+		return nil
+	})
 	b.capture("logs")
 
 	// Roll back to v1 with the button.
@@ -449,6 +457,66 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("the audit does not record the refusals:\n%s", tail(srv, 3000))
 		}
 
+	})
+
+	t.Run("DashboardActions", func(t *testing.T) {
+		op := newDashClient(t, base)
+		if code := op.login(dashOperator, dashOperatorPW); code != http.StatusSeeOther {
+			t.Fatalf("login: %d", code)
+		}
+		act := func(action string, form url.Values) *http.Response {
+			t.Helper()
+			_, page := op.do("GET", "/dashboard/apps/hello/confirm/"+action+"?"+form.Encode(), nil)
+			tok := csrfOf(page)
+			if tok == "" {
+				t.Fatalf("the %s confirmation has no form:\n%s", action, tail(page, 2000))
+			}
+			form.Set("csrf", tok)
+			resp, body := op.do("POST", "/dashboard/apps/hello/actions/"+action, form)
+			if resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("%s: %s\n%s", action, resp.Status, tail(body, 2000))
+			}
+			return resp
+		}
+		act("maintenance-on", url.Values{"message": {"Back soon, dashboard"}})
+		if code, body, _ := s.get("/"); code != http.StatusServiceUnavailable || !strings.Contains(body, "Back soon, dashboard") {
+			t.Errorf("maintenance on: the app answered %d %q", code, tail(body, 200))
+		}
+		act("maintenance-off", url.Values{})
+		s.waitBody("/", "message=")
+
+		resp := act("scale", url.Values{"service": {"worker"}, "replicas": {"2"}})
+		loc := resp.Header.Get("Location")
+		if !strings.Contains(loc, "/deploys/") {
+			t.Fatalf("scale sent the browser to %q, want its deploy", loc)
+		}
+		waitFor(t, 2*time.Minute, "the scale to succeed", func() error {
+			_, page := op.do("GET", loc, nil)
+			if !strings.Contains(page, `id="deploy-status">succeeded`) {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		if _, page := op.do("GET", "/dashboard/apps/hello", nil); !strings.Contains(page, "worker.2") {
+			t.Errorf("the app page shows no second worker after scaling")
+		}
+
+		act("backup", url.Values{})
+		if _, page := op.do("GET", "/dashboard/apps/hello", nil); !strings.Contains(page, "data <small>(volume)</small>") {
+			t.Errorf("the app page shows no backup of the data volume:\n%s", tail(page, 3000))
+		}
+		act("prune", url.Values{})
+
+		// The audit: a streamed action's outcome is written when it ends.
+		waitFor(t, 30*time.Second, "the audit to record every action", func() error {
+			_, srv := op.do("GET", "/dashboard/server", nil)
+			for _, a := range []string{"maintenance-on", "maintenance-off", "scale", "backup", "prune"} {
+				if !regexp.MustCompile(`<td>alice</td><td>[^<]*</td><td>` + a + `</td><td>[^<]*</td><td>ok</td>`).MatchString(srv) {
+					return fmt.Errorf("no successful %s by alice", a)
+				}
+			}
+			return nil
+		})
 	})
 
 	t.Run("DashboardNoSecrets", func(t *testing.T) {
