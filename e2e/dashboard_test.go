@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -609,4 +610,51 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("the app no longer serves: %d %s", code, body)
 		}
 	})
+}
+
+// TestDashboardOverSSH: `moorage dashboard` on another machine reaches the
+// dashboard through ssh to `moorage dial-stdio`, with no port opened on the
+// server; users are made over the same route.
+func TestDashboardOverSSH(t *testing.T) {
+	t.Parallel()
+	d := startSSHD(t)
+	s := startServer(t)
+	r := d.cli("ssh://" + d.user + "@" + d.addr + socketOf(s.dataDir))
+	if out, e, code := r.run(dashOperatorPW+"\n", "dashboard", "user", "add", dashOperator, "--role", "operator"); code != 0 {
+		t.Fatalf("user add over ssh: exit %d\n%s%s", code, out, e)
+	}
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := r.command(ctx, "dashboard", "--listen", addr)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.Contains(line, "ssh://") {
+		t.Fatalf("moorage dashboard over ssh printed %q (%v)\n%s", line, err, stderr.String())
+	}
+	c := newDashClient(t, "http://"+addr)
+	if resp, _ := c.do("GET", "/dashboard/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("no session over ssh: %s, want a redirect to the login", resp.Status)
+	}
+	if code := c.login(dashOperator, dashOperatorPW); code != http.StatusSeeOther {
+		t.Fatalf("login over ssh: %d", code)
+	}
+	if resp, page := c.do("GET", "/dashboard/server", nil); resp.StatusCode != 200 || !strings.Contains(page, "ssh:127.0.0.1") {
+		t.Errorf("the server page over ssh: %s; the audit should show the login from ssh:127.0.0.1:\n%s", resp.Status, tail(page, 2000))
+	}
+	if ev := c.sse("/dashboard/events/overview", 3*time.Second); !strings.Contains(ev, "event: apps") {
+		t.Errorf("the overview's event stream over ssh sent %q", ev)
+	}
+	if resp, _ := c.do("GET", "/v1/apps", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the control API through the forwarder: %s, want 404", resp.Status)
+	}
 }
