@@ -657,4 +657,12 @@ func TestDashboardOverSSH(t *testing.T) {
 	if resp, _ := c.do("GET", "/v1/apps", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("the control API through the forwarder: %s, want 404", resp.Status)
 	}
+	// A removed user's session ends (within the dashboard's recheck time).
+	r.mustRun("dashboard", "user", "remove", dashOperator)
+	waitFor(t, 30*time.Second, "the removed user's session to end", func() error {
+		if resp, _ := c.do("GET", "/dashboard/", nil); resp.StatusCode != http.StatusSeeOther {
+			return fmt.Errorf("still %s", resp.Status)
+		}
+		return nil
+	})
 }

@@ -36,6 +36,7 @@ type session struct {
 	csrf       string
 	created    time.Time
 	seen       time.Time
+	checked    time.Time // when the user's existence and role were last read
 }
 
 // sessions are kept in memory, by the SHA-256 of their token: a server
@@ -54,7 +55,7 @@ func randomToken() string {
 func (ss *sessions) create(user, role string) (token string, s *session) {
 	token = randomToken()
 	now := time.Now()
-	s = &session{user: user, role: role, csrf: randomToken(), created: now, seen: now}
+	s = &session{user: user, role: role, csrf: randomToken(), created: now, seen: now, checked: now}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for k, v := range ss.m { // sweep expired ones
@@ -88,6 +89,17 @@ func (ss *sessions) get(token string) *session {
 	}
 	s.seen = now
 	return s
+}
+
+// endUser ends every session of user.
+func (ss *sessions) endUser(user string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for k, s := range ss.m {
+		if s.user == user {
+			delete(ss.m, k)
+		}
+	}
 }
 
 func (ss *sessions) remove(token string) {

@@ -145,6 +145,9 @@ func (d *Dashboard) auth(h authed) http.HandlerFunc {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			s = d.ss.get(c.Value)
 		}
+		if s != nil && !d.stillValid(r, s) {
+			s = nil
+		}
 		if s == nil {
 			if r.Method == http.MethodGet && r.Header.Get("Accept") != "text/event-stream" {
 				http.Redirect(w, r, d.prefix+"/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -153,8 +156,39 @@ func (d *Dashboard) auth(h authed) http.HandlerFunc {
 			http.Error(w, "log in first", http.StatusUnauthorized)
 			return
 		}
-		h(w, r, s)
+		d.ss.mu.Lock()
+		cp := *s // the handler's own copy: stillValid may change the role
+		d.ss.mu.Unlock()
+		h(w, r, &cp)
 	}
+}
+
+// RecheckEvery is how often a session's user is read again: a removed
+// user's sessions end, a changed role applies, within this time.
+const RecheckEvery = 10 * time.Second
+
+// stillValid re-reads the session's user now and then.
+func (d *Dashboard) stillValid(r *http.Request, s *session) bool {
+	d.ss.mu.Lock()
+	due := time.Since(s.checked) > RecheckEvery
+	d.ss.mu.Unlock()
+	if !due {
+		return true
+	}
+	us, err := d.api.DashboardUsers(r.Context())
+	if err != nil {
+		return true // the API is down: the pages will say so
+	}
+	for _, u := range us {
+		if u.Name == s.user {
+			d.ss.mu.Lock()
+			s.role, s.checked = u.Role, time.Now()
+			d.ss.mu.Unlock()
+			return true
+		}
+	}
+	d.ss.endUser(s.user)
+	return false
 }
 
 // as is the API client for a session's requests: operations are recorded
