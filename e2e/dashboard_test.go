@@ -387,6 +387,9 @@ func TestDashboard(t *testing.T) {
 	if txt := b.text("main"); !strings.Contains(txt, "rollback") || !strings.Contains(txt, dashOperator) {
 		t.Errorf("the audit does not show alice's rollback: %s", tail(txt, 2000))
 	}
+	if txt := b.text("main"); !strings.Contains(txt, "process: answers") {
+		t.Errorf("the server page does not say the process runtime answers: %s", tail(txt, 2000))
+	}
 	b.capture("server")
 
 	// Log out: the session is gone.

@@ -26,6 +26,9 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/dashboard/audit", s.listAudit)
 	mux.HandleFunc("POST /v1/dashboard/audit", s.addAudit)
 	mux.HandleFunc("GET /v1/server/disk", s.disk)
+	mux.HandleFunc("GET /v1/server/runtimes", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Engine.RuntimesHealth(r.Context()))
+	})
 	mux.HandleFunc("GET /v1/server/traffic", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Engine.Traffic())
 	})

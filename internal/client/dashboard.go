@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/proxy"
 )
 
@@ -102,4 +103,10 @@ func (c *Client) DashboardProxy() http.Handler {
 func (c *Client) Traffic(ctx context.Context) (map[string]proxy.RequestCount, error) {
 	v := map[string]proxy.RequestCount{}
 	return v, c.getJSON(ctx, "/v1/server/traffic", &v)
+}
+
+// RuntimesHealth asks the server whether its runtimes answer.
+func (c *Client) RuntimesHealth(ctx context.Context) ([]engine.RuntimeHealth, error) {
+	var v []engine.RuntimeHealth
+	return v, c.getJSON(ctx, "/v1/server/runtimes", &v)
 }

@@ -475,11 +475,11 @@ func (d *Dashboard) logEvents(w http.ResponseWriter, r *http.Request, s *session
 
 // ServerPage is the server's page.
 type ServerPage struct {
-	Version api.Version
-	Disk    *api.DiskUsage
-	Audit   []api.AuditEntry
-	Users   []api.DashboardUser
-	Health  map[string]string // runtime: "answers" or what failed
+	Version  api.Version
+	Disk     *api.DiskUsage
+	Audit    []api.AuditEntry
+	Users    []api.DashboardUser
+	Runtimes []engine.RuntimeHealth
 }
 
 func (d *Dashboard) server(w http.ResponseWriter, r *http.Request, s *session) {
@@ -489,16 +489,14 @@ func (d *Dashboard) server(w http.ResponseWriter, r *http.Request, s *session) {
 		d.apiFail(w, r, s, err)
 		return
 	}
-	sp := &ServerPage{Version: v, Health: map[string]string{}}
+	sp := &ServerPage{Version: v}
 	if sp.Disk, err = c.Disk(r.Context()); err != nil {
 		d.apiFail(w, r, s, err)
 		return
 	}
 	sp.Audit, _ = c.Audit(r.Context(), 30)
 	sp.Users, _ = c.DashboardUsers(r.Context())
-	for _, rt := range v.Runtimes {
-		sp.Health[rt] = "enabled on this server"
-	}
+	sp.Runtimes, _ = c.RuntimesHealth(r.Context())
 	d.render(w, http.StatusOK, "server", d.newPage(s, "Server", "server", sp))
 }
 
