@@ -286,7 +286,13 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("a short password was not refused: exit %d: %s", code, e)
 	}
 
-	app := helloApp(t)
+	port := strings.Split(freePort(t), ":")[1]
+	app := helloApp(t, append(fastSpec, "volumes:", `accessories:
+  cache:
+    command: sh -c 'exec sleep 3600'
+    port: `+port+`
+    health: {command: "true", interval: 1s}
+volumes:`)...)
 	s.mustRun("config", "set", "-a", "hello", "--no-deploy", "--secret", "API_TOKEN="+dashSecret)
 	s.deploy(app, 0)
 	s.waitBody("/", "message=Hello")
@@ -505,6 +511,7 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("the app page shows no second worker after scaling")
 		}
 
+		act("restart", url.Values{"accessory": {"cache"}})
 		act("backup", url.Values{})
 		if _, page := op.do("GET", "/dashboard/apps/hello", nil); !strings.Contains(page, "data <small>(volume)</small>") {
 			t.Errorf("the app page shows no backup of the data volume:\n%s", tail(page, 3000))
@@ -514,7 +521,7 @@ func TestDashboard(t *testing.T) {
 		// The audit: a streamed action's outcome is written when it ends.
 		waitFor(t, 30*time.Second, "the audit to record every action", func() error {
 			_, srv := op.do("GET", "/dashboard/server", nil)
-			for _, a := range []string{"maintenance-on", "maintenance-off", "scale", "backup", "prune"} {
+			for _, a := range []string{"maintenance-on", "maintenance-off", "scale", "restart", "backup", "prune"} {
 				if !regexp.MustCompile(`<td>alice</td><td>[^<]*</td><td>` + a + `</td><td>[^<]*</td><td>ok</td>`).MatchString(srv) {
 					return fmt.Errorf("no successful %s by alice", a)
 				}
