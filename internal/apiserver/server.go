@@ -65,6 +65,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/restart", s.restartAccessory)
 	mux.HandleFunc("PUT /v1/apps/{app}/maintenance", s.maintenanceOn)
 	mux.HandleFunc("DELETE /v1/apps/{app}/maintenance", s.maintenanceOff)
+	s.dashboardRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s (is the client newer than the server? server: %s)", r.Method, r.URL.Path, s.Version.Version))
 	})

@@ -134,6 +134,8 @@ activation (LISTEN_FDS) are used as they are.`,
 	f.StringArrayVar(&publicIPs, "public-ip", nil, "a public address of this server (behind NAT) for tls: internal certificates (repeatable)")
 	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at ADDR/metrics (e.g. 127.0.0.1:9100)")
 	f.StringVar(&accessLog, "access-log", "", "write the proxy's JSON access log to FILE (- for standard output)")
+	f.StringVar(&cfg.DashboardHost, "dashboard", "", "serve the web dashboard on the HTTPS listener for HOST (it is always reachable with `moorage dashboard` over ssh)")
+	f.StringVar(&cfg.DashboardTLS, "dashboard-tls", "auto", "the dashboard host's certificate: auto (ACME) or internal (moorage's own CA)")
 	cmd.AddCommand(newServerCACmd(g))
 	return cmd
 }

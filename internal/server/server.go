@@ -78,6 +78,12 @@ type Config struct {
 	MetricsAddr string
 	// AccessLog receives the proxy's JSON access log (nil = none).
 	AccessLog io.Writer
+	// DashboardHost serves the web dashboard on the HTTPS listener for
+	// this host ("" = only over the socket, through `moorage dashboard`).
+	DashboardHost string
+	// DashboardTLS is the dashboard host's certificate: spec.TLSAuto
+	// (ACME, the default) or spec.TLSInternal.
+	DashboardTLS string
 	// DrainTimeout bounds how long Shutdown lets the requests in flight
 	// through the proxy finish (default DefaultDrainTimeout).
 	DrainTimeout time.Duration
@@ -106,6 +112,7 @@ type Server struct {
 	apiSrv, httpsSrv, metricsSrv      *http.Server
 	apiCancel                         context.CancelFunc // ends the API handlers' contexts
 	front                             *proxy.Server
+	dashboard                         atomic.Pointer[http.Handler] // set once the API serves
 	serveErr                          chan error
 	wg                                sync.WaitGroup
 	shutdownOnce                      sync.Once
@@ -293,7 +300,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// Stopping (or handing over), idle keep-alive connections get one more
 	// request, answered with "Connection: close", before they are closed:
 	// a request sent on one just as it closed would fail.
-	s.front = s.proxy.NewServer(proxy.ServerOptions{Handler: s.edge, CloseIdleAfter: closeIdleAfter})
+	s.front = s.proxy.NewServer(proxy.ServerOptions{Handler: s.dashboardFront(s.edge, false), CloseIdleAfter: closeIdleAfter})
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -302,13 +309,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 	if httpsOn {
+		edge := s.dashboardFront(s.edge, true)
 		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if s.draining.Load() {
 				// Stopping: the connection's last request, and the
 				// client is told so (as the plain HTTP front does).
 				w.Header().Set("Connection", "close")
 			}
-			s.edge.ServeHTTP(w, r)
+			edge.ServeHTTP(w, r)
 		})})
 		state := s.httpsSrv.ConnState
 		s.httpsSrv.ConnState = func(c net.Conn, st http.ConnState) {
@@ -376,7 +384,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	os.RemoveAll(apiSrv.UploadDir) // leftovers of an interrupted upload
 	apiCtx, apiCancel := context.WithCancel(context.Background())
 	s.apiCancel = apiCancel
-	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	apiHandler, err := s.startDashboard(apiSrv.Handler())
+	if err != nil {
+		return err
+	}
+	s.apiSrv = &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return apiCtx },
 		// Who connects (SO_PEERCRED): the audit's owner of each operation.
 		ConnContext: apiserver.ConnContext}

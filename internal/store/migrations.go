@@ -137,6 +137,24 @@ CREATE TABLE backup_journal (
 	PRIMARY KEY (app, key)
 );
 `,
+	// The dashboard's users (bcrypt hashes) and its audit of actions.
+	`
+CREATE TABLE dashboard_users (
+	name       TEXT PRIMARY KEY,
+	role       TEXT NOT NULL,
+	hash       TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE TABLE dashboard_audit (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	at      INTEGER NOT NULL,
+	user    TEXT NOT NULL,
+	ip      TEXT NOT NULL,
+	action  TEXT NOT NULL,
+	target  TEXT NOT NULL,
+	outcome TEXT NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

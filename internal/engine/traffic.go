@@ -1,0 +1,9 @@
+package engine
+
+import "github.com/moorage/moorage/internal/proxy"
+
+// Traffic returns each app's request counts at the proxy since the server
+// started.
+func (e *Engine) Traffic() map[string]proxy.RequestCount {
+	return e.proxy.RequestCounts()
+}
