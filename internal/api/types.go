@@ -59,6 +59,9 @@ type Release struct {
 	Formation map[string]int `json:"formation"`
 	DeployID  int64          `json:"deploy_id,omitempty"`
 	CreatedAt time.Time      `json:"created_at"`
+	// Pruned: the artifact is gone, the release can no longer be rolled
+	// back to.
+	Pruned bool `json:"pruned,omitempty"`
 }
 
 // Deploy is one deploy with its steps.

@@ -149,8 +149,11 @@ func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []api.Release{}
+	gone := s.Engine.ArtifactsGone(r.Context(), rels)
 	for _, rel := range rels {
-		out = append(out, api.ReleaseOf(rel))
+		ar := api.ReleaseOf(rel)
+		ar.Pruned = gone[rel.Version]
+		out = append(out, ar)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

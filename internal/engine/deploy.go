@@ -205,7 +205,7 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 	if ok, err := rt.ArtifactExists(ctx, src.Artifact); err != nil {
 		return store.DeployFailed, fmt.Errorf("rollback to %s: cannot check that its artifact %s is kept: %w; retry once the %s runtime answers", src.ID(), src.Artifact.Ref, err, src.Runtime)
 	} else if !ok {
-		return store.DeployFailed, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w); deploy that code again instead", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone)
+		return store.DeployFailed, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w; keep_releases counts artifacts); %s, or deploy that code again", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone, e.rollbackTargets(ctx, a))
 	}
 	rel := &store.Release{
 		App: req.App, Cause: "rollback to " + src.ID(), Runtime: src.Runtime,
