@@ -147,6 +147,11 @@ type ConfigRequest struct {
 }
 
 // ScaleRequest is the body of POST /v1/apps/{app}/scale.
+// StopStartRequest is the body of POST /v1/apps/{app}/stop and /start.
+type StopStartRequest struct {
+	Wait bool `json:"wait,omitempty"`
+}
+
 type ScaleRequest struct {
 	Replicas map[string]int `json:"replicas"`
 	Wait     bool           `json:"wait,omitempty"`

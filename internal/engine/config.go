@@ -115,6 +115,9 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 		return store.DeployFailed, err
 	}
 	defer unlock()
+	if err := e.refuseStopped(ctx, req.App, "config change"); err != nil {
+		return store.DeployFailed, err
+	}
 	if err := spec.CheckName(req.App); err != nil {
 		return store.DeployFailed, fmt.Errorf("app %w", err)
 	}

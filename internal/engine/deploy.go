@@ -97,6 +97,9 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 		return store.DeployFailed, err
 	}
 	defer unlock()
+	if err := e.refuseStopped(ctx, app, "deploy"); err != nil {
+		return store.DeployFailed, err
+	}
 
 	var from *store.Release
 	cur, err := e.st.GetApp(ctx, app)
@@ -175,6 +178,9 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 		return store.DeployFailed, err
 	}
 	defer unlock()
+	if err := e.refuseStopped(ctx, req.App, "rollback"); err != nil {
+		return store.DeployFailed, err
+	}
 	// Re-read under the lock.
 	if a, err = e.st.GetApp(ctx, req.App); err != nil {
 		return store.DeployFailed, err

@@ -38,6 +38,9 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 		return store.DeployFailed, err
 	}
 	defer unlock()
+	if err := e.refuseStopped(ctx, req.App, "scale"); err != nil {
+		return store.DeployFailed, err
+	}
 	a, err := e.st.GetApp(ctx, req.App)
 	if err != nil {
 		return store.DeployFailed, err
