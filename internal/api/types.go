@@ -62,6 +62,9 @@ type Release struct {
 	Formation map[string]int `json:"formation"`
 	DeployID  int64          `json:"deploy_id,omitempty"`
 	CreatedAt time.Time      `json:"created_at"`
+	// Pruned: the artifact is gone, the release can no longer be rolled
+	// back to.
+	Pruned bool `json:"pruned,omitempty"`
 }
 
 // Deploy is one deploy with its steps.
@@ -149,6 +152,11 @@ type ConfigRequest struct {
 }
 
 // ScaleRequest is the body of POST /v1/apps/{app}/scale.
+// StopStartRequest is the body of POST /v1/apps/{app}/stop and /start.
+type StopStartRequest struct {
+	Wait bool `json:"wait,omitempty"`
+}
+
 type ScaleRequest struct {
 	Replicas map[string]int `json:"replicas"`
 	Wait     bool           `json:"wait,omitempty"`

@@ -51,6 +51,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/apps/{app}/config", s.config)
 	mux.HandleFunc("POST /v1/apps/{app}/config", s.changeConfig)
 	mux.HandleFunc("POST /v1/apps/{app}/scale", s.scale)
+	mux.HandleFunc("POST /v1/apps/{app}/stop", s.stopStart(true))
+	mux.HandleFunc("POST /v1/apps/{app}/start", s.stopStart(false))
 	mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
 	mux.HandleFunc("GET /v1/apps/{app}/backups", s.backups)
 	mux.HandleFunc("POST /v1/apps/{app}/backups", s.createBackup)
@@ -150,8 +152,11 @@ func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []api.Release{}
+	gone := s.Engine.ArtifactsGone(r.Context(), rels)
 	for _, rel := range rels {
-		out = append(out, api.ReleaseOf(rel))
+		ar := api.ReleaseOf(rel)
+		ar.Pruned = gone[rel.Version]
+		out = append(out, ar)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -496,6 +501,10 @@ func (s *Server) maintenanceOn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the maintenance page may be at most 1 MiB")
 		return
 	}
+	m.Stopped = false // only moorage stop sets it
+	if s.refuseStopped(w, r) {
+		return
+	}
 	if err := s.Engine.SetMaintenance(r.Context(), r.PathValue("app"), &m); err != nil {
 		writeErr(w, appErr(r, err))
 		return
@@ -504,6 +513,9 @@ func (s *Server) maintenanceOn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) maintenanceOff(w http.ResponseWriter, r *http.Request) {
+	if s.refuseStopped(w, r) {
+		return
+	}
 	if err := s.Engine.SetMaintenance(r.Context(), r.PathValue("app"), nil); err != nil {
 		writeErr(w, appErr(r, err))
 		return

@@ -29,7 +29,8 @@ func newReleasesCmd(g *globals) *cobra.Command {
 				return json.NewEncoder(g.stdout).Encode(rels)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RELEASE\tSTATUS\tCREATED\tCAUSE\tCONFIG\tFORMATION")
+			fmt.Fprintln(tw, "RELEASE\tDEPLOY\tSTATUS\tCREATED\tCAUSE\tCONFIG\tFORMATION")
+			pruned, differ := 0, false
 			for _, r := range rels {
 				mark := " "
 				if r.Status == "active" {
@@ -39,9 +40,28 @@ func newReleasesCmd(g *globals) *cobra.Command {
 				if cfg == "" {
 					cfg = "-"
 				}
-				fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.ID, r.Status, ago(r.CreatedAt), r.Cause, cfg, formationString(r.Formation))
+				status := r.Status
+				if r.Pruned {
+					status += " (pruned: no rollback)"
+					pruned++
+				}
+				deploy := "-"
+				if r.DeployID != 0 {
+					deploy = fmt.Sprintf("#%d", r.DeployID)
+					differ = differ || r.DeployID != int64(r.Version)
+				}
+				fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.ID, deploy, status, ago(r.CreatedAt), r.Cause, cfg, formationString(r.Formation))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if pruned > 0 {
+				fmt.Fprintf(g.stdout, "%d release(s) marked pruned: their artifact was removed by retention (deploy.keep_releases, counted in artifacts), so `moorage rollback --to` cannot go there\n", pruned)
+			}
+			if differ {
+				fmt.Fprintln(g.stdout, "DEPLOY is the deploy that made the release: deploy numbers count every attempt, even one that failed before making a release; release numbers count releases, config changes and rollbacks included (see moorage deploys)")
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -98,6 +98,7 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 		newPruneCmd(g), newAccessoryCmd(g), newMaintenanceCmd(g), newCertsCmd(g), newVolumeCmd(g),
 		newDialStdioCmd(g), newDashboardCmd(g),
 	)
+	root.AddCommand(newStopStartCmds(g)...)
 	return root
 }
 

@@ -112,7 +112,7 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 	}
 	sort.Strings(names)
 	return e.operate(ctx, op, operation{
-		App: req.App, Owner: req.Owner, Lock: "config change", Wait: req.Wait, DryRun: req.DryRun,
+		App: req.App, Owner: req.Owner, Lock: "config change", Wait: req.Wait, DryRun: req.DryRun, RefuseStopped: true,
 		Check: func(context.Context) error {
 			if err := spec.CheckName(req.App); err != nil {
 				return fmt.Errorf("app %w", err)

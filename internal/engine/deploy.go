@@ -87,7 +87,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	sp := req.Spec
 	app := sp.App
 	return e.operate(ctx, op, operation{
-		App: app, Owner: req.Owner, Lock: "deploy", Wait: req.Wait, DryRun: req.DryRun,
+		App: app, Owner: req.Owner, Lock: "deploy", Wait: req.Wait, DryRun: req.DryRun, RefuseStopped: true,
 		// Fail fast, before waiting for the lock; claimHosts checks again,
 		// atomically, under it.
 		Check: func(ctx context.Context) error {
@@ -188,7 +188,7 @@ func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *
 
 func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (string, error) {
 	return e.operate(ctx, op, operation{
-		App: req.App, Owner: req.Owner, Lock: "rollback", Wait: req.Wait, DryRun: req.DryRun,
+		App: req.App, Owner: req.Owner, Lock: "rollback", Wait: req.Wait, DryRun: req.DryRun, RefuseStopped: true,
 		Check: func(ctx context.Context) error {
 			if _, err := e.st.GetApp(ctx, req.App); err != nil {
 				return fmt.Errorf("rollback %s: %w", req.App, err)
@@ -226,7 +226,7 @@ func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest
 	if ok, err := rt.ArtifactExists(ctx, src.Artifact); err != nil {
 		return nil, fmt.Errorf("rollback to %s: cannot check that its artifact %s is kept: %w; retry once the %s runtime answers", src.ID(), src.Artifact.Ref, err, src.Runtime)
 	} else if !ok {
-		return nil, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w); deploy that code again instead", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone)
+		return nil, fmt.Errorf("rollback to %s: its artifact %s was pruned (%w; keep_releases counts artifacts); %s, or deploy that code again", src.ID(), src.Artifact.Ref, runtime.ErrArtifactGone, e.rollbackTargets(ctx, a))
 	}
 	rel := &store.Release{
 		App: req.App, Cause: "rollback to " + src.ID(), Runtime: src.Runtime,

@@ -13,6 +13,9 @@ import (
 type Maintenance struct {
 	Message string `json:"message,omitempty"`
 	HTML    string `json:"html,omitempty"` // a whole custom page
+	// Stopped: set by `moorage stop`; recovery keeps the app's services
+	// stopped and `moorage start` runs them again.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // SetMaintenance turns app's maintenance mode on (m non-nil) or off. While

@@ -39,6 +39,9 @@ type operation struct {
 	// no record at all (loaded.App is then nil) unless NeedApp.
 	NotDeployed func() error
 	NeedApp     bool
+	// RefuseStopped refuses the operation while the app is stopped
+	// (`moorage stop`), naming `moorage start`.
+	RefuseStopped bool
 	// Create, when set, creates the app's record (with this runtime) if it
 	// has none yet: a config change can precede the first deploy. A dry
 	// run creates nothing. LoadErr, when set, words a failure to load it.
@@ -72,6 +75,11 @@ func (e *Engine) operate(ctx context.Context, op *Op, o operation) (string, erro
 			return store.DeployFailed, err
 		}
 		defer unlock()
+	}
+	if o.RefuseStopped {
+		if err := e.refuseStopped(ctx, o.App, o.Lock); err != nil {
+			return store.DeployFailed, err
+		}
 	}
 	l, err := e.load(ctx, o)
 	if err != nil {

@@ -88,34 +88,18 @@ func (e *Engine) prune(ctx context.Context, app string, dryRun bool) (*PruneRepo
 }
 
 // prunableArtifacts are the artifacts of app's releases beyond the
-// retention window (deploy.keep_releases of the active spec): the active
-// release, pending ones and the newest retired ones (rollback targets) are
-// kept, and so is any artifact a kept release shares (rollback, config).
+// retention window (deploy.keep_releases of the active spec). The window
+// counts artifacts, not releases: the active release's artifact, pending
+// ones' and those of the newest retired releases up to keep_releases
+// distinct artifacts in all are kept. Config-only releases and rollbacks
+// share their artifact, so five config changes do not push the code of the
+// previous deploy out of the window.
 func (e *Engine) prunableArtifacts(ctx context.Context, a *store.App) ([]*store.Release, error) {
 	rels, err := e.st.ListReleases(ctx, a.Name)
 	if err != nil {
 		return nil, err
 	}
-	keep := spec.DefaultKeepReleases
-	for _, r := range rels {
-		if r.Version == a.Current && r.Spec.Deploy.KeepReleases > 0 {
-			keep = r.Spec.Deploy.KeepReleases
-		}
-	}
-	kept := map[string]bool{}
-	var candidates []*store.Release
-	served := 0
-	for _, r := range rels { // newest first
-		switch {
-		case r.Version == a.Current || r.Status == store.ReleasePending:
-			kept[r.Artifact.Ref] = true
-		case r.Status == store.ReleaseRetired && served < keep-1:
-			served++
-			kept[r.Artifact.Ref] = true
-		default:
-			candidates = append(candidates, r)
-		}
-	}
+	candidates, kept := retention(rels, a.Current)
 	var out []*store.Release
 	done := map[string]bool{}
 	for i := len(candidates) - 1; i >= 0; i-- { // oldest first

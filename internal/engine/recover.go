@@ -143,7 +143,11 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 	}
 	var target *Target
 	if rel != nil {
-		target = targetOf(rel, a.Formation)
+		formation := a.Formation
+		if e.Stopped(ctx, a.Name) {
+			formation = stoppedFormation(rel)
+		}
+		target = targetOf(rel, formation)
 	}
 	plan := PlanConverge(ConvergeInput{
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),

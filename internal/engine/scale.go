@@ -32,7 +32,7 @@ func (e *Engine) Scale(req ScaleRequest) *Op {
 
 func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, error) {
 	return e.operate(ctx, op, operation{
-		App: req.App, Owner: req.Owner, Lock: "scale", Wait: req.Wait, DryRun: req.DryRun,
+		App: req.App, Owner: req.Owner, Lock: "scale", Wait: req.Wait, DryRun: req.DryRun, RefuseStopped: true,
 		Check: func(context.Context) error {
 			if len(req.Replicas) == 0 {
 				return fmt.Errorf("nothing to scale: give SERVICE=N pairs, e.g. web=3 worker=2")

@@ -75,7 +75,7 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 		App: rel.App, Service: s.Name, Kind: runtime.KindAccessory,
 		Artifact: rel.Artifact, // docker: its copies of "./dir" host paths
 		Image:    acc.Image, Command: acc.Command, Env: env, Port: acc.Port,
-		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout,
+		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout, StopGroup: acc.StopGroup,
 		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
 		Hash: accessoryHash(acc),
 	}

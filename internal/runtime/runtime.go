@@ -129,6 +129,11 @@ type InstanceSpec struct {
 	Mounts      []Mount        `json:"mounts,omitempty"`
 	StopSignal  syscall.Signal `json:"stop_signal"`
 	StopTimeout time.Duration  `json:"stop_timeout"`
+	// StopGroup (process runtime): StopSignal goes to the whole process
+	// group. Otherwise it goes to the main process only (as docker and
+	// systemd's KillMode=mixed do); when StopTimeout expires, the group
+	// gets SIGKILL either way.
+	StopGroup bool `json:"stop_group,omitempty"`
 
 	// Docker-only; the process runtime ignores them.
 	User     string  `json:"user,omitempty"`

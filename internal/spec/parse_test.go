@@ -248,6 +248,11 @@ func TestParseDefaults(t *testing.T) {
 			eq(t, s.Accessories["r"].StopSignal, Signal(syscall.SIGINT))
 			eq(t, s.Accessories["r"].Memory, int64(1536<<20))
 			eq(t, s.Accessories["r"].CPUs, 0.5)
+			eq(t, s.Services["web"].StopGroup, false)
+		}},
+		{"stop group", "app: a\nservices:\n  web: {command: ./run, stop_group: true}\naccessories:\n  r: {command: redis-server, port: 6379, stop_group: true}\n", func(t *testing.T, s *Spec) {
+			eq(t, s.Services["web"].StopGroup, true)
+			eq(t, s.Accessories["r"].StopGroup, true)
 		}},
 		{"accessory mounts", "app: a\nruntime: docker\nservices:\n  web: {}\naccessories:\n  db: {image: pg, port: 5432, volumes: ['pg:/var/lib/pg/', '/srv/x:/x', './conf/:/etc/conf']}\n", func(t *testing.T, s *Spec) {
 			eq(t, s.Accessories["db"].Volumes, []VolumeMount{{"pg", "/var/lib/pg"}, {"/srv/x", "/x"}, {"./conf", "/etc/conf"}})

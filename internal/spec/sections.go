@@ -11,11 +11,11 @@ import (
 var (
 	topKeys       = []string{"app", "runtime", "image", "build", "env", "secrets", "release", "checks", "services", "accessories", "volumes", "deploy", "backups", "logs"}
 	buildKeys     = []string{"command", "dockerfile", "target", "args", "workdir"}
-	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "user", "read_only", "memory", "cpus", "allow_root"}
+	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "stop_group", "user", "read_only", "memory", "cpus", "allow_root"}
 	healthKeys    = []string{"path", "command", "tcp", "interval", "timeout", "start_period", "retries"}
 	httpKeys      = []string{"hosts", "path", "tls", "canonical", "hsts", "max_body", "hold_timeout", "drain_timeout", "static"}
 	tlsKeys       = []string{"cert", "key"}
-	accessoryKeys = []string{"image", "command", "env", "secrets", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "user", "memory", "cpus"}
+	accessoryKeys = []string{"image", "command", "env", "secrets", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "stop_group", "user", "memory", "cpus"}
 	volumeKeys    = []string{"mount", "services"}
 	deployKeys    = []string{"monitor", "drain_timeout", "release_timeout", "keep_releases"}
 	backupsKeys   = []string{"schedule", "keep", "to"}
@@ -163,6 +163,8 @@ func (d *decoder) service(name string, n *yaml.Node, p string) *Service {
 			s.StopSignal = d.signal(v, q, "stop_signal: SIGTERM")
 		case "stop_timeout":
 			s.StopTimeout = d.duration(v, q, "stop_timeout: 30s")
+		case "stop_group":
+			s.StopGroup = d.bool(v, q, "stop_group: true")
 		case "user":
 			s.User = d.str(v, q, "user: app")
 		case "read_only":
@@ -323,6 +325,8 @@ func (d *decoder) accessory(name string, n *yaml.Node, p string) *Accessory {
 			a.StopSignal = d.signal(v, q, "stop_signal: SIGINT")
 		case "stop_timeout":
 			a.StopTimeout = d.duration(v, q, "stop_timeout: 1m")
+		case "stop_group":
+			a.StopGroup = d.bool(v, q, "stop_group: true")
 		case "user":
 			a.User = d.str(v, q, "user: postgres")
 		case "memory":

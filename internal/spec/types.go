@@ -140,6 +140,9 @@ type Service struct {
 	MinReady    time.Duration `json:"min_ready"`
 	StopSignal  Signal        `json:"stop_signal"`
 	StopTimeout time.Duration `json:"stop_timeout"`
+	// StopGroup (process runtime) sends StopSignal to the instance's whole
+	// process group instead of its main process only.
+	StopGroup bool `json:"stop_group,omitempty"`
 
 	// Docker-only knobs (ignored by the process runtime, with a warning).
 	User      string  `json:"user,omitempty"`
@@ -209,9 +212,12 @@ type Accessory struct {
 	Backup      string        `json:"backup,omitempty"` // "" or "postgres"
 	StopSignal  Signal        `json:"stop_signal"`
 	StopTimeout time.Duration `json:"stop_timeout"`
-	User        string        `json:"user,omitempty"`
-	Memory      int64         `json:"memory,omitempty"`
-	CPUs        float64       `json:"cpus,omitempty"`
+	// StopGroup (process runtime) sends StopSignal to the instance's whole
+	// process group instead of its main process only.
+	StopGroup bool    `json:"stop_group,omitempty"`
+	User      string  `json:"user,omitempty"`
+	Memory    int64   `json:"memory,omitempty"`
+	CPUs      float64 `json:"cpus,omitempty"`
 }
 
 // VolumeMount mounts a named volume (or, docker only, a host path when

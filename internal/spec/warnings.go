@@ -73,10 +73,19 @@ func (s *Spec) Warnings() []string {
 		}
 	}
 	if s.Runtime == RuntimeDocker {
+		const pid1 = "ignored by the docker runtime: docker sends stop_signal to the container's main process (PID 1) only"
+		for _, name := range sortedKeys(s.Services) {
+			if svc := s.Services[name]; svc != nil && svc.StopGroup {
+				warn("services."+name+".stop_group", pid1)
+			}
+		}
 		for _, name := range sortedKeys(s.Accessories) {
 			a := s.Accessories[name]
 			if a == nil {
 				continue
+			}
+			if a.StopGroup {
+				warn("accessories."+name+".stop_group", pid1)
 			}
 			for i, v := range a.Volumes {
 				q := index("accessories."+name+".volumes", i)

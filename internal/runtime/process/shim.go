@@ -151,7 +151,15 @@ func (s *shim) loop(sigs <-chan os.Signal) int {
 				s.exited("stopped while waiting to restart")
 				return 0
 			}
-			_ = unix.Kill(-pgid, s.cfg.StopSignal)
+			// The main process alone gets the stop signal, as docker and
+			// systemd's KillMode=mixed do: a worker such as Celery's
+			// prefork parent then lets its children finish their tasks.
+			// stop_group: true signals the whole group instead.
+			if s.cfg.StopGroup {
+				_ = unix.Kill(-pgid, s.cfg.StopSignal)
+			} else {
+				_ = unix.Kill(s.st.PID, s.cfg.StopSignal)
+			}
 			kill = time.After(s.cfg.StopTimeout)
 
 		case <-kill:

@@ -185,6 +185,7 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 		LogMaxFiles:  r.opts.LogMaxFiles,
 		StopSignal:   sig,
 		StopTimeout:  stopTimeout(s),
+		StopGroup:    s.StopGroup,
 		BackoffMin:   r.opts.BackoffMin,
 		BackoffMax:   r.opts.BackoffMax,
 		BackoffReset: r.opts.BackoffReset,

@@ -67,6 +67,7 @@ type shimConfig struct {
 
 	StopSignal   syscall.Signal `json:"stop_signal"`
 	StopTimeout  time.Duration  `json:"stop_timeout"`
+	StopGroup    bool           `json:"stop_group,omitempty"`
 	BackoffMin   time.Duration  `json:"backoff_min"`
 	BackoffMax   time.Duration  `json:"backoff_max"`
 	BackoffReset time.Duration  `json:"backoff_reset"`

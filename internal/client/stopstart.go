@@ -1,0 +1,19 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/engine"
+)
+
+// StopApp stops app's services (`moorage stop`).
+func (c *Client) StopApp(ctx context.Context, app string, req api.StopStartRequest, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/stop", req, fn)
+}
+
+// StartApp starts a stopped app (`moorage start`).
+func (c *Client) StartApp(ctx context.Context, app string, req api.StopStartRequest, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/start", req, fn)
+}
