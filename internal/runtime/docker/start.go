@@ -169,7 +169,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 // accessory its image (pulled when missing).
 func (r *Runtime) imageFor(ctx context.Context, s *runtime.InstanceSpec) (image.InspectResponse, error) {
 	if s.Kind == runtime.KindAccessory && s.Image != "" {
-		return r.ensureImage(ctx, s.Image, nil)
+		return r.ensureImage(ctx, s.Image, nil, fmt.Sprintf("moorage does not build the images of accessories; build it on this server (docker build -t %s DIR, for example from a Dockerfile FROM postgres:16), or load it (docker load), then deploy again", s.Image))
 	}
 	a := s.Artifact
 	if a.Runtime != "" && a.Runtime != Name {
