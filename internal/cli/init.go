@@ -71,6 +71,12 @@ func exists(dir, name string) bool {
 }
 
 func starterSpec(dir, app string) string {
+	if project := djangoProject(dir); project != "" {
+		return djangoSpec(dir, app, project)
+	}
+	if exists(dir, "Gemfile") && exists(dir, filepath.Join("config", "application.rb")) {
+		return railsSpec(dir, app)
+	}
 	var build, web string
 	runtime := "process"
 	switch {

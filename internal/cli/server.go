@@ -120,7 +120,7 @@ activation (LISTEN_FDS) are used as they are.`,
 	f.StringVar(&cfg.HTTPAddr, "http", ":80", "address of the proxy's HTTP listener")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "when the server stops, how long requests in flight through the proxy get to finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names and labels of the docker runtime's containers, networks, volumes and images")
+	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names of the docker runtime's containers, networks, volumes and images, and value of their moorage.prefix label")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
 	f.StringVar(&cfg.HTTPSAddr, "https", ":443", "address of the proxy's HTTPS listener (off: no HTTPS)")
 	f.StringVar(&cfg.Certs.Email, "acme-email", "", "contact address of the ACME account (expiry notices)")

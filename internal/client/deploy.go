@@ -21,11 +21,30 @@ type DeployOptions struct {
 	DryRun   bool   // plan only, change nothing (see PlanDeploy)
 }
 
+// uploadIgnore is what a deploy of dir leaves out of the upload: what
+// .moorageignore (or .dockerignore) lists, except the spec file, which the
+// deploy needs whatever the ignore file says (listing moorage.yaml in
+// .dockerignore is the usual way to keep it out of images; the image build
+// still honours that).
+func uploadIgnore(dir, specFile string) (*archive.Ignore, error) {
+	ig, err := archive.LoadIgnore(dir)
+	if err != nil {
+		return nil, err
+	}
+	if specFile == "" {
+		specFile = "moorage.yaml"
+	}
+	if err := ig.Add("!" + specFile); err != nil {
+		return nil, fmt.Errorf("spec file %s: %w", specFile, err)
+	}
+	return ig, nil
+}
+
 // Deploy uploads dir and streams the deploy's events to fn. The upload is
 // packed on the fly (no temporary file) and skips .git/, .moorage/ and what
 // .moorageignore (or .dockerignore) lists.
 func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn func(engine.Event)) (Result, error) {
-	ig, err := archive.LoadIgnore(dir)
+	ig, err := uploadIgnore(dir, o.SpecFile)
 	if err != nil {
 		return Result{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -27,13 +28,15 @@ func (e *Engine) releaseEnv(ctx context.Context, rel *store.Release, svc string)
 	if s := rel.Spec.Services[svc]; s != nil {
 		env = runtime.Merge(env, s.Env)
 	}
-	env = runtime.Merge(env, rel.Config.Env)
+	// Config values and secrets are taken literally: the runtime expands
+	// only what the spec wrote (runtime.InstanceEnv).
+	env = runtime.Merge(env, runtime.EscapeEnv(rel.Config.Env))
 	for k := range rel.Config.Secrets {
 		v, err := e.openSecret(rel, k)
 		if err != nil {
 			return nil, err
 		}
-		env[k] = v
+		env[k] = strings.ReplaceAll(v, "$", "$$")
 	}
 	acc, err := e.accessoryEnv(ctx, rel.App)
 	if err != nil {
@@ -69,7 +72,7 @@ func (e *Engine) accessorySpecEnv(rel *store.Release, acc *spec.Accessory) (map[
 		if err != nil {
 			return nil, fmt.Errorf("accessory %s: %w", acc.Name, err)
 		}
-		env[k] = v
+		env[k] = strings.ReplaceAll(v, "$", "$$") // literal (runtime.InstanceEnv)
 	}
 	return env, nil
 }

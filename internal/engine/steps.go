@@ -24,7 +24,7 @@ func (r *run) build(ctx context.Context, out *stepOutput) error {
 	// build output is stored with the deploy.
 	art, err := r.rt.Build(ctx, runtime.BuildRequest{
 		App: r.rel.App, Release: r.rel.ID(), ContextDir: r.ctxDir, Spec: r.rel.Spec, Output: out,
-		Env: runtime.Merge(r.rel.Spec.Env, r.rel.Config.Env),
+		Env: runtime.Merge(r.rel.Spec.Env, runtime.EscapeEnv(r.rel.Config.Env)),
 	})
 	if err != nil {
 		return err

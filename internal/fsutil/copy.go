@@ -62,3 +62,42 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	// The umask may have narrowed perm at creation.
 	return os.Chmod(dst, perm)
 }
+
+// LinkTree is CopyTree with hard links for regular files, and a copy
+// where a link cannot be made (another filesystem).
+func LinkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if err := os.Mkdir(target, info.Mode().Perm()|0o700); err != nil {
+				return err
+			}
+			return os.Chmod(target, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, target)
+		case d.Type().IsRegular():
+			if os.Link(p, target) == nil {
+				return nil
+			}
+			return copyFile(p, target, info.Mode().Perm())
+		default:
+			return nil
+		}
+	})
+}

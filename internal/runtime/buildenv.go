@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"github.com/moorage/moorage/internal/spec"
 	"os"
 	"slices"
 	"strings"
@@ -30,7 +31,11 @@ var BuildEnvPassed = []string{
 // BuildEnv is the environment of build.command: the variables of server
 // (an os.Environ-style list) named in BuildEnvPassed, any LC_* variable
 // and those MOORAGE_BUILD_ENV lists, then app (the app's env and config
-// values, never its secrets), then MOORAGE_APP and MOORAGE_RELEASE.
+// values, never its secrets), then MOORAGE_APP and MOORAGE_RELEASE. app's
+// values are expanded as instances' are (config values come escaped,
+// EscapeEnv), against MOORAGE_APP and MOORAGE_RELEASE; a value that refers
+// to anything else ($PORT, a volume) is left out: a build has none of
+// those.
 func BuildEnv(server []string, app map[string]string, appName, release string) map[string]string {
 	byName := map[string]string{}
 	for _, kv := range server {
@@ -45,7 +50,14 @@ func BuildEnv(server []string, app map[string]string, appName, release string) m
 			env[k] = v
 		}
 	}
-	return Merge(env, app, map[string]string{"MOORAGE_APP": appName, "MOORAGE_RELEASE": release})
+	own := map[string]string{"MOORAGE_APP": appName, "MOORAGE_RELEASE": release}
+	expanded := map[string]string{}
+	for k, v := range app {
+		if refs, bad := spec.EnvValueRefs(v); bad == "" && !slices.ContainsFunc(refs, func(r string) bool { _, ok := own[r]; return !ok }) {
+			expanded[k] = v
+		}
+	}
+	return Merge(env, ExpandEnv(expanded, own), own)
 }
 
 // ServerBuildEnv is BuildEnv with the server's own environment.

@@ -22,3 +22,20 @@ func TestBuildEnv(t *testing.T) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
 }
+
+// The build expands the spec's $MOORAGE_APP and $MOORAGE_RELEASE in env
+// values, leaves out values that need what a build does not have, and
+// keeps config values (escaped by the engine) literal.
+func TestBuildEnvExpands(t *testing.T) {
+	app := Merge(map[string]string{
+		"CACHE":  "/tmp/${MOORAGE_APP}-$MOORAGE_RELEASE",
+		"LISTEN": "127.0.0.1:$PORT",
+		"DATA":   "$MOORAGE_VOLUME_DATA/x",
+		"PRICE":  "5 $$",
+	}, EscapeEnv(map[string]string{"PASSWORD": "a$PORT$$b"}))
+	got := BuildEnv(nil, app, "shop", "v3")
+	want := map[string]string{"CACHE": "/tmp/shop-v3", "PRICE": "5 $", "PASSWORD": "a$PORT$$b", "MOORAGE_APP": "shop", "MOORAGE_RELEASE": "v3"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("BuildEnv = %q, want %q", got, want)
+	}
+}

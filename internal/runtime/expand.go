@@ -40,6 +40,55 @@ func Refs(argv []string) []string {
 	return out
 }
 
+// ExpandEnv returns env with $NAME and ${NAME} in each value replaced by
+// vars' value (empty when vars has none) and "$$" by "$", as Expand does
+// for arguments. The spec refuses env values that refer to anything but
+// the variables moorage sets (spec.EnvValueRefs); values meant literally
+// (config values, secrets) reach it through EscapeEnv.
+func ExpandEnv(env, vars map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		if strings.IndexByte(v, '$') < 0 {
+			out[k] = v
+			continue
+		}
+		out[k] = Expand([]string{v}, vars)[0]
+	}
+	return out
+}
+
+// EscapeEnv returns env with every "$" doubled, so that ExpandEnv leaves
+// its values as they are.
+func EscapeEnv(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = strings.ReplaceAll(v, "$", "$$")
+	}
+	return out
+}
+
+// InstanceEnv is an instance's environment as the runtimes build it:
+// s.Env with its values expanded against the variables moorage sets, then
+// those variables: PORT and the MOORAGE_* identity variables (BaseEnv),
+// vols (MOORAGE_VOLUME_<NAME>), and the MOORAGE_* variables the engine put
+// in s.Env (how to reach accessories).
+func InstanceEnv(s *InstanceSpec, port int, vols map[string]string) map[string]string {
+	own := Merge(BaseEnv(s, port), vols)
+	for k, v := range s.Env {
+		if strings.HasPrefix(k, "MOORAGE_") {
+			if _, set := own[k]; !set {
+				own[k] = v
+			}
+		}
+	}
+	return Merge(ExpandEnv(s.Env, own), BaseEnv(s, port), vols)
+}
+
+// AppDirEnv names the variable that holds, on the process runtime, an
+// accessory's copy of the app's files (the upload of the release that
+// started it).
+const AppDirEnv = "MOORAGE_APP_DIR"
+
 // VolumeEnv is the name of the variable that holds a volume's path:
 // MOORAGE_VOLUME_<NAME>, upper case, '-' as '_'.
 func VolumeEnv(name string) string { return spec.VolumeEnv(name) }

@@ -74,7 +74,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	}()
 
 	if sp.Build == nil && sp.Image != "" {
-		img, err := r.ensureImage(ctx, sp.Image, out)
+		img, err := r.ensureImage(ctx, sp.Image, out, "build it here instead (remove image: and add build:, with a Dockerfile in the upload), or load it into the engine (docker load) before deploying")
 		if err != nil {
 			return fail(err)
 		}
@@ -523,8 +523,9 @@ func dockerignore(dir, dockerfile string) (*archive.Ignore, error) {
 }
 
 // ensureImage returns ref's image, pulling it when it is not on the
-// engine. out (may be nil) gets the pull's progress.
-func (r *Runtime) ensureImage(ctx context.Context, ref string, out io.Writer) (image.InspectResponse, error) {
+// engine. out (may be nil) gets the pull's progress; advice says what to
+// do when it cannot be pulled.
+func (r *Runtime) ensureImage(ctx context.Context, ref string, out io.Writer, advice string) (image.InspectResponse, error) {
 	img, err := r.cli.ImageInspect(ctx, ref)
 	if err == nil {
 		return img.InspectResponse, nil
@@ -554,7 +555,7 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, out io.Writer) (i
 		resp.Close()
 	}
 	if err != nil {
-		return image.InspectResponse{}, fmt.Errorf("image %s is not on this server and cannot be pulled (%v): build it here with `build:`, or load it into the engine (docker load) before deploying", ref, err)
+		return image.InspectResponse{}, fmt.Errorf("image %s is not on this server and cannot be pulled (%v): %s", ref, err, advice)
 	}
 	img, err = r.cli.ImageInspect(ctx, ref)
 	if err != nil {

@@ -723,11 +723,13 @@ func TestRootAndPullRefusals(t *testing.T) {
 	img := "registry.invalid/moorage/none:1"
 	_, err = e.rt.Build(e.ctx, runtime.BuildRequest{App: e.app, Release: "v2", ContextDir: t.TempDir(),
 		Spec: &spec.Spec{App: e.app, Runtime: Name, Image: img}})
-	if !errors.Is(err, runtime.ErrBuild) || !strings.Contains(err.Error(), "cannot be pulled") || !strings.Contains(err.Error(), img) {
+	if !errors.Is(err, runtime.ErrBuild) || !strings.Contains(err.Error(), "cannot be pulled") || !strings.Contains(err.Error(), img) ||
+		!strings.Contains(err.Error(), "remove image: and add build:") {
 		t.Errorf("deploy of an image that cannot be pulled: %v", err)
 	}
 	acc := runtime.InstanceSpec{App: e.app, Service: "db", Kind: runtime.KindAccessory, Image: img, Port: 5432}
-	if _, err := e.rt.Start(e.ctx, acc); err == nil || !strings.Contains(err.Error(), "cannot be pulled") {
+	if _, err := e.rt.Start(e.ctx, acc); err == nil || !strings.Contains(err.Error(), "cannot be pulled") ||
+		!strings.Contains(err.Error(), "docker build -t "+img+" DIR") || strings.Contains(err.Error(), "with `build:`") {
 		t.Errorf("accessory with an image that cannot be pulled: %v", err)
 	}
 }

@@ -112,6 +112,20 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 	created = res.ID
 	r.prepareVolumes(ctx, p)
 	if _, err := r.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		if strings.Contains(err.Error(), "no such file or directory") {
+			// The engine's message names the program, not where a relative
+			// one was looked for.
+			wd := p.create.Config.WorkingDir
+			if wd == "" {
+				if img.Config != nil {
+					wd = img.Config.WorkingDir
+				}
+			}
+			if wd == "" {
+				wd = "/"
+			}
+			return runtime.Instance{}, fmt.Errorf("start container: %w (working directory %s in image %s)", err, wd, p.create.Config.Image)
+		}
 		return runtime.Instance{}, fmt.Errorf("start container: %w", err)
 	}
 	c, err := r.cli.ContainerInspect(ctx, res.ID, client.ContainerInspectOptions{})
@@ -128,7 +142,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 // accessory its image (pulled when missing).
 func (r *Runtime) imageFor(ctx context.Context, s *runtime.InstanceSpec) (image.InspectResponse, error) {
 	if s.Kind == runtime.KindAccessory && s.Image != "" {
-		return r.ensureImage(ctx, s.Image, nil)
+		return r.ensureImage(ctx, s.Image, nil, fmt.Sprintf("moorage does not build the images of accessories; build it on this server (docker build -t %s DIR, for example from a Dockerfile FROM postgres:16), or load it (docker load), then deploy again", s.Image))
 	}
 	a := s.Artifact
 	if a.Runtime != "" && a.Runtime != Name {
@@ -197,7 +211,7 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 		vols[runtime.VolumeEnv(m.Name)] = m.Target
 	}
 
-	env := runtime.Merge(s.Env, runtime.BaseEnv(s, s.Port), vols)
+	env := runtime.InstanceEnv(s, s.Port, vols)
 	var cmd []string
 	if len(s.Command) > 0 {
 		cmd = runtime.Expand(s.Command, runtime.Merge(envMap(imgCfg.Env), env))
@@ -361,7 +375,7 @@ func (r *Runtime) hostPath(s *runtime.InstanceSpec, name string) (string, error)
 		}
 		p = filepath.Join(base, rel)
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("host path %s was not in the upload of %s: %w", name, s.App, runtime.ErrInvalidSpec)
+			return "", fmt.Errorf("host path %s was not in the upload of %s (looked in %s): %w", name, s.App, base, runtime.ErrInvalidSpec)
 		}
 	default:
 		return "", fmt.Errorf("host path %q: use an absolute path or ./dir: %w", name, runtime.ErrInvalidSpec)

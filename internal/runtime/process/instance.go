@@ -262,6 +262,9 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	r.mu.Unlock()
 	releasePorts(r.instanceDir(id))
+	if err := os.RemoveAll(r.accessoryFilesDir(id)); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
 	if err := os.RemoveAll(r.instanceDir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

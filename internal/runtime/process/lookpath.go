@@ -27,7 +27,10 @@ func lookPath(argv0, pathEnv, dir string) (string, error) {
 			p = filepath.Join(dir, p)
 		}
 		if err := executable(p); err != nil {
-			return "", fmt.Errorf("%s: %w", argv0, err)
+			if filepath.IsAbs(argv0) {
+				return "", fmt.Errorf("%s: %w", argv0, err)
+			}
+			return "", fmt.Errorf("%s: %w in %s", argv0, err, dir)
 		}
 		return p, nil
 	}

@@ -158,7 +158,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	if err != nil {
 		return fail(err)
 	}
-	env, err := r.instanceEnv(&s.InstanceSpec, s.Port, cred)
+	env, err := r.instanceEnv(&s.InstanceSpec, s.Port, cred, "")
 	if err != nil {
 		return fail(err)
 	}

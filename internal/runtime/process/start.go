@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
@@ -49,6 +50,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.In
 	in, err := r.start(ctx, id, dir, &s)
 	if err != nil {
 		_ = os.RemoveAll(dir)
+		_ = os.RemoveAll(r.accessoryFilesDir(id))
 		releasePorts(dir)
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
 	}
@@ -89,8 +91,9 @@ func (r *Runtime) workdir(s *runtime.InstanceSpec) (string, error) {
 
 // instanceEnv returns the environment of an instance: a base of the
 // server's PATH, HOME, LANG, TZ and TMPDIR, then s.Env, then PORT and the
-// MOORAGE_* variables. It creates the mounted volumes that do not exist.
-func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credential) (map[string]string, error) {
+// MOORAGE_* variables (and MOORAGE_APP_DIR, an accessory's files, when
+// files is set). It creates the mounted volumes that do not exist.
+func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credential, files string) (map[string]string, error) {
 	base := map[string]string{"PATH": defaultPath}
 	for _, k := range []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -114,7 +117,46 @@ func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credentia
 		}
 		vols[runtime.VolumeEnv(m.Name)] = d
 	}
-	return runtime.Merge(base, s.Env, runtime.BaseEnv(s, port), vols), nil
+	if files != "" {
+		vols[runtime.AppDirEnv] = files
+	}
+	return runtime.Merge(base, runtime.InstanceEnv(s, port, vols)), nil
+}
+
+// accessoryFiles gives an accessory the files of the upload of the release
+// that starts it: a copy of the release directory (hard links where the
+// filesystem allows, so no space is used), owned by the server and so
+// read-only to an accessory that runs as another user, kept while the
+// instance exists whatever happens to the release, and removed with it.
+// It returns "" when the accessory has no release directory.
+func (r *Runtime) accessoryFiles(s *runtime.InstanceSpec) (string, error) {
+	if s.Artifact.Ref == "" {
+		return "", nil
+	}
+	src := s.Artifact.Ref
+	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("release directory %s: %w", src, runtime.ErrArtifactGone)
+	}
+	dst := r.accessoryFilesDir(s.ID())
+	if err := os.RemoveAll(dst); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o711); err != nil {
+		return "", err
+	}
+	if err := fsutil.LinkTree(src, dst); err != nil {
+		_ = os.RemoveAll(dst)
+		return "", fmt.Errorf("copy the app's files from %s: %w", src, err)
+	}
+	if err := os.Chmod(dst, 0o755); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// accessoryFilesDir is where accessory id's copy of the app's files lives.
+func (r *Runtime) accessoryFilesDir(id string) string {
+	return filepath.Join(r.opts.DataDir, "accessory-files", id)
 }
 
 // command expands argv against env and resolves its program.
@@ -136,9 +178,20 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 	if err != nil {
 		return runtime.Instance{}, err
 	}
+	// An accessory runs in its own directory (its data); a program named
+	// with a relative path (./bin/postgres.sh) is the app's, from its
+	// files ($MOORAGE_APP_DIR).
+	progDir := cwd
+	var files string
 	if s.Kind == runtime.KindAccessory {
 		if err := cred.handOver(cwd); err != nil {
 			return runtime.Instance{}, err
+		}
+		if files, err = r.accessoryFiles(s); err != nil {
+			return runtime.Instance{}, err
+		}
+		if files != "" {
+			progDir = files
 		}
 	}
 	port := s.Port
@@ -149,11 +202,11 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 	} else {
 		reservePort(port, dir)
 	}
-	env, err := r.instanceEnv(s, port, cred)
+	env, err := r.instanceEnv(s, port, cred, files)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	path, args, err := command(s.Command, env, cwd)
+	path, args, err := command(s.Command, env, progDir)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
