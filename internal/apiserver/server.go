@@ -42,6 +42,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/version", s.version)
 	mux.HandleFunc("GET /v1/apps", s.apps)
 	mux.HandleFunc("POST /v1/deploys", s.deploy)
+	mux.HandleFunc("POST /v1/checks", s.check)
 	mux.HandleFunc("GET /v1/apps/{app}", s.status)
 	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
 	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
