@@ -28,6 +28,7 @@ import (
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
@@ -267,10 +268,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr()},
 		Logger: s.log.With("component", "api"),
 		Certs:  s.certs,
+		Notifier: notify.New(notify.Options{Store: s.store, Sealer: box, Certs: s.certs,
+			Logger: s.log.With("component", "notify")}),
 	}
 	os.RemoveAll(apiSrv.UploadDir) // leftovers of an interrupted upload
 	apiCtx, apiCancel := context.WithCancel(context.Background())
 	s.apiCancel = apiCancel
+	go apiSrv.Notifier.Run(apiCtx) // deliveries in flight end with the API
 	s.apiSrv = &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return apiCtx }}
 
