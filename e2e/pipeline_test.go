@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -131,4 +132,69 @@ func TestPipelineCheckDjango(t *testing.T) {
 	if entries, _ := filepath.Glob(filepath.Join(s.dataDir, "releases", "django-shop", "*")); len(entries) > 0 {
 		t.Fatalf("check left build artifacts: %v", entries)
 	}
+}
+
+func appendSpec(t *testing.T, dir, text string) {
+	t.Helper()
+	p := filepath.Join(dir, "moorage.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(b, []byte(text)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The pipeline: a commit whose test: passes is built, checked and
+// deployed, each stage journaled; one whose test fails stops there with
+// the test's output shown, and the active release is unchanged.
+func TestPipelineRunTestGate(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	app := s.hello(t, fastSpec...)
+	appendSpec(t, app, "test:\n  commands: [sh -c \"echo unit tests ran with MODE=$MODE; test -f message.txt\"]\n  env: {MODE: testing}\n")
+	setMessage(t, app, "first")
+	out, errOut, code := s.run("pipeline", app)
+	if code != 0 {
+		t.Fatalf("pipeline: exit %d\n%s%s", code, out, errOut)
+	}
+	s.waitBody("/", "first")
+	var ds []struct {
+		ID     int64  `json:"id"`
+		Kind   string `json:"kind"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds); err != nil {
+		t.Fatal(err)
+	}
+	var pid int64
+	for _, d := range ds {
+		if d.Kind == "pipeline" {
+			pid = d.ID
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no pipeline record in %+v", ds)
+	}
+	rec := s.mustRun("deploys", "-a", "hello", fmt.Sprint(pid))
+	for _, want := range []string{"fetch", "build", "test", "check", "deploy", "notify", "unit tests ran with MODE=testing"} {
+		if !strings.Contains(rec, want) {
+			t.Fatalf("pipeline record lacks %q:\n%s", want, rec)
+		}
+	}
+
+	// A failing test: refused, its output shown, v1 still serving.
+	p := filepath.Join(app, "moorage.yaml")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), "test -f message.txt", "echo FAILING-TEST-OUTPUT; exit 3", 1)), 0o644)
+	setMessage(t, app, "second")
+	out, errOut, code = s.run("pipeline", app)
+	if code == 0 || !strings.Contains(out+errOut, "FAILING-TEST-OUTPUT") || !strings.Contains(out+errOut, "test failed") {
+		t.Fatalf("failing pipeline: exit %d\n%s%s", code, out, errOut)
+	}
+	if st := s.ps("hello"); st.Active != "v1" {
+		t.Fatalf("active %s after a failed test, want v1", st.Active)
+	}
+	s.waitBody("/", "first")
 }

@@ -96,7 +96,7 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 		newReleasesCmd(g), newDeploysCmd(g), newPsCmd(g), newLogsCmd(g), newVersionCmd(g), newAppsCmd(g),
 		newConfigCmd(g), newScaleCmd(g), newRunCmd(g), newBackupCmd(g),
 		newPruneCmd(g), newAccessoryCmd(g), newMaintenanceCmd(g), newCertsCmd(g), newVolumeCmd(g),
-		newDialStdioCmd(g), newCheckCmd(g), newNotifyCmd(g),
+		newDialStdioCmd(g), newCheckCmd(g), newNotifyCmd(g), newPipelineCmd(g),
 	)
 	return root
 }

@@ -43,6 +43,8 @@ type InBuildRequest struct {
 	// Output, when set, receives the build's and the commands' output as
 	// it comes.
 	Output func(line string)
+	// Built, when set, is called once the build is done (err: it failed).
+	Built func(err error)
 }
 
 // InBuildResult is what RunInBuild found.
@@ -80,6 +82,9 @@ func (e *Engine) RunInBuild(ctx context.Context, req InBuildRequest) (InBuildRes
 		Env: runtime.Merge(sp.Env, cfg.Env),
 	})
 	res.BuildTime, res.BuildOutput = time.Since(t0), bout.String()
+	if req.Built != nil {
+		req.Built(err)
+	}
 	if err != nil {
 		res.BuildErr = err
 		return res, nil
@@ -173,4 +178,23 @@ func (w *tailWriter) String() string {
 		b = b[len(b)-store.MaxStepOutput:]
 	}
 	return string(b)
+}
+
+// OpenSecrets returns the values of app's secrets names (for the
+// pipeline's test stage, which gets only those its spec lists).
+func (e *Engine) OpenSecrets(ctx context.Context, app string, names []string) (map[string]string, error) {
+	vars, err := e.st.GetConfig(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	rel := &store.Release{App: app, Config: configOf(vars)}
+	out := map[string]string{}
+	for _, k := range names {
+		v, err := e.openSecret(rel, k)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
 }

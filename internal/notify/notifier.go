@@ -265,7 +265,10 @@ func deployEvent(d store.FinishedDeploy) (Event, bool) {
 	case d.Status == store.DeployFailed:
 		ev.Event = EventDeployFailed
 		ev.Title = fmt.Sprintf("%s: %s #%d failed", d.App, what, d.ID)
-	case d.Status == store.DeploySucceeded && (d.Kind == store.KindDeploy || d.Kind == store.KindRollback || d.Kind == "pipeline"):
+	case d.Kind == "pipeline" && (d.Status == store.DeploySucceeded || strings.HasPrefix(d.Reason, "deploy #")):
+		// Its deploy stage's own record tells of the deploy.
+		return Event{}, false
+	case d.Status == store.DeploySucceeded && (d.Kind == store.KindDeploy || d.Kind == store.KindRollback):
 		ev.Event = EventDeploySucceeded
 		ev.Title = fmt.Sprintf("%s: %s #%d succeeded, %s is active", d.App, what, d.ID, store.ReleaseID(d.Release))
 	default:
