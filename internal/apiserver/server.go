@@ -47,6 +47,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/checks", s.check)
 	s.notifyRoutes(mux)
 	mux.HandleFunc("POST /v1/pipelines", s.pipelineRun)
+	s.hookRoutes(mux)
 	mux.HandleFunc("GET /v1/apps/{app}", s.status)
 	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
 	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)

@@ -198,3 +198,20 @@ func (e *Engine) OpenSecrets(ctx context.Context, app string, names []string) (m
 	}
 	return out, nil
 }
+
+// SealValue seals a value of app under name with the server's secrets key
+// (webhook secrets); OpenValue opens it.
+func (e *Engine) SealValue(app, name string, v []byte) ([]byte, error) {
+	if e.secrets == nil {
+		return nil, fmt.Errorf("%w: no secrets key is loaded", ErrSecrets)
+	}
+	return e.secrets.Seal(app, name, v)
+}
+
+// OpenValue opens what SealValue sealed.
+func (e *Engine) OpenValue(app, name string, sealed []byte) ([]byte, error) {
+	if e.secrets == nil {
+		return nil, fmt.Errorf("%w: no secrets key is loaded", ErrSecrets)
+	}
+	return e.secrets.Open(app, name, sealed)
+}

@@ -290,7 +290,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 	if httpsOn {
-		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: s.edge})
+		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: apiSrv.HooksHandler(s.edge)})
 		s.httpsSrv.TLSConfig = s.certs.TLSConfig()
 		s.wg.Add(1)
 		go func() {
