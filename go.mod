@@ -6,6 +6,8 @@ require (
 	github.com/caddyserver/certmagic v0.25.6
 	github.com/chromedp/chromedp v0.24.0
 	github.com/containerd/errdefs v1.0.0
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.26.0
 	github.com/mholt/acmez/v3 v3.1.7
 	github.com/moby/docker-image-spec v1.3.1
 	github.com/moby/moby/api v1.56.1

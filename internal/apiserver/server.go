@@ -21,6 +21,7 @@ import (
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -34,6 +35,7 @@ type Server struct {
 	Version   api.Version
 	Logger    *slog.Logger
 	Certs     *certs.Manager // nil: HTTPS is off
+	Notifier  *notify.Notifier
 }
 
 // Handler returns the API's routes.
@@ -42,6 +44,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/version", s.version)
 	mux.HandleFunc("GET /v1/apps", s.apps)
 	mux.HandleFunc("POST /v1/deploys", s.deploy)
+	mux.HandleFunc("POST /v1/checks", s.check)
+	s.notifyRoutes(mux)
+	mux.HandleFunc("POST /v1/pipelines", s.pipelineRun)
+	s.hookRoutes(mux)
 	mux.HandleFunc("GET /v1/apps/{app}", s.status)
 	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
 	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)

@@ -76,6 +76,7 @@ func newPsCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(g.stdout, line)
 				}
 			}
+			printFailingNotifiers(cmd, g, c, app)
 			if len(st.Events) > 0 {
 				fmt.Fprintln(g.stdout, "\nrecent events:")
 				for _, e := range st.Events {

@@ -32,6 +32,7 @@ import (
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/metrics"
+	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
@@ -113,6 +114,7 @@ type Server struct {
 	apiCancel                         context.CancelFunc // ends the API handlers' contexts
 	front                             *proxy.Server
 	dashboard                         atomic.Pointer[http.Handler] // set once the API serves
+	hooks                             atomic.Pointer[http.Handler] // HTTPS with webhooks, once the API serves
 	serveErr                          chan error
 	wg                                sync.WaitGroup
 	shutdownOnce                      sync.Once
@@ -309,7 +311,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 	if httpsOn {
-		edge := s.dashboardFront(s.edge, true)
+		dashEdge := s.dashboardFront(s.edge, true)
+		edge := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Once the API serves, signed webhooks (POST /hooks/APP) are
+			// taken before the app's routes.
+			if h := s.hooks.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			dashEdge.ServeHTTP(w, r)
+		})
 		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if s.draining.Load() {
 				// Stopping: the connection's last request, and the
@@ -380,6 +391,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr()},
 		Logger: s.log.With("component", "api"),
 		Certs:  s.certs,
+		Notifier: notify.New(notify.Options{Store: s.store, Sealer: box, Certs: s.certs,
+			Logger: s.log.With("component", "notify")}),
 	}
 	os.RemoveAll(apiSrv.UploadDir) // leftovers of an interrupted upload
 	apiCtx, apiCancel := context.WithCancel(context.Background())
@@ -387,6 +400,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	apiHandler, err := s.startDashboard(apiSrv.Handler())
 	if err != nil {
 		return err
+	}
+	go apiSrv.Notifier.Run(apiCtx) // deliveries in flight end with the API
+	if httpsOn {
+		hooks := apiSrv.HooksHandler(s.dashboardFront(s.edge, true))
+		s.hooks.Store(&hooks)
 	}
 	s.apiSrv = &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return apiCtx },

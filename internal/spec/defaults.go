@@ -36,10 +36,14 @@ func (d *decoder) applyDefaults(s *Spec) {
 	if !d.given("deploy.keep_releases") {
 		dep.KeepReleases = DefaultKeepReleases
 	}
+	var tests []Task
+	if s.Test != nil {
+		tests = s.Test.Commands
+	}
 	for _, list := range []struct {
 		p     string
 		tasks []Task
-	}{{"release", s.Release}, {"checks", s.Checks}} {
+	}{{"release", s.Release}, {"checks", s.Checks}, {"test.commands", tests}} {
 		for i := range list.tasks {
 			if !d.given(index(list.p, i) + ".timeout") {
 				list.tasks[i].Timeout = dep.ReleaseTimeout

@@ -9,7 +9,7 @@ import (
 
 // The keys each part of the spec accepts, in the order the docs list them.
 var (
-	topKeys       = []string{"app", "runtime", "image", "build", "env", "secrets", "release", "checks", "services", "accessories", "volumes", "deploy", "backups", "logs"}
+	topKeys       = []string{"app", "runtime", "image", "build", "env", "secrets", "release", "checks", "services", "accessories", "volumes", "deploy", "backups", "logs", "test"}
 	buildKeys     = []string{"command", "dockerfile", "target", "args", "workdir"}
 	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "stop_group", "user", "read_only", "memory", "cpus", "allow_root"}
 	healthKeys    = []string{"path", "command", "tcp", "interval", "timeout", "start_period", "retries"}
@@ -21,6 +21,7 @@ var (
 	backupsKeys   = []string{"schedule", "keep", "to"}
 	logsKeys      = []string{"max_age", "max_size"}
 	taskKeys      = []string{"command", "timeout"}
+	testKeys      = []string{"commands", "env", "secrets"}
 )
 
 // spec walks the top-level mapping.
@@ -52,6 +53,8 @@ func (d *decoder) spec(root *yaml.Node) *Spec {
 			s.Release = d.tasks(v, key, "release: [manage.py migrate --noinput]")
 		case "checks":
 			s.Checks = d.tasks(v, key, "checks: [manage.py check --deploy]")
+		case "test":
+			s.Test = d.test(v, key)
 		case "services":
 			s.Services = d.services(v, key)
 		case "accessories":
@@ -87,6 +90,31 @@ func (d *decoder) build(n *yaml.Node, p string) *Build {
 		}
 	})
 	return b
+}
+
+// test reads the pipeline's test stage: a list of commands, or a mapping
+// with commands:, env: and secrets:.
+func (d *decoder) test(n *yaml.Node, p string) *Test {
+	if isNull(n) {
+		return nil
+	}
+	t := &Test{}
+	if r := d.resolve(n, p); r != nil && r.Kind == yaml.SequenceNode {
+		t.Commands = d.tasks(r, p+".commands", "test: [python3 manage.py test]")
+		return t
+	}
+	d.mapping(n, p, testKeys, "test: {commands: [python3 manage.py test], env: {DEBUG: '1'}}", func(key string, k, v *yaml.Node) {
+		q := join(p, key)
+		switch key {
+		case "commands":
+			t.Commands = d.tasks(v, q, "commands: [python3 manage.py test]")
+		case "env":
+			t.Env = d.env(v, q)
+		case "secrets":
+			t.Secrets = d.strList(v, q, "secrets: [TEST_API_TOKEN]")
+		}
+	})
+	return t
 }
 
 // tasks reads release tasks or checks.

@@ -63,6 +63,9 @@ type Spec struct {
 
 	Release []Task `json:"release,omitempty"` // release tasks, in order, once per deploy
 	Checks  []Task `json:"checks,omitempty"`  // run in the new release before cutover
+	// Test is what the pipeline (git push, webhooks) runs in a new build
+	// before deploying it; `moorage deploy` does not run it.
+	Test *Test `json:"test,omitempty"`
 
 	Deploy Deploy `json:"deploy"`
 
@@ -109,6 +112,16 @@ type Task struct {
 	Timeout time.Duration `json:"timeout"` // default DefaultReleaseTimeout
 	// Line is the 1-based line in the spec, to point at a failing task.
 	Line int `json:"line,omitempty"`
+}
+
+// Test is the pipeline's test stage: commands run one after the other in
+// the new build, with the spec's env, then Env over it, and of the app's
+// secrets only those listed in Secrets (config values are left out too:
+// tests do not talk to production).
+type Test struct {
+	Commands []Task            `json:"commands"`
+	Env      map[string]string `json:"env,omitempty"`
+	Secrets  []string          `json:"secrets,omitempty"`
 }
 
 // Deploy holds the tunables of the deploy contract.

@@ -67,6 +67,17 @@ func (d *decoder) validate(s *Spec) {
 	d.checkSecrets("secrets", s.Secrets, s.Env)
 	d.checkTasks("release", s.Release)
 	d.checkTasks("checks", s.Checks)
+	if s.Test != nil {
+		d.checkTasks("test.commands", s.Test.Commands)
+		if len(s.Test.Commands) == 0 {
+			d.fail("test.commands", false, "lists no command; e.g. test: {commands: [python3 manage.py test]}")
+		}
+		for _, k := range s.Test.Secrets {
+			if !slices.Contains(s.Secrets, k) {
+				d.fail("test.secrets", false, "names %s, which is not in the spec's secrets:", k)
+			}
+		}
+	}
 
 	dep := s.Deploy
 	d.checkDuration("deploy.monitor", dep.Monitor, 0)

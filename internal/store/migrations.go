@@ -155,6 +155,26 @@ CREATE TABLE dashboard_audit (
 	outcome TEXT NOT NULL
 );
 `,
+	// 5: notifiers (per app, or server-wide with app ''), their sealed
+	// targets and delivery health, and the notifier's cursors.
+	`
+CREATE TABLE notifiers (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	app           TEXT NOT NULL DEFAULT '',
+	kind          TEXT NOT NULL,
+	label         TEXT NOT NULL,
+	target        BLOB NOT NULL,
+	created_at    INTEGER NOT NULL,
+	last_ok_at    INTEGER,
+	last_error    TEXT NOT NULL DEFAULT '',
+	last_error_at INTEGER,
+	failures      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE notify_state (
+	name  TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// requireDjango finds Debian's python3 with python3-django; missing, the
+// test fails under MOORAGE_REQUIRE_DOCKER=1 (scripts/test-deps installs it)
+// and is skipped, saying why, otherwise.
+func requireDjango(t *testing.T) {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import django").Run(); err != nil {
+		if os.Getenv("MOORAGE_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("MOORAGE_REQUIRE_DOCKER=1 but /usr/bin/python3 cannot import django (%v); install python3-django", err)
+		}
+		t.Skipf("/usr/bin/python3 cannot import django (%v); install python3-django to run it", err)
+	}
+}
+
+// copyExample copies examples/NAME into a temporary directory.
+func copyExample(t *testing.T, name string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot, "examples", name)
+	dst := filepath.Join(t.TempDir(), name)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.Name() == "__pycache__" || d.Name() == "db.sqlite3" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+type checkReport struct {
+	App     string `json:"app"`
+	Results []struct {
+		Name, Status, Message, Fix, Output string
+	} `json:"results"`
+}
+
+func (r checkReport) find(name string) (status, fix, output string) {
+	for _, x := range r.Results {
+		if x.Name == name {
+			return x.Status, x.Fix, x.Output
+		}
+	}
+	return "", "", ""
+}
+
+// `moorage check` (the pipeline's preflight) on the Django example: a
+// secret not set fails it with the command that sets it; set, the spec's
+// checks (manage.py check --deploy, makemigrations --check) pass in a
+// build that never starts; a model changed without its migration fails
+// with the fix naming the app. Nothing is deployed by any of it.
+func TestPipelineCheckDjango(t *testing.T) {
+	t.Parallel()
+	requireDjango(t)
+	s := startServer(t)
+	dir := copyExample(t, "django")
+
+	// The secret is not set: a failure that says how to set it.
+	out, errOut, code := s.run("check", dir)
+	if code != 1 || !strings.Contains(out, "FAIL  security.secrets") || !strings.Contains(out, "moorage config set -a django-shop --secret SECRET_KEY=") {
+		t.Fatalf("check without SECRET_KEY: exit %d, want 1 naming the fix\n%s%s", code, out, errOut)
+	}
+	s.mustRun("config", "set", "-a", "django-shop", "--secret", "SECRET_KEY=Zt0m5hQ8yW2vK7pL4nR9cX1bF6gJ3dS0aE5uI8oP2qT7wY4rV9")
+
+	out, errOut, code = s.run("check", dir)
+	if code != 0 {
+		t.Fatalf("check of the example: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"PASS  checks[0]: `/usr/bin/python3 manage.py check --deploy", "PASS  checks[1]: `/usr/bin/python3 manage.py makemigrations --check --dry-run` passed", "PASS  security.health.web", "plan: dry run not available in this build"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("check output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A model field without its migration.
+	models := filepath.Join(dir, "notes", "models.py")
+	b, err := os.ReadFile(models)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(models, append(b, []byte("    done = models.BooleanField(default=False)\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = s.run("check", "--json", dir)
+	if code != 1 {
+		t.Fatalf("check with a pending migration: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("check --json: %v\n%s", err, out)
+	}
+	status, fix, output := rep.find("checks[1]")
+	if status != "fail" || !strings.Contains(fix, "manage.py makemigrations notes") || !strings.Contains(output, "Add field done to note") {
+		t.Fatalf("pending migration: status %q, fix %q, output:\n%s", status, fix, output)
+	}
+	if status, _, _ := rep.find("checks[0]"); status != "pass" {
+		t.Fatalf("check --deploy: %s, want pass", status)
+	}
+
+	// Nothing ran and nothing was recorded.
+	if out := strings.TrimSpace(s.mustRun("releases", "-a", "django-shop", "--json")); out != "[]" {
+		t.Fatalf("check recorded a release:\n%s", out)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(s.dataDir, "releases", "django-shop", "*")); len(entries) > 0 {
+		t.Fatalf("check left build artifacts: %v", entries)
+	}
+}
+
+func appendSpec(t *testing.T, dir, text string) {
+	t.Helper()
+	p := filepath.Join(dir, "moorage.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(b, []byte(text)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The pipeline: a commit whose test: passes is built, checked and
+// deployed, each stage journaled; one whose test fails stops there with
+// the test's output shown, and the active release is unchanged.
+func TestPipelineRunTestGate(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	app := s.hello(t, fastSpec...)
+	appendSpec(t, app, "test:\n  commands: [sh -c \"echo unit tests ran with MODE=$MODE; test -f message.txt\"]\n  env: {MODE: testing}\n")
+	setMessage(t, app, "first")
+	out, errOut, code := s.run("pipeline", app)
+	if code != 0 {
+		t.Fatalf("pipeline: exit %d\n%s%s", code, out, errOut)
+	}
+	s.waitBody("/", "first")
+	var ds []struct {
+		ID     int64  `json:"id"`
+		Kind   string `json:"kind"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds); err != nil {
+		t.Fatal(err)
+	}
+	var pid int64
+	for _, d := range ds {
+		if d.Kind == "pipeline" {
+			pid = d.ID
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no pipeline record in %+v", ds)
+	}
+	rec := s.mustRun("deploys", "-a", "hello", fmt.Sprint(pid))
+	for _, want := range []string{"fetch", "build", "test", "check", "deploy", "notify", "unit tests ran with MODE=testing"} {
+		if !strings.Contains(rec, want) {
+			t.Fatalf("pipeline record lacks %q:\n%s", want, rec)
+		}
+	}
+
+	// A failing test: refused, its output shown, v1 still serving.
+	p := filepath.Join(app, "moorage.yaml")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), "test -f message.txt", "echo FAILING-TEST-OUTPUT; exit 3", 1)), 0o644)
+	setMessage(t, app, "second")
+	out, errOut, code = s.run("pipeline", app)
+	if code == 0 || !strings.Contains(out+errOut, "FAILING-TEST-OUTPUT") || !strings.Contains(out+errOut, "test failed") {
+		t.Fatalf("failing pipeline: exit %d\n%s%s", code, out, errOut)
+	}
+	if st := s.ps("hello"); st.Active != "v1" {
+		t.Fatalf("active %s after a failed test, want v1", st.Active)
+	}
+	s.waitBody("/", "first")
+}

@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A webhook signed like GitHub's, sent to the server's HTTPS listener:
+// the server fetches the commit from a repository served by `git daemon`
+// and deploys it through the pipeline; a wrong signature gets 401 and
+// deploys nothing; a replayed delivery is ignored.
+func TestWebhookGitHubDeploys(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatalf("git is not installed (scripts/test-deps): %v", err)
+	}
+	s := startServer(t)
+	// The HTTPS listener answers names it has a certificate for: the app
+	// is first deployed with one (tls: internal), then by the webhook.
+	app := s.hello(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}\n", "    health: {path: /healthz, interval: 1s}\n    http: {hosts: [hello.localhost], tls: internal}\n")...)
+	s.deploy(app, 0)
+	setMessage(t, app, "from the webhook")
+	mustGit(t, app, nil, "init", "--quiet", "--initial-branch=main")
+	mustGit(t, app, nil, "add", "-A")
+	mustGit(t, app, nil, "commit", "--quiet", "-m", "webhook commit")
+	sha := strings.TrimSpace(mustGit(t, app, nil, "rev-parse", "HEAD"))
+
+	// git daemon serving the work tree's repository.
+	daemonAddr := freePort(t)
+	host, port, _ := net.SplitHostPort(daemonAddr)
+	base := strings.TrimSuffix(app, "/hello")
+	daemon := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+base, "--listen="+host, "--port="+port, base)
+	var dlog bytes.Buffer
+	daemon.Stdout, daemon.Stderr = &dlog, &dlog
+	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // it forks a child per connection
+	daemon.WaitDelay = 5 * time.Second
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL); daemon.Wait() })
+	waitFor(t, 30*time.Second, "git daemon", func() error {
+		c, err := net.DialTimeout("tcp", daemonAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+
+	var h struct{ Secret string }
+	if err := json.Unmarshal([]byte(s.mustRun("webhook", "set", "-a", "hello", "--repo", "git://"+daemonAddr+"/hello", "--branch", "main", "--json")), &h); err != nil || len(h.Secret) < 32 {
+		t.Fatalf("webhook set: %+v %v", h, err)
+	}
+
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "hello.localhost"}}}
+	getBody := func() string {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+s.https+"/", nil)
+		req.Host = "hello.localhost"
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return b.String()
+	}
+	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"repository":{"full_name":"acme/hello"}}`, sha))
+	send := func(secret, delivery string) (int, string) {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		req, _ := http.NewRequest(http.MethodPost, "https://"+s.https+"/hooks/hello", bytes.NewReader(body))
+		req.Host = "hello.localhost"
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", delivery)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		t0 := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		if d := time.Since(t0); d > 5*time.Second {
+			t.Fatalf("the webhook was answered after %s, not at once", d)
+		}
+		return resp.StatusCode, b.String()
+	}
+
+	if code, out := send("wrong-secret", "d-0"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong signature: %d %s", code, out)
+	}
+	if code, out := send(h.Secret, "d-1"); code != http.StatusAccepted {
+		t.Fatalf("signed delivery: %d %s", code, out)
+	}
+	waitFor(t, 60*time.Second, "the webhook's commit to serve", func() error {
+		if b := getBody(); !strings.Contains(b, "from the webhook") {
+			return fmt.Errorf("body %q", b)
+		}
+		return nil
+	})
+	if code, out := send(h.Secret, "d-1"); code != http.StatusOK || !strings.Contains(out, "ignored") {
+		t.Fatalf("replayed delivery: %d %s", code, out)
+	}
+	var ds []struct {
+		Kind   string `json:"kind"`
+		Status string `json:"status"`
+	}
+	waitFor(t, 30*time.Second, "the pipeline record to end", func() error {
+		if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.Kind == "pipeline" && d.Status == "running" {
+				return fmt.Errorf("still running")
+			}
+		}
+		return nil
+	})
+	n := 0
+	for _, d := range ds {
+		if d.Kind == "pipeline" {
+			n++
+			if d.Status != "succeeded" {
+				t.Fatalf("pipeline %s", d.Status)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d pipelines ran, want 1 (the 401 and the replay run none): %+v", n, ds)
+	}
+	if st := s.ps("hello"); st.Active != "v2" {
+		t.Fatalf("active %s, want v2", st.Active)
+	}
+}

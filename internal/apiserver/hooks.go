@@ -1,0 +1,299 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/pipeline"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// Journal keys of an app's webhook.
+const (
+	journalWebhook    = "webhook"            // JSON webhookConfig, the secret sealed
+	journalDeliveries = "webhook-deliveries" // JSON list of the last delivery ids
+	maxDeliveries     = 200
+)
+
+type webhookConfig struct {
+	Repo   string `json:"repo"`
+	Branch string `json:"branch"`
+	Secret string `json:"secret"` // base64 of the sealed secret
+}
+
+// WebhookInfo is what `moorage webhook` shows (the secret only when set).
+type WebhookInfo struct {
+	App    string `json:"app"`
+	Repo   string `json:"repo"`
+	Branch string `json:"branch"`
+	Secret string `json:"secret,omitempty"`
+}
+
+func (s *Server) hookRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /v1/apps/{app}/webhook", s.setWebhook)
+	mux.HandleFunc("GET /v1/apps/{app}/webhook", s.getWebhook)
+}
+
+// setWebhook configures app's webhook and answers its new secret.
+func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	var req WebhookInfo
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "webhook request: "+err.Error())
+		return
+	}
+	if !strings.HasPrefix(req.Repo, "https://") && !strings.HasPrefix(req.Repo, "http://") && !strings.HasPrefix(req.Repo, "git://") {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--repo %q: use the repository's https:// (or git://) clone URL", req.Repo))
+		return
+	}
+	if req.Branch == "" {
+		req.Branch = "main"
+	}
+	secret := make([]byte, 24)
+	rand.Read(secret)
+	req.Secret = hex.EncodeToString(secret)
+	sealed, err := s.Engine.SealValue(app, "webhook", []byte(req.Secret))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	cfg, _ := json.Marshal(webhookConfig{Repo: req.Repo, Branch: req.Branch, Secret: base64.StdEncoding.EncodeToString(sealed)})
+	if _, err := s.Engine.Store().EnsureApp(r.Context(), app, "process"); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.Engine.Store().PutJournal(r.Context(), app, journalWebhook, string(cfg)); err != nil {
+		writeErr(w, err)
+		return
+	}
+	req.App = app
+	writeJSON(w, http.StatusOK, req)
+}
+
+func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	cfg, err := s.webhook(r.Context(), app)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, WebhookInfo{App: app, Repo: cfg.Repo, Branch: cfg.Branch})
+}
+
+func (s *Server) webhook(ctx context.Context, app string) (*webhookConfig, error) {
+	v, err := s.Engine.Store().GetJournal(ctx, app, journalWebhook)
+	if err != nil {
+		return nil, err
+	}
+	if v == "" {
+		return nil, fmt.Errorf("%s has no webhook: set one with `moorage webhook set -a %s --repo URL`: %w", app, app, store.ErrNotFound)
+	}
+	var cfg webhookConfig
+	if err := json.Unmarshal([]byte(v), &cfg); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// HooksHandler serves POST /hooks/APP (signed webhooks from GitHub, GitLab
+// and Gitea) in front of next, on the server's HTTPS listener. Only a POST
+// that carries one of their signature headers, to an app with a webhook,
+// is taken: any other request goes to next (the app's own /hooks/ routes).
+func (s *Server) HooksHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		app, ok := strings.CutPrefix(r.URL.Path, "/hooks/")
+		signed := r.Header.Get("X-Hub-Signature-256") != "" || r.Header.Get("X-Gitlab-Token") != "" || r.Header.Get("X-Gitea-Signature") != ""
+		if !ok || r.Method != http.MethodPost || !signed || !appNameRe(app) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		cfg, err := s.webhook(r.Context(), app)
+		if errors.Is(err, store.ErrNotFound) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		s.hook(w, r, app, cfg)
+	})
+}
+
+func appNameRe(s string) bool {
+	if s == "" || len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+var deliveriesMu sync.Mutex
+
+func (s *Server) hook(w http.ResponseWriter, r *http.Request, app string, cfg *webhookConfig) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 5<<20))
+	if err != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	sealed, err := base64.StdEncoding.DecodeString(cfg.Secret)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	secret, err := s.Engine.OpenValue(app, "webhook", sealed)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if !validSignature(r, body, secret) {
+		s.log().Warn("webhook: wrong or missing signature", "app", app, "remote", r.RemoteAddr)
+		http.Error(w, "wrong or missing signature", http.StatusUnauthorized)
+		return
+	}
+	var push struct {
+		Ref         string `json:"ref"`
+		After       string `json:"after"`
+		CheckoutSHA string `json:"checkout_sha"`
+	}
+	if err := json.Unmarshal(body, &push); err != nil {
+		http.Error(w, "the body is not a push event's JSON", http.StatusBadRequest)
+		return
+	}
+	id := r.Header.Get("X-GitHub-Delivery") + r.Header.Get("X-Gitea-Delivery") + r.Header.Get("X-Gitlab-Event-UUID")
+	if id == "" {
+		sum := sha256.Sum256(body)
+		id = hex.EncodeToString(sum[:])
+	}
+	if !s.newDelivery(r.Context(), app, id) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "delivery " + id + " was already received"})
+		return
+	}
+	if push.Ref != "refs/heads/"+cfg.Branch {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": fmt.Sprintf("%s is not the deploy branch (%s)", push.Ref, cfg.Branch)})
+		return
+	}
+	sha := push.After
+	if push.CheckoutSHA != "" {
+		sha = push.CheckoutSHA
+	}
+	if len(sha) < 7 || strings.Trim(sha, "0") == "" {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "no commit to deploy (a deleted branch?)"})
+		return
+	}
+	s.log().Info("webhook: deploying", "app", app, "delivery", id, "sha", sha)
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "delivery": id, "commit": sha})
+	go s.hookPipeline(app, cfg, sha, id)
+}
+
+// validSignature checks GitHub's and Gitea's HMAC-SHA256 of the body, or
+// GitLab's token.
+func validSignature(r *http.Request, body, secret []byte) bool {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	want := hex.EncodeToString(mac.Sum(nil))
+	if h := r.Header.Get("X-Hub-Signature-256"); h != "" {
+		return hmac.Equal([]byte(h), []byte("sha256="+want))
+	}
+	if h := r.Header.Get("X-Gitea-Signature"); h != "" {
+		return hmac.Equal([]byte(h), []byte(want))
+	}
+	if h := r.Header.Get("X-Gitlab-Token"); h != "" {
+		return hmac.Equal([]byte(h), secret)
+	}
+	return false
+}
+
+// newDelivery records a delivery id; false when it was seen before.
+func (s *Server) newDelivery(ctx context.Context, app, id string) bool {
+	deliveriesMu.Lock()
+	defer deliveriesMu.Unlock()
+	var ids []string
+	if v, err := s.Engine.Store().GetJournal(ctx, app, journalDeliveries); err == nil && v != "" {
+		json.Unmarshal([]byte(v), &ids)
+	}
+	if slices.Contains(ids, id) {
+		return false
+	}
+	ids = append(ids, id)
+	if len(ids) > maxDeliveries {
+		ids = ids[len(ids)-maxDeliveries:]
+	}
+	b, _ := json.Marshal(ids)
+	s.Engine.Store().PutJournal(ctx, app, journalDeliveries, string(b))
+	return true
+}
+
+// hookPipeline fetches sha from the app's repository and runs the
+// pipeline on it; the outcome is in `moorage deploys` and the
+// notifications.
+func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery string) {
+	ctx := context.Background()
+	log := s.log().With("app", app, "delivery", delivery)
+	if err := os.MkdirAll(s.UploadDir, 0o700); err != nil {
+		log.Error("webhook", "err", err)
+		return
+	}
+	work, err := os.MkdirTemp(s.UploadDir, "hook-")
+	if err != nil {
+		log.Error("webhook", "err", err)
+		return
+	}
+	defer os.RemoveAll(work)
+	repo, tree := filepath.Join(work, "repo"), filepath.Join(work, "tree")
+	git := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	steps := [][]string{
+		{"init", "--quiet", "--bare", repo},
+		{"--git-dir", repo, "fetch", "--quiet", "--depth", "50", cfg.Repo, "refs/heads/" + cfg.Branch},
+	}
+	for _, a := range steps {
+		if _, err := git(a...); err != nil {
+			log.Error("webhook: fetch failed", "repo", cfg.Repo, "err", err)
+			s.Engine.Store().AddEvent(ctx, store.Event{App: app, Kind: store.EventError, Message: "webhook delivery " + delivery + ": fetch failed: " + err.Error()})
+			return
+		}
+	}
+	if _, err := git("--git-dir", repo, "cat-file", "-e", sha+"^{commit}"); err != nil {
+		log.Error("webhook: the pushed commit is not on the branch any more", "sha", sha)
+		s.Engine.Store().AddEvent(ctx, store.Event{App: app, Kind: store.EventError, Message: fmt.Sprintf("webhook delivery %s: commit %s is not in %s %s", delivery, sha, cfg.Repo, cfg.Branch)})
+		return
+	}
+	os.MkdirAll(tree, 0o700)
+	if _, err := git("--git-dir", repo, "--work-tree", tree, "checkout", "--quiet", "--force", sha, "--", "."); err != nil {
+		log.Error("webhook: checkout failed", "err", err)
+		return
+	}
+	author, _ := git("--git-dir", repo, "log", "-1", "--format=%an <%ae>", sha)
+	msg, _ := git("--git-dir", repo, "log", "-1", "--format=%s", sha)
+	status, err := s.pipelines().Run(ctx, pipeline.Request{Dir: tree, Owner: "webhook " + delivery, Plan: dryRunPlan,
+		Commit: pipeline.Commit{SHA: sha, Branch: cfg.Branch, Author: author, Message: msg}}, func(engine.Event) {})
+	log.Info("webhook: pipeline done", "status", status, "err", err)
+}
