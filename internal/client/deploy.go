@@ -18,6 +18,9 @@ type DeployOptions struct {
 	SpecFile string // spec file name inside dir (default moorage.yaml)
 	Runtime  string // override the spec's runtime
 	Wait     bool   // wait for the app's lock instead of being refused
+	// Extra files added to the upload (name → content), e.g. the spec
+	// `moorage deploy -f` writes from compose files.
+	Extra map[string][]byte
 }
 
 // Deploy uploads dir and streams the deploy's events to fn. The upload is
@@ -30,7 +33,7 @@ func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn fun
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := archive.Pack(dir, ig, pw)
+		_, err := archive.PackWith(dir, pw, archive.PackOptions{Ignore: ig, Extra: o.Extra})
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
