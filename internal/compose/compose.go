@@ -126,14 +126,14 @@ func Load(ctx context.Context, o Options) (*Result, error) {
 		opts = append(opts, cli.WithOsEnv)
 	}
 	opts = append(opts, cli.WithEnvFiles(o.EnvFiles...), cli.WithDotEnv, cli.WithProfiles(o.Profiles),
-		cli.WithDefaultProfiles(), cli.WithName(projectName(dir)))
+		cli.WithName(projectName(dir)))
 	po, err := cli.NewProjectOptions(o.Files, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("compose: %w", err)
 	}
 	p, err := loadProject(ctx, po)
 	if err != nil {
-		return nil, fmt.Errorf("compose: %w", err)
+		return nil, fmt.Errorf("compose (%s): %w", strings.Join(o.Files, " + "), err)
 	}
 	m := &mapper{p: p, src: readSources(o.Files), dir: dir, app: o.App}
 	res, err := m.run()

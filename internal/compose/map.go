@@ -1149,7 +1149,11 @@ func (m *mapper) secrets(names []string) {
 			}
 			how := ""
 			if def, ok := m.p.Secrets[ref.Source]; ok && def.File != "" {
-				how = fmt.Sprintf(" < %s", def.File)
+				f := def.File
+				if rel, err := filepath.Rel(m.dir, f); err == nil && filepath.IsLocal(rel) {
+					f = "./" + filepath.ToSlash(rel)
+				}
+				how = fmt.Sprintf(" < %s", f)
 			}
 			m.warnf("services."+n+".secrets", "secret %s becomes the moorage secret %s: the %s gets it as the variable $%s, not as the file %s; set it once with `moorage config set --secret %s%s`", ref.Source, env, map[bool]string{true: "accessory", false: "app"}[r == RoleAccessory], env, target, env, how)
 		}
