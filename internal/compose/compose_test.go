@@ -2,7 +2,7 @@ package compose
 
 import (
 	"context"
-		"flag"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
