@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 )
 
 // Stats describes a packed upload.
@@ -33,6 +34,10 @@ type PackOptions struct {
 	// Skipped) instead of failing.
 	SkipSpecial bool
 	Skipped     func(rel string)
+	// Extra are files added to the stream (name → content, mode 0644)
+	// in place of any file of that name in dir: `moorage deploy -f`
+	// uploads the spec it wrote from the compose files this way.
+	Extra map[string][]byte
 }
 
 // PackWith is Pack with options.
@@ -53,6 +58,9 @@ func PackWith(dir string, w io.Writer, o PackOptions) (Stats, error) {
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
+		if _, ok := o.Extra[rel]; ok && !d.IsDir() {
+			return nil
+		}
 		if ig != nil && ig.Match(rel) {
 			if d.IsDir() {
 				return filepath.SkipDir
@@ -110,6 +118,18 @@ func PackWith(dir string, w io.Writer, o PackOptions) (Stats, error) {
 	})
 	if err != nil {
 		return st, err
+	}
+	for _, name := range sortedKeys(o.Extra) {
+		data := o.Extra[name]
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return st, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return st, err
+		}
+		st.Files++
+		st.Bytes += int64(len(data))
 	}
 	if err := tw.Close(); err != nil {
 		return st, err
@@ -222,4 +242,13 @@ func UnpackWith(r io.Reader, dir string, lim Limits, chown bool) (Stats, error) 
 		}
 	}
 	return st, nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -15,6 +15,7 @@ import (
 func newDeployCmd(g *globals) *cobra.Command {
 	var o client.DeployOptions
 	var asJSON, verbose bool
+	var cf composeFlags
 	cmd := &cobra.Command{
 		Use:   "deploy [DIR]",
 		Short: "Deploy the app in DIR (default .) as a new release",
@@ -24,9 +25,22 @@ the old ones, one health-gated cutover, then the old release stops. Any failure
 leaves the active release serving, untouched.
 
 The deploy goes on to a consistent end on the server if this command is
-interrupted; follow it with 'moorage deploys'.`,
+interrupted; follow it with 'moorage deploys'.
+
+With -f docker-compose.yaml (several -f merge as in docker compose, with
+--profile and .env), the compose project's directory is deployed with the
+moorage.yaml written from the compose files; see docs/compose.md.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(cf.files) > 0 {
+				if len(args) > 0 {
+					return &exitError{code: 2, err: fmt.Errorf("with -f the project directory is the first compose file's; drop %s", args[0])}
+				}
+				return deployCompose(cmd, g, &cf, o, asJSON, verbose)
+			}
+			if len(cf.profiles) > 0 || len(cf.envFiles) > 0 {
+				return &exitError{code: 2, err: errors.New("--profile and --env-file are for compose files: add -f docker-compose.yaml")}
+			}
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
@@ -49,6 +63,7 @@ interrupted; follow it with 'moorage deploys'.`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan that would run (the text its journal would record) and change nothing: no lock, no build, no release")
 	f.BoolVar(&asJSON, "json", false, "print events as NDJSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "also print the plan")
+	cf.add(cmd, "file", "f", "deploy a docker compose project from this compose file (repeatable: later files override earlier ones)")
 	return cmd
 }
 

@@ -14,11 +14,18 @@ import (
 
 func newInitCmd(g *globals) *cobra.Command {
 	var force bool
+	var cf composeFlags
 	cmd := &cobra.Command{
 		Use:   "init [DIR]",
-		Short: "Write a starter moorage.yaml for the app in DIR (default .)",
+		Short: "Write a starter moorage.yaml for the app in DIR (default .), or one equivalent to compose files (--from)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(cf.files) > 0 {
+				if len(args) > 0 {
+					return fmt.Errorf("with --from, moorage.yaml is written next to the first compose file; drop %s", args[0])
+				}
+				return initFromCompose(cmd, g, &cf, force)
+			}
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
@@ -47,6 +54,7 @@ func newInitCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing moorage.yaml")
+	cf.add(cmd, "from", "", "write the moorage.yaml equivalent to this docker compose file (repeatable, merged in order)")
 	return cmd
 }
 

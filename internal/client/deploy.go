@@ -19,6 +19,9 @@ type DeployOptions struct {
 	Runtime  string // override the spec's runtime
 	Wait     bool   // wait for the app's lock instead of being refused
 	DryRun   bool   // plan only, change nothing (see PlanDeploy)
+	// Extra files added to the upload (name → content), e.g. the spec
+	// `moorage deploy -f` writes from compose files.
+	Extra map[string][]byte
 }
 
 // uploadIgnore is what a deploy of dir leaves out of the upload: what
@@ -50,7 +53,7 @@ func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn fun
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := archive.Pack(dir, ig, pw)
+		_, err := archive.PackWith(dir, pw, archive.PackOptions{Ignore: ig, Extra: o.Extra})
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
