@@ -209,7 +209,7 @@ func testUnhealthyDeployFails(t *testing.T, rt string) {
 	}
 	assertSameInstances(t, before, after)
 	rels := s.mustRun("releases", "-a", "hello")
-	if !regexp.MustCompile(`v2\s+failed`).MatchString(rels) {
+	if !regexp.MustCompile(`v2\s+#\d+\s+failed`).MatchString(rels) {
 		t.Fatalf("v2 not marked failed:\n%s", rels)
 	}
 }
@@ -347,7 +347,7 @@ func testRollbackRestoresCodeAndConfig(t *testing.T, rt string) {
 		t.Fatalf("config after rollback: GREETING=%q, want first", body)
 	}
 	rels := s.mustRun("releases", "-a", "hello")
-	if !regexp.MustCompile(`\*v3\s+active\s+.*rollback to v1`).MatchString(rels) {
+	if !regexp.MustCompile(`\*v3\s+#3\s+active\s+.*rollback to v1`).MatchString(rels) {
 		t.Fatalf("releases after rollback:\n%s", rels)
 	}
 	// Rolling back runs no release task.

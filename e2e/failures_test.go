@@ -134,7 +134,7 @@ func testCrashingInstanceAborts(t *testing.T, rt string) {
 		t.Fatalf("active is %s, want v1", after.Active)
 	}
 	assertSameInstances(t, before, after)
-	if rels := s.mustRun("releases", "-a", "hello"); !regexp.MustCompile(`v2\s+failed`).MatchString(rels) {
+	if rels := s.mustRun("releases", "-a", "hello"); !regexp.MustCompile(`v2\s+#\d+\s+failed`).MatchString(rels) {
 		t.Fatalf("v2 not marked failed:\n%s", rels)
 	}
 }
@@ -167,7 +167,7 @@ func checkAbortedBefore(t *testing.T, s *server, before psStatus, rel, failed st
 	if !strings.Contains(strings.Join(names, " "), failed+"=failed") {
 		t.Fatalf("steps %v: no failed %s step", names, failed)
 	}
-	if rels := s.mustRun("releases", "-a", "hello"); !regexp.MustCompile(rel + `\s+failed`).MatchString(rels) {
+	if rels := s.mustRun("releases", "-a", "hello"); !regexp.MustCompile(rel + `\s+#\d+\s+failed`).MatchString(rels) {
 		t.Fatalf("%s not marked failed:\n%s", rel, rels)
 	}
 	after := s.ps("hello")
