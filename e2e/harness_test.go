@@ -394,14 +394,26 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // moorage.yaml (old → new replacements).
 func helloApp(t *testing.T, edits ...string) string {
 	t.Helper()
-	src := filepath.Join(repoRoot, "examples", "hello")
-	dst := filepath.Join(t.TempDir(), "hello")
+	dst := copyExampleTree(t, "hello", func(rel, _ string) bool {
+		return rel == "hello" || rel == "data" || strings.HasPrefix(rel, ".moorage")
+	})
+	editSpec(t, dst, edits...)
+	return dst
+}
+
+// copyExampleTree copies examples/NAME into a fresh temporary directory,
+// leaving out what skip says (by path relative to the example, and name):
+// build outputs and local state.
+func copyExampleTree(t *testing.T, name string, skip func(rel, base string) bool) string {
+	t.Helper()
+	src := filepath.Join(repoRoot, "examples", name)
+	dst := filepath.Join(t.TempDir(), name)
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if rel == "hello" || rel == "data" || strings.HasPrefix(rel, ".moorage") {
+		if skip(rel, d.Name()) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -420,7 +432,6 @@ func helloApp(t *testing.T, edits ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	editSpec(t, dst, edits...)
 	return dst
 }
 

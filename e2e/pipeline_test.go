@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,36 +23,13 @@ func requireDjango(t *testing.T) {
 	}
 }
 
-// copyExample copies examples/NAME into a temporary directory.
+// copyExample copies examples/NAME into a temporary directory, without
+// Python's caches and a local database.
 func copyExample(t *testing.T, name string) string {
 	t.Helper()
-	src := filepath.Join(repoRoot, "examples", name)
-	dst := filepath.Join(t.TempDir(), name)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.Name() == "__pycache__" || d.Name() == "db.sqlite3" {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
+	return copyExampleTree(t, name, func(_, base string) bool {
+		return base == "__pycache__" || base == "db.sqlite3"
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 type checkReport struct {

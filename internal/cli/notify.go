@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/client"
 	"github.com/moorage/moorage/internal/notify"
 )
 
@@ -155,32 +156,21 @@ func notifierArg(s string) (int64, error) {
 }
 
 func newNotifyRmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm ID",
-		Short: "Remove a notifier",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := notifierArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			if err := c.RemoveNotifier(cmd.Context(), id); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "notifier %d removed\n", id)
-			return nil
-		},
-	}
+	return notifierCmd(g, "rm ID", "Remove a notifier", "notifier %d removed",
+		func(ctx context.Context, c *client.Client, id int64) error { return c.RemoveNotifier(ctx, id) })
 }
 
 func newNotifyTestCmd(g *globals) *cobra.Command {
+	return notifierCmd(g, "test ID", "Send a test notification now and say whether it arrived",
+		"notifier %d: test notification delivered",
+		func(ctx context.Context, c *client.Client, id int64) error { return c.TestNotifier(ctx, id) })
+}
+
+// notifierCmd is a command on one notifier, by the id `notify ls` shows.
+func notifierCmd(g *globals, use, short, done string, do func(context.Context, *client.Client, int64) error) *cobra.Command {
 	return &cobra.Command{
-		Use:   "test ID",
-		Short: "Send a test notification now and say whether it arrived",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := notifierArg(args[0])
@@ -191,10 +181,10 @@ func newNotifyTestCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := c.TestNotifier(cmd.Context(), id); err != nil {
+			if err := do(cmd.Context(), c, id); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "notifier %d: test notification delivered\n", id)
+			fmt.Fprintf(g.stdout, done+"\n", id)
 			return nil
 		},
 	}

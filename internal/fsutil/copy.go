@@ -11,7 +11,13 @@ import (
 // (its parent must), keeping file modes and symlinks as they are. Sockets,
 // devices and fifos are skipped. On error dst may be partly written: the
 // caller removes it.
-func CopyTree(src, dst string) error {
+func CopyTree(src, dst string) error { return copyTree(src, dst, false) }
+
+// LinkTree is CopyTree with hard links for regular files, and a copy
+// where a link cannot be made (another filesystem).
+func LinkTree(src, dst string) error { return copyTree(src, dst, true) }
+
+func copyTree(src, dst string, link bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -27,7 +33,11 @@ func CopyTree(src, dst string) error {
 		}
 		switch {
 		case d.IsDir():
-			return os.Mkdir(target, info.Mode().Perm()|0o700)
+			if err := os.Mkdir(target, info.Mode().Perm()|0o700); err != nil {
+				return err
+			}
+			// The umask may have narrowed the mode at creation.
+			return os.Chmod(target, info.Mode().Perm()|0o700)
 		case d.Type()&fs.ModeSymlink != 0:
 			l, err := os.Readlink(p)
 			if err != nil {
@@ -35,6 +45,9 @@ func CopyTree(src, dst string) error {
 			}
 			return os.Symlink(l, target)
 		case d.Type().IsRegular():
+			if link && os.Link(p, target) == nil {
+				return nil
+			}
 			return copyFile(p, target, info.Mode().Perm())
 		default:
 			return nil
@@ -61,43 +74,4 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	}
 	// The umask may have narrowed perm at creation.
 	return os.Chmod(dst, perm)
-}
-
-// LinkTree is CopyTree with hard links for regular files, and a copy
-// where a link cannot be made (another filesystem).
-func LinkTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			if err := os.Mkdir(target, info.Mode().Perm()|0o700); err != nil {
-				return err
-			}
-			return os.Chmod(target, info.Mode().Perm()|0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, target)
-		case d.Type().IsRegular():
-			if os.Link(p, target) == nil {
-				return nil
-			}
-			return copyFile(p, target, info.Mode().Perm())
-		default:
-			return nil
-		}
-	})
 }
