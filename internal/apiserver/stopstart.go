@@ -31,7 +31,12 @@ func (s *Server) stopStart(stop bool) http.HandlerFunc {
 // moorage stop (its maintenance page is the stop's).
 func (s *Server) refuseStopped(w http.ResponseWriter, r *http.Request) bool {
 	app := r.PathValue("app")
-	if !s.Engine.Stopped(r.Context(), app) {
+	stopped, err := s.Engine.Stopped(r.Context(), app)
+	if err != nil {
+		writeErr(w, err)
+		return true
+	}
+	if !stopped {
 		return false
 	}
 	writeError(w, http.StatusConflict, "stopped", app+" is stopped (moorage stop): its maintenance page stays until `moorage start -a "+app+"`")

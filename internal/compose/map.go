@@ -996,7 +996,7 @@ func (m *mapper) accessory(n string) {
 		if a.Env == nil {
 			a.Env = map[string]string{}
 		}
-		a.Env[k] = *v
+		a.Env[k] = literalEnv(*v)
 	}
 	a.Health = m.health(base, s.HealthCheck)
 	for _, v := range s.Volumes {
@@ -1063,7 +1063,7 @@ func (m *mapper) env(names []string) {
 				m.errf(key, "%s is not a variable name moorage accepts ([A-Za-z_][A-Za-z0-9_]*): rename it", k)
 				continue
 			}
-			e[k] = *v
+			e[k] = literalEnv(*v)
 		}
 		envs[n] = e
 		users = append(users, n)
@@ -1268,3 +1268,8 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
+
+// literalEnv is a compose environment value as moorage's spec writes it:
+// compose has already interpolated it (its $$ became $), so every $ left is
+// literal, and doubled, or moorage would expand it ($PORT) or refuse it.
+func literalEnv(v string) string { return strings.ReplaceAll(v, "$", "$$") }

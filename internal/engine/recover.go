@@ -144,7 +144,11 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 	var target *Target
 	if rel != nil {
 		formation := a.Formation
-		if e.Stopped(ctx, a.Name) {
+		stopped, err := e.Stopped(ctx, a.Name)
+		if err != nil {
+			return false, err
+		}
+		if stopped {
 			formation = stoppedFormation(rel)
 		}
 		target = targetOf(rel, formation)

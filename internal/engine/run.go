@@ -281,8 +281,9 @@ func (r *run) fail(ctx context.Context, cause error) (string, error) {
 	}
 	if r.from == nil || r.from.Version != r.rel.Version {
 		e.st.SetReleaseStatus(ctx, app, r.rel.Version, store.ReleaseFailed)
-	} else {
-		// A scale of the active release failed: its replicas go back.
+	} else if r.deploy.Kind == store.KindScale {
+		// A scale of the active release failed: its replicas go back
+		// (a scale records them first; a stop or start never does).
 		e.st.SetFormation(ctx, app, r.fromScale)
 	}
 	e.st.FinishDeploy(ctx, r.deploy.ID, status, msg)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -40,10 +41,18 @@ func (e *Engine) StartApp(req StopStartRequest) *Op {
 	})
 }
 
-// Stopped reports whether app was stopped with `moorage stop`.
-func (e *Engine) Stopped(ctx context.Context, app string) bool {
+// Stopped reports whether app was stopped with `moorage stop`. An error
+// reading it is returned, never taken for "not stopped": what asks
+// refuses or retries rather than start a stopped app's instances.
+func (e *Engine) Stopped(ctx context.Context, app string) (bool, error) {
 	m, err := e.MaintenanceOf(ctx, app)
-	return err == nil && m != nil && m.Stopped
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // no app, nothing stopped
+	}
+	if err != nil {
+		return false, fmt.Errorf("whether %s is stopped: %w", app, err)
+	}
+	return m != nil && m.Stopped, nil
 }
 
 func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, stop bool) (string, error) {
@@ -63,7 +72,11 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 	if a.Current == 0 {
 		return store.DeployFailed, fmt.Errorf("%s %s: %w; deploy it first", kind, req.App, ErrNotDeployed)
 	}
-	switch stopped := e.Stopped(ctx, req.App); {
+	stopped, err := e.Stopped(ctx, req.App)
+	if err != nil {
+		return store.DeployFailed, err
+	}
+	switch {
 	case stop && stopped:
 		return store.DeployFailed, fmt.Errorf("%s is already stopped (moorage start -a %s starts it)", req.App, req.App)
 	case !stop && !stopped:
@@ -95,8 +108,13 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 		},
 	})
 	if err != nil {
-		if stop { // the instances came back: so does the app
-			e.SetMaintenance(ctx, req.App, nil)
+		// A stop that failed was undone: the instances came back, and so
+		// does the app. One the server's own stop interrupted stays
+		// recorded as stopped: recovery finishes it.
+		if stop && !errors.Is(err, ErrInterrupted) {
+			if merr := e.SetMaintenance(ctx, req.App, nil); merr != nil {
+				err = fmt.Errorf("%w; %s still shows its stopped page: run `moorage maintenance off -a %s` (%v)", err, req.App, req.App, merr)
+			}
 		}
 		return status, err
 	}
@@ -120,7 +138,11 @@ func stoppedFormation(rel *store.Release) map[string]int {
 // refuseStopped refuses an operation that would start instances of an app
 // stopped with `moorage stop`.
 func (e *Engine) refuseStopped(ctx context.Context, app, what string) error {
-	if !e.Stopped(ctx, app) {
+	stopped, err := e.Stopped(ctx, app)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w; retry", what, app, err)
+	}
+	if !stopped {
 		return nil
 	}
 	return fmt.Errorf("%s %s: the app is stopped (moorage stop); start it first with `moorage start -a %s`", what, app, app)

@@ -348,7 +348,8 @@ func (r *Runner) testEnv(ctx context.Context, sp *spec.Spec) (map[string]string,
 	if err != nil {
 		return nil, err
 	}
-	return runtime.Merge(env, vals), nil
+	// Secret values are literal: a $ in one is never expanded.
+	return runtime.Merge(env, runtime.EscapeEnv(vals)), nil
 }
 
 func plural(n int, what string) string {

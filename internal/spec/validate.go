@@ -69,6 +69,8 @@ func (d *decoder) validate(s *Spec) {
 	d.checkTasks("checks", s.Checks)
 	if s.Test != nil {
 		d.checkTasks("test.commands", s.Test.Commands)
+		d.checkEnv("test.env", s.Test.Env, true)
+		d.checkEnvRefs("test.env", s.Test.Env, appEnvVars(s), "the test stage")
 		if len(s.Test.Commands) == 0 {
 			d.fail("test.commands", false, "lists no command; e.g. test: {commands: [python3 manage.py test]}")
 		}
