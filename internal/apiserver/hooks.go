@@ -12,15 +12,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/pipeline"
+	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -58,8 +61,19 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "webhook request: "+err.Error())
 		return
 	}
-	if !strings.HasPrefix(req.Repo, "https://") && !strings.HasPrefix(req.Repo, "http://") && !strings.HasPrefix(req.Repo, "git://") {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--repo %q: use the repository's https:// (or git://) clone URL", req.Repo))
+	if err := spec.CheckName(app); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "app "+err.Error())
+		return
+	}
+	u, err := url.Parse(req.Repo)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "git") || u.Host == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--repo %q: use the repository's https:// (or git://) clone URL", u.Redacted()))
+		return
+	}
+	if u.User != nil {
+		// It would be stored, shown and logged as given: a token in it
+		// would leak.
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--repo %s holds credentials: give the URL without them; the repository must be readable without a password (a public repository, or a git:// or https:// mirror on the server's network)", u.Redacted()))
 		return
 	}
 	if req.Branch == "" {
@@ -185,7 +199,10 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request, app string, cfg *w
 		sum := sha256.Sum256(body)
 		id = hex.EncodeToString(sum[:])
 	}
-	if !s.newDelivery(r.Context(), app, id) {
+	// The delivery id is not signed: a captured body sent again under a new
+	// id is caught by the body's own hash.
+	sum := sha256.Sum256(body)
+	if !s.newDelivery(r.Context(), app, id) || !s.newDelivery(r.Context(), app, "body:"+hex.EncodeToString(sum[:])) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "delivery " + id + " was already received"})
 		return
 	}
@@ -197,14 +214,22 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request, app string, cfg *w
 	if push.CheckoutSHA != "" {
 		sha = push.CheckoutSHA
 	}
-	if len(sha) < 7 || strings.Trim(sha, "0") == "" {
+	if strings.Trim(sha, "0") == "" {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "no commit to deploy (a deleted branch?)"})
+		return
+	}
+	if !commitSHA.MatchString(sha) {
+		http.Error(w, "the push event's commit is not a full hexadecimal commit id", http.StatusBadRequest)
 		return
 	}
 	s.log().Info("webhook: deploying", "app", app, "delivery", id, "sha", sha)
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "delivery": id, "commit": sha})
 	go s.hookPipeline(app, cfg, sha, id)
 }
+
+// commitSHA is a full commit id (SHA-1 or SHA-256): anything else never
+// reaches git's command line.
+var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
 // validSignature checks GitHub's and Gitea's HMAC-SHA256 of the body, or
 // GitLab's token.
@@ -281,6 +306,13 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 			return
 		}
 	}
+	// Only the branch's tip deploys: an older delivery (replayed, or
+	// overtaken by a newer push) must not bring back old code.
+	if tip, err := git("--git-dir", repo, "rev-parse", "--verify", "--end-of-options", "FETCH_HEAD^{commit}"); err == nil && tip != sha {
+		log.Info("webhook: not the branch's tip; ignored", "sha", sha, "tip", tip)
+		s.Engine.Store().AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("webhook delivery %s: commit %s is no longer the tip of %s (%s is): ignored, the newer push deploys", delivery, sha, cfg.Branch, tip)})
+		return
+	}
 	if _, err := git("--git-dir", repo, "cat-file", "-e", sha+"^{commit}"); err != nil {
 		log.Error("webhook: the pushed commit is not on the branch any more", "sha", sha)
 		s.Engine.Store().AddEvent(ctx, store.Event{App: app, Kind: store.EventError, Message: fmt.Sprintf("webhook delivery %s: commit %s is not in %s %s", delivery, sha, cfg.Repo, cfg.Branch)})
@@ -293,7 +325,7 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 	}
 	author, _ := git("--git-dir", repo, "log", "-1", "--format=%an <%ae>", sha)
 	msg, _ := git("--git-dir", repo, "log", "-1", "--format=%s", sha)
-	status, err := s.pipelines().Run(ctx, pipeline.Request{Dir: tree, Owner: "webhook " + delivery, Plan: dryRunPlan,
+	status, err := s.pipelines().Run(ctx, pipeline.Request{Dir: tree, App: app, Owner: "webhook " + delivery, Plan: dryRunPlan,
 		Commit: pipeline.Commit{SHA: sha, Branch: cfg.Branch, Author: author, Message: msg}}, func(engine.Event) {})
 	log.Info("webhook: pipeline done", "status", status, "err", err)
 }

@@ -15,7 +15,7 @@ import (
 // Check uploads dir like Deploy and returns the server's preflight report
 // (`moorage check`): nothing that runs changes.
 func (c *Client) Check(ctx context.Context, dir string, o DeployOptions) (*preflight.Report, error) {
-	ig, err := archive.LoadIgnore(dir)
+	ig, err := uploadIgnore(dir, o.SpecFile)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func GitCommit(dir string) (c Commit, describe string) {
 // Pipeline uploads dir and runs the server's pipeline on it (fetch is the
 // upload; then build, test, check, deploy, notify), streaming its events.
 func (c *Client) Pipeline(ctx context.Context, dir string, commit Commit, o DeployOptions, fn func(engine.Event)) (Result, error) {
-	ig, err := archive.LoadIgnore(dir)
+	ig, err := uploadIgnore(dir, o.SpecFile)
 	if err != nil {
 		return Result{}, err
 	}

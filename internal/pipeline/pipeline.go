@@ -62,6 +62,10 @@ type Request struct {
 	Runtime  string
 	Commit   Commit
 	Owner    string
+	// App, when set, is the app this pipeline is for (a webhook's
+	// /hooks/APP): a commit whose spec names another app is refused, or a
+	// repository's push could replace another app and read its secrets.
+	App string
 	// Plan, when set, gives the check stage the plan a deploy would run.
 	Plan preflight.PlanFunc
 }
@@ -114,6 +118,9 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 		return store.DeployFailed, err
 	}
 	app := sp.App
+	if req.App != "" && app != req.App {
+		return store.DeployFailed, fmt.Errorf("%s: its %s deploys app %q, but this pipeline is for %s: set `app: %s` in the spec, or send this repository's webhook to /hooks/%s", req.Commit, req.SpecName, app, req.App, req.App, app)
+	}
 	lock := r.appLock(app)
 	if !lock.TryLock() {
 		say(engine.Event{Type: engine.EventInfo, Text: "another pipeline of " + app + " is running; waiting for it"})
