@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -666,6 +667,48 @@ func TestDashboardOverSSH(t *testing.T) {
 	}
 	if resp, _ := c.do("GET", "/v1/apps", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("the control API through the forwarder: %s, want 404", resp.Status)
+	}
+	// A password change ends the user's sessions, and a live event stream
+	// with them (within the dashboard's recheck time).
+	streamed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.base+"/dashboard/events/overview", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		for k, v := range c.cookies {
+			req.AddCookie(&http.Cookie{Name: k, Value: v})
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			streamed <- err
+			return
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(io.Discard, resp.Body)
+		if ctx.Err() != nil {
+			err = errors.New("the stream was still open after 60 s")
+		}
+		streamed <- err
+	}()
+	const newPW = "a-different-passphrase-9"
+	if out, e, code := r.run(newPW+"\n", "dashboard", "user", "add", dashOperator, "--role", "operator"); code != 0 {
+		t.Fatalf("changing the password: exit %d\n%s%s", code, out, e)
+	}
+	waitFor(t, 30*time.Second, "the session opened with the old password to end", func() error {
+		if resp, _ := c.do("GET", "/dashboard/", nil); resp.StatusCode != http.StatusSeeOther {
+			return fmt.Errorf("still %s", resp.Status)
+		}
+		return nil
+	})
+	if err := <-streamed; err != nil {
+		t.Errorf("the event stream of the ended session: %v", err)
+	}
+	if code := c.login(dashOperator, dashOperatorPW); code == http.StatusSeeOther {
+		t.Errorf("the old password still logs in")
+	}
+	if code := c.login(dashOperator, newPW); code != http.StatusSeeOther {
+		t.Fatalf("login with the new password: %d", code)
 	}
 	// A removed user's session ends (within the dashboard's recheck time).
 	r.mustRun("dashboard", "user", "remove", dashOperator)

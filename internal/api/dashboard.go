@@ -21,6 +21,10 @@ type DashboardUser struct {
 	Name      string    `json:"name"`
 	Role      string    `json:"role"`
 	CreatedAt time.Time `json:"created_at"`
+	// Credential changes whenever the password does (a digest of the
+	// stored hash, which says nothing of the password): a session opened
+	// with another one ends.
+	Credential string `json:"credential,omitempty"`
 }
 
 // DashboardLogin is the body of POST /v1/dashboard/login; a 200 answers a

@@ -80,7 +80,7 @@ func (s *Server) dashboardUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []api.DashboardUser{}
 	for _, u := range us {
-		out = append(out, api.DashboardUser{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt})
+		out = append(out, api.DashboardUser{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt, Credential: u.Credential})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -117,7 +117,7 @@ func (s *Server) dashboardLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "wrong user name or password")
 		return
 	}
-	writeJSON(w, http.StatusOK, api.DashboardUser{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt})
+	writeJSON(w, http.StatusOK, api.DashboardUser{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt, Credential: u.Credential})
 }
 
 func (s *Server) addAudit(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,7 @@ const (
 
 type session struct {
 	user, role string
+	credential string // the user's api.DashboardUser.Credential at login
 	csrf       string
 	created    time.Time
 	seen       time.Time
@@ -52,10 +53,10 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (ss *sessions) create(user, role string) (token string, s *session) {
+func (ss *sessions) create(user, role, credential string) (token string, s *session) {
 	token = randomToken()
 	now := time.Now()
-	s = &session{user: user, role: role, csrf: randomToken(), created: now, seen: now, checked: now}
+	s = &session{user: user, role: role, credential: credential, csrf: randomToken(), created: now, seen: now, checked: now}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for k, v := range ss.m { // sweep expired ones
@@ -71,7 +72,13 @@ func (s *session) expired(now time.Time) bool {
 	return now.Sub(s.seen) > IdleTimeout || now.Sub(s.created) > MaxAge
 }
 
-func (ss *sessions) get(token string) *session {
+func (ss *sessions) get(token string) *session { return ss.lookup(token, true) }
+
+// alive is get without counting as activity: a stream that stays open
+// does not keep its session from idling out.
+func (ss *sessions) alive(token string) *session { return ss.lookup(token, false) }
+
+func (ss *sessions) lookup(token string, touch bool) *session {
 	if token == "" {
 		return nil
 	}
@@ -87,7 +94,9 @@ func (ss *sessions) get(token string) *session {
 		delete(ss.m, k)
 		return nil
 	}
-	s.seen = now
+	if touch {
+		s.seen = now
+	}
 	return s
 }
 

@@ -142,8 +142,10 @@ type authed func(http.ResponseWriter, *http.Request, *session)
 func (d *Dashboard) auth(h authed) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var s *session
+		var token string
 		if c, err := r.Cookie(sessionCookie); err == nil {
-			s = d.ss.get(c.Value)
+			token = c.Value
+			s = d.ss.get(token)
 		}
 		if s != nil && !d.stillValid(r, s) {
 			s = nil
@@ -159,12 +161,39 @@ func (d *Dashboard) auth(h authed) http.HandlerFunc {
 		d.ss.mu.Lock()
 		cp := *s // the handler's own copy: stillValid may change the role
 		d.ss.mu.Unlock()
+		if r.Header.Get("Accept") == "text/event-stream" {
+			// A live stream ends with its session: logout, expiry, the
+			// user removed or its password changed.
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			go d.watchSession(ctx, cancel, r, token)
+			r = r.WithContext(ctx)
+		}
 		h(w, r, &cp)
 	}
 }
 
+// watchSession cancels a stream's context once its session has ended.
+func (d *Dashboard) watchSession(ctx context.Context, cancel context.CancelFunc, r *http.Request, token string) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s := d.ss.alive(token)
+			if s == nil || !d.stillValid(r, s) {
+				cancel()
+				return
+			}
+		}
+	}
+}
+
 // RecheckEvery is how often a session's user is read again: a removed
-// user's sessions end, a changed role applies, within this time.
+// user's sessions, and those opened before a password change, end, and a
+// changed role applies, within this time.
 const RecheckEvery = 10 * time.Second
 
 // stillValid re-reads the session's user now and then.
@@ -181,6 +210,9 @@ func (d *Dashboard) stillValid(r *http.Request, s *session) bool {
 	}
 	for _, u := range us {
 		if u.Name == s.user {
+			if u.Credential != s.credential {
+				break // the password changed: every session of the user ends
+			}
 			d.ss.mu.Lock()
 			s.role, s.checked = u.Role, time.Now()
 			d.ss.mu.Unlock()
@@ -310,7 +342,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusBadGateway, "The server could not check the password: "+err.Error())
 		return
 	}
-	tok, _ := d.ss.create(u.Name, u.Role)
+	tok, _ := d.ss.create(u.Name, u.Role, u.Credential)
 	d.setCookie(w, r, loginCookie, "", -1)
 	d.setCookie(w, r, sessionCookie, tok, int(MaxAge.Seconds()))
 	d.audit(r, u.Name, "login", "dashboard", "ok")

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +16,15 @@ type DashboardUser struct {
 	Role      string
 	Hash      string
 	CreatedAt time.Time
+	// Credential is new with every password: a digest of the hash, which
+	// says nothing of the password (lists carry it, never the hash).
+	Credential string
+}
+
+// credential is DashboardUser.Credential of a hash.
+func credential(hash string) string {
+	sum := sha256.Sum256([]byte(hash))
+	return hex.EncodeToString(sum[:8])
 }
 
 // PutDashboardUser creates a user or replaces its role and password hash.
@@ -38,12 +49,13 @@ func (s *Store) GetDashboardUser(ctx context.Context, name string) (*DashboardUs
 		return nil, fmt.Errorf("dashboard user %s: %w", name, err)
 	}
 	u.CreatedAt = time.Unix(0, at)
+	u.Credential = credential(u.Hash)
 	return &u, nil
 }
 
 // ListDashboardUsers returns every user, by name.
 func (s *Store) ListDashboardUsers(ctx context.Context) ([]DashboardUser, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, role, created_at FROM dashboard_users ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, role, hash, created_at FROM dashboard_users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list dashboard users: %w", err)
 	}
@@ -52,9 +64,10 @@ func (s *Store) ListDashboardUsers(ctx context.Context) ([]DashboardUser, error)
 	for rows.Next() {
 		var u DashboardUser
 		var at int64
-		if err := rows.Scan(&u.Name, &u.Role, &at); err != nil {
+		if err := rows.Scan(&u.Name, &u.Role, &u.Hash, &at); err != nil {
 			return nil, err
 		}
+		u.Credential, u.Hash = credential(u.Hash), ""
 		u.CreatedAt = time.Unix(0, at)
 		out = append(out, u)
 	}
