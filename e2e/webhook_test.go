@@ -41,22 +41,24 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 	daemonAddr := freePort(t)
 	host, port, _ := net.SplitHostPort(daemonAddr)
 	base := strings.TrimSuffix(app, "/hello")
-	daemon := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+base, "--listen="+host, "--port="+port, base)
-	var dlog bytes.Buffer
-	daemon.Stdout, daemon.Stderr = &dlog, &dlog
-	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // it forks a child per connection
-	daemon.WaitDelay = 5 * time.Second
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL); daemon.Wait() })
-	waitFor(t, 30*time.Second, "git daemon", func() error {
-		c, err := net.DialTimeout("tcp", daemonAddr, time.Second)
-		if err == nil {
-			c.Close()
+	startDaemon := func() {
+		daemon := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+base, "--listen="+host, "--port="+port, base)
+		var dlog bytes.Buffer
+		daemon.Stdout, daemon.Stderr = &dlog, &dlog
+		daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // it forks a child per connection
+		daemon.WaitDelay = 5 * time.Second
+		if err := daemon.Start(); err != nil {
+			t.Fatal(err)
 		}
-		return err
-	})
+		t.Cleanup(func() { syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL); daemon.Wait() })
+		waitFor(t, 30*time.Second, "git daemon", func() error {
+			c, err := net.DialTimeout("tcp", daemonAddr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
 
 	var h struct{ Secret string }
 	if err := json.Unmarshal([]byte(s.mustRun("webhook", "set", "-a", "hello", "--repo", "git://"+daemonAddr+"/hello", "--branch", "main", "--json")), &h); err != nil || len(h.Secret) < 32 {
@@ -103,8 +105,42 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 	if code, out := send("wrong-secret", "d-0"); code != http.StatusUnauthorized {
 		t.Fatalf("wrong signature: %d %s", code, out)
 	}
+	big := bytes.Repeat([]byte(" "), 6<<20)
+	bigReq, _ := http.NewRequest(http.MethodPost, "https://"+s.https+"/hooks/hello", bytes.NewReader(big))
+	bigReq.Host = "hello.localhost"
+	bigReq.Header.Set("X-Hub-Signature-256", "sha256=00")
+	if resp, err := hc.Do(bigReq); err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 6 MiB body: %v %v, want 413", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// The repository is not served yet: the delivery is taken, its fetch
+	// fails, and that is a failed pipeline in `moorage deploys`; the
+	// provider's redelivery (the same id) runs it once the repository is
+	// back.
 	if code, out := send(h.Secret, "d-1"); code != http.StatusAccepted {
 		t.Fatalf("signed delivery: %d %s", code, out)
+	}
+	waitFor(t, 60*time.Second, "the failed fetch to be recorded", func() error {
+		var ds []struct {
+			Kind   string `json:"kind"`
+			Status string `json:"status"`
+			Reason string `json:"reason"`
+		}
+		if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds); err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.Kind == "pipeline" && d.Status == "failed" && strings.Contains(d.Reason, "fetch") {
+				return nil
+			}
+		}
+		return fmt.Errorf("deploys: %+v", ds)
+	})
+	startDaemon()
+	if code, out := send(h.Secret, "d-1"); code != http.StatusAccepted {
+		t.Fatalf("the redelivery of a delivery whose fetch failed: %d %s", code, out)
 	}
 	waitFor(t, 60*time.Second, "the webhook's commit to serve", func() error {
 		if b := getBody(); !strings.Contains(b, "from the webhook") {
@@ -130,17 +166,14 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 		}
 		return nil
 	})
-	n := 0
+	var got []string
 	for _, d := range ds {
 		if d.Kind == "pipeline" {
-			n++
-			if d.Status != "succeeded" {
-				t.Fatalf("pipeline %s", d.Status)
-			}
+			got = append(got, d.Status)
 		}
 	}
-	if n != 1 {
-		t.Fatalf("%d pipelines ran, want 1 (the 401 and the replay run none): %+v", n, ds)
+	if strings.Join(got, ",") != "succeeded,failed" {
+		t.Fatalf("pipelines %v, newest first; want the redelivery succeeded after the failed fetch (the 401, the 413 and the replay run none): %+v", got, ds)
 	}
 	if st := s.ps("hello"); st.Active != "v2" {
 		t.Fatalf("active %s, want v2", st.Active)

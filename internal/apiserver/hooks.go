@@ -32,6 +32,7 @@ const (
 	journalWebhook    = "webhook"            // JSON webhookConfig, the secret sealed
 	journalDeliveries = "webhook-deliveries" // JSON list of the last delivery ids
 	maxDeliveries     = 200
+	maxHookBody       = 5 << 20
 )
 
 type webhookConfig struct {
@@ -165,9 +166,14 @@ func appNameRe(s string) bool {
 var deliveriesMu sync.Mutex
 
 func (s *Server) hook(w http.ResponseWriter, r *http.Request, app string, cfg *webhookConfig) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 5<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxHookBody+1))
 	if err != nil {
 		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if len(body) > maxHookBody {
+		// Not a signature problem: say what is.
+		http.Error(w, fmt.Sprintf("the body is over %d MiB: a push event is far smaller", maxHookBody>>20), http.StatusRequestEntityTooLarge)
 		return
 	}
 	sealed, err := base64.StdEncoding.DecodeString(cfg.Secret)
@@ -202,7 +208,8 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request, app string, cfg *w
 	// The delivery id is not signed: a captured body sent again under a new
 	// id is caught by the body's own hash.
 	sum := sha256.Sum256(body)
-	if !s.newDelivery(r.Context(), app, id) || !s.newDelivery(r.Context(), app, "body:"+hex.EncodeToString(sum[:])) {
+	ids := []string{id, "body:" + hex.EncodeToString(sum[:])}
+	if !s.newDelivery(r.Context(), app, ids...) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored", "reason": "delivery " + id + " was already received"})
 		return
 	}
@@ -224,7 +231,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request, app string, cfg *w
 	}
 	s.log().Info("webhook: deploying", "app", app, "delivery", id, "sha", sha)
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted", "delivery": id, "commit": sha})
-	go s.hookPipeline(app, cfg, sha, id)
+	go s.hookPipeline(app, cfg, sha, id, ids)
 }
 
 // commitSHA is a full commit id (SHA-1 or SHA-256): anything else never
@@ -249,39 +256,72 @@ func validSignature(r *http.Request, body, secret []byte) bool {
 	return false
 }
 
-// newDelivery records a delivery id; false when it was seen before.
-func (s *Server) newDelivery(ctx context.Context, app, id string) bool {
+// newDelivery records a delivery's ids; false when any was seen before
+// (then none is recorded).
+func (s *Server) newDelivery(ctx context.Context, app string, ids ...string) bool {
+	fresh := true
+	s.deliveries(ctx, app, func(seen []string) []string {
+		for _, id := range ids {
+			if slices.Contains(seen, id) {
+				fresh = false
+				return seen
+			}
+		}
+		return append(seen, ids...)
+	})
+	return fresh
+}
+
+// forgetDelivery unrecords a delivery that could not be run (its commit
+// could not be fetched): the provider's "redeliver" runs it then.
+func (s *Server) forgetDelivery(ctx context.Context, app string, ids []string) {
+	s.deliveries(ctx, app, func(seen []string) []string {
+		return slices.DeleteFunc(seen, func(id string) bool { return slices.Contains(ids, id) })
+	})
+}
+
+// deliveries updates the app's list of delivery ids it has received.
+func (s *Server) deliveries(ctx context.Context, app string, update func([]string) []string) {
 	deliveriesMu.Lock()
 	defer deliveriesMu.Unlock()
-	var ids []string
+	var seen []string
 	if v, err := s.Engine.Store().GetJournal(ctx, app, journalDeliveries); err == nil && v != "" {
-		json.Unmarshal([]byte(v), &ids)
+		json.Unmarshal([]byte(v), &seen)
 	}
-	if slices.Contains(ids, id) {
-		return false
+	seen = update(seen)
+	if len(seen) > maxDeliveries {
+		seen = seen[len(seen)-maxDeliveries:]
 	}
-	ids = append(ids, id)
-	if len(ids) > maxDeliveries {
-		ids = ids[len(ids)-maxDeliveries:]
-	}
-	b, _ := json.Marshal(ids)
+	b, _ := json.Marshal(seen)
 	s.Engine.Store().PutJournal(ctx, app, journalDeliveries, string(b))
-	return true
 }
 
 // hookPipeline fetches sha from the app's repository and runs the
 // pipeline on it; the outcome is in `moorage deploys` and the
 // notifications.
-func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery string) {
+func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery string, ids []string) {
 	ctx := context.Background()
 	log := s.log().With("app", app, "delivery", delivery)
+	req := pipeline.Request{App: app, Owner: "webhook " + delivery, Plan: dryRunPlan,
+		Commit: pipeline.Commit{SHA: sha, Branch: cfg.Branch}}
+	// failed records a delivery that could not reach the pipeline's tree as
+	// a failed pipeline (in `moorage deploys`, notified), and forgets it so
+	// that a redelivery runs it.
+	failed := func(err error) {
+		log.Error("webhook: fetch failed", "repo", cfg.Repo, "err", err)
+		s.forgetDelivery(ctx, app, ids)
+		reason := fmt.Sprintf("fetch: %v; nothing was deployed: fix it, then push again or redeliver the webhook", err)
+		if err := s.pipelines().Failed(ctx, req, "fetch", err.Error(), reason); err != nil {
+			log.Error("webhook: recording the failed fetch", "err", err)
+		}
+	}
 	if err := os.MkdirAll(s.UploadDir, 0o700); err != nil {
-		log.Error("webhook", "err", err)
+		failed(err)
 		return
 	}
 	work, err := os.MkdirTemp(s.UploadDir, "hook-")
 	if err != nil {
-		log.Error("webhook", "err", err)
+		failed(err)
 		return
 	}
 	defer os.RemoveAll(work)
@@ -301,8 +341,7 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 	}
 	for _, a := range steps {
 		if _, err := git(a...); err != nil {
-			log.Error("webhook: fetch failed", "repo", cfg.Repo, "err", err)
-			s.Engine.Store().AddEvent(ctx, store.Event{App: app, Kind: store.EventError, Message: "webhook delivery " + delivery + ": fetch failed: " + err.Error()})
+			failed(err)
 			return
 		}
 	}
@@ -314,18 +353,17 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 		return
 	}
 	if _, err := git("--git-dir", repo, "cat-file", "-e", sha+"^{commit}"); err != nil {
-		log.Error("webhook: the pushed commit is not on the branch any more", "sha", sha)
-		s.Engine.Store().AddEvent(ctx, store.Event{App: app, Kind: store.EventError, Message: fmt.Sprintf("webhook delivery %s: commit %s is not in %s %s", delivery, sha, cfg.Repo, cfg.Branch)})
+		failed(fmt.Errorf("commit %s is not in %s %s", sha, cfg.Repo, cfg.Branch))
 		return
 	}
 	os.MkdirAll(tree, 0o700)
 	if _, err := git("--git-dir", repo, "--work-tree", tree, "checkout", "--quiet", "--force", sha, "--", "."); err != nil {
-		log.Error("webhook: checkout failed", "err", err)
+		failed(err)
 		return
 	}
-	author, _ := git("--git-dir", repo, "log", "-1", "--format=%an <%ae>", sha)
-	msg, _ := git("--git-dir", repo, "log", "-1", "--format=%s", sha)
-	status, err := s.pipelines().Run(ctx, pipeline.Request{Dir: tree, App: app, Owner: "webhook " + delivery, Plan: dryRunPlan,
-		Commit: pipeline.Commit{SHA: sha, Branch: cfg.Branch, Author: author, Message: msg}}, func(engine.Event) {})
+	req.Dir = tree
+	req.Commit.Author, _ = git("--git-dir", repo, "log", "-1", "--format=%an <%ae>", sha)
+	req.Commit.Message, _ = git("--git-dir", repo, "log", "-1", "--format=%s", sha)
+	status, err := s.pipelines().Run(ctx, req, func(engine.Event) {})
 	log.Info("webhook: pipeline done", "status", status, "err", err)
 }

@@ -86,8 +86,11 @@ pipeline fails. A push of another branch is kept and deploys nothing.`,
 }
 
 // forcedCommand is the authorized_keys options of a key that pushes.
+// The command is quoted for the shell sshd runs it with, and for the
+// authorized_keys option around it (where a " is written \").
 func forcedCommand(bin, host string) string {
-	return fmt.Sprintf(`command="%s --host %s git-shell",no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty`, bin, host)
+	command := strings.ReplaceAll(shq(bin)+" --host "+shq(host)+" git-shell", `"`, `\"`)
+	return fmt.Sprintf(`command="%s",no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty`, command)
 }
 
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -143,6 +144,9 @@ type tailWriter struct {
 	line    func(string)
 }
 
+// maxPartialLine bounds a line kept waiting for its newline.
+const maxPartialLine = 16 << 10
+
 func newTailWriter(line func(string)) *tailWriter { return &tailWriter{line: line} }
 
 func (w *tailWriter) Write(p []byte) (int, error) {
@@ -155,13 +159,20 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 	if w.line != nil {
 		w.partial = append(w.partial, p...)
 		for {
-			i := strings.IndexByte(string(w.partial), '\n')
+			i := bytes.IndexByte(w.partial, '\n')
 			if i < 0 {
 				break
 			}
 			w.line(strings.TrimRight(string(w.partial[:i]), "\r"))
 			w.partial = w.partial[i+1:]
 		}
+		// Output that never ends its line (a progress bar, a binary) is
+		// passed on in pieces: what waits for a newline stays bounded.
+		for len(w.partial) >= maxPartialLine {
+			w.line(string(w.partial[:maxPartialLine]))
+			w.partial = w.partial[maxPartialLine:]
+		}
+		w.partial = append([]byte(nil), w.partial...) // let the passed-on bytes go
 	}
 	return len(p), nil
 }

@@ -77,6 +77,9 @@ func (e *Engine) recover(ctx context.Context) error {
 // closeInterrupted closes the record of deploy d, which a crash
 // interrupted, once its app was converged to its active release.
 func (e *Engine) closeInterrupted(ctx context.Context, d *store.Deploy) error {
+	if d.Kind == store.KindPipeline {
+		return nil // its runner closes it (pipeline.CloseInterrupted)
+	}
 	a, err := e.st.GetApp(ctx, d.App)
 	if err != nil {
 		return nil

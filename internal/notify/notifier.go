@@ -259,15 +259,16 @@ func deployEvent(d store.FinishedDeploy) (Event, bool) {
 	ev := Event{ID: fmt.Sprintf("deploy-%d", d.ID), App: d.App, Deploy: d.ID, Release: store.ReleaseID(d.Release), Time: time.Unix(0, d.EndedAt)}
 	what := d.Kind
 	switch {
+	case d.Kind == store.KindPipeline && (d.Status == store.DeploySucceeded || strings.HasPrefix(d.Reason, "deploy #")):
+		// Its deploy stage's own record tells of the deploy (a pipeline
+		// that failed earlier deployed nothing, and is news itself).
+		return Event{}, false
 	case d.Status == store.DeployRolledBack:
 		ev.Event = EventDeployRolledBack
 		ev.Title = fmt.Sprintf("%s: %s #%d of %s was rolled back automatically", d.App, what, d.ID, store.ReleaseID(d.Release))
 	case d.Status == store.DeployFailed:
 		ev.Event = EventDeployFailed
 		ev.Title = fmt.Sprintf("%s: %s #%d failed", d.App, what, d.ID)
-	case d.Kind == "pipeline" && (d.Status == store.DeploySucceeded || strings.HasPrefix(d.Reason, "deploy #")):
-		// Its deploy stage's own record tells of the deploy.
-		return Event{}, false
 	case d.Status == store.DeploySucceeded && (d.Kind == store.KindDeploy || d.Kind == store.KindRollback):
 		ev.Event = EventDeploySucceeded
 		ev.Title = fmt.Sprintf("%s: %s #%d succeeded, %s is active", d.App, what, d.ID, store.ReleaseID(d.Release))

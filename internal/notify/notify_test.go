@@ -270,3 +270,29 @@ func TestTargetValidate(t *testing.T) {
 		t.Fatalf("label shows the secret path: %s", l)
 	}
 }
+
+// A pipeline's outcome is told once: by its deploy's own record when it got
+// that far, by the pipeline's record when it failed before deploying.
+func TestDeployEventOfPipelines(t *testing.T) {
+	cases := []struct {
+		d    store.FinishedDeploy
+		want string // "" for no notification
+	}{
+		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeploySucceeded}, ""},
+		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "deploy #7 failed: health check"}, ""},
+		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "test failed: `pytest` exited with status 1"}, EventDeployFailed},
+		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "fetch: git fetch: repository not found"}, EventDeployFailed},
+		{store.FinishedDeploy{Kind: store.KindDeploy, Status: store.DeployFailed, Reason: "health check"}, EventDeployFailed},
+		{store.FinishedDeploy{Kind: store.KindDeploy, Status: store.DeploySucceeded}, EventDeploySucceeded},
+	}
+	for _, c := range cases {
+		ev, ok := deployEvent(c.d)
+		got := ""
+		if ok {
+			got = ev.Event
+		}
+		if got != c.want {
+			t.Errorf("%s %s %q: notified %q, want %q", c.d.Kind, c.d.Status, c.d.Reason, got, c.want)
+		}
+	}
+}

@@ -25,7 +25,7 @@ import (
 )
 
 // Kind is the deploy record kind of a pipeline.
-const Kind = "pipeline"
+const Kind = store.KindPipeline
 
 // Commit says what is being deployed.
 type Commit struct {
@@ -109,17 +109,32 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 	if req.SpecName == "" {
 		req.SpecName = "moorage.yaml"
 	}
-	data, err := os.ReadFile(filepath.Join(req.Dir, req.SpecName))
-	if err != nil {
-		return store.DeployFailed, fmt.Errorf("%s: the commit has no %s: add one (moorage init) and push again", req.Commit, req.SpecName)
+	var sp *spec.Spec
+	var data []byte
+	readSpec := func() error {
+		var err error
+		data, err = os.ReadFile(filepath.Join(req.Dir, req.SpecName))
+		if err != nil {
+			return fmt.Errorf("%s: the commit has no %s: add one (moorage init) and push again", req.Commit, req.SpecName)
+		}
+		if sp, err = spec.ParseFor(req.SpecName, data, req.Runtime); err != nil {
+			return err
+		}
+		if req.App != "" && sp.App != req.App {
+			return fmt.Errorf("%s: its %s deploys app %q, but this pipeline is for %s: set `app: %s` in the spec, or send this repository's webhook to /hooks/%s", req.Commit, req.SpecName, sp.App, req.App, req.App, sp.App)
+		}
+		return nil
 	}
-	sp, err := spec.ParseFor(req.SpecName, data, req.Runtime)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	app := sp.App
-	if req.App != "" && app != req.App {
-		return store.DeployFailed, fmt.Errorf("%s: its %s deploys app %q, but this pipeline is for %s: set `app: %s` in the spec, or send this repository's webhook to /hooks/%s", req.Commit, req.SpecName, app, req.App, req.App, app)
+	// A pipeline for a known app (a webhook's) is recorded before its spec
+	// is read: nobody watches it, so a commit with a broken spec must fail
+	// in `moorage deploys` and the notifications, not only in a log. One a
+	// client streams tells the client.
+	app := req.App
+	if app == "" {
+		if err := readSpec(); err != nil {
+			return store.DeployFailed, err
+		}
+		app = sp.App
 	}
 	lock := r.appLock(app)
 	if !lock.TryLock() {
@@ -128,22 +143,17 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 	}
 	defer lock.Unlock()
 
-	st := r.Engine.Store()
-	a, err := st.EnsureApp(ctx, app, sp.Runtime)
+	rt := req.Runtime
+	if sp != nil {
+		rt = sp.Runtime
+	}
+	rec, err := r.record(ctx, app, rt, req)
 	if err != nil {
 		return store.DeployFailed, err
 	}
-	stages := []string{"fetch", "build", "test", "check", "deploy", "notify"}
-	rec := &store.Deploy{App: app, Kind: Kind, FromRelease: a.Current, Owner: req.Owner, Plan: "pipeline of " + req.Commit.String() + ": " + strings.Join(stages, ", ")}
-	if err := st.CreateDeploy(ctx, rec); err != nil {
-		return store.DeployFailed, err
-	}
+	st := r.Engine.Store()
 	say(engine.Event{Type: engine.EventPlan, Deploy: rec.ID, Text: rec.Plan})
 	wctx := context.WithoutCancel(ctx)
-	fail := func(reason string) (string, error) {
-		st.FinishDeploy(wctx, rec.ID, store.DeployFailed, reason)
-		return store.DeployFailed, fmt.Errorf("%w: %s", ErrFailed, reason)
-	}
 
 	// stage journals one stage and streams its output.
 	type stage struct {
@@ -152,13 +162,15 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 		t0   time.Time
 		out  strings.Builder
 	}
+	var open *stage // the stage begun and not ended, if any
 	begin := func(name, detail string) *stage {
 		seq, err := st.StartStep(wctx, rec.ID, name, detail)
 		if err != nil {
 			seq = -1
 		}
 		say(engine.Event{Type: engine.EventStep, Deploy: rec.ID, Seq: seq, Step: name, Detail: strings.TrimSpace(name + ": " + detail)})
-		return &stage{seq: seq, name: name, t0: time.Now()}
+		open = &stage{seq: seq, name: name, t0: time.Now()}
+		return open
 	}
 	line := func(s *stage, text string) {
 		s.out.WriteString(text + "\n")
@@ -169,11 +181,30 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 			st.FinishStep(wctx, rec.ID, s.seq, outcome, s.out.String())
 		}
 		say(engine.Event{Type: engine.EventStepDone, Deploy: rec.ID, Seq: s.seq, Step: s.name, Outcome: outcome, Duration: time.Since(s.t0)})
+		if open == s {
+			open = nil
+		}
+	}
+	// fail ends the record, and the stage that was running with it: no
+	// step is left "running" in a finished record.
+	fail := func(reason string) (string, error) {
+		if open != nil {
+			end(open, store.StepFailed)
+		}
+		st.FinishDeploy(wctx, rec.ID, store.DeployFailed, reason)
+		return store.DeployFailed, fmt.Errorf("%w: %s", ErrFailed, reason)
 	}
 
-	// fetch: the caller fetched the tree; record what it is.
+	// fetch: the caller fetched the tree; record what it is, and read its
+	// spec if that was not done yet.
 	s := begin("fetch", req.Commit.String())
 	line(s, "commit "+req.Commit.String())
+	if sp == nil {
+		if err := readSpec(); err != nil {
+			line(s, err.Error())
+			return fail(err.Error())
+		}
+	}
 	end(s, store.StepOK)
 
 	// copies of the tree: the test build, the check build and the deploy
@@ -216,7 +247,6 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 	} else {
 		dir, err := copyTree()
 		if err != nil {
-			end(bs, store.StepFailed)
 			return fail("build: " + err.Error())
 		}
 		cur := bs
@@ -235,14 +265,13 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 		})
 		os.RemoveAll(filepath.Dir(dir))
 		if err != nil {
-			return fail("test: " + err.Error())
+			return fail("test: " + err.Error()) // ends the build or test stage that was running
 		}
 		if res.BuildErr != nil {
 			return fail("build failed: " + res.BuildErr.Error())
 		}
 		for _, run := range res.Runs {
 			if !run.OK() {
-				end(ts, store.StepFailed)
 				why := fmt.Sprintf("exited with status %d", run.Code)
 				if run.Err != nil {
 					why = run.Err.Error()
@@ -258,13 +287,11 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 	cs := begin("check", "moorage check")
 	dir, err := copyTree()
 	if err != nil {
-		end(cs, store.StepFailed)
 		return fail("check: " + err.Error())
 	}
 	rep, err := preflight.Run(ctx, r.Engine, req.SpecName, data, dir, req.Runtime, req.Plan)
 	os.RemoveAll(filepath.Dir(dir))
 	if err != nil {
-		end(cs, store.StepFailed)
 		return fail("check: " + err.Error())
 	}
 	var failed []string
@@ -284,7 +311,6 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 		}
 	}
 	if len(failed) > 0 {
-		end(cs, store.StepFailed)
 		return fail("check failed: " + strings.Join(failed, ", ") + "; the active release is unchanged")
 	}
 	end(cs, store.StepOK)
@@ -293,11 +319,10 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 	ds := begin("deploy", "build, release tasks, checks, cutover, monitor")
 	dir, err = copyTree()
 	if err != nil {
-		end(ds, store.StepFailed)
 		return fail("deploy: " + err.Error())
 	}
 	op := r.Engine.Deploy(engine.DeployRequest{Spec: sp, SpecYAML: string(data), ContextDir: dir, Runtime: req.Runtime,
-		Owner: req.Owner + " (pipeline #" + fmt.Sprint(rec.ID) + ", " + req.Commit.String() + ")", Wait: true})
+		Owner: req.Owner + deployOwnerMark(rec.ID) + req.Commit.String() + ")", Wait: true})
 	for i := 0; ; i++ {
 		ev, ok := op.Next(wctx, i)
 		if !ok {
@@ -317,7 +342,6 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 	os.RemoveAll(filepath.Dir(dir))
 	line(ds, fmt.Sprintf("deploy #%d %s", op.DeployID(), status))
 	if status != store.DeploySucceeded {
-		end(ds, store.StepFailed)
 		reason := fmt.Sprintf("deploy #%d %s", op.DeployID(), status)
 		if derr != nil {
 			reason += ": " + derr.Error()
@@ -342,6 +366,102 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 		return store.DeployFailed, err
 	}
 	return store.DeploySucceeded, nil
+}
+
+// record creates the pipeline's record.
+func (r *Runner) record(ctx context.Context, app, runtime string, req Request) (*store.Deploy, error) {
+	st := r.Engine.Store()
+	a, err := st.EnsureApp(ctx, app, runtime)
+	if err != nil {
+		return nil, err
+	}
+	rec := &store.Deploy{App: app, Kind: Kind, FromRelease: a.Current, Owner: req.Owner, Plan: "pipeline of " + req.Commit.String() + ": " + strings.Join(stages, ", ")}
+	if err := st.CreateDeploy(ctx, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// stages are a pipeline's stages, in order.
+var stages = []string{"fetch", "build", "test", "check", "deploy", "notify"}
+
+// Failed records a pipeline of req.App that failed before its tree could
+// be run (the webhook's fetch of the commit): like any pipeline, it is in
+// `moorage deploys` and the notifications. output is the failed stage's.
+func (r *Runner) Failed(ctx context.Context, req Request, stage, output, reason string) error {
+	lock := r.appLock(req.App)
+	lock.Lock()
+	defer lock.Unlock()
+	rec, err := r.record(ctx, req.App, req.Runtime, req)
+	if err != nil {
+		return err
+	}
+	st := r.Engine.Store()
+	if seq, err := st.StartStep(ctx, rec.ID, stage, req.Commit.String()); err == nil {
+		st.FinishStep(ctx, rec.ID, seq, store.StepFailed, output)
+	}
+	return st.FinishDeploy(ctx, rec.ID, store.DeployFailed, reason)
+}
+
+// deployOwnerMark is in the owner of the deploy stage's record: it ties
+// the deploy to its pipeline (CloseInterrupted reads it).
+func deployOwnerMark(pipeline int64) string { return fmt.Sprintf(" (pipeline #%d, ", pipeline) }
+
+// CloseInterrupted closes the records of pipelines a crash or restart of
+// the server interrupted; it runs once the engine's recovery has closed
+// the deploys. A pipeline that had reached its deploy stage ends as that
+// deploy ended, and says so (that deploy's own record is the one notified);
+// one interrupted earlier deployed nothing and failed: push again, or
+// redeliver the webhook.
+func CloseInterrupted(ctx context.Context, st *store.Store) error {
+	running, err := st.RunningDeploys(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range running {
+		if p.Kind != Kind {
+			continue
+		}
+		status, reason := store.DeployFailed, fmt.Sprintf("interrupted by a server restart during its %s stage: nothing was deployed; push again (or redeliver the webhook)", p.Phase)
+		if p.Phase == "deploy" || p.Phase == "notify" {
+			d, err := deployOf(ctx, st, p)
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+				continue
+			case d == nil:
+				// The deploy stage began, and the crash came before its
+				// deploy was recorded: nothing was deployed.
+			case d.Status == store.DeployRunning:
+				reason = fmt.Sprintf("deploy #%d: interrupted by a server restart; its own record tells how it ends", d.ID)
+			default:
+				status, reason = d.Status, fmt.Sprintf("deploy #%d %s (the pipeline was interrupted by a server restart during its %s stage)", d.ID, d.Status, p.Phase)
+				if d.Status != store.DeploySucceeded {
+					status = store.DeployFailed
+				}
+			}
+		}
+		if err := st.FinishDeploy(ctx, p.ID, status, reason); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deployOf finds the deploy of pipeline p's deploy stage: a deploy of its
+// app, after it, whose owner carries its mark; nil if there is none.
+func deployOf(ctx context.Context, st *store.Store, p *store.Deploy) (*store.Deploy, error) {
+	ds, err := st.ListDeploys(ctx, p.App, 50)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if d.ID > p.ID && d.Kind == store.KindDeploy && strings.Contains(d.Owner, deployOwnerMark(p.ID)) {
+			return d, nil
+		}
+	}
+	return nil, nil
 }
 
 // testEnv is the test stage's environment: the spec's env, test.env over

@@ -34,6 +34,7 @@ import (
 	"github.com/moorage/moorage/internal/metrics"
 	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/paths"
+	"github.com/moorage/moorage/internal/pipeline"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
@@ -371,6 +372,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		// Recovery problems are recorded per app; the server still serves
 		// the apps it could recover.
 		s.log.Error("recovery finished with errors", "err", err)
+	}
+	// Pipelines the restart interrupted end as their deploys did.
+	if err := pipeline.CloseInterrupted(ctx, s.store); err != nil {
+		s.log.Error("closing interrupted pipelines", "err", err)
 	}
 	if l, ok := s.runtimes[docker.Name].(*docker.Lazy); ok {
 		// The engine may answer later (a server started before Docker):

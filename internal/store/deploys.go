@@ -17,6 +17,10 @@ const (
 	KindRecover   = "recover"
 	KindRestore   = "restore"
 	KindAccessory = "accessory"
+	// KindPipeline is a continuous-deployment pipeline (internal/pipeline):
+	// its deploy stage is a deploy of its own record. Its runner, not the
+	// engine's recovery, closes it after a crash.
+	KindPipeline = "pipeline"
 )
 
 // Deploy statuses.
