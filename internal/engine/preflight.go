@@ -80,7 +80,7 @@ func (e *Engine) RunInBuild(ctx context.Context, req InBuildRequest) (InBuildRes
 	t0 := time.Now()
 	art, err := rt.Build(ctx, runtime.BuildRequest{
 		App: sp.App, Release: label, ContextDir: req.ContextDir, Spec: sp, Output: bout,
-		Env: runtime.Merge(sp.Env, cfg.Env),
+		Env: buildEnv(sp, cfg),
 	})
 	res.BuildTime, res.BuildOutput = time.Since(t0), bout.String()
 	if req.Built != nil {

@@ -20,11 +20,9 @@ func (r *run) build(ctx context.Context, out *stepOutput) error {
 	if r.ctxDir == "" {
 		return errors.New("nothing was uploaded to build")
 	}
-	// build.command gets the app's env and config values, not its secrets:
-	// build output is stored with the deploy.
 	art, err := r.rt.Build(ctx, runtime.BuildRequest{
 		App: r.rel.App, Release: r.rel.ID(), ContextDir: r.ctxDir, Spec: r.rel.Spec, Output: out,
-		Env: runtime.Merge(r.rel.Spec.Env, runtime.EscapeEnv(r.rel.Config.Env)),
+		Env: buildEnv(r.rel.Spec, r.rel.Config),
 	})
 	if err != nil {
 		return err
@@ -35,6 +33,14 @@ func (r *run) build(ctx context.Context, out *stepOutput) error {
 	r.rel.Artifact = art
 	out.Printf("built %s: %s", r.rel.ID(), art.Ref)
 	return nil
+}
+
+// buildEnv is what build.command gets of the app, in a deploy and in
+// moorage check alike: the spec's env and the config values (literal, as
+// config values always are), never its secrets, since build output is
+// stored with the deploy.
+func buildEnv(sp *spec.Spec, cfg store.Config) map[string]string {
+	return runtime.Merge(sp.Env, runtime.EscapeEnv(cfg.Env))
 }
 
 func (r *run) prepare(ctx context.Context, s Step, out *stepOutput) error {

@@ -1,10 +1,13 @@
 package runtime
 
 import (
-	"github.com/moorage/moorage/internal/spec"
+	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/moorage/moorage/internal/spec"
 )
 
 // BuildEnvVar names the server environment variable listing more variables
@@ -34,9 +37,9 @@ var BuildEnvPassed = []string{
 // values, never its secrets), then MOORAGE_APP and MOORAGE_RELEASE. app's
 // values are expanded as instances' are (config values come escaped,
 // EscapeEnv), against MOORAGE_APP and MOORAGE_RELEASE; a value that refers
-// to anything else ($PORT, a volume) is left out: a build has none of
-// those.
-func BuildEnv(server []string, app map[string]string, appName, release string) map[string]string {
+// to anything else ($PORT, a volume) is left out, since a build has none
+// of those: leftOut says which, for the build's output.
+func BuildEnv(server []string, app map[string]string, appName, release string) (env map[string]string, leftOut []string) {
 	byName := map[string]string{}
 	for _, kv := range server {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -44,7 +47,7 @@ func BuildEnv(server []string, app map[string]string, appName, release string) m
 		}
 	}
 	extra := strings.FieldsFunc(byName[BuildEnvVar], func(r rune) bool { return r == ',' || r == ' ' })
-	env := map[string]string{}
+	env = map[string]string{}
 	for k, v := range byName {
 		if slices.Contains(BuildEnvPassed, k) || strings.HasPrefix(k, "LC_") || slices.Contains(extra, k) {
 			env[k] = v
@@ -53,14 +56,33 @@ func BuildEnv(server []string, app map[string]string, appName, release string) m
 	own := map[string]string{"MOORAGE_APP": appName, "MOORAGE_RELEASE": release}
 	expanded := map[string]string{}
 	for k, v := range app {
-		if refs, bad := spec.EnvValueRefs(v); bad == "" && !slices.ContainsFunc(refs, func(r string) bool { _, ok := own[r]; return !ok }) {
-			expanded[k] = v
+		refs, bad := spec.EnvValueRefs(v)
+		if bad != "" {
+			leftOut = append(leftOut, fmt.Sprintf("%s (%s)", k, bad))
+			continue
 		}
+		var missing []string
+		for _, r := range refs {
+			if _, ok := own[r]; !ok {
+				missing = append(missing, "$"+r)
+			}
+		}
+		if len(missing) > 0 {
+			leftOut = append(leftOut, fmt.Sprintf("%s (refers to %s, which only instances have)", k, strings.Join(missing, ", ")))
+			continue
+		}
+		expanded[k] = v
 	}
-	return Merge(env, ExpandEnv(expanded, own), own)
+	slices.Sort(leftOut)
+	return Merge(env, ExpandEnv(expanded, own), own), leftOut
 }
 
-// ServerBuildEnv is BuildEnv with the server's own environment.
-func ServerBuildEnv(app map[string]string, appName, release string) map[string]string {
-	return BuildEnv(os.Environ(), app, appName, release)
+// ServerBuildEnv is BuildEnv with the server's own environment; it says in
+// out what it left out.
+func ServerBuildEnv(app map[string]string, appName, release string, out io.Writer) map[string]string {
+	env, left := BuildEnv(os.Environ(), app, appName, release)
+	for _, l := range left {
+		fmt.Fprintf(out, "note: %s is left out of the build's environment\n", l)
+	}
+	return env
 }

@@ -12,7 +12,7 @@ func TestBuildEnv(t *testing.T) {
 		"NODE_AUTH_TOKEN=npm-secret", "EXTRA_ONE=1", "EXTRA_TWO=2",
 		"MOORAGE_BUILD_ENV=EXTRA_ONE, EXTRA_TWO",
 	}
-	got := BuildEnv(server, map[string]string{"DJANGO_SETTINGS_MODULE": "shop.settings", "PATH": "/app/bin:/usr/bin"}, "shop", "v3")
+	got, _ := BuildEnv(server, map[string]string{"DJANGO_SETTINGS_MODULE": "shop.settings", "PATH": "/app/bin:/usr/bin"}, "shop", "v3")
 	want := map[string]string{
 		"PATH": "/app/bin:/usr/bin", "HOME": "/root", "GOCACHE": "/cache", "LC_ALL": "C.UTF-8",
 		"EXTRA_ONE": "1", "EXTRA_TWO": "2",
@@ -33,9 +33,17 @@ func TestBuildEnvExpands(t *testing.T) {
 		"DATA":   "$MOORAGE_VOLUME_DATA/x",
 		"PRICE":  "5 $$",
 	}, EscapeEnv(map[string]string{"PASSWORD": "a$PORT$$b"}))
-	got := BuildEnv(nil, app, "shop", "v3")
+	got, left := BuildEnv(nil, app, "shop", "v3")
 	want := map[string]string{"CACHE": "/tmp/shop-v3", "PRICE": "5 $", "PASSWORD": "a$PORT$$b", "MOORAGE_APP": "shop", "MOORAGE_RELEASE": "v3"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("BuildEnv = %q, want %q", got, want)
+	}
+	// What is left out is said, never silently dropped.
+	wantLeft := []string{
+		"DATA (refers to $MOORAGE_VOLUME_DATA, which only instances have)",
+		"LISTEN (refers to $PORT, which only instances have)",
+	}
+	if !reflect.DeepEqual(left, wantLeft) {
+		t.Errorf("left out %q, want %q", left, wantLeft)
 	}
 }

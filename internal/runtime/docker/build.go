@@ -217,7 +217,7 @@ func checkRoot(sp *spec.Spec, ref, imageUser string) error {
 // environment (runtime.BuildEnv): a few of the server's variables, req.Env,
 // MOORAGE_APP and MOORAGE_RELEASE.
 func (r *Runtime) buildCommand(ctx context.Context, req runtime.BuildRequest, argv spec.Command, out io.Writer) error {
-	env := runtime.ServerBuildEnv(req.Env, req.App, req.Release)
+	env := runtime.ServerBuildEnv(req.Env, req.App, req.Release, out)
 	args := runtime.Expand(argv, env)
 	prog, err := lookPath(args[0], env["PATH"], req.ContextDir)
 	if err != nil {

@@ -77,7 +77,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	}
 
 	if len(b.Command) > 0 {
-		env := runtime.ServerBuildEnv(req.Env, req.App, req.Release)
+		env := runtime.ServerBuildEnv(req.Env, req.App, req.Release, out)
 		p, args, err := command(b.Command, env, dst)
 		if err != nil {
 			return fail(fmt.Errorf("build command: %w", err))
