@@ -38,7 +38,21 @@ type Version struct {
 	DataDir  string   `json:"data_dir"`
 	HTTP     string   `json:"http"`
 	HTTPS    string   `json:"https,omitempty"`
+	// Features are what this server can do that older ones could not; a
+	// client asks before relying on one (an older server would ignore the
+	// request's field and carry the operation out).
+	Features []string `json:"features,omitempty"`
 }
+
+// Features of a server (Version.Features).
+const (
+	// FeatureDryRun: deploy, rollback, scale and config plan with
+	// dry_run and change nothing.
+	FeatureDryRun = "dry-run"
+)
+
+// ServerFeatures are this build's features.
+var ServerFeatures = []string{FeatureDryRun}
 
 // App is one line of GET /v1/apps.
 type App struct {

@@ -251,6 +251,11 @@ func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {
 
 // Rollback rolls app back and streams events to fn.
 func (c *Client) Rollback(ctx context.Context, app string, req api.RollbackRequest, fn func(engine.Event)) (Result, error) {
+	if req.DryRun {
+		if err := c.canDryRun(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/rollback", req, fn)
 }
 
@@ -328,11 +333,21 @@ func (c *Client) Config(ctx context.Context, app string) ([]engine.ConfigVar, er
 
 // ChangeConfig sets or unsets config values (rolled out unless NoDeploy).
 func (c *Client) ChangeConfig(ctx context.Context, app string, req api.ConfigRequest, fn func(engine.Event)) (Result, error) {
+	if req.DryRun {
+		if err := c.canDryRun(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/config", req, fn)
 }
 
 // Scale changes replica counts.
 func (c *Client) Scale(ctx context.Context, app string, req api.ScaleRequest, fn func(engine.Event)) (Result, error) {
+	if req.DryRun {
+		if err := c.canDryRun(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/scale", req, fn)
 }
 

@@ -47,6 +47,11 @@ func uploadIgnore(dir, specFile string) (*archive.Ignore, error) {
 // packed on the fly (no temporary file) and skips .git/, .moorage/ and what
 // .moorageignore (or .dockerignore) lists.
 func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn func(engine.Event)) (Result, error) {
+	if o.DryRun {
+		if err := c.canDryRun(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	ig, err := uploadIgnore(dir, o.SpecFile)
 	if err != nil {
 		return Result{}, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/moorage/moorage/internal/api"
@@ -74,6 +75,19 @@ func collectPlan(do func(func(engine.Event)) (Result, error), fn func(engine.Eve
 		return nil, errors.New(strings.TrimSpace(res.Text))
 	}
 	return p, nil
+}
+
+// canDryRun refuses a dry run the server cannot do: a server older than
+// dry runs would ignore the flag and carry the operation out.
+func (c *Client) canDryRun(ctx context.Context) error {
+	v, err := c.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(v.Features, api.FeatureDryRun) {
+		return fmt.Errorf("the server runs moorage %s, which cannot plan an operation without carrying it out: nothing was sent; upgrade the server for --dry-run, or run without it", v.Version)
+	}
+	return nil
 }
 
 // dryRunQuery adds the dry-run parameter of POST /v1/deploys.

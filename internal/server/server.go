@@ -393,7 +393,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Engine: s.engine, UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
 		Limits: archive.Limits{MaxBytes: s.cfg.MaxUpload, MaxFiles: 200000},
 		Version: api.Version{Version: version.String(), Schema: store.SchemaVersion(), Runtimes: names,
-			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr()},
+			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr(), Features: api.ServerFeatures},
 		Logger: s.log.With("component", "api"),
 		Certs:  s.certs,
 		Notifier: notify.New(notify.Options{Store: s.store, Sealer: box, Certs: s.certs,
