@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/pipeline"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -134,7 +135,7 @@ func (s *Server) HooksHandler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		app, ok := strings.CutPrefix(r.URL.Path, "/hooks/")
 		signed := r.Header.Get("X-Hub-Signature-256") != "" || r.Header.Get("X-Gitlab-Token") != "" || r.Header.Get("X-Gitea-Signature") != ""
-		if !ok || r.Method != http.MethodPost || !signed || !appNameRe(app) {
+		if !ok || r.Method != http.MethodPost || !signed || spec.CheckName(app) != nil {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -149,18 +150,6 @@ func (s *Server) HooksHandler(next http.Handler) http.Handler {
 		}
 		s.hook(w, r, app, cfg)
 	})
-}
-
-func appNameRe(s string) bool {
-	if s == "" || len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 var deliveriesMu sync.Mutex
@@ -241,14 +230,12 @@ var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 // validSignature checks GitHub's and Gitea's HMAC-SHA256 of the body, or
 // GitLab's token.
 func validSignature(r *http.Request, body, secret []byte) bool {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	want := hex.EncodeToString(mac.Sum(nil))
+	want := notify.Signature(string(secret), body) // GitHub's form, as moorage's own webhooks sign
 	if h := r.Header.Get("X-Hub-Signature-256"); h != "" {
-		return hmac.Equal([]byte(h), []byte("sha256="+want))
+		return hmac.Equal([]byte(h), []byte(want))
 	}
 	if h := r.Header.Get("X-Gitea-Signature"); h != "" {
-		return hmac.Equal([]byte(h), []byte(want))
+		return hmac.Equal([]byte(h), []byte(strings.TrimPrefix(want, "sha256=")))
 	}
 	if h := r.Header.Get("X-Gitlab-Token"); h != "" {
 		return hmac.Equal([]byte(h), secret)

@@ -2,12 +2,10 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"sync"
 
-	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/pipeline"
 )
@@ -34,55 +32,13 @@ func (s *Server) pipelineRun(w http.ResponseWriter, r *http.Request) {
 }
 
 // streamPipeline runs req and streams its events as NDJSON, ending with a
-// done event.
+// done event. The pipeline goes on if the client goes away, and a slow
+// client loses no line: the events are kept as an operation's are.
 func (s *Server) streamPipeline(w http.ResponseWriter, r *http.Request, req pipeline.Request) {
-	events := make(chan engine.Event, 1024)
-	var mu sync.Mutex
-	closed := false
-	emit := func(ev engine.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return
-		}
-		select {
-		case events <- ev:
-		default: // a slow reader loses lines, never the pipeline
-		}
-	}
-	go func() {
-		status, err := s.pipelines().Run(context.WithoutCancel(r.Context()), req, emit)
-		done := engine.Event{Type: engine.EventDone, Status: status}
-		if err != nil {
-			done.Text = err.Error()
-		}
-		mu.Lock()
-		closed = true
-		mu.Unlock()
-		select {
-		case events <- done:
-		case <-r.Context().Done(): // the client went away
-		}
-	}()
-	w.Header().Set("Content-Type", api.ContentNDJSON)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	for {
-		select {
-		case ev := <-events:
-			if err := enc.Encode(ev); err != nil {
-				return
-			}
-			rc.Flush()
-			if ev.Type == engine.EventDone {
-				return
-			}
-		case <-r.Context().Done():
-			return
-		}
-	}
+	ctx := context.WithoutCancel(r.Context())
+	stream(w, r, engine.Go(func(emit func(engine.Event)) (string, error) {
+		return s.pipelines().Run(ctx, req, emit)
+	}))
 }
 
 var (

@@ -68,19 +68,33 @@ func (e *Engine) start(fn func(context.Context, *Op) (string, error)) *Op {
 	}
 	go func() {
 		defer e.wg.Done()
-		status, err := fn(e.ctx, op)
-		text, code := "", ""
-		if err != nil {
-			text = err.Error()
-			var le *store.LockedError
-			if errors.As(err, &le) {
-				code = CodeLocked
-			}
-		}
-		op.emit(Event{Type: EventDone, Status: status, Text: text, Code: code})
-		op.finish(status, err)
+		op.end(fn(e.ctx, op))
 	}()
 	return op
+}
+
+// Go runs fn as an operation of its own, outside the engine's operations
+// (a pipeline, whose deploy stage is one): its events are kept and read
+// with Next like any operation's, and end with a done event.
+func Go(fn func(emit func(Event)) (string, error)) *Op {
+	op := newOp()
+	go func() { op.end(fn(op.emit)) }()
+	return op
+}
+
+// end emits the done event of an operation that returned status and err,
+// and finishes it.
+func (op *Op) end(status string, err error) {
+	text, code := "", ""
+	if err != nil {
+		text = err.Error()
+		var le *store.LockedError
+		if errors.As(err, &le) {
+			code = CodeLocked
+		}
+	}
+	op.emit(Event{Type: EventDone, Status: status, Text: text, Code: code})
+	op.finish(status, err)
 }
 
 func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string, error) {
