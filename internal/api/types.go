@@ -79,7 +79,22 @@ type Release struct {
 	// Pruned: the artifact is gone, the release can no longer be rolled
 	// back to.
 	Pruned bool `json:"pruned,omitempty"`
+	// Commit is what the release was built from, when known (a rollback
+	// or config change keeps its artifact's).
+	Commit *Commit `json:"commit,omitempty"`
 }
+
+// Commit is the source a release was built from, when it came from git.
+type Commit = store.Commit
+
+// Headers of an upload (deploy, pipeline) naming its commit.
+const (
+	HeaderCommitSHA      = "X-Moorage-Commit-Sha"
+	HeaderCommitBranch   = "X-Moorage-Commit-Branch"
+	HeaderCommitAuthor   = "X-Moorage-Commit-Author"
+	HeaderCommitMessage  = "X-Moorage-Commit-Message" // URL query-escaped (a header holds no newline)
+	HeaderCommitDescribe = "X-Moorage-Commit-Describe"
+)
 
 // Deploy is one deploy with its steps.
 type Deploy struct {
@@ -124,7 +139,7 @@ func ReleaseOf(r *store.Release) Release {
 	out := Release{
 		App: r.App, ID: r.ID(), Version: r.Version, Status: r.Status, Cause: r.Cause,
 		Runtime: r.Runtime, Artifact: r.Artifact.Ref, Formation: r.Formation,
-		DeployID: r.DeployID, CreatedAt: r.CreatedAt,
+		DeployID: r.DeployID, CreatedAt: r.CreatedAt, Commit: r.Commit,
 	}
 	if r.Source != 0 {
 		out.Source = store.ReleaseID(r.Source)
@@ -165,12 +180,12 @@ type ConfigRequest struct {
 	DryRun   bool              `json:"dry_run,omitempty"` // print the plan, change nothing
 }
 
-// ScaleRequest is the body of POST /v1/apps/{app}/scale.
 // StopStartRequest is the body of POST /v1/apps/{app}/stop and /start.
 type StopStartRequest struct {
 	Wait bool `json:"wait,omitempty"`
 }
 
+// ScaleRequest is the body of POST /v1/apps/{app}/scale.
 type ScaleRequest struct {
 	Replicas map[string]int `json:"replicas"`
 	Wait     bool           `json:"wait,omitempty"`

@@ -2,20 +2,13 @@ package apiserver
 
 import (
 	"context"
+	"github.com/moorage/moorage/internal/api"
 	"net/http"
 	"net/url"
 	"sync"
 
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/pipeline"
-)
-
-// Headers of a pipeline upload naming its commit.
-const (
-	HeaderCommitSHA     = "X-Moorage-Commit-Sha"
-	HeaderCommitBranch  = "X-Moorage-Commit-Branch"
-	HeaderCommitAuthor  = "X-Moorage-Commit-Author"
-	HeaderCommitMessage = "X-Moorage-Commit-Message" // URL query-escaped (a header holds no newline)
 )
 
 // pipelineRun receives an upload and runs the pipeline on it, streaming
@@ -25,9 +18,10 @@ func (s *Server) pipelineRun(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := pipeline.Request{Dir: dir, SpecName: specName, Runtime: r.URL.Query().Get("runtime"), Owner: owner(r), Plan: dryRunPlan,
-		Commit: pipeline.Commit{SHA: r.Header.Get(HeaderCommitSHA), Branch: r.Header.Get(HeaderCommitBranch),
-			Author: r.Header.Get(HeaderCommitAuthor), Message: unescape(r.Header.Get(HeaderCommitMessage))}}
+	req := pipeline.Request{Dir: dir, SpecName: specName, Runtime: r.URL.Query().Get("runtime"), Owner: owner(r), Plan: dryRunPlan}
+	if c := commitOf(r); c != nil {
+		req.Commit = *c
+	}
 	s.streamPipeline(w, r, req)
 }
 
@@ -57,6 +51,17 @@ func (s *Server) pipelines() *pipeline.Runner {
 		runners[s.Engine] = r
 	}
 	return r
+}
+
+// commitOf reads the commit an upload names in its headers (nil: none).
+func commitOf(r *http.Request) *api.Commit {
+	h := r.Header
+	c := &api.Commit{SHA: h.Get(api.HeaderCommitSHA), Branch: h.Get(api.HeaderCommitBranch), Author: h.Get(api.HeaderCommitAuthor),
+		Message: unescape(h.Get(api.HeaderCommitMessage)), Describe: h.Get(api.HeaderCommitDescribe)}
+	if c.SHA == "" {
+		return nil
+	}
+	return c
 }
 
 func unescape(s string) string {

@@ -260,6 +260,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		Spec: sp, SpecYAML: string(data), ContextDir: dir, Runtime: rt,
 		Owner: owner(r), Wait: q.Get("wait") == "1" || q.Get("wait") == "true",
 		DryRun: q.Get(api.QueryDryRun) == "1" || q.Get(api.QueryDryRun) == "true",
+		Commit: commitOf(r),
 	})
 	s.log().Info("deploy", "app", sp.App, "owner", owner(r), "files", st.Files, "bytes", st.Bytes)
 	stream(w, r, op)

@@ -209,7 +209,8 @@ func pushDeploy(cmd *cobra.Command, g *globals, app, branch, rev string, git fun
 	if err := untar.Wait(); err != nil {
 		return fmt.Errorf("unpack %s: %v: %s", rev, err, errb.String())
 	}
-	commit := client.Commit{SHA: rev, Branch: branch, Author: git("log", "-1", "--format=%an <%ae>", rev), Message: git("log", "-1", "--format=%s", rev)}
+	commit := client.Commit{SHA: rev, Branch: branch, Author: git("log", "-1", "--format=%an <%ae>", rev), Message: git("log", "-1", "--format=%s", rev),
+		Describe: git("describe", "--always", "--tags", rev)}
 	sp, err := loadSpec(dir, "")
 	if err != nil {
 		return err

@@ -33,12 +33,12 @@ leaves the active release serving. Each stage is journaled (see
 			if err != nil {
 				return err
 			}
-			commit, describe := client.GitCommit(dir)
+			commit := client.GitCommit(dir)
 			p := newProgress(g, asJSON, verbose)
 			if !asJSON {
 				at := ""
-				if describe != "" {
-					at = " at " + describe
+				if commit.Describe != "" {
+					at = " at " + commit.Describe
 				}
 				fmt.Fprintf(g.stdout, "pipeline of %s from %s%s on %s\n", sp.App, dir, at, c.Addr())
 			}

@@ -29,7 +29,7 @@ func newReleasesCmd(g *globals) *cobra.Command {
 				return json.NewEncoder(g.stdout).Encode(rels)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RELEASE\tDEPLOY\tSTATUS\tCREATED\tCAUSE\tCONFIG\tFORMATION")
+			fmt.Fprintln(tw, "RELEASE\tDEPLOY\tSTATUS\tCREATED\tCAUSE\tCONFIG\tFORMATION\tCOMMIT")
 			pruned, differ := 0, false
 			for _, r := range rels {
 				mark := " "
@@ -50,7 +50,11 @@ func newReleasesCmd(g *globals) *cobra.Command {
 					deploy = fmt.Sprintf("#%d", r.DeployID)
 					differ = differ || r.DeployID != int64(r.Version)
 				}
-				fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.ID, deploy, status, ago(r.CreatedAt), r.Cause, cfg, formationString(r.Formation))
+				commit := r.Commit.Short()
+				if commit == "" {
+					commit = "-"
+				}
+				fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.ID, deploy, status, ago(r.CreatedAt), r.Cause, cfg, formationString(r.Formation), commit)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -77,6 +77,9 @@ func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn fun
 	if o.SpecFile != "" {
 		hdr.Set(api.HeaderSpec, o.SpecFile)
 	}
+	// The release records the commit a work tree is at (and whether it
+	// had changes: git describe's -dirty).
+	setCommit(hdr, GitCommit(dir))
 	resp, err := c.do(ctx, http.MethodPost, "/v1/deploys?"+q.Encode(), pr, hdr)
 	if err != nil {
 		return Result{}, fmt.Errorf("deploy %s: %w", dir, err)

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"github.com/moorage/moorage/internal/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,15 +14,13 @@ import (
 	"github.com/moorage/moorage/internal/engine"
 )
 
-// Commit names what a pipeline deploys.
-type Commit struct {
-	SHA, Branch, Author, Message string
-}
+// Commit names what a deploy or pipeline uploads.
+type Commit = api.Commit
 
-// GitCommit reads the commit checked out in dir (empty when dir is not a
-// git work tree or git is missing). Describe is `git describe --always
-// --dirty` there.
-func GitCommit(dir string) (c Commit, describe string) {
+// GitCommit reads the commit checked out in dir, with `git describe
+// --always --dirty --tags` there (empty when dir is not a git work tree or
+// git is missing).
+func GitCommit(dir string) (c Commit) {
 	git := func(args ...string) string {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = dir
@@ -33,12 +32,25 @@ func GitCommit(dir string) (c Commit, describe string) {
 	}
 	c.SHA = git("rev-parse", "HEAD")
 	if c.SHA == "" {
-		return Commit{}, ""
+		return Commit{}
 	}
 	c.Branch = git("rev-parse", "--abbrev-ref", "HEAD")
 	c.Author = git("log", "-1", "--format=%an <%ae>")
 	c.Message = git("log", "-1", "--format=%s")
-	return c, git("describe", "--always", "--dirty", "--tags")
+	c.Describe = git("describe", "--always", "--dirty", "--tags")
+	return c
+}
+
+// setCommit names commit in an upload's headers.
+func setCommit(hdr http.Header, c Commit) {
+	if c.SHA == "" {
+		return
+	}
+	hdr.Set(api.HeaderCommitSHA, c.SHA)
+	hdr.Set(api.HeaderCommitBranch, c.Branch)
+	hdr.Set(api.HeaderCommitAuthor, c.Author)
+	hdr.Set(api.HeaderCommitMessage, url.QueryEscape(c.Message))
+	hdr.Set(api.HeaderCommitDescribe, c.Describe)
 }
 
 // Pipeline uploads dir and runs the server's pipeline on it (fetch is the
@@ -59,10 +71,7 @@ func (c *Client) Pipeline(ctx context.Context, dir string, commit Commit, o Depl
 		q.Set("runtime", o.Runtime)
 	}
 	hdr := http.Header{"Content-Type": {"application/gzip"}}
-	hdr.Set("X-Moorage-Commit-Sha", commit.SHA)
-	hdr.Set("X-Moorage-Commit-Branch", commit.Branch)
-	hdr.Set("X-Moorage-Commit-Author", commit.Author)
-	hdr.Set("X-Moorage-Commit-Message", url.QueryEscape(commit.Message))
+	setCommit(hdr, commit)
 	resp, err := c.do(ctx, http.MethodPost, "/v1/pipelines?"+q.Encode(), pr, hdr)
 	if err != nil {
 		return Result{}, fmt.Errorf("pipeline %s: %w", dir, err)

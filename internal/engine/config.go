@@ -187,7 +187,7 @@ func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, se
 	rel := &store.Release{
 		App: req.App, Cause: cause, Runtime: cur.Runtime, Artifact: cur.Artifact,
 		Spec: cur.Spec, SpecYAML: cur.SpecYAML, Config: cfg,
-		Formation: formation(cur.Spec, a.Formation), Source: src,
+		Formation: formation(cur.Spec, a.Formation), Source: src, Commit: cur.Commit,
 	}
 	return &runInput{
 		app: a, kind: store.KindConfig, owner: req.Owner, rt: rt,

@@ -25,6 +25,9 @@ type DeployRequest struct {
 	Owner      string // who asks: "alice@laptop (pid 42)"
 	Wait       bool   // wait for the app's lock instead of being refused
 	DryRun     bool   // print the plan, change nothing
+	// Commit is what ContextDir was checked out from, when known: the
+	// release records it.
+	Commit *store.Commit
 }
 
 // RollbackRequest asks to bring back an earlier release.
@@ -192,6 +195,7 @@ func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *
 		Artifact: runtime.Artifact{Runtime: rtName},
 		Spec:     sp, SpecYAML: req.SpecYAML, Config: cfg,
 		Formation: formation(sp, a.Formation),
+		Commit:    req.Commit,
 	}
 	return &runInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
@@ -246,7 +250,7 @@ func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest
 		App: req.App, Cause: "rollback to " + src.ID(), Runtime: src.Runtime,
 		Artifact: src.Artifact, Spec: src.Spec, SpecYAML: src.SpecYAML, Config: src.Config,
 		Formation: formation(src.Spec, a.Formation),
-		Source:    src.Version,
+		Source:    src.Version, Commit: src.Commit,
 	}
 	return &runInput{
 		app: a, kind: store.KindRollback, owner: req.Owner, rt: rt,

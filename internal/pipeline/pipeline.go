@@ -27,33 +27,8 @@ import (
 // Kind is the deploy record kind of a pipeline.
 const Kind = store.KindPipeline
 
-// Commit says what is being deployed.
-type Commit struct {
-	SHA     string `json:"sha,omitempty"`
-	Branch  string `json:"branch,omitempty"`
-	Author  string `json:"author,omitempty"`
-	Message string `json:"message,omitempty"`
-}
-
-func (c Commit) String() string {
-	if c.SHA == "" {
-		return "a working tree (no commit)"
-	}
-	s := c.SHA
-	if len(s) > 12 {
-		s = s[:12]
-	}
-	if c.Branch != "" {
-		s += " on " + c.Branch
-	}
-	if c.Author != "" {
-		s += " by " + c.Author
-	}
-	if m, _, _ := strings.Cut(c.Message, "\n"); m != "" {
-		s += ": " + m
-	}
-	return s
-}
+// Commit says what is being deployed; the release records it.
+type Commit = store.Commit
 
 // Request is a pipeline run.
 type Request struct {
@@ -322,7 +297,7 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 		return fail("deploy: " + err.Error())
 	}
 	op := r.Engine.Deploy(engine.DeployRequest{Spec: sp, SpecYAML: string(data), ContextDir: dir, Runtime: req.Runtime,
-		Owner: req.Owner + deployOwnerMark(rec.ID) + req.Commit.String() + ")", Wait: true})
+		Owner: req.Owner + deployOwnerMark(rec.ID) + req.Commit.String() + ")", Wait: true, Commit: commitOf(req.Commit)})
 	for i := 0; ; i++ {
 		ev, ok := op.Next(wctx, i)
 		if !ok {
@@ -401,6 +376,14 @@ func (r *Runner) Failed(ctx context.Context, req Request, stage, output, reason 
 		st.FinishStep(ctx, rec.ID, seq, store.StepFailed, output)
 	}
 	return st.FinishDeploy(ctx, rec.ID, store.DeployFailed, reason)
+}
+
+// commitOf is c for the release, nil when there is none.
+func commitOf(c Commit) *store.Commit {
+	if c.SHA == "" {
+		return nil
+	}
+	return &c
 }
 
 // deployOwnerMark is in the owner of the deploy stage's record: it ties

@@ -175,6 +175,11 @@ CREATE TABLE notify_state (
 	value INTEGER NOT NULL
 );
 `,
+	// 6: the commit a release was built from (JSON api.Commit, '' when not
+	// from git).
+	`
+ALTER TABLE releases ADD COLUMN commit_info TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -36,8 +37,55 @@ type Release struct {
 	DeployID  int64
 	// Source is the release whose artifact this one reuses (rollback, config
 	// change); 0 when the artifact was built for this release.
-	Source    int
+	Source int
+	// Commit is what the artifact was built from, when it came from git
+	// (nil otherwise); a release that reuses an artifact keeps its commit.
+	Commit    *Commit
 	CreatedAt time.Time
+}
+
+// Commit is the source a release was built from, when it came from git:
+// the pipeline's commit, or the work tree `moorage deploy` uploaded.
+type Commit struct {
+	SHA      string `json:"sha,omitempty"`
+	Branch   string `json:"branch,omitempty"`
+	Author   string `json:"author,omitempty"`
+	Message  string `json:"message,omitempty"`  // the subject line
+	Describe string `json:"describe,omitempty"` // git describe --always --dirty --tags
+}
+
+// Short is the commit as a table shows it: git describe, else the short
+// sha ("" without a commit).
+func (c *Commit) Short() string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Describe != "":
+		return c.Describe
+	case len(c.SHA) > 12:
+		return c.SHA[:12]
+	}
+	return c.SHA
+}
+
+func (c Commit) String() string {
+	if c.SHA == "" {
+		return "a working tree (no commit)"
+	}
+	s := c.SHA
+	if len(s) > 12 {
+		s = s[:12]
+	}
+	if c.Branch != "" {
+		s += " on " + c.Branch
+	}
+	if c.Author != "" {
+		s += " by " + c.Author
+	}
+	if m, _, _ := strings.Cut(c.Message, "\n"); m != "" {
+		s += ": " + m
+	}
+	return s
 }
 
 // ID is "v<version>".
@@ -67,6 +115,11 @@ func (s *Store) CreateRelease(ctx context.Context, r *Release) error {
 	}
 	cfg, _ := json.Marshal(r.Config)
 	form, _ := json.Marshal(r.Formation)
+	commit := ""
+	if r.Commit != nil {
+		b, _ := json.Marshal(r.Commit)
+		commit = string(b)
+	}
 	if r.Status == "" {
 		r.Status = ReleasePending
 	}
@@ -75,9 +128,9 @@ func (s *Store) CreateRelease(ctx context.Context, r *Release) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app = ?`, r.App).Scan(&r.Version); err != nil {
 			return fmt.Errorf("next version: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO releases (app, version, status, cause, runtime, artifact, spec, spec_yaml, config, formation, deploy_id, source, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.App, r.Version, r.Status, r.Cause, r.Runtime, string(art), string(sp), r.SpecYAML, string(cfg), string(form), nullInt(r.DeployID), nullInt(int64(r.Source)), r.CreatedAt.UnixNano())
+		_, err := tx.ExecContext(ctx, `INSERT INTO releases (app, version, status, cause, runtime, artifact, spec, spec_yaml, config, formation, deploy_id, source, commit_info, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.App, r.Version, r.Status, r.Cause, r.Runtime, string(art), string(sp), r.SpecYAML, string(cfg), string(form), nullInt(r.DeployID), nullInt(int64(r.Source)), commit, r.CreatedAt.UnixNano())
 		if err != nil {
 			return fmt.Errorf("create release of %s: %w", r.App, err)
 		}
@@ -113,7 +166,7 @@ func (s *Store) SetReleaseStatus(ctx context.Context, app string, version int, s
 	return mustAffect(res, fmt.Sprintf("release %s v%d", app, version))
 }
 
-const releaseCols = `app, version, status, cause, runtime, artifact, spec, spec_yaml, config, formation, COALESCE(deploy_id, 0), COALESCE(source, 0), created_at`
+const releaseCols = `app, version, status, cause, runtime, artifact, spec, spec_yaml, config, formation, COALESCE(deploy_id, 0), COALESCE(source, 0), commit_info, created_at`
 
 // GetRelease returns app's release version, or ErrNotFound.
 func (s *Store) GetRelease(ctx context.Context, app string, version int) (*Release, error) {
@@ -144,9 +197,9 @@ func (s *Store) ListReleases(ctx context.Context, app string) ([]*Release, error
 
 func scanRelease(r scanner) (*Release, error) {
 	var rel Release
-	var art, sp, cfg, form string
+	var art, sp, cfg, form, commit string
 	var created int64
-	if err := r.Scan(&rel.App, &rel.Version, &rel.Status, &rel.Cause, &rel.Runtime, &art, &sp, &rel.SpecYAML, &cfg, &form, &rel.DeployID, &rel.Source, &created); err != nil {
+	if err := r.Scan(&rel.App, &rel.Version, &rel.Status, &rel.Cause, &rel.Runtime, &art, &sp, &rel.SpecYAML, &cfg, &form, &rel.DeployID, &rel.Source, &commit, &created); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -163,6 +216,12 @@ func scanRelease(r scanner) (*Release, error) {
 		return nil, fmt.Errorf("decode config of %s v%d: %w", rel.App, rel.Version, err)
 	}
 	_ = json.Unmarshal([]byte(form), &rel.Formation)
+	if commit != "" {
+		rel.Commit = new(Commit)
+		if err := json.Unmarshal([]byte(commit), rel.Commit); err != nil {
+			return nil, fmt.Errorf("decode commit of %s v%d: %w", rel.App, rel.Version, err)
+		}
+	}
 	rel.CreatedAt = toTime(created)
 	return &rel, nil
 }

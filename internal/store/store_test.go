@@ -168,3 +168,37 @@ func TestFilesOwnerOnly(t *testing.T) {
 	}
 	check("reopened")
 }
+
+// A release keeps the commit it was built from; one without has none.
+func TestReleaseCommit(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	if _, err := s.EnsureApp(ctx, "web", "process"); err != nil {
+		t.Fatal(err)
+	}
+	c := &Commit{SHA: "0123456789abcdef0123456789abcdef01234567", Branch: "main", Author: "Alice <a@example.com>", Message: "Add notes", Describe: "v1.2-3-g0123456-dirty"}
+	with := &Release{App: "web", Cause: "deploy", Runtime: "process", Commit: c}
+	without := &Release{App: "web", Cause: "deploy", Runtime: "process"}
+	for _, r := range []*Release{with, without} {
+		if err := s.CreateRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.GetRelease(ctx, "web", with.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Commit == nil || *got.Commit != *c {
+		t.Fatalf("commit %+v, want %+v", got.Commit, c)
+	}
+	if got.Commit.Short() != "v1.2-3-g0123456-dirty" {
+		t.Errorf("Short() = %q", got.Commit.Short())
+	}
+	got, err = s.GetRelease(ctx, "web", without.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Commit != nil || got.Commit.Short() != "" {
+		t.Fatalf("a release without a commit reads %+v", got.Commit)
+	}
+}
