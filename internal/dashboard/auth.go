@@ -7,9 +7,12 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moorage/moorage/internal/apiserver"
 )
 
 // Session lifetimes: a session ends after IdleTimeout without a request,
@@ -163,18 +166,31 @@ func (l *limiter) failed(addr string) {
 	w.failures++
 }
 
-// clientAddr is the address a request comes from. Over the control socket
-// (`moorage dashboard`, which only root or the socket's group can reach)
-// the forwarder's X-Forwarded-For is believed; over TCP only the peer.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err == nil && host != "" {
-		return host
+// origin is who a request comes from: key is what its failed logins are
+// counted under, addr what the audit and the operations' owner show.
+type origin struct{ key, addr string }
+
+// originOf is where a request comes from, from what the kernel says, never
+// from a header the client sends (X-Forwarded-For is ignored: no proxy of
+// the server's own stands in front of the dashboard). Over TCP (the HTTPS
+// listener) it is the peer's IP address. Over the control socket (`moorage
+// dashboard`, forwarded through ssh or run on the server) it is the
+// socket's peer (SO_PEERCRED, see apiserver.Peer): its uid and user name
+// and, for `moorage dial-stdio` in an ssh session, the ssh client's
+// address and the forced command's user, e.g.
+// "deploy (uid 1001) over ssh as carol from 203.0.113.9".
+func originOf(r *http.Request) origin {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && host != "" {
+		return origin{key: host, addr: host}
 	}
-	if f := r.Header.Get("X-Forwarded-For"); f != "" {
-		return "ssh:" + strings.TrimSpace(strings.Split(f, ",")[0])
+	if p, ok := apiserver.PeerOf(r.Context()); ok {
+		key := "uid " + strconv.Itoa(p.UID)
+		if p.SSHFrom != "" || p.SSHUser != "" {
+			key += " ssh " + p.SSHFrom + " " + p.SSHUser
+		}
+		return origin{key: key, addr: p.String()}
 	}
-	return "local"
+	return origin{key: "socket", addr: "control socket (peer unknown)"}
 }
 
 func sameToken(a, b string) bool {

@@ -226,13 +226,13 @@ func (d *Dashboard) stillValid(r *http.Request, s *session) bool {
 // as is the API client for a session's requests: operations are recorded
 // as the dashboard user's.
 func (d *Dashboard) as(r *http.Request, s *session) *client.Client {
-	return d.api.As(fmt.Sprintf("%s (dashboard, %s)", s.user, clientAddr(r)))
+	return d.api.As(fmt.Sprintf("%s (dashboard, %s)", s.user, originOf(r).addr))
 }
 
 func (d *Dashboard) audit(r *http.Request, user, action, target, outcome string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	e := api.AuditEntry{User: user, IP: clientAddr(r), Action: action, Target: target, Outcome: outcome}
+	e := api.AuditEntry{User: user, IP: originOf(r).addr, Action: action, Target: target, Outcome: outcome}
 	if err := d.api.AddAudit(ctx, e); err != nil {
 		d.log.Error("dashboard audit", "err", err, "user", user, "action", action)
 	}
@@ -317,7 +317,7 @@ func safeNext(prefix, next string) string {
 
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	addr := clientAddr(r)
+	addr := originOf(r).key
 	if ok, wait := d.lim.allowed(addr); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		d.audit(r, r.PostFormValue("user"), "login", "dashboard", "refused: too many failed logins")
