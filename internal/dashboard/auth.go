@@ -22,11 +22,19 @@ const (
 	MaxAge      = 12 * time.Hour
 )
 
-// Login limits: at most LoginAttempts failed logins per client address in
-// LoginWindow; then the address waits for the window to pass.
+// Login limits: at most LoginAttempts failed logins per client in
+// LoginWindow; then the client waits for the window to pass. At most
+// LoginChecks passwords are checked at a time (bcrypt, cost 12, takes a
+// core for a quarter of a second): a login waits up to LoginQueueWait for
+// its turn, then gets 503 with Retry-After. A user name or password longer
+// than any the server accepts (64, 72 bytes) is refused before any check.
 const (
-	LoginAttempts = 10
-	LoginWindow   = 15 * time.Minute
+	LoginAttempts  = 10
+	LoginWindow    = 15 * time.Minute
+	LoginChecks    = 2
+	LoginQueueWait = 3 * time.Second
+	maxUserLen     = 64
+	maxPasswordLen = 72
 )
 
 const (
@@ -120,7 +128,10 @@ func (ss *sessions) remove(token string) {
 	delete(ss.m, sha256.Sum256([]byte(token)))
 }
 
-// limiter counts failed logins per client address.
+// limiter counts logins per client (origin.key): the failed ones, and
+// those whose password is being checked. An attempt is reserved before
+// the check, in the same step as the limit is checked, so that concurrent
+// logins cannot all pass the check before any failure is counted.
 type limiter struct {
 	mu sync.Mutex
 	m  map[string]*window
@@ -128,42 +139,54 @@ type limiter struct {
 
 type window struct {
 	start    time.Time
-	failures int
+	failures int // failed logins in the window
+	inflight int // logins being checked now
 }
 
-// allowed reports whether addr may try to log in, and when not, how long
-// it must wait.
-func (l *limiter) allowed(addr string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.m[addr]
-	now := time.Now()
-	if w == nil || now.Sub(w.start) > LoginWindow {
-		return true, 0
-	}
-	if w.failures >= LoginAttempts {
-		return false, LoginWindow - now.Sub(w.start)
-	}
-	return true, 0
-}
+func (w *window) expired(now time.Time) bool { return now.Sub(w.start) > LoginWindow }
 
-func (l *limiter) failed(addr string) {
+// reserve counts a login attempt of key before its password is checked;
+// nil when key has used its attempts, with how long it must wait. The
+// attempt ends with release (the login succeeded, or the password could
+// not be checked: it does not count) or failed.
+func (l *limiter) reserve(key string) (*window, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
 	if len(l.m) > 100000 {
 		for k, w := range l.m {
-			if now.Sub(w.start) > LoginWindow {
+			if w.expired(now) && w.inflight == 0 {
 				delete(l.m, k)
 			}
 		}
 	}
-	w := l.m[addr]
-	if w == nil || now.Sub(w.start) > LoginWindow {
+	w := l.m[key]
+	if w == nil || w.expired(now) {
 		w = &window{start: now}
-		l.m[addr] = w
+		l.m[key] = w
 	}
+	if w.failures+w.inflight >= LoginAttempts {
+		return nil, LoginWindow - now.Sub(w.start)
+	}
+	w.inflight++
+	return w, 0
+}
+
+// release gives back an attempt reserve counted.
+func (l *limiter) release(w *window) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.inflight--
+}
+
+// failed turns a reserved attempt into a failure; it returns the failures
+// of the window so far.
+func (l *limiter) failed(w *window) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.inflight--
 	w.failures++
+	return w.failures
 }
 
 // origin is who a request comes from: key is what its failed logins are

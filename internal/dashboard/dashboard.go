@@ -48,6 +48,9 @@ type Dashboard struct {
 	pages  map[string]*template.Template
 	ss     sessions
 	lim    limiter
+	checks chan struct{} // a slot per password check (LoginChecks)
+	// checkWait is how long a login waits for a slot (LoginQueueWait).
+	checkWait time.Duration
 
 	trafficMu sync.Mutex
 	traffic   trafficSample // the previous sample, for rates
@@ -70,6 +73,8 @@ func New(o Options) (*Dashboard, error) {
 	}
 	d.ss.m = map[[32]byte]*session{}
 	d.lim.m = map[string]*window{}
+	d.checks = make(chan struct{}, LoginChecks)
+	d.checkWait = LoginQueueWait
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -317,11 +322,10 @@ func safeNext(prefix, next string) string {
 
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	addr := originOf(r).key
-	if ok, wait := d.lim.allowed(addr); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		d.audit(r, r.PostFormValue("user"), "login", "dashboard", "refused: too many failed logins")
-		d.showLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from your address: try again in %d minutes.", int(wait.Minutes())+1))
+	name, password := r.PostFormValue("user"), r.PostFormValue("password")
+	if len(name) > maxUserLen || len(password) > maxPasswordLen {
+		// No such user or password can exist: not worth a hash.
+		d.showLogin(w, r, http.StatusBadRequest, fmt.Sprintf("User names are at most %d bytes long, passwords at most %d.", maxUserLen, maxPasswordLen))
 		return
 	}
 	c, err := r.Cookie(loginCookie)
@@ -329,24 +333,61 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusForbidden, "The login form expired: try again.")
 		return
 	}
-	name := r.PostFormValue("user")
-	u, err := d.api.DashboardLogin(r.Context(), name, r.PostFormValue("password"))
+	o := originOf(r)
+	att, wait := d.lim.reserve(o.key)
+	if att == nil {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		d.audit(r, name, "login", "dashboard", "refused: too many failed logins")
+		d.showLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from your address: try again in %d minutes.", int(wait.Minutes())+1))
+		return
+	}
+	if !d.acquireCheck(r.Context()) {
+		d.lim.release(att)
+		w.Header().Set("Retry-After", "5")
+		d.showLogin(w, r, http.StatusServiceUnavailable, "The server is busy checking other logins: try again in a few seconds.")
+		return
+	}
+	u, err := d.api.DashboardLogin(r.Context(), name, password)
+	<-d.checks
 	if err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
-			d.lim.failed(addr)
+			d.lim.failed(att)
 			d.audit(r, name, "login", "dashboard", "refused: wrong user name or password")
 			d.showLogin(w, r, http.StatusUnauthorized, "Wrong user name or password.")
 			return
 		}
+		d.lim.release(att)
 		d.showLogin(w, r, http.StatusBadGateway, "The server could not check the password: "+err.Error())
 		return
 	}
+	d.lim.release(att)
 	tok, _ := d.ss.create(u.Name, u.Role, u.Credential)
 	d.setCookie(w, r, loginCookie, "", -1)
 	d.setCookie(w, r, sessionCookie, tok, int(MaxAge.Seconds()))
 	d.audit(r, u.Name, "login", "dashboard", "ok")
 	http.Redirect(w, r, safeNext(d.prefix, r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// acquireCheck takes a password check's slot, waiting up to checkWait.
+func (d *Dashboard) acquireCheck(ctx context.Context) bool {
+	select {
+	case d.checks <- struct{}{}:
+		return true
+	default:
+	}
+	if d.checkWait <= 0 {
+		return false
+	}
+	t := time.NewTimer(d.checkWait)
+	defer t.Stop()
+	select {
+	case d.checks <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s *session) {

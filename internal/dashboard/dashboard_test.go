@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,15 +114,45 @@ func TestDashboardLoginLimiter(t *testing.T) {
 	var l limiter
 	l.m = map[string]*window{}
 	for range LoginAttempts {
-		if ok, _ := l.allowed("1.2.3.4"); !ok {
+		w, _ := l.reserve("1.2.3.4")
+		if w == nil {
 			t.Fatal("refused too early")
 		}
-		l.failed("1.2.3.4")
+		l.failed(w)
 	}
-	if ok, wait := l.allowed("1.2.3.4"); ok || wait <= 0 {
+	if w, wait := l.reserve("1.2.3.4"); w != nil || wait <= 0 {
 		t.Errorf("allowed after %d failures", LoginAttempts)
 	}
-	if ok, _ := l.allowed("5.6.7.8"); !ok {
+	if w, _ := l.reserve("5.6.7.8"); w == nil {
 		t.Errorf("another address was refused")
+	}
+}
+
+// Reserving checks and counts in one step: of many concurrent attempts,
+// LoginAttempts get through; a released one (a success) does not count.
+func TestDashboardLoginLimiterConcurrent(t *testing.T) {
+	var l limiter
+	l.m = map[string]*window{}
+	var mu sync.Mutex
+	var got []*window
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if w, _ := l.reserve("1.2.3.4"); w != nil {
+				mu.Lock()
+				got = append(got, w)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(got) != LoginAttempts {
+		t.Fatalf("%d of 50 concurrent attempts got through, want %d", len(got), LoginAttempts)
+	}
+	l.release(got[0])
+	if w, _ := l.reserve("1.2.3.4"); w == nil {
+		t.Fatal("a released attempt still counts")
 	}
 }
