@@ -135,7 +135,17 @@ func (ss *sessions) remove(token string) {
 type limiter struct {
 	mu sync.Mutex
 	m  map[string]*window
+	// The audit's budget for failed logins: audited of them recorded since
+	// auditStart (AuditFailedLogins per LoginWindow over all clients).
+	auditStart time.Time
+	audited    int
 }
+
+// AuditFailedLogins is how many failed logins the audit records per
+// LoginWindow over all clients (each client's first failure in its window
+// and the one that blocks it); the rest are counted in the entries and
+// the server's log, so that a flood of wrong logins cannot flood the audit.
+const AuditFailedLogins = 100
 
 type window struct {
 	start    time.Time
@@ -170,6 +180,23 @@ func (l *limiter) reserve(key string) (*window, time.Duration) {
 	}
 	w.inflight++
 	return w, 0
+}
+
+// auditSlot reports whether a failed login may be recorded in the audit,
+// and whether it is the last one the budget allows this window, with when
+// the budget is renewed.
+func (l *limiter) auditSlot() (ok, last bool, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.auditStart) > LoginWindow {
+		l.auditStart, l.audited = now, 0
+	}
+	if l.audited >= AuditFailedLogins {
+		return false, false, time.Time{}
+	}
+	l.audited++
+	return true, l.audited == AuditFailedLogins, l.auditStart.Add(LoginWindow)
 }
 
 // release gives back an attempt reserve counted.

@@ -336,8 +336,9 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	o := originOf(r)
 	att, wait := d.lim.reserve(o.key)
 	if att == nil {
+		// Not audited: the failure that used up the client's attempts was,
+		// with when it may try again.
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		d.audit(r, name, "login", "dashboard", "refused: too many failed logins")
 		d.showLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from your address: try again in %d minutes.", int(wait.Minutes())+1))
 		return
 	}
@@ -352,8 +353,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
-			d.lim.failed(att)
-			d.audit(r, name, "login", "dashboard", "refused: wrong user name or password")
+			d.failedLogin(r, name, d.lim.failed(att))
 			d.showLogin(w, r, http.StatusUnauthorized, "Wrong user name or password.")
 			return
 		}
@@ -367,6 +367,33 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	d.setCookie(w, r, sessionCookie, tok, int(MaxAge.Seconds()))
 	d.audit(r, u.Name, "login", "dashboard", "ok")
 	http.Redirect(w, r, safeNext(d.prefix, r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// failedLogin records the n-th failed login of a client in its window:
+// in the audit only the first and the one that blocks the client (and at
+// most AuditFailedLogins per window over all clients), in the server's log
+// each (at most LoginAttempts per client and window).
+func (d *Dashboard) failedLogin(r *http.Request, name string, n int) {
+	const outcome = "refused: wrong user name or password"
+	var note string
+	switch n {
+	case 1:
+		note = fmt.Sprintf(" (this client's first failure in %s; the next ones are counted, not each recorded)", LoginWindow)
+	case LoginAttempts:
+		note = fmt.Sprintf(" (%d failures in %s: this client is refused until the window ends)", n, LoginWindow)
+	default:
+		d.log.Info("dashboard", "user", name, "ip", originOf(r).addr, "action", "login", "outcome", outcome, "failures", n)
+		return
+	}
+	ok, last, until := d.lim.auditSlot()
+	if !ok {
+		d.log.Info("dashboard", "user", name, "ip", originOf(r).addr, "action", "login", "outcome", outcome+note, "audited", false)
+		return
+	}
+	if last {
+		note += fmt.Sprintf("; %d failed logins recorded in %s: no more are recorded until %s (see the server's log)", AuditFailedLogins, LoginWindow, until.UTC().Format(time.RFC3339))
+	}
+	d.audit(r, name, "login", "dashboard", outcome+note)
 }
 
 // acquireCheck takes a password check's slot, waiting up to checkWait.

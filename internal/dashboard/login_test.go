@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -161,5 +162,40 @@ func TestDashboardLoginTooLong(t *testing.T) {
 	}
 	if n := f.logins.Load(); n != 0 {
 		t.Fatalf("%d over-long passwords were checked", n)
+	}
+}
+
+// TestDashboardFailedLoginsAudit: wrong logins cannot flood the audit. Of
+// one client's failures in a window the audit records the first and the
+// one that blocks it, none of the refused ones after; over many clients
+// at most AuditFailedLogins per window, the last saying so.
+func TestDashboardFailedLoginsAudit(t *testing.T) {
+	f := &fakeAPI{}
+	d := newLoginDashboard(t, f)
+	for range 3 * LoginAttempts {
+		postLogin(d, "203.0.113.9", "mallory", "wrong password")
+	}
+	if w := postLogin(d, "203.0.113.9", "mallory", "wrong password"); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("after %d failures: %d, want 429", 3*LoginAttempts, w.Code)
+	}
+	es := f.audited()
+	if len(es) != 2 || !strings.Contains(es[0].Outcome, "first failure") || !strings.Contains(es[1].Outcome, "refused until") {
+		t.Fatalf("%d wrong logins from one client made %d audit entries, want 2 (its first failure, its block):\n%+v", 3*LoginAttempts+1, len(es), es)
+	}
+	if es[0].IP != "203.0.113.9" || es[0].User != "mallory" {
+		t.Errorf("entry %+v: want mallory from 203.0.113.9", es[0])
+	}
+
+	f = &fakeAPI{}
+	d = newLoginDashboard(t, f)
+	for i := range AuditFailedLogins + 50 {
+		postLogin(d, fmt.Sprintf("198.51.%d.%d", i/250, i%250+1), "mallory", "wrong password")
+	}
+	es = f.audited()
+	if len(es) != AuditFailedLogins {
+		t.Fatalf("%d clients' wrong logins made %d audit entries, want %d", AuditFailedLogins+50, len(es), AuditFailedLogins)
+	}
+	if last := es[len(es)-1].Outcome; !strings.Contains(last, "no more are recorded until") {
+		t.Errorf("the last entry the budget allows does not say so: %q", last)
 	}
 }
