@@ -49,6 +49,9 @@ type Dashboard struct {
 	ss     sessions
 	lim    limiter
 	checks chan struct{} // a slot per password check (LoginChecks)
+	// closed ends the event streams (Close).
+	closed context.Context
+	close  context.CancelFunc
 	// checkWait is how long a login waits for a slot (LoginQueueWait).
 	checkWait time.Duration
 
@@ -75,6 +78,7 @@ func New(o Options) (*Dashboard, error) {
 	d.lim.m = map[string]*window{}
 	d.checks = make(chan struct{}, LoginChecks)
 	d.checkWait = LoginQueueWait
+	d.closed, d.close = context.WithCancel(context.Background())
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -103,6 +107,12 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	return pages, nil
 }
+
+// Close ends the open event streams now, and any opened later at once
+// (the browser reconnects, to the next server). The server calls it when
+// it stops or hands over, before it waits for the requests in flight: a
+// stream would otherwise hold its shutdown until the drain timeout.
+func (d *Dashboard) Close() { d.close() }
 
 // Handler returns the dashboard's routes, all under Prefix.
 func (d *Dashboard) Handler() http.Handler {
@@ -171,6 +181,8 @@ func (d *Dashboard) auth(h authed) http.HandlerFunc {
 			// user removed or its password changed.
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
+			stop := context.AfterFunc(d.closed, cancel) // the server stops
+			defer stop()
 			go d.watchSession(ctx, cancel, r, token)
 			r = r.WithContext(ctx)
 		}

@@ -114,6 +114,7 @@ type Server struct {
 	apiCancel                         context.CancelFunc // ends the API handlers' contexts
 	front                             *proxy.Server
 	dashboard                         atomic.Pointer[http.Handler] // set once the API serves
+	dashboardClose                    func()                       // ends the dashboard's event streams
 	hooks                             atomic.Pointer[http.Handler] // HTTPS with webhooks, once the API serves
 	serveErr                          chan error
 	wg                                sync.WaitGroup
@@ -489,6 +490,12 @@ func (s *Server) stopControl(ctx context.Context) []error {
 		return nil
 	}
 	s.controlStopped = true
+	if s.dashboardClose != nil {
+		// Open event streams (over HTTPS and the socket) end now: the
+		// graceful shutdowns below would wait for them until their
+		// timeouts; the browsers reconnect, to the next server.
+		s.dashboardClose()
+	}
 	var errs []error
 	apiDone := make(chan struct{})
 	if s.apiSrv != nil {
