@@ -670,6 +670,21 @@ func TestDashboardOverSSH(t *testing.T) {
 	if resp, _ := c.do("GET", "/v1/apps", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("the control API through the forwarder: %s, want 404", resp.Status)
 	}
+	// DNS rebinding: a page of another site whose name resolves to the
+	// loopback address sends its own Host; the forwarder refuses it.
+	{
+		_, port, _ := net.SplitHostPort(addr)
+		req, _ := http.NewRequest("GET", "http://"+addr+"/dashboard/login", nil)
+		req.Host = "rebind.example:" + port
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Errorf("the forwarder with Host %s: %s, want 421", req.Host, resp.Status)
+		}
+	}
 	// A password change ends the user's sessions, and a live event stream
 	// with them (within the dashboard's recheck time).
 	streamed := make(chan error, 1)
