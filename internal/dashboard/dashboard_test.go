@@ -82,16 +82,42 @@ func TestDashboardOverviewFast(t *testing.T) {
 	}
 }
 
-// TestDashboardTemplatesEscape: what apps and logs contain is escaped.
+// TestDashboardTemplatesEscape: what apps, logs, config and the audit
+// hold (an app name, a log line, a config key, a failed login's user
+// name: all written by someone other than the dashboard's user) comes out
+// escaped, in text and in attributes, on every page that shows it. (It
+// fails if a template prints one of them unescaped, e.g. through a func
+// returning template.HTML.)
 func TestDashboardTemplatesEscape(t *testing.T) {
-	d := newTestDashboard(t)
+	const evil = `<script>alert(1)</script>"'><img src=x onerror=alert(2)>`
+	const escaped = `&lt;script&gt;alert(1)&lt;/script&gt;`
 	ov := overviewOf50()
-	ov.Apps[0].Err = `<script>alert(1)</script>`
-	w := httptest.NewRecorder()
-	d.render(w, 200, "overview", d.newPage(&session{user: "a", role: api.RoleReadonly}, "Apps", "apps", ov))
-	b, _ := io.ReadAll(w.Body)
-	if strings.Contains(string(b), "<script>alert(1)") {
-		t.Errorf("an error message was not escaped")
+	ov.Apps[0].Name = evil
+	ov.Apps[1].Err = evil
+	app := &AppPage{Row: ov.Apps[0], Status: &engine.AppStatus{Cause: evil},
+		ConfigKeys: []ConfigKey{{Key: evil}, {Key: evil, Secret: true}}}
+	logs := &LogsPage{App: evil, Service: evil, Filter: evil, Services: []string{evil}, Query: "q=" + evil,
+		Lines: []runtime.LogLine{{Time: time.Now(), Instance: evil, Stream: "stdout", Text: evil}}}
+	srv := &ServerPage{Disk: &api.DiskUsage{}, Audit: []api.AuditEntry{{At: time.Now(), User: evil, IP: evil, Action: "login", Target: evil, Outcome: evil}},
+		Users: []api.DashboardUser{{Name: evil, Role: api.RoleOperator}}}
+	for name, data := range map[string]any{"overview": ov, "app": app, "logs": logs, "server": srv} {
+		d := newTestDashboard(t)
+		w := httptest.NewRecorder()
+		d.render(w, 200, name, d.newPage(&session{user: evil, role: api.RoleOperator, csrf: "x"}, evil, "apps", data))
+		b, _ := io.ReadAll(w.Body)
+		body := string(b)
+		if w.Code != 200 {
+			t.Fatalf("%s: %d %s", name, w.Code, body)
+		}
+		for _, raw := range []string{"<script>alert(1)", "<img src=x", `"'><img`} {
+			if strings.Contains(body, raw) {
+				i := strings.Index(body, raw)
+				t.Errorf("%s page: %q is not escaped: ...%s...", name, raw, body[max(0, i-200):min(len(body), i+100)])
+			}
+		}
+		if !strings.Contains(body, escaped) {
+			t.Errorf("%s page does not show the hostile value (escaped) at all: the test checks nothing", name)
+		}
 	}
 }
 
