@@ -51,31 +51,24 @@ func BenchmarkDashboardOverview(b *testing.B) {
 	}
 }
 
-// TestDashboardOverviewFast: rendering the overview of 50 apps takes well
-// under 50 ms (the median of 20 renders; the API calls that gather the
-// data run 8 at a time, see overviewData).
+// TestDashboardOverviewFast: rendering the overview of 50 apps does a
+// bounded amount of work per app. It counts allocations, not wall-clock
+// time (which a busy machine makes flaky): about 610 per app now, 1000
+// allowed; a render that grew with the square of the apps (or re-parsed a
+// template per row) would blow it. The time is BenchmarkDashboardOverview's
+// to measure (about 20-25 ms on a busy 2-core VM).
 func TestDashboardOverviewFast(t *testing.T) {
 	d := newTestDashboard(t)
 	ov := overviewOf50()
 	s := &session{user: "alice", role: api.RoleOperator, csrf: "x"}
-	var ds []time.Duration
 	var body string
-	for range 20 {
+	allocs := testing.AllocsPerRun(5, func() {
 		w := httptest.NewRecorder()
-		start := time.Now()
 		d.render(w, 200, "overview", d.newPage(s, "Apps", "apps", ov))
-		ds = append(ds, time.Since(start))
 		body = w.Body.String()
-	}
-	for i := range ds {
-		for j := i + 1; j < len(ds); j++ {
-			if ds[j] < ds[i] {
-				ds[i], ds[j] = ds[j], ds[i]
-			}
-		}
-	}
-	if med := ds[len(ds)/2]; med > 50*time.Millisecond {
-		t.Errorf("the overview of 50 apps rendered in %s (median), want < 50ms", med)
+	})
+	if per := allocs / float64(len(ov.Apps)); per > 1000 {
+		t.Errorf("the overview of %d apps took %.0f allocations (%.0f per app), want at most 1000 per app", len(ov.Apps), allocs, per)
 	}
 	if n := strings.Count(body, `<th scope="row">`); n != 50 {
 		t.Errorf("the overview shows %d apps, want 50", n)
