@@ -231,7 +231,14 @@ type origin struct{ key, addr string }
 // "deploy (uid 1001) over ssh as carol from 203.0.113.9".
 func originOf(r *http.Request) origin {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && host != "" {
-		return origin{key: host, addr: host}
+		key := host
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			// An IPv6 client has a /64 at least: its failed logins
+			// count together, not per address.
+			m := net.CIDRMask(64, 128)
+			key = (&net.IPNet{IP: ip.Mask(m), Mask: m}).String()
+		}
+		return origin{key: key, addr: host}
 	}
 	if p, ok := apiserver.PeerOf(r.Context()); ok {
 		key := "uid " + strconv.Itoa(p.UID)

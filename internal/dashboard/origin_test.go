@@ -81,6 +81,13 @@ func TestDashboardClientAddress(t *testing.T) {
 		t.Errorf("over TCP: %+v, want the TCP peer 203.0.113.9", o)
 	}
 
+	for _, a := range []string{"[2001:db8:1:2::9]:51234", "[2001:db8:1:2:ffff::1]:443"} {
+		r.RemoteAddr = a
+		if o := originOf(r); o.key != "2001:db8:1:2::/64" || !strings.HasPrefix(a, "["+o.addr+"]") {
+			t.Errorf("over TCP from %s: %+v, want the address, its failed logins counted per /64", a, o)
+		}
+	}
+
 	sock := serveOrigin(t)
 	u, err := user.Current()
 	if err != nil {
