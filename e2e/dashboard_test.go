@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -659,14 +660,31 @@ func TestDashboardOverSSH(t *testing.T) {
 	if code := c.login(dashOperator, dashOperatorPW); code != http.StatusSeeOther {
 		t.Fatalf("login over ssh: %d", code)
 	}
-	if resp, page := c.do("GET", "/dashboard/server", nil); resp.StatusCode != 200 || !strings.Contains(page, "ssh:127.0.0.1") {
-		t.Errorf("the server page over ssh: %s; the audit should show the login from ssh:127.0.0.1:\n%s", resp.Status, tail(page, 2000))
+	// The audit shows the real peer (the ssh session's dial-stdio), not
+	// the forwarder's loopback address.
+	if resp, page := c.do("GET", "/dashboard/server", nil); resp.StatusCode != 200 || !strings.Contains(page, "(uid ") || !strings.Contains(page, " over ssh from 127.0.0.1") {
+		t.Errorf("the server page over ssh: %s; the audit should show the login from the ssh peer (USER (uid N) over ssh from 127.0.0.1):\n%s", resp.Status, tail(page, 2000))
 	}
 	if ev := c.sse("/dashboard/events/overview", 3*time.Second); !strings.Contains(ev, "event: apps") {
 		t.Errorf("the overview's event stream over ssh sent %q", ev)
 	}
 	if resp, _ := c.do("GET", "/v1/apps", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("the control API through the forwarder: %s, want 404", resp.Status)
+	}
+	// DNS rebinding: a page of another site whose name resolves to the
+	// loopback address sends its own Host; the forwarder refuses it.
+	{
+		_, port, _ := net.SplitHostPort(addr)
+		req, _ := http.NewRequest("GET", "http://"+addr+"/dashboard/login", nil)
+		req.Host = "rebind.example:" + port
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Errorf("the forwarder with Host %s: %s, want 421", req.Host, resp.Status)
+		}
 	}
 	// A password change ends the user's sessions, and a live event stream
 	// with them (within the dashboard's recheck time).
@@ -718,4 +736,66 @@ func TestDashboardOverSSH(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestDashboardStreamEndsOnStop: an open event stream on the HTTPS
+// dashboard does not hold the server's graceful stop until its drain
+// timeout (30 s): the stream ends as the stop begins.
+func TestDashboardStreamEndsOnStop(t *testing.T) {
+	t.Parallel()
+	s := startServerArgs(t, "", []string{"--dashboard", "dash.localhost", "--dashboard-tls", "internal"})
+	if _, e, code := s.runStdin(dashOperatorPW+"\n", "dashboard", "user", "add", dashOperator, "--role", "operator"); code != 0 {
+		t.Fatalf("user add: exit %d: %s", code, e)
+	}
+	_, port, _ := net.SplitHostPort(s.https)
+	c := newDashClient(t, "https://dash.localhost:"+port)
+	c.hc.Transport = &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "dash.localhost"},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, s.https)
+		},
+	}
+	if code := c.login(dashOperator, dashOperatorPW); code != http.StatusSeeOther {
+		t.Fatalf("login over HTTPS: %d", code)
+	}
+	req, _ := http.NewRequest("GET", c.base+"/dashboard/events/overview", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	for k, v := range c.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the overview's stream: %s", resp.Status)
+	}
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "event: apps") {
+		t.Fatalf("the overview's stream sent %q (%v)", line, err)
+	}
+	ended := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, br)
+		close(ended)
+	}()
+
+	start := time.Now()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(25 * time.Second):
+		t.Fatalf("the server did not stop within 25 s with a dashboard stream open (its drain timeout is 30 s):\n%s", tail(s.logs(), 3000))
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the server took %s to stop with a dashboard stream open", took)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Errorf("the stream did not end with the server")
+	}
+	t.Logf("stopped in %s with a stream open", time.Since(start).Round(time.Millisecond))
 }

@@ -133,9 +133,8 @@ func (s *Server) webhook(ctx context.Context, app string) (*webhookConfig, error
 // is taken: any other request goes to next (the app's own /hooks/ routes).
 func (s *Server) HooksHandler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		app, ok := strings.CutPrefix(r.URL.Path, "/hooks/")
-		signed := r.Header.Get("X-Hub-Signature-256") != "" || r.Header.Get("X-Gitlab-Token") != "" || r.Header.Get("X-Gitea-Signature") != ""
-		if !ok || r.Method != http.MethodPost || !signed || spec.CheckName(app) != nil {
+		app, ok := IsHook(r)
+		if !ok {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -150,6 +149,17 @@ func (s *Server) HooksHandler(next http.Handler) http.Handler {
 		}
 		s.hook(w, r, app, cfg)
 	})
+}
+
+// IsHook reports whether r is one HooksHandler may take (a signed POST
+// /hooks/APP), and for which app.
+func IsHook(r *http.Request) (app string, ok bool) {
+	app, ok = strings.CutPrefix(r.URL.Path, "/hooks/")
+	signed := r.Header.Get("X-Hub-Signature-256") != "" || r.Header.Get("X-Gitlab-Token") != "" || r.Header.Get("X-Gitea-Signature") != ""
+	if !ok || r.Method != http.MethodPost || !signed || spec.CheckName(app) != nil {
+		return "", false
+	}
+	return app, true
 }
 
 var deliveriesMu sync.Mutex

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,8 +49,8 @@ func newDashboardCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w (pick another port)", listen, err)
 			}
-			srv := &http.Server{Handler: c.DashboardProxy(), ReadHeaderTimeout: 10 * time.Second}
 			port := ln.Addr().(*net.TCPAddr).Port
+			srv := &http.Server{Handler: loopbackHostOnly(host, port, c.DashboardProxy()), ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(g.stdout, "dashboard of %s: http://localhost:%d%s (Ctrl-C stops it)\n", c.Addr(), port, client.DashboardPrefix)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -63,6 +64,32 @@ func newDashboardCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8470", "loopback address to serve the dashboard on (port 0: any free port)")
 	cmd.AddCommand(newDashboardUserCmd(g))
 	return cmd
+}
+
+// loopbackHostOnly answers 421 to a request whose Host is not this
+// forwarder's own address: localhost, 127.0.0.1, [::1] or the --listen host,
+// with the port listened on. A web page on another site cannot use DNS
+// rebinding (its own name resolving to 127.0.0.1) to reach the dashboard
+// through the forwarder as if from the same origin.
+func loopbackHostOnly(listenHost string, port int, h http.Handler) http.Handler {
+	p := strconv.Itoa(port)
+	ok := map[string]bool{}
+	for _, host := range []string{"localhost", "127.0.0.1", "[::1]", strings.ToLower(listenHost)} {
+		if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+			host = "[" + host + "]" // an IPv6 --listen host
+		}
+		ok[host+":"+p] = true
+		if port == 80 {
+			ok[host] = true // browsers leave out the default port
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ok[strings.ToLower(r.Host)] {
+			http.Error(w, "this forwarder serves only http://localhost:"+p+" (Host "+strconv.Quote(r.Host)+" refused)", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func newDashboardUserCmd(g *globals) *cobra.Command {

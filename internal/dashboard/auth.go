@@ -7,9 +7,12 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moorage/moorage/internal/apiserver"
 )
 
 // Session lifetimes: a session ends after IdleTimeout without a request,
@@ -19,11 +22,19 @@ const (
 	MaxAge      = 12 * time.Hour
 )
 
-// Login limits: at most LoginAttempts failed logins per client address in
-// LoginWindow; then the address waits for the window to pass.
+// Login limits: at most LoginAttempts failed logins per client in
+// LoginWindow; then the client waits for the window to pass. At most
+// LoginChecks passwords are checked at a time (bcrypt, cost 12, takes a
+// core for a quarter of a second): a login waits up to LoginQueueWait for
+// its turn, then gets 503 with Retry-After. A user name or password longer
+// than any the server accepts (64, 72 bytes) is refused before any check.
 const (
-	LoginAttempts = 10
-	LoginWindow   = 15 * time.Minute
+	LoginAttempts  = 10
+	LoginWindow    = 15 * time.Minute
+	LoginChecks    = 2
+	LoginQueueWait = 3 * time.Second
+	maxUserLen     = 64
+	maxPasswordLen = 72
 )
 
 const (
@@ -117,64 +128,126 @@ func (ss *sessions) remove(token string) {
 	delete(ss.m, sha256.Sum256([]byte(token)))
 }
 
-// limiter counts failed logins per client address.
+// limiter counts logins per client (origin.key): the failed ones, and
+// those whose password is being checked. An attempt is reserved before
+// the check, in the same step as the limit is checked, so that concurrent
+// logins cannot all pass the check before any failure is counted.
 type limiter struct {
 	mu sync.Mutex
 	m  map[string]*window
+	// The audit's budget for failed logins: audited of them recorded since
+	// auditStart (AuditFailedLogins per LoginWindow over all clients).
+	auditStart time.Time
+	audited    int
 }
+
+// AuditFailedLogins is how many failed logins the audit records per
+// LoginWindow over all clients (each client's first failure in its window
+// and the one that blocks it); the rest are counted in the entries and
+// the server's log, so that a flood of wrong logins cannot flood the audit.
+const AuditFailedLogins = 100
 
 type window struct {
 	start    time.Time
-	failures int
+	failures int // failed logins in the window
+	inflight int // logins being checked now
 }
 
-// allowed reports whether addr may try to log in, and when not, how long
-// it must wait.
-func (l *limiter) allowed(addr string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.m[addr]
-	now := time.Now()
-	if w == nil || now.Sub(w.start) > LoginWindow {
-		return true, 0
-	}
-	if w.failures >= LoginAttempts {
-		return false, LoginWindow - now.Sub(w.start)
-	}
-	return true, 0
-}
+func (w *window) expired(now time.Time) bool { return now.Sub(w.start) > LoginWindow }
 
-func (l *limiter) failed(addr string) {
+// reserve counts a login attempt of key before its password is checked;
+// nil when key has used its attempts, with how long it must wait. The
+// attempt ends with release (the login succeeded, or the password could
+// not be checked: it does not count) or failed.
+func (l *limiter) reserve(key string) (*window, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
 	if len(l.m) > 100000 {
 		for k, w := range l.m {
-			if now.Sub(w.start) > LoginWindow {
+			if w.expired(now) && w.inflight == 0 {
 				delete(l.m, k)
 			}
 		}
 	}
-	w := l.m[addr]
-	if w == nil || now.Sub(w.start) > LoginWindow {
+	w := l.m[key]
+	if w == nil || w.expired(now) {
 		w = &window{start: now}
-		l.m[addr] = w
+		l.m[key] = w
 	}
-	w.failures++
+	if w.failures+w.inflight >= LoginAttempts {
+		return nil, LoginWindow - now.Sub(w.start)
+	}
+	w.inflight++
+	return w, 0
 }
 
-// clientAddr is the address a request comes from. Over the control socket
-// (`moorage dashboard`, which only root or the socket's group can reach)
-// the forwarder's X-Forwarded-For is believed; over TCP only the peer.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err == nil && host != "" {
-		return host
+// auditSlot reports whether a failed login may be recorded in the audit,
+// and whether it is the last one the budget allows this window, with when
+// the budget is renewed.
+func (l *limiter) auditSlot() (ok, last bool, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.auditStart) > LoginWindow {
+		l.auditStart, l.audited = now, 0
 	}
-	if f := r.Header.Get("X-Forwarded-For"); f != "" {
-		return "ssh:" + strings.TrimSpace(strings.Split(f, ",")[0])
+	if l.audited >= AuditFailedLogins {
+		return false, false, time.Time{}
 	}
-	return "local"
+	l.audited++
+	return true, l.audited == AuditFailedLogins, l.auditStart.Add(LoginWindow)
+}
+
+// release gives back an attempt reserve counted.
+func (l *limiter) release(w *window) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.inflight--
+}
+
+// failed turns a reserved attempt into a failure; it returns the failures
+// of the window so far.
+func (l *limiter) failed(w *window) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.inflight--
+	w.failures++
+	return w.failures
+}
+
+// origin is who a request comes from: key is what its failed logins are
+// counted under, addr what the audit and the operations' owner show.
+type origin struct{ key, addr string }
+
+// originOf is where a request comes from, from what the kernel says, never
+// from a header the client sends (X-Forwarded-For is ignored: no proxy of
+// the server's own stands in front of the dashboard). Over TCP (the HTTPS
+// listener) it is the peer's IP address. Over the control socket (`moorage
+// dashboard`, forwarded through ssh or run on the server) it is the
+// socket's peer (SO_PEERCRED, see apiserver.Peer): its uid and user name
+// and, for `moorage dial-stdio` in an ssh session, the ssh client's
+// address and the forced command's user, e.g.
+// "deploy (uid 1001) over ssh as carol from 203.0.113.9".
+func originOf(r *http.Request) origin {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && host != "" {
+		key := host
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			// An IPv6 client has a /64 at least: its failed logins
+			// count together, not per address.
+			m := net.CIDRMask(64, 128)
+			key = (&net.IPNet{IP: ip.Mask(m), Mask: m}).String()
+		}
+		return origin{key: key, addr: host}
+	}
+	if p, ok := apiserver.PeerOf(r.Context()); ok {
+		key := "uid " + strconv.Itoa(p.UID)
+		if p.SSHFrom != "" || p.SSHUser != "" {
+			key += " ssh " + p.SSHFrom + " " + p.SSHUser
+		}
+		return origin{key: key, addr: p.String()}
+	}
+	return origin{key: "socket", addr: "control socket (peer unknown)"}
 }
 
 func sameToken(a, b string) bool {

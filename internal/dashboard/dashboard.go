@@ -48,6 +48,12 @@ type Dashboard struct {
 	pages  map[string]*template.Template
 	ss     sessions
 	lim    limiter
+	checks chan struct{} // a slot per password check (LoginChecks)
+	// closed ends the event streams (Close).
+	closed context.Context
+	close  context.CancelFunc
+	// checkWait is how long a login waits for a slot (LoginQueueWait).
+	checkWait time.Duration
 
 	trafficMu sync.Mutex
 	traffic   trafficSample // the previous sample, for rates
@@ -70,6 +76,9 @@ func New(o Options) (*Dashboard, error) {
 	}
 	d.ss.m = map[[32]byte]*session{}
 	d.lim.m = map[string]*window{}
+	d.checks = make(chan struct{}, LoginChecks)
+	d.checkWait = LoginQueueWait
+	d.closed, d.close = context.WithCancel(context.Background())
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -98,6 +107,12 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	return pages, nil
 }
+
+// Close ends the open event streams now, and any opened later at once
+// (the browser reconnects, to the next server). The server calls it when
+// it stops or hands over, before it waits for the requests in flight: a
+// stream would otherwise hold its shutdown until the drain timeout.
+func (d *Dashboard) Close() { d.close() }
 
 // Handler returns the dashboard's routes, all under Prefix.
 func (d *Dashboard) Handler() http.Handler {
@@ -166,6 +181,8 @@ func (d *Dashboard) auth(h authed) http.HandlerFunc {
 			// user removed or its password changed.
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
+			stop := context.AfterFunc(d.closed, cancel) // the server stops
+			defer stop()
 			go d.watchSession(ctx, cancel, r, token)
 			r = r.WithContext(ctx)
 		}
@@ -226,13 +243,13 @@ func (d *Dashboard) stillValid(r *http.Request, s *session) bool {
 // as is the API client for a session's requests: operations are recorded
 // as the dashboard user's.
 func (d *Dashboard) as(r *http.Request, s *session) *client.Client {
-	return d.api.As(fmt.Sprintf("%s (dashboard, %s)", s.user, clientAddr(r)))
+	return d.api.As(fmt.Sprintf("%s (dashboard, %s)", s.user, originOf(r).addr))
 }
 
 func (d *Dashboard) audit(r *http.Request, user, action, target, outcome string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	e := api.AuditEntry{User: user, IP: clientAddr(r), Action: action, Target: target, Outcome: outcome}
+	e := api.AuditEntry{User: user, IP: originOf(r).addr, Action: action, Target: target, Outcome: outcome}
 	if err := d.api.AddAudit(ctx, e); err != nil {
 		d.log.Error("dashboard audit", "err", err, "user", user, "action", action)
 	}
@@ -317,11 +334,10 @@ func safeNext(prefix, next string) string {
 
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	addr := clientAddr(r)
-	if ok, wait := d.lim.allowed(addr); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		d.audit(r, r.PostFormValue("user"), "login", "dashboard", "refused: too many failed logins")
-		d.showLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from your address: try again in %d minutes.", int(wait.Minutes())+1))
+	name, password := r.PostFormValue("user"), r.PostFormValue("password")
+	if len(name) > maxUserLen || len(password) > maxPasswordLen {
+		// No such user or password can exist: not worth a hash.
+		d.showLogin(w, r, http.StatusBadRequest, fmt.Sprintf("User names are at most %d bytes long, passwords at most %d.", maxUserLen, maxPasswordLen))
 		return
 	}
 	c, err := r.Cookie(loginCookie)
@@ -329,24 +345,88 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.showLogin(w, r, http.StatusForbidden, "The login form expired: try again.")
 		return
 	}
-	name := r.PostFormValue("user")
-	u, err := d.api.DashboardLogin(r.Context(), name, r.PostFormValue("password"))
+	o := originOf(r)
+	att, wait := d.lim.reserve(o.key)
+	if att == nil {
+		// Not audited: the failure that used up the client's attempts was,
+		// with when it may try again.
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		d.showLogin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from your address: try again in %d minutes.", int(wait.Minutes())+1))
+		return
+	}
+	if !d.acquireCheck(r.Context()) {
+		d.lim.release(att)
+		w.Header().Set("Retry-After", "5")
+		d.showLogin(w, r, http.StatusServiceUnavailable, "The server is busy checking other logins: try again in a few seconds.")
+		return
+	}
+	u, err := d.api.DashboardLogin(r.Context(), name, password)
+	<-d.checks
 	if err != nil {
 		var ce *client.Error
 		if errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
-			d.lim.failed(addr)
-			d.audit(r, name, "login", "dashboard", "refused: wrong user name or password")
+			d.failedLogin(r, name, d.lim.failed(att))
 			d.showLogin(w, r, http.StatusUnauthorized, "Wrong user name or password.")
 			return
 		}
+		d.lim.release(att)
 		d.showLogin(w, r, http.StatusBadGateway, "The server could not check the password: "+err.Error())
 		return
 	}
+	d.lim.release(att)
 	tok, _ := d.ss.create(u.Name, u.Role, u.Credential)
 	d.setCookie(w, r, loginCookie, "", -1)
 	d.setCookie(w, r, sessionCookie, tok, int(MaxAge.Seconds()))
 	d.audit(r, u.Name, "login", "dashboard", "ok")
 	http.Redirect(w, r, safeNext(d.prefix, r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// failedLogin records the n-th failed login of a client in its window:
+// in the audit only the first and the one that blocks the client (and at
+// most AuditFailedLogins per window over all clients), in the server's log
+// each (at most LoginAttempts per client and window).
+func (d *Dashboard) failedLogin(r *http.Request, name string, n int) {
+	const outcome = "refused: wrong user name or password"
+	var note string
+	switch n {
+	case 1:
+		note = fmt.Sprintf(" (this client's first failure in %s; the next ones are counted, not each recorded)", LoginWindow)
+	case LoginAttempts:
+		note = fmt.Sprintf(" (%d failures in %s: this client is refused until the window ends)", n, LoginWindow)
+	default:
+		d.log.Info("dashboard", "user", name, "ip", originOf(r).addr, "action", "login", "outcome", outcome, "failures", n)
+		return
+	}
+	ok, last, until := d.lim.auditSlot()
+	if !ok {
+		d.log.Info("dashboard", "user", name, "ip", originOf(r).addr, "action", "login", "outcome", outcome+note, "audited", false)
+		return
+	}
+	if last {
+		note += fmt.Sprintf("; %d failed logins recorded in %s: no more are recorded until %s (see the server's log)", AuditFailedLogins, LoginWindow, until.UTC().Format(time.RFC3339))
+	}
+	d.audit(r, name, "login", "dashboard", outcome+note)
+}
+
+// acquireCheck takes a password check's slot, waiting up to checkWait.
+func (d *Dashboard) acquireCheck(ctx context.Context) bool {
+	select {
+	case d.checks <- struct{}{}:
+		return true
+	default:
+	}
+	if d.checkWait <= 0 {
+		return false
+	}
+	t := time.NewTimer(d.checkWait)
+	defer t.Stop()
+	select {
+	case d.checks <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s *session) {

@@ -31,6 +31,7 @@ func (s *Server) startDashboard(apiHandler http.Handler) (http.Handler, error) {
 	}
 	h := d.Handler()
 	s.dashboard.Store(&h)
+	s.dashboardClose = d.Close
 	mux := http.NewServeMux()
 	mux.Handle(dashboard.Prefix, h)
 	mux.Handle("/", apiHandler)

@@ -216,6 +216,18 @@ func (s *Server) Handover(ctx context.Context) error {
 		ul.SetUnlinkOnClose(false)
 	}
 	s.keepSocket = true
+	if s.metricsSrv != nil {
+		// The metrics read the store, which is let go of below: this
+		// process stops serving them (the new one has the socket, and
+		// takes the scrapes waiting in its backlog once it serves).
+		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if s.metricsSrv.Shutdown(mctx) != nil {
+			s.metricsSrv.Close()
+		}
+		cancel()
+	}
+	// Webhooks (which read the store and start deploys) are answered 503
+	// from now on, in stopControl.
 	for _, e := range s.stopControl(ctx) {
 		s.log.Warn("handover", "err", e)
 	}

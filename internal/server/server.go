@@ -115,6 +115,7 @@ type Server struct {
 	apiCancel                         context.CancelFunc // ends the API handlers' contexts
 	front                             *proxy.Server
 	dashboard                         atomic.Pointer[http.Handler] // set once the API serves
+	dashboardClose                    func()                       // ends the dashboard's event streams
 	hooks                             atomic.Pointer[http.Handler] // HTTPS with webhooks, once the API serves
 	serveErr                          chan error
 	wg                                sync.WaitGroup
@@ -135,6 +136,10 @@ type Server struct {
 	// httpsConns counts the HTTPS connections, to let them end first.
 	draining   atomic.Bool
 	httpsConns atomic.Int64
+	// hooksOff: webhooks are answered 503 (the engine stops, or the store
+	// is handed over); hooksInFlight counts the webhooks being served.
+	hooksOff      atomic.Bool
+	hooksInFlight atomic.Int64
 }
 
 // New returns a server; Start starts it.
@@ -317,7 +322,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			// Once the API serves, signed webhooks (POST /hooks/APP) are
 			// taken before the app's routes.
 			if h := s.hooks.Load(); h != nil {
-				(*h).ServeHTTP(w, r)
+				s.serveHook(*h, w, r)
 				return
 			}
 			dashEdge.ServeHTTP(w, r)
@@ -494,6 +499,13 @@ func (s *Server) stopControl(ctx context.Context) []error {
 		return nil
 	}
 	s.controlStopped = true
+	s.stopHooks(ctx)
+	if s.dashboardClose != nil {
+		// Open event streams (over HTTPS and the socket) end now: the
+		// graceful shutdowns below would wait for them until their
+		// timeouts; the browsers reconnect, to the next server.
+		s.dashboardClose()
+	}
 	var errs []error
 	apiDone := make(chan struct{})
 	if s.apiSrv != nil {
@@ -535,6 +547,37 @@ func (s *Server) stopControl(ctx context.Context) []error {
 		<-apiDone
 	}
 	return errs
+}
+
+// serveHook serves a request through hooks (the webhooks' handler in
+// front of the edge), unless webhooks are off: then a webhook gets 503
+// with Retry-After (the sender may redeliver it to the next server), and
+// anything else goes on to the edge through hooks as always.
+func (s *Server) serveHook(hooks http.Handler, w http.ResponseWriter, r *http.Request) {
+	if _, ok := apiserver.IsHook(r); ok {
+		s.hooksInFlight.Add(1)
+		defer s.hooksInFlight.Add(-1)
+		if s.hooksOff.Load() {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "moorage is restarting: deliver this webhook again in a few seconds", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	hooks.ServeHTTP(w, r)
+}
+
+// hooksWait bounds how long stopHooks waits for the webhooks in flight.
+const hooksWait = 10 * time.Second
+
+// stopHooks turns webhooks off and waits for those in flight (up to
+// hooksWait or ctx), before the engine stops and the store closes under
+// them.
+func (s *Server) stopHooks(ctx context.Context) {
+	s.hooksOff.Store(true)
+	deadline := time.Now().Add(hooksWait)
+	for s.hooksInFlight.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // drainProxy stops the proxy's listeners and lets the requests in flight
