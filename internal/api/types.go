@@ -87,6 +87,21 @@ type Release struct {
 // Commit is the source a release was built from, when it came from git.
 type Commit = store.Commit
 
+// Webhook is an app's webhook (PUT and GET /v1/apps/{app}/webhook).
+type Webhook struct {
+	App    string `json:"app"`
+	Repo   string `json:"repo"`
+	Branch string `json:"branch"`
+	// Secret is set only in the answer to PUT, which makes a new one.
+	Secret string `json:"secret,omitempty"`
+	// DeployKey is the public half of the key the server fetches an ssh
+	// repository with (an ssh-ed25519 authorized_keys line): add it to the
+	// repository as a read-only deploy key.
+	DeployKey string `json:"deploy_key,omitempty"`
+	// NewDeployKey, in a PUT, replaces the deploy key (else it is kept).
+	NewDeployKey bool `json:"new_deploy_key,omitempty"`
+}
+
 // Headers of an upload (deploy, pipeline) naming its commit.
 const (
 	HeaderCommitSHA      = "X-Moorage-Commit-Sha"

@@ -2,12 +2,14 @@ package apiserver
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,9 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/pipeline"
@@ -40,14 +45,13 @@ type webhookConfig struct {
 	Repo   string `json:"repo"`
 	Branch string `json:"branch"`
 	Secret string `json:"secret"` // base64 of the sealed secret
-}
-
-// WebhookInfo is what `moorage webhook` shows (the secret only when set).
-type WebhookInfo struct {
-	App    string `json:"app"`
-	Repo   string `json:"repo"`
-	Branch string `json:"branch"`
-	Secret string `json:"secret,omitempty"`
+	// The deploy key of an ssh repository: the private key sealed (base64),
+	// and its public half as an authorized_keys line.
+	DeployKey    string `json:"deploy_key,omitempty"`
+	DeployKeyPub string `json:"deploy_key_pub,omitempty"`
+	// KnownHosts pins the repository host's key, recorded at the first
+	// fetch (ssh's accept-new): a changed key is refused.
+	KnownHosts string `json:"known_hosts,omitempty"`
 }
 
 func (s *Server) hookRoutes(mux *http.ServeMux) {
@@ -58,7 +62,7 @@ func (s *Server) hookRoutes(mux *http.ServeMux) {
 // setWebhook configures app's webhook and answers its new secret.
 func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
-	var req WebhookInfo
+	var req api.Webhook
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "webhook request: "+err.Error())
 		return
@@ -67,19 +71,35 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "app "+err.Error())
 		return
 	}
-	u, err := url.Parse(req.Repo)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "git") || u.Host == "" {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--repo %q: use the repository's https:// (or git://) clone URL", u.Redacted()))
-		return
-	}
-	if u.User != nil {
-		// It would be stored, shown and logged as given: a token in it
-		// would leak.
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--repo %s holds credentials: give the URL without them; the repository must be readable without a password (a public repository, or a git:// or https:// mirror on the server's network)", u.Redacted()))
+	useSSH, err := checkRepoURL(req.Repo)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
 	if req.Branch == "" {
 		req.Branch = "main"
+	}
+	cfg := webhookConfig{Repo: req.Repo, Branch: req.Branch}
+	if old, err := s.webhook(r.Context(), app); err == nil && useSSH && !req.NewDeployKey {
+		// The deploy key stays (the repository has it); the host key stays
+		// pinned while the host is the same.
+		cfg.DeployKey, cfg.DeployKeyPub = old.DeployKey, old.DeployKeyPub
+		if repoHost(old.Repo) == repoHost(req.Repo) {
+			cfg.KnownHosts = old.KnownHosts
+		}
+	}
+	if useSSH && cfg.DeployKey == "" {
+		priv, pub, err := newDeployKey(app)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		sealed, err := s.Engine.SealValue(app, "webhook-deploy-key", priv)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		cfg.DeployKey, cfg.DeployKeyPub = base64.StdEncoding.EncodeToString(sealed), pub
 	}
 	secret := make([]byte, 24)
 	rand.Read(secret)
@@ -89,17 +109,115 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	cfg, _ := json.Marshal(webhookConfig{Repo: req.Repo, Branch: req.Branch, Secret: base64.StdEncoding.EncodeToString(sealed)})
+	cfg.Secret = base64.StdEncoding.EncodeToString(sealed)
 	if _, err := s.Engine.Store().EnsureApp(r.Context(), app, "process"); err != nil {
 		writeErr(w, err)
 		return
 	}
-	if err := s.Engine.Store().PutJournal(r.Context(), app, journalWebhook, string(cfg)); err != nil {
+	if err := s.putWebhook(r.Context(), app, &cfg); err != nil {
 		writeErr(w, err)
 		return
 	}
-	req.App = app
-	writeJSON(w, http.StatusOK, req)
+	writeJSON(w, http.StatusOK, api.Webhook{App: app, Repo: cfg.Repo, Branch: cfg.Branch, Secret: req.Secret, DeployKey: cfg.DeployKeyPub})
+}
+
+func (s *Server) putWebhook(ctx context.Context, app string, cfg *webhookConfig) error {
+	b, _ := json.Marshal(cfg)
+	return s.Engine.Store().PutJournal(ctx, app, journalWebhook, string(b))
+}
+
+// checkRepoURL checks a webhook's repository URL and says whether it is
+// fetched over ssh (with the app's deploy key).
+func checkRepoURL(repo string) (useSSH bool, err error) {
+	if scpLike.MatchString(repo) {
+		return true, nil // git@github.com:acme/shop.git
+	}
+	u, err := url.Parse(repo)
+	if err != nil || u.Host == "" {
+		return false, fmt.Errorf("--repo %q: use the repository's clone URL: https://HOST/PATH, ssh://USER@HOST/PATH, USER@HOST:PATH or git://HOST/PATH", repo)
+	}
+	switch u.Scheme {
+	case "https", "http", "git":
+		if u.User != nil {
+			// It would be stored, shown and logged as given: a token in it
+			// would leak.
+			return false, fmt.Errorf("--repo %s holds credentials: give the URL without them; for a private repository use its ssh URL (the server makes a deploy key for it)", u.Redacted())
+		}
+		return false, nil
+	case "ssh":
+		if _, ok := u.User.Password(); ok {
+			return false, fmt.Errorf("--repo %s holds a password: give ssh://USER@HOST/PATH; the server fetches with its deploy key", u.Redacted())
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("--repo %q: use the repository's clone URL: https://HOST/PATH, ssh://USER@HOST/PATH, USER@HOST:PATH or git://HOST/PATH", u.Redacted())
+}
+
+// scpLike is git's scp-like ssh syntax: [user@]host:path (no scheme, and
+// not a Windows drive or a local path).
+var scpLike = regexp.MustCompile(`^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/][^\s]*$|^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:/[^/\s][^\s]*$`)
+
+// repoHost is the host (and port) a repository URL names.
+func repoHost(repo string) string {
+	if scpLike.MatchString(repo) {
+		h, _, _ := strings.Cut(repo, ":")
+		_, h, _ = strings.Cut("@"+h, "@")
+		if i := strings.LastIndex(h, "@"); i >= 0 {
+			h = h[i+1:]
+		}
+		return h
+	}
+	if u, err := url.Parse(repo); err == nil {
+		return u.Host
+	}
+	return repo
+}
+
+// deployKeySSH writes the app's deploy key and the pinned host key into
+// dir and returns the ssh command git fetches with, and the known_hosts
+// file it keeps (ssh adds a first host's key to it: accept-new).
+func (s *Server) deployKeySSH(app string, cfg *webhookConfig, dir string) (sshCmd, knownHosts string, err error) {
+	sealed, err := base64.StdEncoding.DecodeString(cfg.DeployKey)
+	if err != nil {
+		return "", "", fmt.Errorf("the deploy key of %s is damaged: %w; `moorage webhook set --new-deploy-key` makes a new one", app, err)
+	}
+	key, err := s.Engine.OpenValue(app, "webhook-deploy-key", sealed)
+	if err != nil {
+		return "", "", fmt.Errorf("open the deploy key of %s: %w", app, err)
+	}
+	keyFile, knownHosts := filepath.Join(dir, "deploy_key"), filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(knownHosts, []byte(cfg.KnownHosts), 0o600); err != nil {
+		return "", "", err
+	}
+	// Only this key, no agent, no user config, no prompt; the host's key
+	// must be the pinned one once there is one.
+	sshCmd = "ssh -F /dev/null -i " + shellQuote(keyFile) + " -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes" +
+		" -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=" + shellQuote(knownHosts)
+	return sshCmd, knownHosts, nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// newDeployKey makes an ed25519 key pair: the private key in OpenSSH's
+// format, the public one as an authorized_keys line naming the app.
+func newDeployKey(app string) (priv []byte, pub string, err error) {
+	pk, sk, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, "", err
+	}
+	block, err := ssh.MarshalPrivateKey(sk, "moorage deploy key of "+app)
+	if err != nil {
+		return nil, "", err
+	}
+	sshPub, err := ssh.NewPublicKey(pk)
+	if err != nil {
+		return nil, "", err
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " moorage-" + app
+	return pem.EncodeToMemory(block), line, nil
 }
 
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +227,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, WebhookInfo{App: app, Repo: cfg.Repo, Branch: cfg.Branch})
+	writeJSON(w, http.StatusOK, api.Webhook{App: app, Repo: cfg.Repo, Branch: cfg.Branch, DeployKey: cfg.DeployKeyPub})
 }
 
 func (s *Server) webhook(ctx context.Context, app string) (*webhookConfig, error) {
@@ -323,9 +441,27 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 	}
 	defer os.RemoveAll(work)
 	repo, tree := filepath.Join(work, "repo"), filepath.Join(work, "tree")
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	if cfg.DeployKey != "" {
+		sshCmd, kh, err := s.deployKeySSH(app, cfg, work)
+		if err != nil {
+			failed(err)
+			return
+		}
+		env = append(env, "GIT_SSH_COMMAND="+sshCmd)
+		// The host key the first fetch accepted is pinned from then on.
+		defer func() {
+			if b, err := os.ReadFile(kh); err == nil && string(b) != cfg.KnownHosts {
+				cfg.KnownHosts = string(b)
+				if err := s.putWebhook(ctx, app, cfg); err != nil {
+					log.Error("webhook: recording the repository's host key", "err", err)
+				}
+			}
+		}()
+	}
 	git := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "git", args...)
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return "", fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))

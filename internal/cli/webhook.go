@@ -18,7 +18,7 @@ secret (GitHub's and Gitea's HMAC-SHA256 signature, GitLab's token); a wrong
 one gets 401. A delivery seen before is ignored.`,
 	}
 	var repo, branch string
-	var asJSON bool
+	var asJSON, newKey bool
 	set := &cobra.Command{
 		Use:   "set",
 		Short: "Set the app's repository and deploy branch, and make a new secret",
@@ -28,7 +28,7 @@ one gets 401. A delivery seen before is ignored.`,
 			if err != nil {
 				return err
 			}
-			h, err := c.SetWebhook(cmd.Context(), app, repo, branch)
+			h, err := c.SetWebhook(cmd.Context(), app, repo, branch, newKey)
 			if err != nil {
 				return err
 			}
@@ -38,10 +38,14 @@ one gets 401. A delivery seen before is ignored.`,
 			fmt.Fprintf(g.stdout, "webhook of %s: pushes to %s of %s deploy\n", app, h.Branch, h.Repo)
 			fmt.Fprintf(g.stdout, "payload URL: https://SERVER/hooks/%s (content type application/json, push events)\n", app)
 			fmt.Fprintf(g.stdout, "secret: %s\n(shown once; `moorage webhook set` again makes a new one)\n", h.Secret)
+			if h.DeployKey != "" {
+				fmt.Fprintf(g.stdout, "deploy key (add it to the repository, read-only; kept by later `webhook set` unless --new-deploy-key):\n  %s\n", h.DeployKey)
+			}
 			return nil
 		},
 	}
-	set.Flags().StringVar(&repo, "repo", "", "the repository's clone URL (https:// or git://)")
+	set.Flags().StringVar(&repo, "repo", "", "the repository's clone URL: https://HOST/PATH or git://HOST/PATH (public), or ssh://USER@HOST/PATH or USER@HOST:PATH (fetched with a deploy key the server makes)")
+	set.Flags().BoolVar(&newKey, "new-deploy-key", false, "replace the ssh deploy key (the repository must then get the new one)")
 	set.Flags().StringVar(&branch, "branch", "main", "the branch whose pushes deploy")
 	set.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	set.MarkFlagRequired("repo")
@@ -59,6 +63,9 @@ one gets 401. A delivery seen before is ignored.`,
 				return err
 			}
 			fmt.Fprintf(g.stdout, "webhook of %s: pushes to %s of %s deploy; payload URL https://SERVER/hooks/%s\n", app, h.Branch, h.Repo, app)
+			if h.DeployKey != "" {
+				fmt.Fprintf(g.stdout, "deploy key: %s\n", h.DeployKey)
+			}
 			return nil
 		},
 	}

@@ -4,20 +4,18 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+
+	"github.com/moorage/moorage/internal/api"
 )
 
 // Webhook is an app's webhook; Secret is set only when it was just made.
-type Webhook struct {
-	App    string `json:"app"`
-	Repo   string `json:"repo"`
-	Branch string `json:"branch"`
-	Secret string `json:"secret,omitempty"`
-}
+type Webhook = api.Webhook
 
-// SetWebhook (re)configures app's webhook with a new secret.
-func (c *Client) SetWebhook(ctx context.Context, app, repo, branch string) (*Webhook, error) {
+// SetWebhook (re)configures app's webhook with a new secret; an ssh
+// repository's deploy key is kept unless newKey.
+func (c *Client) SetWebhook(ctx context.Context, app, repo, branch string, newKey bool) (*Webhook, error) {
 	var out Webhook
-	return &out, c.sendJSON(ctx, http.MethodPut, "/v1/apps/"+url.PathEscape(app)+"/webhook", Webhook{Repo: repo, Branch: branch}, &out)
+	return &out, c.sendJSON(ctx, http.MethodPut, "/v1/apps/"+url.PathEscape(app)+"/webhook", Webhook{Repo: repo, Branch: branch, NewDeployKey: newKey}, &out)
 }
 
 // GetWebhook returns app's webhook (without its secret).
