@@ -201,7 +201,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.store, err = store.Open(ctx, filepath.Join(s.cfg.DataDir, "moorage.db")); err != nil {
 		return err
 	}
-	prt, err := process.New(process.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "process")})
+	prt, err := process.New(process.Options{DataDir: s.cfg.DataDir, AppUsers: true, Logger: s.log.With("runtime", "process")})
 	if err != nil {
 		return fmt.Errorf("process runtime: %w", err)
 	}
