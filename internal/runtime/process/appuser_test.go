@@ -17,8 +17,8 @@ var userNameRE = regexp.MustCompile(`^[a-z_][-a-z0-9_]*$`)
 func TestAppUserName(t *testing.T) {
 	long := "a-very-long-application-name-that-goes-on"
 	cases := map[string]string{
-		"hello": "moorage-hello",
-		"x":     "moorage-x",
+		"hello":                 "moorage-hello",
+		"x":                     "moorage-x",
 		strings.Repeat("a", 24): "moorage-" + strings.Repeat("a", 24),
 	}
 	for app, want := range cases {
