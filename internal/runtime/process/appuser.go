@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 )
@@ -104,15 +105,25 @@ func createAppUser(app, name string) error {
 	}
 	args := []string{"--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
 		"--shell", shell, "--comment", appUserComment(app), name}
-	out, err := exec.Command(useradd, args...).CombinedOutput()
-	if err != nil {
+	var out []byte
+	for try := 0; ; try++ {
+		out, err = exec.Command(useradd, args...).CombinedOutput()
+		if err == nil {
+			return nil
+		}
 		// Someone else made it meanwhile (another server on this machine).
 		if _, lerr := user.Lookup(name); lerr == nil {
 			return nil
 		}
-		return fmt.Errorf("create user %s for app %s: useradd %s: %v: %s", name, app, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		// Exit 1: /etc/passwd could not be updated, most often because
+		// another useradd holds its lock: try again a few times.
+		var ee *exec.ExitError
+		if try == 9 || !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			break
+		}
+		time.Sleep(time.Duration(100*(try+1)) * time.Millisecond)
 	}
-	return nil
+	return fmt.Errorf("create user %s for app %s: useradd %s: %v: %s", name, app, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 }
 
 // lookSystemTool finds an administration tool in PATH or the sbin
@@ -208,6 +219,14 @@ func appDir(dir string, group int, mode os.FileMode) error {
 	}
 	if group < 0 {
 		return nil
+	}
+	// The top directory (volumes/...) is traversable, not listable.
+	if pfi, err := os.Stat(filepath.Dir(dir)); err != nil {
+		return err
+	} else if pfi.Mode().Perm() != 0o711 {
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			return err
+		}
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {

@@ -164,6 +164,9 @@ func (r *Runtime) tmpDir(id string, cred *credential) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(d), 0o711); err != nil {
 		return "", err
 	}
+	if err := os.Chmod(filepath.Dir(d), 0o711); err != nil {
+		return "", err
+	}
 	if err := os.RemoveAll(d); err != nil {
 		return "", err
 	}
@@ -180,7 +183,8 @@ func (r *Runtime) tmpDir(id string, cred *credential) (string, error) {
 }
 
 // tmpRoot holds the instances' and one-offs' temporary directories.
-func (r *Runtime) tmpRoot() string { return filepath.Join(r.opts.DataDir, "runtime", Name, "tmp") }
+// (Not under runtime/, which only the server may enter.)
+func (r *Runtime) tmpRoot() string { return filepath.Join(r.opts.DataDir, "tmp") }
 
 // accessoryFiles gives an accessory the files of the upload of the release
 // that starts it: a copy of the release directory (hard links where the
