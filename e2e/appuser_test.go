@@ -180,3 +180,56 @@ func TestProcessAppUsers(t *testing.T) {
 		t.Logf("server log:\n%s", s.logs())
 	}
 }
+
+// An app that ran as root before app users existed (here: allow_root on
+// every service, then dropped) gets its user on its next deploy, and what
+// it wrote to its volume as root becomes its user's.
+func TestProcessAppUsersUpgrade(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	s := startServerRT(t, "process")
+	asRoot := []string{
+		"    replicas: 2\n", "    replicas: 2\n    allow_root: true\n",
+		"    command: ./hello worker\n", "    command: ./hello worker\n    allow_root: true\n",
+		"    command: ./hello scheduler\n", "    command: ./hello scheduler\n    allow_root: true\n",
+	}
+	v1 := probeApp(t, "userup", "", "    allow_root: true\n")
+	editSpec(t, v1, asRoot...)
+	s.deploy(v1, 0)
+	vol := filepath.Join(s.dataDir, "volumes", "userup", "data")
+	waitFor(t, 60*time.Second, "v1's probe to report", func() error {
+		_, err := os.ReadFile(filepath.Join(vol, "probe-v1.out"))
+		return err
+	})
+	if b, _ := os.ReadFile(filepath.Join(vol, "probe-v1.out")); parseProbe(string(b))["uid"] != "0" {
+		t.Fatalf("v1 does not run as root: %s", b)
+	}
+	// What the app wrote as root.
+	old := filepath.Join(vol, "old-file")
+	if err := os.WriteFile(old, []byte("written as root\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	v2 := probeApp(t, "userup", "", "")
+	s.deploy(v2, 0)
+	u, err := user.Lookup("moorage-userup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]string
+	waitFor(t, 60*time.Second, "v2's probe to report", func() error {
+		b, err := os.ReadFile(filepath.Join(vol, "probe-v2.out"))
+		got = parseProbe(string(b))
+		return err
+	})
+	if got["uid"] != u.Uid || got["write-volume"] != "yes" {
+		t.Errorf("v2 runs as uid %s (want %s), write-volume=%s", got["uid"], u.Uid, got["write-volume"])
+	}
+	out, errOut, code := s.run("run", "-a", "userup", "--", "sh", "-c", `echo more >> "$MOORAGE_VOLUME_DATA/old-file" && id -u`)
+	if code != 0 || strings.TrimSpace(out) != u.Uid {
+		t.Errorf("the app's user cannot append to a file it wrote as root: exit %d, %q %q", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(old); string(b) != "written as root\nmore\n" {
+		t.Errorf("old-file is %q", b)
+	}
+}

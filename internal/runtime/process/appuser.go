@@ -312,7 +312,7 @@ func sealed(dir string, group int) bool {
 // handOverTree gives dir and everything in it still owned by the server
 // to cred's user: a volume or accessory directory an app wrote while it
 // ran as root, before it had a user of its own (an upgrade). Symlinks are
-// changed, never followed.
+// changed, never followed; files with more than one link are left alone.
 func handOverTree(dir string, cred *credential) error {
 	from := os.Geteuid()
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -323,10 +323,13 @@ func handOverTree(dir string, cred *credential) error {
 		if err != nil {
 			return err
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == from {
-			return os.Lchown(p, int(cred.UID), int(cred.GID))
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		// A file with other hard links may be one outside the volume (a
+		// root process could link anything): it keeps its owner.
+		if !ok || int(st.Uid) != from || (!d.IsDir() && st.Nlink > 1) {
+			return nil
 		}
-		return nil
+		return os.Lchown(p, int(cred.UID), int(cred.GID))
 	})
 }
 

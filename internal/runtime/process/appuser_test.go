@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -91,5 +92,42 @@ func TestSealRelease(t *testing.T) {
 	}
 	if fi, _ := os.Stat(vol); fi.Mode().Perm() != 0o777 {
 		t.Errorf("the linked volume's mode changed to %v", fi.Mode())
+	}
+}
+
+// What a root process left in a volume becomes the app user's, except a
+// file with other hard links; symlinks are changed, not followed.
+func TestHandOverTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change owners")
+	}
+	dir := t.TempDir()
+	outside := filepath.Join(t.TempDir(), "outside")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(outside, nil, 0o600))
+	must(os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "sub", "f"), nil, 0o644))
+	must(os.Link(outside, filepath.Join(dir, "linked")))
+	must(os.Symlink(outside, filepath.Join(dir, "sym")))
+	c := &credential{UID: 4242, GID: 4243, Name: "test"}
+	must(handOverTree(dir, c))
+	owner := func(p string) (int, int) {
+		fi, err := os.Lstat(p)
+		must(err)
+		st := fi.Sys().(*syscall.Stat_t)
+		return int(st.Uid), int(st.Gid)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "sub"), filepath.Join(dir, "sub", "f"), filepath.Join(dir, "sym")} {
+		if u, g := owner(p); u != 4242 || g != 4243 {
+			t.Errorf("%s: owner %d:%d, want 4242:4243", p, u, g)
+		}
+	}
+	if u, _ := owner(outside); u != 0 {
+		t.Errorf("the file linked from outside was given away: uid %d", u)
 	}
 }
