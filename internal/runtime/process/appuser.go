@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/user"
@@ -59,7 +60,7 @@ var appUsersMu sync.Mutex
 // appUser returns the credential of app's user, creating the user (and
 // its group) when it does not exist. It refuses a user of that name that
 // moorage did not make for this app.
-func appUser(app string) (*credential, error) {
+func appUser(app string, log *slog.Logger) (*credential, error) {
 	name := appUserName(app)
 	appUsersMu.Lock()
 	defer appUsersMu.Unlock()
@@ -72,6 +73,7 @@ func appUser(app string) (*credential, error) {
 		if err := createAppUser(app, name); err != nil {
 			return nil, err
 		}
+		log.Info("created the app's user", "app", app, "user", name)
 		if u, err = user.Lookup(name); err != nil {
 			return nil, fmt.Errorf("user %s was created but cannot be looked up: %w", name, err)
 		}
@@ -157,7 +159,7 @@ func (r *Runtime) credentialFor(s *runtime.InstanceSpec) (cred *credential, grou
 		cred, err = resolveUser(s.User)
 		return cred, existingAppGroup(s.App), err
 	}
-	app, err := appUser(s.App)
+	app, err := appUser(s.App, r.log)
 	if err != nil {
 		return nil, -1, err
 	}
