@@ -179,6 +179,10 @@ func (s *server) start(env ...string) {
 func (s *server) launch(env ...string) {
 	s.t.Helper()
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
+	// As root, the process runtime runs apps as their own users, which
+	// must reach the data dir, as they do a real one (/var/lib/moorage):
+	// t.TempDir's parent is 0700.
+	os.Chmod(filepath.Dir(s.dataDir), 0o711)
 	args := []string{"server", "--data-dir", s.dataDir, "--http", s.http, "--https", s.https, "--log-level", "debug"}
 	if s.prefix != "" {
 		args = append(args, "--docker-prefix", s.prefix)

@@ -63,7 +63,7 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 			// plain HTTP (a server refuses them instead).
 			srv := server.New(server.Config{DataDir: dataDir, HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, Logger: logger,
 				StopOnShutdown: true, DockerPrefix: "moorage-up-" + hex.EncodeToString(sum[:4]),
-				PlainWhenHTTPSOff: true})
+				PlainWhenHTTPSOff: true, AppsAsServerUser: true})
 			if httpsAddr == server.HTTPSOff {
 				warnTLSIgnored(g, sp)
 			}

@@ -134,7 +134,7 @@ func (e *Engine) instanceSpec(ctx context.Context, rel *store.Release, service s
 		Artifact: rel.Artifact, Command: svc.Command, Env: env,
 		Publish: svc.Routed(), Mounts: mountsFor(rel.Spec, service),
 		StopSignal: syscall.Signal(svc.StopSignal), StopTimeout: svc.StopTimeout, StopGroup: svc.StopGroup,
-		User: svc.User, ReadOnly: svc.ReadOnly, Memory: svc.Memory, CPUs: svc.CPUs,
+		User: svc.User, AllowRoot: svc.AllowRoot, ReadOnly: svc.ReadOnly, Memory: svc.Memory, CPUs: svc.CPUs,
 	}
 	if rel.Runtime == spec.RuntimeDocker {
 		is.Port = svc.Port

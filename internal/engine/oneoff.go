@@ -69,9 +69,9 @@ func (e *Engine) RunOneOff(ctx context.Context, req RunRequest) (int, error) {
 		Mounts: mountsFor(rel.Spec, req.Service), StopSignal: syscall.SIGTERM, StopTimeout: spec.DefaultStopTimeout,
 	}
 	if svc != nil {
-		is.User, is.ReadOnly, is.Memory, is.CPUs = svc.User, svc.ReadOnly, svc.Memory, svc.CPUs
-	} else if rel.Runtime == spec.RuntimeDocker {
-		is.User = firstService(rel.Spec).User
+		is.User, is.AllowRoot, is.ReadOnly, is.Memory, is.CPUs = svc.User, svc.AllowRoot, svc.ReadOnly, svc.Memory, svc.CPUs
+	} else {
+		is.User, is.AllowRoot = firstService(rel.Spec).User, firstService(rel.Spec).AllowRoot
 	}
 	if w := oneOffSecretRefs(rel, req.Command); w != "" && req.Stderr != nil {
 		io.WriteString(req.Stderr, w)

@@ -99,10 +99,8 @@ func (e *Engine) RunInBuild(ctx context.Context, req InBuildRequest) (InBuildRes
 			return res, err
 		}
 	}
-	user := ""
-	if sp.Runtime == spec.RuntimeDocker {
-		user = firstService(sp).User
-	}
+	// As the release tasks run: as the first service.
+	user, allowRoot := firstService(sp).User, firstService(sp).AllowRoot
 	for i, t := range req.Tasks {
 		timeout := t.Timeout
 		if timeout <= 0 {
@@ -115,7 +113,7 @@ func (e *Engine) RunInBuild(ctx context.Context, req InBuildRequest) (InBuildRes
 		is := runtime.InstanceSpec{
 			App: sp.App, Service: fmt.Sprintf("%s-%d", label, i+1), Release: label, Kind: runtime.KindTask,
 			Artifact: art, Command: t.Command, Env: env, Mounts: mountsFor(sp, ""),
-			StopSignal: syscall.SIGTERM, StopTimeout: spec.DefaultStopTimeout, User: user,
+			StopSignal: syscall.SIGTERM, StopTimeout: spec.DefaultStopTimeout, User: user, AllowRoot: allowRoot,
 		}
 		t1 := time.Now()
 		code, err := rt.Run(ctx, runtime.RunSpec{InstanceSpec: is, Timeout: timeout, Stdout: w, Stderr: w})

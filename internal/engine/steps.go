@@ -140,9 +140,9 @@ func (r *run) task(ctx context.Context, s Step, out *stepOutput) error {
 		Artifact: rel.Artifact, Command: s.Command, Env: env, Mounts: mountsFor(rel.Spec, ""),
 		StopSignal: syscall.SIGTERM, StopTimeout: spec.DefaultStopTimeout,
 	}
-	if rel.Spec.Runtime == spec.RuntimeDocker {
-		is.User = firstService(rel.Spec).User
-	}
+	// A task runs as the first service does (on the process runtime, the
+	// app's user unless that service has user: or allow_root:).
+	is.User, is.AllowRoot = firstService(rel.Spec).User, firstService(rel.Spec).AllowRoot
 	id := is.ID()
 	r.e.st.PutInstance(ctx, store.InstanceRecord{ID: id, App: rel.App, Service: label, Release: rel.ID(), Kind: string(runtime.KindTask), DeployID: r.deploy.ID, State: store.InstanceStarting})
 	defer r.e.st.SetInstanceState(context.WithoutCancel(ctx), id, store.InstanceRemoved)

@@ -114,9 +114,11 @@ func Security(sp *spec.Spec, cfg Config, serverRoot bool) []Result {
 		case sp.Runtime == spec.RuntimeDocker && svc.AllowRoot && (svc.User == "" || isRoot(svc.User)):
 			add("security.root."+name, Warn, p+" may run as root (allow_root: true)",
 				"add a non-root USER to the Dockerfile or set "+p+".user: 65534, and drop allow_root")
+		case sp.Runtime == spec.RuntimeProcess && svc.User == "" && svc.AllowRoot && serverRoot:
+			add("security.root."+name, Warn, p+" runs as root: the server runs as root and the service sets allow_root: true",
+				"drop allow_root: the service then runs as the app's own user (moorage-"+sp.App+")")
 		case sp.Runtime == spec.RuntimeProcess && svc.User == "" && serverRoot:
-			add("security.root."+name, Warn, p+" runs as root: the server runs as root and the service sets no user:",
-				"set "+p+".user to an unprivileged user (for example www-data)")
+			add("security.root."+name, Pass, p+" runs as the app's own unprivileged user", "")
 		case sp.Runtime == spec.RuntimeProcess && isRoot(svc.User):
 			add("security.root."+name, Warn, p+" runs as root (user: "+svc.User+")",
 				"set "+p+".user to an unprivileged user (for example www-data)")

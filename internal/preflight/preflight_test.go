@@ -86,10 +86,15 @@ services:
 			t.Errorf("%s: %s %s", r.Name, r.Status, r.Message)
 		}
 	}
-	// The server as root and no user: the service runs as root.
+	// The server as root and no user: the service runs as the app's user.
 	sp.Services["web"].User = ""
-	if r := statusOf(Security(sp, Config{"SECRET_KEY": true}, true), "security.root.web"); r.Status != Warn {
-		t.Errorf("process service as root: %+v", r)
+	if r := statusOf(Security(sp, Config{"SECRET_KEY": true}, true), "security.root.web"); r.Status != Pass {
+		t.Errorf("process service as the app's user: %+v", r)
+	}
+	// With allow_root, as root.
+	sp.Services["web"].AllowRoot = true
+	if r := statusOf(Security(sp, Config{"SECRET_KEY": true}, true), "security.root.web"); r.Status != Warn || !strings.Contains(r.Fix, "drop allow_root") {
+		t.Errorf("process service with allow_root: %+v", r)
 	}
 	// A plain value where a secret is declared.
 	if r := statusOf(Security(sp, Config{"SECRET_KEY": false}, false), "security.secrets"); r.Status != Fail || !strings.Contains(r.Fix, "--secret SECRET_KEY") {

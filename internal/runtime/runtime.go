@@ -135,8 +135,14 @@ type InstanceSpec struct {
 	// gets SIGKILL either way.
 	StopGroup bool `json:"stop_group,omitempty"`
 
+	// User runs the instance as this user ("name", "uid", "uid:gid").
+	// Empty: docker, the image's user; process, the app's own unprivileged
+	// user when the server runs as root (see the process package).
+	User string `json:"user,omitempty"`
+	// AllowRoot: with no User, the process runtime runs the instance as
+	// the server's user, root included, instead of the app's user.
+	AllowRoot bool `json:"allow_root,omitempty"`
 	// Docker-only; the process runtime ignores them.
-	User     string  `json:"user,omitempty"`
 	ReadOnly bool    `json:"read_only,omitempty"`
 	Memory   int64   `json:"memory,omitempty"`
 	CPUs     float64 `json:"cpus,omitempty"`

@@ -70,6 +70,10 @@ type Config struct {
 	DockerHost string
 	// HTTPSAddr is the HTTPS listener (default ":443"; "off" = no HTTPS).
 	HTTPSAddr string
+	// AppsAsServerUser: process instances run as the server's user even
+	// when it is root, instead of each app's own user (`moorage up`, a dev
+	// run in the project's own directory, which app users could not reach).
+	AppsAsServerUser bool
 	// PlainWhenHTTPSOff: with HTTPS off, routes with tls: are served over
 	// plain HTTP (moorage up, a dev run) instead of refused at deploy time.
 	PlainWhenHTTPSOff bool
@@ -207,7 +211,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.store, err = store.Open(ctx, filepath.Join(s.cfg.DataDir, "moorage.db")); err != nil {
 		return err
 	}
-	prt, err := process.New(process.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "process")})
+	prt, err := process.New(process.Options{DataDir: s.cfg.DataDir, AppUsers: !s.cfg.AppsAsServerUser, Logger: s.log.With("runtime", "process")})
 	if err != nil {
 		return fmt.Errorf("process runtime: %w", err)
 	}

@@ -157,7 +157,11 @@ type Service struct {
 	// process group instead of its main process only.
 	StopGroup bool `json:"stop_group,omitempty"`
 
-	// Docker-only knobs (ignored by the process runtime, with a warning).
+	// User and AllowRoot: who the service runs as (both runtimes; on the
+	// process runtime the default is the app's own unprivileged user when
+	// the server runs as root, and AllowRoot runs it as the server's user).
+	// ReadOnly, Memory, CPUs: docker only (ignored by the process runtime,
+	// with a warning).
 	User      string  `json:"user,omitempty"`
 	ReadOnly  bool    `json:"read_only,omitempty"`
 	Memory    int64   `json:"memory,omitempty"` // bytes

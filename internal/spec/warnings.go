@@ -45,9 +45,6 @@ func (s *Spec) Warnings() []string {
 			if svc.CPUs != 0 {
 				warn(p+".cpus", ignored)
 			}
-			if svc.AllowRoot {
-				warn(p+".allow_root", ignored)
-			}
 		}
 		for _, name := range sortedKeys(s.Volumes) {
 			v := s.Volumes[name]

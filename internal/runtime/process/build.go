@@ -99,6 +99,12 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 			return fail(fmt.Errorf("build command %q: %s", strings.Join(b.Command, " "), res.msg))
 		}
 	}
+	if r.appUsers() {
+		// Immutable to the app's user, who will only read it.
+		if err := sealRelease(dst, -1); err != nil {
+			return fail(err)
+		}
+	}
 	ok = true
 	return runtime.Artifact{Runtime: Name, Ref: dst, Workdir: workdir}, nil
 }

@@ -19,6 +19,11 @@
 //	volumes/<app>/<name>/            named volumes
 //	logs/<app>/<id>.log[.N]          instance logs
 //	accessories/<app>/<name>/        working directories of accessories
+//	accessory-files/<id>/            an accessory's copy of the app's files
+//	tmp/<id>/                        an instance's (or one-off's task-<id>) $TMPDIR
+//
+// With app users (appuser.go), the top directories are 0711 and each
+// <app> directory below them root's and the app group's, mode 0750.
 //
 // Secrets never touch the disk: an instance's environment travels to its
 // shim through a pipe and lives only in the shim's and the instance's

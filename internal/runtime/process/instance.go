@@ -265,6 +265,9 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := os.RemoveAll(r.accessoryFilesDir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
+	if err := os.RemoveAll(filepath.Join(r.tmpRoot(), id)); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
 	if err := os.RemoveAll(r.instanceDir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

@@ -32,6 +32,12 @@ type Options struct {
 	// range, so that no outgoing connection takes the port of an instance
 	// while it restarts).
 	PortMin, PortMax int
+	// AppUsers: when the server runs as root, an instance with no `user:`
+	// and no `allow_root` runs as its app's own unprivileged user, created
+	// on first use, and the app's directories are closed to other apps
+	// (see appuser.go). The server sets it; off, instances run as the
+	// server's user unless their spec names one.
+	AppUsers bool
 	// Executable is the binary started as the shim (default
 	// os.Executable()); it must call MaybeRunShim first thing.
 	Executable string

@@ -4,10 +4,12 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -83,6 +85,7 @@ func New(opts Options) (*Runtime, error) {
 		cancel()
 		return nil, err
 	}
+	r.removeStrayTmp()
 	r.wg.Add(1)
 	go r.watch()
 	return r, nil
@@ -136,4 +139,23 @@ func (r *Runtime) volumeDir(app, name string) string {
 
 func (r *Runtime) accessoryDir(app, name string) string {
 	return filepath.Join(r.opts.DataDir, "accessories", app, name)
+}
+
+// removeStrayTmp removes the temporary directories of instances that no
+// longer exist and of one-offs that no longer run (a crashed server's).
+func (r *Runtime) removeStrayTmp() {
+	ents, err := os.ReadDir(r.tmpRoot())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		keep := r.instanceDir(n)
+		if task, ok := strings.CutPrefix(n, "task-"); ok {
+			keep = filepath.Join(r.taskDir, task+".json")
+		}
+		if _, err := os.Stat(keep); errors.Is(err, os.ErrNotExist) {
+			_ = os.RemoveAll(filepath.Join(r.tmpRoot(), n))
+		}
+	}
 }

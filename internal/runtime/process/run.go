@@ -150,15 +150,23 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 		return fail(runtime.ErrExists)
 	}
 
-	cred, err := resolveUser(s.User)
+	cred, group, err := r.credentialFor(&s.InstanceSpec)
 	if err != nil {
 		return fail(err)
 	}
-	cwd, err := r.workdir(&s.InstanceSpec)
+	cwd, err := r.workdir(&s.InstanceSpec, group)
 	if err != nil {
 		return fail(err)
 	}
-	env, err := r.instanceEnv(&s.InstanceSpec, s.Port, cred, "")
+	if err := reachable(cwd, cred); err != nil {
+		return fail(err)
+	}
+	tmp, err := r.tmpDir("task-"+id, cred)
+	if err != nil {
+		return fail(fmt.Errorf("temporary directory: %w", err))
+	}
+	defer os.RemoveAll(tmp)
+	env, err := r.instanceEnv(&s.InstanceSpec, s.Port, cred, group, "", tmp)
 	if err != nil {
 		return fail(err)
 	}

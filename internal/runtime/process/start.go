@@ -51,6 +51,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.In
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		_ = os.RemoveAll(r.accessoryFilesDir(id))
+		_ = os.RemoveAll(filepath.Join(r.tmpRoot(), id))
 		releasePorts(dir)
 		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
 	}
@@ -70,10 +71,16 @@ func validateSpec(s *runtime.InstanceSpec) error {
 }
 
 // workdir returns the working directory of an instance or one-off: the
-// release directory, or for accessories their own directory.
-func (r *Runtime) workdir(s *runtime.InstanceSpec) (string, error) {
+// release directory, or for accessories their own directory. With group
+// >= 0 (app users, see appuser.go) the app's directory above it is made
+// root's and group's, mode 0750, and a release not yet sealed for the
+// group is (a release built before app users existed).
+func (r *Runtime) workdir(s *runtime.InstanceSpec, group int) (string, error) {
 	if s.Kind == runtime.KindAccessory {
 		d := r.accessoryDir(s.App, s.Service)
+		if err := appDir(filepath.Dir(d), group, 0o750); err != nil {
+			return "", err
+		}
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return "", err
 		}
@@ -86,33 +93,55 @@ func (r *Runtime) workdir(s *runtime.InstanceSpec) (string, error) {
 	if err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("release directory %s: %w", s.Artifact.Ref, runtime.ErrArtifactGone)
 	}
+	if group >= 0 {
+		if _, err := r.artifactDir(s.Artifact); err == nil {
+			if err := appDir(filepath.Dir(s.Artifact.Ref), group, 0o750); err != nil {
+				return "", err
+			}
+			if !sealed(s.Artifact.Ref, group) {
+				if err := sealRelease(s.Artifact.Ref, group); err != nil {
+					return "", err
+				}
+			}
+		}
+	}
 	return s.Artifact.Ref, nil
 }
 
 // instanceEnv returns the environment of an instance: a base of the
-// server's PATH, HOME, LANG, TZ and TMPDIR, then s.Env, then PORT and the
+// server's PATH, HOME, LANG and TZ, then s.Env, then PORT and the
 // MOORAGE_* variables (and MOORAGE_APP_DIR, an accessory's files, when
-// files is set). It creates the mounted volumes that do not exist.
-func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credential, files string) (map[string]string, error) {
+// files is set). TMPDIR is tmp, the instance's own temporary directory
+// (and HOME too for a user without a home). It creates the mounted volumes
+// that do not exist, and gives them to cred's user.
+func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credential, group int, files, tmp string) (map[string]string, error) {
 	base := map[string]string{"PATH": defaultPath}
-	for _, k := range []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"} {
+	for _, k := range []string{"PATH", "HOME", "LANG", "TZ"} {
 		if v, ok := os.LookupEnv(k); ok {
 			base[k] = v
 		}
 	}
+	if tmp != "" {
+		base["TMPDIR"] = tmp
+	}
 	if cred != nil {
 		base["USER"], base["LOGNAME"] = cred.Name, cred.Name
-		if cred.Home != "" {
+		if cred.Home != "" && dirExists(cred.Home) {
 			base["HOME"] = cred.Home
+		} else if tmp != "" {
+			base["HOME"] = tmp
 		}
 	}
 	vols := map[string]string{}
 	for _, m := range s.Mounts {
 		d := r.volumeDir(s.App, m.Name)
+		if err := appDir(filepath.Dir(d), group, 0o750); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", m.Name, err)
+		}
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("volume %s: %w", m.Name, err)
 		}
-		if err := cred.handOver(d); err != nil {
+		if err := cred.handOver(d, group >= 0); err != nil {
 			return nil, err
 		}
 		vols[runtime.VolumeEnv(m.Name)] = d
@@ -123,13 +152,47 @@ func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credentia
 	return runtime.Merge(base, runtime.InstanceEnv(s, port, vols)), nil
 }
 
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// tmpDir creates the temporary directory of instance or one-off id, mode
+// 0700, cred's (the server's when nil); a leftover is emptied first.
+func (r *Runtime) tmpDir(id string, cred *credential) (string, error) {
+	d := filepath.Join(r.tmpRoot(), id)
+	if err := os.MkdirAll(filepath.Dir(d), 0o711); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(filepath.Dir(d), 0o711); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(d); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(d, 0o700); err != nil {
+		return "", err
+	}
+	if cred != nil {
+		if err := os.Lchown(d, int(cred.UID), int(cred.GID)); err != nil {
+			_ = os.RemoveAll(d)
+			return "", err
+		}
+	}
+	return d, nil
+}
+
+// tmpRoot holds the instances' and one-offs' temporary directories.
+// (Not under runtime/, which only the server may enter.)
+func (r *Runtime) tmpRoot() string { return filepath.Join(r.opts.DataDir, "tmp") }
+
 // accessoryFiles gives an accessory the files of the upload of the release
 // that starts it: a copy of the release directory (hard links where the
 // filesystem allows, so no space is used), owned by the server and so
 // read-only to an accessory that runs as another user, kept while the
 // instance exists whatever happens to the release, and removed with it.
 // It returns "" when the accessory has no release directory.
-func (r *Runtime) accessoryFiles(s *runtime.InstanceSpec) (string, error) {
+func (r *Runtime) accessoryFiles(s *runtime.InstanceSpec, group int) (string, error) {
 	if s.Artifact.Ref == "" {
 		return "", nil
 	}
@@ -147,6 +210,16 @@ func (r *Runtime) accessoryFiles(s *runtime.InstanceSpec) (string, error) {
 	if err := fsutil.LinkTree(src, dst); err != nil {
 		_ = os.RemoveAll(dst)
 		return "", fmt.Errorf("copy the app's files from %s: %w", src, err)
+	}
+	if group >= 0 {
+		// The app's instances only (an explicit user has the app's group).
+		if err := os.Lchown(dst, os.Geteuid(), group); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(dst, 0o750); err != nil {
+			return "", err
+		}
+		return dst, nil
 	}
 	if err := os.Chmod(dst, 0o755); err != nil {
 		return "", err
@@ -170,12 +243,15 @@ func command(argv []string, env map[string]string, dir string) (path string, arg
 }
 
 func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.InstanceSpec) (runtime.Instance, error) {
-	cred, err := resolveUser(s.User)
+	cred, group, err := r.credentialFor(s)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	cwd, err := r.workdir(s)
+	cwd, err := r.workdir(s, group)
 	if err != nil {
+		return runtime.Instance{}, err
+	}
+	if err := reachable(cwd, cred); err != nil {
 		return runtime.Instance{}, err
 	}
 	// An accessory runs in its own directory (its data); a program named
@@ -184,10 +260,10 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 	progDir := cwd
 	var files string
 	if s.Kind == runtime.KindAccessory {
-		if err := cred.handOver(cwd); err != nil {
+		if err := cred.handOver(cwd, group >= 0); err != nil {
 			return runtime.Instance{}, err
 		}
-		if files, err = r.accessoryFiles(s); err != nil {
+		if files, err = r.accessoryFiles(s, group); err != nil {
 			return runtime.Instance{}, err
 		}
 		if files != "" {
@@ -202,7 +278,11 @@ func (r *Runtime) start(ctx context.Context, id, dir string, s *runtime.Instance
 	} else {
 		reservePort(port, dir)
 	}
-	env, err := r.instanceEnv(s, port, cred, files)
+	tmp, err := r.tmpDir(id, cred)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("temporary directory: %w", err)
+	}
+	env, err := r.instanceEnv(s, port, cred, group, files, tmp)
 	if err != nil {
 		return runtime.Instance{}, err
 	}

@@ -77,9 +77,22 @@ func (c *credential) sys() *syscall.Credential {
 
 // handOver gives a directory the instance's user owns to that user when it
 // still belongs to the server (a fresh volume or accessory directory), so
-// the instance can write where it must.
-func (c *credential) handOver(dir string) error {
+// the instance can write where it must. With tree (app users: the app's
+// directories above are already the app group's), what is inside and
+// still the server's goes too: the files an app wrote as root before it
+// had a user of its own.
+func (c *credential) handOver(dir string, tree bool) error {
 	if c == nil {
+		return nil
+	}
+	if tree {
+		if fi, err := os.Lstat(dir); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == os.Geteuid() {
+				if err := handOverTree(dir, c); err != nil {
+					return fmt.Errorf("give %s to user %s: %w", dir, c.Name, err)
+				}
+			}
+		}
 		return nil
 	}
 	// Someone else's already: leave it.
@@ -111,6 +124,7 @@ func processCredential(pid int) *syscall.Credential {
 		return nil
 	}
 	var uid, gid uint64
+	var groups []uint32
 	found := 0
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
@@ -124,10 +138,16 @@ func processCredential(pid int) *syscall.Credential {
 		case "Gid:":
 			gid, _ = strconv.ParseUint(f[1], 10, 32)
 			found++
+		case "Groups:":
+			for _, g := range f[1:] {
+				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+					groups = append(groups, uint32(n))
+				}
+			}
 		}
 	}
 	if found < 2 || (uint32(uid) == uint32(os.Geteuid()) && uint32(gid) == uint32(os.Getegid())) {
 		return nil
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
 }
