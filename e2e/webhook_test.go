@@ -10,11 +10,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moorage/moorage/internal/api"
 )
 
 // A webhook signed like GitHub's, sent to the server's HTTPS listener:
@@ -180,5 +184,121 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 	}
 	if c := s.releaseCommits("hello")["v2"].Commit; c == nil || c.SHA != sha || c.Branch != "main" || c.Message != "webhook commit" {
 		t.Fatalf("v2 records commit %+v, want %s on main", c, sha)
+	}
+}
+
+// signedPush sends a GitHub-signed push event of sha on main to the
+// server's /hooks/hello, as hello.localhost; it returns the status.
+func signedPush(t *testing.T, s *server, secret, delivery, sha string) (int, string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "hello.localhost"}}}
+	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":%q}`, sha))
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	req, _ := http.NewRequest(http.MethodPost, "https://"+s.https+"/hooks/hello", bytes.NewReader(body))
+	req.Host = "hello.localhost"
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// A private repository over ssh: `webhook set` makes a deploy key, the
+// repository (a real sshd and git) lets only that key in, and a signed
+// push deploys the commit fetched with it. The host key the first fetch
+// met is pinned: a server answering with another key is refused, and that
+// is a failed pipeline.
+func TestWebhookSSHDeployKey(t *testing.T) {
+	t.Parallel()
+	d := startSSHD(t)
+	s := startServer(t)
+	app := s.hello(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}\n", "    health: {path: /healthz, interval: 1s}\n    http: {hosts: [hello.localhost], tls: internal}\n")...)
+	s.deploy(app, 0)
+	setMessage(t, app, "over ssh")
+	mustGit(t, app, nil, "init", "--quiet", "--initial-branch=main")
+	mustGit(t, app, nil, "add", "-A")
+	mustGit(t, app, nil, "commit", "--quiet", "-m", "ssh commit")
+	sha := strings.TrimSpace(mustGit(t, app, nil, "rev-parse", "HEAD"))
+	bare := filepath.Join(d.dir, "hello.git")
+	mustGit(t, d.dir, nil, "clone", "--quiet", "--bare", app, bare)
+
+	repo := "ssh://" + d.user + "@127.0.0.1:" + d.port() + bare
+	var h, again api.Webhook
+	if err := json.Unmarshal([]byte(s.mustRun("webhook", "set", "-a", "hello", "--repo", repo, "--json")), &h); err != nil || !strings.HasPrefix(h.DeployKey, "ssh-ed25519 ") {
+		t.Fatalf("webhook set over ssh: %+v %v", h, err)
+	}
+	if show := s.mustRun("webhook", "show", "-a", "hello"); !strings.Contains(show, h.DeployKey) {
+		t.Fatalf("webhook show lacks the deploy key:\n%s", show)
+	}
+	// The repository host takes the deploy key (and the test's own key).
+	own, _ := os.ReadFile(d.path("id.pub"))
+	d.write("authorized_keys", string(own)+h.DeployKey+"\n")
+
+	if code, out := signedPush(t, s, h.Secret, "ssh-1", sha); code != http.StatusAccepted {
+		t.Fatalf("signed delivery: %d %s", code, out)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "hello.localhost"}}}
+	waitFor(t, 90*time.Second, "the commit fetched over ssh to serve", func() error {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+s.https+"/", nil)
+		req.Host = "hello.localhost"
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		if !strings.Contains(b.String(), "over ssh") {
+			return fmt.Errorf("body %q", b.String())
+		}
+		return nil
+	})
+	if c := s.releaseCommits("hello")["v2"].Commit; c == nil || c.SHA != sha {
+		t.Fatalf("v2 records commit %+v, want %s", c, sha)
+	}
+	// `webhook set` again keeps the key: the repository still lets it in.
+	if err := json.Unmarshal([]byte(s.mustRun("webhook", "set", "-a", "hello", "--repo", repo, "--json")), &again); err != nil || again.DeployKey != h.DeployKey {
+		t.Fatalf("webhook set again changed the deploy key: %+v %v", again, err)
+	}
+	h.Secret = again.Secret
+
+	// The host's key changes (another server at that address): refused.
+	d.stop()
+	cfg, _ := os.ReadFile(d.path("sshd_config"))
+	d.write("sshd_config", strings.Replace(string(cfg), "HostKey "+d.path("host_key"), "HostKey "+d.path("other_host_key"), 1))
+	if err := d.start(requireSSH(t)); err != nil {
+		t.Fatal(err)
+	}
+	setMessage(t, app, "not fetched")
+	mustGit(t, app, nil, "commit", "--quiet", "-am", "second")
+	mustGit(t, app, nil, "push", "--quiet", bare, "main")
+	sha2 := strings.TrimSpace(mustGit(t, app, nil, "rev-parse", "HEAD"))
+	if code, out := signedPush(t, s, h.Secret, "ssh-2", sha2); code != http.StatusAccepted {
+		t.Fatalf("signed delivery: %d %s", code, out)
+	}
+	waitFor(t, 60*time.Second, "the changed host key to fail the fetch", func() error {
+		var ds []api.Deploy
+		if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds); err != nil {
+			return err
+		}
+		for _, x := range ds {
+			if x.Kind == "pipeline" && x.Status == "failed" && strings.Contains(x.Reason, "fetch") {
+				if !strings.Contains(x.Reason, "Host key verification failed") && !strings.Contains(x.Reason, "HOST IDENTIFICATION HAS CHANGED") {
+					return fmt.Errorf("failed for another reason: %s", x.Reason)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("deploys: %+v", ds)
+	})
+	if st := s.ps("hello"); st.Active != "v2" {
+		t.Fatalf("active %s, want v2", st.Active)
 	}
 }

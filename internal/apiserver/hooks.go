@@ -79,6 +79,8 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
 	if req.Branch == "" {
 		req.Branch = "main"
 	}
+	webhookMu.Lock()
+	defer webhookMu.Unlock()
 	cfg := webhookConfig{Repo: req.Repo, Branch: req.Branch}
 	if old, err := s.webhook(r.Context(), app); err == nil && useSSH && !req.NewDeployKey {
 		// The deploy key stays (the repository has it); the host key stays
@@ -119,6 +121,26 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.Webhook{App: app, Repo: cfg.Repo, Branch: cfg.Branch, Secret: req.Secret, DeployKey: cfg.DeployKeyPub})
+}
+
+// webhookMu serializes changes of webhook configs.
+var webhookMu sync.Mutex
+
+// pinHostKey records knownHosts as the host key of the repository that
+// fetched is the config of, unless the webhook was set anew meanwhile
+// (another repository or key: its own first fetch pins its host).
+func (s *Server) pinHostKey(ctx context.Context, app string, fetched *webhookConfig, knownHosts string) error {
+	webhookMu.Lock()
+	defer webhookMu.Unlock()
+	cur, err := s.webhook(ctx, app)
+	if err != nil {
+		return err
+	}
+	if cur.DeployKey != fetched.DeployKey || repoHost(cur.Repo) != repoHost(fetched.Repo) || cur.KnownHosts != fetched.KnownHosts {
+		return nil
+	}
+	cur.KnownHosts = knownHosts
+	return s.putWebhook(ctx, app, cur)
 }
 
 func (s *Server) putWebhook(ctx context.Context, app string, cfg *webhookConfig) error {
@@ -452,8 +474,7 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 		// The host key the first fetch accepted is pinned from then on.
 		defer func() {
 			if b, err := os.ReadFile(kh); err == nil && string(b) != cfg.KnownHosts {
-				cfg.KnownHosts = string(b)
-				if err := s.putWebhook(ctx, app, cfg); err != nil {
+				if err := s.pinHostKey(ctx, app, cfg, string(b)); err != nil {
 					log.Error("webhook: recording the repository's host key", "err", err)
 				}
 			}
