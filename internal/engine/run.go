@@ -177,7 +177,7 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 		return in.plan(observed)
 	}
 	return PlanDeploy(DeployInput{
-		App: in.app.Name, Kind: in.kind, Target: *targetOf(rel, in.scale), From: storeID(in.from),
+		App: in.app.Name, Kind: in.kind, Target: *e.targetFor(ctx, rel, in.scale), From: storeID(in.from),
 		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
 	})
 }
@@ -265,7 +265,7 @@ func (r *run) fail(ctx context.Context, cause error) (string, error) {
 	if err == nil {
 		var target *Target
 		if r.from != nil {
-			target = targetOf(r.from, r.fromScale)
+			target = e.targetFor(ctx, r.from, r.fromScale)
 		}
 		plan := PlanConverge(ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
 		r.op.emit(Event{Type: EventPlan, Text: plan.String()})
@@ -384,6 +384,10 @@ func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
 		return r.prune(ctx, out)
 	case StepRestore:
 		return r.restoreStep(ctx, s, out)
+	case StepMaintenance:
+		return r.maintenanceStep(ctx, s, out)
+	case StepVolumes:
+		return r.e.deleteVolumes(ctx, r.rel.App, s.Volumes, out)
 	}
 	return fmt.Errorf("unknown step %q", s.Kind)
 }
