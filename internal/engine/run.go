@@ -160,6 +160,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	}
 	e.st.SetDeployPlan(ctx, d.ID, plan.String())
 	op.emit(planEvent(rel.ID(), plan))
+	warnStoppedAccessories(op, rel.ID(), plan)
 
 	if err := r.steps(ctx, plan.Steps); err != nil {
 		return r.fail(ctx, err)
@@ -216,7 +217,18 @@ func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error
 	}
 	plan := e.plan(ctx, in, &rel, observed)
 	op.emit(planEvent(rel.ID(), plan))
+	warnStoppedAccessories(op, rel.ID(), plan)
 	return StatusPlanned, nil
+}
+
+// warnStoppedAccessories warns that plan leaves accessories stopped with
+// `moorage accessory stop` stopped: services that need one may fail.
+func warnStoppedAccessories(op *Op, rel string, plan *Plan) {
+	for _, s := range plan.Steps {
+		if s.Kind == StepAccessory && s.Action == AccessoryStopped {
+			op.emit(Event{Type: EventWarn, Release: rel, Text: fmt.Sprintf("accessory %s is stopped (moorage accessory stop) and stays stopped: services that need it may fail; `moorage accessory start -a %s %s` starts it", s.Name, plan.App, s.Name)})
+		}
+	}
 }
 
 func orNone(s string) string {
