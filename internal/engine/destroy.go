@@ -117,6 +117,8 @@ func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Rel
 	for v := range vols {
 		in.Volumes = append(in.Volumes, v)
 	}
+	sort.Strings(in.Hosts)
+	sort.Strings(in.Volumes)
 	bs, err := e.st.ListBackups(ctx, app)
 	if err != nil {
 		return in, nil, err
