@@ -98,10 +98,15 @@ func TestAppsDestroy(t *testing.T) {
 		editSpec(t, app, "release:", "env:\n  HELLO_MIGRATE_SLEEP: 4s\nrelease:")
 		done := make(chan string, 1)
 		go func() {
-			out, errOut, code := s.run("deploy", app)
+			out, errOut, code := s.run("deploy", app, "--runtime", rt)
 			done <- fmt.Sprintf("exit %d\n%s%s", code, out, errOut)
 		}()
 		waitFor(t, 60*time.Second, "the deploy to take the lock", func() error {
+			select {
+			case out := <-done:
+				t.Fatalf("the deploy ended before it was seen holding the lock: %s", out)
+			default:
+			}
 			if !strings.Contains(s.mustRun("ps", "-a", "hello"), "locked:") {
 				return fmt.Errorf("not locked yet")
 			}
