@@ -215,6 +215,9 @@ func TestAppsDestroyInterrupted(t *testing.T) {
 				t.Errorf("recovery started %s of a half-destroyed app", in.ID)
 			}
 		}
+		if ps := s.mustRun("ps", "-a", "hello"); !strings.Contains(ps, "BEING DESTROYED") {
+			t.Errorf("ps of a half-destroyed app:\n%s", ps)
+		}
 		if out := s.deploy(app, 1); !strings.Contains(out, "being destroyed") || !strings.Contains(out, "moorage apps destroy hello --yes") {
 			t.Errorf("deploy of a half-destroyed app:\n%s", out)
 		}
@@ -271,6 +274,9 @@ func TestAccessoryStopStartRemove(t *testing.T) {
 		s.waitBody("/", "second")
 		if st := store(); st != "none" {
 			t.Fatalf("after a deploy and a restart the stopped accessory is %s", st)
+		}
+		if ps := s.mustRun("ps", "-a", "hello"); !strings.Contains(ps, "accessory store: stopped") {
+			t.Errorf("ps does not say the accessory is stopped:\n%s", ps)
 		}
 		if _, errOut, code := s.run("accessory", "remove", "-a", "hello", "store"); code == 0 || !strings.Contains(errOut, "declared by the active release") {
 			t.Errorf("remove of a declared accessory: exit %d %s", code, errOut)
