@@ -20,9 +20,12 @@ func (s *Server) stopStart(stop bool) http.HandlerFunc {
 			return
 		}
 		er := engine.StopStartRequest{App: app, Owner: owner(r), Wait: req.Wait, DryRun: req.DryRun}
-		op, action := s.Engine.StartApp(er), "start"
+		var op *engine.Op
+		action := "start"
 		if stop {
 			op, action = s.Engine.StopApp(er), "stop"
+		} else {
+			op = s.Engine.StartApp(er)
 		}
 		s.auditOp(r, action, app, req.DryRun, op)
 		stream(w, r, op)
