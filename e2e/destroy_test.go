@@ -192,6 +192,12 @@ func TestAppsDestroy(t *testing.T) {
 		if left := s.leftovers(t, "hello"); len(left) > 0 {
 			t.Errorf("left after destroy --volumes: %v", left)
 		}
+		if rt == "process" {
+			acc := filepath.Join(s.dataDir, "accessories", "hello")
+			if _, err := os.Stat(acc); !os.IsNotExist(err) || !strings.Contains(out, "deleted "+acc) {
+				t.Errorf("the accessories' working directory %s after destroy --volumes: %v\n%s", acc, err, out)
+			}
+		}
 	})
 }
 

@@ -275,7 +275,22 @@ func (d *destroyRun) step(ctx context.Context, s Step, out *stepOutput) error {
 		}
 		return errors.Join(errs...)
 	case StepVolumes:
-		return e.deleteVolumes(ctx, app, s.Volumes, out)
+		if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || s.Action != "all" {
+			return err
+		}
+		var errs []error
+		for _, rt := range e.runtimes {
+			if dr, ok := rt.(runtime.AppDataRemover); ok {
+				gone, err := dr.RemoveAppData(ctx, app)
+				for _, g := range gone {
+					out.Printf("deleted %s (%s)", g, rt.Name())
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		return errors.Join(errs...)
 	case StepBackups:
 		var errs []error
 		for _, id := range s.IDs {

@@ -38,7 +38,11 @@ func (s Step) opString() string {
 	case StepArtifacts:
 		return "remove the artifacts (release directories, images) of " + listOrNone(s.IDs)
 	case StepVolumes:
-		return "delete volumes " + listOrNone(s.Volumes) + " and their data"
+		out := "delete volumes " + listOrNone(s.Volumes) + " and their data"
+		if s.Action == "all" {
+			out += ", and the rest of the app's data a runtime keeps (process: its accessories' working directories)"
+		}
+		return out
 	case StepBackups:
 		return "delete backups " + listOrNone(s.IDs) + " (files and records)"
 	case StepForget:
@@ -144,9 +148,7 @@ func PlanDestroy(in DestroyInput) *Plan {
 	sort.Strings(backups)
 	forget := Step{Kind: StepForget, Name: in.App}
 	if in.DeleteData {
-		if len(vols) > 0 {
-			p.Steps = append(p.Steps, Step{Kind: StepVolumes, Volumes: vols})
-		}
+		p.Steps = append(p.Steps, Step{Kind: StepVolumes, Volumes: vols, Action: "all"})
 		if len(backups) > 0 {
 			p.Steps = append(p.Steps, Step{Kind: StepBackups, IDs: backups})
 		}
