@@ -45,6 +45,24 @@ func (s *server) audit(t *testing.T) string {
 	return b.String()
 }
 
+// waitAudit waits until the audit has an entry containing want, by a user
+// the kernel named (an operation is audited once it has ended, just
+// after the CLI saw its end), and returns the audit.
+func (s *server) waitAudit(t *testing.T, want string) string {
+	t.Helper()
+	var a string
+	waitFor(t, 10*time.Second, "the audit to record "+want, func() error {
+		a = s.audit(t)
+		for _, l := range strings.Split(a, "\n") {
+			if strings.Contains(l, want) && strings.Contains(l, "(uid ") {
+				return nil
+			}
+		}
+		return fmt.Errorf("audit:\n%s", a)
+	})
+	return a
+}
+
 // leftovers lists what of app still exists on s's runtime: processes
 // running in the server's data dir (process), containers and images
 // (docker), and release directories.
@@ -155,9 +173,7 @@ func TestAppsDestroy(t *testing.T) {
 		if b, err := os.ReadFile(keep); err != nil || string(b) != "kept" {
 			t.Errorf("the data volume was not kept: %q %v", b, err)
 		}
-		if a := s.audit(t); !strings.Contains(a, "uid ") || !strings.Contains(a, "| apps destroy | hello | succeeded") {
-			t.Errorf("the audit has no destroy of hello with who did it:\n%s", a)
-		}
+		s.waitAudit(t, "| apps destroy | hello | succeeded")
 		if _, errOut, code := s.run("apps", "destroy", "hello", "--yes"); code == 0 || !strings.Contains(errOut, "does not exist") {
 			t.Errorf("destroying it again: exit %d %s", code, errOut)
 		}
@@ -312,7 +328,7 @@ func TestAccessoryStopStartRemove(t *testing.T) {
 		if _, err := os.Stat(storeDir); !os.IsNotExist(err) {
 			t.Errorf("volume storedata still exists (%v)", err)
 		}
-		a := s.audit(t)
+		a := s.waitAudit(t, "| accessory remove --volumes | hello store | succeeded")
 		for _, want := range []string{"| accessory stop | hello store | succeeded", "| accessory start | hello store | succeeded", "| accessory remove --volumes | hello store | succeeded", "| accessory stop | hello store | failed"} {
 			if !strings.Contains(a, want) {
 				t.Errorf("the audit lacks %q:\n%s", want, a)
