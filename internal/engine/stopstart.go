@@ -98,17 +98,21 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 					}
 					return PlanStart(in)
 				},
+				// Under the lock, once run returned: a stop that failed
+				// was undone (the instances came back), and so does the
+				// app. One the server's own stop interrupted stays
+				// recorded as stopped: recovery finishes it.
+				done: func(status string) {
+					if !stop || status == store.DeploySucceeded || status == StatusPlanned || status == "interrupted" {
+						return
+					}
+					if err := e.SetMaintenance(context.WithoutCancel(ctx), req.App, nil); err != nil {
+						op.emit(Event{Type: EventWarn, Text: fmt.Sprintf("%s still shows its stopped page: run `moorage maintenance off -a %s` (%v)", req.App, req.App, err)})
+					}
+				},
 			}, "", nil
 		},
 	})
-	// A stop that failed was undone: the instances came back, and so does
-	// the app. One the server's own stop interrupted stays recorded as
-	// stopped: recovery finishes it.
-	if err != nil && stop && op.DeployID() != 0 && !errors.Is(err, ErrInterrupted) {
-		if merr := e.SetMaintenance(context.WithoutCancel(ctx), req.App, nil); merr != nil {
-			err = fmt.Errorf("%w; %s still shows its stopped page: run `moorage maintenance off -a %s` (%v)", err, req.App, req.App, merr)
-		}
-	}
 	return status, err
 }
 
