@@ -113,6 +113,24 @@ func TestDryRunPrintsTheJournaledPlan(t *testing.T) {
 		t.Errorf("rollback's plan:\n%s", plan)
 	}
 
+	if plan := dry("stop", with("stop", "-a", "hello")); !strings.HasPrefix(plan, "stop hello v4 (active: v4)\n  1. maintenance on") {
+		t.Errorf("stop's plan:\n%s", plan)
+	}
+	if plan := dry("start", with("start", "-a", "hello")); !strings.Contains(plan, "maintenance off") {
+		t.Errorf("start's plan:\n%s", plan)
+	}
+	s.waitBody("/", "second")
+	before := s.snapshot("hello")
+	for _, args := range [][]string{{"apps", "destroy", "hello", "--dry-run"}, {"apps", "destroy", "hello"}} {
+		out, _, _ := s.run(args...)
+		if !strings.Contains(out, "destroy hello nothing (active: v4)\n  1. unroute") {
+			t.Errorf("%v does not print the plan:\n%s", args, out)
+		}
+		if after := s.snapshot("hello"); after != before {
+			t.Fatalf("%v changed something:\n%s\n→\n%s", args, before, after)
+		}
+	}
+
 	// A dry run is refused like the real command, and says why.
 	if out, errOut, code := s.run("scale", "-a", "hello", "nope=1", "--dry-run"); code == 0 || !strings.Contains(errOut, `no service "nope"`) {
 		t.Fatalf("dry run of a bad scale: exit %d\n%s\n%s", code, out, errOut)

@@ -197,7 +197,28 @@ type ConfigRequest struct {
 
 // StopStartRequest is the body of POST /v1/apps/{app}/stop and /start.
 type StopStartRequest struct {
-	Wait bool `json:"wait,omitempty"`
+	Wait   bool `json:"wait,omitempty"`
+	DryRun bool `json:"dry_run,omitempty"` // print the plan, change nothing
+}
+
+// DestroyRequest is the body of POST /v1/apps/{app}/destroy.
+type DestroyRequest struct {
+	// Yes confirms; without it the server only prints the plan and
+	// refuses.
+	Yes bool `json:"yes,omitempty"`
+	// Volumes deletes the app's volumes and backups too.
+	Volumes bool `json:"volumes,omitempty"`
+	Wait    bool `json:"wait,omitempty"`
+	DryRun  bool `json:"dry_run,omitempty"`
+}
+
+// AccessoryRequest is the body of POST
+// /v1/apps/{app}/accessories/{name}/{restart,stop,start,remove}.
+type AccessoryRequest struct {
+	Wait   bool `json:"wait,omitempty"`
+	DryRun bool `json:"dry_run,omitempty"`
+	// Volumes (remove): delete the accessory's volumes too.
+	Volumes bool `json:"volumes,omitempty"`
 }
 
 // ScaleRequest is the body of POST /v1/apps/{app}/scale.

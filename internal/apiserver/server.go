@@ -70,7 +70,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/certs", s.certs)
 	mux.HandleFunc("POST /v1/certs/renew", s.renewCert)
 	mux.HandleFunc("GET /v1/ca", s.ca)
-	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/restart", s.restartAccessory)
+	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/restart", s.accessoryOp(engine.AccessoryRestart))
+	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/stop", s.accessoryOp(engine.AccessoryStop))
+	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/start", s.accessoryOp(engine.AccessoryStart))
+	mux.HandleFunc("POST /v1/apps/{app}/accessories/{name}/remove", s.accessoryOp(engine.AccessoryRemove))
+	mux.HandleFunc("POST /v1/apps/{app}/destroy", s.destroy)
 	mux.HandleFunc("PUT /v1/apps/{app}/maintenance", s.maintenanceOn)
 	mux.HandleFunc("DELETE /v1/apps/{app}/maintenance", s.maintenanceOff)
 	s.dashboardRoutes(mux)
@@ -483,20 +487,6 @@ func (s *Server) prune(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
-}
-
-func (s *Server) restartAccessory(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Wait bool `json:"wait,omitempty"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	app, ok := s.app(w, r)
-	if !ok {
-		return
-	}
-	stream(w, r, s.Engine.RestartAccessory(engine.AccessoryRestartRequest{App: app, Name: r.PathValue("name"), Owner: owner(r), Wait: req.Wait}))
 }
 
 func (s *Server) maintenanceOn(w http.ResponseWriter, r *http.Request) {

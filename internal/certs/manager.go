@@ -13,6 +13,7 @@ package certs
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -489,4 +490,32 @@ func hostConflict(host, other string) error {
 		return fmt.Errorf("%w: the default route (no hosts) is already served by app %q: give this app's routes hosts:, or deploy %q with hosts: of its own first", ErrHostConflict, other, other)
 	}
 	return fmt.Errorf("%w: host %q is already served by app %q: remove it from the hosts: of %q and deploy that app first, or use another host", ErrHostConflict, host, other, other)
+}
+
+// DeleteCertificates deletes the stored ACME certificates (and their keys)
+// of hosts, once no app serves them (`moorage apps destroy`). It returns
+// the directories it deleted; a host without one is skipped.
+func (m *Manager) DeleteCertificates(hosts []string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var gone []string
+	var errs []error
+	issuers, _ := filepath.Glob(filepath.Join(m.dir, "certificates", "*"))
+	for _, h := range hosts {
+		if h == "" || strings.ContainsAny(h, "/\\") || h == "." || h == ".." {
+			continue
+		}
+		for _, is := range issuers {
+			d := filepath.Join(is, h)
+			if _, err := os.Stat(d); err != nil {
+				continue
+			}
+			if err := os.RemoveAll(d); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			gone = append(gone, d)
+		}
+	}
+	return gone, errors.Join(errs...)
 }

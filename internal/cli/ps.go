@@ -33,8 +33,16 @@ func newPsCmd(g *globals) *cobra.Command {
 				active = "none"
 			}
 			fmt.Fprintf(g.stdout, "%s: %s active (%s, %s) on %s\n", st.App, active, st.Cause, ago(st.Since), st.Runtime)
-			if st.Maintenance != nil {
-				fmt.Fprintf(g.stdout, "MAINTENANCE MODE: visitors get a 503 page (%q); `moorage maintenance off` ends it\n", st.Maintenance.Message)
+			switch m := st.Maintenance; {
+			case m != nil && m.Destroying:
+				fmt.Fprintf(g.stdout, "BEING DESTROYED: a destroy was interrupted; `moorage apps destroy %s --yes` finishes it\n", st.App)
+			case m != nil && m.Stopped:
+				fmt.Fprintf(g.stdout, "STOPPED (moorage stop): visitors get a 503 page (%q); `moorage start -a %s` starts it\n", m.Message, st.App)
+			case m != nil:
+				fmt.Fprintf(g.stdout, "MAINTENANCE MODE: visitors get a 503 page (%q); `moorage maintenance off` ends it\n", m.Message)
+			}
+			for _, a := range st.StoppedAccessories {
+				fmt.Fprintf(g.stdout, "accessory %s: stopped (moorage accessory stop); `moorage accessory start -a %s %s` starts it\n", a, st.App, a)
 			}
 			if st.Lock != nil {
 				fmt.Fprintf(g.stdout, "locked: %s by %s since %s\n", st.Lock.Operation, st.Lock.Owner, ago(st.Lock.AcquiredAt))

@@ -38,7 +38,7 @@ moorage start. Refused while another operation (a deploy) holds the app's lock.`
 				if err != nil {
 					return err
 				}
-				req := api.StopStartRequest{Wait: wait}
+				req := api.StopStartRequest{Wait: wait, DryRun: o.dryRun}
 				return streamOp(cmd, g, o, use+" "+app, func(fn func(engine.Event)) (client.Result, error) {
 					if stop {
 						return c.StopApp(cmd.Context(), app, req, fn)
@@ -49,6 +49,7 @@ moorage start. Refused while another operation (a deploy) holds the app's lock.`
 		}
 		cmd.Flags().BoolVar(&wait, "wait", false, "wait for an operation in progress instead of being refused")
 		o.add(cmd)
+		o.addDryRun(cmd)
 		return cmd
 	}
 	return []*cobra.Command{mk(true), mk(false)}

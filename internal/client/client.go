@@ -408,7 +408,17 @@ func (c *Client) Prune(ctx context.Context, app string, dryRun bool) (*engine.Pr
 
 // RestartAccessory restarts an accessory.
 func (c *Client) RestartAccessory(ctx context.Context, app, name string, wait bool, fn func(engine.Event)) (Result, error) {
-	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/accessories/"+url.PathEscape(name)+"/restart", map[string]bool{"wait": wait}, fn)
+	return c.AccessoryOp(ctx, app, name, "restart", api.AccessoryRequest{Wait: wait}, fn)
+}
+
+// AccessoryOp restarts, stops, starts or removes an accessory (action).
+func (c *Client) AccessoryOp(ctx context.Context, app, name, action string, req api.AccessoryRequest, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/accessories/"+url.PathEscape(name)+"/"+url.PathEscape(action), req, fn)
+}
+
+// Destroy destroys an app (`moorage apps destroy`).
+func (c *Client) Destroy(ctx context.Context, app string, req api.DestroyRequest, fn func(engine.Event)) (Result, error) {
+	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/destroy", req, fn)
 }
 
 // SetMaintenance turns maintenance mode on (m non-nil) or off.

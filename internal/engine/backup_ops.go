@@ -69,7 +69,7 @@ func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store
 			stop = append(stop, in.ID)
 		}
 	}
-	target := targetOf(cur, a.Formation)
+	target := e.targetFor(ctx, cur, a.Formation)
 	return &runInput{
 		app: a, kind: store.KindRestore, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: a.Formation,

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -236,5 +237,79 @@ func TestDryRunPrintsThePlanTheJournalRecords(t *testing.T) {
 	op := e.Scale(ScaleRequest{App: "dry", Replicas: map[string]int{"nope": 1}, Owner: "test", DryRun: true})
 	if status, err := op.Wait(context.Background()); status != store.DeployFailed || err == nil || !strings.Contains(err.Error(), `no service "nope"`) {
 		t.Fatalf("dry run of a bad scale: %s %v", status, err)
+	}
+}
+
+// Stop and start go through operate like every operation: their dry runs
+// print the plan they journal and change nothing. Destroy's dry run (or a
+// destroy without Yes) prints the plan the destroy then follows and
+// changes nothing; the destroy forgets the app, stops its instances and
+// removes its artifacts, and a second destroy finds no app.
+func TestDryRunStopStartDestroy(t *testing.T) {
+	e := processEngine(t)
+	ctx := context.Background()
+	if status, _ := finish(t, e.Deploy(deployReq(t, "one", false))); status != store.DeploySucceeded {
+		t.Fatalf("deploy: %s", status)
+	}
+	stop := dryThenReal(t, e, "stop",
+		func() *Op { return e.StopApp(StopStartRequest{App: "dry", Owner: "test", DryRun: true}) },
+		func() *Op { return e.StopApp(StopStartRequest{App: "dry", Owner: "test"}) })
+	if !strings.HasPrefix(stop, "stop dry v1 (active: v1)\n  1. maintenance on") {
+		t.Errorf("stop's plan:\n%s", stop)
+	}
+	if stopped, _ := e.Stopped(ctx, "dry"); !stopped {
+		t.Fatal("not stopped after stop")
+	}
+	start := dryThenReal(t, e, "start",
+		func() *Op { return e.StartApp(StopStartRequest{App: "dry", Owner: "test", DryRun: true}) },
+		func() *Op { return e.StartApp(StopStartRequest{App: "dry", Owner: "test"}) })
+	if !strings.Contains(start, "maintenance off") {
+		t.Errorf("start's plan:\n%s", start)
+	}
+	rels, _ := e.st.ListReleases(ctx, "dry")
+	art := rels[0].Artifact.Ref
+
+	for _, req := range []DestroyRequest{{App: "dry", Owner: "test", DryRun: true, Yes: true}, {App: "dry", Owner: "test"}} {
+		op := e.Destroy(req)
+		status, err := op.Wait(ctx)
+		if req.DryRun && status != StatusPlanned || !req.DryRun && (status != store.DeployFailed || err == nil || !strings.Contains(err.Error(), "--yes")) {
+			t.Errorf("destroy %+v: %s %v", req, status, err)
+		}
+		var plan Event
+		for i := 0; ; i++ {
+			ev, ok := op.Next(ctx, i)
+			if !ok {
+				break
+			}
+			if ev.Type == EventPlan {
+				plan = ev
+			}
+		}
+		if !strings.HasPrefix(plan.Text, "destroy dry nothing (active: v1)\n  1. unroute") {
+			t.Errorf("destroy's plan:\n%s", plan.Text)
+		}
+		if obs, _ := e.observe(ctx, "dry"); len(obs) != 3 {
+			t.Fatalf("a destroy that only plans changed what runs: %d instances", len(obs))
+		}
+		if _, err := e.st.GetApp(ctx, "dry"); err != nil {
+			t.Fatalf("a destroy that only plans forgot the app: %v", err)
+		}
+	}
+	status, _ := finish(t, e.Destroy(DestroyRequest{App: "dry", Owner: "test", Yes: true}))
+	if status != store.DeploySucceeded {
+		t.Fatalf("destroy: %s", status)
+	}
+	if obs, _ := e.observe(ctx, "dry"); len(obs) != 0 {
+		t.Errorf("instances after destroy: %+v", obs)
+	}
+	if _, err := e.st.GetApp(ctx, "dry"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("app after destroy: %v", err)
+	}
+	if _, err := os.Stat(art); !os.IsNotExist(err) {
+		t.Errorf("artifact %s after destroy: %v", art, err)
+	}
+	op := e.Destroy(DestroyRequest{App: "dry", Owner: "test", Yes: true})
+	if _, err := op.Wait(ctx); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("second destroy: %v", err)
 	}
 }

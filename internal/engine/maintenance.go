@@ -16,6 +16,10 @@ type Maintenance struct {
 	// Stopped: set by `moorage stop`; recovery keeps the app's services
 	// stopped and `moorage start` runs them again.
 	Stopped bool `json:"stopped,omitempty"`
+	// Destroying: set by `moorage apps destroy` before it removes
+	// anything (with Stopped); recovery starts nothing of the app, and
+	// every operation but destroy is refused until a destroy finishes.
+	Destroying bool `json:"destroying,omitempty"`
 }
 
 // SetMaintenance turns app's maintenance mode on (m non-nil) or off. While

@@ -52,6 +52,10 @@ type operation struct {
 	// with the returned status: an operation that changes nothing that
 	// runs (a staged config change, removing a volume) does its part here.
 	Decide func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error)
+	// Own, when set, replaces Decide and run: an operation whose plan is
+	// not a convergence to a release (destroy) plans it purely, prints it
+	// (a dry run stops there) and executes it itself.
+	Own func(ctx context.Context, op *Op, l *loaded) (string, error)
 }
 
 // loaded is what the entry point read under the lock.
@@ -90,6 +94,9 @@ func (e *Engine) operate(ctx context.Context, op *Op, o operation) (string, erro
 	}
 	if o.NotDeployed != nil && l.Active == nil {
 		return store.DeployFailed, o.NotDeployed()
+	}
+	if o.Own != nil {
+		return o.Own(ctx, op, l)
 	}
 	in, status, err := o.Decide(ctx, op, l)
 	if err != nil {

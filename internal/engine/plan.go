@@ -32,6 +32,13 @@ const (
 	StepAdopt     StepKind = "adopt"     // the app's config follows the target's (after activate)
 	StepPrune     StepKind = "prune"     // remove the artifacts of releases beyond keep_releases
 	StepRestore   StepKind = "restore"   // restore a backup (Name) into the target's volume or database
+	// Steps of stop, start and destroy (plan_ops.go).
+	StepMaintenance StepKind = "maintenance" // Action "on" (recorded: the app is stopped) or "off"
+	StepUnroute     StepKind = "unroute"     // the proxy stops serving the app's hosts; their certificates go
+	StepArtifacts   StepKind = "artifacts"   // remove the artifacts (release dirs, images) IDs
+	StepVolumes     StepKind = "volumes"     // delete the volumes Volumes and their data
+	StepBackups     StepKind = "backups"     // delete the backups IDs (files and records)
+	StepForget      StepKind = "forget"      // delete the app's records (the audit keeps its entry)
 )
 
 // Accessory actions.
@@ -39,6 +46,14 @@ const (
 	AccessoryStart   = "start"
 	AccessoryKeep    = "keep"
 	AccessoryRestart = "restart"
+	// AccessoryStop stops and removes an accessory and records it as
+	// stopped: deploys, rollbacks and recovery leave it stopped
+	// (AccessoryStopped) until `moorage accessory start`.
+	AccessoryStop    = "stop"
+	AccessoryStopped = "stay stopped"
+	// AccessoryRemove stops and removes an accessory the active release
+	// no longer declares, and forgets it.
+	AccessoryRemove = "remove"
 )
 
 // Gate says when a started instance counts as ready.
@@ -129,6 +144,7 @@ type Step struct {
 	Keep     int // StepPrune: the releases that served kept (keep_releases)
 	Duration time.Duration
 	Volumes  []string
+	Hosts    []string // StepUnroute: the hosts the proxy stops serving
 	// SkipStart: singleton with replicas 0 in the target.
 	SkipStart bool
 	// Routed: a singleton of a routed service (a stop-first web): its old
@@ -231,6 +247,8 @@ func (s Step) String() string {
 		return fmt.Sprintf("prune the artifacts of releases beyond keep_releases (%d)", s.Keep)
 	case StepRestore:
 		return "restore backup " + s.Name
+	case StepMaintenance, StepUnroute, StepArtifacts, StepVolumes, StepBackups, StepForget:
+		return s.opString()
 	}
 	return string(s.Kind)
 }
@@ -257,6 +275,9 @@ type Target struct {
 	// ArtifactPending: the deploy builds the artifact, so whether it has
 	// a HEALTHCHECK is known only then (set by PlanDeploy).
 	ArtifactPending bool
+	// StoppedAccessories were stopped with `moorage accessory stop`: no
+	// plan starts them (they stay stopped) until `moorage accessory start`.
+	StoppedAccessories map[string]bool
 }
 
 // Replicas is the target's replica count for a service.
@@ -696,6 +717,11 @@ func planAccessories(t Target, observed []runtime.Instance, restart bool) []Step
 		in, ok := have[name]
 		s := Step{Kind: StepAccessory, Release: t.Release, Name: name}
 		switch {
+		case t.StoppedAccessories[name] && ok:
+			// Stopped, yet something runs: it goes (it was being stopped).
+			s.Action, s.Reason = AccessoryStop, "stopped with moorage accessory stop"
+		case t.StoppedAccessories[name]:
+			s.Action, s.Reason = AccessoryStopped, "moorage accessory start starts it"
 		case !ok:
 			s.Action = AccessoryStart
 		case in.State == runtime.StateExited:

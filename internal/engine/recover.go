@@ -120,6 +120,14 @@ func (e *Engine) closeInterrupted(ctx context.Context, d *store.Deploy) error {
 // not yet: its runtime has not reached its engine (RecoverRuntime does it
 // once it has).
 func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, err error) {
+	if m, err := e.MaintenanceOf(ctx, a.Name); err == nil && m != nil && m.Destroying {
+		// A destroy a crash interrupted: nothing of it starts again, and
+		// running destroy again finishes the job.
+		msg := fmt.Sprintf("%s was being destroyed when the server stopped: nothing of it is started; run `moorage apps destroy %s --yes` to finish", a.Name, a.Name)
+		e.log.Warn("interrupted destroy", "app", a.Name)
+		e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: msg})
+		return false, nil
+	}
 	rel, err := e.activeRelease(ctx, a)
 	if err != nil {
 		return false, err
@@ -154,7 +162,7 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 		if stopped {
 			formation = stoppedFormation(rel)
 		}
-		target = targetOf(rel, formation)
+		target = e.targetFor(ctx, rel, formation)
 	}
 	plan := PlanConverge(ConvergeInput{
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),

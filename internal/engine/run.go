@@ -160,6 +160,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	}
 	e.st.SetDeployPlan(ctx, d.ID, plan.String())
 	op.emit(planEvent(rel.ID(), plan))
+	warnStoppedAccessories(op, rel.ID(), plan)
 
 	if err := r.steps(ctx, plan.Steps); err != nil {
 		return r.fail(ctx, err)
@@ -177,7 +178,7 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 		return in.plan(observed)
 	}
 	return PlanDeploy(DeployInput{
-		App: in.app.Name, Kind: in.kind, Target: *targetOf(rel, in.scale), From: storeID(in.from),
+		App: in.app.Name, Kind: in.kind, Target: *e.targetFor(ctx, rel, in.scale), From: storeID(in.from),
 		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
 	})
 }
@@ -216,7 +217,18 @@ func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error
 	}
 	plan := e.plan(ctx, in, &rel, observed)
 	op.emit(planEvent(rel.ID(), plan))
+	warnStoppedAccessories(op, rel.ID(), plan)
 	return StatusPlanned, nil
+}
+
+// warnStoppedAccessories warns that plan leaves accessories stopped with
+// `moorage accessory stop` stopped: services that need one may fail.
+func warnStoppedAccessories(op *Op, rel string, plan *Plan) {
+	for _, s := range plan.Steps {
+		if s.Kind == StepAccessory && s.Action == AccessoryStopped {
+			op.emit(Event{Type: EventWarn, Release: rel, Text: fmt.Sprintf("accessory %s is stopped (moorage accessory stop) and stays stopped: services that need it may fail; `moorage accessory start -a %s %s` starts it", s.Name, plan.App, s.Name)})
+		}
+	}
 }
 
 func orNone(s string) string {
@@ -265,7 +277,7 @@ func (r *run) fail(ctx context.Context, cause error) (string, error) {
 	if err == nil {
 		var target *Target
 		if r.from != nil {
-			target = targetOf(r.from, r.fromScale)
+			target = e.targetFor(ctx, r.from, r.fromScale)
 		}
 		plan := PlanConverge(ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
 		r.op.emit(Event{Type: EventPlan, Text: plan.String()})
@@ -384,6 +396,10 @@ func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
 		return r.prune(ctx, out)
 	case StepRestore:
 		return r.restoreStep(ctx, s, out)
+	case StepMaintenance:
+		return r.maintenanceStep(ctx, s, out)
+	case StepVolumes:
+		return r.e.deleteVolumes(ctx, r.rel.App, s.Volumes, out)
 	}
 	return fmt.Errorf("unknown step %q", s.Kind)
 }

@@ -80,7 +80,7 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 		}
 		e.st.AddEvent(ctx, store.Event{App: req.App, Kind: store.EventScale, Message: "scale " + strings.Join(parts, " ")})
 	}
-	target := targetOf(cur, next)
+	target := e.targetFor(ctx, cur, next)
 	return &runInput{
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,

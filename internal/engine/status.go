@@ -41,6 +41,8 @@ type AppStatus struct {
 	Backups []BackupStatus `json:"backups,omitempty"`
 	// Maintenance is set while the app is in maintenance mode.
 	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	// StoppedAccessories were stopped with `moorage accessory stop`.
+	StoppedAccessories []string `json:"stopped_accessories,omitempty"`
 }
 
 // BackupStatus is the latest backup of one volume or accessory.
@@ -99,6 +101,12 @@ func (e *Engine) Status(ctx context.Context, app string) (*AppStatus, error) {
 		return a.ID < b.ID
 	})
 	st.Maintenance, _ = e.MaintenanceOf(ctx, app)
+	if stopped, err := e.stoppedAccessories(ctx, app); err == nil {
+		for n := range stopped {
+			st.StoppedAccessories = append(st.StoppedAccessories, n)
+		}
+		sort.Strings(st.StoppedAccessories)
+	}
 	if l, err := e.st.GetLock(ctx, app); err == nil {
 		st.Lock = l
 	}

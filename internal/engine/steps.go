@@ -61,11 +61,34 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 		return err
 	}
 	acc := rel.Spec.Accessories[s.Name]
-	if s.Action == AccessoryKeep {
+	id := runtime.InstanceID(rel.App, s.Name, "", 0, runtime.KindAccessory)
+	switch s.Action {
+	case AccessoryKeep, AccessoryStopped:
 		out.Printf("%s: %s", s.Name, s.Reason)
 		return nil
+	case AccessoryStop, AccessoryRemove:
+		if s.Action == AccessoryStop {
+			// Recorded first: whatever happens next, no plan starts it
+			// again until `moorage accessory start`.
+			if err := r.e.setAccessoryStopped(ctx, rel.App, s.Name, true); err != nil {
+				return err
+			}
+		}
+		if err := r.removeInstance(ctx, id); err != nil {
+			return fmt.Errorf("accessory %s: %w", s.Name, err)
+		}
+		out.Printf("stopped %s", id)
+		if s.Action == AccessoryRemove {
+			if err := r.e.setAccessoryStopped(ctx, rel.App, s.Name, false); err != nil {
+				return err
+			}
+			out.Printf("removed accessory %s", s.Name)
+		}
+		return nil
 	}
-	id := runtime.InstanceID(rel.App, s.Name, "", 0, runtime.KindAccessory)
+	if acc == nil {
+		return fmt.Errorf("%s has no accessory %q", rel.ID(), s.Name)
+	}
 	env, err := r.e.accessorySpecEnv(rel, acc)
 	if err != nil {
 		return err
@@ -105,7 +128,8 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 		return err
 	}
 	out.Printf("%s is ready", s.Name)
-	return nil
+	// Started on purpose (`moorage accessory start`): no longer stopped.
+	return r.e.setAccessoryStopped(ctx, rel.App, s.Name, false)
 }
 
 func gateForHealth(h *spec.Health) Gate {

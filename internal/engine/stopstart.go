@@ -17,9 +17,10 @@ const (
 
 // StopStartRequest stops or starts an app's services.
 type StopStartRequest struct {
-	App   string
-	Owner string
-	Wait  bool
+	App    string
+	Owner  string
+	Wait   bool
+	DryRun bool
 }
 
 // StopApp stops every service instance of app's active release (gracefully,
@@ -60,70 +61,77 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 	if stop {
 		kind = kindStop
 	}
-	unlock, err := e.lock(ctx, op, req.App, req.Owner, kind, req.Wait)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	defer unlock()
-	a, err := e.st.GetApp(ctx, req.App)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	if a.Current == 0 {
-		return store.DeployFailed, fmt.Errorf("%s %s: %w; deploy it first", kind, req.App, ErrNotDeployed)
-	}
-	stopped, err := e.Stopped(ctx, req.App)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	switch {
-	case stop && stopped:
-		return store.DeployFailed, fmt.Errorf("%s is already stopped (moorage start -a %s starts it)", req.App, req.App)
-	case !stop && !stopped:
-		return store.DeployFailed, fmt.Errorf("%s is not stopped: it runs %s (moorage ps -a %s)", req.App, store.ReleaseID(a.Current), req.App)
-	}
-	cur, err := e.st.GetRelease(ctx, req.App, a.Current)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	rt, err := e.Runtime(cur.Runtime)
-	if err != nil {
-		return store.DeployFailed, err
-	}
-	scale, fromScale := a.Formation, stoppedFormation(cur)
-	if stop {
-		scale, fromScale = fromScale, scale
-		// Recorded first: a server that dies mid-stop recovers the app as
-		// stopped.
-		if err := e.SetMaintenance(ctx, req.App, &Maintenance{Message: req.App + " is stopped.", Stopped: true}); err != nil {
-			return store.DeployFailed, err
-		}
-	}
-	target := targetOf(cur, scale)
-	status, err := e.run(ctx, op, runInput{
-		app: a, kind: kind, owner: req.Owner, rt: rt,
-		target: cur, from: cur, scale: scale, fromScale: fromScale,
-		plan: func(observed []runtime.Instance) *Plan {
-			return PlanConverge(ConvergeInput{App: req.App, Kind: kind, Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed)})
+	status, err := e.operate(ctx, op, operation{
+		App: req.App, Owner: req.Owner, Lock: kind, Wait: req.Wait, DryRun: req.DryRun,
+		NotDeployed: func() error { return fmt.Errorf("%s %s: %w; deploy it first", kind, req.App, ErrNotDeployed) },
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			a, cur := l.App, l.Active
+			m, err := e.MaintenanceOf(ctx, req.App)
+			if err != nil {
+				return nil, "", fmt.Errorf("whether %s is stopped: %w", req.App, err)
+			}
+			stopped := m != nil && m.Stopped
+			switch {
+			case m != nil && m.Destroying:
+				return nil, "", errDestroying(req.App, kind)
+			case stop && stopped:
+				return nil, "", fmt.Errorf("%s is already stopped (moorage start -a %s starts it)", req.App, req.App)
+			case !stop && !stopped:
+				return nil, "", fmt.Errorf("%s is not stopped: it runs %s (moorage ps -a %s)", req.App, store.ReleaseID(a.Current), req.App)
+			}
+			rt, err := e.Runtime(cur.Runtime)
+			if err != nil {
+				return nil, "", err
+			}
+			scale, fromScale := a.Formation, stoppedFormation(cur)
+			if stop {
+				scale, fromScale = fromScale, scale
+			}
+			target := e.targetFor(ctx, cur, scale)
+			return &runInput{
+				app: a, kind: kind, owner: req.Owner, rt: rt,
+				target: cur, from: cur, scale: scale, fromScale: fromScale,
+				plan: func(observed []runtime.Instance) *Plan {
+					in := ConvergeInput{App: req.App, Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed)}
+					if stop {
+						return PlanStop(in)
+					}
+					return PlanStart(in)
+				},
+				// Under the lock, once run returned: a stop that failed
+				// was undone (the instances came back), and so does the
+				// app. One the server's own stop interrupted stays
+				// recorded as stopped: recovery finishes it.
+				done: func(status string) {
+					if !stop || status == store.DeploySucceeded || status == StatusPlanned || status == "interrupted" {
+						return
+					}
+					if err := e.SetMaintenance(context.WithoutCancel(ctx), req.App, nil); err != nil {
+						op.emit(Event{Type: EventWarn, Text: fmt.Sprintf("%s still shows its stopped page: run `moorage maintenance off -a %s` (%v)", req.App, req.App, err)})
+					}
+				},
+			}, "", nil
 		},
 	})
-	if err != nil {
-		// A stop that failed was undone: the instances came back, and so
-		// does the app. One the server's own stop interrupted stays
-		// recorded as stopped: recovery finishes it.
-		if stop && !errors.Is(err, ErrInterrupted) {
-			if merr := e.SetMaintenance(ctx, req.App, nil); merr != nil {
-				err = fmt.Errorf("%w; %s still shows its stopped page: run `moorage maintenance off -a %s` (%v)", err, req.App, req.App, merr)
-			}
+	return status, err
+}
+
+// maintenanceStep turns the stopped page on (recorded first: a server that
+// dies mid-stop recovers the app as stopped) or off.
+func (r *run) maintenanceStep(ctx context.Context, s Step, out *stepOutput) error {
+	app := r.rel.App
+	if s.Action == MaintenanceOn {
+		if err := r.e.SetMaintenance(ctx, app, &Maintenance{Message: app + " is stopped.", Stopped: true}); err != nil {
+			return err
 		}
-		return status, err
+		out.Printf("%s shows its stopped page", app)
+		return nil
 	}
-	if !stop {
-		if err := e.SetMaintenance(ctx, req.App, nil); err != nil {
-			return store.DeployFailed, err
-		}
+	if err := r.e.SetMaintenance(ctx, app, nil); err != nil {
+		return err
 	}
-	return status, nil
+	out.Printf("%s serves again", app)
+	return nil
 }
 
 // stoppedFormation is rel's formation with every service at 0.
@@ -144,6 +152,9 @@ func (e *Engine) refuseStopped(ctx context.Context, app, what string) error {
 	}
 	if !stopped {
 		return nil
+	}
+	if m, _ := e.MaintenanceOf(ctx, app); m != nil && m.Destroying {
+		return errDestroying(app, what)
 	}
 	return fmt.Errorf("%s %s: the app is stopped (moorage stop); start it first with `moorage start -a %s`", what, app, app)
 }

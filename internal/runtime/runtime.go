@@ -361,6 +361,14 @@ type VolumeRemover interface {
 	RemoveVolume(ctx context.Context, app, name string) error
 }
 
+// AppDataRemover is implemented by runtimes that keep more of an app's data
+// than its volumes (the process runtime: its accessories' working
+// directories). RemoveAppData deletes it all, once the app's instances are
+// gone (`moorage apps destroy --volumes`), and returns what it deleted.
+type AppDataRemover interface {
+	RemoveAppData(ctx context.Context, app string) ([]string, error)
+}
+
 // ArtifactSizer is implemented by runtimes that can tell an artifact's size
 // (what pruning it frees).
 type ArtifactSizer interface {

@@ -99,3 +99,33 @@ func mustAffect(res sql.Result, what string) error {
 	}
 	return nil
 }
+
+// DeleteApp deletes app's records: the app, its releases, deploys and
+// their steps, instance records, events, config and secrets, journal and
+// notifiers; its backups' records too when backups. The dashboard audit
+// keeps its entries; the lock (held by whoever deletes) is released by
+// its holder. Deleting an app that does not exist is a no-op.
+func (s *Store) DeleteApp(ctx context.Context, app string, backups bool) error {
+	stmts := []string{
+		`DELETE FROM deploy_steps WHERE deploy_id IN (SELECT id FROM deploys WHERE app = ?)`,
+		`DELETE FROM deploys WHERE app = ?`,
+		`DELETE FROM releases WHERE app = ?`,
+		`DELETE FROM instances WHERE app = ?`,
+		`DELETE FROM events WHERE app = ?`,
+		`DELETE FROM config WHERE app = ?`,
+		`DELETE FROM backup_journal WHERE app = ?`,
+		`DELETE FROM notifiers WHERE app = ?`,
+		`DELETE FROM apps WHERE name = ?`,
+	}
+	if backups {
+		stmts = append([]string{`DELETE FROM backups WHERE app = ?`}, stmts...)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range stmts {
+			if _, err := tx.ExecContext(ctx, q, app); err != nil {
+				return fmt.Errorf("delete app %s: %w", app, err)
+			}
+		}
+		return nil
+	})
+}

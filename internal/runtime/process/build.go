@@ -297,3 +297,25 @@ func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
 	}
 	return nil
 }
+
+// RemoveAppData deletes what is left of app's data once its instances are
+// gone: its accessories' working directories and its (emptied) volumes
+// directory.
+func (r *Runtime) RemoveAppData(ctx context.Context, app string) ([]string, error) {
+	if err := seam.Valid(r.check, "app", app); err != nil {
+		return nil, err
+	}
+	var gone []string
+	var errs []error
+	for _, d := range []string{filepath.Join(r.opts.DataDir, "accessories", app), filepath.Join(r.opts.DataDir, "volumes", app)} {
+		if _, err := os.Stat(d); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gone = append(gone, d)
+	}
+	return gone, errors.Join(errs...)
+}
