@@ -80,7 +80,11 @@ type Collector struct {
 
 	mu      sync.Mutex // serializes scrapes (the deploy tally below)
 	scanned bool       // the first tally (of every recorded deploy) is done
-	seen    map[int64]bool
+	// Per app: every deploy below floor is counted; seen holds the counted
+	// ones at or above it (a deploy still running keeps the floor below
+	// it). So the bookkeeping stays small however many deploys there were.
+	floor   map[string]int64
+	seen    map[string]map[int64]bool
 	deploys counterVec               // app, kind, status
 	dur     map[string]*histogram    // app\x00kind\x00status → deploy durations
 	steps   map[string]*histogram    // app\x00step → step durations
@@ -95,7 +99,7 @@ type lastDeployRec struct {
 
 // New returns a collector reading st and, if not nil, certificates from c.
 func New(st *store.Store, c CertLister) *Collector {
-	col := &Collector{st: st, now: time.Now, seen: map[int64]bool{},
+	col := &Collector{st: st, now: time.Now, floor: map[string]int64{}, seen: map[string]map[int64]bool{},
 		dur: map[string]*histogram{}, steps: map[string]*histogram{}, last: map[string]lastDeployRec{}}
 	if c != nil {
 		col.certs = c
@@ -164,16 +168,29 @@ func (c *Collector) tallyDeploys(ctx context.Context, apps []*store.App) {
 			if err != nil {
 				break
 			}
+			seen := c.seen[a.Name]
+			if seen == nil {
+				seen = map[int64]bool{}
+				c.seen[a.Name] = seen
+			}
 			fresh := 0
+			// The new floor: past the newest, or the oldest still running.
+			floor := int64(0)
+			if len(ds) > 0 {
+				floor = ds[0].ID + 1
+			}
 			for _, d := range ds {
-				if c.seen[d.ID] {
+				if d.Status == store.DeployRunning || d.EndedAt.IsZero() {
+					floor = min(floor, d.ID)
+				}
+				if d.ID < c.floor[a.Name] || seen[d.ID] {
 					continue
 				}
 				fresh++
 				if d.Status == store.DeployRunning || d.EndedAt.IsZero() {
 					continue // counted once it ends
 				}
-				c.seen[d.ID] = true
+				seen[d.ID] = true
 				c.deploys.add(1, d.App, d.Kind, d.Status)
 				k := d.App + "\x00" + d.Kind + "\x00" + d.Status
 				if c.dur[k] == nil {
@@ -196,12 +213,27 @@ func (c *Collector) tallyDeploys(ctx context.Context, apps []*store.App) {
 			}
 			// All of them new: older ones may be unseen too.
 			if fresh < len(ds) || len(ds) < limit || limit >= 100000 {
+				if floor > c.floor[a.Name] {
+					c.floor[a.Name] = floor
+					for id := range seen {
+						if id < floor {
+							delete(seen, id)
+						}
+					}
+				}
 				break
 			}
 			limit *= 8
 		}
 	}
 	c.scanned = true
+	// Forget what was kept of apps that are gone.
+	for name := range c.seen {
+		if !slices.ContainsFunc(apps, func(a *store.App) bool { return a.Name == name }) {
+			delete(c.seen, name)
+			delete(c.floor, name)
+		}
+	}
 }
 
 // Write writes the metrics.

@@ -124,3 +124,54 @@ func sampleValue(t *testing.T, out, series string) float64 {
 	t.Fatalf("no %s in:\n%s", series, out)
 	return 0
 }
+
+// A deploy still running when scraped is counted once it ends, however
+// many finish after it; what is kept per app to count once stays small.
+func TestCollectorRunningDeployAndBoundedBookkeeping(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "moorage.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.EnsureApp(ctx, "shop", "process"); err != nil {
+		t.Fatal(err)
+	}
+	start := func() int64 {
+		d := &store.Deploy{App: "shop", Kind: store.KindDeploy, Owner: "test"}
+		if err := st.CreateDeploy(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		return d.ID
+	}
+	finish := func(id int64) {
+		if err := st.FinishDeploy(ctx, id, store.DeploySucceeded, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := New(st, nil)
+	long := start()
+	for i := 0; i < 30; i++ {
+		finish(start())
+	}
+	out := scrape(t, c)
+	wantLine(t, out, `moorage_deploys_total{app="shop",kind="deploy",status="succeeded"} 30`)
+	for i := 0; i < 10; i++ {
+		finish(start())
+	}
+	finish(long)
+	out = scrape(t, c)
+	wantLine(t, out, `moorage_deploys_total{app="shop",kind="deploy",status="succeeded"} 41`)
+	out = scrape(t, c)
+	wantLine(t, out, `moorage_deploys_total{app="shop",kind="deploy",status="succeeded"} 41`)
+	if n := len(c.seen["shop"]); n != 0 {
+		t.Errorf("%d deploys kept in memory once all have ended, want 0 (the floor covers them)", n)
+	}
+	if err := st.DeleteApp(ctx, "shop", false); err != nil {
+		t.Fatal(err)
+	}
+	scrape(t, c)
+	if _, ok := c.seen["shop"]; ok {
+		t.Errorf("the bookkeeping of a removed app is kept")
+	}
+}
