@@ -263,6 +263,18 @@ func TestWebhookSSHDeployKey(t *testing.T) {
 	if c := s.releaseCommits("hello")["v2"].Commit; c == nil || c.SHA != sha {
 		t.Fatalf("v2 records commit %+v, want %s", c, sha)
 	}
+	waitFor(t, 60*time.Second, "the pipeline to end", func() error {
+		var ds []api.Deploy
+		if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds); err != nil {
+			return err
+		}
+		for _, x := range ds {
+			if x.Kind == "pipeline" && x.Status == "running" {
+				return fmt.Errorf("still running")
+			}
+		}
+		return nil
+	})
 	// `webhook set` again keeps the key: the repository still lets it in.
 	if err := json.Unmarshal([]byte(s.mustRun("webhook", "set", "-a", "hello", "--repo", repo, "--json")), &again); err != nil || again.DeployKey != h.DeployKey {
 		t.Fatalf("webhook set again changed the deploy key: %+v %v", again, err)

@@ -464,6 +464,7 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 	defer os.RemoveAll(work)
 	repo, tree := filepath.Join(work, "repo"), filepath.Join(work, "tree")
 	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	pin := func() {}
 	if cfg.DeployKey != "" {
 		sshCmd, kh, err := s.deployKeySSH(app, cfg, work)
 		if err != nil {
@@ -472,13 +473,13 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 		}
 		env = append(env, "GIT_SSH_COMMAND="+sshCmd)
 		// The host key the first fetch accepted is pinned from then on.
-		defer func() {
+		pin = func() {
 			if b, err := os.ReadFile(kh); err == nil && string(b) != cfg.KnownHosts {
 				if err := s.pinHostKey(ctx, app, cfg, string(b)); err != nil {
 					log.Error("webhook: recording the repository's host key", "err", err)
 				}
 			}
-		}()
+		}
 	}
 	git := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "git", args...)
@@ -499,6 +500,7 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 			return
 		}
 	}
+	pin()
 	// Only the branch's tip deploys: an older delivery (replayed, or
 	// overtaken by a newer push) must not bring back old code.
 	if tip, err := git("--git-dir", repo, "rev-parse", "--verify", "--end-of-options", "FETCH_HEAD^{commit}"); err == nil && tip != sha {
