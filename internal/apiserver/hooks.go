@@ -156,7 +156,8 @@ func checkRepoURL(repo string) (useSSH bool, err error) {
 	}
 	u, err := url.Parse(repo)
 	if err != nil || u.Host == "" {
-		return false, fmt.Errorf("--repo %q: use the repository's clone URL: https://HOST/PATH, ssh://USER@HOST/PATH, USER@HOST:PATH or git://HOST/PATH", repo)
+		// Not echoed: a URL that does not parse may still hold a token.
+		return false, fmt.Errorf("--repo is not a clone URL: use https://HOST/PATH, ssh://USER@HOST/PATH, USER@HOST:PATH or git://HOST/PATH")
 	}
 	switch u.Scheme {
 	case "https", "http", "git":
@@ -175,15 +176,14 @@ func checkRepoURL(repo string) (useSSH bool, err error) {
 	return false, fmt.Errorf("--repo %q: use the repository's clone URL: https://HOST/PATH, ssh://USER@HOST/PATH, USER@HOST:PATH or git://HOST/PATH", u.Redacted())
 }
 
-// scpLike is git's scp-like ssh syntax: [user@]host:path (no scheme, and
-// not a Windows drive or a local path).
+// scpLike is git's scp-like ssh syntax: [user@]host:path, where the path
+// does not start with "//" (that is a URL's scheme).
 var scpLike = regexp.MustCompile(`^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/][^\s]*$|^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:/[^/\s][^\s]*$`)
 
 // repoHost is the host (and port) a repository URL names.
 func repoHost(repo string) string {
 	if scpLike.MatchString(repo) {
 		h, _, _ := strings.Cut(repo, ":")
-		_, h, _ = strings.Cut("@"+h, "@")
 		if i := strings.LastIndex(h, "@"); i >= 0 {
 			h = h[i+1:]
 		}

@@ -22,8 +22,8 @@ func TestCheckRepoURL(t *testing.T) {
 		{"https://token:x-oauth@github.com/acme/shop.git", false, "holds credentials"},
 		{"ssh://git:hunter2@github.com/acme/shop.git", false, "holds a password"},
 		{"ftp://example.com/shop.git", false, "use the repository's clone URL"},
-		{"/srv/git/shop.git", false, "use the repository's clone URL"},
-		{"", false, "use the repository's clone URL"},
+		{"/srv/git/shop.git", false, "not a clone URL"},
+		{"", false, "not a clone URL"},
 	}
 	for _, c := range cases {
 		got, err := checkRepoURL(c.repo)
