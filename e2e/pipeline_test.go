@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/moorage/moorage/internal/api"
 )
 
 // requireDjango finds Debian's python3 with python3-django; missing, the
@@ -173,4 +179,137 @@ func TestPipelineRunTestGate(t *testing.T) {
 		t.Fatalf("active %s after a failed test, want v1", st.Active)
 	}
 	s.waitBody("/", "first")
+}
+
+// startPipeline runs `moorage pipeline dir` in the background and waits
+// for a line of its output holding marker; wait returns its exit code and
+// output.
+func startPipeline(t *testing.T, s *server, dir, marker string) (wait func() (int, string)) {
+	t.Helper()
+	cmd := exec.Command(binary, "pipeline", dir)
+	cmd.Env = append(os.Environ(), "MOORAGE_HOST=unix://"+socketOf(s.dataDir))
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan int, 1)
+	go func() {
+		cmd.Wait()
+		exited <- cmd.ProcessState.ExitCode()
+	}()
+	waitFor(t, 3*time.Minute, "the pipeline to print "+marker, func() error {
+		if strings.Contains(out.String(), marker) {
+			return nil
+		}
+		select {
+		case code := <-exited:
+			exited <- code
+			t.Fatalf("the pipeline ended (exit %d) before %s:\n%s", code, marker, out.String())
+		default:
+		}
+		return fmt.Errorf("not yet")
+	})
+	return func() (int, string) {
+		select {
+		case code := <-exited:
+			return code, out.String()
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("the pipeline's client did not end after the server died:\n%s", out.String())
+			return 0, ""
+		}
+	}
+}
+
+// SIGKILL of the server mid-pipeline: the pusher sees a clear failure; at
+// the next start the pipeline's record is closed as what happened: killed
+// in its test stage it deployed nothing; killed in its deploy stage (a
+// release task running) the deploy is undone as any interrupted deploy,
+// and the pipeline ends as its deploy did. The active release serves
+// throughout, and the next pipeline runs.
+func TestPipelineSIGKILL(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	app := s.hello(t, fastSpec...)
+	setMessage(t, app, "v1")
+	s.deploy(app, 0)
+	pipelines := func() []api.Deploy {
+		var ds []api.Deploy
+		if err := json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json", "-n", "50")), &ds); err != nil {
+			t.Fatal(err)
+		}
+		var out []api.Deploy
+		for _, d := range ds {
+			if d.Kind == "pipeline" {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	// The stream ends without its done event: the client says so, and
+	// where the outcome will be.
+	clearFailure := regexp.MustCompile("(lost the server's event stream|the server closed the event stream before the operation ended).*see `moorage deploys`")
+
+	// Killed in the test stage.
+	appendSpec(t, app, "test:\n  commands: [sh -c \"echo TEST-STARTED; sleep 120\"]\n")
+	setMessage(t, app, "never")
+	wait := startPipeline(t, s, app, "TEST-STARTED")
+	s.kill()
+	if code, out := wait(); code == 0 || !clearFailure.MatchString(out) {
+		t.Fatalf("the pusher's client after SIGKILL: exit %d\n%s", code, out)
+	}
+	s.start()
+	ps := pipelines()
+	if len(ps) != 1 || ps[0].Status != "failed" || !strings.Contains(ps[0].Reason, "during its test stage: nothing was deployed") {
+		t.Fatalf("the interrupted pipeline's record: %+v", ps)
+	}
+	s.waitBody("/", "v1")
+
+	// Killed in the deploy stage, while its release task runs.
+	p := filepath.Join(app, "moorage.yaml")
+	b, _ := os.ReadFile(p)
+	spec := strings.Replace(string(b), "echo TEST-STARTED; sleep 120", "true", 1)
+	spec = strings.Replace(spec, "  - ./hello migrate\n", "  - sh -c \"echo MIGRATING; sleep 120\"\n", 1)
+	os.WriteFile(p, []byte(spec), 0o644)
+	wait = startPipeline(t, s, app, "MIGRATING")
+	s.kill()
+	if code, out := wait(); code == 0 || !clearFailure.MatchString(out) {
+		t.Fatalf("the pusher's client after SIGKILL: exit %d\n%s", code, out)
+	}
+	s.start()
+	ps = pipelines()
+	if len(ps) != 2 || ps[0].Status != "failed" || !regexp.MustCompile(`^deploy #\d+ failed \(the pipeline was interrupted by a server restart during its deploy stage\)`).MatchString(ps[0].Reason) {
+		t.Fatalf("the pipeline interrupted in its deploy stage: %+v", ps[0])
+	}
+	if st := s.ps("hello"); st.Active != "v1" {
+		t.Fatalf("active %s after the interrupted deploy, want v1", st.Active)
+	}
+	s.waitBody("/", "v1")
+
+	// Nothing is left locked: the next pipeline deploys.
+	os.WriteFile(p, []byte(strings.Replace(spec, "echo MIGRATING; sleep 120", "echo MIGRATING", 1)), 0o644)
+	setMessage(t, app, "after")
+	if out, errOut, code := s.run("pipeline", app); code != 0 {
+		t.Fatalf("the pipeline after the restarts: exit %d\n%s%s", code, out, errOut)
+	}
+	s.waitBody("/", "after")
+}
+
+// lockedBuffer is a bytes.Buffer a command writes while a test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

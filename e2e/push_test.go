@@ -87,6 +87,9 @@ func TestPushDeploysAndRefuses(t *testing.T) {
 	}
 	s.waitBody("/", "pushed")
 	first := strings.TrimSpace(mustGit(t, app, nil, "rev-parse", "HEAD"))
+	if c := s.releaseCommits("hello")["v1"].Commit; c == nil || c.SHA != first || c.Branch != "main" || c.Message != "first" {
+		t.Fatalf("the pushed release records commit %+v, want %s on main", c, first)
+	}
 
 	// A failing test: refused, the output shown, nothing changed.
 	p := filepath.Join(app, "moorage.yaml")
@@ -115,4 +118,18 @@ func TestPushDeploysAndRefuses(t *testing.T) {
 	if st := s.ps("hello"); st.Active != "v1" {
 		t.Fatalf("active %s after a push of another branch, want v1", st.Active)
 	}
+
+	// A push under load: no request fails while it deploys.
+	b, _ = os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), "echo FAILING-TEST-OUTPUT; exit 3", "test -f message.txt", 1)), 0o644)
+	setMessage(t, app, "pushed under load")
+	mustGit(t, app, env, "commit", "--quiet", "-am", "fixed")
+	ld := startLoader(s.http, "/", 2)
+	mustGit(t, app, env, "push", "moorage", "main")
+	s.waitBody("/", "pushed under load")
+	results := ld.stop()
+	if f := failures(results); len(f) > 0 || len(results) < 50 {
+		t.Fatalf("%d of %d requests failed during the push's deploy; first: %v", len(f), len(results), f)
+	}
+	t.Logf("push under load: %d requests, 0 failed", len(results))
 }

@@ -178,4 +178,7 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 	if st := s.ps("hello"); st.Active != "v2" {
 		t.Fatalf("active %s, want v2", st.Active)
 	}
+	if c := s.releaseCommits("hello")["v2"].Commit; c == nil || c.SHA != sha || c.Branch != "main" || c.Message != "webhook commit" {
+		t.Fatalf("v2 records commit %+v, want %s on main", c, sha)
+	}
 }

@@ -244,7 +244,7 @@ func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return res, fmt.Errorf("lost the server's event stream: %w", err)
+		return res, fmt.Errorf("lost the server's event stream (%w): the server stopped or the connection broke; see `moorage deploys` for how the operation ended", err)
 	}
 	return res, errors.New("the server closed the event stream before the operation ended; see `moorage deploys`")
 }
