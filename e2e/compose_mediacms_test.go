@@ -451,6 +451,7 @@ func (s *server) container(t *testing.T, svc string) string {
 // with no failed request, migrations once per deploy and celery beat never
 // doubled, rolls back, and has its Postgres backed up and restored.
 func TestComposeMediaCMSShapeOnDocker(t *testing.T) {
+	t.Parallel()
 	requireCelery(t)
 	s := startServerRT(t, "docker")
 	began := time.Now()
