@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v3"
 
@@ -125,8 +126,13 @@ func Load(ctx context.Context, o Options) (*Result, error) {
 	} else {
 		opts = append(opts, cli.WithOsEnv)
 	}
-	opts = append(opts, cli.WithEnvFiles(o.EnvFiles...), cli.WithDotEnv, cli.WithProfiles(o.Profiles),
-		cli.WithName(projectName(dir)))
+	opts = append(opts, cli.WithEnvFiles(o.EnvFiles...), cli.WithDotEnv, cli.WithProfiles(o.Profiles))
+	// The project's name, as docker compose picks it: COMPOSE_PROJECT_NAME,
+	// else the files' name:, else the directory's name; "app" when that
+	// has no usable character.
+	if loader.NormalizeProjectName(filepath.Base(dir)) == "" {
+		opts = append(opts, cli.WithName(projectName(dir)))
+	}
 	po, err := cli.NewProjectOptions(o.Files, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("compose: %w", err)

@@ -53,6 +53,7 @@ type outSvc struct {
 	Memory      string            `yaml:"memory,omitempty"`
 	CPUs        string            `yaml:"cpus,omitempty"`
 	AllowRoot   bool              `yaml:"allow_root,omitempty"`
+	Files       []string          `yaml:"files,omitempty"`
 }
 
 type outHTTP struct {

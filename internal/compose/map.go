@@ -35,6 +35,8 @@ type mapper struct {
 	volBy    map[string]string // moorage volume → the compose service that set its mount
 	accVols  map[string]string // compose volume → accessory using it
 	svcVols  map[string]string // compose volume → artifact service using it
+	// taskFiles: release task → the project directories it bind-mounts
+	taskFiles map[string][]string
 }
 
 func (m *mapper) errf(key, format string, a ...any) {
@@ -100,6 +102,7 @@ func (m *mapper) run() (*Result, error) {
 	p := m.p
 	m.role, m.ext, m.names, m.mapped = map[string]string{}, map[string]*svcExt{}, map[string]string{}, map[string]*Mapped{}
 	m.volName, m.volMount, m.volBy, m.accVols, m.svcVols = map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
+	m.taskFiles = map[string][]string{}
 	var top topExt
 	if err := decodeExt(p.Extensions[extKey], &top); err != nil {
 		m.errf(extKey, "%v; see docs/compose.md#x-moorage for its keys", err)
@@ -139,6 +142,7 @@ func (m *mapper) run() (*Result, error) {
 			m.accessory(n)
 		}
 	}
+	m.checkTaskFiles(names)
 	m.env(names)
 	m.secrets(names)
 	m.links(names)
@@ -591,7 +595,7 @@ func (m *mapper) releaseTasks(names []string, top topExt) {
 			m.warnf(base+".ports", "a release task is not routed: ports ignored")
 		}
 		for _, v := range s.Volumes {
-			m.volume(n, v, false)
+			m.taskFiles[n] = append(m.taskFiles[n], m.volume(n, v, false)...)
 		}
 		m.out.Release = append(m.out.Release, t)
 		why := "x-moorage: {role: release}"
@@ -769,7 +773,10 @@ func (m *mapper) service(n string) {
 	}
 	o.Memory, o.CPUs = m.limits(s)
 	for _, v := range s.Volumes {
-		m.volume(n, v, false)
+		o.Files = append(o.Files, m.volume(n, v, false)...)
+	}
+	if len(o.Files) > 0 {
+		detail = append(detail, "files "+strings.Join(o.Files, ", ")+" (read-only, copied with each release)")
 	}
 	m.out.Services[name] = o
 	m.mapped[n] = &Mapped{Compose: n, As: "service", Name: name, Detail: strings.Join(detail, ", ")}
@@ -904,20 +911,47 @@ func (m *mapper) volume(n string, v types.ServiceVolumeConfig, accessory bool) [
 			return nil
 		}
 		from := "./" + filepath.ToSlash(rel)
-		if accessory {
-			if !v.ReadOnly {
-				m.warnf(base, "%s is mounted read-only, from a copy of the project kept with each release; what the accessory writes there belongs in a named volume", from)
+		if !v.ReadOnly {
+			what := "accessory"
+			if !accessory {
+				what = "service"
 			}
-			return []string{from + ":" + v.Target}
+			m.warnf(base, "%s is mounted read-only, from a copy of the project kept with each release; what the %s writes there belongs in a named volume", from, what)
 		}
-		m.errf(base, "%s: moorage does not yet mount project directories into services (only into accessories); COPY it into the image in the Dockerfile, or use a named volume", from)
-		return nil
+		return []string{from + ":" + v.Target}
 	case types.VolumeTypeTmpfs:
 		m.warnf(base, "tmpfs at %s is not supported: ignored", v.Target)
 	default:
 		m.warnf(base, "%s mounts are not supported: ignored", v.Type)
 	}
 	return nil
+}
+
+// checkTaskFiles: release tasks get every service's files (moorage's
+// rule), so a project directory a release task mounts must be mounted,
+// at the same path, by a service; and two services must not put two
+// directories at one path.
+func (m *mapper) checkTaskFiles(names []string) {
+	at := map[string]string{} // target → "./dir"
+	by := map[string]string{}
+	for _, n := range sortedNames(m.out.Services) {
+		for _, f := range m.out.Services[n].Files {
+			from, target, _ := strings.Cut(f, ":")
+			if o, ok := at[target]; ok && o != from {
+				m.errf("services."+n+".volumes", "mounts %s at %s, where %s mounts %s: moorage gives release tasks every service's project directories, so one path holds one directory; use the same directory or another path", from, target, by[target], o)
+				continue
+			}
+			at[target], by[target] = from, n
+		}
+	}
+	for _, n := range names {
+		for _, f := range m.taskFiles[n] {
+			from, target, _ := strings.Cut(f, ":")
+			if at[target] != from {
+				m.errf("services."+n+".volumes", "the release task mounts %s at %s, and no service does: moorage gives release tasks the project directories its services mount; mount it on a service too, or COPY it into the image", from, target)
+			}
+		}
+	}
 }
 
 // addVolume records that compose service n mounts the moorage volume name

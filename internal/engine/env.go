@@ -147,5 +147,8 @@ func mountsFor(sp *spec.Spec, svc string) []runtime.Mount {
 	for _, v := range sp.VolumesFor(svc) {
 		out = append(out, runtime.Mount{Name: v.Name, Target: v.Mount})
 	}
+	for _, f := range sp.FilesFor(svc) {
+		out = append(out, runtime.Mount{Name: f.Name, Target: f.Path})
+	}
 	return out
 }

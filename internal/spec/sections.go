@@ -11,7 +11,7 @@ import (
 var (
 	topKeys       = []string{"app", "runtime", "image", "build", "env", "secrets", "release", "checks", "services", "accessories", "volumes", "deploy", "backups", "logs", "test"}
 	buildKeys     = []string{"command", "dockerfile", "target", "args", "workdir"}
-	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "stop_group", "user", "read_only", "memory", "cpus", "allow_root"}
+	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "stop_group", "user", "read_only", "memory", "cpus", "allow_root", "files"}
 	healthKeys    = []string{"path", "command", "tcp", "interval", "timeout", "start_period", "retries"}
 	httpKeys      = []string{"hosts", "path", "tls", "canonical", "hsts", "max_body", "hold_timeout", "drain_timeout", "static"}
 	tlsKeys       = []string{"cert", "key"}
@@ -203,6 +203,8 @@ func (d *decoder) service(name string, n *yaml.Node, p string) *Service {
 			s.CPUs = d.cpus(v, q)
 		case "allow_root":
 			s.AllowRoot = d.bool(v, q, "allow_root: true")
+		case "files":
+			s.Files = d.mounts(v, q)
 		}
 	})
 	return s

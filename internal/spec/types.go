@@ -167,6 +167,12 @@ type Service struct {
 	Memory    int64   `json:"memory,omitempty"` // bytes
 	CPUs      float64 `json:"cpus,omitempty"`
 	AllowRoot bool    `json:"allow_root,omitempty"`
+
+	// Files are directories of the upload ("./custom") the service reads:
+	// on docker each is mounted read-only at its Path, from the copy kept
+	// with the release; the process runtime runs in the release directory,
+	// where they already are (Path is not used there).
+	Files []VolumeMount `json:"files,omitempty"`
 }
 
 // Routed reports whether the proxy sends traffic to the service.
@@ -312,6 +318,37 @@ func (s *Spec) SecretNames() []string {
 
 // VolumesFor returns the volumes mounted into service svc ("" = a release
 // task or check, which gets every volume).
+// FilesFor returns the upload's directories mounted into service svc's
+// instances, or for svc "" (release tasks, checks, one-offs) every
+// service's, each target once.
+func (s *Spec) FilesFor(svc string) []VolumeMount {
+	if svc != "" {
+		if x := s.Services[svc]; x != nil {
+			return x.Files
+		}
+		return nil
+	}
+	var out []VolumeMount
+	seen := map[string]bool{}
+	names := make([]string, 0, len(s.Services))
+	for n := range s.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if s.Services[n] == nil {
+			continue
+		}
+		for _, m := range s.Services[n].Files {
+			if !seen[m.Path] {
+				seen[m.Path] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
 func (s *Spec) VolumesFor(svc string) []*Volume {
 	var out []*Volume
 	names := make([]string, 0, len(s.Volumes))

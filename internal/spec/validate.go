@@ -95,6 +95,21 @@ func (d *decoder) validate(s *Spec) {
 	for _, name := range sortedKeys(s.Services) {
 		d.checkService(s, name, s.Services[name])
 	}
+	// Release tasks and checks get every service's files: one directory
+	// per target.
+	fileAt, fileBy := map[string]string{}, map[string]string{}
+	for _, name := range sortedKeys(s.Services) {
+		if s.Services[name] == nil {
+			continue
+		}
+		for i, m := range s.Services[name].Files {
+			if o, ok := fileAt[m.Path]; ok && o != m.Name {
+				d.fail(index("services."+name+".files", i), false, "mounts %s at %s, where service %s mounts %s: release tasks get every service's files, so one path holds one directory", m.Name, m.Path, fileBy[m.Path], o)
+				continue
+			}
+			fileAt[m.Path], fileBy[m.Path] = m.Name, name
+		}
+	}
 	d.checkRoutes(s)
 	for _, name := range sortedKeys(s.Accessories) {
 		d.checkAccessory(s, name, s.Accessories[name])
@@ -172,6 +187,22 @@ func (d *decoder) checkService(s *Spec, name string, svc *Service) {
 	d.checkLimits(p, svc.Memory, svc.CPUs)
 	if !svc.AllowRoot && isRoot(svc.User) {
 		d.fail(p+".user", false, "runs the service as root; set allow_root: true if that is intended")
+	}
+	targets := map[string]bool{}
+	for _, v := range s.VolumesFor(name) {
+		targets[v.Mount] = true
+	}
+	for i, m := range svc.Files {
+		q := index(p+".files", i)
+		if !strings.HasPrefix(m.Name, "./") || "./"+path.Clean(m.Name) != m.Name || m.Name == "./." || strings.HasPrefix(m.Name, "./../") {
+			d.fail(q, false, "must be a directory of the app's upload, a clean ./dir (got %s), e.g. \"./custom:/app/custom\"", quoteValue(m.Name))
+		}
+		if !path.IsAbs(m.Path) || path.Clean(m.Path) != m.Path || m.Path == "/" {
+			d.fail(q, false, "must mount at an absolute path inside the container, e.g. \"%s:/app/custom\" (got %s)", m.Name, quoteValue(m.Path))
+		} else if targets[m.Path] {
+			d.fail(q, false, "%s is mounted twice (by a volume or another file)", m.Path)
+		}
+		targets[m.Path] = true
 	}
 	d.checkEnv(p+".env", svc.Env, true)
 	d.checkEnvRefs(p+".env", svc.Env, serviceEnvVars(s, name, svc), "service "+name)

@@ -1069,3 +1069,37 @@ func TestLazyConnectsOnceTheEngineAnswers(t *testing.T) {
 		t.Fatalf("onConnect ran %d times, want once", n)
 	}
 }
+
+// A service's files ("./custom" of the upload) are kept with the release
+// and mounted read-only into its instances, as an accessory's are.
+func TestServiceFilesReadOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sp := &spec.Spec{App: e.app, Runtime: Name, Build: &spec.Build{Dockerfile: "Dockerfile", Workdir: "/app"},
+		Services: map[string]*spec.Service{"web": {Name: "web", Files: []spec.VolumeMount{{Name: "./custom", Path: "/app/custom"}}}}}
+	ctxDir := t.TempDir()
+	for name, content := range map[string]string{"Dockerfile": "FROM scratch\nCOPY app /app/app\nUSER 65534\n", "custom/static/site.css": "body{}"} {
+		os.MkdirAll(filepath.Join(ctxDir, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(ctxDir, name), []byte(content), 0o644)
+	}
+	b, _ := os.ReadFile(filepath.Join(fix.dir, "app"))
+	os.WriteFile(filepath.Join(ctxDir, "app"), b, 0o755)
+	art, err := e.rt.Build(e.ctx, runtime.BuildRequest{App: e.app, Release: "v1", ContextDir: ctxDir, Spec: sp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if art.Files != e.app+"/v1" {
+		t.Fatalf("artifact %+v: want the service's files kept as %s/v1", art, e.app)
+	}
+	web := runtime.InstanceSpec{App: e.app, Service: "web", Release: "v1", Index: 1, Kind: runtime.KindService, Artifact: art,
+		Command: []string{"/app/app", "serve"}, Port: 8080, Mounts: []runtime.Mount{{Name: "./custom", Target: "/app/custom"}}}
+	e.start(web)
+	var out syncBuffer
+	if code, err := e.rt.Exec(e.ctx, web.ID(), runtime.ExecSpec{Cmd: []string{"/app/app", "cat", "/app/custom/static/site.css"}, Stdout: &out, Stderr: &out}); err != nil || code != 0 || out.String() != "body{}" {
+		t.Fatalf("the service reads %q (exit %d, %v)", out.String(), code, err)
+	}
+	var wout syncBuffer
+	if code, _ := e.rt.Exec(e.ctx, web.ID(), runtime.ExecSpec{Cmd: []string{"/app/app", "write", "/app/custom/static/site.css", "x"}, Stdout: &wout, Stderr: &wout}); code == 0 {
+		t.Errorf("the service could write into its ./custom copy")
+	}
+}

@@ -46,11 +46,21 @@ func (r *Runtime) prunedMark(files string) string {
 	return r.filesDir(files) + ".pruned"
 }
 
-// localPaths lists the "./dir" host paths sp's accessories mount, cleaned,
-// each once.
+// localPaths lists the "./dir" host paths sp's accessories and services
+// mount, cleaned, each once.
 func localPaths(sp *spec.Spec) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
+	for _, f := range sp.FilesFor("") {
+		rel := filepath.Clean(strings.TrimPrefix(f.Name, "./"))
+		if !strings.HasPrefix(f.Name, "./") || !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("files: %s is not a directory of the app's upload: %w", f.Name, runtime.ErrInvalidSpec)
+		}
+		if !seen[rel] {
+			seen[rel] = true
+			out = append(out, rel)
+		}
+	}
 	for _, n := range sp.AccessoryNames() {
 		for _, v := range sp.Accessories[n].Volumes {
 			if !strings.HasPrefix(v.Name, "./") {
@@ -92,10 +102,10 @@ func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (_ strin
 	for _, rel := range paths {
 		src := filepath.Join(ctxDir, rel)
 		if ctxDir == "" {
-			return "", fmt.Errorf("an accessory mounts ./%s, but nothing was uploaded", rel)
+			return "", fmt.Errorf("./%s is mounted (files of a service, or an accessory volume), but nothing was uploaded", rel)
 		}
 		if _, err := os.Lstat(src); err != nil {
-			return "", fmt.Errorf("an accessory mounts ./%s, which is not in the upload (is it in .moorageignore or .dockerignore?)", rel)
+			return "", fmt.Errorf("./%s is mounted (files of a service, or an accessory volume), but it is not in the upload (is it in .moorageignore or .dockerignore?)", rel)
 		}
 		dst := filepath.Join(dir, rel)
 		if _, err := os.Lstat(dst); err == nil {
@@ -105,7 +115,7 @@ func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (_ strin
 			return "", err
 		}
 		if err := fsutil.CopyTree(src, dst); err != nil {
-			return "", fmt.Errorf("keep ./%s for the accessories: %w", rel, err)
+			return "", fmt.Errorf("keep ./%s for the release: %w", rel, err)
 		}
 	}
 	return files, nil

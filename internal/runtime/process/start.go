@@ -134,6 +134,9 @@ func (r *Runtime) instanceEnv(s *runtime.InstanceSpec, port int, cred *credentia
 	}
 	vols := map[string]string{}
 	for _, m := range s.Mounts {
+		if strings.HasPrefix(m.Name, "./") {
+			continue // a directory of the upload: the release directory has it
+		}
 		d := r.volumeDir(s.App, m.Name)
 		if err := appDir(filepath.Dir(d), group, 0o750); err != nil {
 			return nil, fmt.Errorf("volume %s: %w", m.Name, err)

@@ -194,7 +194,10 @@ func ValidateSpec(s *runtime.InstanceSpec, hostPaths bool) error {
 	}
 	for _, m := range s.Mounts {
 		if IsHostPath(m.Name) {
-			if hostPaths {
+			// "./dir" is a directory of the upload: the docker runtime
+			// mounts the release's copy; the process runtime runs in the
+			// release directory, where it already is.
+			if hostPaths || strings.HasPrefix(m.Name, "./") {
 				continue
 			}
 			return fmt.Errorf("%s: host path mount %s: only the docker runtime mounts host paths: %w", s.ID(), m.Name, runtime.ErrInvalidSpec)

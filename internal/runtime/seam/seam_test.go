@@ -76,7 +76,7 @@ func TestValidateSpec(t *testing.T) {
 		"kind":      func(s *runtime.InstanceSpec) { s.Kind = "pet" },
 		"port":      func(s *runtime.InstanceSpec) { s.Port = 70000 },
 		"volume":    func(s *runtime.InstanceSpec) { s.Mounts = []runtime.Mount{{Name: "a/b", Target: "/d"}} },
-		"host path": func(s *runtime.InstanceSpec) { s.Mounts = []runtime.Mount{{Name: "./conf", Target: "/d"}} },
+		"host path": func(s *runtime.InstanceSpec) { s.Mounts = []runtime.Mount{{Name: "/srv/conf", Target: "/d"}} },
 	} {
 		s := good
 		edit(&s)
@@ -86,6 +86,10 @@ func TestValidateSpec(t *testing.T) {
 	}
 	s := good
 	s.Mounts = []runtime.Mount{{Name: "./conf", Target: "/d"}}
+	if err := ValidateSpec(&s, false); err != nil {
+		t.Errorf("a directory of the upload (the process runtime's release directory has it): %v", err)
+	}
+	s.Mounts = []runtime.Mount{{Name: "/srv/conf", Target: "/d"}}
 	if err := ValidateSpec(&s, true); err != nil {
 		t.Errorf("host path where the runtime mounts them: %v", err)
 	}
