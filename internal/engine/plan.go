@@ -346,6 +346,10 @@ type ConvergeInput struct {
 	// Unrouted says the proxy has no route for the app yet (after a
 	// restart): route to what runs before starting anything.
 	Unrouted bool
+	// Stopped: the app was stopped with `moorage stop` (recovery of a
+	// stopped app): every service converges to no instance, whatever the
+	// formation; accessories stay as Target says.
+	Stopped bool
 	// Finish: the plan carries an operation to Target (scale, restore):
 	// its cutover is the commit point, and after activate the target's
 	// config is adopted (when Target is not From) and old artifacts are
@@ -377,6 +381,9 @@ func PlanConverge(in ConvergeInput) *Plan {
 		return p
 	}
 	t := *in.Target
+	if in.Stopped {
+		t.Formation = stoppedFormation(t.Spec)
+	}
 	p.Target = t.Release
 	p.Steps = append(p.Steps, Step{Kind: StepPrepare, Release: t.Release, Volumes: volumeNames(t.Spec)})
 	p.Steps = append(p.Steps, planAccessories(t, in.Observed, false)...)

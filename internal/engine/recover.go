@@ -162,19 +162,15 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 	}
 	var target *Target
 	if rel != nil {
-		formation := a.Formation
-		stopped, err := e.Stopped(ctx, a.Name)
-		if err != nil {
-			return false, err
-		}
-		if stopped {
-			formation = stoppedFormation(rel)
-		}
-		target = e.targetFor(ctx, rel, formation)
+		target = e.targetFor(ctx, rel, a.Formation)
+	}
+	stopped, err := e.Stopped(ctx, a.Name)
+	if err != nil {
+		return false, err
 	}
 	plan := PlanConverge(ConvergeInput{
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
-		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true,
+		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true, Stopped: stopped,
 	})
 	// Journal the recovery like any operation when it changes something.
 	rec := &store.Deploy{App: a.Name, Kind: store.KindRecover, Owner: "moorage server (recovery at start)", Release: a.Current, FromRelease: a.Current}
