@@ -5,7 +5,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 func newAccessoryCmd(g *globals) *cobra.Command {
@@ -42,7 +41,7 @@ unless --volumes, which deletes those no service of the active release mounts.`}
 					return err
 				}
 				req.DryRun = o.dryRun
-				return streamOp(cmd, g, o, d.action+" of accessory "+args[0], func(fn func(engine.Event)) (client.Result, error) {
+				return streamOp(cmd, g, o, d.action+" of accessory "+args[0], func(fn func(api.Event)) (client.Result, error) {
 					return c.AccessoryOp(cmd.Context(), app, args[0], d.action, req, fn)
 				})
 			},

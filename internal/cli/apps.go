@@ -9,7 +9,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 func newAppsCmd(g *globals) *cobra.Command {
@@ -78,7 +77,7 @@ every other operation: run it again to finish.`,
 			if !req.Yes {
 				o.dryRun = true // print the plan of what it would remove
 			}
-			return streamOp(cmd, g, o, "destroy of "+app, func(fn func(engine.Event)) (client.Result, error) {
+			return streamOp(cmd, g, o, "destroy of "+app, func(fn func(api.Event)) (client.Result, error) {
 				return c.Destroy(cmd.Context(), app, req, fn)
 			})
 		},

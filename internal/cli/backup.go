@@ -11,7 +11,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -48,7 +47,7 @@ func newBackupCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return streamOp(cmd, g, o, "backup of "+app, func(fn func(engine.Event)) (client.Result, error) {
+			return streamOp(cmd, g, o, "backup of "+app, func(fn func(api.Event)) (client.Result, error) {
 				return c.CreateBackup(cmd.Context(), app, req, fn)
 			})
 		},
@@ -155,7 +154,7 @@ Its checksum is verified against the manifest, it is added to 'backup list'
 				id = b.ID
 				fmt.Fprintf(g.stdout, "%s: checksum ok (sha256 %s), imported as %s\n", file, b.SHA256, id)
 			}
-			return streamOp(cmd, g, o, "restore of "+id, func(fn func(engine.Event)) (client.Result, error) {
+			return streamOp(cmd, g, o, "restore of "+id, func(fn func(api.Event)) (client.Result, error) {
 				return c.RestoreBackup(cmd.Context(), app, id, wait, fn)
 			})
 		},
@@ -177,7 +176,7 @@ func newBackupVerifyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return streamOp(cmd, g, o, "verify of "+args[0], func(fn func(engine.Event)) (client.Result, error) {
+			return streamOp(cmd, g, o, "verify of "+args[0], func(fn func(api.Event)) (client.Result, error) {
 				return c.VerifyBackup(cmd.Context(), app, args[0], fn)
 			})
 		},

@@ -14,7 +14,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -124,7 +123,7 @@ echo on a terminal, so it never lands in your shell history:
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			return streamOp(cmd, g, o, "config set "+strings.Join(keys, " "), func(fn func(engine.Event)) (client.Result, error) {
+			return streamOp(cmd, g, o, "config set "+strings.Join(keys, " "), func(fn func(api.Event)) (client.Result, error) {
 				return c.ChangeConfig(cmd.Context(), app, req, fn)
 			})
 		},
@@ -172,7 +171,7 @@ func newConfigUnsetCmd(g *globals) *cobra.Command {
 				return err
 			}
 			req := api.ConfigRequest{Unset: args, NoDeploy: noDeploy, Wait: wait, DryRun: o.dryRun}
-			return streamOp(cmd, g, o, "config unset "+strings.Join(args, " "), func(fn func(engine.Event)) (client.Result, error) {
+			return streamOp(cmd, g, o, "config unset "+strings.Join(args, " "), func(fn func(api.Event)) (client.Result, error) {
 				return c.ChangeConfig(cmd.Context(), app, req, fn)
 			})
 		},

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/api"
 )
 
 func newMaintenanceCmd(g *globals) *cobra.Command {
@@ -14,7 +14,7 @@ func newMaintenanceCmd(g *globals) *cobra.Command {
 		Use:   "maintenance on|off",
 		Short: "Serve a 503 maintenance page instead of the app (health checks still reach it)",
 	}
-	var m engine.Maintenance
+	var m api.Maintenance
 	var htmlFile string
 	on := &cobra.Command{
 		Use:   "on [--message TEXT] [--html FILE]",

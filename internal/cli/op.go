@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 // opFlags are the flags of commands that run an operation on the server.
@@ -26,7 +26,7 @@ func (o *opFlags) addDryRun(cmd *cobra.Command) {
 
 // streamOp runs an operation, rendering its events, and turns its outcome
 // into the exit code: 0 when it succeeded, 1 otherwise.
-func streamOp(cmd *cobra.Command, g *globals, o opFlags, what string, call func(fn func(engine.Event)) (client.Result, error)) error {
+func streamOp(cmd *cobra.Command, g *globals, o opFlags, what string, call func(fn func(api.Event)) (client.Result, error)) error {
 	p := newProgress(g, o.json, o.verbose)
 	p.dryRun = o.dryRun
 	res, err := call(p.Event)

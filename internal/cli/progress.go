@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 // progress renders an operation's events: a live spinner on a terminal,
@@ -26,7 +26,7 @@ type progress struct {
 	dryRun bool
 
 	mu      sync.Mutex
-	current *engine.Event // the running step
+	current *api.Event // the running step
 	started time.Time
 	frame   int
 	shown   bool // a spinner line is on screen
@@ -77,11 +77,11 @@ func (p *progress) clear() {
 }
 
 // Event renders one event.
-func (p *progress) Event(ev engine.Event) {
+func (p *progress) Event(ev api.Event) {
 	if p.json {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if ev.Type == engine.EventDone {
+		if ev.Type == api.EventDone {
 			p.code = ev.Code
 		}
 		json.NewEncoder(p.w).Encode(ev)
@@ -91,28 +91,28 @@ func (p *progress) Event(ev engine.Event) {
 	defer p.mu.Unlock()
 	p.clear()
 	switch ev.Type {
-	case engine.EventInfo:
+	case api.EventInfo:
 		fmt.Fprintln(p.w, ev.Text)
-	case engine.EventWarn:
+	case api.EventWarn:
 		fmt.Fprintln(p.w, "warning:", ev.Text)
-	case engine.EventPlan:
+	case api.EventPlan:
 		if p.dryRun {
 			fmt.Fprint(p.w, ev.Text)
 		} else if p.verbose {
 			fmt.Fprint(p.w, indent(ev.Text, "  │ ")+"\n")
 		}
-	case engine.EventStep:
+	case api.EventStep:
 		e := ev
 		p.current, p.started = &e, time.Now()
 		if !p.tty {
 			fmt.Fprintf(p.w, "  → %s\n", ev.Detail)
 		}
-	case engine.EventOutput:
+	case api.EventOutput:
 		fmt.Fprintf(p.w, "    │ %s\n", ev.Text)
-	case engine.EventStepDone:
+	case api.EventStepDone:
 		p.current = nil
 		fmt.Fprintf(p.w, "  %s %s  %s\n", mark(ev.Outcome), ev.Detail, dur(ev.Duration))
-	case engine.EventError:
+	case api.EventError:
 		fmt.Fprintf(p.errW, "  ✗ %s\n", ev.Text)
 		if len(ev.Logs) > 0 {
 			fmt.Fprintf(p.errW, "    last lines of %s:\n", ev.Instance)
@@ -120,7 +120,7 @@ func (p *progress) Event(ev engine.Event) {
 				fmt.Fprintf(p.errW, "    │ %s\n", l)
 			}
 		}
-	case engine.EventDone:
+	case api.EventDone:
 		p.current = nil
 		p.code = ev.Code
 	}
@@ -144,14 +144,14 @@ func (p *progress) Finish(what string, res client.Result, err error) {
 	case err != nil:
 		why = fmt.Sprintf("%s failed after %s: %v", what, took, err)
 		if p.json {
-			json.NewEncoder(p.w).Encode(engine.Event{Time: time.Now(), Type: engine.EventError, Text: err.Error()})
+			json.NewEncoder(p.w).Encode(api.Event{Time: time.Now(), Type: api.EventError, Text: err.Error()})
 		}
 	case res.Status == "succeeded":
 		if !p.json {
 			fmt.Fprintf(p.w, "✓ %s succeeded in %s\n", what, took)
 		}
 		return
-	case res.Status == engine.StatusPlanned:
+	case res.Status == api.StatusPlanned:
 		if !p.json {
 			fmt.Fprintf(p.w, "✓ dry run of %s: nothing changed\n", what)
 		}
@@ -166,7 +166,7 @@ func (p *progress) Finish(what string, res client.Result, err error) {
 	} else {
 		fmt.Fprintln(p.errW, "✗", why)
 	}
-	if p.code == engine.CodeLocked {
+	if p.code == api.CodeLocked {
 		fmt.Fprintln(p.errW, "  (run it again with --wait to wait for that to finish)")
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 func newScaleCmd(g *globals) *cobra.Command {
@@ -42,7 +41,7 @@ or 1 instance.`,
 			if err != nil {
 				return err
 			}
-			return streamOp(cmd, g, o, "scale "+strings.Join(args, " "), func(fn func(engine.Event)) (client.Result, error) {
+			return streamOp(cmd, g, o, "scale "+strings.Join(args, " "), func(fn func(api.Event)) (client.Result, error) {
 				return c.Scale(cmd.Context(), app, req, fn)
 			})
 		},

@@ -5,7 +5,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 func newStopStartCmds(g *globals) []*cobra.Command {
@@ -39,7 +38,7 @@ moorage start. Refused while another operation (a deploy) holds the app's lock.`
 					return err
 				}
 				req := api.StopStartRequest{Wait: wait, DryRun: o.dryRun}
-				return streamOp(cmd, g, o, use+" "+app, func(fn func(engine.Event)) (client.Result, error) {
+				return streamOp(cmd, g, o, use+" "+app, func(fn func(api.Event)) (client.Result, error) {
 					if stop {
 						return c.StopApp(cmd.Context(), app, req, fn)
 					}

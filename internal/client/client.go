@@ -22,7 +22,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/certs"
-	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/runtime"
 )
@@ -188,8 +187,8 @@ func (c *Client) Apps(ctx context.Context) ([]api.App, error) {
 }
 
 // Status returns an app's state.
-func (c *Client) Status(ctx context.Context, app string) (*engine.AppStatus, error) {
-	var v engine.AppStatus
+func (c *Client) Status(ctx context.Context, app string) (*api.AppStatus, error) {
+	var v api.AppStatus
 	return &v, c.getJSON(ctx, "/v1/apps/"+url.PathEscape(app), &v)
 }
 
@@ -219,16 +218,16 @@ type Result struct {
 }
 
 // OK reports whether the operation succeeded (a dry run: it planned).
-func (r Result) OK() bool { return r.Status == "succeeded" || r.Status == engine.StatusPlanned }
+func (r Result) OK() bool { return r.Status == "succeeded" || r.Status == api.StatusPlanned }
 
 // streamEvents reads NDJSON events until the done event.
-func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {
+func streamEvents(resp *http.Response, fn func(api.Event)) (Result, error) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var res Result
 	for sc.Scan() {
-		var ev engine.Event
+		var ev api.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			return res, fmt.Errorf("bad event from server: %w", err)
 		}
@@ -238,7 +237,7 @@ func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {
 		if fn != nil {
 			fn(ev)
 		}
-		if ev.Type == engine.EventDone {
+		if ev.Type == api.EventDone {
 			res.Status, res.Text = ev.Status, ev.Text
 			return res, nil
 		}
@@ -250,7 +249,7 @@ func streamEvents(resp *http.Response, fn func(engine.Event)) (Result, error) {
 }
 
 // Rollback rolls app back and streams events to fn.
-func (c *Client) Rollback(ctx context.Context, app string, req api.RollbackRequest, fn func(engine.Event)) (Result, error) {
+func (c *Client) Rollback(ctx context.Context, app string, req api.RollbackRequest, fn func(api.Event)) (Result, error) {
 	if req.DryRun {
 		if err := c.canDryRun(ctx); err != nil {
 			return Result{}, err
@@ -313,7 +312,7 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(ru
 }
 
 // postStream posts a JSON body and streams the operation's events.
-func (c *Client) postStream(ctx context.Context, path string, body any, fn func(engine.Event)) (Result, error) {
+func (c *Client) postStream(ctx context.Context, path string, body any, fn func(api.Event)) (Result, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return Result{}, err
@@ -326,13 +325,13 @@ func (c *Client) postStream(ctx context.Context, path string, body any, fn func(
 }
 
 // Config lists an app's config, secrets masked.
-func (c *Client) Config(ctx context.Context, app string) ([]engine.ConfigVar, error) {
-	var v []engine.ConfigVar
+func (c *Client) Config(ctx context.Context, app string) ([]api.ConfigVar, error) {
+	var v []api.ConfigVar
 	return v, c.getJSON(ctx, "/v1/apps/"+url.PathEscape(app)+"/config", &v)
 }
 
 // ChangeConfig sets or unsets config values (rolled out unless NoDeploy).
-func (c *Client) ChangeConfig(ctx context.Context, app string, req api.ConfigRequest, fn func(engine.Event)) (Result, error) {
+func (c *Client) ChangeConfig(ctx context.Context, app string, req api.ConfigRequest, fn func(api.Event)) (Result, error) {
 	if req.DryRun {
 		if err := c.canDryRun(ctx); err != nil {
 			return Result{}, err
@@ -342,7 +341,7 @@ func (c *Client) ChangeConfig(ctx context.Context, app string, req api.ConfigReq
 }
 
 // Scale changes replica counts.
-func (c *Client) Scale(ctx context.Context, app string, req api.ScaleRequest, fn func(engine.Event)) (Result, error) {
+func (c *Client) Scale(ctx context.Context, app string, req api.ScaleRequest, fn func(api.Event)) (Result, error) {
 	if req.DryRun {
 		if err := c.canDryRun(ctx); err != nil {
 			return Result{}, err
@@ -358,12 +357,12 @@ func (c *Client) Backups(ctx context.Context, app string) ([]api.Backup, error) 
 }
 
 // CreateBackup backs up an app's volumes and accessories.
-func (c *Client) CreateBackup(ctx context.Context, app string, req api.BackupRequest, fn func(engine.Event)) (Result, error) {
+func (c *Client) CreateBackup(ctx context.Context, app string, req api.BackupRequest, fn func(api.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups", req, fn)
 }
 
 // RestoreBackup restores a backup into its app.
-func (c *Client) RestoreBackup(ctx context.Context, app, id string, wait bool, fn func(engine.Event)) (Result, error) {
+func (c *Client) RestoreBackup(ctx context.Context, app, id string, wait bool, fn func(api.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups/"+url.PathEscape(id)+"/restore", map[string]bool{"wait": wait}, fn)
 }
 
@@ -375,7 +374,7 @@ func (c *Client) ImportBackup(ctx context.Context, app, file string) (*api.Backu
 }
 
 // VerifyBackup restores a backup into scratch space and checks it.
-func (c *Client) VerifyBackup(ctx context.Context, app, id string, fn func(engine.Event)) (Result, error) {
+func (c *Client) VerifyBackup(ctx context.Context, app, id string, fn func(api.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/backups/"+url.PathEscape(id)+"/verify", struct{}{}, fn)
 }
 
@@ -401,28 +400,28 @@ func (c *Client) sendJSON(ctx context.Context, method, path string, body, v any)
 }
 
 // Prune removes what an app no longer needs (or says what it would).
-func (c *Client) Prune(ctx context.Context, app string, dryRun bool) (*engine.PruneReport, error) {
-	var rep engine.PruneReport
+func (c *Client) Prune(ctx context.Context, app string, dryRun bool) (*api.PruneReport, error) {
+	var rep api.PruneReport
 	return &rep, c.sendJSON(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(app)+"/prune", map[string]bool{"dry_run": dryRun}, &rep)
 }
 
 // RestartAccessory restarts an accessory.
-func (c *Client) RestartAccessory(ctx context.Context, app, name string, wait bool, fn func(engine.Event)) (Result, error) {
+func (c *Client) RestartAccessory(ctx context.Context, app, name string, wait bool, fn func(api.Event)) (Result, error) {
 	return c.AccessoryOp(ctx, app, name, "restart", api.AccessoryRequest{Wait: wait}, fn)
 }
 
 // AccessoryOp restarts, stops, starts or removes an accessory (action).
-func (c *Client) AccessoryOp(ctx context.Context, app, name, action string, req api.AccessoryRequest, fn func(engine.Event)) (Result, error) {
+func (c *Client) AccessoryOp(ctx context.Context, app, name, action string, req api.AccessoryRequest, fn func(api.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/accessories/"+url.PathEscape(name)+"/"+url.PathEscape(action), req, fn)
 }
 
 // Destroy destroys an app (`moorage apps destroy`).
-func (c *Client) Destroy(ctx context.Context, app string, req api.DestroyRequest, fn func(engine.Event)) (Result, error) {
+func (c *Client) Destroy(ctx context.Context, app string, req api.DestroyRequest, fn func(api.Event)) (Result, error) {
 	return c.postStream(ctx, "/v1/apps/"+url.PathEscape(app)+"/destroy", req, fn)
 }
 
 // SetMaintenance turns maintenance mode on (m non-nil) or off.
-func (c *Client) SetMaintenance(ctx context.Context, app string, m *engine.Maintenance) error {
+func (c *Client) SetMaintenance(ctx context.Context, app string, m *api.Maintenance) error {
 	if m == nil {
 		return c.sendJSON(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(app)+"/maintenance", nil, nil)
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/proxy"
 )
 
@@ -106,7 +105,7 @@ func (c *Client) Traffic(ctx context.Context) (map[string]proxy.RequestCount, er
 }
 
 // RuntimesHealth asks the server whether its runtimes answer.
-func (c *Client) RuntimesHealth(ctx context.Context) ([]engine.RuntimeHealth, error) {
-	var v []engine.RuntimeHealth
+func (c *Client) RuntimesHealth(ctx context.Context) ([]api.RuntimeHealth, error) {
+	var v []api.RuntimeHealth
 	return v, c.getJSON(ctx, "/v1/server/runtimes", &v)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/archive"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 // DeployOptions tune a deploy.
@@ -46,7 +45,7 @@ func uploadIgnore(dir, specFile string) (*archive.Ignore, error) {
 // Deploy uploads dir and streams the deploy's events to fn. The upload is
 // packed on the fly (no temporary file) and skips .git/, .moorage/ and what
 // .moorageignore (or .dockerignore) lists.
-func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn func(engine.Event)) (Result, error) {
+func (c *Client) Deploy(ctx context.Context, dir string, o DeployOptions, fn func(api.Event)) (Result, error) {
 	if o.DryRun {
 		if err := c.canDryRun(ctx); err != nil {
 			return Result{}, err

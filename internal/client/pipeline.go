@@ -3,15 +3,15 @@ package client
 import (
 	"context"
 	"fmt"
-	"github.com/moorage/moorage/internal/api"
 	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
 
+	"github.com/moorage/moorage/internal/api"
+
 	"github.com/moorage/moorage/internal/archive"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 // Commit names what a deploy or pipeline uploads.
@@ -55,7 +55,7 @@ func setCommit(hdr http.Header, c Commit) {
 
 // Pipeline uploads dir and runs the server's pipeline on it (fetch is the
 // upload; then build, test, check, deploy, notify), streaming its events.
-func (c *Client) Pipeline(ctx context.Context, dir string, commit Commit, o DeployOptions, fn func(engine.Event)) (Result, error) {
+func (c *Client) Pipeline(ctx context.Context, dir string, commit Commit, o DeployOptions, fn func(api.Event)) (Result, error) {
 	ig, err := uploadIgnore(dir, o.SpecFile)
 	if err != nil {
 		return Result{}, err

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 // Plan is what a dry run answers: the plan that would run, exactly as the
@@ -19,46 +18,46 @@ type Plan struct {
 	// then one numbered step a line. Empty when nothing would run (a
 	// config change that is only staged).
 	Text  string
-	Steps []engine.PlanStep
+	Steps []api.PlanStep
 	// Notes are the information and warnings the server gave.
 	Notes []string
 }
 
 // PlanDeploy asks what a deploy of dir would do: the server plans it from
 // what runs now and changes nothing (no lock, no release, no build).
-func (c *Client) PlanDeploy(ctx context.Context, dir string, o DeployOptions, fn func(engine.Event)) (*Plan, error) {
+func (c *Client) PlanDeploy(ctx context.Context, dir string, o DeployOptions, fn func(api.Event)) (*Plan, error) {
 	o.DryRun = true
-	return collectPlan(func(f func(engine.Event)) (Result, error) { return c.Deploy(ctx, dir, o, f) }, fn)
+	return collectPlan(func(f func(api.Event)) (Result, error) { return c.Deploy(ctx, dir, o, f) }, fn)
 }
 
 // PlanRollback asks what a rollback would do.
-func (c *Client) PlanRollback(ctx context.Context, app string, req api.RollbackRequest, fn func(engine.Event)) (*Plan, error) {
+func (c *Client) PlanRollback(ctx context.Context, app string, req api.RollbackRequest, fn func(api.Event)) (*Plan, error) {
 	req.DryRun = true
-	return collectPlan(func(f func(engine.Event)) (Result, error) { return c.Rollback(ctx, app, req, f) }, fn)
+	return collectPlan(func(f func(api.Event)) (Result, error) { return c.Rollback(ctx, app, req, f) }, fn)
 }
 
 // PlanScale asks what a scale would do.
-func (c *Client) PlanScale(ctx context.Context, app string, req api.ScaleRequest, fn func(engine.Event)) (*Plan, error) {
+func (c *Client) PlanScale(ctx context.Context, app string, req api.ScaleRequest, fn func(api.Event)) (*Plan, error) {
 	req.DryRun = true
-	return collectPlan(func(f func(engine.Event)) (Result, error) { return c.Scale(ctx, app, req, f) }, fn)
+	return collectPlan(func(f func(api.Event)) (Result, error) { return c.Scale(ctx, app, req, f) }, fn)
 }
 
 // PlanConfig asks what a config change would do. Secret values travel to
 // the server as in ChangeConfig (it checks them) but are stored nowhere.
-func (c *Client) PlanConfig(ctx context.Context, app string, req api.ConfigRequest, fn func(engine.Event)) (*Plan, error) {
+func (c *Client) PlanConfig(ctx context.Context, app string, req api.ConfigRequest, fn func(api.Event)) (*Plan, error) {
 	req.DryRun = true
-	return collectPlan(func(f func(engine.Event)) (Result, error) { return c.ChangeConfig(ctx, app, req, f) }, fn)
+	return collectPlan(func(f func(api.Event)) (Result, error) { return c.ChangeConfig(ctx, app, req, f) }, fn)
 }
 
 // collectPlan runs a dry run, passing its events on to fn, and gathers
 // its plan.
-func collectPlan(do func(func(engine.Event)) (Result, error), fn func(engine.Event)) (*Plan, error) {
+func collectPlan(do func(func(api.Event)) (Result, error), fn func(api.Event)) (*Plan, error) {
 	p := &Plan{}
-	res, err := do(func(ev engine.Event) {
+	res, err := do(func(ev api.Event) {
 		switch ev.Type {
-		case engine.EventPlan:
+		case api.EventPlan:
 			p.Text, p.Steps = ev.Text, ev.Steps
-		case engine.EventInfo, engine.EventWarn:
+		case api.EventInfo, api.EventWarn:
 			p.Notes = append(p.Notes, ev.Text)
 		}
 		if fn != nil {
@@ -68,7 +67,7 @@ func collectPlan(do func(func(engine.Event)) (Result, error), fn func(engine.Eve
 	if err != nil {
 		return nil, err
 	}
-	if res.Status != engine.StatusPlanned {
+	if res.Status != api.StatusPlanned {
 		if res.Text == "" {
 			return nil, fmt.Errorf("dry run ended %s", res.Status)
 		}

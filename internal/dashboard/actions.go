@@ -10,7 +10,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 )
 
 // Confirm is a confirmation page's data: what will happen, and the form
@@ -159,18 +158,18 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request, s *session) {
 	switch action {
 	case "rollback":
 		to, _ := strconv.Atoi(cf.Fields["to"])
-		d.streamed(w, r, s, action, target, func(ctx context.Context, fn func(engine.Event)) (client.Result, error) {
+		d.streamed(w, r, s, action, target, func(ctx context.Context, fn func(api.Event)) (client.Result, error) {
 			return c.Rollback(ctx, app, api.RollbackRequest{To: to, Wait: true}, fn)
 		})
 	case "scale":
 		n, _ := strconv.Atoi(cf.Fields["replicas"])
-		d.streamed(w, r, s, action, target, func(ctx context.Context, fn func(engine.Event)) (client.Result, error) {
+		d.streamed(w, r, s, action, target, func(ctx context.Context, fn func(api.Event)) (client.Result, error) {
 			return c.Scale(ctx, app, api.ScaleRequest{Replicas: map[string]int{cf.Fields["service"]: n}, Wait: true}, fn)
 		})
 	case "maintenance-on", "maintenance-off":
-		var m *engine.Maintenance
+		var m *api.Maintenance
 		if action == "maintenance-on" {
-			m = &engine.Maintenance{Message: cf.Fields["message"]}
+			m = &api.Maintenance{Message: cf.Fields["message"]}
 		}
 		if err := c.SetMaintenance(ctx, app, m); err != nil {
 			d.audit(r, s.user, action, target, "failed: "+err.Error())
@@ -211,14 +210,14 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request, s *session) {
 // and sends the browser to that deploy's live page as soon as it has a
 // number; the operation goes on without the browser, and its outcome is
 // audited when it ends.
-func (d *Dashboard) streamed(w http.ResponseWriter, r *http.Request, s *session, action, target string, run func(context.Context, func(engine.Event)) (client.Result, error)) {
+func (d *Dashboard) streamed(w http.ResponseWriter, r *http.Request, s *session, action, target string, run func(context.Context, func(api.Event)) (client.Result, error)) {
 	started := make(chan int64, 1)
 	ended := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Hour)
 		defer cancel()
 		once := false
-		res, err := run(ctx, func(ev engine.Event) {
+		res, err := run(ctx, func(ev api.Event) {
 			if ev.Deploy != 0 && !once {
 				once = true
 				started <- ev.Deploy

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/runtime"
 )
 
@@ -22,7 +21,7 @@ func overviewOf50() *Overview {
 			LastDeploy: &api.Deploy{ID: int64(100 + i), App: fmt.Sprintf("app%02d", i), Kind: "deploy", Status: "succeeded", StartedAt: time.Now().Add(-time.Hour)},
 			ReqRate:    12.5, ErrRate: 0.1, Requests: 123456, Errors: 12}
 		for j := range 6 {
-			row.Instances = append(row.Instances, engine.InstanceStatus{Instance: runtime.Instance{
+			row.Instances = append(row.Instances, api.InstanceStatus{Instance: runtime.Instance{
 				ID: fmt.Sprintf("app%02d-web-v12-%d", i, j), Service: "web", Index: j + 1, Kind: runtime.KindService,
 				State: runtime.StateRunning, Restarts: j}, Health: "healthy"})
 		}
@@ -87,7 +86,7 @@ func TestDashboardTemplatesEscape(t *testing.T) {
 	ov := overviewOf50()
 	ov.Apps[0].Name = evil
 	ov.Apps[1].Err = evil
-	app := &AppPage{Row: ov.Apps[0], Status: &engine.AppStatus{Cause: evil},
+	app := &AppPage{Row: ov.Apps[0], Status: &api.AppStatus{Cause: evil},
 		ConfigKeys: []ConfigKey{{Key: evil}, {Key: evil, Secret: true}}}
 	logs := &LogsPage{App: evil, Service: evil, Filter: evil, Services: []string{evil}, Query: "q=" + evil,
 		Lines: []runtime.LogLine{{Time: time.Now(), Instance: evil, Stream: "stdout", Text: evil}}}

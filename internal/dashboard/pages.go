@@ -14,7 +14,6 @@ import (
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/runtime"
 )
 
@@ -26,7 +25,7 @@ type AppRow struct {
 	State       string // "running", "degraded", "stopped", "not deployed", "maintenance"
 	Maintenance bool
 	LastDeploy  *api.Deploy
-	Instances   []engine.InstanceStatus
+	Instances   []api.InstanceStatus
 	Restarts    int
 	ReqRate     float64 // requests per second since the previous sample
 	ErrRate     float64 // 5xx per second
@@ -79,7 +78,7 @@ func (d *Dashboard) overviewData(ctx context.Context, c *client.Client) (*Overvi
 	return &Overview{Apps: rows, At: time.Now()}, nil
 }
 
-func fillRow(row *AppRow, st *engine.AppStatus) {
+func fillRow(row *AppRow, st *api.AppStatus) {
 	row.Runtime = st.Runtime
 	row.Active = st.Active
 	row.Maintenance = st.Maintenance != nil
@@ -208,7 +207,7 @@ func (d *Dashboard) overviewEvents(w http.ResponseWriter, r *http.Request, s *se
 // AppPage is one app's page.
 type AppPage struct {
 	Row         AppRow
-	Status      *engine.AppStatus
+	Status      *api.AppStatus
 	Releases    []api.Release
 	Deploys     []api.Deploy
 	ConfigKeys  []ConfigKey
@@ -479,7 +478,7 @@ type ServerPage struct {
 	Disk     *api.DiskUsage
 	Audit    []api.AuditEntry
 	Users    []api.DashboardUser
-	Runtimes []engine.RuntimeHealth
+	Runtimes []api.RuntimeHealth
 }
 
 func (d *Dashboard) server(w http.ResponseWriter, r *http.Request, s *session) {

@@ -81,7 +81,8 @@ func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store
 			p.Steps = append(p.Steps, Step{Kind: StepRestore, Release: cur.ID(), Name: b.ID})
 			if len(stop) > 0 {
 				p.Steps = append(p.Steps, PlanConverge(ConvergeInput{App: req.App, Kind: "restore", Target: target,
-					From: cur.ID(), Observed: withoutIDs(observed, stop), Specs: e.specsOf(ctx, req.App, observed), Finish: true}).Steps...)
+					From: cur.ID(), Observed: withoutIDs(observed, stop), Specs: e.specsOf(ctx, req.App, observed), Finish: true,
+					Retention: e.retention(ctx, req.App, cur, cur.Version)}).Steps...)
 			}
 			return p
 		},

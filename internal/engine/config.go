@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moorage/moorage/internal/api"
 	"slices"
 	"sort"
 	"strings"
@@ -22,13 +23,8 @@ var (
 	ErrPlainSecret = errors.New("a secret cannot become a plain value")
 )
 
-// ConfigVar is a config value as `moorage config` lists it: a secret's
-// value is never returned.
-type ConfigVar struct {
-	Key    string `json:"key"`
-	Value  string `json:"value,omitempty"`
-	Secret bool   `json:"secret,omitempty"`
-}
+// ConfigVar is a config value as `moorage config` lists it (internal/api).
+type ConfigVar = api.ConfigVar
 
 // ConfigRequest changes an app's config.
 type ConfigRequest struct {

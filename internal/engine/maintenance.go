@@ -4,23 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/moorage/moorage/internal/api"
 
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/store"
 )
 
-// Maintenance is an app's maintenance mode.
-type Maintenance struct {
-	Message string `json:"message,omitempty"`
-	HTML    string `json:"html,omitempty"` // a whole custom page
-	// Stopped: set by `moorage stop`; recovery keeps the app's services
-	// stopped and `moorage start` runs them again.
-	Stopped bool `json:"stopped,omitempty"`
-	// Destroying: set by `moorage apps destroy` before it removes
-	// anything (with Stopped); recovery starts nothing of the app, and
-	// every operation but destroy is refused until a destroy finishes.
-	Destroying bool `json:"destroying,omitempty"`
-}
+// Maintenance is an app's maintenance mode (internal/api).
+type Maintenance = api.Maintenance
 
 // SetMaintenance turns app's maintenance mode on (m non-nil) or off. While
 // on, the proxy answers the app's requests with a 503 maintenance page;

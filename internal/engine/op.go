@@ -4,53 +4,29 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/moorage/moorage/internal/api"
 )
 
-// Event types streamed while an operation runs.
+// The events of an operation are the API's (internal/api): what a client
+// reads is what the engine emits.
+type (
+	Event    = api.Event
+	PlanStep = api.PlanStep
+)
+
+// Event types and codes (see internal/api).
 const (
-	EventPlan     = "plan"      // Text: the plan
-	EventStep     = "step"      // a step started
-	EventStepDone = "step_done" // a step ended: Outcome, Duration
-	EventOutput   = "output"    // a line of output of the running step
-	EventInfo     = "info"
-	EventWarn     = "warn"
-	EventError    = "error" // Text: what failed; Logs: the failing instance's last lines
-	EventDone     = "done"  // last event: Status, Text, Code
+	EventPlan     = api.EventPlan
+	EventStep     = api.EventStep
+	EventStepDone = api.EventStepDone
+	EventOutput   = api.EventOutput
+	EventInfo     = api.EventInfo
+	EventWarn     = api.EventWarn
+	EventError    = api.EventError
+	EventDone     = api.EventDone
+	CodeLocked    = api.CodeLocked
 )
-
-// Codes of a done event that failed for a reason a client may act on.
-const (
-	CodeLocked = "locked" // another operation holds the app's lock: retry with --wait
-)
-
-// Event is one thing that happened during an operation.
-type Event struct {
-	Time     time.Time     `json:"time"`
-	Type     string        `json:"type"`
-	Deploy   int64         `json:"deploy,omitempty"`
-	Release  string        `json:"release,omitempty"`
-	Seq      int           `json:"seq,omitempty"`
-	Step     string        `json:"step,omitempty"`
-	Detail   string        `json:"detail,omitempty"`
-	Outcome  string        `json:"outcome,omitempty"`
-	Duration time.Duration `json:"duration,omitempty"`
-	Text     string        `json:"text,omitempty"`
-	Status   string        `json:"status,omitempty"`
-	Code     string        `json:"code,omitempty"` // done: CodeLocked, ...
-	Instance string        `json:"instance,omitempty"`
-	Logs     []string      `json:"logs,omitempty"`
-	// Steps: a plan event's steps, one by one (Text holds the whole plan).
-	Steps []PlanStep `json:"steps,omitempty"`
-}
-
-// PlanStep is one step of a plan as events carry it: its kind, the
-// release it acts on, and the line the plan prints (and the journal
-// records) for it.
-type PlanStep struct {
-	Kind    string `json:"kind"`
-	Release string `json:"release,omitempty"`
-	Text    string `json:"text"`
-}
 
 // planEvent is the event that announces plan p.
 func planEvent(rel string, p *Plan) Event {

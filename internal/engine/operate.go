@@ -3,13 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"github.com/moorage/moorage/internal/api"
 
 	"github.com/moorage/moorage/internal/store"
 )
 
-// StatusPlanned is how a dry run ends: its plan was printed, nothing
-// changed.
-const StatusPlanned = "planned"
+// StatusPlanned is the status a dry run ends with (internal/api).
+const StatusPlanned = api.StatusPlanned
 
 // operation is one operation that changes what runs (deploy, rollback,
 // scale, config change, restore, accessory restart), as the engine's one

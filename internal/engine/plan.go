@@ -140,8 +140,12 @@ type Step struct {
 	// the target as the active release, and a failure after it rolls back
 	// (undo, revert and recovery cutovers only route, the release they
 	// bring back is active again).
-	Commit   bool
-	Keep     int // StepPrune: the releases that served kept (keep_releases)
+	Commit bool
+	Keep   int // StepPrune: the releases that served kept (keep_releases)
+	// Prune (StepPrune): the releases whose artifacts it removes, decided
+	// at planning (pruneList); nil when the plan was made without the
+	// app's history (then the executor decides, as before).
+	Prune    []string
 	Duration time.Duration
 	Volumes  []string
 	Hosts    []string // StepUnroute: the hosts the proxy stops serving
@@ -244,7 +248,11 @@ func (s Step) String() string {
 	case StepAdopt:
 		return fmt.Sprintf("adopt the config of %s for `moorage config` and later deploys", s.Release)
 	case StepPrune:
-		return fmt.Sprintf("prune the artifacts of releases beyond keep_releases (%d)", s.Keep)
+		text := fmt.Sprintf("prune the artifacts of releases beyond keep_releases (%d)", s.Keep)
+		if s.Prune != nil {
+			text += ": " + listOrNone(s.Prune)
+		}
+		return text
 	case StepRestore:
 		return "restore backup " + s.Name
 	case StepMaintenance, StepUnroute, StepArtifacts, StepVolumes, StepBackups, StepForget:
@@ -303,6 +311,9 @@ type DeployInput struct {
 	// Specs are the specs of the releases observed instances belong to, by
 	// release ID (to know which old services were routed).
 	Specs map[string]*spec.Spec
+	// Retention: what the prune step decides from (nil: the executor
+	// decides).
+	Retention *Retention
 }
 
 // PlanDeploy plans the deploy contract: build, prepare, accessories, release
@@ -331,6 +342,7 @@ func PlanDeploy(in DeployInput) *Plan {
 		monitor:    t.Spec.Deploy.Monitor,
 		finish:     true,
 		from:       in.From,
+		retention:  in.Retention,
 	})...)
 	return p
 }
@@ -346,12 +358,18 @@ type ConvergeInput struct {
 	// Unrouted says the proxy has no route for the app yet (after a
 	// restart): route to what runs before starting anything.
 	Unrouted bool
+	// Stopped: the app was stopped with `moorage stop` (recovery of a
+	// stopped app): every service converges to no instance, whatever the
+	// formation; accessories stay as Target says.
+	Stopped bool
 	// Finish: the plan carries an operation to Target (scale, restore):
 	// its cutover is the commit point, and after activate the target's
 	// config is adopted (when Target is not From) and old artifacts are
 	// pruned. Unset for undo, revert and recovery, which bring back what
 	// was active.
 	Finish bool
+	// Retention, with Finish: what the prune step decides from.
+	Retention *Retention
 }
 
 // PlanConverge plans how to bring what runs to the target release with the
@@ -377,6 +395,9 @@ func PlanConverge(in ConvergeInput) *Plan {
 		return p
 	}
 	t := *in.Target
+	if in.Stopped {
+		t.Formation = stoppedFormation(t.Spec)
+	}
 	p.Target = t.Release
 	p.Steps = append(p.Steps, Step{Kind: StepPrepare, Release: t.Release, Volumes: volumeNames(t.Spec)})
 	p.Steps = append(p.Steps, planAccessories(t, in.Observed, false)...)
@@ -385,7 +406,7 @@ func PlanConverge(in ConvergeInput) *Plan {
 			p.Steps = append(p.Steps, Step{Kind: StepRoute, Release: t.Release, Routes: routes})
 		}
 	}
-	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{finish: in.Finish, from: in.From})...)
+	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{finish: in.Finish, from: in.From, retention: in.Retention})...)
 	return p
 }
 
@@ -395,8 +416,9 @@ type convergeOptions struct {
 	// finish: the operation moves the app to the target (a deploy, not an
 	// undo): commit at the cutover, adopt the config, prune. from is the
 	// release active when planned.
-	finish bool
-	from   string
+	finish    bool
+	from      string
+	retention *Retention
 }
 
 // converge is the shared core: start what is missing, cut over, stop the
@@ -595,7 +617,14 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		if keep <= 0 {
 			keep = spec.DefaultKeepReleases
 		}
-		steps = append(steps, Step{Kind: StepPrune, Release: t.Release, Keep: keep})
+		prune := Step{Kind: StepPrune, Release: t.Release, Keep: keep}
+		if o.retention != nil {
+			prune.Prune = []string{}
+			for _, r := range pruneList(o.retention) {
+				prune.Prune = append(prune.Prune, r.ID())
+			}
+		}
+		steps = append(steps, prune)
 	}
 	return steps
 }

@@ -92,3 +92,18 @@ func TestPlanDestroyGolden(t *testing.T) {
 		t.Errorf("a re-run over a half-done destroy:\n%s", again)
 	}
 }
+
+// Recovery of an app stopped with `moorage stop` is decided by the planner:
+// its services converge to none (one a crash left running is stopped, none
+// is started), its accessories run as usual.
+func TestPlanRecoverStoppedApp(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	tg := target(t, "v3", sp)
+	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v3", Observed: v3Running(t), Unrouted: true, Stopped: true})
+	golden(t, p, "plan_recover_stopped")
+	for _, s := range p.Steps {
+		if s.Kind == StepStart || s.Kind == StepSingleton && len(s.Starts) > 0 {
+			t.Errorf("a stopped app's recovery starts something: %s", s)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
 )
 
 const helloSpec = `
@@ -434,4 +436,27 @@ func TestPlanOperationsGolden(t *testing.T) {
 	}
 	kept := mustSpec(t, strings.Replace(helloSpec, "deploy:\n", "deploy:\n  keep_releases: 2\n", 1))
 	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v4", kept), From: "v3", Build: true, RunTasks: true, Observed: v3}), "op_deploy_keep_2")
+}
+
+// The prune step names the releases whose artifacts it removes: the plan,
+// not the executor, decides them.
+func TestPlanDeployNamesWhatItPrunes(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	sp.Deploy.KeepReleases = 2
+	tg := target(t, "v4", sp)
+	var history []*store.Release
+	for v := 3; v >= 1; v-- {
+		st := store.ReleaseRetired
+		if v == 3 {
+			st = store.ReleaseActive
+		}
+		history = append(history, &store.Release{App: "hello", Version: v, Status: st, Spec: sp,
+			Artifact: runtime.Artifact{Runtime: "process", Ref: fmt.Sprintf("/data/releases/hello/v%d", v)}})
+	}
+	ret := &Retention{History: history, Target: &store.Release{App: "hello", Version: 4, Status: store.ReleasePending, Spec: sp}, From: 3}
+	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Build: true, RunTasks: true, Observed: v3Running(t), Retention: ret})
+	golden(t, p, "plan_deploy_prunes")
+	if !strings.Contains(p.String(), "prune the artifacts of releases beyond keep_releases (2): v1 v2") {
+		t.Errorf("the plan does not name v1 and v2:\n%s", p)
+	}
 }

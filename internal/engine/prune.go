@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moorage/moorage/internal/api"
 	"io/fs"
 	"path/filepath"
 	"time"
@@ -13,19 +14,11 @@ import (
 	"github.com/moorage/moorage/internal/store"
 )
 
-// PrunedArtifact is an artifact prune removed (or would remove).
-type PrunedArtifact struct {
-	Release string `json:"release"`
-	Ref     string `json:"ref"`
-	Bytes   int64  `json:"bytes,omitempty"` // 0 when unknown (images)
-}
-
-// PruneReport says what a prune freed.
-type PruneReport struct {
-	Artifacts []PrunedArtifact `json:"artifacts"`
-	LogBytes  int64            `json:"log_bytes"`
-	DryRun    bool             `json:"dry_run,omitempty"`
-}
+// PruneReport says what a prune freed (internal/api).
+type (
+	PrunedArtifact = api.PrunedArtifact
+	PruneReport    = api.PruneReport
+)
 
 // Prune removes what app no longer needs: artifacts (release directories,
 // images) of releases beyond the retention window, and old logs. The active

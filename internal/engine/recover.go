@@ -17,6 +17,9 @@ import (
 // instances that died while the server was down are started again, and the
 // proxy routes to what serves. Then the interrupted deploys' records are
 // closed and stale locks cleared.
+// maxParallelRecovery bounds the apps recovered at once at server start.
+const maxParallelRecovery = 8
+
 func (e *Engine) recover(ctx context.Context) error {
 	stale, err := e.st.ClearStaleLocks(ctx, e.server)
 	if err != nil {
@@ -39,13 +42,18 @@ func (e *Engine) recover(ctx context.Context) error {
 	var errs []error
 	deferred := map[string]bool{}
 	// App by app, side by side: one slow app (an instance that ignores its
-	// stop signal for its whole stop_timeout) delays no other app.
+	// stop signal for its whole stop_timeout) delays no other app. At most
+	// maxParallelRecovery at once: a server with hundreds of apps does not
+	// start all their instances and health checks in the same second.
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxParallelRecovery)
 	for _, a := range apps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			later, err := e.recoverApp(ctx, a)
 			mu.Lock()
 			defer mu.Unlock()
@@ -154,19 +162,15 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 	}
 	var target *Target
 	if rel != nil {
-		formation := a.Formation
-		stopped, err := e.Stopped(ctx, a.Name)
-		if err != nil {
-			return false, err
-		}
-		if stopped {
-			formation = stoppedFormation(rel)
-		}
-		target = e.targetFor(ctx, rel, formation)
+		target = e.targetFor(ctx, rel, a.Formation)
+	}
+	stopped, err := e.Stopped(ctx, a.Name)
+	if err != nil {
+		return false, err
 	}
 	plan := PlanConverge(ConvergeInput{
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
-		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true,
+		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true, Stopped: stopped,
 	})
 	// Journal the recovery like any operation when it changes something.
 	rec := &store.Deploy{App: a.Name, Kind: store.KindRecover, Owner: "moorage server (recovery at start)", Release: a.Current, FromRelease: a.Current}

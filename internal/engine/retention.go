@@ -44,3 +44,55 @@ func retention(rels []*store.Release, current int) (candidates []*store.Release,
 	}
 	return candidates, kept
 }
+
+// Retention is what a finishing plan decides its prune from: the app's
+// releases (newest first), the release the operation makes active, the
+// one active before it, and the artifacts found gone already.
+type Retention struct {
+	History []*store.Release
+	Target  *store.Release
+	From    int
+	Gone    map[string]bool // artifact refs no runtime has any more
+}
+
+// pruneList is the releases whose artifacts go once r.Target is active:
+// those beyond the window (retention) as it will be then, one per
+// artifact, oldest first, without those already gone. Pure.
+func pruneList(r *Retention) []*store.Release {
+	if r == nil || r.Target == nil {
+		return nil
+	}
+	// The history once the target is active: the target active (added when
+	// it is not recorded yet: a dry run), the release it replaces retired.
+	after := make([]*store.Release, 0, len(r.History)+1)
+	seen := false
+	for _, rel := range r.History {
+		c := *rel
+		switch {
+		case c.Version == r.Target.Version:
+			c, seen = *r.Target, true
+			c.Status = store.ReleaseActive
+		case c.Version == r.From && c.Status == store.ReleaseActive:
+			c.Status = store.ReleaseRetired
+		}
+		after = append(after, &c)
+	}
+	if !seen {
+		t := *r.Target
+		t.Status = store.ReleaseActive
+		after = append([]*store.Release{&t}, after...)
+	}
+	candidates, kept := retention(after, r.Target.Version)
+	var out []*store.Release
+	done := map[string]bool{}
+	for i := len(candidates) - 1; i >= 0; i-- { // oldest first
+		c := candidates[i]
+		ref := c.Artifact.Ref
+		if ref == "" || kept[ref] || done[ref] || r.Gone[ref] {
+			continue
+		}
+		done[ref] = true
+		out = append(out, c)
+	}
+	return out
+}

@@ -47,3 +47,36 @@ func ids(rels []*store.Release) []string {
 	}
 	return out
 }
+
+// The prune step's list is decided at planning: the releases beyond the
+// window once the target is active (the release it replaces counts as
+// retired), oldest first, without the artifacts already gone; a target
+// not recorded yet (a dry run) counts as active all the same.
+func TestPruneListDecidedAtPlanning(t *testing.T) {
+	sp := &spec.Spec{Deploy: spec.Deploy{KeepReleases: 3}}
+	var history []*store.Release
+	for v := 6; v >= 1; v-- {
+		st := store.ReleaseRetired
+		if v == 6 {
+			st = store.ReleaseActive
+		}
+		history = append(history, &store.Release{App: "a", Version: v, Status: st, Spec: sp,
+			Artifact: runtime.Artifact{Runtime: "process", Ref: fmt.Sprintf("/r/v%d", v)}})
+	}
+	target := &store.Release{App: "a", Version: 7, Status: store.ReleasePending, Spec: sp}
+	for _, recorded := range []bool{false, true} {
+		h := history
+		if recorded {
+			h = append([]*store.Release{target}, history...)
+		}
+		got := ids(pruneList(&Retention{History: h, Target: target, From: 6, Gone: map[string]bool{"/r/v1": true}}))
+		if fmt.Sprint(got) != "[v2 v3 v4]" {
+			t.Errorf("target recorded %v: prune %v, want [v2 v3 v4] (v7, v6, v5 kept; v1 gone already)", recorded, got)
+		}
+	}
+	// A config-only release shares its artifact: it costs nothing.
+	cfg := &store.Release{App: "a", Version: 7, Status: store.ReleasePending, Spec: sp, Source: 6, Artifact: history[0].Artifact}
+	if got := ids(pruneList(&Retention{History: history, Target: cfg, From: 6})); fmt.Sprint(got) != "[v1 v2 v3]" {
+		t.Errorf("config release: prune %v, want [v1 v2 v3]", got)
+	}
+}

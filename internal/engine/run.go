@@ -177,9 +177,14 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 	if in.plan != nil {
 		return in.plan(observed)
 	}
+	from := 0
+	if in.from != nil {
+		from = in.from.Version
+	}
 	return PlanDeploy(DeployInput{
 		App: in.app.Name, Kind: in.kind, Target: *e.targetFor(ctx, rel, in.scale), From: storeID(in.from),
 		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
+		Retention: e.retention(ctx, in.app.Name, rel, from),
 	})
 }
 
@@ -393,7 +398,7 @@ func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
 	case StepAdopt:
 		return r.adopt(ctx, s)
 	case StepPrune:
-		return r.prune(ctx, out)
+		return r.prune(ctx, s, out)
 	case StepRestore:
 		return r.restoreStep(ctx, s, out)
 	case StepMaintenance:

@@ -3,19 +3,15 @@ package engine
 import (
 	"context"
 	"fmt"
+	"github.com/moorage/moorage/internal/api"
 	"sort"
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 )
 
-// RuntimeHealth is one runtime's state as the server sees it now.
-type RuntimeHealth struct {
-	Name      string `json:"name"`
-	OK        bool   `json:"ok"`
-	Instances int    `json:"instances"`       // what it runs for every app
-	Error     string `json:"error,omitempty"` // why it does not answer
-}
+// RuntimeHealth is one runtime's state as the server sees it now (internal/api).
+type RuntimeHealth = api.RuntimeHealth
 
 // RuntimesHealth asks every runtime to list what it runs (5 s at most
 // each); runtimes that could not be opened say why.

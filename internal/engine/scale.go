@@ -85,7 +85,8 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,
 		plan: func(observed []runtime.Instance) *Plan {
-			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed), Finish: true})
+			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed), Finish: true,
+				Retention: e.retention(ctx, req.App, cur, cur.Version)})
 		},
 	}, nil
 }

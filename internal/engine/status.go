@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moorage/moorage/internal/api"
 	"sort"
 	"strings"
 	"sync"
@@ -14,47 +15,12 @@ import (
 	"github.com/moorage/moorage/internal/store"
 )
 
-// InstanceStatus is an instance as `moorage ps` shows it.
-type InstanceStatus struct {
-	runtime.Instance
-	Runtime string `json:"runtime"`
-	Routed  bool   `json:"routed"`
-	// Health is "healthy", "unhealthy" (with LastError) or "" when the proxy
-	// does not check it.
-	Health    string `json:"health,omitempty"`
-	LastError string `json:"last_error,omitempty"`
-}
-
-// AppStatus is an app's state.
-type AppStatus struct {
-	App       string           `json:"app"`
-	Runtime   string           `json:"runtime"`
-	Active    string           `json:"active,omitempty"`
-	Cause     string           `json:"cause,omitempty"`
-	Since     time.Time        `json:"since,omitempty"`
-	Formation map[string]int   `json:"formation,omitempty"`
-	Instances []InstanceStatus `json:"instances"`
-	Lock      *store.Lock      `json:"lock,omitempty"`
-	Events    []store.Event    `json:"events,omitempty"` // recent crashes and errors
-	// Backups is the latest backup of each volume and accessory: a failed
-	// one shows here until a later one succeeds.
-	Backups []BackupStatus `json:"backups,omitempty"`
-	// Maintenance is set while the app is in maintenance mode.
-	Maintenance *Maintenance `json:"maintenance,omitempty"`
-	// StoppedAccessories were stopped with `moorage accessory stop`.
-	StoppedAccessories []string `json:"stopped_accessories,omitempty"`
-}
-
-// BackupStatus is the latest backup of one volume or accessory.
-type BackupStatus struct {
-	Kind    string    `json:"kind"`
-	Target  string    `json:"target"`
-	ID      string    `json:"id"`
-	Status  string    `json:"status"`
-	Error   string    `json:"error,omitempty"`
-	Trigger string    `json:"trigger"`
-	Time    time.Time `json:"time"`
-}
+// The state `moorage ps` shows (internal/api).
+type (
+	InstanceStatus = api.InstanceStatus
+	AppStatus      = api.AppStatus
+	BackupStatus   = api.BackupStatus
+)
 
 // Status returns app's state: its active release, what runs, and recent
 // trouble.

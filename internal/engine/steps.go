@@ -815,17 +815,62 @@ func (r *run) adopt(ctx context.Context, s Step) error {
 	return r.e.adoptConfig(ctx, r.from, rel)
 }
 
-// prune removes the artifacts of releases beyond the retention window; a
+// prune removes the artifacts of the releases the plan lists (those
+// beyond the retention window once the target is active), and old logs; a
 // failure is a warning, the operation has succeeded.
-func (r *run) prune(ctx context.Context, out *stepOutput) error {
-	freed, err := r.e.pruneArtifacts(ctx, r.rel.App)
-	for _, f := range freed {
-		out.Printf("pruned %s", f)
+func (r *run) prune(ctx context.Context, s Step, out *stepOutput) error {
+	if s.Prune == nil { // planned without the history: decided here
+		freed, err := r.e.pruneArtifacts(ctx, r.rel.App)
+		for _, f := range freed {
+			out.Printf("pruned %s", f)
+		}
+		if err != nil {
+			out.Printf("warning: pruning old artifacts: %v", err)
+		}
+		return nil
 	}
-	if err != nil {
-		out.Printf("warning: pruning old artifacts: %v", err)
+	for _, id := range s.Prune {
+		rel, err := r.release(ctx, id)
+		if err != nil {
+			out.Printf("warning: pruning %s: %v", id, err)
+			continue
+		}
+		rt, err := r.e.Runtime(rel.Artifact.Runtime)
+		if err == nil {
+			err = rt.RemoveArtifact(ctx, rel.Artifact)
+		}
+		if err != nil {
+			out.Printf("warning: pruning the artifact of %s: %v", id, err)
+			continue
+		}
+		out.Printf("pruned %s (%s)", id, rel.Artifact.Ref)
+	}
+	if a, err := r.e.st.GetApp(ctx, r.rel.App); err == nil {
+		if _, err := r.e.pruneLogs(ctx, a); err != nil {
+			out.Printf("warning: pruning old logs: %v", err)
+		}
 	}
 	return nil
+}
+
+// retention is what a plan that makes target active decides its prune
+// from: the app's releases, and which of the artifacts it would prune are
+// gone already (asked of their runtimes; one that cannot say counts as
+// there, and its removal is tried).
+func (e *Engine) retention(ctx context.Context, app string, target *store.Release, from int) *Retention {
+	history, err := e.st.ListReleases(ctx, app)
+	if err != nil {
+		return nil // the executor decides
+	}
+	ret := &Retention{History: history, Target: target, From: from, Gone: map[string]bool{}}
+	for _, rel := range pruneList(ret) {
+		if rt, err := e.Runtime(rel.Artifact.Runtime); err == nil {
+			if ok, err := rt.ArtifactExists(ctx, rel.Artifact); err == nil && !ok {
+				ret.Gone[rel.Artifact.Ref] = true
+			}
+		}
+	}
+	return ret
 }
 
 // pruneArtifacts removes the artifacts of releases beyond the retention

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -83,7 +84,7 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 			if err != nil {
 				return nil, "", err
 			}
-			scale, fromScale := a.Formation, stoppedFormation(cur)
+			scale, fromScale := a.Formation, stoppedFormation(cur.Spec)
 			if stop {
 				scale, fromScale = fromScale, scale
 			}
@@ -134,10 +135,10 @@ func (r *run) maintenanceStep(ctx context.Context, s Step, out *stepOutput) erro
 	return nil
 }
 
-// stoppedFormation is rel's formation with every service at 0.
-func stoppedFormation(rel *store.Release) map[string]int {
+// stoppedFormation is a formation of sp with every service at 0.
+func stoppedFormation(sp *spec.Spec) map[string]int {
 	f := map[string]int{}
-	for name := range rel.Spec.Services {
+	for name := range sp.Services {
 		f[name] = 0
 	}
 	return f

@@ -1,0 +1,146 @@
+package api
+
+import (
+	"time"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/store"
+)
+
+// The wire types of operations and app state: the engine emits and
+// returns these (internal/engine aliases them), and clients read them.
+
+// Event types streamed while an operation runs.
+const (
+	EventPlan     = "plan"      // Text: the plan
+	EventStep     = "step"      // a step started
+	EventStepDone = "step_done" // a step ended: Outcome, Duration
+	EventOutput   = "output"    // a line of output of the running step
+	EventInfo     = "info"
+	EventWarn     = "warn"
+	EventError    = "error" // Text: what failed; Logs: the failing instance's last lines
+	EventDone     = "done"  // last event: Status, Text, Code
+)
+
+// Codes of a done event that failed for a reason a client may act on.
+const (
+	CodeLocked = "locked" // another operation holds the app's lock: retry with --wait
+)
+
+// Event is one thing that happened during an operation.
+type Event struct {
+	Time     time.Time     `json:"time"`
+	Type     string        `json:"type"`
+	Deploy   int64         `json:"deploy,omitempty"`
+	Release  string        `json:"release,omitempty"`
+	Seq      int           `json:"seq,omitempty"`
+	Step     string        `json:"step,omitempty"`
+	Detail   string        `json:"detail,omitempty"`
+	Outcome  string        `json:"outcome,omitempty"`
+	Duration time.Duration `json:"duration,omitempty"`
+	Text     string        `json:"text,omitempty"`
+	Status   string        `json:"status,omitempty"`
+	Code     string        `json:"code,omitempty"` // done: CodeLocked, ...
+	Instance string        `json:"instance,omitempty"`
+	Logs     []string      `json:"logs,omitempty"`
+	// Steps: a plan event's steps, one by one (Text holds the whole plan).
+	Steps []PlanStep `json:"steps,omitempty"`
+}
+
+// PlanStep is one step of a plan as events carry it: its kind, the
+// release it acts on, and the line the plan prints (and the journal
+// records) for it.
+type PlanStep struct {
+	Kind    string `json:"kind"`
+	Release string `json:"release,omitempty"`
+	Text    string `json:"text"`
+}
+
+// ConfigVar is a config value as `moorage config` lists it: a secret's
+// value is never returned.
+type ConfigVar struct {
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
+	Secret bool   `json:"secret,omitempty"`
+}
+
+// Maintenance is an app's maintenance mode.
+type Maintenance struct {
+	Message string `json:"message,omitempty"`
+	HTML    string `json:"html,omitempty"` // a whole custom page
+	// Stopped: set by `moorage stop`; recovery keeps the app's services
+	// stopped and `moorage start` runs them again.
+	Stopped bool `json:"stopped,omitempty"`
+	// Destroying: set by `moorage apps destroy` before it removes
+	// anything (with Stopped); recovery starts nothing of the app, and
+	// every operation but destroy is refused until a destroy finishes.
+	Destroying bool `json:"destroying,omitempty"`
+}
+
+// PrunedArtifact is an artifact prune removed (or would remove).
+type PrunedArtifact struct {
+	Release string `json:"release"`
+	Ref     string `json:"ref"`
+	Bytes   int64  `json:"bytes,omitempty"` // 0 when unknown (images)
+}
+
+// PruneReport says what a prune freed.
+type PruneReport struct {
+	Artifacts []PrunedArtifact `json:"artifacts"`
+	LogBytes  int64            `json:"log_bytes"`
+	DryRun    bool             `json:"dry_run,omitempty"`
+}
+
+// RuntimeHealth is one runtime's state as the server sees it now.
+type RuntimeHealth struct {
+	Name      string `json:"name"`
+	OK        bool   `json:"ok"`
+	Instances int    `json:"instances"`       // what it runs for every app
+	Error     string `json:"error,omitempty"` // why it does not answer
+}
+
+// InstanceStatus is an instance as `moorage ps` shows it.
+type InstanceStatus struct {
+	runtime.Instance
+	Runtime string `json:"runtime"`
+	Routed  bool   `json:"routed"`
+	// Health is "healthy", "unhealthy" (with LastError) or "" when the proxy
+	// does not check it.
+	Health    string `json:"health,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// AppStatus is an app's state.
+type AppStatus struct {
+	App       string           `json:"app"`
+	Runtime   string           `json:"runtime"`
+	Active    string           `json:"active,omitempty"`
+	Cause     string           `json:"cause,omitempty"`
+	Since     time.Time        `json:"since,omitempty"`
+	Formation map[string]int   `json:"formation,omitempty"`
+	Instances []InstanceStatus `json:"instances"`
+	Lock      *store.Lock      `json:"lock,omitempty"`
+	Events    []store.Event    `json:"events,omitempty"` // recent crashes and errors
+	// Backups is the latest backup of each volume and accessory: a failed
+	// one shows here until a later one succeeds.
+	Backups []BackupStatus `json:"backups,omitempty"`
+	// Maintenance is set while the app is in maintenance mode.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	// StoppedAccessories were stopped with `moorage accessory stop`.
+	StoppedAccessories []string `json:"stopped_accessories,omitempty"`
+}
+
+// BackupStatus is the latest backup of one volume or accessory.
+type BackupStatus struct {
+	Kind    string    `json:"kind"`
+	Target  string    `json:"target"`
+	ID      string    `json:"id"`
+	Status  string    `json:"status"`
+	Error   string    `json:"error,omitempty"`
+	Trigger string    `json:"trigger"`
+	Time    time.Time `json:"time"`
+}
+
+// StatusPlanned is how a dry run ends: its plan was printed, nothing
+// changed.
+const StatusPlanned = "planned"
