@@ -46,6 +46,14 @@ func TestDataDirPermissions(t *testing.T) {
 			}
 		case top == "releases", top == "volumes":
 			// Readable by design (see docs/operations.md).
+		case top == "tmp":
+			// The instances' temporary directories: tmp is traversable
+			// only (0711), each one its instance's alone (0700); what an
+			// app writes inside is its own affair.
+			depth := strings.Count(rel, string(filepath.Separator))
+			if depth == 0 && perm&0o066 != 0 || depth == 1 && perm&0o077 != 0 && d.IsDir() {
+				t.Errorf("%s has mode %o: readable by the group or others", rel, perm)
+			}
 		case top == "logs":
 			if perm&0o007 != 0 {
 				t.Errorf("%s has mode %o: readable by others", rel, perm)

@@ -132,12 +132,16 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 	return s
 }
 
-// runtimes runs a test on each runtime: process always, docker when an
-// engine is reachable (required when MOORAGE_REQUIRE_DOCKER=1).
+// runtimes runs a test on each runtime, side by side (each has its own
+// server, data dir, ports and docker prefix): process always, docker when
+// an engine is reachable (required when MOORAGE_REQUIRE_DOCKER=1).
 func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
 	t.Parallel()
 	for _, rt := range []string{"process", "docker"} {
-		t.Run(rt, func(t *testing.T) { fn(t, rt) })
+		t.Run(rt, func(t *testing.T) {
+			t.Parallel()
+			fn(t, rt)
+		})
 	}
 }
 
