@@ -15,7 +15,7 @@ FUZZTIME ?= 60s
 # more of them than cores keeps the suite well under CI's budget; each has
 # its own server, ports and data dir. The timeout is a safety net under
 # CI's hard limit, not the target (docs/benchmarks.md has the suite's time).
-TEST_PARALLEL ?= 6
+TEST_PARALLEL ?= 3
 
 test: deps vet
 	$(GO) test -count=1 -timeout 80m -parallel $(TEST_PARALLEL) ./...

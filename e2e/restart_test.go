@@ -48,6 +48,11 @@ type restartServer struct {
 
 func newRestartServer(t *testing.T) *restartServer {
 	dir := t.TempDir()
+	// As root, the process runtime runs apps as their own users, which must
+	// reach the data dir (DIR/data) as they do a real one: t.TempDir's
+	// directories are 0700.
+	os.Chmod(dir, 0o711)
+	os.Chmod(filepath.Dir(dir), 0o711)
 	bin := filepath.Join(dir, "moorage")
 	copyFile(t, binary, bin, 0o755)
 	log, err := os.Create(filepath.Join(dir, "server.log"))
