@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"archive/tar"
 	"fmt"
 	"io"
 	"io/fs"
@@ -364,45 +363,5 @@ func celeryImage(t *testing.T) string {
 // writeRootfs writes files (symlinks resolved to their content) and /tmp
 // as a tar stream.
 func writeRootfs(w io.Writer, files map[string]bool) error {
-	tw := tar.NewWriter(w)
-	dirs := map[string]bool{}
-	mkdir := func(d string) error {
-		var chain []string
-		for ; d != "/" && !dirs[d]; d = filepath.Dir(d) {
-			chain = append([]string{d}, chain...)
-		}
-		for _, c := range chain {
-			dirs[c] = true
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(c, "/") + "/", Mode: 0o755}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777}); err != nil {
-		return err
-	}
-	dirs["/tmp"] = true
-	for p := range files {
-		st, err := os.Stat(p) // follows symlinks
-		if err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		if err := mkdir(filepath.Dir(p)); err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(p, "/"), Mode: int64(st.Mode().Perm()), Size: st.Size()})
-		if err == nil {
-			_, err = io.Copy(tw, f)
-		}
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return tw.Close()
+	return writeRootfsExtra(w, files, nil, nil)
 }

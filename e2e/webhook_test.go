@@ -70,18 +70,6 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 	}
 
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "hello.localhost"}}}
-	getBody := func() string {
-		req, _ := http.NewRequest(http.MethodGet, "https://"+s.https+"/", nil)
-		req.Host = "hello.localhost"
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		return b.String()
-	}
 	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"repository":{"full_name":"acme/hello"}}`, sha))
 	send := func(secret, delivery string) (int, string) {
 		mac := hmac.New(sha256.New, []byte(secret))
@@ -147,7 +135,7 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 		t.Fatalf("the redelivery of a delivery whose fetch failed: %d %s", code, out)
 	}
 	waitFor(t, 60*time.Second, "the webhook's commit to serve", func() error {
-		if b := getBody(); !strings.Contains(b, "from the webhook") {
+		if b := helloHTTPS(s); !strings.Contains(b, "from the webhook") {
 			return fmt.Errorf("body %q", b)
 		}
 		return nil
@@ -185,6 +173,22 @@ func TestWebhookGitHubDeploys(t *testing.T) {
 	if c := s.releaseCommits("hello")["v2"].Commit; c == nil || c.SHA != sha || c.Branch != "main" || c.Message != "webhook commit" {
 		t.Fatalf("v2 records commit %+v, want %s on main", c, sha)
 	}
+}
+
+// helloHTTPS is the body of GET / on the server's HTTPS listener as
+// hello.localhost (the error's text when it fails).
+func helloHTTPS(s *server) string {
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "hello.localhost"}}}
+	req, _ := http.NewRequest(http.MethodGet, "https://"+s.https+"/", nil)
+	req.Host = "hello.localhost"
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return b.String()
 }
 
 // signedPush sends a GitHub-signed push event of sha on main to the
@@ -244,19 +248,9 @@ func TestWebhookSSHDeployKey(t *testing.T) {
 	if code, out := signedPush(t, s, h.Secret, "ssh-1", sha); code != http.StatusAccepted {
 		t.Fatalf("signed delivery: %d %s", code, out)
 	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "hello.localhost"}}}
 	waitFor(t, 90*time.Second, "the commit fetched over ssh to serve", func() error {
-		req, _ := http.NewRequest(http.MethodGet, "https://"+s.https+"/", nil)
-		req.Host = "hello.localhost"
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		if !strings.Contains(b.String(), "over ssh") {
-			return fmt.Errorf("body %q", b.String())
+		if b := helloHTTPS(s); !strings.Contains(b, "over ssh") {
+			return fmt.Errorf("body %q", b)
 		}
 		return nil
 	})
