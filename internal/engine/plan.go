@@ -88,6 +88,22 @@ func (g Gate) Resolve(healthcheck bool, wait time.Duration) Gate {
 	return g
 }
 
+// watched is g for an instance the monitor window watches for crashes
+// once it starts: staying up min_ready need not be waited before the
+// window (it is the same test, longer); any other gate stays.
+func (g Gate) watched(monitor time.Duration) Gate {
+	if monitor <= 0 {
+		return g
+	}
+	if g.Kind == "min_ready" {
+		return Gate{Kind: "started"}
+	}
+	if g.Else != nil && g.Else.Kind == "min_ready" {
+		g.Else = &Gate{Kind: "started"}
+	}
+	return g
+}
+
 func (g Gate) String() string {
 	switch g.Kind {
 	case "http":
@@ -314,6 +330,13 @@ type DeployInput struct {
 	// Retention: what the prune step decides from (nil: the executor
 	// decides).
 	Retention *Retention
+	// Proven: the target runs an artifact and config that served before
+	// (a rollback): its workers passed their min_ready once already, so
+	// they are not made to wait it again before the cutover when a
+	// monitor window follows (it watches them for crashes, and a crash
+	// there rolls back as in any deploy). Health-checked services are
+	// still gated: traffic moves to them.
+	Proven bool
 }
 
 // PlanDeploy plans the deploy contract: build, prepare, accessories, release
@@ -340,6 +363,7 @@ func PlanDeploy(in DeployInput) *Plan {
 	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{
 		startFirst: true,
 		monitor:    t.Spec.Deploy.Monitor,
+		proven:     in.Proven,
 		finish:     true,
 		from:       in.From,
 		retention:  in.Retention,
@@ -413,6 +437,7 @@ func PlanConverge(in ConvergeInput) *Plan {
 type convergeOptions struct {
 	startFirst bool          // start every non-singleton service before cutover (deploy)
 	monitor    time.Duration // monitor window after cutover
+	proven     bool          // the target served before: see DeployInput.Proven
 	// finish: the operation moves the app to the target (a deploy, not an
 	// undo): commit at the cutover, adopt the config, prune. from is the
 	// release active when planned.
@@ -496,6 +521,9 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 			continue
 		}
 		st := Start{Service: name, Release: t.Release, Indices: idx, Gate: t.gateFor(svc), Routed: svc.Routed()}
+		if o.proven && !svc.Routed() {
+			st.Gate = st.Gate.watched(o.monitor)
+		}
 		if svc.Routed() || o.startFirst {
 			before = append(before, st)
 		} else {
@@ -551,14 +579,7 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 			routedSingles = append(routedSingles, s)
 			continue
 		}
-		if s.Gate.Kind == "min_ready" && o.monitor > 0 {
-			// The monitor window watches it for crashes: no need to wait
-			// min_ready before the window starts.
-			s.Gate = Gate{Kind: "started"}
-		}
-		if s.Gate.Else != nil && s.Gate.Else.Kind == "min_ready" && o.monitor > 0 {
-			s.Gate.Else = &Gate{Kind: "started"}
-		}
+		s.Gate = s.Gate.watched(o.monitor)
 		otherSingles = append(otherSingles, s)
 	}
 

@@ -423,7 +423,7 @@ func TestPlanOperationsGolden(t *testing.T) {
 		running("web", "v3", 1), running("web", "v3", 2), running("worker", "v3", 1), running("scheduler", "v3", 1),
 		accessory("db", target(t, "v3", sp).AccessoryHash["db"]),
 	}
-	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Observed: v3}), "op_rollback")
+	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Observed: v3, Proven: true}), "op_rollback")
 	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "config", Target: target(t, "v4", sp), From: "v3", Observed: v3}), "op_config")
 	scaled := target(t, "v3", sp)
 	scaled.Formation["web"], scaled.Formation["worker"] = 3, 0
@@ -458,5 +458,38 @@ func TestPlanDeployNamesWhatItPrunes(t *testing.T) {
 	golden(t, p, "plan_deploy_prunes")
 	if !strings.Contains(p.String(), "prune the artifacts of releases beyond keep_releases (2): v1 v2") {
 		t.Errorf("the plan does not name v1 and v2:\n%s", p)
+	}
+}
+
+// A rollback's workers (a release that served before) are watched by the
+// monitor instead of waiting min_ready before the cutover; health checks
+// still gate, and without a monitor window min_ready is waited as in any
+// deploy. A deploy of new code always waits it.
+func TestProvenReleaseSkipsMinReadyOnlyWhenMonitored(t *testing.T) {
+	sp := mustSpec(t, helloSpec)
+	gates := func(in DeployInput) map[string]string {
+		got := map[string]string{}
+		for _, s := range PlanDeploy(in).Steps {
+			if s.Kind == StepStart {
+				for _, st := range s.Starts {
+					got[st.Service] = st.Gate.String()
+				}
+			}
+		}
+		return got
+	}
+	in := DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Proven: true}
+	if g := gates(in); g["worker"] != "watched by the monitor" || g["web"] != "ready on http /healthz" {
+		t.Errorf("proven, monitored: %q", g)
+	}
+	in.Proven = false
+	if g := gates(in); g["worker"] != "ready after 5s up" {
+		t.Errorf("not proven: worker %q", g["worker"])
+	}
+	unmonitored := *sp
+	unmonitored.Deploy.Monitor = 0
+	in = DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", &unmonitored), From: "v3", Proven: true}
+	if g := gates(in); g["worker"] != "ready after 5s up" {
+		t.Errorf("proven, no monitor window: worker %q", g["worker"])
 	}
 }

@@ -185,6 +185,7 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 		App: in.app.Name, Kind: in.kind, Target: *e.targetFor(ctx, rel, in.scale), From: storeID(in.from),
 		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
 		Retention: e.retention(ctx, in.app.Name, rel, from),
+		Proven:    in.kind == store.KindRollback,
 	})
 }
 
