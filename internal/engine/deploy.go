@@ -28,6 +28,9 @@ type DeployRequest struct {
 	// Commit is what ContextDir was checked out from, when known: the
 	// release records it.
 	Commit *store.Commit
+	// Parent is the record this deploy runs for (a pipeline's): the
+	// deploy's record names it (store.Deploy.Parent).
+	Parent int64
 }
 
 // RollbackRequest asks to bring back an earlier release.
@@ -198,7 +201,7 @@ func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *
 		Commit:    req.Commit,
 	}
 	return &runInput{
-		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
+		app: a, kind: store.KindDeploy, owner: req.Owner, parent: req.Parent, rt: rt,
 		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
 		hostsClaimed: true,
 	}, nil

@@ -17,6 +17,7 @@ type runInput struct {
 	app        *store.App
 	kind       string
 	owner      string
+	parent     int64 // the record it runs for (store.Deploy.Parent)
 	rt         runtime.Runtime
 	target     *store.Release // not yet stored
 	from       *store.Release // active release, nil for the first deploy
@@ -104,7 +105,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 		}
 		defer release()
 	}
-	d := &store.Deploy{App: app, Kind: in.kind, Owner: in.owner}
+	d := &store.Deploy{App: app, Kind: in.kind, Owner: in.owner, Parent: in.parent}
 	if in.from != nil {
 		d.FromRelease = in.from.Version
 	}

@@ -259,7 +259,7 @@ func deployEvent(d store.FinishedDeploy) (Event, bool) {
 	ev := Event{ID: fmt.Sprintf("deploy-%d", d.ID), App: d.App, Deploy: d.ID, Release: store.ReleaseID(d.Release), Time: time.Unix(0, d.EndedAt)}
 	what := d.Kind
 	switch {
-	case d.Kind == store.KindPipeline && (d.Status == store.DeploySucceeded || strings.HasPrefix(d.Reason, "deploy #")):
+	case d.Kind == store.KindPipeline && (d.Status == store.DeploySucceeded || d.Child != 0):
 		// Its deploy stage's own record tells of the deploy (a pipeline
 		// that failed earlier deployed nothing, and is news itself).
 		return Event{}, false

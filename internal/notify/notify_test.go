@@ -291,7 +291,10 @@ func TestDeployEventOfPipelines(t *testing.T) {
 		want string // "" for no notification
 	}{
 		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeploySucceeded}, ""},
-		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "deploy #7 failed: health check"}, ""},
+		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "deploy #7 failed: health check", Child: 7}, ""},
+		// What the reason says is not what decides: a pipeline with no
+		// deploy of its own is news.
+		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "deploy #7 could not start"}, EventDeployFailed},
 		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "test failed: `pytest` exited with status 1"}, EventDeployFailed},
 		{store.FinishedDeploy{Kind: store.KindPipeline, Status: store.DeployFailed, Reason: "fetch: git fetch: repository not found"}, EventDeployFailed},
 		{store.FinishedDeploy{Kind: store.KindDeploy, Status: store.DeployFailed, Reason: "health check"}, EventDeployFailed},

@@ -297,7 +297,7 @@ func (r *Runner) Run(ctx context.Context, req Request, emit func(engine.Event)) 
 		return fail("deploy: " + err.Error())
 	}
 	op := r.Engine.Deploy(engine.DeployRequest{Spec: sp, SpecYAML: string(data), ContextDir: dir, Runtime: req.Runtime,
-		Owner: req.Owner + deployOwnerMark(rec.ID) + req.Commit.String() + ")", Wait: true, Commit: commitOf(req.Commit)})
+		Owner: fmt.Sprintf("%s (pipeline #%d, %s)", req.Owner, rec.ID, req.Commit), Parent: rec.ID, Wait: true, Commit: commitOf(req.Commit)})
 	for i := 0; ; i++ {
 		ev, ok := op.Next(wctx, i)
 		if !ok {
@@ -386,10 +386,6 @@ func commitOf(c Commit) *store.Commit {
 	return &c
 }
 
-// deployOwnerMark is in the owner of the deploy stage's record: it ties
-// the deploy to its pipeline (CloseInterrupted reads it).
-func deployOwnerMark(pipeline int64) string { return fmt.Sprintf(" (pipeline #%d, ", pipeline) }
-
 // CloseInterrupted closes the records of pipelines a crash or restart of
 // the server interrupted; it runs once the engine's recovery has closed
 // the deploys. A pipeline that had reached its deploy stage ends as that
@@ -408,7 +404,7 @@ func CloseInterrupted(ctx context.Context, st *store.Store) error {
 		}
 		status, reason := store.DeployFailed, fmt.Sprintf("interrupted by a server restart during its %s stage: nothing was deployed; push again (or redeliver the webhook)", p.Phase)
 		if p.Phase == "deploy" || p.Phase == "notify" {
-			d, err := deployOf(ctx, st, p)
+			d, err := st.ChildDeploy(ctx, p.ID)
 			switch {
 			case err != nil:
 				errs = append(errs, err)
@@ -430,21 +426,6 @@ func CloseInterrupted(ctx context.Context, st *store.Store) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// deployOf finds the deploy of pipeline p's deploy stage: a deploy of its
-// app, after it, whose owner carries its mark; nil if there is none.
-func deployOf(ctx context.Context, st *store.Store, p *store.Deploy) (*store.Deploy, error) {
-	ds, err := st.ListDeploys(ctx, p.App, 50)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range ds {
-		if d.ID > p.ID && d.Kind == store.KindDeploy && strings.Contains(d.Owner, deployOwnerMark(p.ID)) {
-			return d, nil
-		}
-	}
-	return nil, nil
 }
 
 // testEnv is the test stage's environment: the spec's env, test.env over

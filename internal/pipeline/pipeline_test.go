@@ -38,7 +38,7 @@ func TestCloseInterrupted(t *testing.T) {
 			st.FinishStep(ctx, p.ID, seq, store.StepOK, "")
 		}
 		if deploy {
-			d = &store.Deploy{App: "web", Kind: store.KindDeploy, Owner: "webhook x" + deployOwnerMark(p.ID) + "abc)"}
+			d = &store.Deploy{App: "web", Kind: store.KindDeploy, Owner: "webhook x (pipeline, abc)", Parent: p.ID}
 			if err := st.CreateDeploy(ctx, d); err != nil {
 				t.Fatal(err)
 			}
@@ -72,6 +72,14 @@ func TestCloseInterrupted(t *testing.T) {
 	if err := CloseInterrupted(ctx, st); err != nil {
 		t.Fatal(err)
 	}
+	ended, err := st.DeploysEndedAfter(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := map[int64]int64{} // pipeline → the deploy the notifier reads as its own record
+	for _, d := range ended {
+		child[d.ID] = d.Child
+	}
 	for _, c := range cases {
 		got, err := st.GetDeploy(ctx, c.p.ID)
 		if err != nil {
@@ -80,8 +88,11 @@ func TestCloseInterrupted(t *testing.T) {
 		if got.Status != c.want.status || !strings.Contains(got.Reason, c.want.reason) {
 			t.Errorf("%s: pipeline ended %s %q, want %s with %q", c.name, got.Status, got.Reason, c.want.status, c.want.reason)
 		}
-		if quiet := strings.HasPrefix(got.Reason, "deploy #"); quiet != c.quiet {
+		if quiet := got.Status == store.DeploySucceeded || child[c.p.ID] != 0; quiet != c.quiet {
 			t.Errorf("%s: reason %q: the notifier skips it: %v, want %v", c.name, got.Reason, quiet, c.quiet)
+		}
+		if c.d != nil && child[c.p.ID] != c.d.ID {
+			t.Errorf("%s: the pipeline's child is #%d, want its deploy #%d", c.name, child[c.p.ID], c.d.ID)
 		}
 		for _, s := range got.Steps {
 			if s.Outcome == store.StepRunning {

@@ -57,9 +57,12 @@ type Deploy struct {
 	Reason      string // why it failed
 	Owner       string // who asked: "alice@laptop (pid 123)"
 	Plan        string
-	StartedAt   time.Time
-	EndedAt     time.Time
-	Steps       []Step
+	// Parent is the record this one ran for (a pipeline's, for the deploy
+	// of its deploy stage); 0 when none.
+	Parent    int64
+	StartedAt time.Time
+	EndedAt   time.Time
+	Steps     []Step
 }
 
 // Step is one journaled step of a deploy.
@@ -85,8 +88,8 @@ func (s Step) Duration() time.Duration {
 func (s *Store) CreateDeploy(ctx context.Context, d *Deploy) error {
 	d.Status = DeployRunning
 	d.StartedAt = time.Now().UTC()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO deploys (app, kind, release, from_release, status, phase, owner, plan, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.App, d.Kind, nullInt(int64(d.Release)), nullInt(int64(d.FromRelease)), d.Status, d.Phase, d.Owner, d.Plan, d.StartedAt.UnixNano())
+	res, err := s.db.ExecContext(ctx, `INSERT INTO deploys (app, kind, release, from_release, status, phase, owner, plan, parent, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.App, d.Kind, nullInt(int64(d.Release)), nullInt(int64(d.FromRelease)), d.Status, d.Phase, d.Owner, d.Plan, d.Parent, d.StartedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("create deploy: %w", err)
 	}
@@ -189,7 +192,7 @@ func activate(ctx context.Context, tx *sql.Tx, app string, version int) error {
 	return err
 }
 
-const deployCols = `id, app, kind, COALESCE(release, 0), COALESCE(from_release, 0), status, phase, cutover, reason, owner, plan, started_at, ended_at`
+const deployCols = `id, app, kind, COALESCE(release, 0), COALESCE(from_release, 0), status, phase, cutover, reason, owner, plan, parent, started_at, ended_at`
 
 // GetDeploy returns a deploy with its steps.
 func (s *Store) GetDeploy(ctx context.Context, id int64) (*Deploy, error) {
@@ -220,6 +223,16 @@ func (s *Store) ListDeploys(ctx context.Context, app string, limit int) ([]*Depl
 		}
 	}
 	return out, nil
+}
+
+// ChildDeploy returns the record that ran for parent (a pipeline's deploy
+// stage), or nil when none was made.
+func (s *Store) ChildDeploy(ctx context.Context, parent int64) (*Deploy, error) {
+	d, err := scanDeploy(s.db.QueryRowContext(ctx, `SELECT `+deployCols+` FROM deploys WHERE parent = ? ORDER BY id LIMIT 1`, parent))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return d, err
 }
 
 // RunningDeploys returns the deploys that have not ended, oldest first
@@ -278,7 +291,7 @@ func scanDeploy(r scanner) (*Deploy, error) {
 	var d Deploy
 	var started int64
 	var ended sql.NullInt64
-	if err := r.Scan(&d.ID, &d.App, &d.Kind, &d.Release, &d.FromRelease, &d.Status, &d.Phase, &d.Cutover, &d.Reason, &d.Owner, &d.Plan, &started, &ended); err != nil {
+	if err := r.Scan(&d.ID, &d.App, &d.Kind, &d.Release, &d.FromRelease, &d.Status, &d.Phase, &d.Cutover, &d.Reason, &d.Owner, &d.Plan, &d.Parent, &started, &ended); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("deploy: %w", ErrNotFound)
 		}

@@ -180,6 +180,12 @@ CREATE TABLE notify_state (
 	`
 ALTER TABLE releases ADD COLUMN commit_info TEXT NOT NULL DEFAULT '';
 `,
+	// 7: the record an operation ran for (a pipeline's deploy stage: the
+	// pipeline's record); 0 when none.
+	`
+ALTER TABLE deploys ADD COLUMN parent INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deploys_parent ON deploys (parent) WHERE parent != 0;
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

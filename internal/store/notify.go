@@ -136,13 +136,17 @@ type FinishedDeploy struct {
 	Reason  string
 	Owner   string
 	EndedAt int64 // unix nanoseconds: the cursor
+	// Child is the record that ran for this one (a pipeline's deploy), 0
+	// when none.
+	Child int64
 }
 
 // DeploysEndedAfter returns the deploys that ended after t (unix ns), in
 // the order they ended.
 func (s *Store) DeploysEndedAfter(ctx context.Context, t int64, limit int) ([]FinishedDeploy, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, app, kind, COALESCE(release, 0), COALESCE(from_release, 0), status, reason, owner, ended_at
-		FROM deploys WHERE ended_at IS NOT NULL AND ended_at > ? ORDER BY ended_at LIMIT ?`, t, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, app, kind, COALESCE(release, 0), COALESCE(from_release, 0), status, reason, owner, ended_at,
+		COALESCE((SELECT MIN(c.id) FROM deploys c WHERE c.parent = deploys.id AND deploys.kind = ?), 0)
+		FROM deploys WHERE ended_at IS NOT NULL AND ended_at > ? ORDER BY ended_at LIMIT ?`, KindPipeline, t, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list finished deploys: %w", err)
 	}
@@ -150,7 +154,7 @@ func (s *Store) DeploysEndedAfter(ctx context.Context, t int64, limit int) ([]Fi
 	var out []FinishedDeploy
 	for rows.Next() {
 		var d FinishedDeploy
-		if err := rows.Scan(&d.ID, &d.App, &d.Kind, &d.Release, &d.From, &d.Status, &d.Reason, &d.Owner, &d.EndedAt); err != nil {
+		if err := rows.Scan(&d.ID, &d.App, &d.Kind, &d.Release, &d.From, &d.Status, &d.Reason, &d.Owner, &d.EndedAt, &d.Child); err != nil {
 			return nil, err
 		}
 		out = append(out, d)
