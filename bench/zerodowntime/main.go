@@ -27,9 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,9 +35,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/moorage/moorage/bench/internal/hello"
 	"github.com/moorage/moorage/bench/loadgen"
 )
 
@@ -102,11 +100,11 @@ type result struct {
 }
 
 func run(c config) (*result, error) {
-	root, err := repoRoot()
+	root, err := hello.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "moorage-zerodowntime-")
+	dir, err := hello.TempDir("moorage-zerodowntime-")
 	if err != nil {
 		return nil, err
 	}
@@ -115,58 +113,20 @@ func run(c config) (*result, error) {
 	}
 	bin := c.moorageBin
 	if bin == "" {
-		bin = filepath.Join(dir, "moorage")
-		fmt.Fprintln(os.Stderr, "building moorage…")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/moorage")
-		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("build moorage: %w", err)
+		if bin, err = hello.Build(root, dir); err != nil {
+			return nil, err
 		}
 	}
 	app := filepath.Join(dir, "hello")
-	if err := copyHello(filepath.Join(root, "examples", "hello"), app, c.fast); err != nil {
+	if err := hello.Copy(filepath.Join(root, "examples", "hello"), app, c.fast); err != nil {
 		return nil, err
 	}
-
-	// The server.
-	addr, err := freeAddr()
+	srv, err := hello.Start(bin, dir)
 	if err != nil {
 		return nil, err
 	}
-	dataDir := filepath.Join(dir, "data")
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	srv := exec.Command(bin, "server", "--data-dir", dataDir, "--http", addr, "--log-level", "info")
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		_ = srv.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = srv.Process.Kill()
-		}
-		killInstances(dataDir)
-	}()
-	env := append(os.Environ(), "MOORAGE_HOST=unix://"+filepath.Join(dataDir, "moorage.sock"))
-	if err := waitFor(30*time.Second, func() error {
-		cmd := exec.Command(bin, "version")
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err == nil && strings.Contains(string(out), "server: moorage") {
-			return nil
-		}
-		return fmt.Errorf("server not up: %v %s", err, out)
-	}); err != nil {
-		return nil, err
-	}
+	defer srv.Stop()
+	addr, env := srv.Addr, srv.Env
 
 	deployOnce := func(msg string, margin time.Duration) (deploy, error) {
 		if err := os.WriteFile(filepath.Join(app, "message.txt"), []byte(msg+"\n"), 0o644); err != nil {
@@ -179,7 +139,7 @@ func run(c config) (*result, error) {
 		return nil, fmt.Errorf("initial deploy: %w\n%s", err, d.output)
 	}
 	url := "http://" + addr + "/"
-	if err := waitFor(60*time.Second, func() error {
+	if err := hello.WaitFor(60*time.Second, func() error {
 		res, err := http.Get(url)
 		if err != nil {
 			return err
@@ -385,102 +345,4 @@ func okMark(ok bool) string {
 		return "✅"
 	}
 	return "❌"
-}
-
-// repoRoot finds the moorage module root from the working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/moorage/moorage\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the moorage repository")
-		}
-		dir = parent
-	}
-}
-
-// copyHello copies the example app (not its build output or data) and
-// applies the -fast edits.
-func copyHello(src, dst string, fast bool) error {
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if rel == "hello" || rel == "data" || strings.HasPrefix(rel, ".moorage") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil || !fast {
-		return err
-	}
-	p := filepath.Join(dst, "moorage.yaml")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	s := strings.Replace(string(b), "monitor: 5s", "monitor: 1s", 1)
-	s = strings.Replace(s, "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n", 1)
-	return os.WriteFile(p, []byte(s), 0o644)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func waitFor(timeout time.Duration, fn func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s: %w", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// killInstances stops what the server left running under dataDir (its
-// instances outlive it by design).
-func killInstances(dataDir string) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.Contains(string(env), dataDir) || strings.Contains(string(cmdline), dataDir) {
-			if p, err := os.FindProcess(pid); err == nil {
-				_ = p.Kill()
-			}
-		}
-	}
 }
