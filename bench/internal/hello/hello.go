@@ -95,13 +95,14 @@ func FreeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// WaitFor calls fn every 100 ms until it returns nil or timeout passes.
+// WaitFor calls fn every 100 ms until it returns nil or timeout passes,
+// or fn's error wraps errGaveUp.
 func WaitFor(timeout time.Duration, fn func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := fn()
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, errGaveUp) {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %s: %w", timeout, err)
@@ -129,8 +130,12 @@ type Server struct {
 	DataDir string   // under the directory Start was given
 	Env     []string // the environment of a client of this server
 	cmd     *exec.Cmd
+	exited  <-chan struct{} // closed once the server process has exited
 	log     *os.File
 }
+
+// errGaveUp, from a WaitFor condition, ends the wait at once.
+var errGaveUp = errors.New("gave up")
 
 // Start starts bin's server with its data dir and log under dir, and
 // waits until it answers.
@@ -143,14 +148,26 @@ func Start(bin, dir string) (*Server, error) {
 	if s.log, err = os.Create(filepath.Join(dir, "server.log")); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "server", "--data-dir", s.DataDir, "--http", addr, "--log-level", "info")
+	// Its own docker prefix: containers of another server on the same
+	// engine (another benchmark, a test) are never its to touch.
+	prefix := fmt.Sprintf("mb%x", time.Now().UnixNano()&0xffffff)
+	s.cmd = exec.Command(bin, "server", "--data-dir", s.DataDir, "--http", addr, "--https", "off", "--log-level", "info", "--docker-prefix", prefix)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		s.log.Close()
 		return nil, err
 	}
 	s.Env = append(os.Environ(), "MOORAGE_HOST=unix://"+filepath.Join(s.DataDir, "moorage.sock"))
+	exited := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(exited) }()
+	s.exited = exited
 	err = WaitFor(2*time.Minute, func() error {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(s.log.Name())
+			return fmt.Errorf("%w: the server exited:\n%s", errGaveUp, b)
+		default:
+		}
 		out, err := s.Command("version").CombinedOutput()
 		if err == nil && strings.Contains(string(out), "server: moorage") {
 			return nil
@@ -175,10 +192,8 @@ func (s *Server) Command(args ...string) *exec.Cmd {
 // dir (instances outlive their server by design).
 func (s *Server) Stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(60 * time.Second):
 		_ = s.cmd.Process.Kill()
 	}
