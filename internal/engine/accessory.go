@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -49,10 +51,8 @@ func (e *Engine) RestartAccessory(req AccessoryRestartRequest) *Op {
 				return &runInput{
 					app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
 					target: cur, from: cur, scale: a.Formation,
-					plan: func([]runtime.Instance) *Plan {
-						return &Plan{App: req.App, Kind: "accessory restart", Target: cur.ID(), From: cur.ID(), Steps: []Step{
-							{Kind: StepAccessory, Release: cur.ID(), Name: req.Name, Action: AccessoryRestart, Reason: "asked by " + req.Owner},
-						}}
+					plan: func([]runtime.Instance) *plan.Plan {
+						return plan.RestartAccessory(req.App, cur.ID(), req.Name, req.Owner)
 					},
 				}, "", nil
 			},
@@ -117,7 +117,7 @@ func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, 
 		}
 	}
 	declared := cur.Spec.Accessories[req.Name] != nil
-	in := AccessoryOpInput{App: req.App, Release: cur.ID(), Name: req.Name, Action: req.Action, Owner: req.Owner}
+	in := plan.AccessoryOpInput{App: req.App, Release: cur.ID(), Name: req.Name, Action: req.Action, Owner: req.Owner}
 	switch req.Action {
 	case AccessoryStop:
 		switch {
@@ -143,7 +143,7 @@ func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, 
 		}
 		if req.Volumes {
 			used := map[string]bool{}
-			for _, v := range volumeNames(cur.Spec) {
+			for _, v := range plan.VolumeNames(cur.Spec) {
 				used[v] = true
 			}
 			for _, v := range prev {
@@ -162,7 +162,7 @@ func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, 
 	return &runInput{
 		app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: a.Formation,
-		plan: func([]runtime.Instance) *Plan { return PlanAccessoryOp(in) },
+		plan: func([]runtime.Instance) *plan.Plan { return plan.AccessoryOp(in) },
 	}, "", nil
 }
 
@@ -246,7 +246,7 @@ func (e *Engine) setAccessoryStopped(ctx context.Context, app, name string, stop
 // starts. Unreadable, they are taken as all stopped: a plan that leaves an
 // accessory down is undone by `moorage accessory start`, one that starts a
 // stopped database is not.
-func (e *Engine) targetFor(ctx context.Context, rel *store.Release, scale map[string]int) *Target {
+func (e *Engine) targetFor(ctx context.Context, rel *store.Release, scale map[string]int) *plan.Target {
 	t := targetOf(rel, scale)
 	stopped, err := e.stoppedAccessories(ctx, rel.App)
 	if err != nil {
@@ -287,3 +287,11 @@ func (e *Engine) deleteVolumes(ctx context.Context, app string, names []string, 
 	}
 	return errors.Join(errs...)
 }
+
+// Accessory actions (internal/plan), as the API asks for them.
+const (
+	AccessoryStart   = plan.AccessoryStart
+	AccessoryRestart = plan.AccessoryRestart
+	AccessoryStop    = plan.AccessoryStop
+	AccessoryRemove  = plan.AccessoryRemove
+)

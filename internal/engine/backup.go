@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -70,7 +72,7 @@ func (e *Engine) CreateBackups(ctx context.Context, req BackupRequest, out io.Wr
 	type job struct{ kind, target string }
 	var jobs []job
 	if req.All || (len(req.Volumes) == 0 && len(req.Accessories) == 0) {
-		for _, v := range volumeNames(rel.Spec) {
+		for _, v := range plan.VolumeNames(rel.Spec) {
 			jobs = append(jobs, job{BackupVolume, v})
 		}
 		for _, name := range rel.Spec.AccessoryNames() {
@@ -83,12 +85,12 @@ func (e *Engine) CreateBackups(ctx context.Context, req BackupRequest, out io.Wr
 		}
 	}
 	known := map[string]bool{}
-	for _, v := range volumeNames(rel.Spec) {
+	for _, v := range plan.VolumeNames(rel.Spec) {
 		known[v] = true
 	}
 	for _, v := range req.Volumes {
 		if !known[v] {
-			return nil, fmt.Errorf("%s has no volume %q (volumes: %s)", req.App, v, strings.Join(volumeNames(rel.Spec), ", "))
+			return nil, fmt.Errorf("%s has no volume %q (volumes: %s)", req.App, v, strings.Join(plan.VolumeNames(rel.Spec), ", "))
 		}
 		jobs = append(jobs, job{BackupVolume, v})
 	}

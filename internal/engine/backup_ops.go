@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -73,25 +75,20 @@ func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store
 	return &runInput{
 		app: a, kind: store.KindRestore, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: a.Formation,
-		plan: func(observed []runtime.Instance) *Plan {
-			p := &Plan{App: req.App, Kind: "restore", Target: cur.ID(), From: cur.ID()}
+		plan: func(observed []runtime.Instance) *plan.Plan {
+			in := plan.RestoreInput{Backup: b.ID, Stop: stop, Converge: plan.ConvergeInput{App: req.App, Target: target, From: cur.ID(), Observed: observed}}
 			if len(stop) > 0 {
-				p.Steps = append(p.Steps, Step{Kind: StepStop, IDs: stop})
+				in.Converge.Specs = e.specsOf(ctx, req.App, observed)
+				in.Converge.Retention = e.retention(ctx, req.App, cur, cur.Version)
 			}
-			p.Steps = append(p.Steps, Step{Kind: StepRestore, Release: cur.ID(), Name: b.ID})
-			if len(stop) > 0 {
-				p.Steps = append(p.Steps, PlanConverge(ConvergeInput{App: req.App, Kind: "restore", Target: target,
-					From: cur.ID(), Observed: withoutIDs(observed, stop), Specs: e.specsOf(ctx, req.App, observed), Finish: true,
-					Retention: e.retention(ctx, req.App, cur, cur.Version)}).Steps...)
-			}
-			return p
+			return plan.Restore(in)
 		},
 	}, nil
 }
 
-// restoreStep is the executor's side of StepRestore.
-func (r *run) restoreStep(ctx context.Context, s Step, out *stepOutput) error {
-	b, err := r.e.st.GetBackup(ctx, s.Name)
+// restoreStep is the executor's side of plan.RestoreBackup.
+func (r *run) restoreStep(ctx context.Context, s plan.RestoreBackup, out *stepOutput) error {
+	b, err := r.e.st.GetBackup(ctx, s.Backup)
 	if err != nil {
 		return err
 	}
@@ -156,21 +153,6 @@ func (e *Engine) DeleteBackup(ctx context.Context, b *store.Backup) error {
 		return err
 	}
 	return e.st.DeleteBackup(ctx, b.ID)
-}
-
-// withoutIDs drops instances a plan is about to stop from what it sees.
-func withoutIDs(in []runtime.Instance, ids []string) []runtime.Instance {
-	drop := map[string]bool{}
-	for _, id := range ids {
-		drop[id] = true
-	}
-	var out []runtime.Instance
-	for _, x := range in {
-		if !drop[x.ID] {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // BackupOp runs CreateBackups as an operation: its output streams as

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/moorage/moorage/internal/api"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/plan"
 
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -183,7 +185,7 @@ func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, se
 	rel := &store.Release{
 		App: req.App, Cause: cause, Runtime: cur.Runtime, Artifact: cur.Artifact,
 		Spec: cur.Spec, SpecYAML: cur.SpecYAML, Config: cfg,
-		Formation: formation(cur.Spec, a.Formation), Source: src, Commit: cur.Commit,
+		Formation: plan.Formation(cur.Spec, a.Formation), Source: src, Commit: cur.Commit,
 	}
 	return &runInput{
 		app: a, kind: store.KindConfig, owner: req.Owner, rt: rt,

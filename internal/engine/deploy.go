@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -194,7 +196,7 @@ func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *
 		App: app, Cause: "deploy", Runtime: rtName,
 		Artifact: runtime.Artifact{Runtime: rtName},
 		Spec:     sp, SpecYAML: req.SpecYAML, Config: cfg,
-		Formation: formation(sp, a.Formation),
+		Formation: plan.Formation(sp, a.Formation),
 		Commit:    req.Commit,
 	}
 	return &runInput{
@@ -249,7 +251,7 @@ func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest
 	rel := &store.Release{
 		App: req.App, Cause: "rollback to " + src.ID(), Runtime: src.Runtime,
 		Artifact: src.Artifact, Spec: src.Spec, SpecYAML: src.SpecYAML, Config: src.Config,
-		Formation: formation(src.Spec, a.Formation),
+		Formation: plan.Formation(src.Spec, a.Formation),
 		Source:    src.Version, Commit: src.Commit,
 	}
 	return &runInput{
@@ -322,20 +324,6 @@ func (e *Engine) rollbackTargets(ctx context.Context, a *store.App) string {
 
 // formation is the replica count of every service: the spec's, overridden
 // by `moorage scale`.
-func formation(sp *spec.Spec, scale map[string]int) map[string]int {
-	f := map[string]int{}
-	for name, svc := range sp.Services {
-		f[name] = svc.Replicas
-		if n, ok := scale[name]; ok {
-			if svc.Singleton && n > 1 {
-				n = 1
-			}
-			f[name] = n
-		}
-	}
-	return f
-}
-
 func (e *Engine) configSnapshot(ctx context.Context, app string) (store.Config, error) {
 	vars, err := e.st.GetConfig(ctx, app)
 	if err != nil {
@@ -360,8 +348,8 @@ func specOf(r *store.Release) *spec.Spec {
 
 // targetOf is what a plan converges to for rel: its spec, and the replicas
 // of its services with the app's `moorage scale` overrides applied.
-func targetOf(rel *store.Release, scale map[string]int) *Target {
-	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: formation(rel.Spec, scale), AccessoryHash: map[string]string{},
+func targetOf(rel *store.Release, scale map[string]int) *plan.Target {
+	t := &plan.Target{Release: rel.ID(), Spec: rel.Spec, Formation: plan.Formation(rel.Spec, scale), AccessoryHash: map[string]string{},
 		ImageHealthcheck: rel.Artifact.Healthcheck, ImageHealthWait: rel.Artifact.HealthcheckWait}
 	for name, a := range rel.Spec.Accessories {
 		t.AccessoryHash[name] = accessoryHash(a)

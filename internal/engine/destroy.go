@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -77,8 +79,8 @@ func (e *Engine) Destroy(req DestroyRequest) *Op {
 }
 
 // destroyInput gathers what a destroy of app removes.
-func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Release, deleteData bool) (DestroyInput, map[string]*store.Release, error) {
-	in := DestroyInput{App: app, Active: storeID(active), DeleteData: deleteData}
+func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Release, deleteData bool) (plan.DestroyInput, map[string]*store.Release, error) {
+	in := plan.DestroyInput{App: app, Active: storeID(active), DeleteData: deleteData}
 	observed, err := e.observe(ctx, app)
 	if err != nil {
 		return in, nil, err
@@ -96,7 +98,7 @@ func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Rel
 		for _, h := range hostsOf(r.Spec) {
 			hosts[h] = true
 		}
-		for _, v := range volumeNames(r.Spec) {
+		for _, v := range plan.VolumeNames(r.Spec) {
 			vols[v] = true
 		}
 		if r.Artifact.Ref == "" || refs[r.Artifact.Ref] {
@@ -135,10 +137,10 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 	if err != nil {
 		return store.DeployFailed, fmt.Errorf("destroy %s: %w", app, err)
 	}
-	plan := PlanDestroy(in)
+	p := plan.Destroy(in)
 	if req.DryRun || !req.Yes {
 		op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("dry run of a destroy: %s; nothing changes", app)})
-		op.emit(planEvent("", plan))
+		op.emit(planEvent("", p))
 		if !req.Yes && !req.DryRun {
 			return store.DeployFailed, fmt.Errorf("destroying %s removes what the plan above says and cannot be undone: run `moorage apps destroy %s --yes`", app, app)
 		}
@@ -150,13 +152,13 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 		return store.DeployFailed, err
 	}
 	op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("destroy %s (active: %s), asked by %s", app, orNone(in.Active), req.Owner)})
-	op.emit(planEvent("", plan))
+	op.emit(planEvent("", p))
 	d := &destroyRun{e: e, op: op, app: app, rels: rels}
-	for i, s := range plan.Steps {
+	for i, s := range p.Steps {
 		if ctx.Err() != nil {
 			return "interrupted", ErrInterrupted
 		}
-		name := string(s.Kind)
+		name := string(s.Kind())
 		e.failpoint("before:destroy:" + name)
 		start := time.Now()
 		op.emit(Event{Type: EventStep, Seq: i + 1, Step: name, Detail: s.String()})
@@ -183,7 +185,7 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 
 // destroySummary says what a destroy deleted and what it kept, and how to
 // delete what it kept.
-func (e *Engine) destroySummary(ctx context.Context, app string, in DestroyInput) string {
+func (e *Engine) destroySummary(ctx context.Context, app string, in plan.DestroyInput) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s is destroyed: %d instances, %d artifacts, its routes and certificates, releases, deploys and config deleted", app, len(in.Observed), len(in.Artifacts))
 	if in.DeleteData {
@@ -237,10 +239,10 @@ type destroyRun struct {
 	rels map[string]*store.Release
 }
 
-func (d *destroyRun) step(ctx context.Context, s Step, out *stepOutput) error {
+func (d *destroyRun) step(ctx context.Context, s plan.Step, out *stepOutput) error {
 	e, app := d.e, d.app
-	switch s.Kind {
-	case StepUnroute:
+	switch s := s.(type) {
+	case plan.Unroute:
 		e.proxy.RemoveApp(app)
 		e.removeFront(app)
 		out.Printf("the proxy no longer serves %s", app)
@@ -252,12 +254,12 @@ func (d *destroyRun) step(ctx context.Context, s Step, out *stepOutput) error {
 			return err
 		}
 		return nil
-	case StepStop:
+	case plan.Stop:
 		r := &run{e: e, op: d.op}
 		return r.stop(ctx, s.IDs, out)
-	case StepArtifacts:
+	case plan.RemoveArtifacts:
 		var errs []error
-		for _, id := range s.IDs {
+		for _, id := range s.Releases {
 			rel := d.rels[id]
 			if rel == nil {
 				continue
@@ -274,8 +276,8 @@ func (d *destroyRun) step(ctx context.Context, s Step, out *stepOutput) error {
 			out.Printf("deleted the artifact of %s: %s", id, rel.Artifact.Ref)
 		}
 		return errors.Join(errs...)
-	case StepVolumes:
-		if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || s.Action != "all" {
+	case plan.DeleteVolumes:
+		if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || !s.All {
 			return err
 		}
 		var errs []error
@@ -291,7 +293,7 @@ func (d *destroyRun) step(ctx context.Context, s Step, out *stepOutput) error {
 			}
 		}
 		return errors.Join(errs...)
-	case StepBackups:
+	case plan.DeleteBackups:
 		var errs []error
 		for _, id := range s.IDs {
 			b, err := e.st.GetBackup(ctx, id)
@@ -315,13 +317,13 @@ func (d *destroyRun) step(ctx context.Context, s Step, out *stepOutput) error {
 			out.Printf("deleted backup %s (%s)", id, b.Path)
 		}
 		return errors.Join(errs...)
-	case StepForget:
-		if err := e.st.DeleteApp(ctx, app, s.Action != "keep"); err != nil {
+	case plan.Forget:
+		if err := e.st.DeleteApp(ctx, app, !s.KeepData); err != nil {
 			return err
 		}
 		e.proxy.SetMaintenance(app, nil)
 		out.Printf("forgot %s", app)
 		return nil
 	}
-	return fmt.Errorf("unknown destroy step %q", s.Kind)
+	return fmt.Errorf("unknown destroy step %q", s.Kind())
 }

@@ -75,3 +75,12 @@ func TestClaimHosts(t *testing.T) {
 		t.Fatalf("routed host: %v", err)
 	}
 }
+
+func mustSpec(t *testing.T, text string) *spec.Spec {
+	t.Helper()
+	sp, err := spec.Parse("moorage.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}

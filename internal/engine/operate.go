@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+
 	"github.com/moorage/moorage/internal/api"
 
 	"github.com/moorage/moorage/internal/store"

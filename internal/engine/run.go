@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -28,7 +30,7 @@ type runInput struct {
 	scale, fromScale map[string]int
 	// deploy is an existing record (scale, config); nil: create one.
 	// plan, when set, replaces PlanDeploy (scale converges in place).
-	plan func(observed []runtime.Instance) *Plan
+	plan func(observed []runtime.Instance) *plan.Plan
 	// hostsClaimed: the caller holds the claim on the hosts of target and
 	// from (claimHosts) until run returns.
 	hostsClaimed bool
@@ -49,7 +51,7 @@ type run struct {
 	from      *store.Release
 	rt        runtime.Runtime
 	ctxDir    string
-	cutover   bool              // the target was cut over (commit point passed)
+	cutOver   bool              // the target was cut over (commit point passed)
 	routed    map[string]string // routed instance id → release, after the last cutover
 	known     map[string]*store.Release
 	scale     map[string]int // overrides of the target
@@ -67,13 +69,13 @@ type run struct {
 
 // stepError is a failed step, with the instance that failed when one did.
 type stepError struct {
-	step     Step
+	step     plan.Step
 	instance string
 	err      error
 }
 
 func (s *stepError) Error() string {
-	return fmt.Sprintf("%s: %v", s.step.Kind, s.err)
+	return fmt.Sprintf("%s: %v", s.step.Kind(), s.err)
 }
 
 func (s *stepError) Unwrap() error { return s.err }
@@ -154,15 +156,13 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	plan := e.plan(ctx, in, rel, observed)
-	for _, s := range plan.Steps {
-		r.monitored = r.monitored || (s.Kind == StepMonitor && s.Release == rel.ID())
-	}
-	e.st.SetDeployPlan(ctx, d.ID, plan.String())
-	op.emit(planEvent(rel.ID(), plan))
-	warnStoppedAccessories(op, rel.ID(), plan)
+	p := e.plan(ctx, in, rel, observed)
+	r.monitored = p.Monitors(rel.ID())
+	e.st.SetDeployPlan(ctx, d.ID, p.String())
+	op.emit(planEvent(rel.ID(), p))
+	warnStoppedAccessories(op, rel.ID(), p)
 
-	if err := r.steps(ctx, plan.Steps); err != nil {
+	if err := r.steps(ctx, p.Steps); err != nil {
 		return r.fail(ctx, err)
 	}
 	if err := e.st.FinishDeploy(ctx, d.ID, store.DeploySucceeded, ""); err != nil {
@@ -173,7 +173,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 }
 
 // plan is the plan of in, whose target is rel, from what runs.
-func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, observed []runtime.Instance) *Plan {
+func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, observed []runtime.Instance) *plan.Plan {
 	if in.plan != nil {
 		return in.plan(observed)
 	}
@@ -181,7 +181,7 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 	if in.from != nil {
 		from = in.from.Version
 	}
-	return PlanDeploy(DeployInput{
+	return plan.Deploy(plan.DeployInput{
 		App: in.app.Name, Kind: in.kind, Target: *e.targetFor(ctx, rel, in.scale), From: storeID(in.from),
 		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
 		Retention: e.retention(ctx, in.app.Name, rel, from),
@@ -220,19 +220,17 @@ func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error
 	if err != nil {
 		return store.DeployFailed, err
 	}
-	plan := e.plan(ctx, in, &rel, observed)
-	op.emit(planEvent(rel.ID(), plan))
-	warnStoppedAccessories(op, rel.ID(), plan)
+	p := e.plan(ctx, in, &rel, observed)
+	op.emit(planEvent(rel.ID(), p))
+	warnStoppedAccessories(op, rel.ID(), p)
 	return StatusPlanned, nil
 }
 
 // warnStoppedAccessories warns that plan leaves accessories stopped with
 // `moorage accessory stop` stopped: services that need one may fail.
-func warnStoppedAccessories(op *Op, rel string, plan *Plan) {
-	for _, s := range plan.Steps {
-		if s.Kind == StepAccessory && s.Action == AccessoryStopped {
-			op.emit(Event{Type: EventWarn, Release: rel, Text: fmt.Sprintf("accessory %s is stopped (moorage accessory stop) and stays stopped: services that need it may fail; `moorage accessory start -a %s %s` starts it", s.Name, plan.App, s.Name)})
-		}
+func warnStoppedAccessories(op *Op, rel string, p *plan.Plan) {
+	for _, name := range p.StoppedAccessories() {
+		op.emit(Event{Type: EventWarn, Release: rel, Text: fmt.Sprintf("accessory %s is stopped (moorage accessory stop) and stays stopped: services that need it may fail; `moorage accessory start -a %s %s` starts it", name, p.App, name)})
 	}
 }
 
@@ -274,20 +272,20 @@ func (r *run) fail(ctx context.Context, cause error) (string, error) {
 
 	status, verb := store.DeployFailed, "undo"
 	kind := "undo"
-	if r.cutover {
+	if r.cutOver {
 		status, verb, kind = store.DeployRolledBack, "roll back to "+storeID(r.from), "revert"
 	}
 	r.op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("%s: %s", verb, describeTarget(r.from))})
 	observed, err := e.observe(ctx, app)
 	if err == nil {
-		var target *Target
+		var target *plan.Target
 		if r.from != nil {
 			target = e.targetFor(ctx, r.from, r.fromScale)
 		}
-		plan := PlanConverge(ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
-		r.op.emit(Event{Type: EventPlan, Text: plan.String()})
+		p := plan.Converge(plan.ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
+		r.op.emit(Event{Type: EventPlan, Text: p.String()})
 		r.undoing, r.prefix = true, kind+":"
-		err = r.steps(ctx, plan.Steps)
+		err = r.steps(ctx, p.Steps)
 	}
 	if err != nil {
 		// Undoing failed too: say so loudly; recovery retries at the next
@@ -316,7 +314,7 @@ func describeTarget(r *store.Release) string {
 }
 
 // steps executes steps in order, journaling each before acting.
-func (r *run) steps(ctx context.Context, steps []Step) error {
+func (r *run) steps(ctx context.Context, steps []plan.Step) error {
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			return ErrInterrupted
@@ -324,14 +322,14 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		if err := r.crashed(); err != nil {
 			return err
 		}
-		name := r.prefix + string(s.Kind)
+		name := r.prefix + string(s.Kind())
 		r.e.failpoint("before:" + name)
 		seq, err := r.e.st.StartStep(ctx, r.deploy.ID, name, s.String())
 		if err != nil {
 			return err
 		}
 		start := time.Now()
-		r.op.emit(Event{Type: EventStep, Seq: seq, Step: name, Detail: s.String(), Release: s.Release})
+		r.op.emit(Event{Type: EventStep, Seq: seq, Step: name, Detail: s.String(), Release: s.ReleaseID()})
 		out := newStepOutput(r.op, seq, name)
 		out.first = func() { r.e.failpoint("during:" + name) }
 		err = r.step(ctx, s, out)
@@ -342,7 +340,7 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		}
 		fctx := context.WithoutCancel(ctx)
 		r.e.st.FinishStep(fctx, r.deploy.ID, seq, outcome, out.String())
-		r.op.emit(Event{Type: EventStepDone, Seq: seq, Step: name, Detail: s.String(), Outcome: outcome, Duration: time.Since(start), Release: s.Release})
+		r.op.emit(Event{Type: EventStepDone, Seq: seq, Step: name, Detail: s.String(), Outcome: outcome, Duration: time.Since(start), Release: s.ReleaseID()})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ErrInterrupted
@@ -369,44 +367,44 @@ func (r *run) crashed() error {
 	}
 }
 
-func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
-	switch s.Kind {
-	case StepBuild:
+func (r *run) step(ctx context.Context, s plan.Step, out *stepOutput) error {
+	switch s := s.(type) {
+	case plan.Build:
 		return r.build(ctx, out)
-	case StepPrepare:
+	case plan.Prepare:
 		return r.prepare(ctx, s, out)
-	case StepAccessory:
+	case plan.Accessory:
 		return r.accessory(ctx, s, out)
-	case StepRelease, StepCheck:
+	case plan.Task:
 		return r.task(ctx, s, out)
-	case StepStart:
+	case plan.Start:
 		return r.start(ctx, s, out)
-	case StepRoute:
-		return r.route(ctx, s, out, false)
-	case StepCutover:
-		return r.route(ctx, s, out, true)
-	case StepStop:
+	case plan.Route:
+		return r.route(ctx, s, out)
+	case plan.Cutover:
+		return r.cutover(ctx, s, out)
+	case plan.Stop:
 		return r.stop(ctx, s.IDs, out)
-	case StepSingleton:
+	case plan.Singleton:
 		return r.singleton(ctx, s, out)
-	case StepMonitor:
+	case plan.Monitor:
 		return r.monitor(ctx, s, out)
-	case StepDrain:
+	case plan.Drain:
 		return r.drain(ctx, s, out)
-	case StepActivate:
+	case plan.Activate:
 		return r.activate(ctx, s, out)
-	case StepAdopt:
+	case plan.Adopt:
 		return r.adopt(ctx, s)
-	case StepPrune:
+	case plan.Prune:
 		return r.prune(ctx, s, out)
-	case StepRestore:
+	case plan.RestoreBackup:
 		return r.restoreStep(ctx, s, out)
-	case StepMaintenance:
+	case plan.Maintenance:
 		return r.maintenanceStep(ctx, s, out)
-	case StepVolumes:
+	case plan.DeleteVolumes:
 		return r.e.deleteVolumes(ctx, r.rel.App, s.Volumes, out)
 	}
-	return fmt.Errorf("unknown step %q", s.Kind)
+	return fmt.Errorf("unknown step %q", s.Kind())
 }
 
 // release resolves a release ID named by a step.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -84,8 +86,8 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 	return &runInput{
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,
-		plan: func(observed []runtime.Instance) *Plan {
-			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed), Finish: true,
+		plan: func(observed []runtime.Instance) *plan.Plan {
+			return plan.Scale(plan.ConvergeInput{App: req.App, Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed),
 				Retention: e.retention(ctx, req.App, cur, cur.Version)})
 		},
 	}, nil

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/moorage/moorage/internal/api"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moorage/moorage/internal/api"
 
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/health"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
@@ -43,7 +45,7 @@ func buildEnv(sp *spec.Spec, cfg store.Config) map[string]string {
 	return runtime.Merge(sp.Env, runtime.EscapeEnv(cfg.Env))
 }
 
-func (r *run) prepare(ctx context.Context, s Step, out *stepOutput) error {
+func (r *run) prepare(ctx context.Context, s plan.Prepare, out *stepOutput) error {
 	if err := r.rt.EnsureNetwork(ctx, r.rel.App); err != nil {
 		return err
 	}
@@ -55,7 +57,7 @@ func (r *run) prepare(ctx context.Context, s Step, out *stepOutput) error {
 	return nil
 }
 
-func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
+func (r *run) accessory(ctx context.Context, s plan.Accessory, out *stepOutput) error {
 	rel, err := r.release(ctx, s.Release)
 	if err != nil {
 		return err
@@ -63,11 +65,11 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 	acc := rel.Spec.Accessories[s.Name]
 	id := runtime.InstanceID(rel.App, s.Name, "", 0, runtime.KindAccessory)
 	switch s.Action {
-	case AccessoryKeep, AccessoryStopped:
+	case plan.AccessoryKeep, plan.AccessoryStopped:
 		out.Printf("%s: %s", s.Name, s.Reason)
 		return nil
-	case AccessoryStop, AccessoryRemove:
-		if s.Action == AccessoryStop {
+	case plan.AccessoryStop, plan.AccessoryRemove:
+		if s.Action == plan.AccessoryStop {
 			// Recorded first: whatever happens next, no plan starts it
 			// again until `moorage accessory start`.
 			if err := r.e.setAccessoryStopped(ctx, rel.App, s.Name, true); err != nil {
@@ -78,7 +80,7 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 			return fmt.Errorf("accessory %s: %w", s.Name, err)
 		}
 		out.Printf("stopped %s", id)
-		if s.Action == AccessoryRemove {
+		if s.Action == plan.AccessoryRemove {
 			if err := r.e.setAccessoryStopped(ctx, rel.App, s.Name, false); err != nil {
 				return err
 			}
@@ -93,7 +95,7 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 	if err != nil {
 		return err
 	}
-	if s.Action == AccessoryRestart {
+	if s.Action == plan.AccessoryRestart {
 		out.Printf("restarting %s: %s", s.Name, s.Reason)
 	}
 	// Start or restart: whatever is there (exited, or the old spec) goes.
@@ -117,14 +119,9 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 		return &instanceError{id: id, err: fmt.Errorf("start accessory %s: %w", s.Name, err)}
 	}
 	r.e.st.SetInstanceState(ctx, id, store.InstanceRunning)
-	g := Gate{Kind: "tcp", Interval: time.Second, Within: spec.DefaultStartPeriod}
-	if acc.Health != nil {
-		g = gateForHealth(acc.Health)
-	} else if in.Addr == "" {
-		g = Gate{Kind: "min_ready", Within: time.Second}
-	}
+	g := plan.AccessoryGate(acc.Health, in.Addr != "")
 	out.Printf("started %s, waiting until %s", id, g)
-	if err := r.gate(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(acc.Health)}}); err != nil {
+	if err := r.gate(ctx, []gated{{in: in, gate: g, timeout: plan.HealthTimeout(acc.Health)}}); err != nil {
 		return err
 	}
 	out.Printf("%s is ready", s.Name)
@@ -132,29 +129,12 @@ func (r *run) accessory(ctx context.Context, s Step, out *stepOutput) error {
 	return r.e.setAccessoryStopped(ctx, rel.App, s.Name, false)
 }
 
-func gateForHealth(h *spec.Health) Gate {
-	switch {
-	case h.Path != "":
-		return Gate{Kind: "http", Path: h.Path, Interval: h.Interval, Within: h.StartPeriod}
-	case len(h.Command) > 0:
-		return Gate{Kind: "command", Command: h.Command, Interval: h.Interval, Within: h.StartPeriod}
-	}
-	return Gate{Kind: "tcp", Interval: h.Interval, Within: h.StartPeriod}
-}
-
-func healthTimeout(h *spec.Health) time.Duration {
-	if h == nil || h.Timeout <= 0 {
-		return spec.DefaultHealthTimeout
-	}
-	return h.Timeout
-}
-
-func (r *run) task(ctx context.Context, s Step, out *stepOutput) error {
+func (r *run) task(ctx context.Context, s plan.Task, out *stepOutput) error {
 	rel, err := r.release(ctx, s.Release)
 	if err != nil {
 		return err
 	}
-	label := fmt.Sprintf("%s-%d", s.Kind, s.Task+1)
+	label := fmt.Sprintf("%s-%d", s.Kind(), s.Index+1)
 	env, err := r.env(ctx, rel, "")
 	if err != nil {
 		return err
@@ -173,12 +153,12 @@ func (r *run) task(ctx context.Context, s Step, out *stepOutput) error {
 	code, err := r.rt.Run(ctx, runtime.RunSpec{InstanceSpec: is, Timeout: s.Timeout, Stdout: out, Stderr: out})
 	if err != nil {
 		if errors.Is(err, runtime.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("%s task %d `%s` did not finish within %s: %w", s.Kind, s.Task+1, strings.Join(s.Command, " "), s.Timeout, err)
+			return fmt.Errorf("%s task %d `%s` did not finish within %s: %w", s.Kind(), s.Index+1, strings.Join(s.Command, " "), s.Timeout, err)
 		}
-		return fmt.Errorf("%s task %d `%s`: %w", s.Kind, s.Task+1, strings.Join(s.Command, " "), err)
+		return fmt.Errorf("%s task %d `%s`: %w", s.Kind(), s.Index+1, strings.Join(s.Command, " "), err)
 	}
 	if code != 0 {
-		return fmt.Errorf("%s task %d `%s` exited with status %d", s.Kind, s.Task+1, strings.Join(s.Command, " "), code)
+		return fmt.Errorf("%s task %d `%s` exited with status %d", s.Kind(), s.Index+1, strings.Join(s.Command, " "), code)
 	}
 	return nil
 }
@@ -193,7 +173,7 @@ func firstService(sp *spec.Spec) *spec.Service {
 // gated is an instance waiting for its gate.
 type gated struct {
 	in      runtime.Instance
-	gate    Gate
+	gate    plan.Gate
 	timeout time.Duration
 	host    string // Host of an HTTP gate: the route's, as the proxy's checks send it
 }
@@ -207,7 +187,7 @@ func probeHost(sp *spec.Spec, service string) string {
 	return ""
 }
 
-func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
+func (r *run) start(ctx context.Context, s plan.Start, out *stepOutput) error {
 	var wait []gated
 	ids := map[string]bool{}
 	for _, st := range s.Starts {
@@ -221,7 +201,7 @@ func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
 		rel     *store.Release
 		service string
 		idx     int
-		gate    Gate
+		gate    plan.Gate
 		timeout time.Duration
 	}
 	var jobs []job
@@ -236,7 +216,7 @@ func (r *run) start(ctx context.Context, s Step, out *stepOutput) error {
 			out.Printf("%s: %s", st.Service, g)
 		}
 		for _, idx := range st.Indices {
-			jobs = append(jobs, job{rel: rel, service: st.Service, idx: idx, gate: g, timeout: healthTimeout(svc.Health)})
+			jobs = append(jobs, job{rel: rel, service: st.Service, idx: idx, gate: g, timeout: plan.HealthTimeout(svc.Health)})
 		}
 	}
 	// Instances start side by side (a container takes a second or more to
@@ -464,13 +444,25 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// route points the proxy at the step's instances. A cutover the plan marks
-// as the commit point (Step.Commit: the target of a deploy, rollback,
-// config change, scale or restore) records the target as active; any
-// other cutover (undo, revert, recovery) makes its release the active one
-// again.
-func (r *run) route(ctx context.Context, s Step, out *stepOutput, cutover bool) error {
-	rel, err := r.release(ctx, s.Release)
+// route points the proxy at instances that run already (recovery).
+func (r *run) route(ctx context.Context, s plan.Route, out *stepOutput) error {
+	return r.routeTo(ctx, s.Release, s.Routes, out, false, false)
+}
+
+// cutover swaps every route of the app to the step's instances. A cutover
+// the plan marks as the commit point (Cutover.Commit: the target of a
+// deploy, rollback, config change, scale or restore) records the target
+// as active; any other cutover (undo, revert, recovery) makes its release
+// the active one again.
+func (r *run) cutover(ctx context.Context, s plan.Cutover, out *stepOutput) error {
+	return r.routeTo(ctx, s.Release, s.Routes, out, true, s.Commit)
+}
+
+// routeTo points the proxy at routes, instances of release; a cutover
+// also records which release is active (commit: the operation's target,
+// at its commit point).
+func (r *run) routeTo(ctx context.Context, release string, routes []string, out *stepOutput, cutover, commit bool) error {
+	rel, err := r.release(ctx, release)
 	if err != nil {
 		return err
 	}
@@ -482,11 +474,11 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, cutover bool) 
 	if err != nil {
 		return err
 	}
-	rts, err := routesFor(rel, s.Routes, observed, static)
+	rts, err := routesFor(rel, routes, observed, static)
 	if err != nil {
 		return err
 	}
-	for _, id := range s.Routes {
+	for _, id := range routes {
 		r.routed[id] = rel.ID()
 	}
 	if !cutover {
@@ -496,7 +488,7 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, cutover bool) 
 		if err := r.e.proxy.SetApp(rel.App, rts); err != nil {
 			return fmt.Errorf("route %s: %w", rel.App, err)
 		}
-		out.Printf("routing to %s", listOrNone(s.Routes))
+		out.Printf("routing to %s", listOrNone(routes))
 		return nil
 	}
 	// The operation claims the hosts of this release (claimHosts), so no
@@ -507,7 +499,7 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, cutover bool) 
 	// Commit first: once the store says the target is active, a crash at
 	// any later point is finished by recovery (which routes to it), and a
 	// failure before this line changed nothing.
-	main := s.Commit
+	main := commit
 	if main && (rel != r.rel || r.undoing) {
 		return fmt.Errorf("bad plan: the commit point of %s is a cutover to %s", r.rel.ID(), rel.ID())
 	}
@@ -525,9 +517,9 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, cutover bool) 
 		return err
 	}
 	if main {
-		r.cutover = true
+		r.cutOver = true
 	}
-	r.e.failpoint("commit:" + r.prefix + string(s.Kind))
+	r.e.failpoint("commit:" + r.prefix + string(plan.KindCutover))
 	if err := r.e.setFront(rel); err != nil {
 		// Checked above; only a certificate file changed since can fail.
 		out.Printf("warning: %v", err)
@@ -535,7 +527,7 @@ func (r *run) route(ctx context.Context, s Step, out *stepOutput, cutover bool) 
 	if err := r.e.proxy.SetApp(rel.App, rts); err != nil {
 		return fmt.Errorf("route %s: %w", rel.App, err)
 	}
-	out.Printf("%s now serves (%d web instances)", rel.ID(), len(s.Routes))
+	out.Printf("%s now serves (%d web instances)", rel.ID(), len(routes))
 	return nil
 }
 
@@ -671,11 +663,11 @@ func (r *run) removeInstance(ctx context.Context, id string) error {
 // was unrouted by the cutover, so its requests are held by the proxy: its
 // old instance drains first, and the new one is routed once it passes its
 // health check.
-func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
-	if s.Routed && len(s.IDs) > 0 {
-		r.drainIDs(ctx, s.IDs, s.Timeout, out)
+func (r *run) singleton(ctx context.Context, s plan.Singleton, out *stepOutput) error {
+	if s.Routed && len(s.Old) > 0 {
+		r.drainIDs(ctx, s.Old, s.Drain, out)
 	}
-	if err := r.stop(ctx, s.IDs, out); err != nil {
+	if err := r.stop(ctx, s.Old, out); err != nil {
 		return err
 	}
 	if s.SkipStart {
@@ -699,14 +691,14 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 		out.Printf("%s: %s", s.Service, g)
 	}
 	if g.Kind != "started" {
-		if err := r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: healthTimeout(svc.Health), host: probeHost(rel.Spec, s.Service)}}, w, out); err != nil {
+		if err := r.gateWatching(ctx, []gated{{in: in, gate: g, timeout: plan.HealthTimeout(svc.Health), host: probeHost(rel.Spec, s.Service)}}, w, out); err != nil {
 			return err
 		}
 	}
 	if !s.Routed {
 		return nil
 	}
-	return r.route(ctx, Step{Kind: StepRoute, Release: s.Release, Routes: s.Routes}, out, false)
+	return r.routeTo(ctx, s.Release, s.Routes, out, false, false)
 }
 
 // monitor watches the target for the monitor window: a crash of any of its
@@ -716,14 +708,14 @@ func (r *run) singleton(ctx context.Context, s Step, out *stepOutput) error {
 // Crashes are watched from the cutover on (run.crashes): the steps between
 // the cutover and the monitor (a stop-first web starting, old workers
 // stopping) take time, and traffic already reaches the target then.
-func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
+func (r *run) monitor(ctx context.Context, s plan.Monitor, out *stepOutput) error {
 	w := r.crashes
 	if w == nil || s.Release != r.rel.ID() {
 		var unwatch func()
 		w, unwatch = r.e.watch(crashOf(r.rel.App, s.Release))
 		defer unwatch()
 	}
-	deadline := time.NewTimer(s.Duration)
+	deadline := time.NewTimer(s.For)
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -732,7 +724,7 @@ func (r *run) monitor(ctx context.Context, s Step, out *stepOutput) error {
 		case <-ctx.Done():
 			return ErrInterrupted
 		case <-deadline.C:
-			out.Printf("%s stayed healthy for %s", s.Release, s.Duration)
+			out.Printf("%s stayed healthy for %s", s.Release, s.For)
 			if w == r.crashes && r.unwatchCrashes != nil {
 				// The window is over: a later crash is restarted like any
 				// other, it no longer rolls the deploy back.
@@ -776,7 +768,7 @@ func crashOf(app, release string) func(runtime.Event) bool {
 // traffic to the failed instance meanwhile.
 const crashAttribution = 2 * time.Second
 
-func (r *run) drain(ctx context.Context, s Step, out *stepOutput) error {
+func (r *run) drain(ctx context.Context, s plan.Drain, out *stepOutput) error {
 	r.drainIDs(ctx, s.IDs, s.Timeout, out)
 	return r.stop(ctx, s.IDs, out)
 }
@@ -797,7 +789,7 @@ func (r *run) drainIDs(ctx context.Context, ids []string, timeout time.Duration,
 	}
 }
 
-func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
+func (r *run) activate(ctx context.Context, s plan.Activate, out *stepOutput) error {
 	rel, err := r.release(ctx, s.Release)
 	if err != nil {
 		return err
@@ -807,7 +799,7 @@ func (r *run) activate(ctx context.Context, s Step, out *stepOutput) error {
 
 // adopt makes the app's config follow the release the operation activated
 // (see adoptConfig).
-func (r *run) adopt(ctx context.Context, s Step) error {
+func (r *run) adopt(ctx context.Context, s plan.Adopt) error {
 	rel, err := r.release(ctx, s.Release)
 	if err != nil {
 		return err
@@ -818,8 +810,8 @@ func (r *run) adopt(ctx context.Context, s Step) error {
 // prune removes the artifacts of the releases the plan lists (those
 // beyond the retention window once the target is active), and old logs; a
 // failure is a warning, the operation has succeeded.
-func (r *run) prune(ctx context.Context, s Step, out *stepOutput) error {
-	if s.Prune == nil { // planned without the history: decided here
+func (r *run) prune(ctx context.Context, s plan.Prune, out *stepOutput) error {
+	if s.Releases == nil { // planned without the history: decided here
 		freed, err := r.e.pruneArtifacts(ctx, r.rel.App)
 		for _, f := range freed {
 			out.Printf("pruned %s", f)
@@ -829,7 +821,7 @@ func (r *run) prune(ctx context.Context, s Step, out *stepOutput) error {
 		}
 		return nil
 	}
-	for _, id := range s.Prune {
+	for _, id := range s.Releases {
 		rel, err := r.release(ctx, id)
 		if err != nil {
 			out.Printf("warning: pruning %s: %v", id, err)
@@ -857,13 +849,14 @@ func (r *run) prune(ctx context.Context, s Step, out *stepOutput) error {
 // from: the app's releases, and which of the artifacts it would prune are
 // gone already (asked of their runtimes; one that cannot say counts as
 // there, and its removal is tried).
-func (e *Engine) retention(ctx context.Context, app string, target *store.Release, from int) *Retention {
+func (e *Engine) retention(ctx context.Context, app string, target *store.Release, from int) *plan.Retention {
 	history, err := e.st.ListReleases(ctx, app)
 	if err != nil {
 		return nil // the executor decides
 	}
-	ret := &Retention{History: history, Target: target, From: from, Gone: map[string]bool{}}
-	for _, rel := range pruneList(ret) {
+	t := windowRelease(target)
+	ret := &plan.Retention{History: windowReleases(history), Target: &t, From: from, Gone: map[string]bool{}}
+	for _, rel := range plan.PruneList(ret) {
 		if rt, err := e.Runtime(rel.Artifact.Runtime); err == nil {
 			if ok, err := rt.ArtifactExists(ctx, rel.Artifact); err == nil && !ok {
 				ret.Gone[rel.Artifact.Ref] = true
@@ -885,4 +878,11 @@ func (e *Engine) pruneArtifacts(ctx context.Context, app string) ([]string, erro
 		freed = append(freed, fmt.Sprintf("%s (%s)", a.Release, a.Ref))
 	}
 	return freed, err
+}
+
+func listOrNone(ids []string) string {
+	if len(ids) == 0 {
+		return "(none)"
+	}
+	return strings.Join(ids, " ")
 }
