@@ -153,7 +153,9 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 	}
 	op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("destroy %s (active: %s), asked by %s", app, orNone(in.Active), req.Owner)})
 	op.emit(planEvent("", p))
-	d := &destroyRun{e: e, op: op, app: app, rels: rels}
+	// Executed by the same handlers as any plan, with no journal of its
+	// own: its record is the audit's entry.
+	r := &run{e: e, op: op, rel: &store.Release{App: app}, known: rels, routed: map[string]string{}}
 	for i, s := range p.Steps {
 		if ctx.Err() != nil {
 			return "interrupted", ErrInterrupted
@@ -163,7 +165,7 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 		start := time.Now()
 		op.emit(Event{Type: EventStep, Seq: i + 1, Step: name, Detail: s.String()})
 		out := newStepOutput(op, i+1, name)
-		err := d.step(ctx, s, out)
+		err := r.step(ctx, s, out)
 		outcome := store.StepOK
 		if err != nil {
 			outcome = store.StepFailed
@@ -231,99 +233,100 @@ func (e *Engine) volumeWhere(ctx context.Context, app, name string) string {
 	return strings.Join(out, "; ")
 }
 
-// destroyRun executes a destroy plan. Every step is idempotent.
-type destroyRun struct {
-	e    *Engine
-	op   *Op
-	app  string
-	rels map[string]*store.Release
+// The handlers of destroy's steps (handlers.go). Every one is idempotent:
+// a destroy a crash interrupted is finished by running it again.
+
+func (r *run) unroute(ctx context.Context, s plan.Unroute, out *stepOutput) error {
+	e, app := r.e, r.rel.App
+	e.proxy.RemoveApp(app)
+	e.removeFront(app)
+	out.Printf("the proxy no longer serves %s", app)
+	if e.certs != nil {
+		gone, err := e.certs.DeleteCertificates(s.Hosts)
+		for _, g := range gone {
+			out.Printf("deleted certificate %s", g)
+		}
+		return err
+	}
+	return nil
 }
 
-func (d *destroyRun) step(ctx context.Context, s plan.Step, out *stepOutput) error {
-	e, app := d.e, d.app
-	switch s := s.(type) {
-	case plan.Unroute:
-		e.proxy.RemoveApp(app)
-		e.removeFront(app)
-		out.Printf("the proxy no longer serves %s", app)
-		if e.certs != nil {
-			gone, err := e.certs.DeleteCertificates(s.Hosts)
-			for _, g := range gone {
-				out.Printf("deleted certificate %s", g)
-			}
-			return err
+func (r *run) removeArtifacts(ctx context.Context, s plan.RemoveArtifacts, out *stepOutput) error {
+	var errs []error
+	for _, id := range s.Releases {
+		rel := r.known[id]
+		if rel == nil {
+			continue
 		}
-		return nil
-	case plan.Stop:
-		r := &run{e: e, op: d.op}
-		return r.stop(ctx, s.IDs, out)
-	case plan.RemoveArtifacts:
-		var errs []error
-		for _, id := range s.Releases {
-			rel := d.rels[id]
-			if rel == nil {
-				continue
-			}
-			rt, err := e.Runtime(rel.Artifact.Runtime)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := rt.RemoveArtifact(ctx, rel.Artifact); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("artifact of %s: %w", id, err))
-				continue
-			}
-			out.Printf("deleted the artifact of %s: %s", id, rel.Artifact.Ref)
+		rt, err := r.e.Runtime(rel.Artifact.Runtime)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		return errors.Join(errs...)
-	case plan.DeleteVolumes:
-		if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || !s.All {
-			return err
+		if err := rt.RemoveArtifact(ctx, rel.Artifact); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("artifact of %s: %w", id, err))
+			continue
 		}
-		var errs []error
-		for _, rt := range e.runtimes {
-			if dr, ok := rt.(runtime.AppDataRemover); ok {
-				gone, err := dr.RemoveAppData(ctx, app)
-				for _, g := range gone {
-					out.Printf("deleted %s (%s)", g, rt.Name())
-				}
-				if err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-		return errors.Join(errs...)
-	case plan.DeleteBackups:
-		var errs []error
-		for _, id := range s.IDs {
-			b, err := e.st.GetBackup(ctx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if b.Path != "" {
-				if err := os.RemoveAll(b.Path); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-			}
-			if err := e.st.DeleteBackup(ctx, id); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out.Printf("deleted backup %s (%s)", id, b.Path)
-		}
-		return errors.Join(errs...)
-	case plan.Forget:
-		if err := e.st.DeleteApp(ctx, app, !s.KeepData); err != nil {
-			return err
-		}
-		e.proxy.SetMaintenance(app, nil)
-		out.Printf("forgot %s", app)
-		return nil
+		out.Printf("deleted the artifact of %s: %s", id, rel.Artifact.Ref)
 	}
-	return fmt.Errorf("unknown destroy step %q", s.Kind())
+	return errors.Join(errs...)
+}
+
+// deleteVolumes deletes the step's volumes; All (a destroy) also the rest
+// of the app's data a runtime keeps.
+func (r *run) deleteVolumes(ctx context.Context, s plan.DeleteVolumes, out *stepOutput) error {
+	e, app := r.e, r.rel.App
+	if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || !s.All {
+		return err
+	}
+	var errs []error
+	for _, rt := range e.runtimes {
+		if dr, ok := rt.(runtime.AppDataRemover); ok {
+			gone, err := dr.RemoveAppData(ctx, app)
+			for _, g := range gone {
+				out.Printf("deleted %s (%s)", g, rt.Name())
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *run) deleteBackups(ctx context.Context, s plan.DeleteBackups, out *stepOutput) error {
+	e := r.e
+	var errs []error
+	for _, id := range s.IDs {
+		b, err := e.st.GetBackup(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b.Path != "" {
+			if err := os.RemoveAll(b.Path); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := e.st.DeleteBackup(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.Printf("deleted backup %s (%s)", id, b.Path)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *run) forget(ctx context.Context, s plan.Forget, out *stepOutput) error {
+	e, app := r.e, r.rel.App
+	if err := e.st.DeleteApp(ctx, app, !s.KeepData); err != nil {
+		return err
+	}
+	e.proxy.SetMaintenance(app, nil)
+	out.Printf("forgot %s", app)
+	return nil
 }

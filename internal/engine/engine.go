@@ -1,6 +1,7 @@
 // Package engine implements the deploy contract: deploys, rollbacks and
-// crash recovery, each as a pure plan (plan.go) that an executor follows
-// step by step, journaling every step in the store before acting.
+// crash recovery, each as a pure plan (internal/plan) that an executor
+// follows step by step, journaling every step in the store before acting
+// and handing it to the handler registered for its kind (handlers.go).
 package engine
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
+	"github.com/moorage/moorage/internal/plan"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -83,6 +85,9 @@ type Engine struct {
 	closed   bool
 
 	failpoints map[string]bool
+
+	handlersMu sync.RWMutex
+	handlers   map[plan.Kind]StepHandler // see Handle
 }
 
 // New returns an engine. Call Start to recover and begin watching runtimes.
@@ -109,6 +114,7 @@ func New(opts Options) *Engine {
 		lockWake:   make(chan struct{}),
 		watchers:   map[*watcher]struct{}{},
 		failpoints: parseFailpoints(os.Getenv("MOORAGE_FAILPOINTS")),
+		handlers:   builtinHandlers(),
 	}
 	return e
 }

@@ -367,44 +367,13 @@ func (r *run) crashed() error {
 	}
 }
 
+// step hands s to the handler registered for its kind.
 func (r *run) step(ctx context.Context, s plan.Step, out *stepOutput) error {
-	switch s := s.(type) {
-	case plan.Build:
-		return r.build(ctx, out)
-	case plan.Prepare:
-		return r.prepare(ctx, s, out)
-	case plan.Accessory:
-		return r.accessory(ctx, s, out)
-	case plan.Task:
-		return r.task(ctx, s, out)
-	case plan.Start:
-		return r.start(ctx, s, out)
-	case plan.Route:
-		return r.route(ctx, s, out)
-	case plan.Cutover:
-		return r.cutover(ctx, s, out)
-	case plan.Stop:
-		return r.stop(ctx, s.IDs, out)
-	case plan.Singleton:
-		return r.singleton(ctx, s, out)
-	case plan.Monitor:
-		return r.monitor(ctx, s, out)
-	case plan.Drain:
-		return r.drain(ctx, s, out)
-	case plan.Activate:
-		return r.activate(ctx, s, out)
-	case plan.Adopt:
-		return r.adopt(ctx, s)
-	case plan.Prune:
-		return r.prune(ctx, s, out)
-	case plan.RestoreBackup:
-		return r.restoreStep(ctx, s, out)
-	case plan.Maintenance:
-		return r.maintenanceStep(ctx, s, out)
-	case plan.DeleteVolumes:
-		return r.e.deleteVolumes(ctx, r.rel.App, s.Volumes, out)
+	h := r.e.handler(s.Kind())
+	if h == nil {
+		return fmt.Errorf("unknown step %q", s.Kind())
 	}
-	return fmt.Errorf("unknown step %q", s.Kind())
+	return h(ctx, &Exec{r: r, out: out}, s)
 }
 
 // release resolves a release ID named by a step.
