@@ -32,7 +32,7 @@ func (e *Engine) RestartAccessory(req AccessoryRestartRequest) *Op {
 			App: req.App, Owner: req.Owner, Lock: "restart accessory " + req.Name, Wait: req.Wait, DryRun: req.DryRun,
 			NotDeployed: func() error { return fmt.Errorf("%s: %w", req.App, ErrNotDeployed) },
 			Check:       e.refuseDestroying(req.App, "restart accessory"),
-			Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 				a, cur := l.App, l.Active
 				if cur.Spec.Accessories[req.Name] == nil {
 					return nil, "", noAccessory(cur, req.Name)
@@ -48,7 +48,7 @@ func (e *Engine) RestartAccessory(req AccessoryRestartRequest) *Op {
 				if err != nil {
 					return nil, "", err
 				}
-				return &runInput{
+				return &execInput{
 					app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
 					target: cur, from: cur, scale: a.Formation,
 					plan: func([]runtime.Instance) *plan.Plan {
@@ -92,14 +92,14 @@ func (e *Engine) AccessoryOp(req AccessoryOpRequest) *Op {
 			App: req.App, Owner: req.Owner, Lock: req.Action + " accessory " + req.Name, Wait: req.Wait, DryRun: req.DryRun,
 			NotDeployed: func() error { return fmt.Errorf("%s: %w", req.App, ErrNotDeployed) },
 			Check:       e.refuseDestroying(req.App, req.Action+" accessory"),
-			Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 				return e.decideAccessoryOp(ctx, req, l)
 			},
 		})
 	})
 }
 
-func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, l *loaded) (*runInput, string, error) {
+func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, l *loaded) (*execInput, string, error) {
 	a, cur := l.App, l.Active
 	stopped, err := e.stoppedAccessories(ctx, req.App)
 	if err != nil {
@@ -159,7 +159,7 @@ func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, 
 	if err != nil {
 		return nil, "", err
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: a.Formation,
 		plan: func([]runtime.Instance) *plan.Plan { return plan.AccessoryOp(in) },

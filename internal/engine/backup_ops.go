@@ -40,7 +40,7 @@ func (e *Engine) Restore(req RestoreRequest) *Op {
 		return e.operate(ctx, op, operation{
 			App: req.App, Owner: req.Owner, Lock: "restore " + b.ID, Wait: req.Wait,
 			NotDeployed: func() error { return fmt.Errorf("restore into %s: %w", req.App, ErrNotDeployed) },
-			Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 				in, err := e.decideRestore(ctx, req, b, l)
 				return in, "", err
 			},
@@ -50,7 +50,7 @@ func (e *Engine) Restore(req RestoreRequest) *Op {
 
 // decideRestore is a restore's part of the operation: stop what mounts
 // the volume, restore, start it again.
-func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store.Backup, l *loaded) (*runInput, error) {
+func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store.Backup, l *loaded) (*execInput, error) {
 	a, cur := l.App, l.Active
 	rt, err := e.Runtime(cur.Runtime)
 	if err != nil {
@@ -72,7 +72,7 @@ func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store
 		}
 	}
 	target := e.targetFor(ctx, cur, a.Formation)
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindRestore, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: a.Formation,
 		plan: func(observed []runtime.Instance) *plan.Plan {
@@ -87,7 +87,7 @@ func (e *Engine) decideRestore(ctx context.Context, req RestoreRequest, b *store
 }
 
 // restoreStep is the executor's side of plan.RestoreBackup.
-func (r *run) restoreStep(ctx context.Context, s plan.RestoreBackup, out *stepOutput) error {
+func (r *execution) restoreStep(ctx context.Context, s plan.RestoreBackup, out *stepOutput) error {
 	b, err := r.e.st.GetBackup(ctx, s.Backup)
 	if err != nil {
 		return err

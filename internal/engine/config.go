@@ -121,7 +121,7 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 		// declares must be): the app is created here then.
 		Create:  spec.RuntimeProcess,
 		LoadErr: func(err error) error { return fmt.Errorf("config of %s: %w", req.App, err) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			return e.decideConfig(ctx, op, req, set, names, l)
 		},
 	})
@@ -130,7 +130,7 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 // decideConfig is a config change's part of the operation: staged, it
 // records the change and runs nothing; rolled out, a new release of the
 // active artifact with the new config.
-func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, set []store.ConfigVar, names []string, l *loaded) (*runInput, string, error) {
+func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, set []store.ConfigVar, names []string, l *loaded) (*execInput, string, error) {
 	a, cur := l.App, l.Active
 	have, err := e.st.GetConfig(ctx, req.App)
 	if err != nil {
@@ -187,7 +187,7 @@ func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, se
 		Spec: cur.Spec, SpecYAML: cur.SpecYAML, Config: cfg,
 		Formation: plan.Formation(cur.Spec, a.Formation), Source: src, Commit: cur.Commit,
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindConfig, owner: req.Owner, rt: rt,
 		target: rel, from: cur, scale: a.Formation,
 	}, "", nil

@@ -107,10 +107,10 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	app := sp.App
 	return e.operate(ctx, op, operation{
 		App: app, Owner: req.Owner, Lock: "deploy", Wait: req.Wait, DryRun: req.DryRun, RefuseStopped: true,
-		// Fail fast, before waiting for the lock; claimHosts checks again,
+		// Fail fast, before waiting for the lock; claimHTTPHosts checks again,
 		// atomically, under it.
 		Check: func(ctx context.Context) error {
-			if err := e.checkHosts(app, sp, true); err != nil {
+			if err := e.checkHTTPHosts(app, sp, true); err != nil {
 				return fmt.Errorf("cannot deploy %s: %w", app, err)
 			}
 			if err := e.checkSecretsSet(ctx, sp); err != nil {
@@ -118,7 +118,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 			}
 			return nil
 		},
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			return e.decideDeploy(ctx, op, req, l)
 		},
 	})
@@ -126,7 +126,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 
 // decideDeploy is a deploy's part of the operation: the new release, on
 // the runtime chosen.
-func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l *loaded) (*runInput, string, error) {
+func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l *loaded) (*execInput, string, error) {
 	app, from := req.Spec.App, l.Active
 	// The app stays on its active release's runtime unless asked to move.
 	rc, err := chooseRuntime(req, from)
@@ -142,7 +142,7 @@ func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l 
 	// dry run only checks them (dryRun), as it changes nothing.
 	release := func() {}
 	if !l.DryRun {
-		if release, err = e.claimHosts(app, sp, specOf(from)); err != nil {
+		if release, err = e.claimHTTPHosts(app, sp, specOf(from)); err != nil {
 			return nil, "", fmt.Errorf("cannot deploy %s: %w", app, err)
 		}
 	}
@@ -160,7 +160,7 @@ func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l 
 	return in, "", nil
 }
 
-func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *loaded, rc *runtimeChoice, rt runtime.Runtime) (*runInput, error) {
+func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *loaded, rc *runtimeChoice, rt runtime.Runtime) (*execInput, error) {
 	app, from := req.Spec.App, l.Active
 	sp, rtName := rc.Spec, rc.Name
 	if rc.Note != "" {
@@ -199,7 +199,7 @@ func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *
 		Formation: plan.Formation(sp, a.Formation),
 		Commit:    req.Commit,
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, rt: rt,
 		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
 		hostsClaimed: true,
@@ -216,7 +216,7 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 			return nil
 		},
 		NotDeployed: func() error { return fmt.Errorf("rollback %s: %w", req.App, ErrNotDeployed) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			in, err := e.decideRollback(ctx, op, req, l)
 			return in, "", err
 		},
@@ -225,7 +225,7 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 
 // decideRollback is a rollback's part of the operation: a new release
 // made of an earlier one.
-func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest, l *loaded) (*runInput, error) {
+func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest, l *loaded) (*execInput, error) {
 	a, from := l.App, l.Active
 	src, err := e.rollbackSource(ctx, a, req.To)
 	if err != nil {
@@ -254,7 +254,7 @@ func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest
 		Formation: plan.Formation(src.Spec, a.Formation),
 		Source:    src.Version, Commit: src.Commit,
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindRollback, owner: req.Owner, rt: rt,
 		target: rel, from: from, runTasks: req.RunTasks, scale: a.Formation,
 		done: func(status string) {

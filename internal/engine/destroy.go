@@ -95,7 +95,7 @@ func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Rel
 	sort.Slice(rels, func(i, j int) bool { return rels[i].Version < rels[j].Version })
 	for _, r := range rels {
 		byID[r.ID()] = r
-		for _, h := range hostsOf(r.Spec) {
+		for _, h := range httpHostsOf(r.Spec) {
 			hosts[h] = true
 		}
 		for _, v := range plan.VolumeNames(r.Spec) {
@@ -155,7 +155,7 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 	op.emit(planEvent("", p))
 	// Executed by the same handlers as any plan, with no journal of its
 	// own: its record is the audit's entry.
-	r := &run{e: e, op: op, rel: &store.Release{App: app}, known: rels, routed: map[string]string{}}
+	r := &execution{e: e, op: op, rel: &store.Release{App: app}, known: rels, routed: map[string]string{}}
 	for i, s := range p.Steps {
 		if ctx.Err() != nil {
 			return "interrupted", ErrInterrupted
@@ -236,7 +236,7 @@ func (e *Engine) volumeWhere(ctx context.Context, app, name string) string {
 // The handlers of destroy's steps (handlers.go). Every one is idempotent:
 // a destroy a crash interrupted is finished by running it again.
 
-func (r *run) unroute(ctx context.Context, s plan.Unroute, out *stepOutput) error {
+func (r *execution) unroute(ctx context.Context, s plan.Unroute, out *stepOutput) error {
 	e, app := r.e, r.rel.App
 	e.proxy.RemoveApp(app)
 	e.removeFront(app)
@@ -251,7 +251,7 @@ func (r *run) unroute(ctx context.Context, s plan.Unroute, out *stepOutput) erro
 	return nil
 }
 
-func (r *run) removeArtifacts(ctx context.Context, s plan.RemoveArtifacts, out *stepOutput) error {
+func (r *execution) removeArtifacts(ctx context.Context, s plan.RemoveArtifacts, out *stepOutput) error {
 	var errs []error
 	for _, id := range s.Releases {
 		rel := r.known[id]
@@ -274,7 +274,7 @@ func (r *run) removeArtifacts(ctx context.Context, s plan.RemoveArtifacts, out *
 
 // deleteVolumes deletes the step's volumes; All (a destroy) also the rest
 // of the app's data a runtime keeps.
-func (r *run) deleteVolumes(ctx context.Context, s plan.DeleteVolumes, out *stepOutput) error {
+func (r *execution) deleteVolumes(ctx context.Context, s plan.DeleteVolumes, out *stepOutput) error {
 	e, app := r.e, r.rel.App
 	if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || !s.All {
 		return err
@@ -294,7 +294,7 @@ func (r *run) deleteVolumes(ctx context.Context, s plan.DeleteVolumes, out *step
 	return errors.Join(errs...)
 }
 
-func (r *run) deleteBackups(ctx context.Context, s plan.DeleteBackups, out *stepOutput) error {
+func (r *execution) deleteBackups(ctx context.Context, s plan.DeleteBackups, out *stepOutput) error {
 	e := r.e
 	var errs []error
 	for _, id := range s.IDs {
@@ -321,7 +321,7 @@ func (r *run) deleteBackups(ctx context.Context, s plan.DeleteBackups, out *step
 	return errors.Join(errs...)
 }
 
-func (r *run) forget(ctx context.Context, s plan.Forget, out *stepOutput) error {
+func (r *execution) forget(ctx context.Context, s plan.Forget, out *stepOutput) error {
 	e, app := r.e, r.rel.App
 	if err := e.st.DeleteApp(ctx, app, !s.KeepData); err != nil {
 		return err

@@ -62,17 +62,17 @@ type Options struct {
 
 // Engine runs deploys, rollbacks and recovery.
 type Engine struct {
-	st       *store.Store
-	runtimes map[string]runtime.Runtime
-	why      map[string]error
-	proxy    *proxy.Proxy
-	server   string
-	log      *slog.Logger
-	secrets  Sealer
-	dataDir  string
-	certs    *certs.Manager
-	edge     *edge.Edge
-	hosts    hostClaims
+	st        *store.Store
+	runtimes  map[string]runtime.Runtime
+	why       map[string]error
+	proxy     *proxy.Proxy
+	server    string
+	log       *slog.Logger
+	secrets   Sealer
+	dataDir   string
+	certs     *certs.Manager
+	edge      *edge.Edge
+	httpHosts httpHostClaims
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -19,7 +19,7 @@ var ErrSecrets = errors.New("cannot open secrets")
 // env is the environment of rel's service svc ("" for release tasks and
 // checks), from lowest to highest precedence: the spec's env, the service's
 // env, `moorage config set` values, secrets, and how to reach accessories.
-func (r *run) env(ctx context.Context, rel *store.Release, svc string) (map[string]string, error) {
+func (r *execution) env(ctx context.Context, rel *store.Release, svc string) (map[string]string, error) {
 	return r.e.releaseEnv(ctx, rel, svc)
 }
 
@@ -116,7 +116,7 @@ func (e *Engine) accessoryEnv(ctx context.Context, app string) (map[string]strin
 	return env, nil
 }
 
-func (r *run) instanceSpec(ctx context.Context, rel *store.Release, service string, idx int) (runtime.InstanceSpec, error) {
+func (r *execution) instanceSpec(ctx context.Context, rel *store.Release, service string, idx int) (runtime.InstanceSpec, error) {
 	return r.e.instanceSpec(ctx, rel, service, idx)
 }
 

@@ -17,7 +17,7 @@ type StepHandler func(ctx context.Context, x *Exec, s plan.Step) error
 
 // Exec is what a step handler may use of the operation whose step it runs.
 type Exec struct {
-	r   *run
+	r   *execution
 	out *stepOutput
 }
 

@@ -39,7 +39,7 @@ func TestExecutorRunsRegisteredHandlers(t *testing.T) {
 	if err := e.st.CreateDeploy(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	r := &run{e: e, op: newOp(), deploy: d, rel: &store.Release{App: "hello"}, known: map[string]*store.Release{}, routed: map[string]string{}}
+	r := &execution{e: e, op: newOp(), deploy: d, rel: &store.Release{App: "hello"}, known: map[string]*store.Release{}, routed: map[string]string{}}
 	if err := r.steps(ctx, []plan.Step{greet{Release: "v1", Who: "world"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -184,7 +184,7 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 		e.log.Info("recovering", "app", a.Name, "plan", p.String())
 	}
 	op := newOp()
-	r := &run{e: e, op: op, deploy: rec, rel: rel, rt: rt, routed: map[string]string{}, known: map[string]*store.Release{}, undoing: true, prefix: "recover:"}
+	r := &execution{e: e, op: op, deploy: rec, rel: rel, rt: rt, routed: map[string]string{}, known: map[string]*store.Release{}, undoing: true, prefix: "recover:"}
 	if rel != nil {
 		r.known[rel.ID()] = rel
 	} else {
@@ -336,7 +336,7 @@ func (e *Engine) adoptInterrupted(ctx context.Context, d *store.Deploy) error {
 }
 
 // stepsQuiet runs recovery steps, journaled only when they change something.
-func (r *run) stepsQuiet(ctx context.Context, steps []plan.Step, journal bool) error {
+func (r *execution) stepsQuiet(ctx context.Context, steps []plan.Step, journal bool) error {
 	if journal {
 		return r.steps(ctx, steps)
 	}

@@ -42,7 +42,7 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 			return nil
 		},
 		NotDeployed: func() error { return fmt.Errorf("scale %s: %w; deploy it first", req.App, ErrNotDeployed) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			in, err := e.decideScale(ctx, req, l)
 			return in, "", err
 		},
@@ -51,7 +51,7 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 
 // decideScale is a scale's part of the operation: the active release with
 // the new replica counts, converged in place.
-func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (*runInput, error) {
+func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (*execInput, error) {
 	a, cur := l.App, l.Active
 	next := map[string]int{}
 	for k, v := range a.Formation {
@@ -83,7 +83,7 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 		e.st.AddEvent(ctx, store.Event{App: req.App, Kind: store.EventScale, Message: "scale " + strings.Join(parts, " ")})
 	}
 	target := e.targetFor(ctx, cur, next)
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,
 		plan: func(observed []runtime.Instance) *plan.Plan {

@@ -66,7 +66,7 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 	status, err := e.operate(ctx, op, operation{
 		App: req.App, Owner: req.Owner, Lock: kind, Wait: req.Wait, DryRun: req.DryRun,
 		NotDeployed: func() error { return fmt.Errorf("%s %s: %w; deploy it first", kind, req.App, ErrNotDeployed) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			a, cur := l.App, l.Active
 			m, err := e.MaintenanceOf(ctx, req.App)
 			if err != nil {
@@ -90,7 +90,7 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 				scale, fromScale = fromScale, scale
 			}
 			target := e.targetFor(ctx, cur, scale)
-			return &runInput{
+			return &execInput{
 				app: a, kind: kind, owner: req.Owner, rt: rt,
 				target: cur, from: cur, scale: scale, fromScale: fromScale,
 				plan: func(observed []runtime.Instance) *plan.Plan {
@@ -120,7 +120,7 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 
 // maintenanceStep turns the stopped page on (recorded first: a server that
 // dies mid-stop recovers the app as stopped) or off.
-func (r *run) maintenanceStep(ctx context.Context, s plan.Maintenance, out *stepOutput) error {
+func (r *execution) maintenanceStep(ctx context.Context, s plan.Maintenance, out *stepOutput) error {
 	app := r.rel.App
 	if s.On {
 		if err := r.e.SetMaintenance(ctx, app, &Maintenance{Message: app + " is stopped.", Stopped: true}); err != nil {

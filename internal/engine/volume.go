@@ -16,7 +16,7 @@ import (
 func (e *Engine) RemoveVolume(ctx context.Context, app, name, owner string) error {
 	_, err := e.operate(ctx, newOp(), operation{
 		App: app, Owner: owner, Lock: "remove volume " + name, NeedApp: true,
-		Decide: func(ctx context.Context, _ *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, _ *Op, l *loaded) (*execInput, string, error) {
 			// Nothing to plan: what runs does not change.
 			if err := e.removeVolume(ctx, app, name, owner, l.Active); err != nil {
 				return nil, "", err

@@ -14,8 +14,8 @@ import (
 	"github.com/moorage/moorage/internal/store"
 )
 
-// runInput is a deploy, rollback or config release about to be executed.
-type runInput struct {
+// execInput is a deploy, rollback or config release about to be executed.
+type execInput struct {
 	app        *store.App
 	kind       string
 	owner      string
@@ -32,18 +32,18 @@ type runInput struct {
 	// plan, when set, replaces PlanDeploy (scale converges in place).
 	plan func(observed []runtime.Instance) *plan.Plan
 	// hostsClaimed: the caller holds the claim on the hosts of target and
-	// from (claimHosts) until run returns.
+	// from (claimHTTPHosts) until execute returns.
 	hostsClaimed bool
 	// dryRun: plan, print the plan and stop (set by operate).
 	dryRun bool
-	// done, when set, is called by operate once run returned, with its
+	// done, when set, is called by operate once execute returned, with its
 	// status (release the hosts' claim, record the app's runtime).
 	done func(status string)
 }
 
-// run is the executor of one operation. It follows plans; it decides
+// execution is the executor of one operation. It follows plans; it decides
 // nothing a plan did not say.
-type run struct {
+type execution struct {
 	e         *Engine
 	op        *Op
 	deploy    *store.Deploy
@@ -60,8 +60,8 @@ type run struct {
 	prefix    string         // journal name prefix of steps: "", "undo:", "revert:", "recover:"
 	// monitored: the plan monitors the target after its cutover. Then
 	// crashes watches the target's crashes from the cutover on: a crash
-	// fails the run at the next step, or in the monitor step;
-	// unwatchCrashes ends it when the run ends.
+	// fails the execution at the next step, or in the monitor step;
+	// unwatchCrashes ends it when the execution ends.
 	monitored      bool
 	crashes        *watcher
 	unwatchCrashes func()
@@ -89,7 +89,7 @@ type instanceError struct {
 func (i *instanceError) Error() string { return i.err.Error() }
 func (i *instanceError) Unwrap() error { return i.err }
 
-func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
+func (e *Engine) execute(ctx context.Context, op *Op, in execInput) (string, error) {
 	app := in.app.Name
 	// Before anything is recorded: a plan is made from what runs, which a
 	// runtime that has not reached its engine yet cannot see.
@@ -100,7 +100,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 		return e.dryRun(ctx, op, in)
 	}
 	if !in.hostsClaimed {
-		release, err := e.claimHosts(app, in.target.Spec, specOf(in.from))
+		release, err := e.claimHTTPHosts(app, in.target.Spec, specOf(in.from))
 		if err != nil {
 			return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
 		}
@@ -138,7 +138,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 		}
 	}
 
-	r := &run{e: e, op: op, deploy: d, rel: rel, from: in.from, rt: in.rt, ctxDir: in.contextDir,
+	r := &execution{e: e, op: op, deploy: d, rel: rel, from: in.from, rt: in.rt, ctxDir: in.contextDir,
 		routed: map[string]string{}, known: map[string]*store.Release{rel.ID(): rel},
 		scale: in.scale, fromScale: in.fromScale}
 	if r.fromScale == nil {
@@ -173,7 +173,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 }
 
 // plan is the plan of in, whose target is rel, from what runs.
-func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, observed []runtime.Instance) *plan.Plan {
+func (e *Engine) plan(ctx context.Context, in execInput, rel *store.Release, observed []runtime.Instance) *plan.Plan {
 	if in.plan != nil {
 		return in.plan(observed)
 	}
@@ -188,14 +188,14 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 	})
 }
 
-// dryRun plans in as run would, prints the plan in the text run journals,
+// dryRun plans in as execute would, prints the plan in the text execute journals,
 // and changes nothing: no lock, no record, no release. A new release
 // takes the version it would get now.
-func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error) {
+func (e *Engine) dryRun(ctx context.Context, op *Op, in execInput) (string, error) {
 	app := in.app.Name
 	// Checked, not claimed: a claim would take the hosts from a running
 	// operation of the app.
-	if err := e.checkHosts(app, in.target.Spec, true); err != nil {
+	if err := e.checkHTTPHosts(app, in.target.Spec, true); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
 	}
 	rel := *in.target
@@ -252,7 +252,7 @@ func storeID(r *store.Release) string {
 // removed and the active release keeps serving, untouched; after it the
 // previous release is brought back (instantly: its web instances are still
 // warm) and the target's instances are removed.
-func (r *run) fail(ctx context.Context, cause error) (string, error) {
+func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 	e, app := r.e, r.rel.App
 	if ctx.Err() != nil || errors.Is(cause, ErrInterrupted) {
 		// The server is stopping: leave the journal as it is; recovery at
@@ -314,7 +314,7 @@ func describeTarget(r *store.Release) string {
 }
 
 // steps executes steps in order, journaling each before acting.
-func (r *run) steps(ctx context.Context, steps []plan.Step) error {
+func (r *execution) steps(ctx context.Context, steps []plan.Step) error {
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			return ErrInterrupted
@@ -353,9 +353,9 @@ func (r *run) steps(ctx context.Context, steps []plan.Step) error {
 }
 
 // crashed reports a crash of the target since its cutover, when the plan
-// monitors it: the monitor would roll back for it, so the run does not go
+// monitors it: the monitor would roll back for it, so the execution does not go
 // on to its next step.
-func (r *run) crashed() error {
+func (r *execution) crashed() error {
 	if r.crashes == nil || r.undoing {
 		return nil
 	}
@@ -368,7 +368,7 @@ func (r *run) crashed() error {
 }
 
 // step hands s to the handler registered for its kind.
-func (r *run) step(ctx context.Context, s plan.Step, out *stepOutput) error {
+func (r *execution) step(ctx context.Context, s plan.Step, out *stepOutput) error {
 	h := r.e.handler(s.Kind())
 	if h == nil {
 		return fmt.Errorf("unknown step %q", s.Kind())
@@ -377,7 +377,7 @@ func (r *run) step(ctx context.Context, s plan.Step, out *stepOutput) error {
 }
 
 // release resolves a release ID named by a step.
-func (r *run) release(ctx context.Context, id string) (*store.Release, error) {
+func (r *execution) release(ctx context.Context, id string) (*store.Release, error) {
 	if rel := r.known[id]; rel != nil {
 		return rel, nil
 	}
@@ -394,7 +394,7 @@ func (r *run) release(ctx context.Context, id string) (*store.Release, error) {
 }
 
 // lastLogs returns the last n lines an instance printed.
-func (r *run) lastLogs(ctx context.Context, id string, n int) []string {
+func (r *execution) lastLogs(ctx context.Context, id string, n int) []string {
 	var lines []string
 	for _, rt := range r.e.runtimes {
 		err := rt.Logs(ctx, id, runtime.LogOptions{Tail: n}, func(l runtime.LogLine) error {
