@@ -19,6 +19,7 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/backup"
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/notify"
@@ -30,6 +31,7 @@ import (
 // Server serves the control API.
 type Server struct {
 	Engine    *engine.Engine
+	Backups   *backup.Manager
 	UploadDir string // where uploads are unpacked (under the data dir)
 	Limits    archive.Limits
 	Version   api.Version
@@ -409,7 +411,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) backups(w http.ResponseWriter, r *http.Request) {
-	bs, err := s.Engine.Backups(r.Context(), r.PathValue("app"))
+	bs, err := s.Backups.Backups(r.Context(), r.PathValue("app"))
 	if err != nil {
 		writeErr(w, appErr(r, err))
 		return
@@ -434,7 +436,7 @@ func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "--to must be an absolute directory on the server")
 		return
 	}
-	stream(w, r, s.Engine.BackupOp(engine.BackupRequest{App: app, Volumes: req.Volumes, Accessories: req.Accessories, To: req.To, Trigger: "manual", Owner: owner(r)}))
+	stream(w, r, s.Backups.BackupOp(backup.BackupRequest{App: app, Volumes: req.Volumes, Accessories: req.Accessories, To: req.To, Trigger: "manual", Owner: owner(r)}))
 }
 
 func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
@@ -444,7 +446,7 @@ func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	stream(w, r, s.Engine.Restore(engine.RestoreRequest{App: r.PathValue("app"), ID: r.PathValue("id"), Owner: owner(r), Wait: req.Wait}))
+	stream(w, r, s.Backups.Restore(backup.RestoreRequest{App: r.PathValue("app"), ID: r.PathValue("id"), Owner: owner(r), Wait: req.Wait}))
 }
 
 func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
@@ -458,7 +460,7 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	b, err := s.Engine.ImportBackup(r.Context(), app, req.File)
+	b, err := s.Backups.ImportBackup(r.Context(), app, req.File)
 	if errors.Is(err, store.ErrNotFound) {
 		writeErr(w, err) // an unknown app: 404
 		return
@@ -471,7 +473,7 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {
-	stream(w, r, s.Engine.VerifyOp(r.PathValue("app"), r.PathValue("id")))
+	stream(w, r, s.Backups.VerifyOp(r.PathValue("app"), r.PathValue("id")))
 }
 
 func (s *Server) prune(w http.ResponseWriter, r *http.Request) {

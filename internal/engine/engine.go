@@ -86,6 +86,8 @@ type Engine struct {
 
 	failpoints map[string]bool
 
+	hooks []Hooks // see AddHooks (under mu)
+
 	handlersMu sync.RWMutex
 	handlers   map[plan.Kind]StepHandler // see Handle
 }
@@ -135,11 +137,17 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.recover(ctx); err != nil {
 		return err
 	}
-	e.wg.Add(2)
-	go func() {
-		defer e.wg.Done()
-		e.scheduleBackups()
-	}()
+	for _, h := range e.hooksCopy() {
+		if h.Background == nil {
+			continue
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			h.Background(e.ctx)
+		}()
+	}
+	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		e.janitor()

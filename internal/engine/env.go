@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -75,28 +74,6 @@ func (e *Engine) accessorySpecEnv(rel *store.Release, acc *spec.Accessory) (map[
 		env[k] = strings.ReplaceAll(v, "$", "$$") // literal (runtime.InstanceEnv)
 	}
 	return env, nil
-}
-
-// pgParams is pgParamsOf with the password of a postgres accessory that
-// declares it a secret (POSTGRES_PASSWORD, or PGPASSWORD) in PGPASSWORD,
-// for the client tools.
-func (e *Engine) pgParams(rel *store.Release, name string) (pgParams, error) {
-	p := pgParamsOf(rel, name)
-	acc := rel.Spec.Accessories[name]
-	if acc == nil {
-		return p, nil
-	}
-	for _, k := range []string{"POSTGRES_PASSWORD", "PGPASSWORD"} {
-		if !slices.Contains(acc.Secrets, k) {
-			continue
-		}
-		v, err := e.openSecret(rel, k)
-		if err != nil {
-			return p, fmt.Errorf("accessory %s: %w", name, err)
-		}
-		p.env["PGPASSWORD"] = v
-	}
-	return p, nil
 }
 
 // accessoryEnv tells services how to reach the app's accessories.

@@ -91,7 +91,6 @@ func builtinHandlers() map[plan.Kind]StepHandler {
 		plan.KindActivate:  On(func(ctx context.Context, x *Exec, s plan.Activate) error { return x.r.activate(ctx, s, x.out) }),
 		plan.KindAdopt:     On(func(ctx context.Context, x *Exec, s plan.Adopt) error { return x.r.adopt(ctx, s) }),
 		plan.KindPrune:     On(func(ctx context.Context, x *Exec, s plan.Prune) error { return x.r.prune(ctx, s, x.out) }),
-		plan.KindRestore:   On(func(ctx context.Context, x *Exec, s plan.RestoreBackup) error { return x.r.restoreStep(ctx, s, x.out) }),
 		plan.KindMaintenance: On(func(ctx context.Context, x *Exec, s plan.Maintenance) error {
 			return x.r.maintenanceStep(ctx, s, x.out)
 		}),

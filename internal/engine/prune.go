@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/plan"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -161,7 +162,7 @@ func (e *Engine) janitor() {
 			if n, err := e.pruneLogs(e.ctx, a); err != nil {
 				e.log.Warn("log retention", "app", a.Name, "err", err)
 			} else if n > 0 {
-				e.log.Info("log retention", "app", a.Name, "freed", humanBytes(n))
+				e.log.Info("log retention", "app", a.Name, "freed", fsutil.HumanBytes(n))
 			}
 		}
 		select {

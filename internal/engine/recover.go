@@ -30,9 +30,14 @@ func (e *Engine) recover(ctx context.Context) error {
 	for _, l := range stale {
 		e.log.Info("cleared stale lock", "app", l.App, "owner", l.Owner, "operation", l.Operation, "since", l.AcquiredAt)
 	}
-	// Before anything is reconciled: a volume an interrupted restore was
-	// swapping is put back, and instances a backup paused are resumed.
-	e.recoverBackups(ctx)
+	// Before anything is reconciled: the hooks (internal/backup puts back a
+	// volume an interrupted restore was swapping, and resumes instances a
+	// backup paused).
+	for _, h := range e.hooksCopy() {
+		if h.Recover != nil {
+			h.Recover(ctx)
+		}
+	}
 	running, err := e.st.RunningDeploys(ctx)
 	if err != nil {
 		return err
@@ -290,8 +295,13 @@ func (e *Engine) recoverIfOn(ctx context.Context, app, name string) error {
 	if appRuntime(a, rel) != name {
 		return nil
 	}
-	// What the start could not: instances a backup had paused there.
-	e.resumePaused(ctx, a.Name)
+	// What the start could not (internal/backup: instances a backup had
+	// paused there).
+	for _, h := range e.hooksCopy() {
+		if h.RuntimeAnswered != nil {
+			h.RuntimeAnswered(ctx, a.Name)
+		}
+	}
 	if _, err := e.recoverApp(ctx, a); err != nil {
 		return err
 	}
