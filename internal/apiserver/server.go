@@ -23,6 +23,7 @@ import (
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/notify"
+	"github.com/moorage/moorage/internal/query"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -32,6 +33,7 @@ import (
 type Server struct {
 	Engine    *engine.Engine
 	Backups   *backup.Manager
+	Query     *query.Reader
 	UploadDir string // where uploads are unpacked (under the data dir)
 	Limits    archive.Limits
 	Version   api.Version
@@ -138,7 +140,7 @@ func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st, err := s.Engine.Status(r.Context(), r.PathValue("app"))
+	st, err := s.Query.Status(r.Context(), r.PathValue("app"))
 	if err != nil {
 		writeErr(w, appErr(r, err))
 		return
@@ -310,7 +312,7 @@ func stream(w http.ResponseWriter, r *http.Request, op *engine.Op) {
 
 func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	req := engine.LogsRequest{
+	req := query.LogsRequest{
 		App: r.PathValue("app"), Service: q.Get("service"), Release: q.Get("release"),
 		Follow: q.Get("follow") == "1" || q.Get("follow") == "true",
 	}
@@ -338,7 +340,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
-	err := s.Engine.Logs(r.Context(), req, func(l runtime.LogLine) error {
+	err := s.Query.Logs(r.Context(), req, func(l runtime.LogLine) error {
 		if err := enc.Encode(l); err != nil {
 			return err
 		}

@@ -198,6 +198,12 @@ const journalStoppedAccessories = "stopped-accessories"
 // stoppedAccessories returns the accessories of app stopped with `moorage
 // accessory stop`. An error reading them is returned, never taken for
 // "none stopped".
+// StoppedAccessories are app's accessories stopped with `moorage
+// accessory stop`.
+func (e *Engine) StoppedAccessories(ctx context.Context, app string) (map[string]bool, error) {
+	return e.stoppedAccessories(ctx, app)
+}
+
 func (e *Engine) stoppedAccessories(ctx context.Context, app string) (map[string]bool, error) {
 	v, err := e.st.GetJournal(ctx, app, journalStoppedAccessories)
 	if errors.Is(err, store.ErrNotFound) {

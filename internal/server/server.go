@@ -37,6 +37,7 @@ import (
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/pipeline"
 	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/query"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
 	"github.com/moorage/moorage/internal/runtime/process"
@@ -405,8 +406,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		names = append(names, n)
 	}
 	apiSrv := &apiserver.Server{
-		Engine: s.engine, Backups: s.backups, UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
-		Limits: archive.Limits{MaxBytes: s.cfg.MaxUpload, MaxFiles: 200000},
+		Engine: s.engine, Backups: s.backups,
+		Query: query.New(query.Options{Engine: s.engine, Store: s.store, Proxy: s.proxy,
+			Logger: s.log.With("component", "query")}),
+		UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
+		Limits:    archive.Limits{MaxBytes: s.cfg.MaxUpload, MaxFiles: 200000},
 		Version: api.Version{Version: version.String(), Schema: store.SchemaVersion(), Runtimes: names,
 			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr(), Features: api.ServerFeatures},
 		Logger: s.log.With("component", "api"),
