@@ -19,9 +19,11 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/backup"
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/notify"
+	"github.com/moorage/moorage/internal/query"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -30,6 +32,8 @@ import (
 // Server serves the control API.
 type Server struct {
 	Engine    *engine.Engine
+	Backups   *backup.Manager
+	Query     *query.Reader
 	UploadDir string // where uploads are unpacked (under the data dir)
 	Limits    archive.Limits
 	Version   api.Version
@@ -136,7 +140,7 @@ func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st, err := s.Engine.Status(r.Context(), r.PathValue("app"))
+	st, err := s.Query.Status(r.Context(), r.PathValue("app"))
 	if err != nil {
 		writeErr(w, appErr(r, err))
 		return
@@ -308,7 +312,7 @@ func stream(w http.ResponseWriter, r *http.Request, op *engine.Op) {
 
 func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	req := engine.LogsRequest{
+	req := query.LogsRequest{
 		App: r.PathValue("app"), Service: q.Get("service"), Release: q.Get("release"),
 		Follow: q.Get("follow") == "1" || q.Get("follow") == "true",
 	}
@@ -336,7 +340,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
-	err := s.Engine.Logs(r.Context(), req, func(l runtime.LogLine) error {
+	err := s.Query.Logs(r.Context(), req, func(l runtime.LogLine) error {
 		if err := enc.Encode(l); err != nil {
 			return err
 		}
@@ -409,7 +413,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) backups(w http.ResponseWriter, r *http.Request) {
-	bs, err := s.Engine.Backups(r.Context(), r.PathValue("app"))
+	bs, err := s.Backups.Backups(r.Context(), r.PathValue("app"))
 	if err != nil {
 		writeErr(w, appErr(r, err))
 		return
@@ -434,7 +438,7 @@ func (s *Server) createBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "--to must be an absolute directory on the server")
 		return
 	}
-	stream(w, r, s.Engine.BackupOp(engine.BackupRequest{App: app, Volumes: req.Volumes, Accessories: req.Accessories, To: req.To, Trigger: "manual", Owner: owner(r)}))
+	stream(w, r, s.Backups.BackupOp(backup.BackupRequest{App: app, Volumes: req.Volumes, Accessories: req.Accessories, To: req.To, Trigger: "manual", Owner: owner(r)}))
 }
 
 func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
@@ -444,7 +448,7 @@ func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	stream(w, r, s.Engine.Restore(engine.RestoreRequest{App: r.PathValue("app"), ID: r.PathValue("id"), Owner: owner(r), Wait: req.Wait}))
+	stream(w, r, s.Backups.Restore(backup.RestoreRequest{App: r.PathValue("app"), ID: r.PathValue("id"), Owner: owner(r), Wait: req.Wait}))
 }
 
 func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
@@ -458,7 +462,7 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	b, err := s.Engine.ImportBackup(r.Context(), app, req.File)
+	b, err := s.Backups.ImportBackup(r.Context(), app, req.File)
 	if errors.Is(err, store.ErrNotFound) {
 		writeErr(w, err) // an unknown app: 404
 		return
@@ -471,7 +475,7 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {
-	stream(w, r, s.Engine.VerifyOp(r.PathValue("app"), r.PathValue("id")))
+	stream(w, r, s.Backups.VerifyOp(r.PathValue("app"), r.PathValue("id")))
 }
 
 func (s *Server) prune(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -30,7 +32,7 @@ func (e *Engine) RestartAccessory(req AccessoryRestartRequest) *Op {
 			App: req.App, Owner: req.Owner, Lock: "restart accessory " + req.Name, Wait: req.Wait, DryRun: req.DryRun,
 			NotDeployed: func() error { return fmt.Errorf("%s: %w", req.App, ErrNotDeployed) },
 			Check:       e.refuseDestroying(req.App, "restart accessory"),
-			Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 				a, cur := l.App, l.Active
 				if cur.Spec.Accessories[req.Name] == nil {
 					return nil, "", noAccessory(cur, req.Name)
@@ -46,13 +48,11 @@ func (e *Engine) RestartAccessory(req AccessoryRestartRequest) *Op {
 				if err != nil {
 					return nil, "", err
 				}
-				return &runInput{
+				return &execInput{
 					app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
 					target: cur, from: cur, scale: a.Formation,
-					plan: func([]runtime.Instance) *Plan {
-						return &Plan{App: req.App, Kind: "accessory restart", Target: cur.ID(), From: cur.ID(), Steps: []Step{
-							{Kind: StepAccessory, Release: cur.ID(), Name: req.Name, Action: AccessoryRestart, Reason: "asked by " + req.Owner},
-						}}
+					plan: func([]runtime.Instance) *plan.Plan {
+						return plan.RestartAccessory(req.App, cur.ID(), req.Name, req.Owner)
 					},
 				}, "", nil
 			},
@@ -92,14 +92,14 @@ func (e *Engine) AccessoryOp(req AccessoryOpRequest) *Op {
 			App: req.App, Owner: req.Owner, Lock: req.Action + " accessory " + req.Name, Wait: req.Wait, DryRun: req.DryRun,
 			NotDeployed: func() error { return fmt.Errorf("%s: %w", req.App, ErrNotDeployed) },
 			Check:       e.refuseDestroying(req.App, req.Action+" accessory"),
-			Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+			Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 				return e.decideAccessoryOp(ctx, req, l)
 			},
 		})
 	})
 }
 
-func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, l *loaded) (*runInput, string, error) {
+func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, l *loaded) (*execInput, string, error) {
 	a, cur := l.App, l.Active
 	stopped, err := e.stoppedAccessories(ctx, req.App)
 	if err != nil {
@@ -117,7 +117,7 @@ func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, 
 		}
 	}
 	declared := cur.Spec.Accessories[req.Name] != nil
-	in := AccessoryOpInput{App: req.App, Release: cur.ID(), Name: req.Name, Action: req.Action, Owner: req.Owner}
+	in := plan.AccessoryOpInput{App: req.App, Release: cur.ID(), Name: req.Name, Action: req.Action, Owner: req.Owner}
 	switch req.Action {
 	case AccessoryStop:
 		switch {
@@ -143,7 +143,7 @@ func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, 
 		}
 		if req.Volumes {
 			used := map[string]bool{}
-			for _, v := range volumeNames(cur.Spec) {
+			for _, v := range plan.VolumeNames(cur.Spec) {
 				used[v] = true
 			}
 			for _, v := range prev {
@@ -159,10 +159,10 @@ func (e *Engine) decideAccessoryOp(ctx context.Context, req AccessoryOpRequest, 
 	if err != nil {
 		return nil, "", err
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindAccessory, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: a.Formation,
-		plan: func([]runtime.Instance) *Plan { return PlanAccessoryOp(in) },
+		plan: func([]runtime.Instance) *plan.Plan { return plan.AccessoryOp(in) },
 	}, "", nil
 }
 
@@ -198,6 +198,12 @@ const journalStoppedAccessories = "stopped-accessories"
 // stoppedAccessories returns the accessories of app stopped with `moorage
 // accessory stop`. An error reading them is returned, never taken for
 // "none stopped".
+// StoppedAccessories are app's accessories stopped with `moorage
+// accessory stop`.
+func (e *Engine) StoppedAccessories(ctx context.Context, app string) (map[string]bool, error) {
+	return e.stoppedAccessories(ctx, app)
+}
+
 func (e *Engine) stoppedAccessories(ctx context.Context, app string) (map[string]bool, error) {
 	v, err := e.st.GetJournal(ctx, app, journalStoppedAccessories)
 	if errors.Is(err, store.ErrNotFound) {
@@ -246,7 +252,7 @@ func (e *Engine) setAccessoryStopped(ctx context.Context, app, name string, stop
 // starts. Unreadable, they are taken as all stopped: a plan that leaves an
 // accessory down is undone by `moorage accessory start`, one that starts a
 // stopped database is not.
-func (e *Engine) targetFor(ctx context.Context, rel *store.Release, scale map[string]int) *Target {
+func (e *Engine) targetFor(ctx context.Context, rel *store.Release, scale map[string]int) *plan.Target {
 	t := targetOf(rel, scale)
 	stopped, err := e.stoppedAccessories(ctx, rel.App)
 	if err != nil {
@@ -287,3 +293,11 @@ func (e *Engine) deleteVolumes(ctx context.Context, app string, names []string, 
 	}
 	return errors.Join(errs...)
 }
+
+// Accessory actions (internal/plan), as the API asks for them.
+const (
+	AccessoryStart   = plan.AccessoryStart
+	AccessoryRestart = plan.AccessoryRestart
+	AccessoryStop    = plan.AccessoryStop
+	AccessoryRemove  = plan.AccessoryRemove
+)

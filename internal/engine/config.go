@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/moorage/moorage/internal/api"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/plan"
 
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -119,7 +121,7 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 		// declares must be): the app is created here then.
 		Create:  spec.RuntimeProcess,
 		LoadErr: func(err error) error { return fmt.Errorf("config of %s: %w", req.App, err) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			return e.decideConfig(ctx, op, req, set, names, l)
 		},
 	})
@@ -128,7 +130,7 @@ func (e *Engine) changeConfig(ctx context.Context, op *Op, req ConfigRequest) (s
 // decideConfig is a config change's part of the operation: staged, it
 // records the change and runs nothing; rolled out, a new release of the
 // active artifact with the new config.
-func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, set []store.ConfigVar, names []string, l *loaded) (*runInput, string, error) {
+func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, set []store.ConfigVar, names []string, l *loaded) (*execInput, string, error) {
 	a, cur := l.App, l.Active
 	have, err := e.st.GetConfig(ctx, req.App)
 	if err != nil {
@@ -183,9 +185,9 @@ func (e *Engine) decideConfig(ctx context.Context, op *Op, req ConfigRequest, se
 	rel := &store.Release{
 		App: req.App, Cause: cause, Runtime: cur.Runtime, Artifact: cur.Artifact,
 		Spec: cur.Spec, SpecYAML: cur.SpecYAML, Config: cfg,
-		Formation: formation(cur.Spec, a.Formation), Source: src, Commit: cur.Commit,
+		Formation: plan.Formation(cur.Spec, a.Formation), Source: src, Commit: cur.Commit,
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindConfig, owner: req.Owner, rt: rt,
 		target: rel, from: cur, scale: a.Formation,
 	}, "", nil

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -108,10 +110,10 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 	app := sp.App
 	return e.operate(ctx, op, operation{
 		App: app, Owner: req.Owner, Lock: "deploy", Wait: req.Wait, DryRun: req.DryRun, RefuseStopped: true,
-		// Fail fast, before waiting for the lock; claimHosts checks again,
+		// Fail fast, before waiting for the lock; claimHTTPHosts checks again,
 		// atomically, under it.
 		Check: func(ctx context.Context) error {
-			if err := e.checkHosts(app, sp, true); err != nil {
+			if err := e.checkHTTPHosts(app, sp, true); err != nil {
 				return fmt.Errorf("cannot deploy %s: %w", app, err)
 			}
 			if err := e.checkSecretsSet(ctx, sp); err != nil {
@@ -119,7 +121,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 			}
 			return nil
 		},
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			return e.decideDeploy(ctx, op, req, l)
 		},
 	})
@@ -127,7 +129,7 @@ func (e *Engine) deploy(ctx context.Context, op *Op, req DeployRequest) (string,
 
 // decideDeploy is a deploy's part of the operation: the new release, on
 // the runtime chosen.
-func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l *loaded) (*runInput, string, error) {
+func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l *loaded) (*execInput, string, error) {
 	app, from := req.Spec.App, l.Active
 	// The app stays on its active release's runtime unless asked to move.
 	rc, err := chooseRuntime(req, from)
@@ -143,7 +145,7 @@ func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l 
 	// dry run only checks them (dryRun), as it changes nothing.
 	release := func() {}
 	if !l.DryRun {
-		if release, err = e.claimHosts(app, sp, specOf(from)); err != nil {
+		if release, err = e.claimHTTPHosts(app, sp, specOf(from)); err != nil {
 			return nil, "", fmt.Errorf("cannot deploy %s: %w", app, err)
 		}
 	}
@@ -161,7 +163,7 @@ func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l 
 	return in, "", nil
 }
 
-func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *loaded, rc *runtimeChoice, rt runtime.Runtime) (*runInput, error) {
+func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *loaded, rc *runtimeChoice, rt runtime.Runtime) (*execInput, error) {
 	app, from := req.Spec.App, l.Active
 	sp, rtName := rc.Spec, rc.Name
 	if rc.Note != "" {
@@ -197,10 +199,10 @@ func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *
 		App: app, Cause: "deploy", Runtime: rtName,
 		Artifact: runtime.Artifact{Runtime: rtName},
 		Spec:     sp, SpecYAML: req.SpecYAML, Config: cfg,
-		Formation: formation(sp, a.Formation),
+		Formation: plan.Formation(sp, a.Formation),
 		Commit:    req.Commit,
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindDeploy, owner: req.Owner, parent: req.Parent, rt: rt,
 		target: rel, from: from, build: true, runTasks: true, contextDir: req.ContextDir, scale: a.Formation,
 		hostsClaimed: true,
@@ -217,7 +219,7 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 			return nil
 		},
 		NotDeployed: func() error { return fmt.Errorf("rollback %s: %w", req.App, ErrNotDeployed) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			in, err := e.decideRollback(ctx, op, req, l)
 			return in, "", err
 		},
@@ -226,7 +228,7 @@ func (e *Engine) rollback(ctx context.Context, op *Op, req RollbackRequest) (str
 
 // decideRollback is a rollback's part of the operation: a new release
 // made of an earlier one.
-func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest, l *loaded) (*runInput, error) {
+func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest, l *loaded) (*execInput, error) {
 	a, from := l.App, l.Active
 	src, err := e.rollbackSource(ctx, a, req.To)
 	if err != nil {
@@ -252,10 +254,10 @@ func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest
 	rel := &store.Release{
 		App: req.App, Cause: "rollback to " + src.ID(), Runtime: src.Runtime,
 		Artifact: src.Artifact, Spec: src.Spec, SpecYAML: src.SpecYAML, Config: src.Config,
-		Formation: formation(src.Spec, a.Formation),
+		Formation: plan.Formation(src.Spec, a.Formation),
 		Source:    src.Version, Commit: src.Commit,
 	}
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindRollback, owner: req.Owner, rt: rt,
 		target: rel, from: from, runTasks: req.RunTasks, scale: a.Formation,
 		done: func(status string) {
@@ -325,20 +327,6 @@ func (e *Engine) rollbackTargets(ctx context.Context, a *store.App) string {
 
 // formation is the replica count of every service: the spec's, overridden
 // by `moorage scale`.
-func formation(sp *spec.Spec, scale map[string]int) map[string]int {
-	f := map[string]int{}
-	for name, svc := range sp.Services {
-		f[name] = svc.Replicas
-		if n, ok := scale[name]; ok {
-			if svc.Singleton && n > 1 {
-				n = 1
-			}
-			f[name] = n
-		}
-	}
-	return f
-}
-
 func (e *Engine) configSnapshot(ctx context.Context, app string) (store.Config, error) {
 	vars, err := e.st.GetConfig(ctx, app)
 	if err != nil {
@@ -363,8 +351,8 @@ func specOf(r *store.Release) *spec.Spec {
 
 // targetOf is what a plan converges to for rel: its spec, and the replicas
 // of its services with the app's `moorage scale` overrides applied.
-func targetOf(rel *store.Release, scale map[string]int) *Target {
-	t := &Target{Release: rel.ID(), Spec: rel.Spec, Formation: formation(rel.Spec, scale), AccessoryHash: map[string]string{},
+func targetOf(rel *store.Release, scale map[string]int) *plan.Target {
+	t := &plan.Target{Release: rel.ID(), Spec: rel.Spec, Formation: plan.Formation(rel.Spec, scale), AccessoryHash: map[string]string{},
 		ImageHealthcheck: rel.Artifact.Healthcheck, ImageHealthWait: rel.Artifact.HealthcheckWait}
 	for name, a := range rel.Spec.Accessories {
 		t.AccessoryHash[name] = accessoryHash(a)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -77,8 +79,8 @@ func (e *Engine) Destroy(req DestroyRequest) *Op {
 }
 
 // destroyInput gathers what a destroy of app removes.
-func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Release, deleteData bool) (DestroyInput, map[string]*store.Release, error) {
-	in := DestroyInput{App: app, Active: storeID(active), DeleteData: deleteData}
+func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Release, deleteData bool) (plan.DestroyInput, map[string]*store.Release, error) {
+	in := plan.DestroyInput{App: app, Active: storeID(active), DeleteData: deleteData}
 	observed, err := e.observe(ctx, app)
 	if err != nil {
 		return in, nil, err
@@ -93,10 +95,10 @@ func (e *Engine) destroyInput(ctx context.Context, app string, active *store.Rel
 	sort.Slice(rels, func(i, j int) bool { return rels[i].Version < rels[j].Version })
 	for _, r := range rels {
 		byID[r.ID()] = r
-		for _, h := range hostsOf(r.Spec) {
+		for _, h := range httpHostsOf(r.Spec) {
 			hosts[h] = true
 		}
-		for _, v := range volumeNames(r.Spec) {
+		for _, v := range plan.VolumeNames(r.Spec) {
 			vols[v] = true
 		}
 		if r.Artifact.Ref == "" || refs[r.Artifact.Ref] {
@@ -135,10 +137,10 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 	if err != nil {
 		return store.DeployFailed, fmt.Errorf("destroy %s: %w", app, err)
 	}
-	plan := PlanDestroy(in)
+	p := plan.Destroy(in)
 	if req.DryRun || !req.Yes {
 		op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("dry run of a destroy: %s; nothing changes", app)})
-		op.emit(planEvent("", plan))
+		op.emit(planEvent("", p))
 		if !req.Yes && !req.DryRun {
 			return store.DeployFailed, fmt.Errorf("destroying %s removes what the plan above says and cannot be undone: run `moorage apps destroy %s --yes`", app, app)
 		}
@@ -150,18 +152,20 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 		return store.DeployFailed, err
 	}
 	op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("destroy %s (active: %s), asked by %s", app, orNone(in.Active), req.Owner)})
-	op.emit(planEvent("", plan))
-	d := &destroyRun{e: e, op: op, app: app, rels: rels}
-	for i, s := range plan.Steps {
+	op.emit(planEvent("", p))
+	// Executed by the same handlers as any plan, with no journal of its
+	// own: its record is the audit's entry.
+	r := &execution{e: e, op: op, rel: &store.Release{App: app}, known: rels, routed: map[string]string{}}
+	for i, s := range p.Steps {
 		if ctx.Err() != nil {
 			return "interrupted", ErrInterrupted
 		}
-		name := string(s.Kind)
+		name := string(s.Kind())
 		e.failpoint("before:destroy:" + name)
 		start := time.Now()
 		op.emit(Event{Type: EventStep, Seq: i + 1, Step: name, Detail: s.String()})
 		out := newStepOutput(op, i+1, name)
-		err := d.step(ctx, s, out)
+		err := r.step(ctx, s, out)
 		outcome := store.StepOK
 		if err != nil {
 			outcome = store.StepFailed
@@ -183,7 +187,7 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 
 // destroySummary says what a destroy deleted and what it kept, and how to
 // delete what it kept.
-func (e *Engine) destroySummary(ctx context.Context, app string, in DestroyInput) string {
+func (e *Engine) destroySummary(ctx context.Context, app string, in plan.DestroyInput) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s is destroyed: %d instances, %d artifacts, its routes and certificates, releases, deploys and config deleted", app, len(in.Observed), len(in.Artifacts))
 	if in.DeleteData {
@@ -229,99 +233,100 @@ func (e *Engine) volumeWhere(ctx context.Context, app, name string) string {
 	return strings.Join(out, "; ")
 }
 
-// destroyRun executes a destroy plan. Every step is idempotent.
-type destroyRun struct {
-	e    *Engine
-	op   *Op
-	app  string
-	rels map[string]*store.Release
+// The handlers of destroy's steps (handlers.go). Every one is idempotent:
+// a destroy a crash interrupted is finished by running it again.
+
+func (r *execution) unroute(ctx context.Context, s plan.Unroute, out *stepOutput) error {
+	e, app := r.e, r.rel.App
+	e.proxy.RemoveApp(app)
+	e.removeFront(app)
+	out.Printf("the proxy no longer serves %s", app)
+	if e.certs != nil {
+		gone, err := e.certs.DeleteCertificates(s.Hosts)
+		for _, g := range gone {
+			out.Printf("deleted certificate %s", g)
+		}
+		return err
+	}
+	return nil
 }
 
-func (d *destroyRun) step(ctx context.Context, s Step, out *stepOutput) error {
-	e, app := d.e, d.app
-	switch s.Kind {
-	case StepUnroute:
-		e.proxy.RemoveApp(app)
-		e.removeFront(app)
-		out.Printf("the proxy no longer serves %s", app)
-		if e.certs != nil {
-			gone, err := e.certs.DeleteCertificates(s.Hosts)
-			for _, g := range gone {
-				out.Printf("deleted certificate %s", g)
-			}
-			return err
+func (r *execution) removeArtifacts(ctx context.Context, s plan.RemoveArtifacts, out *stepOutput) error {
+	var errs []error
+	for _, id := range s.Releases {
+		rel := r.known[id]
+		if rel == nil {
+			continue
 		}
-		return nil
-	case StepStop:
-		r := &run{e: e, op: d.op}
-		return r.stop(ctx, s.IDs, out)
-	case StepArtifacts:
-		var errs []error
-		for _, id := range s.IDs {
-			rel := d.rels[id]
-			if rel == nil {
-				continue
-			}
-			rt, err := e.Runtime(rel.Artifact.Runtime)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := rt.RemoveArtifact(ctx, rel.Artifact); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("artifact of %s: %w", id, err))
-				continue
-			}
-			out.Printf("deleted the artifact of %s: %s", id, rel.Artifact.Ref)
+		rt, err := r.e.Runtime(rel.Artifact.Runtime)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		return errors.Join(errs...)
-	case StepVolumes:
-		if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || s.Action != "all" {
-			return err
+		if err := rt.RemoveArtifact(ctx, rel.Artifact); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("artifact of %s: %w", id, err))
+			continue
 		}
-		var errs []error
-		for _, rt := range e.runtimes {
-			if dr, ok := rt.(runtime.AppDataRemover); ok {
-				gone, err := dr.RemoveAppData(ctx, app)
-				for _, g := range gone {
-					out.Printf("deleted %s (%s)", g, rt.Name())
-				}
-				if err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-		return errors.Join(errs...)
-	case StepBackups:
-		var errs []error
-		for _, id := range s.IDs {
-			b, err := e.st.GetBackup(ctx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if b.Path != "" {
-				if err := os.RemoveAll(b.Path); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-			}
-			if err := e.st.DeleteBackup(ctx, id); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out.Printf("deleted backup %s (%s)", id, b.Path)
-		}
-		return errors.Join(errs...)
-	case StepForget:
-		if err := e.st.DeleteApp(ctx, app, s.Action != "keep"); err != nil {
-			return err
-		}
-		e.proxy.SetMaintenance(app, nil)
-		out.Printf("forgot %s", app)
-		return nil
+		out.Printf("deleted the artifact of %s: %s", id, rel.Artifact.Ref)
 	}
-	return fmt.Errorf("unknown destroy step %q", s.Kind)
+	return errors.Join(errs...)
+}
+
+// deleteVolumes deletes the step's volumes; All (a destroy) also the rest
+// of the app's data a runtime keeps.
+func (r *execution) deleteVolumes(ctx context.Context, s plan.DeleteVolumes, out *stepOutput) error {
+	e, app := r.e, r.rel.App
+	if err := e.deleteVolumes(ctx, app, s.Volumes, out); err != nil || !s.All {
+		return err
+	}
+	var errs []error
+	for _, rt := range e.runtimes {
+		if dr, ok := rt.(runtime.AppDataRemover); ok {
+			gone, err := dr.RemoveAppData(ctx, app)
+			for _, g := range gone {
+				out.Printf("deleted %s (%s)", g, rt.Name())
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *execution) deleteBackups(ctx context.Context, s plan.DeleteBackups, out *stepOutput) error {
+	e := r.e
+	var errs []error
+	for _, id := range s.IDs {
+		b, err := e.st.GetBackup(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b.Path != "" {
+			if err := os.RemoveAll(b.Path); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := e.st.DeleteBackup(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.Printf("deleted backup %s (%s)", id, b.Path)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *execution) forget(ctx context.Context, s plan.Forget, out *stepOutput) error {
+	e, app := r.e, r.rel.App
+	if err := e.st.DeleteApp(ctx, app, !s.KeepData); err != nil {
+		return err
+	}
+	e.proxy.SetMaintenance(app, nil)
+	out.Printf("forgot %s", app)
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package engine implements the deploy contract: deploys, rollbacks and
-// crash recovery, each as a pure plan (plan.go) that an executor follows
-// step by step, journaling every step in the store before acting.
+// crash recovery, each as a pure plan (internal/plan) that an executor
+// follows step by step, journaling every step in the store before acting
+// and handing it to the handler registered for its kind (handlers.go).
 package engine
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
+	"github.com/moorage/moorage/internal/plan"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -60,17 +62,17 @@ type Options struct {
 
 // Engine runs deploys, rollbacks and recovery.
 type Engine struct {
-	st       *store.Store
-	runtimes map[string]runtime.Runtime
-	why      map[string]error
-	proxy    *proxy.Proxy
-	server   string
-	log      *slog.Logger
-	secrets  Sealer
-	dataDir  string
-	certs    *certs.Manager
-	edge     *edge.Edge
-	hosts    hostClaims
+	st        *store.Store
+	runtimes  map[string]runtime.Runtime
+	why       map[string]error
+	proxy     *proxy.Proxy
+	server    string
+	log       *slog.Logger
+	secrets   Sealer
+	dataDir   string
+	certs     *certs.Manager
+	edge      *edge.Edge
+	httpHosts httpHostClaims
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -83,6 +85,11 @@ type Engine struct {
 	closed   bool
 
 	failpoints map[string]bool
+
+	hooks []Hooks // see AddHooks (under mu)
+
+	handlersMu sync.RWMutex
+	handlers   map[plan.Kind]StepHandler // see Handle
 }
 
 // New returns an engine. Call Start to recover and begin watching runtimes.
@@ -109,6 +116,7 @@ func New(opts Options) *Engine {
 		lockWake:   make(chan struct{}),
 		watchers:   map[*watcher]struct{}{},
 		failpoints: parseFailpoints(os.Getenv("MOORAGE_FAILPOINTS")),
+		handlers:   builtinHandlers(),
 	}
 	return e
 }
@@ -129,11 +137,17 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.recover(ctx); err != nil {
 		return err
 	}
-	e.wg.Add(2)
-	go func() {
-		defer e.wg.Done()
-		e.scheduleBackups()
-	}()
+	for _, h := range e.hooksCopy() {
+		if h.Background == nil {
+			continue
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			h.Background(e.ctx)
+		}()
+	}
+	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		e.janitor()

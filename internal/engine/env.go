@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -19,7 +18,7 @@ var ErrSecrets = errors.New("cannot open secrets")
 // env is the environment of rel's service svc ("" for release tasks and
 // checks), from lowest to highest precedence: the spec's env, the service's
 // env, `moorage config set` values, secrets, and how to reach accessories.
-func (r *run) env(ctx context.Context, rel *store.Release, svc string) (map[string]string, error) {
+func (r *execution) env(ctx context.Context, rel *store.Release, svc string) (map[string]string, error) {
 	return r.e.releaseEnv(ctx, rel, svc)
 }
 
@@ -77,28 +76,6 @@ func (e *Engine) accessorySpecEnv(rel *store.Release, acc *spec.Accessory) (map[
 	return env, nil
 }
 
-// pgParams is pgParamsOf with the password of a postgres accessory that
-// declares it a secret (POSTGRES_PASSWORD, or PGPASSWORD) in PGPASSWORD,
-// for the client tools.
-func (e *Engine) pgParams(rel *store.Release, name string) (pgParams, error) {
-	p := pgParamsOf(rel, name)
-	acc := rel.Spec.Accessories[name]
-	if acc == nil {
-		return p, nil
-	}
-	for _, k := range []string{"POSTGRES_PASSWORD", "PGPASSWORD"} {
-		if !slices.Contains(acc.Secrets, k) {
-			continue
-		}
-		v, err := e.openSecret(rel, k)
-		if err != nil {
-			return p, fmt.Errorf("accessory %s: %w", name, err)
-		}
-		p.env["PGPASSWORD"] = v
-	}
-	return p, nil
-}
-
 // accessoryEnv tells services how to reach the app's accessories.
 func (e *Engine) accessoryEnv(ctx context.Context, app string) (map[string]string, error) {
 	env := map[string]string{}
@@ -116,7 +93,7 @@ func (e *Engine) accessoryEnv(ctx context.Context, app string) (map[string]strin
 	return env, nil
 }
 
-func (r *run) instanceSpec(ctx context.Context, rel *store.Release, service string, idx int) (runtime.InstanceSpec, error) {
+func (r *execution) instanceSpec(ctx context.Context, rel *store.Release, service string, idx int) (runtime.InstanceSpec, error) {
 	return r.e.instanceSpec(ctx, rel, service, idx)
 }
 

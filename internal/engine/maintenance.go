@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
 	"github.com/moorage/moorage/internal/api"
 
 	"github.com/moorage/moorage/internal/proxy"

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/api"
 )
 
@@ -29,10 +31,10 @@ const (
 )
 
 // planEvent is the event that announces plan p.
-func planEvent(rel string, p *Plan) Event {
+func planEvent(rel string, p *plan.Plan) Event {
 	steps := make([]PlanStep, len(p.Steps))
 	for i, s := range p.Steps {
-		steps[i] = PlanStep{Kind: string(s.Kind), Release: s.Release, Text: s.String()}
+		steps[i] = PlanStep{Kind: string(s.Kind()), Release: s.ReleaseID(), Text: s.String()}
 	}
 	return Event{Type: EventPlan, Release: rel, Text: p.String(), Steps: steps}
 }

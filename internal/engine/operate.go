@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+
 	"github.com/moorage/moorage/internal/api"
 
 	"github.com/moorage/moorage/internal/store"
@@ -15,11 +16,11 @@ const StatusPlanned = api.StatusPlanned
 // scale, config change, restore, accessory restart), as the engine's one
 // entry point, operate, runs it:
 //
-//	check → lock → load the app → its active release → decide → run
+//	check → lock → load the app → its active release → decide → execute
 //
-// and run goes on with observe → plan → journal → execute → record. The
+// and execute goes on with observe → plan → journal → execute → record. The
 // operation itself only says what it wants: decide turns the loaded
-// state into the release to converge to (a runInput); it reads the store
+// state into the release to converge to (a execInput); it reads the store
 // and may record what the operation is about (the app's record, its
 // formation) but starts and stops nothing. A dry run takes no lock,
 // decides as usual (decide must then change nothing: it is told by
@@ -48,11 +49,11 @@ type operation struct {
 	Create  string
 	LoadErr func(error) error
 	// Decide is the operation's own part: from what is loaded, the release
-	// to converge to. A nil runInput with a nil error ends the operation
+	// to converge to. A nil execInput with a nil error ends the operation
 	// with the returned status: an operation that changes nothing that
 	// runs (a staged config change, removing a volume) does its part here.
-	Decide func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error)
-	// Own, when set, replaces Decide and run: an operation whose plan is
+	Decide func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error)
+	// Own, when set, replaces Decide and execute: an operation whose plan is
 	// not a convergence to a release (destroy) plans it purely, prints it
 	// (a dry run stops there) and executes it itself.
 	Own func(ctx context.Context, op *Op, l *loaded) (string, error)
@@ -106,7 +107,7 @@ func (e *Engine) operate(ctx context.Context, op *Op, o operation) (string, erro
 		return status, nil
 	}
 	in.dryRun = o.DryRun
-	status, err = e.run(ctx, op, *in)
+	status, err = e.execute(ctx, op, *in)
 	if in.done != nil {
 		in.done(status)
 	}

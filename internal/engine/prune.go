@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/moorage/moorage/internal/api"
 	"io/fs"
 	"path/filepath"
 	"time"
+
+	"github.com/moorage/moorage/internal/api"
+	"github.com/moorage/moorage/internal/fsutil"
+	"github.com/moorage/moorage/internal/plan"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -92,11 +95,15 @@ func (e *Engine) prunableArtifacts(ctx context.Context, a *store.App) ([]*store.
 	if err != nil {
 		return nil, err
 	}
-	candidates, kept := retention(rels, a.Current)
+	byVersion := map[int]*store.Release{}
+	for _, r := range rels {
+		byVersion[r.Version] = r
+	}
+	candidates, kept := plan.Window(windowReleases(rels), a.Current)
 	var out []*store.Release
 	done := map[string]bool{}
 	for i := len(candidates) - 1; i >= 0; i-- { // oldest first
-		r := candidates[i]
+		r := byVersion[candidates[i].Version]
 		if r.Artifact.Ref == "" || kept[r.Artifact.Ref] || done[r.Artifact.Ref] {
 			continue
 		}
@@ -155,7 +162,7 @@ func (e *Engine) janitor() {
 			if n, err := e.pruneLogs(e.ctx, a); err != nil {
 				e.log.Warn("log retention", "app", a.Name, "err", err)
 			} else if n > 0 {
-				e.log.Info("log retention", "app", a.Name, "freed", humanBytes(n))
+				e.log.Info("log retention", "app", a.Name, "freed", fsutil.HumanBytes(n))
 			}
 		}
 		select {
@@ -177,4 +184,21 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// windowRelease is what the retention window (plan.Window) knows of r.
+func windowRelease(r *store.Release) plan.Release {
+	w := plan.Release{Version: r.Version, Status: r.Status, Artifact: r.Artifact}
+	if r.Spec != nil {
+		w.KeepReleases = r.Spec.Deploy.KeepReleases
+	}
+	return w
+}
+
+func windowReleases(rels []*store.Release) []plan.Release {
+	out := make([]plan.Release, len(rels))
+	for i, r := range rels {
+		out[i] = windowRelease(r)
+	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -28,9 +30,14 @@ func (e *Engine) recover(ctx context.Context) error {
 	for _, l := range stale {
 		e.log.Info("cleared stale lock", "app", l.App, "owner", l.Owner, "operation", l.Operation, "since", l.AcquiredAt)
 	}
-	// Before anything is reconciled: a volume an interrupted restore was
-	// swapping is put back, and instances a backup paused are resumed.
-	e.recoverBackups(ctx)
+	// Before anything is reconciled: the hooks (internal/backup puts back a
+	// volume an interrupted restore was swapping, and resumes instances a
+	// backup paused).
+	for _, h := range e.hooksCopy() {
+		if h.Recover != nil {
+			h.Recover(ctx)
+		}
+	}
 	running, err := e.st.RunningDeploys(ctx)
 	if err != nil {
 		return err
@@ -160,7 +167,7 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 	if err != nil {
 		return false, err
 	}
-	var target *Target
+	var target *plan.Target
 	if rel != nil {
 		target = e.targetFor(ctx, rel, a.Formation)
 	}
@@ -168,27 +175,27 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 	if err != nil {
 		return false, err
 	}
-	plan := PlanConverge(ConvergeInput{
+	p := plan.Converge(plan.ConvergeInput{
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
 		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true, Stopped: stopped,
 	})
 	// Journal the recovery like any operation when it changes something.
 	rec := &store.Deploy{App: a.Name, Kind: store.KindRecover, Owner: "moorage server (recovery at start)", Release: a.Current, FromRelease: a.Current}
-	if !quiet(plan) {
+	if !p.Quiet() {
 		if err := e.st.CreateDeploy(ctx, rec); err != nil {
 			return false, err
 		}
-		e.st.SetDeployPlan(ctx, rec.ID, plan.String())
-		e.log.Info("recovering", "app", a.Name, "plan", plan.String())
+		e.st.SetDeployPlan(ctx, rec.ID, p.String())
+		e.log.Info("recovering", "app", a.Name, "plan", p.String())
 	}
 	op := newOp()
-	r := &run{e: e, op: op, deploy: rec, rel: rel, rt: rt, routed: map[string]string{}, known: map[string]*store.Release{}, undoing: true, prefix: "recover:"}
+	r := &execution{e: e, op: op, deploy: rec, rel: rel, rt: rt, routed: map[string]string{}, known: map[string]*store.Release{}, undoing: true, prefix: "recover:"}
 	if rel != nil {
 		r.known[rel.ID()] = rel
 	} else {
 		r.rel = &store.Release{App: a.Name}
 	}
-	err = r.stepsQuiet(ctx, plan.Steps, rec.ID != 0)
+	err = r.stepsQuiet(ctx, p.Steps, rec.ID != 0)
 	if rec.ID != 0 {
 		status, reason := store.DeploySucceeded, ""
 		if err != nil {
@@ -288,8 +295,13 @@ func (e *Engine) recoverIfOn(ctx context.Context, app, name string) error {
 	if appRuntime(a, rel) != name {
 		return nil
 	}
-	// What the start could not: instances a backup had paused there.
-	e.resumePaused(ctx, a.Name)
+	// What the start could not (internal/backup: instances a backup had
+	// paused there).
+	for _, h := range e.hooksCopy() {
+		if h.RuntimeAnswered != nil {
+			h.RuntimeAnswered(ctx, a.Name)
+		}
+	}
 	if _, err := e.recoverApp(ctx, a); err != nil {
 		return err
 	}
@@ -333,29 +345,13 @@ func (e *Engine) adoptInterrupted(ctx context.Context, d *store.Deploy) error {
 	return e.adoptConfig(ctx, from, rel)
 }
 
-// quiet reports whether a recovery plan only re-routes what runs.
-func quiet(p *Plan) bool {
-	for _, s := range p.Steps {
-		switch s.Kind {
-		case StepPrepare, StepRoute, StepCutover, StepActivate:
-		case StepAccessory:
-			if s.Action != AccessoryKeep {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // stepsQuiet runs recovery steps, journaled only when they change something.
-func (r *run) stepsQuiet(ctx context.Context, steps []Step, journal bool) error {
+func (r *execution) stepsQuiet(ctx context.Context, steps []plan.Step, journal bool) error {
 	if journal {
 		return r.steps(ctx, steps)
 	}
 	for _, s := range steps {
-		out := newStepOutput(r.op, 0, string(s.Kind))
+		out := newStepOutput(r.op, 0, string(s.Kind()))
 		if err := r.step(ctx, s, out); err != nil {
 			return &stepError{step: s, err: err}
 		}

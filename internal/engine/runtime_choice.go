@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -117,7 +119,7 @@ func checkMove(from *store.Release, to, stay string) error {
 // runtime to another: the data of its volumes.
 func (e *Engine) moveWarnings(ctx context.Context, from *store.Release, to string) []string {
 	out := []string{fmt.Sprintf("moving %s from the %s runtime to %s", from.App, from.Runtime, to)}
-	vols := volumeNames(from.Spec)
+	vols := plan.VolumeNames(from.Spec)
 	if len(vols) == 0 {
 		return out
 	}

@@ -3,9 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
-	"github.com/moorage/moorage/internal/api"
 	"sort"
 	"time"
+
+	"github.com/moorage/moorage/internal/api"
 
 	"github.com/moorage/moorage/internal/runtime"
 )

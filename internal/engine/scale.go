@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -40,7 +42,7 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 			return nil
 		},
 		NotDeployed: func() error { return fmt.Errorf("scale %s: %w; deploy it first", req.App, ErrNotDeployed) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			in, err := e.decideScale(ctx, req, l)
 			return in, "", err
 		},
@@ -49,7 +51,7 @@ func (e *Engine) scale(ctx context.Context, op *Op, req ScaleRequest) (string, e
 
 // decideScale is a scale's part of the operation: the active release with
 // the new replica counts, converged in place.
-func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (*runInput, error) {
+func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (*execInput, error) {
 	a, cur := l.App, l.Active
 	next := map[string]int{}
 	for k, v := range a.Formation {
@@ -81,11 +83,11 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 		e.st.AddEvent(ctx, store.Event{App: req.App, Kind: store.EventScale, Message: "scale " + strings.Join(parts, " ")})
 	}
 	target := e.targetFor(ctx, cur, next)
-	return &runInput{
+	return &execInput{
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,
-		plan: func(observed []runtime.Instance) *Plan {
-			return PlanConverge(ConvergeInput{App: req.App, Kind: "scale", Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed), Finish: true,
+		plan: func(observed []runtime.Instance) *plan.Plan {
+			return plan.Scale(plan.ConvergeInput{App: req.App, Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed),
 				Retention: e.retention(ctx, req.App, cur, cur.Version)})
 		},
 	}, nil

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
-	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -65,7 +66,7 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 	status, err := e.operate(ctx, op, operation{
 		App: req.App, Owner: req.Owner, Lock: kind, Wait: req.Wait, DryRun: req.DryRun,
 		NotDeployed: func() error { return fmt.Errorf("%s %s: %w; deploy it first", kind, req.App, ErrNotDeployed) },
-		Decide: func(ctx context.Context, op *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error) {
 			a, cur := l.App, l.Active
 			m, err := e.MaintenanceOf(ctx, req.App)
 			if err != nil {
@@ -84,20 +85,20 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 			if err != nil {
 				return nil, "", err
 			}
-			scale, fromScale := a.Formation, stoppedFormation(cur.Spec)
+			scale, fromScale := a.Formation, plan.StoppedFormation(cur.Spec)
 			if stop {
 				scale, fromScale = fromScale, scale
 			}
 			target := e.targetFor(ctx, cur, scale)
-			return &runInput{
+			return &execInput{
 				app: a, kind: kind, owner: req.Owner, rt: rt,
 				target: cur, from: cur, scale: scale, fromScale: fromScale,
-				plan: func(observed []runtime.Instance) *Plan {
-					in := ConvergeInput{App: req.App, Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed)}
+				plan: func(observed []runtime.Instance) *plan.Plan {
+					in := plan.ConvergeInput{App: req.App, Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed)}
 					if stop {
-						return PlanStop(in)
+						return plan.StopApp(in)
 					}
-					return PlanStart(in)
+					return plan.StartApp(in)
 				},
 				// Under the lock, once run returned: a stop that failed
 				// was undone (the instances came back), and so does the
@@ -119,9 +120,9 @@ func (e *Engine) stopStart(ctx context.Context, op *Op, req StopStartRequest, st
 
 // maintenanceStep turns the stopped page on (recorded first: a server that
 // dies mid-stop recovers the app as stopped) or off.
-func (r *run) maintenanceStep(ctx context.Context, s Step, out *stepOutput) error {
+func (r *execution) maintenanceStep(ctx context.Context, s plan.Maintenance, out *stepOutput) error {
 	app := r.rel.App
-	if s.Action == MaintenanceOn {
+	if s.On {
 		if err := r.e.SetMaintenance(ctx, app, &Maintenance{Message: app + " is stopped.", Stopped: true}); err != nil {
 			return err
 		}
@@ -133,15 +134,6 @@ func (r *run) maintenanceStep(ctx context.Context, s Step, out *stepOutput) erro
 	}
 	out.Printf("%s serves again", app)
 	return nil
-}
-
-// stoppedFormation is a formation of sp with every service at 0.
-func stoppedFormation(sp *spec.Spec) map[string]int {
-	f := map[string]int{}
-	for name := range sp.Services {
-		f[name] = 0
-	}
-	return f
 }
 
 // refuseStopped refuses an operation that would start instances of an app

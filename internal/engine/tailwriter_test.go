@@ -1,9 +1,10 @@
 package engine
 
 import (
-	"github.com/moorage/moorage/internal/store"
 	"strings"
 	"testing"
+
+	"github.com/moorage/moorage/internal/store"
 )
 
 // Output without newlines is passed on in bounded pieces, and the kept

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -16,7 +17,7 @@ import (
 func (e *Engine) RemoveVolume(ctx context.Context, app, name, owner string) error {
 	_, err := e.operate(ctx, newOp(), operation{
 		App: app, Owner: owner, Lock: "remove volume " + name, NeedApp: true,
-		Decide: func(ctx context.Context, _ *Op, l *loaded) (*runInput, string, error) {
+		Decide: func(ctx context.Context, _ *Op, l *loaded) (*execInput, string, error) {
 			// Nothing to plan: what runs does not change.
 			if err := e.removeVolume(ctx, app, name, owner, l.Active); err != nil {
 				return nil, "", err
@@ -49,7 +50,7 @@ func (e *Engine) removeVolume(ctx context.Context, app, name, owner string, rel 
 		if len(users) > 0 {
 			return fmt.Errorf("volume %s is mounted by %s of the active release %s: remove it from moorage.yaml and deploy first", name, strings.Join(users, ", "), rel.ID())
 		}
-		ins, err := e.instancesMounting(ctx, rel, name)
+		ins, err := e.InstancesMounting(ctx, rel, name)
 		if err != nil {
 			return err
 		}
@@ -78,4 +79,42 @@ func (e *Engine) removeVolume(ctx context.Context, app, name, owner string, rel 
 	}
 	e.st.AddEvent(ctx, store.Event{App: app, Kind: "volume", Message: fmt.Sprintf("volume %s removed by %s", name, owner)})
 	return nil
+}
+
+// InstancesMounting returns the running instances of app that mount volume
+// name (services of the active release's spec, and accessories).
+func (e *Engine) InstancesMounting(ctx context.Context, rel *store.Release, volume string) ([]runtime.Instance, error) {
+	observed, err := e.observe(ctx, rel.App)
+	if err != nil {
+		return nil, err
+	}
+	specs := e.specsOf(ctx, rel.App, observed)
+	var out []runtime.Instance
+	for _, in := range observed {
+		if in.State == runtime.StateExited {
+			continue
+		}
+		switch in.Kind {
+		case runtime.KindAccessory:
+			if acc := rel.Spec.Accessories[in.Service]; acc != nil {
+				for _, v := range acc.Volumes {
+					if v.Name == volume {
+						out = append(out, in)
+					}
+				}
+			}
+		case runtime.KindService:
+			sp := specs[in.Release]
+			if sp == nil {
+				sp = rel.Spec
+			}
+			for _, v := range sp.VolumesFor(in.Service) {
+				if v.Name == volume {
+					out = append(out, in)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/apiserver"
 	"github.com/moorage/moorage/internal/archive"
+	"github.com/moorage/moorage/internal/backup"
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/engine"
@@ -36,6 +37,7 @@ import (
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/pipeline"
 	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/query"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
 	"github.com/moorage/moorage/internal/runtime/process"
@@ -110,6 +112,7 @@ type Server struct {
 	runtimes map[string]runtime.Runtime
 	proxy    *proxy.Proxy
 	engine   *engine.Engine
+	backups  *backup.Manager
 
 	certs *certs.Manager
 	edge  *edge.Edge
@@ -304,6 +307,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ServerID: hex.EncodeToString(sid), Logger: s.log.With("component", "engine"), Secrets: box,
 		DataDir: s.cfg.DataDir, Certs: s.certs, Edge: s.edge,
 	})
+	// Backups are built on the engine: they register their restore step
+	// and their recovery and scheduler hooks before it starts.
+	s.backups = backup.New(backup.Options{Engine: s.engine, Store: s.store, DataDir: s.cfg.DataDir,
+		Logger: s.log.With("component", "backup")})
 	// Serve the recorded routes at once, and recover beside them.
 	s.restoreRoutes(ctx)
 	// The plain HTTP listener: the proxy's own front (fast path for simple
@@ -399,8 +406,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		names = append(names, n)
 	}
 	apiSrv := &apiserver.Server{
-		Engine: s.engine, UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
-		Limits: archive.Limits{MaxBytes: s.cfg.MaxUpload, MaxFiles: 200000},
+		Engine: s.engine, Backups: s.backups,
+		Query: query.New(query.Options{Engine: s.engine, Store: s.store, Proxy: s.proxy,
+			Logger: s.log.With("component", "query")}),
+		UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
+		Limits:    archive.Limits{MaxBytes: s.cfg.MaxUpload, MaxFiles: 200000},
 		Version: api.Version{Version: version.String(), Schema: store.SchemaVersion(), Runtimes: names,
 			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr(), Features: api.ServerFeatures},
 		Logger: s.log.With("component", "api"),

@@ -1,4 +1,4 @@
-package engine
+package backup
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/plan"
 
 	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
@@ -42,35 +45,35 @@ type BackupRequest struct {
 }
 
 // backupDir is where app's archives go.
-func (e *Engine) backupDir(app, to string, sp *spec.Spec) string {
+func (m *Manager) backupDir(app, to string, sp *spec.Spec) string {
 	if to != "" {
 		return to
 	}
 	if sp != nil && sp.Backups != nil && sp.Backups.To != "" {
 		return sp.Backups.To
 	}
-	return filepath.Join(e.dataDir, "backups", app)
+	return filepath.Join(m.dataDir, "backups", app)
 }
 
 // CreateBackups backs up what req names, one archive per volume or
 // accessory, and returns the records (failed ones included: a failure is
 // never silent, it is recorded, raised as an event and returned).
-func (e *Engine) CreateBackups(ctx context.Context, req BackupRequest, out io.Writer) ([]*store.Backup, error) {
-	a, err := e.st.GetApp(ctx, req.App)
+func (m *Manager) CreateBackups(ctx context.Context, req BackupRequest, out io.Writer) ([]*store.Backup, error) {
+	a, err := m.st.GetApp(ctx, req.App)
 	if err != nil {
 		return nil, err
 	}
 	if a.Current == 0 {
-		return nil, fmt.Errorf("back up %s: %w", req.App, ErrNotDeployed)
+		return nil, fmt.Errorf("back up %s: %w", req.App, engine.ErrNotDeployed)
 	}
-	rel, err := e.st.GetRelease(ctx, req.App, a.Current)
+	rel, err := m.st.GetRelease(ctx, req.App, a.Current)
 	if err != nil {
 		return nil, err
 	}
 	type job struct{ kind, target string }
 	var jobs []job
 	if req.All || (len(req.Volumes) == 0 && len(req.Accessories) == 0) {
-		for _, v := range volumeNames(rel.Spec) {
+		for _, v := range plan.VolumeNames(rel.Spec) {
 			jobs = append(jobs, job{BackupVolume, v})
 		}
 		for _, name := range rel.Spec.AccessoryNames() {
@@ -83,12 +86,12 @@ func (e *Engine) CreateBackups(ctx context.Context, req BackupRequest, out io.Wr
 		}
 	}
 	known := map[string]bool{}
-	for _, v := range volumeNames(rel.Spec) {
+	for _, v := range plan.VolumeNames(rel.Spec) {
 		known[v] = true
 	}
 	for _, v := range req.Volumes {
 		if !known[v] {
-			return nil, fmt.Errorf("%s has no volume %q (volumes: %s)", req.App, v, strings.Join(volumeNames(rel.Spec), ", "))
+			return nil, fmt.Errorf("%s has no volume %q (volumes: %s)", req.App, v, strings.Join(plan.VolumeNames(rel.Spec), ", "))
 		}
 		jobs = append(jobs, job{BackupVolume, v})
 	}
@@ -102,11 +105,11 @@ func (e *Engine) CreateBackups(ctx context.Context, req BackupRequest, out io.Wr
 		}
 		jobs = append(jobs, job{BackupPostgres, name})
 	}
-	dir := e.backupDir(req.App, req.To, rel.Spec)
+	dir := m.backupDir(req.App, req.To, rel.Spec)
 	var out2 []*store.Backup
 	var errs []error
 	for _, j := range jobs {
-		b, err := e.backupOne(ctx, rel, j.kind, j.target, dir, req.Trigger, out)
+		b, err := m.backupOne(ctx, rel, j.kind, j.target, dir, req.Trigger, out)
 		out2 = append(out2, b)
 		if err != nil {
 			errs = append(errs, err)
@@ -116,7 +119,7 @@ func (e *Engine) CreateBackups(ctx context.Context, req BackupRequest, out io.Wr
 }
 
 // backupOne makes one archive and records it, failed or not.
-func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target, dir, trigger string, out io.Writer) (*store.Backup, error) {
+func (m *Manager) backupOne(ctx context.Context, rel *store.Release, kind, target, dir, trigger string, out io.Writer) (*store.Backup, error) {
 	now := time.Now().UTC()
 	ext := ".tar.gz"
 	if kind == BackupPostgres {
@@ -133,15 +136,15 @@ func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target
 		b.FinishedAt = time.Now().UTC()
 		b.Status, b.Error = store.BackupFailed, err.Error()
 		wctx := context.WithoutCancel(ctx)
-		if perr := e.st.PutBackup(wctx, b); perr != nil {
-			e.log.Error("record failed backup", "app", rel.App, "backup", b.ID, "err", perr)
+		if perr := m.st.PutBackup(wctx, b); perr != nil {
+			m.log.Error("record failed backup", "app", rel.App, "backup", b.ID, "err", perr)
 		}
-		e.raise(wctx, rel.App, fmt.Sprintf("%s backup of %s %s FAILED: %v", b.Trigger, kind, target, err))
+		m.raise(wctx, rel.App, fmt.Sprintf("%s backup of %s %s FAILED: %v", b.Trigger, kind, target, err))
 		return b, fmt.Errorf("%w: %s %s: %v", ErrBackup, kind, target, err)
 	}
 	// Recorded as running before anything is written: a server killed
 	// meanwhile marks it failed at its next start.
-	if err := e.st.PutBackup(ctx, b); err != nil {
+	if err := m.st.PutBackup(ctx, b); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(out, "backing up %s %s to %s\n", kind, target, b.Path)
@@ -152,9 +155,9 @@ func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target
 	var err error
 	switch kind {
 	case BackupVolume:
-		err = e.backupVolume(ctx, rel, target, b, out)
+		err = m.backupVolume(ctx, rel, target, b, out)
 	case BackupPostgres:
-		err = e.backupPostgres(ctx, rel, target, b, out)
+		err = m.backupPostgres(ctx, rel, target, b, out)
 	}
 	if err != nil {
 		_ = removeArchive(b) // a failed backup leaves no archive to mistake for one
@@ -162,14 +165,14 @@ func (e *Engine) backupOne(ctx context.Context, rel *store.Release, kind, target
 	}
 	b.FinishedAt = time.Now().UTC()
 	b.Status = store.BackupOK
-	if err := e.st.PutBackup(context.WithoutCancel(ctx), b); err != nil {
+	if err := m.st.PutBackup(context.WithoutCancel(ctx), b); err != nil {
 		// An archive the store does not know is no backup: remove it
 		// rather than leave it behind unlisted.
 		removeArchive(b)
 		return fail(err)
 	}
-	e.st.AddEvent(ctx, store.Event{App: rel.App, Kind: store.EventBackup, Message: fmt.Sprintf("%s backup %s: %s, %s", b.Trigger, b.ID, humanBytes(b.Size), b.SHA256[:12])})
-	fmt.Fprintf(out, "%s: %s, sha256 %s\n", b.ID, humanBytes(b.Size), b.SHA256)
+	m.st.AddEvent(ctx, store.Event{App: rel.App, Kind: store.EventBackup, Message: fmt.Sprintf("%s backup %s: %s, %s", b.Trigger, b.ID, fsutil.HumanBytes(b.Size), b.SHA256[:12])})
+	fmt.Fprintf(out, "%s: %s, sha256 %s\n", b.ID, fsutil.HumanBytes(b.Size), b.SHA256)
 	return b, nil
 }
 
@@ -274,62 +277,12 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
 // Backups lists app's backups, newest first.
-func (e *Engine) Backups(ctx context.Context, app string) ([]*store.Backup, error) {
-	if _, err := e.st.GetApp(ctx, app); err != nil {
+func (m *Manager) Backups(ctx context.Context, app string) ([]*store.Backup, error) {
+	if _, err := m.st.GetApp(ctx, app); err != nil {
 		return nil, err
 	}
-	return e.st.ListBackups(ctx, app)
-}
-
-// instancesMounting returns the running instances of app that mount volume
-// name (services of the active release's spec, and accessories).
-func (e *Engine) instancesMounting(ctx context.Context, rel *store.Release, volume string) ([]runtime.Instance, error) {
-	observed, err := e.observe(ctx, rel.App)
-	if err != nil {
-		return nil, err
-	}
-	specs := e.specsOf(ctx, rel.App, observed)
-	var out []runtime.Instance
-	for _, in := range observed {
-		if in.State == runtime.StateExited {
-			continue
-		}
-		switch in.Kind {
-		case runtime.KindAccessory:
-			if acc := rel.Spec.Accessories[in.Service]; acc != nil {
-				for _, v := range acc.Volumes {
-					if v.Name == volume {
-						out = append(out, in)
-					}
-				}
-			}
-		case runtime.KindService:
-			sp := specs[in.Release]
-			if sp == nil {
-				sp = rel.Spec
-			}
-			for _, v := range sp.VolumesFor(in.Service) {
-				if v.Name == volume {
-					out = append(out, in)
-				}
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return m.st.ListBackups(ctx, app)
 }
 
 // pausedJournal is what the journal keeps while instances are paused for
@@ -342,7 +295,7 @@ type pausedJournal struct {
 // instances are recorded in the store's journal before the first is
 // paused, and forgotten once all are resumed: a server killed in between
 // resumes them at its next start (see recoverPaused).
-func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, ins []runtime.Instance, out io.Writer) (func(), error) {
+func (m *Manager) pauseAll(ctx context.Context, app string, rt runtime.Runtime, ins []runtime.Instance, out io.Writer) (func(), error) {
 	if len(ins) == 0 {
 		return func() {}, nil
 	}
@@ -350,7 +303,7 @@ func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, i
 	for _, in := range ins {
 		j.IDs = append(j.IDs, in.ID)
 	}
-	if err := e.journalPaused(ctx, app, j); err != nil {
+	if err := m.journalPaused(ctx, app, j); err != nil {
 		return nil, fmt.Errorf("nothing paused: %w", err)
 	}
 	var paused []string
@@ -364,7 +317,7 @@ func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, i
 			go func() {
 				defer wg.Done()
 				if err := rt.Resume(rctx, id); err != nil {
-					e.raise(rctx, app, fmt.Sprintf("%s could not be resumed after a backup (the next server start retries): %v", id, err))
+					m.raise(rctx, app, fmt.Sprintf("%s could not be resumed after a backup (the next server start retries): %v", id, err))
 					mu.Lock()
 					failed = append(failed, id)
 					mu.Unlock()
@@ -374,11 +327,11 @@ func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, i
 		wg.Wait()
 		if len(failed) > 0 {
 			sort.Strings(failed)
-			e.journalPaused(rctx, app, pausedJournal{IDs: failed})
+			m.journalPaused(rctx, app, pausedJournal{IDs: failed})
 			return
 		}
-		if err := e.st.DeleteJournal(rctx, app, store.JournalPaused); err != nil {
-			e.log.Error("forget paused instances (the next start resumes them again, harmlessly)", "app", app, "err", err)
+		if err := m.st.DeleteJournal(rctx, app, store.JournalPaused); err != nil {
+			m.log.Error("forget paused instances (the next start resumes them again, harmlessly)", "app", app, "err", err)
 		}
 	}
 	for _, in := range ins {
@@ -392,7 +345,7 @@ func (e *Engine) pauseAll(ctx context.Context, app string, rt runtime.Runtime, i
 	return resume, nil
 }
 
-func (e *Engine) journalPaused(ctx context.Context, app string, j pausedJournal) error {
+func (m *Manager) journalPaused(ctx context.Context, app string, j pausedJournal) error {
 	b, _ := json.Marshal(j)
-	return e.st.PutJournal(ctx, app, store.JournalPaused, string(b))
+	return m.st.PutJournal(ctx, app, store.JournalPaused, string(b))
 }

@@ -33,7 +33,7 @@ func TestClaimHosts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			release, err := e.claimHosts(app, sp)
+			release, err := e.claimHTTPHosts(app, sp)
 			mu.Lock()
 			errs[app], releases[app] = err, release
 			mu.Unlock()
@@ -60,7 +60,7 @@ func TestClaimHosts(t *testing.T) {
 	// The same app may claim again (its next operation); others may once
 	// the claim is released.
 	releases[winner]()
-	release, err := e.claimHosts(loser, specs[loser])
+	release, err := e.claimHTTPHosts(loser, specs[loser])
 	if err != nil {
 		t.Fatalf("after the release: %v", err)
 	}
@@ -70,8 +70,17 @@ func TestClaimHosts(t *testing.T) {
 	if err := p.SetApp("alpha", []proxy.RouteTargets{{Route: proxy.Route{App: "alpha", Service: "web", Hosts: []string{"shared.test"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.claimHosts("beta", b)
+	_, err = e.claimHTTPHosts("beta", b)
 	if !errors.Is(err, ErrHostClaimed) || !strings.Contains(err.Error(), `already routed to app "alpha"`) || !strings.Contains(err.Error(), "http.hosts of beta") {
 		t.Fatalf("routed host: %v", err)
 	}
+}
+
+func mustSpec(t *testing.T, text string) *spec.Spec {
+	t.Helper()
+	sp, err := spec.Parse("moorage.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
 }

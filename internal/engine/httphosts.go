@@ -16,25 +16,25 @@ import (
 // It is the proxy's host conflict, which the proxy reports for the former.
 var ErrHostClaimed = proxy.ErrHostConflict
 
-// hostClaims makes host claims server-wide and atomic. Deploy locks are per
+// httpHostClaims makes host claims server-wide and atomic. Deploy locks are per
 // app, so two apps could otherwise both check a host as free and both go
 // on; the second would only fail at its cutover, after starting its
 // instances. An operation claims the hosts of its target and of the
 // release a failure goes back to, under one mutex, before it changes
 // anything, and holds them until it ends: by then the proxy routes what it
 // left active.
-type hostClaims struct {
+type httpHostClaims struct {
 	mu      sync.Mutex
 	running map[string]map[string]bool // app → hosts its running operation claims
 }
 
-// claimHosts claims the hosts of the routed services of specs (nil ones are
+// claimHTTPHosts claims the hosts of the routed services of specs (nil ones are
 // skipped) for app: none may be routed to another app by the proxy, or
 // claimed by another app's running operation, and the target (the first
 // spec) must pass the front checks (TLS, front door). The returned function
 // releases the claim.
-func (e *Engine) claimHosts(app string, specs ...*spec.Spec) (func(), error) {
-	c := &e.hosts
+func (e *Engine) claimHTTPHosts(app string, specs ...*spec.Spec) (func(), error) {
+	c := &e.httpHosts
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	mine := map[string]bool{}
@@ -42,10 +42,10 @@ func (e *Engine) claimHosts(app string, specs ...*spec.Spec) (func(), error) {
 		if sp == nil {
 			continue
 		}
-		if err := e.checkHosts(app, sp, i == 0); err != nil {
+		if err := e.checkHTTPHosts(app, sp, i == 0); err != nil {
 			return nil, err
 		}
-		for _, h := range hostsOf(sp) {
+		for _, h := range httpHostsOf(sp) {
 			mine[h] = true
 		}
 	}
@@ -70,10 +70,10 @@ func (e *Engine) claimHosts(app string, specs ...*spec.Spec) (func(), error) {
 	}, nil
 }
 
-// checkHosts checks, changing nothing, that sp's routes are valid and that
+// checkHTTPHosts checks, changing nothing, that sp's routes are valid and that
 // no other app routes one of its hosts; front also checks its TLS sites and
 // front-door policy.
-func (e *Engine) checkHosts(app string, sp *spec.Spec, front bool) error {
+func (e *Engine) checkHTTPHosts(app string, sp *spec.Spec, front bool) error {
 	if err := e.proxy.CheckHosts(app, routesOfSpec(app, sp)); err != nil {
 		var taken *proxy.HostTakenError
 		if errors.As(err, &taken) && taken.App != app {
@@ -87,11 +87,11 @@ func (e *Engine) checkHosts(app string, sp *spec.Spec, front bool) error {
 	return nil
 }
 
-// hostsOf returns the hosts the routed services of sp claim ("" for the
+// httpHostsOf returns the hosts the routed services of sp claim ("" for the
 // default route). The spec only accepts them in their canonical form
 // (lower case, no trailing dot, IPv6 without brackets), which is how the
 // proxy compares them.
-func hostsOf(sp *spec.Spec) []string {
+func httpHostsOf(sp *spec.Spec) []string {
 	var out []string
 	for _, name := range sp.ServiceNames() {
 		svc := sp.Services[name]

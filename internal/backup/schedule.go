@@ -1,4 +1,4 @@
-package engine
+package backup
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -44,7 +45,7 @@ type dueBackup struct {
 
 // backupScheduler decides which scheduled backups are due and runs them.
 type backupScheduler struct {
-	e       *Engine
+	m       *Manager
 	started time.Time // when this server started: slots before it passed while it was down
 
 	mu       sync.Mutex
@@ -52,26 +53,26 @@ type backupScheduler struct {
 	reported map[string]string // app → the last schedule problem reported (raised once, not every minute)
 }
 
-func newBackupScheduler(e *Engine, started time.Time) *backupScheduler {
-	return &backupScheduler{e: e, started: started, running: map[string]bool{}, reported: map[string]string{}}
+func newBackupScheduler(m *Manager, started time.Time) *backupScheduler {
+	return &backupScheduler{m: m, started: started, running: map[string]bool{}, reported: map[string]string{}}
 }
 
-// scheduleBackups runs the apps' scheduled backups until the engine
-// closes. It wakes at each minute boundary and runs what is due.
-func (e *Engine) scheduleBackups() {
-	s := newBackupScheduler(e, time.Now())
+// scheduleBackups runs the apps' scheduled backups until ctx ends (the
+// engine closes). It wakes at each minute boundary and runs what is due.
+func (m *Manager) scheduleBackups(ctx context.Context) {
+	s := newBackupScheduler(m, time.Now())
 	last := s.started
 	for {
 		next := time.Now().Truncate(time.Minute).Add(time.Minute)
 		t := time.NewTimer(time.Until(next))
 		select {
-		case <-e.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
 		now := time.Now()
-		s.tick(e.ctx, last, now)
+		s.tick(ctx, last, now)
 		last = now
 	}
 }
@@ -89,12 +90,12 @@ func (s *backupScheduler) tick(ctx context.Context, from, now time.Time) {
 // (or whose schedule changed) counts its slots from there. Every problem
 // is raised (an event and an error log line), once.
 func (s *backupScheduler) due(ctx context.Context, from, now time.Time) []dueBackup {
-	e := s.e
-	apps, err := e.st.ListApps(ctx)
+	m := s.m
+	apps, err := m.st.ListApps(ctx)
 	if err != nil {
 		// Nothing is marked handled: the slots are found again at the next
 		// wake-up, run late and reported.
-		e.log.Error("scheduled backups: cannot list apps; retrying in a minute", "err", err)
+		m.log.Error("scheduled backups: cannot list apps; retrying in a minute", "err", err)
 		return nil
 	}
 	var out []dueBackup
@@ -102,7 +103,7 @@ func (s *backupScheduler) due(ctx context.Context, from, now time.Time) []dueBac
 		if a.Current == 0 {
 			continue
 		}
-		rel, err := e.st.GetRelease(ctx, a.Name, a.Current)
+		rel, err := m.st.GetRelease(ctx, a.Name, a.Current)
 		if err != nil {
 			s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: reading the active release failed: %v", err))
 			continue
@@ -166,24 +167,24 @@ func (s *backupScheduler) due(ctx context.Context, from, now time.Time) []dueBac
 // are raised here; CreateBackups raises those of each target. Retention
 // then applies to each target that succeeded.
 func (s *backupScheduler) run(d dueBackup) {
-	e := s.e
+	m := s.m
 	s.mu.Lock()
 	s.running[d.app] = true
 	s.mu.Unlock()
-	op := e.start(func(ctx context.Context, op *Op) (string, error) {
+	op := m.e.StartOp(func(ctx context.Context, op *engine.Op) (string, error) {
 		defer s.finished(d.app)
 		if d.missed > 0 {
 			msg := fmt.Sprintf("schedule backup MISSED %d time(s) since %s (%s): backing up now", d.missed, d.firstMissed.Local().Format(time.DateTime), d.reason)
 			if d.missed >= maxCountedSlots {
 				msg = fmt.Sprintf("schedule backup MISSED %d times or more since %s (%s): backing up now", maxCountedSlots, d.firstMissed.Local().Format(time.DateTime), d.reason)
 			}
-			e.raise(ctx, d.app, msg)
+			m.raise(ctx, d.app, msg)
 		}
-		e.log.Info("scheduled backup", "app", d.app, "schedule", d.schedule, "slot", d.slot)
+		m.log.Info("scheduled backup", "app", d.app, "schedule", d.schedule, "slot", d.slot)
 		req := BackupRequest{App: d.app, All: true, Trigger: "schedule", Owner: "moorage server (schedule " + d.schedule + ")"}
-		bs, err := e.backupLocked(ctx, op, req)
+		bs, err := m.backupLocked(ctx, op, req)
 		if err != nil && len(bs) == 0 {
-			e.raise(ctx, d.app, fmt.Sprintf("schedule backup of %s FAILED before backing anything up: %v", d.slot.Local().Format(time.DateTime), err))
+			m.raise(ctx, d.app, fmt.Sprintf("schedule backup of %s FAILED before backing anything up: %v", d.slot.Local().Format(time.DateTime), err))
 		}
 		var ok []*store.Backup
 		for _, b := range bs {
@@ -194,16 +195,16 @@ func (s *backupScheduler) run(d dueBackup) {
 		// Under the app's lock, like the backups: a restore that checked
 		// its archive must not see it deleted under it.
 		var deleted []string
-		unlock, kerr := e.lock(ctx, op, d.app, req.Owner, "delete old backups", true)
+		unlock, kerr := m.e.Lock(ctx, op, d.app, req.Owner, "delete old backups", true)
 		if kerr == nil {
-			deleted, kerr = e.keepBackups(ctx, d.app, d.keep, ok)
+			deleted, kerr = m.keepBackups(ctx, d.app, d.keep, ok)
 			unlock()
 		}
 		if len(deleted) > 0 {
-			e.log.Info("pruned old backups", "app", d.app, "deleted", deleted)
+			m.log.Info("pruned old backups", "app", d.app, "deleted", deleted)
 		}
 		if kerr != nil {
-			e.raise(ctx, d.app, fmt.Sprintf("deleting old backups (keep: %d) FAILED: %v", d.keep, kerr))
+			m.raise(ctx, d.app, fmt.Sprintf("deleting old backups (keep: %d) FAILED: %v", d.keep, kerr))
 		}
 		if err = errors.Join(err, kerr); err != nil {
 			return store.DeployFailed, err
@@ -238,7 +239,7 @@ func (s *backupScheduler) problem(ctx context.Context, app, msg string) {
 	s.reported[app] = msg
 	s.mu.Unlock()
 	if !same {
-		s.e.raise(ctx, app, msg)
+		s.m.raise(ctx, app, msg)
 	}
 }
 
@@ -249,7 +250,7 @@ func (s *backupScheduler) clear(app string) {
 }
 
 func (s *backupScheduler) state(ctx context.Context, app string) (*scheduleState, error) {
-	v, err := s.e.st.GetJournal(ctx, app, store.JournalSchedule)
+	v, err := s.m.st.GetJournal(ctx, app, store.JournalSchedule)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -265,15 +266,15 @@ func (s *backupScheduler) state(ctx context.Context, app string) (*scheduleState
 
 func (s *backupScheduler) setState(ctx context.Context, app string, st *scheduleState) error {
 	b, _ := json.Marshal(st)
-	return s.e.st.PutJournal(ctx, app, store.JournalSchedule, string(b))
+	return s.m.st.PutJournal(ctx, app, store.JournalSchedule, string(b))
 }
 
 // raise makes a backup problem loud: an event in the app's history (which
 // `moorage ps` shows) and an error line in the server's log.
-func (e *Engine) raise(ctx context.Context, app, msg string) {
-	e.log.Error("backup: "+msg, "app", app)
-	if err := e.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: app, Kind: store.EventBackup, Message: msg}); err != nil {
-		e.log.Error("record backup event", "app", app, "err", err)
+func (m *Manager) raise(ctx context.Context, app, msg string) {
+	m.log.Error("backup: "+msg, "app", app)
+	if err := m.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: app, Kind: store.EventBackup, Message: msg}); err != nil {
+		m.log.Error("record backup event", "app", app, "err", err)
 	}
 }
 
@@ -319,7 +320,7 @@ func lastSlot(c *spec.Cron, from, now time.Time) time.Time {
 // are kept and older scheduled ones deleted. Manual and imported backups
 // are never deleted, and do not count toward keep; a target whose backup
 // failed keeps everything it has.
-func (e *Engine) keepBackups(ctx context.Context, app string, keep int, succeeded []*store.Backup) ([]string, error) {
+func (m *Manager) keepBackups(ctx context.Context, app string, keep int, succeeded []*store.Backup) ([]string, error) {
 	if keep < 1 || len(succeeded) == 0 {
 		return nil, nil
 	}
@@ -327,7 +328,7 @@ func (e *Engine) keepBackups(ctx context.Context, app string, keep int, succeede
 	for _, b := range succeeded {
 		targets[b.Kind+"/"+b.Target] = true
 	}
-	all, err := e.st.ListBackups(ctx, app)
+	all, err := m.st.ListBackups(ctx, app)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +344,7 @@ func (e *Engine) keepBackups(ctx context.Context, app string, keep int, succeede
 		if seen[k] <= keep {
 			continue
 		}
-		if err := e.DeleteBackup(ctx, b); err != nil {
+		if err := m.DeleteBackup(ctx, b); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", b.ID, err))
 			continue
 		}

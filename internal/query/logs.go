@@ -1,95 +1,17 @@
-package engine
+package query
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/moorage/moorage/internal/api"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
-
-// The state `moorage ps` shows (internal/api).
-type (
-	InstanceStatus = api.InstanceStatus
-	AppStatus      = api.AppStatus
-	BackupStatus   = api.BackupStatus
-)
-
-// Status returns app's state: its active release, what runs, and recent
-// trouble.
-func (e *Engine) Status(ctx context.Context, app string) (*AppStatus, error) {
-	a, err := e.st.GetApp(ctx, app)
-	if err != nil {
-		return nil, err
-	}
-	st := &AppStatus{App: a.Name, Runtime: a.Runtime, Instances: []InstanceStatus{}}
-	if a.Current != 0 {
-		rel, err := e.st.GetRelease(ctx, app, a.Current)
-		if err != nil {
-			return nil, err
-		}
-		st.Active, st.Cause, st.Since, st.Formation = rel.ID(), rel.Cause, rel.CreatedAt, rel.Formation
-		st.Runtime = rel.Runtime
-	}
-	health := map[string]proxy.TargetStatus{}
-	for _, ts := range e.proxy.Status(app) {
-		health[ts.ID] = ts
-	}
-	for name, rt := range e.runtimes {
-		ins, err := rt.List(ctx, runtime.Filter{App: app})
-		if err != nil {
-			return nil, err
-		}
-		for _, in := range ins {
-			is := InstanceStatus{Instance: in, Runtime: name}
-			if ts, ok := health[in.ID]; ok {
-				is.Routed = ts.Routed
-				is.Health = "healthy"
-				if !ts.Healthy {
-					is.Health, is.LastError = "unhealthy", ts.LastError
-				}
-			}
-			st.Instances = append(st.Instances, is)
-		}
-	}
-	sort.Slice(st.Instances, func(i, j int) bool {
-		a, b := st.Instances[i], st.Instances[j]
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		return a.ID < b.ID
-	})
-	st.Maintenance, _ = e.MaintenanceOf(ctx, app)
-	if stopped, err := e.stoppedAccessories(ctx, app); err == nil {
-		for n := range stopped {
-			st.StoppedAccessories = append(st.StoppedAccessories, n)
-		}
-		sort.Strings(st.StoppedAccessories)
-	}
-	if l, err := e.st.GetLock(ctx, app); err == nil {
-		st.Lock = l
-	}
-	st.Events, _ = e.st.ListEvents(ctx, app, 10, store.EventCrash, store.EventError, store.EventBackup, store.EventRecover)
-	if bs, err := e.st.ListBackups(ctx, app); err == nil {
-		seen := map[string]bool{}
-		for _, b := range bs { // newest first
-			k := b.Kind + "/" + b.Target
-			if seen[k] || b.Status == store.BackupRunning {
-				continue
-			}
-			seen[k] = true
-			st.Backups = append(st.Backups, BackupStatus{Kind: b.Kind, Target: b.Target, ID: b.ID, Status: b.Status, Error: b.Error, Trigger: b.Trigger, Time: b.CreatedAt})
-		}
-	}
-	return st, nil
-}
 
 // LogsRequest selects an app's log lines.
 type LogsRequest struct {
@@ -105,17 +27,17 @@ type LogsRequest struct {
 // ran, merged by time. With Follow it goes on with new lines, including
 // those of instances that start later (a deploy while following), until ctx
 // is done.
-func (e *Engine) Logs(ctx context.Context, req LogsRequest, fn func(runtime.LogLine) error) error {
-	a, err := e.st.GetApp(ctx, req.App)
+func (q *Reader) Logs(ctx context.Context, req LogsRequest, fn func(runtime.LogLine) error) error {
+	a, err := q.st.GetApp(ctx, req.App)
 	if err != nil {
 		return err
 	}
-	recs, err := e.st.ListInstances(ctx, req.App)
+	recs, err := q.st.ListInstances(ctx, req.App)
 	if err != nil {
 		return err
 	}
 	if req.Service != "" {
-		if err := e.checkLogService(ctx, a, recs, req.Service); err != nil {
+		if err := q.checkLogService(ctx, a, recs, req.Service); err != nil {
 			return err
 		}
 	}
@@ -129,7 +51,7 @@ func (e *Engine) Logs(ctx context.Context, req LogsRequest, fn func(runtime.LogL
 			continue
 		}
 		seen[rec.ID] = true
-		for _, rt := range e.runtimes {
+		for _, rt := range q.e.Runtimes() {
 			var got []runtime.LogLine
 			err := rt.Logs(ctx, rec.ID, runtime.LogOptions{Tail: req.Tail, Since: req.Since}, func(l runtime.LogLine) error {
 				got = append(got, l)
@@ -157,7 +79,7 @@ func (e *Engine) Logs(ctx context.Context, req LogsRequest, fn func(runtime.LogL
 	if !req.Follow {
 		return nil
 	}
-	return e.followLogs(ctx, req, seen, lines, fn)
+	return q.followLogs(ctx, req, seen, lines, fn)
 }
 
 // ErrNoService is returned for the logs of a service an app never had.
@@ -166,13 +88,13 @@ var ErrNoService = errors.New("no such service")
 // checkLogService checks that app has (or had) something named service
 // that logs: a service or accessory of its active spec, or the service of
 // an instance it ran (release tasks are "release-1", ...).
-func (e *Engine) checkLogService(ctx context.Context, a *store.App, recs []store.InstanceRecord, service string) error {
+func (q *Reader) checkLogService(ctx context.Context, a *store.App, recs []store.InstanceRecord, service string) error {
 	names := map[string]bool{}
 	for _, r := range recs {
 		names[r.Service] = true
 	}
 	if a.Current != 0 {
-		if rel, err := e.st.GetRelease(ctx, a.Name, a.Current); err == nil {
+		if rel, err := q.st.GetRelease(ctx, a.Name, a.Current); err == nil {
 			for n := range rel.Spec.Services {
 				names[n] = true
 			}
@@ -197,7 +119,7 @@ func (e *Engine) checkLogService(ctx context.Context, a *store.App, recs []store
 
 // followLogs streams new lines of running instances, picking up instances
 // that start while it runs.
-func (e *Engine) followLogs(ctx context.Context, req LogsRequest, _ map[string]bool, printed []runtime.LogLine, fn func(runtime.LogLine) error) error {
+func (q *Reader) followLogs(ctx context.Context, req LogsRequest, _ map[string]bool, printed []runtime.LogLine, fn func(runtime.LogLine) error) error {
 	var mu sync.Mutex
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -211,7 +133,7 @@ func (e *Engine) followLogs(ctx context.Context, req LogsRequest, _ map[string]b
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		for name, rt := range e.runtimes {
+		for name, rt := range q.e.Runtimes() {
 			ins, err := rt.List(ctx, runtime.Filter{App: req.App, Service: req.Service, Release: req.Release})
 			if err != nil {
 				continue
@@ -241,7 +163,7 @@ func (e *Engine) followLogs(ctx context.Context, req LogsRequest, _ map[string]b
 						return nil
 					})
 					if err != nil && ctx.Err() == nil && !errors.Is(err, runtime.ErrNotFound) {
-						e.log.Debug("follow logs", "instance", id, "runtime", name, "err", err)
+						q.log.Debug("follow logs", "instance", id, "runtime", name, "err", err)
 						mu.Lock()
 						following[id] = false
 						mu.Unlock()

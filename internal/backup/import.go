@@ -1,4 +1,4 @@
-package engine
+package backup
 
 import (
 	"context"
@@ -23,11 +23,11 @@ var ErrNotBackup = errors.New("not a moorage backup")
 // its checksum must match the manifest's. The record's trigger is
 // "import": retention never deletes it. An archive the store already knows
 // returns its record.
-func (e *Engine) ImportBackup(ctx context.Context, app, file string) (*store.Backup, error) {
+func (m *Manager) ImportBackup(ctx context.Context, app, file string) (*store.Backup, error) {
 	if !filepath.IsAbs(file) {
 		return nil, fmt.Errorf("%q: give the archive's absolute path on the server", file)
 	}
-	if _, err := e.st.GetApp(ctx, app); err != nil {
+	if _, err := m.st.GetApp(ctx, app); err != nil {
 		return nil, err
 	}
 	if !strings.HasSuffix(file, ".tar.gz") && !strings.HasSuffix(file, ".pgdump") {
@@ -38,27 +38,27 @@ func (e *Engine) ImportBackup(ctx context.Context, app, file string) (*store.Bac
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: its manifest %s cannot be read (%v); restore it by hand (see docs/operations.md)", file, ErrNotBackup, manifestPath(b), err)
 	}
-	var m Manifest
-	if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" || m.SHA256 == "" {
+	var man Manifest
+	if err := json.Unmarshal(raw, &man); err != nil || man.ID == "" || man.SHA256 == "" {
 		return nil, fmt.Errorf("%s: %w: its manifest %s is not valid (%v)", file, ErrNotBackup, manifestPath(b), err)
 	}
 	switch {
-	case m.File != filepath.Base(file):
-		return nil, fmt.Errorf("%s: the manifest %s describes %s, not this file", file, manifestPath(b), m.File)
-	case m.App != app:
-		return nil, fmt.Errorf("%s is a backup of app %s, not %s: restore it with -a %s", file, m.App, app, m.App)
-	case m.Kind != BackupVolume && m.Kind != BackupPostgres:
-		return nil, fmt.Errorf("%s: the manifest names an unknown kind %q", file, m.Kind)
+	case man.File != filepath.Base(file):
+		return nil, fmt.Errorf("%s: the manifest %s describes %s, not this file", file, manifestPath(b), man.File)
+	case man.App != app:
+		return nil, fmt.Errorf("%s is a backup of app %s, not %s: restore it with -a %s", file, man.App, app, man.App)
+	case man.Kind != BackupVolume && man.Kind != BackupPostgres:
+		return nil, fmt.Errorf("%s: the manifest names an unknown kind %q", file, man.Kind)
 	}
-	b = &store.Backup{ID: m.ID, App: app, Kind: m.Kind, Target: m.Target, Path: file, Size: m.Size, SHA256: m.SHA256,
-		Status: store.BackupOK, Trigger: "import", Release: m.Release, CreatedAt: m.CreatedAt, FinishedAt: time.Now().UTC()}
+	b = &store.Backup{ID: man.ID, App: app, Kind: man.Kind, Target: man.Target, Path: file, Size: man.Size, SHA256: man.SHA256,
+		Status: store.BackupOK, Trigger: "import", Release: man.Release, CreatedAt: man.CreatedAt, FinishedAt: time.Now().UTC()}
 	if err := checkArchive(b); err != nil {
 		return nil, err
 	}
-	if old, err := e.st.GetBackup(ctx, m.ID); err == nil {
+	if old, err := m.st.GetBackup(ctx, man.ID); err == nil {
 		switch {
-		case old.App != app || (old.SHA256 != m.SHA256 && old.Status == store.BackupOK):
-			return nil, fmt.Errorf("backup id %s is already used by another archive (%s)", m.ID, old.Path)
+		case old.App != app || (old.SHA256 != man.SHA256 && old.Status == store.BackupOK):
+			return nil, fmt.Errorf("backup id %s is already used by another archive (%s)", man.ID, old.Path)
 		case old.Status == store.BackupOK && checkArchive(old) == nil:
 			return old, nil // the same archive, already known and intact
 		}
@@ -67,9 +67,9 @@ func (e *Engine) ImportBackup(ctx context.Context, app, file string) (*store.Bac
 		// not delete the user's own copy.
 		b.CreatedAt = old.CreatedAt
 	}
-	if err := e.st.PutBackup(ctx, b); err != nil {
+	if err := m.st.PutBackup(ctx, b); err != nil {
 		return nil, err
 	}
-	e.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("imported backup %s from %s (checksum ok)", b.ID, file)})
+	m.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("imported backup %s from %s (checksum ok)", b.ID, file)})
 	return b, nil
 }

@@ -1,6 +1,8 @@
-package engine
+package plan
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
-	"github.com/moorage/moorage/internal/store"
 )
 
 const helloSpec = `
@@ -61,9 +62,16 @@ func target(t *testing.T, rel string, sp *spec.Spec) Target {
 	}
 	tg := Target{Release: rel, Spec: sp, Formation: f, AccessoryHash: map[string]string{}}
 	for n, a := range sp.Accessories {
-		tg.AccessoryHash[n] = accessoryHash(a)
+		tg.AccessoryHash[n] = hashOf(a)
 	}
 	return tg
+}
+
+// hashOf stands for the engine's accessory hash: any function of the
+// accessory's spec.
+func hashOf(a *spec.Accessory) string {
+	b, _ := json.Marshal(a)
+	return fmt.Sprintf("%x", sha256.Sum256(b))[:16]
 }
 
 func inst(svc, rel string, idx int, state runtime.State) runtime.Instance {
@@ -105,7 +113,7 @@ func golden(t *testing.T, got *Plan, name string) {
 
 func TestPlanFirstDeploy(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
-	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v1", sp), Build: true, RunTasks: true})
+	p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v1", sp), Build: true, RunTasks: true})
 	golden(t, p, "plan_first_deploy")
 }
 
@@ -116,7 +124,7 @@ func TestPlanDeployOverRunningRelease(t *testing.T) {
 		running("web", "v3", 1), running("web", "v3", 2), running("worker", "v3", 1), running("scheduler", "v3", 1),
 		accessory("db", tg.AccessoryHash["db"]),
 	}
-	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Build: true, RunTasks: true, Observed: observed})
+	p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Build: true, RunTasks: true, Observed: observed})
 	golden(t, p, "plan_deploy_over_running_release")
 }
 
@@ -124,11 +132,11 @@ func TestPlanAccessoryChangedIsRestartedByDeployOnly(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
 	tg := target(t, "v2", sp)
 	observed := []runtime.Instance{accessory("db", "old-hash"), running("web", "v1", 1), running("web", "v1", 2)}
-	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: observed})
+	p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: observed})
 	if !strings.Contains(p.String(), "accessory db: restart (its spec changed)") {
 		t.Errorf("deploy should restart a changed accessory:\n%s", p)
 	}
-	c := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, Observed: observed})
+	c := Converge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, Observed: observed})
 	if !strings.Contains(c.String(), "accessory db: keep") {
 		t.Errorf("recovery must never restart a running accessory:\n%s", c)
 	}
@@ -136,7 +144,7 @@ func TestPlanAccessoryChangedIsRestartedByDeployOnly(t *testing.T) {
 
 func TestPlanRollbackSkipsTasksAndBuild(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
-	p := PlanDeploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v5", sp), From: "v4",
+	p := Deploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v5", sp), From: "v4",
 		Observed: []runtime.Instance{running("web", "v4", 1), running("web", "v4", 2), running("worker", "v4", 1), running("scheduler", "v4", 1)}})
 	s := p.String()
 	for _, bad := range []string{"build", "release task"} {
@@ -159,7 +167,7 @@ func TestPlanRevertAfterCutover(t *testing.T) {
 		running("web", "v4", 1), running("web", "v4", 2), running("worker", "v4", 1), running("scheduler", "v4", 1),
 		accessory("db", tg.AccessoryHash["db"]),
 	}
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v4", Observed: observed})
+	p := Converge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v4", Observed: observed})
 	golden(t, p, "plan_revert_after_cutover")
 }
 
@@ -174,13 +182,13 @@ func TestPlanRecoverBeforeCutover(t *testing.T) {
 		running("web", "v3", 1), running("web", "v3", 2), inst("worker", "v3", 1, runtime.StateExited), running("scheduler", "v3", 1),
 		running("web", "v4", 1), task, accessory("db", tg.AccessoryHash["db"]),
 	}
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v3", Observed: observed, Unrouted: true})
+	p := Converge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v3", Observed: observed, Unrouted: true})
 	golden(t, p, "plan_recover_before_cutover")
 }
 
 func TestPlanRecoverNothingActive(t *testing.T) {
 	observed := []runtime.Instance{running("web", "v1", 1), accessory("db", "x")}
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "undo", Observed: observed})
+	p := Converge(ConvergeInput{App: "hello", Kind: "undo", Observed: observed})
 	golden(t, p, "plan_recover_nothing_active")
 }
 
@@ -202,7 +210,7 @@ func testPlanSingletonNeverTwo(t *testing.T, name string, sp *spec.Spec) {
 		{running(name, "v1", 1), running(name, "v2", 1)},
 		{inst(name, "v2", 1, runtime.StateExited)},
 	} {
-		p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, Observed: observed})
+		p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, Observed: observed})
 		alive := map[string]bool{}
 		for _, o := range observed {
 			if o.Service == name && o.State != runtime.StateExited {
@@ -210,13 +218,17 @@ func testPlanSingletonNeverTwo(t *testing.T, name string, sp *spec.Spec) {
 			}
 		}
 		for _, s := range p.Steps {
-			switch s.Kind {
-			case StepStop, StepDrain:
+			switch s := s.(type) {
+			case Stop:
 				for _, id := range s.IDs {
 					delete(alive, id)
 				}
-			case StepSingleton:
+			case Drain:
 				for _, id := range s.IDs {
+					delete(alive, id)
+				}
+			case Singleton:
+				for _, id := range s.Old {
 					delete(alive, id)
 				}
 				if s.SkipStart {
@@ -226,7 +238,7 @@ func testPlanSingletonNeverTwo(t *testing.T, name string, sp *spec.Spec) {
 					t.Fatalf("singleton started while %v alive:\n%s", alive, p)
 				}
 				alive[runtime.InstanceID("hello", s.Service, s.Release, s.Index, runtime.KindService)] = true
-			case StepStart:
+			case Start:
 				for _, st := range s.Starts {
 					if st.Service == name {
 						t.Fatalf("singleton started by a start step:\n%s", p)
@@ -245,7 +257,7 @@ func TestPlanScaleDownWithinTarget(t *testing.T) {
 	tg := target(t, "v2", sp)
 	tg.Formation["web"] = 1
 	observed := []runtime.Instance{running("web", "v2", 1), running("web", "v2", 2), running("worker", "v2", 1), running("scheduler", "v2", 1)}
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "converge", Target: &tg, From: "v2", Observed: observed})
+	p := Converge(ConvergeInput{App: "hello", Kind: "converge", Target: &tg, From: "v2", Observed: observed})
 	golden(t, p, "plan_scale_down_within_target")
 }
 
@@ -255,7 +267,7 @@ func TestPlanImageHealthcheckGate(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
 	tg := target(t, "v2", sp)
 	tg.ImageHealthcheck = true
-	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg})
+	p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg})
 	s := p.String()
 	if !strings.Contains(s, "worker v2 ×1 [1], ready when the image's HEALTHCHECK passes") {
 		t.Errorf("worker not gated on the image's health check:\n%s", s)
@@ -269,11 +281,11 @@ func TestPlanImageHealthcheckGate(t *testing.T) {
 	// the image's settings may take.
 	sp = mustSpec(t, strings.Replace(helloSpec, "    health: {path: /healthz, interval: 1s}\n", "", 1))
 	tg = target(t, "v2", sp)
-	if s := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String(); !strings.Contains(s, "web v2 ×2 [1 2], ready on tcp connect") {
+	if s := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String(); !strings.Contains(s, "web v2 ×2 [1 2], ready on tcp connect") {
 		t.Errorf("web without a health check nor an image HEALTHCHECK:\n%s", s)
 	}
 	tg.ImageHealthcheck, tg.ImageHealthWait = true, 2*time.Minute+30*time.Second
-	s = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String()
+	s = Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg}).String()
 	if !strings.Contains(s, "web v2 ×2 [1 2], ready when the image's HEALTHCHECK passes (within 2m30s)") {
 		t.Errorf("web without a health check of its own not gated on the image's:\n%s", s)
 	}
@@ -286,7 +298,7 @@ func TestPlanImageHealthcheckGate(t *testing.T) {
 	dockerSpec = strings.Replace(dockerSpec, "  db:\n", "  db:\n    image: postgres:16\n", 1)
 	sp = mustSpec(t, dockerSpec)
 	tg = target(t, "v2", sp)
-	s = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, Build: true}).String()
+	s = Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, Build: true}).String()
 	for _, want := range []string{
 		"web v2 ×2 [1 2], ready when the image's HEALTHCHECK passes if it has one, else ready on tcp connect",
 		"worker v2 ×1 [1], ready when the image's HEALTHCHECK passes if it has one, else ready after 5s up",
@@ -334,12 +346,12 @@ func TestPlanSingletonWeb(t *testing.T) {
 	sp := mustSpec(t, singletonWebSpec)
 	tg := target(t, "v2", sp)
 	observed := []runtime.Instance{running("web", "v1", 1), running("api", "v1", 1), running("api", "v1", 2), running("worker", "v1", 1)}
-	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: observed})
+	p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: observed})
 	golden(t, p, "plan_singleton_web")
 
 	// The first deploy: nothing to stop, and the web still waits for its
 	// own step to be routed.
-	p = PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg})
+	p = Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg})
 	golden(t, p, "plan_singleton_web-2")
 }
 
@@ -352,7 +364,7 @@ func TestPlanSingletonWebRevert(t *testing.T) {
 		running("api", "v1", 1), running("api", "v1", 2),
 		running("web", "v2", 1), running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1),
 	}
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v2", Observed: observed})
+	p := Converge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v2", Observed: observed})
 	golden(t, p, "plan_singleton_web_revert")
 }
 
@@ -363,10 +375,10 @@ func TestPlanSingletonWebRecover(t *testing.T) {
 	sp := mustSpec(t, singletonWebSpec)
 	tg := target(t, "v2", sp)
 	base := []runtime.Instance{running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1)}
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
+	p := Converge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
 		Observed: append([]runtime.Instance{running("web", "v1", 1)}, base...)})
 	golden(t, p, "plan_singleton_web_recover")
-	p = PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
+	p = Converge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v2", Unrouted: true,
 		Observed: append([]runtime.Instance{running("web", "v2", 1)}, base...)})
 	golden(t, p, "plan_singleton_web_recover-2")
 }
@@ -389,7 +401,7 @@ func TestPlanDrainTimeout(t *testing.T) {
 		{[]runtime.Instance{running("api", "v1", 1)}, "drain (up to 20s) and stop hello-api-v1-1"},
 		{[]runtime.Instance{running("api", "v1", 1), running("old", "v1", 1)}, "drain (up to 3m0s) and stop hello-api-v1-1 hello-old-v1-1"},
 	} {
-		p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: c.observed, Specs: map[string]*spec.Spec{"v1": v1}})
+		p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v1", Observed: c.observed, Specs: map[string]*spec.Spec{"v1": v1}})
 		if !strings.Contains(p.String(), c.want) {
 			t.Errorf("plan lacks %q:\n%s", c.want, p)
 		}
@@ -405,7 +417,7 @@ func TestPlanSingletonWebScaledToZeroDrains(t *testing.T) {
 	sp := mustSpec(t, singletonWebSpec)
 	tg := target(t, "v2", sp)
 	tg.Formation["web"] = 0
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "scale", Target: &tg, From: "v2",
+	p := Converge(ConvergeInput{App: "hello", Kind: "scale", Target: &tg, From: "v2",
 		Observed: []runtime.Instance{running("web", "v2", 1), running("api", "v2", 1), running("api", "v2", 2), running("worker", "v2", 1)}})
 	if !strings.Contains(p.String(), "drain (up to 5s) and stop hello-web-v2-1") {
 		t.Errorf("plan:\n%s", p)
@@ -423,19 +435,19 @@ func TestPlanOperationsGolden(t *testing.T) {
 		running("web", "v3", 1), running("web", "v3", 2), running("worker", "v3", 1), running("scheduler", "v3", 1),
 		accessory("db", target(t, "v3", sp).AccessoryHash["db"]),
 	}
-	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Observed: v3, Proven: true}), "op_rollback")
-	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "config", Target: target(t, "v4", sp), From: "v3", Observed: v3}), "op_config")
+	golden(t, Deploy(DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Observed: v3, Proven: true}), "op_rollback")
+	golden(t, Deploy(DeployInput{App: "hello", Kind: "config", Target: target(t, "v4", sp), From: "v3", Observed: v3}), "op_config")
 	scaled := target(t, "v3", sp)
 	scaled.Formation["web"], scaled.Formation["worker"] = 3, 0
-	golden(t, PlanConverge(ConvergeInput{App: "hello", Kind: "scale", Target: &scaled, From: "v3", Observed: v3, Finish: true}), "op_scale")
-	undo := PlanConverge(ConvergeInput{App: "hello", Kind: "undo", Target: &scaled, From: "v4", Observed: v3})
+	golden(t, Converge(ConvergeInput{App: "hello", Kind: "scale", Target: &scaled, From: "v3", Observed: v3, Finish: true}), "op_scale")
+	undo := Converge(ConvergeInput{App: "hello", Kind: "undo", Target: &scaled, From: "v4", Observed: v3})
 	for _, s := range undo.Steps {
-		if s.Kind == StepAdopt || s.Kind == StepPrune || s.Commit {
+		if c, ok := s.(Cutover); s.Kind() == KindAdopt || s.Kind() == KindPrune || ok && c.Commit {
 			t.Errorf("an undo plan adopts, prunes or commits:\n%s", undo)
 		}
 	}
 	kept := mustSpec(t, strings.Replace(helloSpec, "deploy:\n", "deploy:\n  keep_releases: 2\n", 1))
-	golden(t, PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v4", kept), From: "v3", Build: true, RunTasks: true, Observed: v3}), "op_deploy_keep_2")
+	golden(t, Deploy(DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v4", kept), From: "v3", Build: true, RunTasks: true, Observed: v3}), "op_deploy_keep_2")
 }
 
 // The prune step names the releases whose artifacts it removes: the plan,
@@ -444,17 +456,17 @@ func TestPlanDeployNamesWhatItPrunes(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
 	sp.Deploy.KeepReleases = 2
 	tg := target(t, "v4", sp)
-	var history []*store.Release
+	var history []Release
 	for v := 3; v >= 1; v-- {
-		st := store.ReleaseRetired
+		st := ReleaseRetired
 		if v == 3 {
-			st = store.ReleaseActive
+			st = ReleaseActive
 		}
-		history = append(history, &store.Release{App: "hello", Version: v, Status: st, Spec: sp,
+		history = append(history, Release{Version: v, Status: st, KeepReleases: sp.Deploy.KeepReleases,
 			Artifact: runtime.Artifact{Runtime: "process", Ref: fmt.Sprintf("/data/releases/hello/v%d", v)}})
 	}
-	ret := &Retention{History: history, Target: &store.Release{App: "hello", Version: 4, Status: store.ReleasePending, Spec: sp}, From: 3}
-	p := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Build: true, RunTasks: true, Observed: v3Running(t), Retention: ret})
+	ret := &Retention{History: history, Target: &Release{Version: 4, Status: ReleasePending, KeepReleases: sp.Deploy.KeepReleases}, From: 3}
+	p := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Build: true, RunTasks: true, Observed: v3Running(t), Retention: ret})
 	golden(t, p, "plan_deploy_prunes")
 	if !strings.Contains(p.String(), "prune the artifacts of releases beyond keep_releases (2): v1 v2") {
 		t.Errorf("the plan does not name v1 and v2:\n%s", p)
@@ -469,10 +481,10 @@ func TestProvenReleaseSkipsMinReadyOnlyWhenMonitored(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
 	gates := func(in DeployInput) map[string]string {
 		got := map[string]string{}
-		for _, s := range PlanDeploy(in).Steps {
-			if s.Kind == StepStart {
-				for _, st := range s.Starts {
-					got[st.Service] = st.Gate.String()
+		for _, s := range Deploy(in).Steps {
+			if st, ok := s.(Start); ok {
+				for _, ss := range st.Starts {
+					got[ss.Service] = ss.Gate.String()
 				}
 			}
 		}

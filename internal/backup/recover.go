@@ -1,4 +1,4 @@
-package engine
+package backup
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -17,30 +18,30 @@ import (
 // was: the restore's record says it was undone), instances a backup had
 // paused are resumed, and so is any instance found paused, and backups a
 // crash interrupted are marked failed. Each is raised as an event.
-func (e *Engine) recoverBackups(ctx context.Context) {
-	e.recoverRestores(ctx)
-	e.recoverPaused(ctx)
-	e.recoverInterruptedBackups(ctx)
+func (m *Manager) recoverBackups(ctx context.Context) {
+	m.recoverRestores(ctx)
+	m.recoverPaused(ctx)
+	m.recoverInterruptedBackups(ctx)
 }
 
 // recoverRestores undoes the volume restores a crash interrupted.
-func (e *Engine) recoverRestores(ctx context.Context) {
-	entries, err := e.st.ListJournal(ctx, store.JournalRestore)
+func (m *Manager) recoverRestores(ctx context.Context) {
+	entries, err := m.st.ListJournal(ctx, store.JournalRestore)
 	if err != nil {
-		e.log.Error("read the restore journal", "err", err)
+		m.log.Error("read the restore journal", "err", err)
 		return
 	}
 	for _, en := range entries {
-		j, finished, err := e.undoRestore(ctx, en.App, en.Value)
+		j, finished, err := m.undoRestore(ctx, en.App, en.Value)
 		if err != nil {
-			e.raise(ctx, en.App, fmt.Sprintf("a restore interrupted by a server restart: %v", err))
+			m.raise(ctx, en.App, fmt.Sprintf("a restore interrupted by a server restart: %v", err))
 			continue
 		}
 		if finished {
-			e.log.Info("cleaned up after a finished restore", "app", en.App, "backup", j.Backup)
+			m.log.Info("cleaned up after a finished restore", "app", en.App, "backup", j.Backup)
 			continue
 		}
-		e.raise(ctx, en.App, fmt.Sprintf("restore of %s into volume %s was interrupted by a server restart: the volume was put back as it was; run `moorage backup restore %s` again", j.Backup, j.Volume, j.Backup))
+		m.raise(ctx, en.App, fmt.Sprintf("restore of %s into volume %s was interrupted by a server restart: the volume was put back as it was; run `moorage backup restore %s` again", j.Backup, j.Volume, j.Backup))
 	}
 }
 
@@ -48,13 +49,13 @@ func (e *Engine) recoverRestores(ctx context.Context) {
 // app (an interrupted restore, or a failed one whose undo failed too) and
 // forgets the journal. finished says the restore had completed: only its
 // scratch directories were left. The error says where each content is.
-func (e *Engine) undoRestore(ctx context.Context, app, value string) (j restoreJournal, finished bool, err error) {
+func (m *Manager) undoRestore(ctx context.Context, app, value string) (j restoreJournal, finished bool, err error) {
 	if err := json.Unmarshal([]byte(value), &j); err != nil {
 		return j, false, fmt.Errorf("its journal is unreadable (%v); check the app's volumes", err)
 	}
 	save := func(phase string) error {
 		v, _ := json.Marshal(restoreJournal{Backup: j.Backup, Volume: j.Volume, Dir: j.Dir, Stage: j.Stage, Old: j.Old, Phase: phase})
-		if err := e.st.PutJournal(context.WithoutCancel(ctx), app, store.JournalRestore, string(v)); err != nil {
+		if err := m.st.PutJournal(context.WithoutCancel(ctx), app, store.JournalRestore, string(v)); err != nil {
 			return err
 		}
 		j.Phase = phase
@@ -64,22 +65,22 @@ func (e *Engine) undoRestore(ctx context.Context, app, value string) (j restoreJ
 	if err := undoSwap(&j, save); err != nil {
 		return j, false, fmt.Errorf("restore of %s into volume %s: putting the volume back FAILED: %v; its previous content is in %s, the backup's in %s", j.Backup, j.Volume, err, j.Old, j.Stage)
 	}
-	if err := e.st.DeleteJournal(context.WithoutCancel(ctx), app, store.JournalRestore); err != nil {
-		e.log.Error("forget an undone restore", "app", app, "err", err)
+	if err := m.st.DeleteJournal(context.WithoutCancel(ctx), app, store.JournalRestore); err != nil {
+		m.log.Error("forget an undone restore", "app", app, "err", err)
 	}
 	return j, finished, nil
 }
 
 // recoverPaused resumes the instances a backup paused (recorded in the
 // journal before it paused them), and any running instance found paused.
-func (e *Engine) recoverPaused(ctx context.Context) {
-	apps, err := e.st.ListApps(ctx)
+func (m *Manager) recoverPaused(ctx context.Context) {
+	apps, err := m.st.ListApps(ctx)
 	if err != nil {
-		e.log.Error("list apps to resume paused instances", "err", err)
+		m.log.Error("list apps to resume paused instances", "err", err)
 		return
 	}
 	for _, a := range apps {
-		e.resumePaused(ctx, a.Name)
+		m.resumePaused(ctx, a.Name)
 	}
 }
 
@@ -87,9 +88,9 @@ func (e *Engine) recoverPaused(ctx context.Context) {
 // and any found paused, then forgets the journal, unless an instance could
 // not be resumed or a runtime not be seen yet (a docker engine that has not
 // answered: RecoverRuntime calls this again once it has).
-func (e *Engine) resumePaused(ctx context.Context, app string) {
+func (m *Manager) resumePaused(ctx context.Context, app string) {
 	want := map[string]bool{}
-	v, err := e.st.GetJournal(ctx, app, store.JournalPaused)
+	v, err := m.st.GetJournal(ctx, app, store.JournalPaused)
 	journaled := err == nil
 	if journaled {
 		var j pausedJournal
@@ -100,14 +101,14 @@ func (e *Engine) resumePaused(ctx context.Context, app string) {
 		}
 	}
 	var resumed, failed []string
-	for name, rt := range e.runtimes {
-		if !connected(rt) {
+	for name, rt := range m.e.Runtimes() {
+		if !engine.Connected(rt) {
 			failed = append(failed, name)
 			continue
 		}
 		ins, err := rt.List(ctx, runtime.Filter{App: app})
 		if err != nil {
-			e.raise(ctx, app, fmt.Sprintf("cannot list instances on %s to resume paused ones: %v", name, err))
+			m.raise(ctx, app, fmt.Sprintf("cannot list instances on %s to resume paused ones: %v", name, err))
 			failed = append(failed, name)
 			continue
 		}
@@ -116,7 +117,7 @@ func (e *Engine) resumePaused(ctx context.Context, app string) {
 				continue
 			}
 			if err := rt.Resume(ctx, in.ID); err != nil {
-				e.raise(ctx, app, fmt.Sprintf("%s is paused and could not be resumed: %v", in.ID, err))
+				m.raise(ctx, app, fmt.Sprintf("%s is paused and could not be resumed: %v", in.ID, err))
 				failed = append(failed, in.ID)
 				continue
 			}
@@ -131,27 +132,27 @@ func (e *Engine) resumePaused(ctx context.Context, app string) {
 		if len(want) > 0 {
 			why = "paused by a backup the server's restart interrupted"
 		}
-		e.raise(ctx, app, fmt.Sprintf("resumed %s (%s)", strings.Join(resumed, " "), why))
+		m.raise(ctx, app, fmt.Sprintf("resumed %s (%s)", strings.Join(resumed, " "), why))
 	}
 	if journaled && len(failed) == 0 {
-		if err := e.st.DeleteJournal(ctx, app, store.JournalPaused); err != nil {
-			e.log.Error("forget paused instances", "app", app, "err", err)
+		if err := m.st.DeleteJournal(ctx, app, store.JournalPaused); err != nil {
+			m.log.Error("forget paused instances", "app", app, "err", err)
 		}
 	}
 }
 
 // recoverInterruptedBackups marks failed the backups a crash interrupted
 // (recorded as running) and removes their partial archives.
-func (e *Engine) recoverInterruptedBackups(ctx context.Context) {
-	apps, err := e.st.ListApps(ctx)
+func (m *Manager) recoverInterruptedBackups(ctx context.Context) {
+	apps, err := m.st.ListApps(ctx)
 	if err != nil {
-		e.log.Error("list apps to close interrupted backups", "err", err)
+		m.log.Error("list apps to close interrupted backups", "err", err)
 		return
 	}
 	for _, a := range apps {
-		bs, err := e.st.ListBackups(ctx, a.Name)
+		bs, err := m.st.ListBackups(ctx, a.Name)
 		if err != nil {
-			e.log.Error("list backups", "app", a.Name, "err", err)
+			m.log.Error("list backups", "app", a.Name, "err", err)
 			continue
 		}
 		for _, b := range bs {
@@ -160,10 +161,10 @@ func (e *Engine) recoverInterruptedBackups(ctx context.Context) {
 			}
 			removeArchive(b)
 			b.Status, b.Error, b.FinishedAt = store.BackupFailed, "interrupted by a server restart", time.Now().UTC()
-			if err := e.st.PutBackup(ctx, b); err != nil {
-				e.log.Error("close an interrupted backup", "app", a.Name, "backup", b.ID, "err", err)
+			if err := m.st.PutBackup(ctx, b); err != nil {
+				m.log.Error("close an interrupted backup", "app", a.Name, "backup", b.ID, "err", err)
 			}
-			e.raise(ctx, a.Name, fmt.Sprintf("%s backup of %s %s FAILED: interrupted by a server restart", b.Trigger, b.Kind, b.Target))
+			m.raise(ctx, a.Name, fmt.Sprintf("%s backup of %s %s FAILED: interrupted by a server restart", b.Trigger, b.Kind, b.Target))
 		}
 	}
 }

@@ -8,12 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moorage/moorage/internal/plan"
+
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
 
-// runInput is a deploy, rollback or config release about to be executed.
-type runInput struct {
+// execInput is a deploy, rollback or config release about to be executed.
+type execInput struct {
 	app        *store.App
 	kind       string
 	owner      string
@@ -29,20 +31,20 @@ type runInput struct {
 	scale, fromScale map[string]int
 	// deploy is an existing record (scale, config); nil: create one.
 	// plan, when set, replaces PlanDeploy (scale converges in place).
-	plan func(observed []runtime.Instance) *Plan
+	plan func(observed []runtime.Instance) *plan.Plan
 	// hostsClaimed: the caller holds the claim on the hosts of target and
-	// from (claimHosts) until run returns.
+	// from (claimHTTPHosts) until execute returns.
 	hostsClaimed bool
 	// dryRun: plan, print the plan and stop (set by operate).
 	dryRun bool
-	// done, when set, is called by operate once run returned, with its
+	// done, when set, is called by operate once execute returned, with its
 	// status (release the hosts' claim, record the app's runtime).
 	done func(status string)
 }
 
-// run is the executor of one operation. It follows plans; it decides
+// execution is the executor of one operation. It follows plans; it decides
 // nothing a plan did not say.
-type run struct {
+type execution struct {
 	e         *Engine
 	op        *Op
 	deploy    *store.Deploy
@@ -50,7 +52,7 @@ type run struct {
 	from      *store.Release
 	rt        runtime.Runtime
 	ctxDir    string
-	cutover   bool              // the target was cut over (commit point passed)
+	cutOver   bool              // the target was cut over (commit point passed)
 	routed    map[string]string // routed instance id → release, after the last cutover
 	known     map[string]*store.Release
 	scale     map[string]int // overrides of the target
@@ -59,8 +61,8 @@ type run struct {
 	prefix    string         // journal name prefix of steps: "", "undo:", "revert:", "recover:"
 	// monitored: the plan monitors the target after its cutover. Then
 	// crashes watches the target's crashes from the cutover on: a crash
-	// fails the run at the next step, or in the monitor step;
-	// unwatchCrashes ends it when the run ends.
+	// fails the execution at the next step, or in the monitor step;
+	// unwatchCrashes ends it when the execution ends.
 	monitored      bool
 	crashes        *watcher
 	unwatchCrashes func()
@@ -68,13 +70,13 @@ type run struct {
 
 // stepError is a failed step, with the instance that failed when one did.
 type stepError struct {
-	step     Step
+	step     plan.Step
 	instance string
 	err      error
 }
 
 func (s *stepError) Error() string {
-	return fmt.Sprintf("%s: %v", s.step.Kind, s.err)
+	return fmt.Sprintf("%s: %v", s.step.Kind(), s.err)
 }
 
 func (s *stepError) Unwrap() error { return s.err }
@@ -88,7 +90,7 @@ type instanceError struct {
 func (i *instanceError) Error() string { return i.err.Error() }
 func (i *instanceError) Unwrap() error { return i.err }
 
-func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
+func (e *Engine) execute(ctx context.Context, op *Op, in execInput) (string, error) {
 	app := in.app.Name
 	// Before anything is recorded: a plan is made from what runs, which a
 	// runtime that has not reached its engine yet cannot see.
@@ -99,7 +101,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 		return e.dryRun(ctx, op, in)
 	}
 	if !in.hostsClaimed {
-		release, err := e.claimHosts(app, in.target.Spec, specOf(in.from))
+		release, err := e.claimHTTPHosts(app, in.target.Spec, specOf(in.from))
 		if err != nil {
 			return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
 		}
@@ -137,7 +139,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 		}
 	}
 
-	r := &run{e: e, op: op, deploy: d, rel: rel, from: in.from, rt: in.rt, ctxDir: in.contextDir,
+	r := &execution{e: e, op: op, deploy: d, rel: rel, from: in.from, rt: in.rt, ctxDir: in.contextDir,
 		routed: map[string]string{}, known: map[string]*store.Release{rel.ID(): rel},
 		scale: in.scale, fromScale: in.fromScale}
 	if r.fromScale == nil {
@@ -155,15 +157,13 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 	if err != nil {
 		return r.fail(ctx, err)
 	}
-	plan := e.plan(ctx, in, rel, observed)
-	for _, s := range plan.Steps {
-		r.monitored = r.monitored || (s.Kind == StepMonitor && s.Release == rel.ID())
-	}
-	e.st.SetDeployPlan(ctx, d.ID, plan.String())
-	op.emit(planEvent(rel.ID(), plan))
-	warnStoppedAccessories(op, rel.ID(), plan)
+	p := e.plan(ctx, in, rel, observed)
+	r.monitored = p.Monitors(rel.ID())
+	e.st.SetDeployPlan(ctx, d.ID, p.String())
+	op.emit(planEvent(rel.ID(), p))
+	warnStoppedAccessories(op, rel.ID(), p)
 
-	if err := r.steps(ctx, plan.Steps); err != nil {
+	if err := r.steps(ctx, p.Steps); err != nil {
 		return r.fail(ctx, err)
 	}
 	if err := e.st.FinishDeploy(ctx, d.ID, store.DeploySucceeded, ""); err != nil {
@@ -174,7 +174,7 @@ func (e *Engine) run(ctx context.Context, op *Op, in runInput) (string, error) {
 }
 
 // plan is the plan of in, whose target is rel, from what runs.
-func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, observed []runtime.Instance) *Plan {
+func (e *Engine) plan(ctx context.Context, in execInput, rel *store.Release, observed []runtime.Instance) *plan.Plan {
 	if in.plan != nil {
 		return in.plan(observed)
 	}
@@ -182,7 +182,7 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 	if in.from != nil {
 		from = in.from.Version
 	}
-	return PlanDeploy(DeployInput{
+	return plan.Deploy(plan.DeployInput{
 		App: in.app.Name, Kind: in.kind, Target: *e.targetFor(ctx, rel, in.scale), From: storeID(in.from),
 		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
 		Retention: e.retention(ctx, in.app.Name, rel, from),
@@ -190,14 +190,14 @@ func (e *Engine) plan(ctx context.Context, in runInput, rel *store.Release, obse
 	})
 }
 
-// dryRun plans in as run would, prints the plan in the text run journals,
+// dryRun plans in as execute would, prints the plan in the text execute journals,
 // and changes nothing: no lock, no record, no release. A new release
 // takes the version it would get now.
-func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error) {
+func (e *Engine) dryRun(ctx context.Context, op *Op, in execInput) (string, error) {
 	app := in.app.Name
 	// Checked, not claimed: a claim would take the hosts from a running
 	// operation of the app.
-	if err := e.checkHosts(app, in.target.Spec, true); err != nil {
+	if err := e.checkHTTPHosts(app, in.target.Spec, true); err != nil {
 		return store.DeployFailed, fmt.Errorf("cannot %s %s: %w", in.kind, app, err)
 	}
 	rel := *in.target
@@ -222,19 +222,17 @@ func (e *Engine) dryRun(ctx context.Context, op *Op, in runInput) (string, error
 	if err != nil {
 		return store.DeployFailed, err
 	}
-	plan := e.plan(ctx, in, &rel, observed)
-	op.emit(planEvent(rel.ID(), plan))
-	warnStoppedAccessories(op, rel.ID(), plan)
+	p := e.plan(ctx, in, &rel, observed)
+	op.emit(planEvent(rel.ID(), p))
+	warnStoppedAccessories(op, rel.ID(), p)
 	return StatusPlanned, nil
 }
 
 // warnStoppedAccessories warns that plan leaves accessories stopped with
 // `moorage accessory stop` stopped: services that need one may fail.
-func warnStoppedAccessories(op *Op, rel string, plan *Plan) {
-	for _, s := range plan.Steps {
-		if s.Kind == StepAccessory && s.Action == AccessoryStopped {
-			op.emit(Event{Type: EventWarn, Release: rel, Text: fmt.Sprintf("accessory %s is stopped (moorage accessory stop) and stays stopped: services that need it may fail; `moorage accessory start -a %s %s` starts it", s.Name, plan.App, s.Name)})
-		}
+func warnStoppedAccessories(op *Op, rel string, p *plan.Plan) {
+	for _, name := range p.StoppedAccessories() {
+		op.emit(Event{Type: EventWarn, Release: rel, Text: fmt.Sprintf("accessory %s is stopped (moorage accessory stop) and stays stopped: services that need it may fail; `moorage accessory start -a %s %s` starts it", name, p.App, name)})
 	}
 }
 
@@ -256,7 +254,7 @@ func storeID(r *store.Release) string {
 // removed and the active release keeps serving, untouched; after it the
 // previous release is brought back (instantly: its web instances are still
 // warm) and the target's instances are removed.
-func (r *run) fail(ctx context.Context, cause error) (string, error) {
+func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 	e, app := r.e, r.rel.App
 	if ctx.Err() != nil || errors.Is(cause, ErrInterrupted) {
 		// The server is stopping: leave the journal as it is; recovery at
@@ -276,20 +274,20 @@ func (r *run) fail(ctx context.Context, cause error) (string, error) {
 
 	status, verb := store.DeployFailed, "undo"
 	kind := "undo"
-	if r.cutover {
+	if r.cutOver {
 		status, verb, kind = store.DeployRolledBack, "roll back to "+storeID(r.from), "revert"
 	}
 	r.op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("%s: %s", verb, describeTarget(r.from))})
 	observed, err := e.observe(ctx, app)
 	if err == nil {
-		var target *Target
+		var target *plan.Target
 		if r.from != nil {
 			target = e.targetFor(ctx, r.from, r.fromScale)
 		}
-		plan := PlanConverge(ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
-		r.op.emit(Event{Type: EventPlan, Text: plan.String()})
+		p := plan.Converge(plan.ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
+		r.op.emit(Event{Type: EventPlan, Text: p.String()})
 		r.undoing, r.prefix = true, kind+":"
-		err = r.steps(ctx, plan.Steps)
+		err = r.steps(ctx, p.Steps)
 	}
 	if err != nil {
 		// Undoing failed too: say so loudly; recovery retries at the next
@@ -318,7 +316,7 @@ func describeTarget(r *store.Release) string {
 }
 
 // steps executes steps in order, journaling each before acting.
-func (r *run) steps(ctx context.Context, steps []Step) error {
+func (r *execution) steps(ctx context.Context, steps []plan.Step) error {
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			return ErrInterrupted
@@ -326,14 +324,14 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		if err := r.crashed(); err != nil {
 			return err
 		}
-		name := r.prefix + string(s.Kind)
+		name := r.prefix + string(s.Kind())
 		r.e.failpoint("before:" + name)
 		seq, err := r.e.st.StartStep(ctx, r.deploy.ID, name, s.String())
 		if err != nil {
 			return err
 		}
 		start := time.Now()
-		r.op.emit(Event{Type: EventStep, Seq: seq, Step: name, Detail: s.String(), Release: s.Release})
+		r.op.emit(Event{Type: EventStep, Seq: seq, Step: name, Detail: s.String(), Release: s.ReleaseID()})
 		out := newStepOutput(r.op, seq, name)
 		out.first = func() { r.e.failpoint("during:" + name) }
 		err = r.step(ctx, s, out)
@@ -344,7 +342,7 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 		}
 		fctx := context.WithoutCancel(ctx)
 		r.e.st.FinishStep(fctx, r.deploy.ID, seq, outcome, out.String())
-		r.op.emit(Event{Type: EventStepDone, Seq: seq, Step: name, Detail: s.String(), Outcome: outcome, Duration: time.Since(start), Release: s.Release})
+		r.op.emit(Event{Type: EventStepDone, Seq: seq, Step: name, Detail: s.String(), Outcome: outcome, Duration: time.Since(start), Release: s.ReleaseID()})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ErrInterrupted
@@ -357,9 +355,9 @@ func (r *run) steps(ctx context.Context, steps []Step) error {
 }
 
 // crashed reports a crash of the target since its cutover, when the plan
-// monitors it: the monitor would roll back for it, so the run does not go
+// monitors it: the monitor would roll back for it, so the execution does not go
 // on to its next step.
-func (r *run) crashed() error {
+func (r *execution) crashed() error {
 	if r.crashes == nil || r.undoing {
 		return nil
 	}
@@ -371,48 +369,17 @@ func (r *run) crashed() error {
 	}
 }
 
-func (r *run) step(ctx context.Context, s Step, out *stepOutput) error {
-	switch s.Kind {
-	case StepBuild:
-		return r.build(ctx, out)
-	case StepPrepare:
-		return r.prepare(ctx, s, out)
-	case StepAccessory:
-		return r.accessory(ctx, s, out)
-	case StepRelease, StepCheck:
-		return r.task(ctx, s, out)
-	case StepStart:
-		return r.start(ctx, s, out)
-	case StepRoute:
-		return r.route(ctx, s, out, false)
-	case StepCutover:
-		return r.route(ctx, s, out, true)
-	case StepStop:
-		return r.stop(ctx, s.IDs, out)
-	case StepSingleton:
-		return r.singleton(ctx, s, out)
-	case StepMonitor:
-		return r.monitor(ctx, s, out)
-	case StepDrain:
-		return r.drain(ctx, s, out)
-	case StepActivate:
-		return r.activate(ctx, s, out)
-	case StepAdopt:
-		return r.adopt(ctx, s)
-	case StepPrune:
-		return r.prune(ctx, s, out)
-	case StepRestore:
-		return r.restoreStep(ctx, s, out)
-	case StepMaintenance:
-		return r.maintenanceStep(ctx, s, out)
-	case StepVolumes:
-		return r.e.deleteVolumes(ctx, r.rel.App, s.Volumes, out)
+// step hands s to the handler registered for its kind.
+func (r *execution) step(ctx context.Context, s plan.Step, out *stepOutput) error {
+	h := r.e.handler(s.Kind())
+	if h == nil {
+		return fmt.Errorf("unknown step %q", s.Kind())
 	}
-	return fmt.Errorf("unknown step %q", s.Kind)
+	return h(ctx, &Exec{r: r, out: out}, s)
 }
 
 // release resolves a release ID named by a step.
-func (r *run) release(ctx context.Context, id string) (*store.Release, error) {
+func (r *execution) release(ctx context.Context, id string) (*store.Release, error) {
 	if rel := r.known[id]; rel != nil {
 		return rel, nil
 	}
@@ -429,7 +396,7 @@ func (r *run) release(ctx context.Context, id string) (*store.Release, error) {
 }
 
 // lastLogs returns the last n lines an instance printed.
-func (r *run) lastLogs(ctx context.Context, id string, n int) []string {
+func (r *execution) lastLogs(ctx context.Context, id string, n int) []string {
 	var lines []string
 	for _, rt := range r.e.runtimes {
 		err := rt.Logs(ctx, id, runtime.LogOptions{Tail: n}, func(l runtime.LogLine) error {

@@ -1,4 +1,4 @@
-package engine
+package plan
 
 import (
 	"strings"
@@ -24,16 +24,16 @@ func TestPlanStopStartGolden(t *testing.T) {
 	for n := range zero.Formation {
 		zero.Formation[n] = 0
 	}
-	stop := PlanStop(ConvergeInput{App: "hello", Target: &zero, From: "v3", Observed: v3Running(t)})
+	stop := StopApp(ConvergeInput{App: "hello", Target: &zero, From: "v3", Observed: v3Running(t)})
 	golden(t, stop, "op_stop")
-	if stop.Steps[0].Kind != StepMaintenance || stop.Steps[0].Action != MaintenanceOn {
+	if m, ok := stop.Steps[0].(Maintenance); !ok || !m.On {
 		t.Errorf("stop does not record the stopped page first:\n%s", stop)
 	}
 	full := target(t, "v3", sp)
 	acc := v3Running(t)[4:]
-	start := PlanStart(ConvergeInput{App: "hello", Target: &full, From: "v3", Observed: acc})
+	start := StartApp(ConvergeInput{App: "hello", Target: &full, From: "v3", Observed: acc})
 	golden(t, start, "op_start")
-	if last := start.Steps[len(start.Steps)-1]; last.Kind != StepMaintenance || last.Action != MaintenanceOff {
+	if m, ok := start.Steps[len(start.Steps)-1].(Maintenance); !ok || m.On {
 		t.Errorf("start does not end with the stopped page going away:\n%s", start)
 	}
 }
@@ -45,20 +45,20 @@ func TestPlanStoppedAccessoryStaysStopped(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
 	tg := target(t, "v4", sp)
 	tg.StoppedAccessories = map[string]bool{"db": true}
-	d := PlanDeploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Observed: v3Running(t)[:4]})
+	d := Deploy(DeployInput{App: "hello", Kind: "deploy", Target: tg, From: "v3", Observed: v3Running(t)[:4]})
 	if !strings.Contains(d.String(), "accessory db: stay stopped (moorage accessory start starts it)") {
 		t.Errorf("deploy plan:\n%s", d)
 	}
-	r := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v4", Observed: v3Running(t)})
+	r := Converge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v4", Observed: v3Running(t)})
 	if !strings.Contains(r.String(), "accessory db: stop (stopped with moorage accessory stop)") {
 		t.Errorf("recover plan:\n%s", r)
 	}
 }
 
 func TestPlanAccessoryOpsGolden(t *testing.T) {
-	golden(t, PlanAccessoryOp(AccessoryOpInput{App: "hello", Release: "v3", Name: "db", Action: AccessoryStop, Owner: "alice (uid 1000)"}), "op_accessory_stop")
-	golden(t, PlanAccessoryOp(AccessoryOpInput{App: "hello", Release: "v3", Name: "db", Action: AccessoryStart, Owner: "alice (uid 1000)"}), "op_accessory_start")
-	golden(t, PlanAccessoryOp(AccessoryOpInput{App: "hello", Release: "v4", Name: "db", Action: AccessoryRemove, Owner: "alice (uid 1000)", Volumes: []string{"pgdata"}}), "op_accessory_remove_volumes")
+	golden(t, AccessoryOp(AccessoryOpInput{App: "hello", Release: "v3", Name: "db", Action: AccessoryStop, Owner: "alice (uid 1000)"}), "op_accessory_stop")
+	golden(t, AccessoryOp(AccessoryOpInput{App: "hello", Release: "v3", Name: "db", Action: AccessoryStart, Owner: "alice (uid 1000)"}), "op_accessory_start")
+	golden(t, AccessoryOp(AccessoryOpInput{App: "hello", Release: "v4", Name: "db", Action: AccessoryRemove, Owner: "alice (uid 1000)", Volumes: []string{"pgdata"}}), "op_accessory_remove_volumes")
 }
 
 // Destroy unroutes first (the proxy answers as for an unknown host before
@@ -73,13 +73,13 @@ func TestPlanDestroyGolden(t *testing.T) {
 		Volumes:   []string{"pgdata", "data"},
 		Backups:   []string{"b-2", "b-1"},
 	}
-	keep := PlanDestroy(in)
+	keep := Destroy(in)
 	golden(t, keep, "op_destroy")
 	in.DeleteData = true
-	all := PlanDestroy(in)
+	all := Destroy(in)
 	golden(t, all, "op_destroy_volumes")
 	for _, p := range []*Plan{keep, all} {
-		if p.Steps[0].Kind != StepUnroute || p.Steps[len(p.Steps)-1].Kind != StepForget {
+		if p.Steps[0].Kind() != KindUnroute || p.Steps[len(p.Steps)-1].Kind() != KindForget {
 			t.Errorf("destroy must unroute first and forget last:\n%s", p)
 		}
 	}
@@ -87,8 +87,8 @@ func TestPlanDestroyGolden(t *testing.T) {
 		t.Errorf("volumes: kept\n%s\ndeleted\n%s", keep, all)
 	}
 	// Run again after a crash that removed everything but the records.
-	again := PlanDestroy(DestroyInput{App: "hello", Volumes: []string{"data"}})
-	if len(again.Steps) != 2 || again.Steps[1].Kind != StepForget {
+	again := Destroy(DestroyInput{App: "hello", Volumes: []string{"data"}})
+	if len(again.Steps) != 2 || again.Steps[1].Kind() != KindForget {
 		t.Errorf("a re-run over a half-done destroy:\n%s", again)
 	}
 }
@@ -99,10 +99,10 @@ func TestPlanDestroyGolden(t *testing.T) {
 func TestPlanRecoverStoppedApp(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
 	tg := target(t, "v3", sp)
-	p := PlanConverge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v3", Observed: v3Running(t), Unrouted: true, Stopped: true})
+	p := Converge(ConvergeInput{App: "hello", Kind: "recover", Target: &tg, From: "v3", Observed: v3Running(t), Unrouted: true, Stopped: true})
 	golden(t, p, "plan_recover_stopped")
 	for _, s := range p.Steps {
-		if s.Kind == StepStart || s.Kind == StepSingleton && len(s.Starts) > 0 {
+		if single, ok := s.(Singleton); s.Kind() == KindStart || ok && !single.SkipStart {
 			t.Errorf("a stopped app's recovery starts something: %s", s)
 		}
 	}

@@ -1,4 +1,4 @@
-package engine
+package backup
 
 import (
 	"context"
@@ -10,13 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
 
-// testEngine is an engine on a real store in a temporary directory, with
-// no runtime: enough for the backup bookkeeping (schedules, retention).
-func testEngine(t *testing.T) *Engine {
+// testManager is a Manager on an engine on a real store in a temporary
+// directory, with no runtime: enough for the backup bookkeeping
+// (schedules, retention).
+func testManager(t *testing.T) *Manager {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(dir, "moorage.db"))
@@ -24,11 +26,13 @@ func testEngine(t *testing.T) *Engine {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return New(Options{Store: st, DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := engine.New(engine.Options{Store: st, DataDir: dir, Logger: log})
+	return New(Options{Engine: e, Store: st, DataDir: dir, Logger: log})
 }
 
 // activate makes a release with the given backups section app's active one.
-func activate(t *testing.T, e *Engine, app string, b *spec.Backups) {
+func activate(t *testing.T, e *Manager, app string, b *spec.Backups) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := e.st.EnsureApp(ctx, app, "process"); err != nil {
@@ -72,7 +76,7 @@ func at(day, h, m, s int, ms int) time.Time {
 // a changed schedule counts from the change; a slot whose previous backup
 // is still running is reported missed.
 func TestScheduledBackupRunsOncePerSlot(t *testing.T) {
-	e := testEngine(t)
+	e := testManager(t)
 	activate(t, e, "hello", &spec.Backups{Schedule: "0 3 * * *", Keep: 7})
 
 	start := at(10, 2, 58, 30, 0)
@@ -142,7 +146,7 @@ func TestScheduledBackupRunsOncePerSlot(t *testing.T) {
 // A schedule problem that keeps an app's backups from running is raised
 // once, not at every wake-up.
 func TestScheduleProblemIsRaisedOnce(t *testing.T) {
-	e := testEngine(t)
+	e := testManager(t)
 	activate(t, e, "hello", &spec.Backups{Schedule: "not a schedule", Keep: 7})
 	start := at(10, 2, 58, 30, 0)
 	c := &clock{t: t, s: newBackupScheduler(e, start), last: start}
@@ -183,7 +187,7 @@ func TestSlotsDueAfterLongDowntime(t *testing.T) {
 // counted; a target that failed this time keeps everything; an archive
 // that cannot be deleted is reported and the others still go.
 func TestKeepBackupsPerSucceededTarget(t *testing.T) {
-	e := testEngine(t)
+	e := testManager(t)
 	ctx := context.Background()
 	activate(t, e, "hello", &spec.Backups{Schedule: "0 3 * * *", Keep: 2})
 	dir := t.TempDir()

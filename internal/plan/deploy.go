@@ -1,0 +1,62 @@
+package plan
+
+import (
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/spec"
+)
+
+// DeployInput is what Deploy decides from.
+type DeployInput struct {
+	App      string
+	Kind     string // deploy, rollback, config
+	Target   Target
+	From     string // active release ("" for the first deploy)
+	Build    bool   // the artifact must be built
+	RunTasks bool   // run release tasks (rollbacks skip them unless asked)
+	Observed []runtime.Instance
+	// Specs are the specs of the releases observed instances belong to, by
+	// release ID (to know which old services were routed).
+	Specs map[string]*spec.Spec
+	// Retention: what the prune step decides from (nil: the executor
+	// decides).
+	Retention *Retention
+	// Proven: the target runs an artifact and config that served before
+	// (a rollback): its workers passed their min_ready once already, so
+	// they are not made to wait it again before the cutover when a
+	// monitor window follows (it watches them for crashes, and a crash
+	// there rolls back as in any deploy). Health-checked services are
+	// still gated: traffic moves to them.
+	Proven bool
+}
+
+// Deploy plans the deploy contract: build, prepare, accessories, release
+// tasks, checks, start-first with health gates, one cutover, stop the old
+// workers, singletons stop-first, monitor, drain and stop the old web,
+// activate.
+func Deploy(in DeployInput) *Plan {
+	t := in.Target
+	t.ArtifactPending = in.Build
+	p := &Plan{App: in.App, Kind: in.Kind, Target: t.Release, From: in.From}
+	if in.Build {
+		p.Steps = append(p.Steps, Build{Release: t.Release})
+	}
+	p.Steps = append(p.Steps, Prepare{Release: t.Release, Volumes: VolumeNames(t.Spec)})
+	p.Steps = append(p.Steps, planAccessories(t, in.Observed, true)...)
+	if in.RunTasks {
+		for i, task := range t.Spec.Release {
+			p.Steps = append(p.Steps, Task{Release: t.Release, Index: i, Command: task.Command, Timeout: task.Timeout})
+		}
+	}
+	for i, task := range t.Spec.Checks {
+		p.Steps = append(p.Steps, Task{Check: true, Release: t.Release, Index: i, Command: task.Command, Timeout: task.Timeout})
+	}
+	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{
+		startFirst: true,
+		monitor:    t.Spec.Deploy.Monitor,
+		proven:     in.Proven,
+		finish:     true,
+		from:       in.From,
+		retention:  in.Retention,
+	})...)
+	return p
+}
