@@ -338,10 +338,17 @@ func (n *Node) start(ctx context.Context) error {
 	for _, r := range n.c.opts.InsecureRegistries {
 		args = append(args, "--insecure-registry", r)
 	}
-	script := `hostname "$1"; shift; exec "$@"`
+	// Nodes have no way out: a resolv.conf of their own (no name server)
+	// makes a pull from Docker Hub fail at once instead of waiting for DNS
+	// timeouts (40s per task start when an image is named by tag).
+	resolv := filepath.Join(n.Dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		return err
+	}
+	script := `hostname "$1" && ` + busybox + ` mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"`
 	argv := append([]string{
 		"--pid", "--fork", "--kill-child", "--mount-proc", "--uts", "--mount", "--propagation", "private",
-		"--", busybox, "sh", "-c", script, "sh", n.Name,
+		"--", busybox, "sh", "-c", script, "sh", n.Name, resolv,
 		nsenterPath, "--net=" + netnsPath(n.netns), dockerdPath,
 	}, args...)
 	cmd := exec.Command(unsharePath, argv...)
@@ -479,7 +486,8 @@ func (c *Cluster) close() {
 }
 
 // claimSlot takes the first free slot: one whose lock file nobody holds.
-// A lock held by a process that died is free again (flock).
+// A lock held by a process that died is free again (flock). Every other
+// free slot that holds leftovers of a killed run is cleaned on the way.
 func (c *Cluster) claimSlot() error {
 	if err := os.MkdirAll(BaseDir, 0o700); err != nil {
 		return err
@@ -493,12 +501,43 @@ func (c *Cluster) claimSlot() error {
 			f.Close()
 			continue
 		}
-		f.Truncate(0)
-		f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
-		c.Slot, c.lock = s, f
-		return nil
+		if c.lock == nil {
+			f.Truncate(0)
+			f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+			c.Slot, c.lock = s, f
+			continue // Start cleans it
+		}
+		other := &Cluster{Slot: s, dir: filepath.Join(BaseDir, fmt.Sprintf("s%d", s))}
+		if other.dirty() {
+			if err := other.cleanup(); err != nil {
+				f.Close()
+				return fmt.Errorf("swarmtest: cleaning slot %d of a killed run: %w", s, err)
+			}
+		}
+		f.Close()
 	}
-	return fmt.Errorf("swarmtest: all %d slots are taken (locks in %s)", MaxSlots, BaseDir)
+	if c.lock == nil {
+		return fmt.Errorf("swarmtest: all %d slots are taken (locks in %s)", MaxSlots, BaseDir)
+	}
+	return nil
+}
+
+// dirty reports whether anything of this slot exists: its directory, a
+// network namespace, the host's veth.
+func (c *Cluster) dirty() bool {
+	if _, err := os.Stat(c.dir); err == nil {
+		return true
+	}
+	if _, err := os.Stat("/sys/class/net/" + c.hostIf()); err == nil {
+		return true
+	}
+	entries, _ := os.ReadDir("/var/run/netns")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), c.prefix()) {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanup removes everything a cluster of this slot may have made: its
@@ -579,9 +618,8 @@ func (c *Cluster) setupNetwork() error {
 			[]string{"-n", hub, "link", "set", n.Name, "master", "br0", "up"},
 			[]string{"-n", n.netns, "addr", "add", n.Addr + "/24", "dev", "eth0"},
 			[]string{"-n", n.netns, "link", "set", "eth0", "up"},
-			// The host is the nodes' way out (to nothing: the host does not
-			// forward), so that dockerd finds a default route.
-			[]string{"-n", n.netns, "route", "add", "default", "via", c.HostIP},
+			// No default route: nothing outside the cluster's subnet is
+			// reachable from a node, and trying fails at once.
 		)
 	}
 	for _, a := range cmds {
