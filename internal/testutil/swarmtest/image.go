@@ -125,7 +125,7 @@ func BuildImage(opts ImageOptions) (*Image, error) {
 			"Env":        []string{"PATH=/bin"},
 			"WorkingDir": "/",
 		},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{diffID}},
 		"history": []map[string]any{{"created": created.Format(time.RFC3339), "created_by": "swarmtest.BuildImage"}},
 	})
 	if err != nil {
