@@ -332,8 +332,8 @@ func (n *Node) start(ctx context.Context) error {
 		"-H", "unix://" + n.Socket,
 		"--storage-driver", "vfs",
 		"--cgroup-parent", "/" + n.netns,
-		// Tasks publish on the node's address; docker0 is never used.
-		"--bridge", "none",
+		// Not --bridge none: a task on no network sits on the default
+		// bridge, and host-mode published ports need it.
 	}
 	for _, r := range n.c.opts.InsecureRegistries {
 		args = append(args, "--insecure-registry", r)
