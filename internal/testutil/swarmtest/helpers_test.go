@@ -73,6 +73,8 @@ var webEnv = []string{"NODE={{.Node.Hostname}}", "TASK={{.Task.Name}}"}
 
 func u64(v uint64) *uint64 { return &v }
 
+var yes = true
+
 // hostPort publishes the web port 8080 in host mode on a port the node
 // picks.
 var hostPort = &swarm.EndpointSpec{Ports: []swarm.PortConfig{{
@@ -84,7 +86,9 @@ func webService(name, image string, replicas uint64, labels map[string]string) s
 	return swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: name, Labels: labels},
 		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: image, Command: webCommand, Env: webEnv, Labels: labels},
+			// Init: httpd as PID 1 would ignore SIGTERM and be killed
+			// only at the end of the stop grace period.
+			ContainerSpec: &swarm.ContainerSpec{Image: image, Command: webCommand, Env: webEnv, Labels: labels, Init: &yes},
 		},
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
 		EndpointSpec: hostPort,
