@@ -308,6 +308,14 @@ func Poll(ctx context.Context, interval time.Duration, cond func() (bool, error)
 
 // start runs the node's dockerd and waits until it answers.
 func (n *Node) start(ctx context.Context) error {
+	// A restart after a kill is a reboot: the runtime state (exec-root,
+	// /run on a real machine) is gone, and so is the pid file, whose pid,
+	// from a dead PID namespace, could name a live process in the new one.
+	for _, p := range []string{"exec", "dockerd.pid", "docker.sock"} {
+		if err := os.RemoveAll(filepath.Join(n.Dir, p)); err != nil {
+			return err
+		}
+	}
 	for _, d := range []string{"data", "exec"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o700); err != nil {
 			return err
