@@ -52,7 +52,7 @@ func startWithImage(t *testing.T, opts Options) (*Cluster, *Image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := c.LoadImage(ctx, img); err != nil {
 		t.Fatal(err)

@@ -45,16 +45,15 @@ func imagesRun(t *testing.T, ctx context.Context, c *Cluster, ts []swarm.Task) m
 	return out
 }
 
-// TestSwarmImageByID: what pins a release's image to the same bytes on
+// testImageByID (TestSwarmShared/ImageByID): what pins a release's image to the same bytes on
 // every node without a registry. An image shipped with `docker save`/load
 // has the same image ID on every node but no repo digest; by tag, Swarm
 // warns that it "could not be accessed on a registry to record its digest"
 // and each node runs whatever its tag points to (here: different bytes on
 // node2); by image ID ("sha256:…") every node runs exactly that image, no
 // pull is attempted, and a node without it rejects the task.
-func TestSwarmImageByID(t *testing.T) {
-	c, imgA := startWithImage(t, Options{})
-	ctx := ctxT(t, 2*time.Minute)
+func testImageByID(t *testing.T, c *Cluster, imgA *Image) {
+	ctx := ctxT(t, 4*time.Minute)
 	cli := c.Client()
 
 	got, err := cli.ImageInspect(ctx, imgA.Ref)
@@ -139,6 +138,9 @@ func TestSwarmImageByID(t *testing.T) {
 		}
 		return false
 	})
+	for _, id := range []string{res.ID, byID, byName, missing} {
+		cli.ServiceRemove(ctx, id, client.ServiceRemoveOptions{})
+	}
 	figure(t, "by image ID on a node without it: node2's task %s (node0 and node1 run): ship the image to every eligible node before creating the service", failedOn)
 }
 
@@ -148,6 +150,7 @@ func TestSwarmImageByID(t *testing.T) {
 // dockerds have --insecure-registry for it). Compared with loading the same
 // ~10 MB image on every node; and the service pins the manifest digest.
 func TestSwarmImageRegistry(t *testing.T) {
+	t.Parallel()
 	Require(t)
 	registryBin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -161,7 +164,7 @@ func TestSwarmImageRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer host.Close()
-	ctx := ctxT(t, 3*time.Minute)
+	ctx := ctxT(t, 4*time.Minute)
 	if _, err := host.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		if os.Getenv("MOORAGE_REQUIRE_DOCKER") == "1" {
 			t.Fatalf("the host's Docker Engine does not answer: %v", err)

@@ -33,14 +33,13 @@ func terminal(s swarm.TaskState) bool {
 	return false
 }
 
-// TestSwarmReleaseJob: a release task is a replicated-job that runs once in
+// testReleaseJob (TestSwarmShared/ReleaseJob): a release task is a replicated-job that runs once in
 // the release's image; its exit code and output are read through the SDK;
 // a failing one is seen as failed and not retried (restart condition none;
 // with Swarm's default policy it is run again); live jobs of an app are
 // found again by label, as a restarted server must.
-func TestSwarmReleaseJob(t *testing.T) {
-	c, img := startWithImage(t, Options{})
-	ctx := ctxT(t, 2*time.Minute)
+func testReleaseJob(t *testing.T, c *Cluster, img *Image) {
+	ctx := ctxT(t, 4*time.Minute)
 	cli := c.Client()
 	labels := func(task string) map[string]string {
 		return map[string]string{"moorage.app": "demo", "moorage.release": "v2", "moorage.kind": "release", "moorage.task": task}
@@ -48,7 +47,7 @@ func TestSwarmReleaseJob(t *testing.T) {
 
 	// Success: exit 0, stdout and stderr apart.
 	begin := time.Now()
-	ok := createService(t, ctx, cli, releaseJob("demo-v2-migrate", img.Ref,
+	ok := createService(t, ctx, cli, releaseJob("demo-v2-migrate", img.ID,
 		`echo "migrating on $NODE"; echo "a warning" >&2; exit 0`, labels("migrate"), never))
 	ts := waitTasks(t, ctx, cli, ok, "job completes", func(ts []swarm.Task) bool {
 		return len(ts) == 1 && terminal(ts[0].Status.State)
@@ -70,7 +69,7 @@ func TestSwarmReleaseJob(t *testing.T) {
 
 	// Failure: exit 3, seen as failed with the code; one task only.
 	begin = time.Now()
-	bad := createService(t, ctx, cli, releaseJob("demo-v2-bad", img.Ref, `echo "boom"; exit 3`, labels("bad"), never))
+	bad := createService(t, ctx, cli, releaseJob("demo-v2-bad", img.ID, `echo "boom"; exit 3`, labels("bad"), never))
 	ts = waitTasks(t, ctx, cli, bad, "job fails", func(ts []swarm.Task) bool {
 		return len(ts) == 1 && terminal(ts[0].Status.State)
 	})
@@ -86,7 +85,7 @@ func TestSwarmReleaseJob(t *testing.T) {
 	// Swarm's default restart policy (any condition, no limit) would run a
 	// failing migration again and again.
 	begin = time.Now()
-	again := createService(t, ctx, cli, releaseJob("demo-v2-default-restart", img.Ref, `exit 3`, labels("again"), nil))
+	again := createService(t, ctx, cli, releaseJob("demo-v2-default-restart", img.ID, `exit 3`, labels("again"), nil))
 	ts = waitTasks(t, ctx, cli, again, "a failed job is retried under the default restart policy", func(ts []swarm.Task) bool {
 		failed := 0
 		for _, tk := range ts {
@@ -103,7 +102,7 @@ func TestSwarmReleaseJob(t *testing.T) {
 	}
 
 	// A job still running when the server "crashed": found by label.
-	live := createService(t, ctx, cli, releaseJob("demo-v2-slow", img.Ref, `sleep 300`, labels("slow"), never))
+	live := createService(t, ctx, cli, releaseJob("demo-v2-slow", img.ID, `sleep 300`, labels("slow"), never))
 	ts = waitTasks(t, ctx, cli, live, "slow job runs", func(ts []swarm.Task) bool {
 		return len(ts) == 1 && ts[0].Status.State == swarm.TaskStateRunning
 	})

@@ -17,7 +17,7 @@ import (
 func TestSwarmNodeLoss(t *testing.T) {
 	t.Parallel()
 	c, img := startWithImage(t, Options{HeartbeatPeriod: time.Second})
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := ctxT(t, 4*time.Minute)
 	cli := c.Client()
 
 	web := webService("demo-v1-web", img.ID, 2, map[string]string{"moorage.app": "demo", "moorage.service": "web"})
@@ -120,7 +120,7 @@ func TestSwarmNodeLoss(t *testing.T) {
 func TestSwarmHeartbeat(t *testing.T) {
 	t.Parallel()
 	c := Start(t, Options{})
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := ctxT(t, 4*time.Minute)
 	cli := c.Client()
 	sw, err := cli.SwarmInspect(ctx, client.SwarmInspectOptions{})
 	if err != nil {
@@ -143,13 +143,15 @@ func TestSwarmHeartbeat(t *testing.T) {
 	if _, err := cli.SwarmUpdate(ctx, client.SwarmUpdateOptions{Version: sw.Swarm.Version, Spec: spec}); err != nil {
 		t.Fatal(err)
 	}
+	// A node learns the period when it registers: restart the killed one
+	// and kill it again.
 	if err := w.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.WaitNodeState(ctx, w, swarm.NodeStateReady); err != nil {
 		t.Fatal(err)
 	}
-	w2 := c.Workers()[1]
+	w2 := w
 	if err := w2.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func scale(t *testing.T, ctx context.Context, cli *client.Client, id string, n u
 func TestSwarmSingleton(t *testing.T) {
 	t.Parallel()
 	c, img := startWithImage(t, Options{HeartbeatPeriod: time.Second})
-	ctx := ctxT(t, 2*time.Minute)
+	ctx := ctxT(t, 4*time.Minute)
 	cli := c.Client()
 
 	oldID := createService(t, ctx, cli, beat("demo-v1-beat", img.ID))
