@@ -83,10 +83,16 @@ func testFixture(t *testing.T, c *Cluster) {
 // up leaves network namespaces, files and cgroups behind; the next Start
 // cleans them (its slot's lock died with the process).
 func TestSwarmFixtureCleansKilledRun(t *testing.T) {
+	if f := os.Getenv("SWARMTEST_CHILD"); f != "" {
+		// The run to kill: a cluster, its slot told, then nothing.
+		c := Start(t, Options{Workers: -1})
+		os.WriteFile(f, []byte(strconv.Itoa(c.Slot)+"\n"), 0o644)
+		select {}
+	}
 	t.Parallel()
 	Require(t)
 	slotFile := filepath.Join(t.TempDir(), "slot")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSwarmFixtureChild$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSwarmFixtureCleansKilledRun$", "-test.v")
 	cmd.Env = append(os.Environ(), "SWARMTEST_CHILD="+slotFile)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -121,15 +127,4 @@ func TestSwarmFixtureCleansKilledRun(t *testing.T) {
 	if pids := pidsUnder(left.dir); c.Slot != slot && len(pids) > 0 {
 		t.Fatalf("processes of the killed run survive: %v", pids)
 	}
-}
-
-// TestSwarmFixtureChild is the killed run of TestSwarmFixtureCleansKilledRun.
-func TestSwarmFixtureChild(t *testing.T) {
-	f := os.Getenv("SWARMTEST_CHILD")
-	if f == "" {
-		t.Skip("run by TestSwarmFixtureCleansKilledRun")
-	}
-	c := Start(t, Options{Workers: -1})
-	os.WriteFile(f, []byte(strconv.Itoa(c.Slot)+"\n"), 0o644)
-	select {} // until killed
 }

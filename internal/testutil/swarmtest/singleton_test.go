@@ -199,4 +199,35 @@ func TestSwarmSingleton(t *testing.T) {
 		t.Fatal(err)
 	}
 	figure(t, "partition healed: %s ready again after %s, its old singleton stopped after %s", cut.Name, back.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
+
+	// Pinned to the node it runs on, a singleton is not replaced elsewhere:
+	// the replacement Swarm makes when the node is down stays pending.
+	pinned := beat("demo-v4-beat", img.ID)
+	pinned.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==" + cut.ID}}
+	pinID := createService(t, ctx, cli, pinned)
+	ts = waitTasks(t, ctx, cli, pinID, "pinned beat runs", func(ts []swarm.Task) bool { return len(running(ts)) == 1 })
+	pinnedFirst := running(ts)[0]
+	if err := cut.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	defer cut.Reconnect()
+	if _, err := c.WaitNodeState(ctx, cut, swarm.NodeStateDown); err != nil {
+		t.Fatal(err)
+	}
+	var pending swarm.Task
+	ts = waitTasks(t, ctx, cli, pinID, "the pinned singleton's replacement stays pending", func(ts []swarm.Task) bool {
+		for _, tk := range ts {
+			if tk.ID != pinnedFirst.ID && tk.Status.State == swarm.TaskStatePending && tk.Status.Err != "" {
+				pending = tk
+				return true
+			}
+		}
+		return false
+	})
+	for _, tk := range ts {
+		if tk.ID != pinnedFirst.ID && tk.NodeID != "" && tk.NodeID != cut.ID {
+			t.Fatalf("the pinned singleton got a task on another node: %s", describe(ts))
+		}
+	}
+	figure(t, "pinned (node.id==%s) under partition: no second instance; the replacement task is %q: %q", cut.Name, pending.Status.State, pending.Status.Err)
 }
