@@ -81,10 +81,12 @@ func testWebReach(t *testing.T, c *Cluster, img *Image) {
 	mesh.EndpointSpec = &swarm.EndpointSpec{Ports: []swarm.PortConfig{{Protocol: network.TCP, TargetPort: 8080, PublishedPort: 30080, PublishMode: swarm.PortConfigPublishModeIngress}}}
 	meshID := createService(t, ctx, cli, mesh)
 	waitTasks(t, ctx, cli, meshID, "mesh tasks run", func(ts []swarm.Task) bool { return len(running(ts)) == 2 })
+	// A fact of the kernel, not of Swarm: recorded either way (this one
+	// has no IPVS, so nothing answers; the design does not depend on it).
 	var meshErrs []string
 	for _, n := range c.Nodes {
 		if body, err := get(n.Addr + ":30080"); err == nil {
-			t.Fatalf("routing mesh answered on %s: %q (this kernel has IPVS after all: revisit the design note)", n.Name, body)
+			meshErrs = append(meshErrs, n.Name+": answered "+body)
 		} else {
 			meshErrs = append(meshErrs, n.Name+": "+shorten(err.Error()))
 		}
@@ -96,7 +98,7 @@ func testWebReach(t *testing.T, c *Cluster, img *Image) {
 			break
 		}
 	}
-	figure(t, "routing mesh (ingress, published 30080): 2 tasks running, every node refuses: %s; manager log: %s", strings.Join(meshErrs, ", "), ipvs)
+	figure(t, "routing mesh (ingress, published 30080): 2 tasks running; each node: %s; manager log: %s", strings.Join(meshErrs, ", "), ipvs)
 	cli.ServiceRemove(ctx, meshID, client.ServiceRemoveOptions{})
 
 	// 2. Host mode, port picked by the node, one task per node.
