@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"time"
@@ -11,7 +12,8 @@ import (
 // is a real, used client connection), and keeps them open until ctx ends.
 // ready is called once all are open. It measures a server's memory per idle
 // client connection.
-func Hold(ctx context.Context, rawURL, host string, n int, ready func()) error {
+// Over https it uses tlsConf (nil: DefaultTLS).
+func Hold(ctx context.Context, rawURL, host string, n int, tlsConf *tls.Config, ready func()) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return fmt.Errorf("loadgen: %w", err)
@@ -23,7 +25,7 @@ func Hold(ctx context.Context, rawURL, host string, n int, ready func()) error {
 		}
 	}()
 	for i := range n {
-		c, err := newClient(u, "GET", host, nil, 10*time.Second)
+		c, err := newClient(u, "GET", host, nil, 10*time.Second, tlsConf, false)
 		if err != nil {
 			return err
 		}

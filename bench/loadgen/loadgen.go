@@ -15,6 +15,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -38,6 +39,12 @@ type Config struct {
 	Timeout  time.Duration // per request, including the dial (default 10s)
 	// Samples keeps every measured request (for time-windowed analysis).
 	Samples bool
+	// TLS is the client's TLS config for https:// URLs (nil: DefaultTLS).
+	TLS *tls.Config
+	// NewConns sends every request on a new connection ("Connection:
+	// close"; over https each with a full TLS handshake): the run then
+	// measures new connections per second.
+	NewConns bool
 }
 
 // Sample is one measured request.
@@ -175,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	workers := make([]*worker, cfg.Conns)
 	for i := range workers {
-		cl, err := newClient(u, cfg.Method, cfg.Host, cfg.Body, cfg.Timeout)
+		cl, err := newClient(u, cfg.Method, cfg.Host, cfg.Body, cfg.Timeout, cfg.TLS, cfg.NewConns)
 		if err != nil {
 			return nil, err
 		}

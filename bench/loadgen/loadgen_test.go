@@ -3,11 +3,14 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -277,4 +280,43 @@ func TestCancelCountsUnsent(t *testing.T) {
 		t.Fatalf("%d unsent samples, report says %d: %s", unsent, r.Unsent, r)
 	}
 	t.Logf("%s", r)
+}
+
+// TestHTTPS: over https the generator speaks TLS 1.3 and HTTP/1.1, keeps
+// its connections alive, or with NewConns makes a new connection (a full
+// handshake) for every request.
+func TestHTTPS(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || r.TLS.Version != tls.VersionTLS13 || r.TLS.DidResume || r.ProtoMajor != 1 {
+			http.Error(w, "not TLS 1.3 HTTP/1.1 with a full handshake", http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+
+	for _, newConns := range []bool{false, true} {
+		conns.Store(0)
+		r, err := Run(context.Background(), Config{URL: srv.URL, Conns: 2, Duration: 300 * time.Millisecond, NewConns: newConns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Failed() > 0 || r.Requests < 10 {
+			t.Fatalf("new conns %v: %d requests, %d failed: %s", newConns, r.Requests, r.Failed(), r.FirstError)
+		}
+		switch n := conns.Load(); {
+		case !newConns && n != 2:
+			t.Errorf("keep-alive: %d connections for %d requests, want 2", n, r.Requests)
+		case newConns && n < r.Requests:
+			t.Errorf("new conns: %d connections for %d requests", n, r.Requests)
+		}
+	}
 }

@@ -3,6 +3,9 @@
 #
 #   bench/proxy/run.sh                      # 3 runs of 10s per measurement
 #   bench/proxy/run.sh -runs 5 -duration 20s
+#   bench/proxy/run.sh -tls -conns 32       # the same over HTTPS (TLS 1.3,
+#                                           # X25519, ECDSA P-256), plus new
+#                                           # TLS connections per second
 #
 # It measures side by side the backend direct, moorage's proxy (the
 # proxy stack of `moorage server`: edge, front and proxy with the server's

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -96,8 +97,14 @@ func (s *Server) deleteDashboardUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // dummyHash is compared against when the user does not exist, so that a
-// wrong name takes as long as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), BcryptCost)
+// wrong name takes as long as a wrong password. It is made at the first
+// login, not at package init: bcrypt at BcryptCost takes about a third of
+// a second of CPU, which every process of the binary paid at start (each
+// CLI command, each instance's shim).
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), BcryptCost)
+	return h
+})
 
 func (s *Server) dashboardLogin(w http.ResponseWriter, r *http.Request) {
 	var req api.DashboardLogin
@@ -111,7 +118,7 @@ func (s *Server) dashboardLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.Engine.Store().GetDashboardUser(r.Context(), req.Name)
-	hash := dummyHash
+	hash := dummyHash()
 	if err == nil {
 		hash = []byte(u.Hash)
 	} else if !errors.Is(err, store.ErrNotFound) {

@@ -112,8 +112,10 @@ func TestSetAppSwapUnderLoad(t *testing.T) {
 	t.Logf("%d requests across 20 swaps, 0 failed", total.Load())
 }
 
-func TestDrain(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestDrain(t *testing.T) { schemes(t, testDrain) }
+
+func testDrain(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
 	slow := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -49,10 +48,11 @@ func TestForwardedHeadersOnEveryPath(t *testing.T) {
 	s := p.NewServer(ServerOptions{Handler: wrap})
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })
-	tlsSrv := httptest.NewUnstartedServer(nil)
-	tlsSrv.Config = p.HTTPServer(ServerOptions{Handler: wrap})
-	tlsSrv.StartTLS()
-	t.Cleanup(tlsSrv.Close)
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.ServeTLS(tlsLn, testServerTLS(t))
 
 	common := "Host: app.test\r\n" +
 		"User-Agent: ua\r\n" +
@@ -81,14 +81,15 @@ func TestForwardedHeadersOnEveryPath(t *testing.T) {
 		{"net/http, ReverseProxy", "POST /?case=nethttp-slow HTTP/1.1\r\n" + common + hop + "Content-Length: 2\r\n\r\nhi", false, false},
 		{"upgrade without Connection: upgrade", "GET /?case=upgrade HTTP/1.1\r\n" + common + "Upgrade: websocket\r\n\r\n", false, false},
 		{"chunked body", "PUT /?case=chunked HTTP/1.1\r\n" + common + hop + "Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", false, false},
-		{"TLS, fast upstream", "GET /?case=tls-fast HTTP/1.1\r\n" + common + hop + "\r\n", true, false},
+		{"TLS, front", "GET /?case=tls-front HTTP/1.1\r\n" + common + "Connection: keep-alive\r\n\r\n", true, true},
+		{"TLS, net/http, fast upstream", "GET /?case=tls-fast HTTP/1.1\r\n" + common + hop + "\r\n", true, false},
 		{"TLS, ReverseProxy", "POST /?case=tls-slow HTTP/1.1\r\n" + common + hop + "Content-Length: 2\r\n\r\nhi", true, false},
 	}
 	var first http.Header
 	for _, tc := range cases {
 		var c net.Conn
 		if tc.tls {
-			c, err = tls.Dial("tcp", tlsSrv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+			c, err = tls.Dial("tcp", tlsLn.Addr().String(), testClientTLS(t, "http/1.1"))
 		} else {
 			c, err = net.Dial("tcp", ln.Addr().String())
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -19,7 +20,7 @@ import (
 	"time"
 )
 
-// Server serves a Proxy on plain-HTTP listeners. The common request — an
+// Server serves a Proxy on plain-HTTP and TLS listeners. The common request — an
 // HTTP/1.1 request without a body (GET, HEAD) whose head fits in a few
 // kilobytes — is parsed and answered by the proxy's own HTTP/1.1 front: one
 // goroutine per connection, no per-request goroutine, context or header
@@ -29,8 +30,13 @@ import (
 // which serves it and the rest of that connection: net/http stays the
 // authority on everything but the simplest requests, including every error.
 //
-// Use NewServer, then Serve on a listener; Shutdown or Close it before the
-// Proxy's Close. For HTTPS, serve a TLS listener with HTTPServer instead.
+// Over TLS (ServeTLS) the front does the handshake itself and serves
+// HTTP/1.1 the same way; a connection that negotiated another protocol by
+// ALPN (h2, or acme-tls/1 for a certificate challenge) is net/http's from
+// its first byte.
+//
+// Use NewServer, then Serve or ServeTLS on listeners; Shutdown or Close it
+// before the Proxy's Close.
 type Server struct {
 	p       *Proxy
 	opts    ServerOptions
@@ -94,13 +100,26 @@ func (p *Proxy) NewServer(opts ServerOptions) *Server {
 	return s
 }
 
-// HTTPServer returns the net/http server behind s (to read its settings;
-// serve TLS listeners with one from Proxy.HTTPServer).
+// HTTPServer returns the net/http server behind s (to read its settings).
 func (s *Server) HTTPServer() *http.Server { return s.hs }
 
 // Serve accepts connections on ln until Shutdown or Close (then it returns
 // http.ErrServerClosed) or ln fails.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, nil) }
+
+// ServeTLS is Serve for a listener of TLS connections: cfg (which must
+// provide a certificate) is used as it is, except that NextProtos defaults
+// to h2 and http/1.1. HTTP/2 is served by net/http (http.Server's
+// defaults); the handler sees Request.TLS set on every request.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	cfg = cfg.Clone()
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	return s.serve(ln, cfg)
+}
+
+func (s *Server) serve(ln net.Listener, tlsConfig *tls.Config) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -133,6 +152,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		fc := &frontConn{s: s, c: c, remote: c.RemoteAddr().String()}
+		if tlsConfig != nil {
+			fc.tc = tls.Server(c, tlsConfig)
+			fc.c = fc.tc
+		}
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -243,6 +266,8 @@ func (s *Server) closeIdle() int {
 type frontConn struct {
 	s       *Server
 	c       net.Conn
+	tc      *tls.Conn // c, over TLS (nil: plain)
+	tls     *tls.ConnectionState
 	br      *bufio.Reader
 	remote  string
 	idle    atomic.Bool // waiting for a request (Shutdown may close it)
@@ -281,6 +306,12 @@ func (fc *frontConn) serve() {
 		s.p.conns.Add(-1)
 		s.wg.Done()
 	}()
+	if fc.tc != nil {
+		var serve bool
+		if serve, handedOff = fc.handshake(); !serve {
+			return
+		}
+	}
 	fc.br = frontReaders.Get().(*bufio.Reader)
 	fc.br.Reset(fc.c)
 	first := true
@@ -328,6 +359,43 @@ func (fc *frontConn) serve() {
 		}
 		first = false
 	}
+}
+
+// handshake does the TLS handshake, within ReadHeaderTimeout as net/http
+// does, and reports whether the front serves the connection (HTTP/1.1), or
+// else whether net/http took it (another protocol negotiated by ALPN). A
+// client speaking plain HTTP gets net/http's 400 answer.
+func (fc *frontConn) handshake() (serve, handedOff bool) {
+	s := fc.s
+	_ = fc.tc.SetDeadline(time.Now().Add(s.opts.ReadHeaderTimeout))
+	if err := fc.tc.Handshake(); err != nil {
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
+		s.p.logger.Debug("TLS handshake failed", "remote", fc.remote, "err", err)
+		return false, false
+	}
+	_ = fc.tc.SetWriteDeadline(time.Time{}) // reads get theirs per request
+	st := fc.tc.ConnectionState()
+	fc.tls = &st
+	switch st.NegotiatedProtocol {
+	case "", "http/1.1":
+		return true, false
+	}
+	// h2 (net/http's HTTP/2 server), or acme-tls/1 (the certificate
+	// manager answered the challenge in the handshake; net/http closes it).
+	return false, s.handoff.give(fc.tc)
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of a
+// plain HTTP request, as net/http tells.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // headResult is what readHead found.
@@ -415,7 +483,12 @@ var (
 func (fc *frontConn) handOff() bool {
 	prefix := make([]byte, fc.br.Buffered())
 	_, _ = fc.br.Read(prefix)
-	return fc.s.handoff.give(&prefixConn{Conn: fc.c, prefix: prefix, headDeadline: fc.headDeadline})
+	pc := &prefixConn{Conn: fc.c, prefix: prefix, headDeadline: fc.headDeadline}
+	if fc.tls != nil {
+		// net/http sets Request.TLS from it.
+		return fc.s.handoff.give(&tlsPrefixConn{prefixConn: pc, state: fc.tls})
+	}
+	return fc.s.handoff.give(pc)
 }
 
 // parse parses a complete request head, and reports whether the front
@@ -522,6 +595,7 @@ func (fc *frontConn) parse(head []byte) (*http.Request, bool) {
 		Close:      closeConn,
 		RemoteAddr: fc.remote,
 		RequestURI: target,
+		TLS:        fc.tls,
 	}, true
 }
 
@@ -997,6 +1071,16 @@ func (c *prefixConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// tlsPrefixConn is a prefixConn over TLS: net/http takes the request's TLS
+// state from ConnectionState, as from a *tls.Conn (whose handshake the
+// front did).
+type tlsPrefixConn struct {
+	*prefixConn
+	state *tls.ConnectionState
+}
+
+func (c *tlsPrefixConn) ConnectionState() tls.ConnectionState { return *c.state }
 
 // handoffListener is the listener of the net/http server behind a Server:
 // it accepts the connections the front hands over.

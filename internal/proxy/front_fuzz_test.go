@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -149,6 +150,7 @@ type frontRecord struct {
 	proto  string
 	header http.Header
 	close  bool
+	tls    bool // Request.TLS was set
 }
 
 // frontHarness is a Proxy served by its Server on loopback, behind a
@@ -157,6 +159,8 @@ type frontRecord struct {
 type frontHarness struct {
 	p       *Proxy
 	ln      *pipeListener // clients connect over socket pairs: no TCP churn
+	tlsLn   *pipeListener // the same server's TLS listener
+	tlsConf *tls.Config   // its clients' side
 	backend *scriptBackend
 	panics  *panicCatcher
 
@@ -185,7 +189,7 @@ func newFrontHarness(t testing.TB) *frontHarness {
 		_, front := w.(*frontResponse)
 		rec := &frontRecord{
 			front: front, id: fmt.Sprintf("fz-%d", h.ids.Add(1)), method: r.Method, uri: r.RequestURI,
-			host: r.Host, proto: r.Proto, header: r.Header.Clone(), close: r.Close,
+			host: r.Host, proto: r.Proto, header: r.Header.Clone(), close: r.Close, tls: r.TLS != nil,
 		}
 		h.mu.Lock()
 		h.byConn[r.RemoteAddr] = append(h.byConn[r.RemoteAddr], rec)
@@ -193,27 +197,33 @@ func newFrontHarness(t testing.TB) *frontHarness {
 		r.Header[headerRequestID] = []string{rec.id} // to find it at the app
 		h.p.ServeHTTP(w, r)
 	})
-	h.ln = newPipeListener()
+	h.ln, h.tlsLn = newPipeListener(), newPipeListener()
+	h.tlsConf = testClientTLS(t, "http/1.1")
+	h.tlsConf.ServerName = "localhost"
 	s := h.p.NewServer(ServerOptions{Handler: wrap, ReadHeaderTimeout: 5 * time.Second})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(h.ln)
-	}()
+	var done sync.WaitGroup
+	done.Go(func() { _ = s.Serve(h.ln) })
+	serverTLS := testServerTLS(t)
+	done.Go(func() { _ = s.ServeTLS(h.tlsLn, serverTLS) })
 	t.Cleanup(func() {
 		_ = s.Close()
-		<-done
+		done.Wait()
 		_ = h.p.Close()
 	})
 	return h
 }
 
-// exchange sends data as one client connection (then half-closes it) and
-// returns everything the server sent back, the requests it handled and
-// the client's address.
-func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontRecord, string) {
+// exchange sends data as one client connection, over TLS or not (then
+// half-closes it) and returns everything the server sent back, the
+// requests it handled and the client's address.
+func (h *frontHarness) exchange(t *testing.T, data []byte, overTLS bool) ([]byte, []*frontRecord, string) {
 	t.Helper()
-	c := h.ln.dial(t)
+	var c net.Conn
+	if overTLS {
+		c = h.tlsLn.dial(t)
+	} else {
+		c = h.ln.dial(t)
+	}
 	defer c.Close()
 	local := c.LocalAddr().String()
 	defer func() {
@@ -225,8 +235,19 @@ func (h *frontHarness) exchange(t *testing.T, data []byte) ([]byte, []*frontReco
 	// hitting this deadline means it hung. (Generous, but under the fuzzing
 	// engine's 10s, past which it reports a hang without saying where.)
 	_ = c.SetDeadline(time.Now().Add(8 * time.Second))
+	if overTLS {
+		tc := tls.Client(c, h.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		c = tc
+	}
 	_, _ = c.Write(data) // the server may close early (Connection: close, errors)
-	_ = c.(*pipeConn).CloseWrite()
+	if tc, ok := c.(*tls.Conn); ok {
+		_ = tc.CloseWrite() // close_notify: the server reads an EOF
+	} else {
+		_ = c.(*pipeConn).CloseWrite()
+	}
 	out, err := io.ReadAll(c)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -265,8 +286,17 @@ func FuzzFrontMatchesNetHTTP(f *testing.F) {
 		if len(data) > 64<<10 {
 			t.Skip()
 		}
+		// The same bytes over plain HTTP and over TLS.
+		checkFront(t, h, data, false)
+		checkFront(t, h, data, true)
+	})
+}
+
+// checkFront is one input of FuzzFrontMatchesNetHTTP, over TLS or not.
+func checkFront(t *testing.T, h *frontHarness, data []byte, overTLS bool) {
+	{
 		h.upstream() // leftovers of an earlier input
-		out, recs, clientIP := h.exchange(t, data)
+		out, recs, clientIP := h.exchange(t, data, overTLS)
 		ups := h.upstream()
 		if p := h.panics.take(); p != "" {
 			t.Fatalf("panic serving %q: %s", truncateBytes(data), p)
@@ -289,6 +319,9 @@ func FuzzFrontMatchesNetHTTP(f *testing.F) {
 		res := bufio.NewReader(bytes.NewReader(out))
 		handedOff := false
 		for i, rec := range recs {
+			if rec.tls != overTLS {
+				t.Fatalf("request %d over TLS %v: the handler saw Request.TLS set: %v (served by the front: %v)", i, overTLS, rec.tls, rec.front)
+			}
 			if !rec.front {
 				handedOff = true
 				continue
@@ -312,7 +345,7 @@ func FuzzFrontMatchesNetHTTP(f *testing.F) {
 					t.Fatalf("request %d: %q never reached the app", i, head)
 				}
 				for _, u := range u {
-					compareUpstreamRequest(t, i, head, rec, ref, u.req, clientIP)
+					compareUpstreamRequest(t, i, head, rec, ref, u.req, clientIP, overTLS)
 				}
 			}
 			// The client's response to it, in order and well-formed.
@@ -328,7 +361,7 @@ func FuzzFrontMatchesNetHTTP(f *testing.F) {
 				t.Fatalf("request %d: %q got another request's response: %q", i, head, body)
 			}
 		}
-	})
+	}
 }
 
 // readRequestLikeServer reads a request as net/http's server does: the
@@ -416,9 +449,13 @@ func compareFrontRequest(t *testing.T, i int, head []byte, rec *frontRecord, ref
 
 // compareUpstreamRequest checks that the app received the request net/http
 // read, with the proxy's changes.
-func compareUpstreamRequest(t *testing.T, i int, head []byte, rec *frontRecord, ref, up *http.Request, clientIP string) {
+func compareUpstreamRequest(t *testing.T, i int, head []byte, rec *frontRecord, ref, up *http.Request, clientIP string, overTLS bool) {
 	t.Helper()
-	want := forwardedHeader(ref.Header, clientIP, "http", ref.Host, rec.id)
+	proto := "http"
+	if overTLS {
+		proto = "https"
+	}
+	want := forwardedHeader(ref.Header, clientIP, proto, ref.Host, rec.id)
 	switch {
 	case up.Method != ref.Method, up.RequestURI != ref.URL.RequestURI(), up.Host != ref.Host:
 		t.Fatalf("request %d: %q reached the app as %s %s Host=%q", i, head, up.Method, up.RequestURI, up.Host)

@@ -2,12 +2,20 @@ package proxy
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,16 +83,47 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // testServer is a Proxy served on loopback by its Server (front and
-// net/http behind it), the way moorage serves it.
+// net/http behind it), the way moorage serves it: over plain HTTP, or over
+// TLS (TLS set).
 type testServer struct {
 	URL      string
 	Listener net.Listener
 	Server   *Server
+	TLS      *tls.Config // the client's side (nil: plain HTTP)
 	client   *http.Client
 }
 
-// Client returns a keep-alive client for the server.
+// Client returns a keep-alive HTTP/1.1 client for the server.
 func (s *testServer) Client() *http.Client { return s.client }
+
+// dial opens a client connection to the server (over TLS when it serves
+// TLS, handshake done, HTTP/1.1 by ALPN).
+func (s *testServer) dial(t testing.TB) net.Conn {
+	t.Helper()
+	c, err := s.tryDial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (s *testServer) tryDial() (net.Conn, error) {
+	if s.TLS == nil {
+		return net.Dial("tcp", s.Listener.Addr().String())
+	}
+	return tls.Dial("tcp", s.Listener.Addr().String(), s.TLS)
+}
+
+// scheme is how a test reaches the proxy: "http" (the front on a plain
+// listener) or "https" (the same over TLS).
+type scheme string
+
+// schemes runs f once over plain HTTP and once over TLS, as subtests.
+func schemes(t *testing.T, f func(t *testing.T, sch scheme)) {
+	for _, sch := range []scheme{"http", "https"} {
+		t.Run(string(sch), func(t *testing.T) { f(t, sch) })
+	}
+}
 
 // newTestProxy returns a proxy served by a real loopback server.
 func newTestProxy(t testing.TB, opts Options) (*Proxy, *testServer) {
@@ -94,6 +133,12 @@ func newTestProxy(t testing.TB, opts Options) (*Proxy, *testServer) {
 
 // newTestProxyServer is newTestProxy with server options.
 func newTestProxyServer(t testing.TB, opts Options, sopts ServerOptions) (*Proxy, *testServer) {
+	t.Helper()
+	return newTestProxyScheme(t, "http", opts, sopts)
+}
+
+// newTestProxyScheme is newTestProxyServer over plain HTTP or TLS.
+func newTestProxyScheme(t testing.TB, sch scheme, opts Options, sopts ServerOptions) (*Proxy, *testServer) {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
@@ -105,18 +150,85 @@ func newTestProxyServer(t testing.TB, opts Options, sopts ServerOptions) (*Proxy
 	}
 	s := p.NewServer(sopts)
 	done := make(chan struct{})
+	ts := &testServer{URL: string(sch) + "://" + ln.Addr().String(), Listener: ln, Server: s}
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	var serverTLS *tls.Config
+	if sch == "https" {
+		serverTLS = testServerTLS(t)
+	}
 	go func() {
 		defer close(done)
-		_ = s.Serve(ln)
+		if serverTLS != nil {
+			_ = s.ServeTLS(ln, serverTLS)
+		} else {
+			_ = s.Serve(ln)
+		}
 	}()
-	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	if sch == "https" {
+		ts.TLS = testClientTLS(t, "http/1.1")
+		tr.TLSClientConfig = ts.TLS
+	}
+	ts.client = &http.Client{Transport: tr}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		_ = s.Close()
 		<-done
 		_ = p.Close()
 	})
-	return p, &testServer{URL: "http://" + ln.Addr().String(), Listener: ln, Server: s, client: &http.Client{Transport: tr}}
+	return p, ts
+}
+
+// testCert is a self-signed ECDSA P-256 certificate for 127.0.0.1,
+// localhost and *.test, made once.
+var testCert = sync.OnceValues(func() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "moorage proxy test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost", "*.test"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+})
+
+// testServerTLS is the server side of the test certificate (h2 and
+// http/1.1 offered, as moorage's certificate manager does).
+func testServerTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	cert, err := testCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+}
+
+// testClientTLS trusts the test certificate and offers protos by ALPN.
+func testClientTLS(t testing.TB, protos ...string) *tls.Config {
+	t.Helper()
+	cert, err := testCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	return &tls.Config{RootCAs: pool, NextProtos: protos}
 }
 
 func targets(bs ...*backend) []Target {

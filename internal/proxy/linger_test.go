@@ -15,8 +15,12 @@ import (
 // "Connection: close", on the front (a GET) and on net/http (a POST), and
 // Shutdown returns once they are closed, without waiting out the linger.
 func TestShutdownLetsIdleConnectionsFinish(t *testing.T) {
+	schemes(t, testShutdownLetsIdleConnectionsFinish)
+}
+
+func testShutdownLetsIdleConnectionsFinish(t *testing.T, sch scheme) {
 	b := newBackend(t, "web")
-	p, ts := newTestProxyServer(t, Options{}, ServerOptions{CloseIdleAfter: 30 * time.Second})
+	p, ts := newTestProxyScheme(t, sch, Options{}, ServerOptions{CloseIdleAfter: 30 * time.Second})
 	mustSetApp(t, p, "app", RouteTargets{Route: Route{Service: "web"}, Targets: targets(b)})
 
 	get := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -28,7 +32,7 @@ func TestShutdownLetsIdleConnectionsFinish(t *testing.T) {
 	}
 	var conns []conn
 	for _, rq := range []string{get, post} {
-		c, err := net.Dial("tcp", ts.Listener.Addr().String())
+		c, err := ts.tryDial()
 		if err != nil {
 			t.Fatal(err)
 		}

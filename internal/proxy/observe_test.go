@@ -21,7 +21,7 @@ import (
 // dialWebSocket opens a WebSocket to host through srv.
 func dialWebSocket(t *testing.T, srv *testServer, host string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	conn, err := srv.tryDial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,10 @@ func wsEcho(t *testing.T, conn net.Conn, br *bufio.Reader, msg string) {
 
 // TestWebSocketDrain: on cutover, a WebSocket to an old instance stays
 // open while the drain runs, and is closed when it ends.
-func TestWebSocketDrain(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestWebSocketDrain(t *testing.T) { schemes(t, testWebSocketDrain) }
+
+func testWebSocketDrain(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	ws := newHandlerBackend(t, wsEchoHandler)
 	fresh := newBackend(t, "new")
 	route := Route{Hosts: []string{"chat.test"}, Health: HealthCheck{Interval: time.Hour}}
@@ -87,8 +89,10 @@ func TestWebSocketDrain(t *testing.T) {
 	}
 }
 
-func TestMaintenance(t *testing.T) {
-	p, srv := newTestProxy(t, Options{RetryAfter: 30 * time.Second})
+func TestMaintenance(t *testing.T) { schemes(t, testMaintenance) }
+
+func testMaintenance(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{RetryAfter: 30 * time.Second}, ServerOptions{})
 	b := newBackend(t, "w1")
 	route := Route{Hosts: []string{"shop.test"}, Health: HealthCheck{Path: "/up", Interval: time.Hour}}
 	// Set before the app has routes (a server restoring its state).

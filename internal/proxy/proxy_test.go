@@ -92,7 +92,11 @@ func TestTCPHealthCheck(t *testing.T) {
 }
 
 func TestDialFailureRetriedOnAnotherTarget(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+	schemes(t, testDialFailureRetriedOnAnotherTarget)
+}
+
+func testDialFailureRetriedOnAnotherTarget(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	b1, b2 := newBackend(t, "w1"), newBackend(t, "w2")
 	slow := HealthCheck{Interval: time.Hour} // only the passive check acts here
 	mustSetApp(t, p, "shop", RouteTargets{
@@ -133,8 +137,10 @@ func TestDialFailureRetriedOnAnotherTarget(t *testing.T) {
 	}
 }
 
-func TestUnavailablePage(t *testing.T) {
-	p, srv := newTestProxy(t, Options{RetryAfter: 7 * time.Second})
+func TestUnavailablePage(t *testing.T) { schemes(t, testUnavailablePage) }
+
+func testUnavailablePage(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{RetryAfter: 7 * time.Second}, ServerOptions{})
 	b := newBackend(t, "w1")
 	b.healthy.Store(false)
 	mustSetApp(t, p, "shop", RouteTargets{
@@ -164,8 +170,10 @@ func TestUnavailablePage(t *testing.T) {
 	}
 }
 
-func TestHoldUntilHealthy(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestHoldUntilHealthy(t *testing.T) { schemes(t, testHoldUntilHealthy) }
+
+func testHoldUntilHealthy(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	b1 := newBackend(t, "w1")
 	b1.healthy.Store(false)
 	route := Route{
@@ -323,9 +331,11 @@ func TestForwardedHeaders(t *testing.T) {
 	}
 }
 
-func TestMaxBody(t *testing.T) {
+func TestMaxBody(t *testing.T) { schemes(t, testMaxBody) }
+
+func testMaxBody(t *testing.T, sch scheme) {
 	spool := t.TempDir()
-	p, srv := newTestProxy(t, Options{BodyBufferDir: spool})
+	p, srv := newTestProxyScheme(t, sch, Options{BodyBufferDir: spool}, ServerOptions{})
 	type seen struct {
 		n      int
 		length int64
@@ -410,8 +420,10 @@ func TestMaxBody(t *testing.T) {
 
 // TestMaxBodyBrokenChunked: a chunked body that breaks off gets a 400, and
 // the app is not called.
-func TestMaxBodyBrokenChunked(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestMaxBodyBrokenChunked(t *testing.T) { schemes(t, testMaxBodyBrokenChunked) }
+
+func testMaxBodyBrokenChunked(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	var calls atomic.Int64
 	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
 	mustSetApp(t, p, "up", RouteTargets{Route: Route{MaxBody: 1000}, Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
@@ -490,8 +502,10 @@ func TestMaxBodyUpgradeHeader(t *testing.T) {
 	}
 }
 
-func TestStreamingResponseIsFlushed(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestStreamingResponseIsFlushed(t *testing.T) { schemes(t, testStreamingResponseIsFlushed) }
+
+func testStreamingResponseIsFlushed(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	release := make(chan struct{})
 	stream := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")

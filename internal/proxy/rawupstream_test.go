@@ -195,7 +195,7 @@ func okResponse(body string) string {
 // reads one response (for method) off it.
 func rawRoundTrip(t testing.TB, srv *testServer, raw, method string) (*http.Response, string, error) {
 	t.Helper()
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	c, err := srv.tryDial()
 	if err != nil {
 		t.Fatal(err)
 	}

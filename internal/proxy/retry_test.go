@@ -87,8 +87,10 @@ func newRecordingBackend(t *testing.T, name string) *recordingBackend {
 // (GET, HEAD, OPTIONS, or with an Idempotency-Key) are retried on the
 // healthy instance; a POST without a key is never sent twice, and gets the
 // 502.
-func TestRetryPolicy(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestRetryPolicy(t *testing.T) { schemes(t, testRetryPolicy) }
+
+func testRetryPolicy(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	bad := newHangupBackend(t)
 	good := newRecordingBackend(t, "good")
 	slow := HealthCheck{Path: "/up", Interval: time.Hour}

@@ -18,7 +18,7 @@ import (
 // connection and a reader of it.
 func rawConn(t *testing.T, srv *testServer) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	c, err := srv.tryDial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,9 @@ func waitClosed(t *testing.T, c net.Conn, what string) {
 // reads the head: the front, or net/http once a head grew past the
 // front's buffer (the hand-off keeps the head's deadline; net/http would
 // otherwise start a fresh one).
-func TestSlowloris(t *testing.T) {
+func TestSlowloris(t *testing.T) { schemes(t, testSlowloris) }
+
+func testSlowloris(t *testing.T, sch scheme) {
 	const (
 		limit = 3 * time.Second
 		// slack is generous for a loaded machine, and smaller than the
@@ -74,7 +76,7 @@ func TestSlowloris(t *testing.T) {
 		slack = 1500 * time.Millisecond
 		tick  = 50 * time.Millisecond
 	)
-	p, srv := newTestProxyServer(t, Options{}, ServerOptions{ReadHeaderTimeout: limit})
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{ReadHeaderTimeout: limit})
 	b := newBackend(t, "w1")
 	mustSetApp(t, p, "shop", RouteTargets{Route: Route{Hosts: []string{"shop.test"}}, Targets: targets(b)})
 
@@ -92,7 +94,7 @@ func TestSlowloris(t *testing.T) {
 	// larger, or has the front close them before the hand-off).
 	const trickleBytes = 40
 	for i := range slow {
-		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		c, err := srv.tryDial()
 		if err != nil {
 			t.Fatalf("slow connection %d: %v", i, err)
 		}
@@ -205,8 +207,10 @@ func TestHandOffKeepsHeadDeadline(t *testing.T) {
 	}
 }
 
-func TestIdleTimeout(t *testing.T) {
-	p, srv := newTestProxyServer(t, Options{}, ServerOptions{IdleTimeout: 200 * time.Millisecond})
+func TestIdleTimeout(t *testing.T) { schemes(t, testIdleTimeout) }
+
+func testIdleTimeout(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{IdleTimeout: 200 * time.Millisecond})
 	b := newBackend(t, "w1")
 	mustSetApp(t, p, "shop", RouteTargets{Route: Route{}, Targets: targets(b)})
 	c, br := rawConn(t, srv)
@@ -223,8 +227,10 @@ func TestIdleTimeout(t *testing.T) {
 // TestSmallHeaderSizeLimit: a MaxHeaderBytes below the front's buffer is
 // enforced by the front (a 431 as net/http answers it), for complete heads,
 // heads still arriving, and requests it would hand to net/http.
-func TestSmallHeaderSizeLimit(t *testing.T) {
-	p, srv := newTestProxyServer(t, Options{}, ServerOptions{MaxHeaderBytes: 4 << 10})
+func TestSmallHeaderSizeLimit(t *testing.T) { schemes(t, testSmallHeaderSizeLimit) }
+
+func testSmallHeaderSizeLimit(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{MaxHeaderBytes: 4 << 10})
 	b := newBackend(t, "w1")
 	mustSetApp(t, p, "shop", RouteTargets{Route: Route{}, Targets: targets(b)})
 	for _, tc := range []struct {
@@ -271,14 +277,16 @@ func TestSmallHeaderSizeLimit(t *testing.T) {
 // waiting as soon as its client goes away, on the front (which has no
 // per-request context) and on net/http, instead of holding until
 // HoldTimeout.
-func TestHeldRequestClientGoes(t *testing.T) {
+func TestHeldRequestClientGoes(t *testing.T) { schemes(t, testHeldRequestClientGoes) }
+
+func testHeldRequestClientGoes(t *testing.T, sch scheme) {
 	var mu sync.Mutex
 	var lines []string
-	p, srv := newTestProxy(t, Options{AccessLog: lockedWriterFunc(func(b []byte) {
+	p, srv := newTestProxyScheme(t, sch, Options{AccessLog: lockedWriterFunc(func(b []byte) {
 		mu.Lock()
 		lines = append(lines, string(b))
 		mu.Unlock()
-	})})
+	})}, ServerOptions{})
 	mustSetApp(t, p, "shop", RouteTargets{Route: Route{HoldTimeout: time.Hour}}) // no target at all
 	for _, tc := range []struct{ name, req string }{
 		{"front", "GET /held HTTP/1.1\r\nHost: h\r\n\r\n"},
@@ -315,8 +323,10 @@ func TestHeldRequestClientGoes(t *testing.T) {
 	}
 }
 
-func TestHeaderSizeLimit(t *testing.T) {
-	p, srv := newTestProxyServer(t, Options{}, ServerOptions{MaxHeaderBytes: 16 << 10})
+func TestHeaderSizeLimit(t *testing.T) { schemes(t, testHeaderSizeLimit) }
+
+func testHeaderSizeLimit(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{MaxHeaderBytes: 16 << 10})
 	b := newBackend(t, "w1")
 	mustSetApp(t, p, "shop", RouteTargets{Route: Route{}, Targets: targets(b)})
 	for _, tc := range []struct {
@@ -344,8 +354,10 @@ func TestHeaderSizeLimit(t *testing.T) {
 // TestFront drives the front with raw HTTP/1.1: keep-alive, pipelining,
 // HEAD, Connection: close, and the requests it hands to net/http on the
 // same connection.
-func TestFront(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestFront(t *testing.T) { schemes(t, testFront) }
+
+func testFront(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	echo := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Method", r.Method)
@@ -408,8 +420,10 @@ func TestFront(t *testing.T) {
 
 // TestFrontChunkedAndTrailers proxies a chunked response with trailers
 // through the front.
-func TestFrontChunkedAndTrailers(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestFrontChunkedAndTrailers(t *testing.T) { schemes(t, testFrontChunkedAndTrailers) }
+
+func testFrontChunkedAndTrailers(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Checksum")
 		for i := range 3 {
@@ -432,8 +446,10 @@ func TestFrontChunkedAndTrailers(t *testing.T) {
 
 // TestServerShutdown lets the request in flight finish, closes idle
 // connections and refuses new ones.
-func TestServerShutdown(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestServerShutdown(t *testing.T) { schemes(t, testServerShutdown) }
+
+func testServerShutdown(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
 	slow := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -481,8 +497,10 @@ func TestServerShutdown(t *testing.T) {
 
 // TestFrontConcurrent runs many clients through the front and net/http
 // together (GETs and POSTs) to shake out races.
-func TestFrontConcurrent(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestFrontConcurrent(t *testing.T) { schemes(t, testFrontConcurrent) }
+
+func testFrontConcurrent(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	bs := []*backend{newBackend(t, "w1"), newBackend(t, "w2")}
 	mustSetApp(t, p, "shop", RouteTargets{Route: Route{}, Targets: targets(bs...)})
 	var wg sync.WaitGroup
@@ -562,8 +580,10 @@ func TestServerHandler(t *testing.T) {
 // A head whose last header line ends in a bare LF before the CRLF blank
 // line is complete (net/http reads it so): it is answered at once, not
 // after the header timeout.
-func TestHeadEndingInLFCRLF(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestHeadEndingInLFCRLF(t *testing.T) { schemes(t, testHeadEndingInLFCRLF) }
+
+func testHeadEndingInLFCRLF(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	up := newHandlerBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	mustSetApp(t, p, "up", RouteTargets{Targets: []Target{{ID: "u", Addr: up.Listener.Addr().String()}}})
 	c, br := rawConn(t, srv)

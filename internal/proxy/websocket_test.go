@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -119,12 +118,14 @@ func wsEchoHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func TestWebSocket(t *testing.T) {
-	p, srv := newTestProxy(t, Options{})
+func TestWebSocket(t *testing.T) { schemes(t, testWebSocket) }
+
+func testWebSocket(t *testing.T, sch scheme) {
+	p, srv := newTestProxyScheme(t, sch, Options{}, ServerOptions{})
 	ws := newHandlerBackend(t, wsEchoHandler)
 	mustSetApp(t, p, "chat", RouteTargets{Route: Route{Hosts: []string{"chat.test"}}, Targets: []Target{{ID: "ws", Addr: ws.Listener.Addr().String()}}})
 
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	conn, err := srv.tryDial()
 	if err != nil {
 		t.Fatal(err)
 	}

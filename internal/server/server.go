@@ -118,9 +118,9 @@ type Server struct {
 	edge  *edge.Edge
 
 	apiLn, httpLn, httpsLn, metricsLn net.Listener
-	apiSrv, httpsSrv, metricsSrv      *http.Server
-	apiCancel                         context.CancelFunc // ends the API handlers' contexts
-	front                             *proxy.Server
+	apiSrv, metricsSrv                *http.Server
+	apiCancel                         context.CancelFunc           // ends the API handlers' contexts
+	front, httpsFront                 *proxy.Server                // the proxy on the HTTP and HTTPS listeners
 	dashboard                         atomic.Pointer[http.Handler] // set once the API serves
 	dashboardClose                    func()                       // ends the dashboard's event streams
 	hooks                             atomic.Pointer[http.Handler] // HTTPS with webhooks, once the API serves
@@ -139,10 +139,8 @@ type Server struct {
 	metricsCancel context.CancelFunc
 	// controlStopped: the API and the engine stopped (a handover).
 	controlStopped bool
-	// draining: the proxy stops (HTTPS answers with Connection: close);
-	// httpsConns counts the HTTPS connections, to let them end first.
-	draining   atomic.Bool
-	httpsConns atomic.Int64
+	// draining: the proxy stops (its listeners' errors are expected).
+	draining atomic.Bool
 	// hooksOff: webhooks are answered 503 (the engine stops, or the store
 	// is handed over); hooksInFlight counts the webhooks being served.
 	hooksOff      atomic.Bool
@@ -338,30 +336,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			}
 			dashEdge.ServeHTTP(w, r)
 		})
-		s.httpsSrv = s.proxy.HTTPServer(proxy.ServerOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if s.draining.Load() {
-				// Stopping: the connection's last request, and the
-				// client is told so (as the plain HTTP front does).
-				w.Header().Set("Connection", "close")
-			}
-			edge.ServeHTTP(w, r)
-		})})
-		state := s.httpsSrv.ConnState
-		s.httpsSrv.ConnState = func(c net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				s.httpsConns.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				s.httpsConns.Add(-1)
-			}
-			state(c, st)
-		}
-		s.httpsSrv.TLSConfig = s.certs.TLSConfig()
+		// The HTTPS listener: the same front over TLS (HTTP/1.1; HTTP/2
+		// and the rest go to net/http), with the certificate manager's
+		// TLS config (certificates by SNI, ALPN h2, http/1.1 and
+		// acme-tls/1 for TLS-ALPN-01 challenges), draining the same way.
+		s.httpsFront = s.proxy.NewServer(proxy.ServerOptions{Handler: edge, CloseIdleAfter: closeIdleAfter})
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			// While draining, its listener is closed before its Shutdown.
-			if err := s.httpsSrv.ServeTLS(s.httpsLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.draining.Load() {
+			if err := s.httpsFront.ServeTLS(s.httpsLn, s.certs.TLSConfig()); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.draining.Load() {
 				s.serveErr <- err
 			}
 		}()
@@ -600,38 +583,23 @@ func (s *Server) drainProxy(ctx context.Context) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
 	defer cancel()
 	var drain sync.WaitGroup
-	if s.front != nil {
-		drain.Add(1)
-		go func() {
-			defer drain.Done()
-			if e := s.front.Shutdown(dctx); e != nil {
-				s.log.Warn("requests still in flight after the drain timeout were cut", "drain_timeout", s.cfg.DrainTimeout.String())
-				s.front.Close()
-			}
-		}()
-	}
 	s.draining.Store(true)
-	for _, srv := range []*http.Server{s.httpsSrv, s.metricsSrv} {
-		if srv != nil {
-			drain.Add(1)
-			go func() {
-				defer drain.Done()
-				if srv == s.httpsSrv {
-					// As the front's CloseIdleAfter: keep-alive connections
-					// get one more request (Connection: close) before idle
-					// ones are closed, which could race a request sent on
-					// one. The listener closes now.
-					s.httpsLn.Close()
-					deadline := time.Now().Add(closeIdleAfter)
-					for s.httpsConns.Load() > 0 && time.Now().Before(deadline) && dctx.Err() == nil {
-						time.Sleep(20 * time.Millisecond)
-					}
+	for _, f := range []*proxy.Server{s.front, s.httpsFront} {
+		if f != nil {
+			drain.Go(func() {
+				if e := f.Shutdown(dctx); e != nil {
+					s.log.Warn("requests still in flight after the drain timeout were cut", "drain_timeout", s.cfg.DrainTimeout.String())
+					f.Close()
 				}
-				if e := srv.Shutdown(dctx); e != nil {
-					srv.Close()
-				}
-			}()
+			})
 		}
+	}
+	if s.metricsSrv != nil {
+		drain.Go(func() {
+			if e := s.metricsSrv.Shutdown(dctx); e != nil {
+				s.metricsSrv.Close()
+			}
+		})
 	}
 	drain.Wait()
 }

@@ -11,7 +11,13 @@
 // request's path: the engine, the API, the store, the runtimes (the
 // backend stands for an app instance).
 //
+// With -tls-cert and -tls-key it serves HTTPS instead, as `moorage server`
+// serves its HTTPS listener: the same front over TLS, with the
+// certificate manager's TLS config (certificates looked up by SNI per
+// handshake; here the default route's own certificate files, tls: files).
+//
 //	GOMAXPROCS=1 taskset -c 1 moorageproxy -addr 127.0.0.1:8080 -backend 127.0.0.1:8081
+//	GOMAXPROCS=1 taskset -c 1 moorageproxy -addr 127.0.0.1:8443 -backend 127.0.0.1:8081 -tls-cert cert.pem -tls-key key.pem
 package main
 
 import (
@@ -24,9 +30,11 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/spec"
@@ -39,6 +47,8 @@ func main() {
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM")
 	healthPath := flag.String("health-path", "/healthz", "the route's HTTP health check path")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this PEM certificate (and -tls-key)")
+	tlsKey := flag.String("tls-key", "", "the PEM private key of -tls-cert")
 	flag.Parse()
 
 	p := proxy.New(proxy.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -82,10 +92,49 @@ func main() {
 		log.Fatal(err)
 	}
 	srv := p.NewServer(proxy.ServerOptions{Handler: front})
-	go func() { _ = srv.Serve(ln) }()
-	fmt.Printf("moorage proxy listening on %s → %s\n", ln.Addr(), *backend)
+	scheme := "http"
+	if *tlsCert != "" {
+		scheme = "https"
+		cm, dir, err := httpsCerts(hosts, *tlsCert, *tlsKey)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		defer cm.Close()
+		go func() { _ = srv.ServeTLS(ln, cm.TLSConfig()) }()
+	} else {
+		go func() { _ = srv.Serve(ln) }()
+	}
+	fmt.Printf("moorage proxy listening on %s://%s → %s\n", scheme, ln.Addr(), *backend)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
 	_ = srv.Close()
+}
+
+// httpsCerts is the certificate manager of `moorage server` with the
+// route's site on the given certificate files (tls: files).
+// Its data dir is a temporary one, returned to be removed.
+func httpsCerts(hosts []string, cert, key string) (*certs.Manager, string, error) {
+	dir, err := os.MkdirTemp("", "moorageproxy-certs-")
+	if err != nil {
+		return nil, "", err
+	}
+	if cert, err = filepath.Abs(cert); err == nil {
+		key, err = filepath.Abs(key)
+	}
+	var cm *certs.Manager
+	if err == nil {
+		cm, err = certs.New(certs.Options{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	}
+	if err == nil {
+		if err = cm.SetApp("bench", []certs.Site{{Service: "web", Hosts: hosts, Mode: spec.TLSFiles, Cert: cert, Key: key}}); err != nil {
+			cm.Close()
+		}
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return cm, dir, nil
 }
