@@ -125,8 +125,12 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {
 		requireDocker(t)
-		s.prefix = fmt.Sprintf("mt%06x", rand.Uint32()&0xffffff) // unique among the servers running at once
 	}
+	// Unique among the servers running at once, on every runtime: a
+	// process-runtime server reaches the Docker Engine too (a later
+	// deploy may move to it, and it lists what it finds there), and must
+	// never take another test's (or benchmark's) containers for its own.
+	s.prefix = fmt.Sprintf("mt%06x", rand.Uint32()&0xffffff)
 	s.start(env...)
 	t.Cleanup(func() { s.stopAll() })
 	return s

@@ -225,7 +225,7 @@ func checkConsistent(t *testing.T, s *server, app string) {
 		}
 		// The docker runtime does not list one-off containers: ask the
 		// engine directly.
-		if s.prefix != "" {
+		if s.runtime == "docker" {
 			ids, err := docker("ps", "-aq", "--filter", "label=moorage.prefix="+s.prefix, "--filter", "label=moorage.app="+app, "--filter", "label=moorage.kind=task")
 			if err != nil {
 				return fmt.Errorf("docker ps: %v: %s", err, ids)
