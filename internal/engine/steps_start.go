@@ -199,9 +199,10 @@ func (r *execution) gateWatching(ctx context.Context, wait []gated, w *watcher, 
 			start := time.Now()
 			errs[i] = r.waitGate(gctx, g)
 			if errs[i] != nil {
+				var crashed *instanceError
 				if cause := context.Cause(gctx); cause != nil && !errors.Is(cause, context.Canceled) {
 					errs[i] = cause
-				} else {
+				} else if !errors.As(errs[i], &crashed) {
 					errs[i] = &instanceError{id: g.in.ID, err: fmt.Errorf("%s did not become ready: %w", g.in.ID, errs[i])}
 				}
 				cancel(errs[i])
@@ -265,12 +266,31 @@ func (r *execution) waitGate(ctx context.Context, g gated) error {
 		defer t.Stop()
 		select {
 		case <-t.C:
-			return nil
+			if g.gate.Within <= 0 {
+				return nil // "started": the monitor window watches it
+			}
+			return r.stayedUp(ctx, g)
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
 	}
 	return health.WaitReady(ctx, check, g.gate.Interval, g.gate.Within)
+}
+
+// stayedUp confirms, once an instance's min_ready is over, that it stayed
+// up all along: running, and not restarted since it started. The crash
+// event alone cannot say so: a loaded Docker Engine reports an exit after
+// the wait may have ended, and the deploy would go on to its cutover with
+// a worker that never worked.
+func (r *execution) stayedUp(ctx context.Context, g gated) error {
+	_, in, err := r.e.runtimeOf(ctx, r.rel.App, g.in.ID)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot tell whether %s stayed up for its min_ready: %w", g.in.ID, err)
+	case in.State != runtime.StateRunning || in.Restarts > g.in.Restarts:
+		return &instanceError{id: g.in.ID, err: fmt.Errorf("%s crashed before it became ready (it is %s, restarted %d times, within its min_ready of %s)", g.in.ID, in.State, in.Restarts-g.in.Restarts, g.gate.Within)}
+	}
+	return nil
 }
 
 type limitedWriter struct {
