@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -283,12 +284,18 @@ func (r *execution) waitGate(ctx context.Context, g gated) error {
 // the wait may have ended, and the deploy would go on to its cutover with
 // a worker that never worked.
 func (r *execution) stayedUp(ctx context.Context, g gated) error {
-	_, in, err := r.e.runtimeOf(ctx, r.rel.App, g.in.ID)
+	// The runtime that started it (r.rt) answers, not every runtime: a
+	// Docker Engine that does not answer must not fail a process deploy.
+	ins, err := r.rt.List(ctx, runtime.Filter{App: r.rel.App})
+	if err != nil {
+		return fmt.Errorf("cannot tell whether %s stayed up for its min_ready of %s, the %s runtime did not answer: %w; nothing was cut over: deploy again once it answers", g.in.ID, g.gate.Within, r.rt.Name(), err)
+	}
+	i := slices.IndexFunc(ins, func(in runtime.Instance) bool { return in.ID == g.in.ID })
 	switch {
-	case err != nil:
-		return fmt.Errorf("cannot tell whether %s stayed up for its min_ready: %w", g.in.ID, err)
-	case in.State != runtime.StateRunning || in.Restarts > g.in.Restarts:
-		return &instanceError{id: g.in.ID, err: fmt.Errorf("%s crashed before it became ready (it is %s, restarted %d times, within its min_ready of %s)", g.in.ID, in.State, in.Restarts-g.in.Restarts, g.gate.Within)}
+	case i < 0:
+		return &instanceError{id: g.in.ID, err: fmt.Errorf("%s crashed before it became ready (it is gone, within its min_ready of %s)", g.in.ID, g.gate.Within)}
+	case ins[i].State != runtime.StateRunning || ins[i].Restarts > g.in.Restarts:
+		return &instanceError{id: g.in.ID, err: fmt.Errorf("%s crashed before it became ready (it is %s, restarted %d times, within its min_ready of %s)", g.in.ID, ins[i].State, ins[i].Restarts-g.in.Restarts, g.gate.Within)}
 	}
 	return nil
 }
