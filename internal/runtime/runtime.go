@@ -98,6 +98,11 @@ type BuildRequest struct {
 type Mount struct {
 	Name   string `json:"name"`
 	Target string `json:"target"`
+	// Driver and DriverOpts create the volume with a volume driver (swarm:
+	// a volume every node mounts, such as NFS through the local driver's
+	// type/o/device options). Empty: a local volume.
+	Driver     string            `json:"driver,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
 }
 
 // InstanceSpec describes an instance to start.
@@ -148,10 +153,27 @@ type InstanceSpec struct {
 	CPUs     float64 `json:"cpus,omitempty"`
 	// Healthcheck: docker uses the image's HEALTHCHECK when the spec has none.
 
+	// Single marks an instance that must never run twice at once (a
+	// singleton service). Runtimes that place instances on several
+	// machines (swarm) pin it to one, so that the cluster never starts a
+	// second copy by itself, for example during a network partition.
+	Single bool `json:"single,omitempty"`
+	// Placement constrains where a cluster runtime (swarm) runs the
+	// instance; the others ignore it.
+	Placement *Placement `json:"placement,omitempty"`
+
 	// Hash is opaque to the runtime; it is stored with the instance and
 	// reported by List (the engine uses it to see whether an accessory's spec
 	// changed).
 	Hash string `json:"hash,omitempty"`
+}
+
+// Placement is where a cluster may run an instance: constraints such as
+// "node.labels.zone==east" or "node.role==worker" that must all hold, and
+// spread preferences over a node label ("node.labels.zone").
+type Placement struct {
+	Constraints []string `json:"constraints,omitempty"`
+	Spread      []string `json:"spread,omitempty"`
 }
 
 // ID returns the instance's name, unique within a runtime.
@@ -191,6 +213,14 @@ type Instance struct {
 	// docker "db":5432 on the app network, process 127.0.0.1:port).
 	Host string `json:"host,omitempty"`
 	Port int    `json:"port,omitempty"`
+
+	// Node is the machine the instance runs on (swarm: the node's
+	// hostname); "" on single-host runtimes.
+	Node string `json:"node,omitempty"`
+	// Unreachable is set when the instance's machine is down, so that its
+	// state cannot be known (swarm: a task on a node the manager marked
+	// down). A singleton there may still be running.
+	Unreachable bool `json:"unreachable,omitempty"`
 
 	// Paused is set while a running instance is frozen by Pause (its
 	// process stopped; docker paused).

@@ -29,7 +29,7 @@ func TestDemuxLines(t *testing.T) {
 		ns           int
 	}
 	var got []line
-	err := demuxLines(&b, func(stream string, ts time.Time, text []byte) {
+	err := DemuxLines(&b, func(stream string, ts time.Time, text []byte) {
 		got = append(got, line{stream, string(text), ts.Nanosecond()})
 	})
 	if err != nil {
@@ -44,7 +44,7 @@ func TestDemuxLines(t *testing.T) {
 			t.Errorf("line %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if err := demuxLines(bytes.NewReader(frame(3, "boom")), func(string, time.Time, []byte) {}); err == nil {
+	if err := DemuxLines(bytes.NewReader(frame(3, "boom")), func(string, time.Time, []byte) {}); err == nil {
 		t.Error("a system error frame was not reported")
 	}
 }

@@ -75,7 +75,7 @@ func (r *Runtime) copyLogs(ctx context.Context, cid string, lf *logs.File, base 
 		return err
 	}
 	defer rc.Close()
-	return demuxLines(rc, func(stream string, t time.Time, text []byte) {
+	return DemuxLines(rc, func(stream string, t time.Time, text []byte) {
 		if !since.IsZero() && !t.After(since) {
 			return // copied before
 		}
@@ -87,11 +87,11 @@ func (r *Runtime) copyLogs(ctx context.Context, cid string, lf *logs.File, base 
 	})
 }
 
-// demuxLines reads Docker's multiplexed log stream with timestamps (8-byte
+// DemuxLines reads Docker's multiplexed log stream with timestamps (8-byte
 // frame headers: stream, 0, 0, 0, big-endian size) and calls fn for each
 // line with its stream and time. A line Docker split in parts (longer than
 // its 16K buffer) is joined again.
-func demuxLines(r io.Reader, fn func(stream string, t time.Time, text []byte)) error {
+func DemuxLines(r io.Reader, fn func(stream string, t time.Time, text []byte)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	type partial struct {
 		t    time.Time

@@ -180,8 +180,20 @@ func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int,
 	if !c.State.Running || c.State.Paused {
 		return -1, fmt.Errorf("exec in %s: instance is %s, not running", id, c.State.Status)
 	}
-	cmd := runtime.Expand(e.Cmd, runtime.Merge(envMap(c.Config.Env), e.Env))
-	ex, err := r.cli.ExecCreate(ctx, c.ID, client.ExecCreateOptions{
+	code, err := ExecIn(ctx, r.cli, c.ID, c.Config.Env, e)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	return code, nil
+}
+
+// ExecIn runs e in the running container cid on cli's engine (docker exec)
+// with the container's environment (containerEnv, "K=V") plus e.Env, and
+// returns the exit code. $VAR and ${VAR} in the command are expanded from
+// that environment. The swarm runtime uses it on a task's node.
+func ExecIn(ctx context.Context, cli *client.Client, cid string, containerEnv []string, e runtime.ExecSpec) (int, error) {
+	cmd := runtime.Expand(e.Cmd, runtime.Merge(envMap(containerEnv), e.Env))
+	ex, err := cli.ExecCreate(ctx, cid, client.ExecCreateOptions{
 		Cmd:          cmd,
 		Env:          runtime.EnvList(e.Env),
 		AttachStdin:  e.Stdin != nil,
@@ -189,11 +201,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int,
 		AttachStderr: true,
 	})
 	if err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", id, err)
+		return -1, err
 	}
-	att, err := r.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	att, err := cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", id, err)
+		return -1, err
 	}
 	defer att.Close()
 	if e.Stdin != nil {
@@ -210,29 +222,29 @@ func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int,
 	select {
 	case err := <-copied:
 		if err != nil && !errors.Is(err, net.ErrClosed) {
-			return -1, fmt.Errorf("exec in %s: %w", id, err)
+			return -1, err
 		}
 	case <-ctx.Done():
 		att.Close()
-		return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+		return -1, ctx.Err()
 	}
 	// The output ended: the process has exited, or is about to.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, err := r.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+		st, err := cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
 		if err != nil {
-			return -1, fmt.Errorf("exec in %s: %w", id, err)
+			return -1, err
 		}
 		if !st.Running {
 			return st.ExitCode, nil
 		}
 		if time.Now().After(deadline) {
-			return -1, fmt.Errorf("exec in %s: still running after its output closed: %w", id, runtime.ErrTimeout)
+			return -1, fmt.Errorf("still running after its output closed: %w", runtime.ErrTimeout)
 		}
 		select {
 		case <-time.After(20 * time.Millisecond):
 		case <-ctx.Done():
-			return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
+			return -1, ctx.Err()
 		}
 	}
 }

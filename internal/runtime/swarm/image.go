@@ -1,0 +1,229 @@
+package swarm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/docker"
+)
+
+// Build builds the release's image on the manager (the docker runtime's
+// builder: BuildKit or the Engine API, build.command first), then ships it
+// by image ID to every ready node (Options.Nodes): `docker save` on the
+// manager, `docker load` on the node, and a check that the node has that
+// exact ID. Services name the ID, never a tag, so every node runs the same
+// bytes, and a node that lacks the image refuses the task rather than run
+// something else.
+func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
+	if err := r.check(); err != nil {
+		return runtime.Artifact{}, err
+	}
+	a, err := r.builder.Build(ctx, req)
+	if err != nil {
+		return runtime.Artifact{}, err
+	}
+	a.Runtime = Name
+	out := req.Output
+	if out == nil {
+		out = io.Discard
+	}
+	if err := r.ship(ctx, a.Ref, out); err != nil {
+		r.builder.RemoveArtifact(context.WithoutCancel(ctx), r.builderArtifact(a))
+		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
+	}
+	return a, nil
+}
+
+// builderArtifact is an artifact as the builder knows it.
+func (r *Runtime) builderArtifact(a runtime.Artifact) runtime.Artifact {
+	a.Runtime = docker.Name
+	return a
+}
+
+// ship loads the image id on every ready node that lacks it.
+func (r *Runtime) ship(ctx context.Context, id string, out io.Writer) error {
+	if err := r.refreshNodes(ctx); err != nil {
+		return err
+	}
+	r.watch.mu.Lock()
+	var targets, unknown []string
+	for nid, n := range r.watch.nodes {
+		if nid == r.self || !n.Ready {
+			continue
+		}
+		r.mu.Lock()
+		_, ok := r.nodes[n.Hostname]
+		r.mu.Unlock()
+		if ok {
+			targets = append(targets, n.Hostname)
+		} else {
+			unknown = append(unknown, n.Hostname)
+		}
+	}
+	r.watch.mu.Unlock()
+	sort.Strings(targets)
+	sort.Strings(unknown)
+	if len(unknown) > 0 {
+		return fmt.Errorf("the image must reach every node, and no Docker API is known for %s: give the server --swarm-node NAME=ADDRESS for each (unix://, tcp:// or ssh://), or drain those nodes (docker node update --availability drain NAME)", strings.Join(unknown, ", "))
+	}
+	begin := time.Now()
+	var (
+		mu     sync.Mutex
+		errs   []error
+		wg     sync.WaitGroup
+		copied []string
+	)
+	for _, name := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			did, err := r.shipTo(ctx, name, id)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("ship the image to %s: %w", name, err))
+			} else if did {
+				copied = append(copied, name)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if len(copied) > 0 {
+		sort.Strings(copied)
+		fmt.Fprintf(out, "shipped image %s to %s in %s\n", shortID(strings.TrimPrefix(id, "sha256:")), strings.Join(copied, ", "), time.Since(begin).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// shipTo loads the image on one node unless it has it; did says whether it
+// was copied.
+func (r *Runtime) shipTo(ctx context.Context, node, id string) (did bool, err error) {
+	cli, err := r.node(ctx, node)
+	if err != nil {
+		return false, err
+	}
+	if _, err := cli.ImageInspect(ctx, id); err == nil {
+		return false, nil
+	}
+	save, err := r.cli.ImageSave(ctx, []string{id})
+	if err != nil {
+		return false, fmt.Errorf("save on the manager: %w", err)
+	}
+	defer save.Close()
+	res, err := cli.ImageLoad(ctx, save, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return false, fmt.Errorf("load: %w", err)
+	}
+	err = jsonStreamError(res)
+	res.Close()
+	if err != nil {
+		return false, fmt.Errorf("load: %w", err)
+	}
+	if _, err := cli.ImageInspect(ctx, id); err != nil {
+		return false, fmt.Errorf("the node has no image %s after the load: %w", id, err)
+	}
+	return true, nil
+}
+
+// jsonStreamError reads a stream of JSON messages (load, push) to its end
+// and returns the first error one carries.
+func jsonStreamError(rd io.Reader) error {
+	dec := json.NewDecoder(rd)
+	for {
+		var m struct {
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+	}
+}
+
+// imageRef is the image a service names: the release's image ID, or an
+// accessory's image (which every node that may run it must have).
+func (r *Runtime) imageRef(ctx context.Context, s *runtime.InstanceSpec) (string, error) {
+	if s.Kind == runtime.KindAccessory && s.Image != "" {
+		return s.Image, nil
+	}
+	a := s.Artifact
+	if a.Runtime != "" && a.Runtime != Name {
+		return "", fmt.Errorf("artifact of the %s runtime: %w", a.Runtime, runtime.ErrInvalidSpec)
+	}
+	if a.Ref == "" {
+		return "", fmt.Errorf("no image: %w", runtime.ErrInvalidSpec)
+	}
+	ok, err := r.builder.ArtifactExists(ctx, r.builderArtifact(a))
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("image %s: %w", a.Ref, runtime.ErrArtifactGone)
+	}
+	// A node that was down when the release was built gets the image now.
+	if err := r.ship(ctx, a.Ref, io.Discard); err != nil {
+		return "", err
+	}
+	return a.Ref, nil
+}
+
+// RemoveArtifact removes a release's image from the manager and every
+// node (a node still running it keeps it).
+func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	if a.Runtime != "" && a.Runtime != Name {
+		return fmt.Errorf("artifact of runtime %q: %w", a.Runtime, runtime.ErrInvalidSpec)
+	}
+	for _, name := range r.nodeNames() {
+		cli, err := r.node(ctx, name)
+		if err != nil || cli == r.cli {
+			continue
+		}
+		if _, err := cli.ImageRemove(ctx, a.Ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
+			r.log.Info("image left on a node", "node", name, "image", a.Ref, "err", err)
+		}
+	}
+	return r.builder.RemoveArtifact(ctx, r.builderArtifact(a))
+}
+
+// ArtifactExists reports whether the release's image is still on the
+// manager.
+func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
+	if err := r.check(); err != nil {
+		return false, err
+	}
+	if a.Runtime != "" && a.Runtime != Name {
+		return false, fmt.Errorf("artifact of runtime %q: %w", a.Runtime, runtime.ErrInvalidSpec)
+	}
+	return r.builder.ArtifactExists(ctx, r.builderArtifact(a))
+}
+
+// ArtifactSize is the image's size.
+func (r *Runtime) ArtifactSize(ctx context.Context, a runtime.Artifact) (int64, error) {
+	return r.builder.ArtifactSize(ctx, r.builderArtifact(a))
+}

@@ -1,0 +1,630 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
+)
+
+// Defaults of a service.
+const (
+	defaultStopTimeout = 10 * time.Second
+	// restartDelay is how long Swarm waits before it restarts a task that
+	// exited.
+	restartDelay = time.Second
+	// startTimeout bounds how long Start waits for a task to run (image
+	// checks and scheduling on a busy cluster).
+	startTimeout = 3 * time.Minute
+)
+
+// validateSpec is seam.ValidateSpec and what a cluster needs: no "./dir"
+// host paths (a node has no copy of the upload), absolute mount targets, a
+// port to publish.
+func validateSpec(s *runtime.InstanceSpec) error {
+	if err := seam.ValidateSpec(s, true); err != nil {
+		return err
+	}
+	if s.Publish && s.Port == 0 {
+		return fmt.Errorf("%s: publishing needs a container port: %w", s.ID(), runtime.ErrInvalidSpec)
+	}
+	for _, m := range s.Mounts {
+		if !path.IsAbs(m.Target) {
+			return fmt.Errorf("%s: mount target %q is not an absolute path: %w", s.ID(), m.Target, runtime.ErrInvalidSpec)
+		}
+		if strings.HasPrefix(m.Name, ".") {
+			return fmt.Errorf("%s: host path %s: the nodes of a swarm have no copy of the upload; put the files in the image (COPY in the Dockerfile), or use a volume: %w", s.ID(), m.Name, runtime.ErrInvalidSpec)
+		}
+	}
+	return nil
+}
+
+// Start creates the instance's service and returns once its task runs (not
+// necessarily ready). It fails with ErrExists when the service exists.
+func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
+	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	defer unlock()
+	in, err := r.start(ctx, id, &s)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	return in, nil
+}
+
+func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec) (runtime.Instance, error) {
+	name := r.serviceName(id)
+	if svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{}); err == nil {
+		if !r.owned(svc.Service.Spec.Labels) {
+			return runtime.Instance{}, fmt.Errorf("a swarm service named %s exists that moorage (prefix %s) does not own: %w; moorage never touches a service it did not make: remove it (docker service rm %s), or give this server its own names with --docker-prefix", name, r.opts.Prefix, runtime.ErrExists, name)
+		}
+		return runtime.Instance{}, runtime.ErrExists
+	} else if !isNotFound(err) {
+		return runtime.Instance{}, err
+	}
+	if err := r.EnsureNetwork(ctx, s.App); err != nil {
+		return runtime.Instance{}, err
+	}
+	img, err := r.imageRef(ctx, s)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	spec, err := r.serviceSpec(s, img, nil)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	if s.Single || s.Kind == runtime.KindAccessory {
+		node, err := r.pinNode(ctx, s)
+		if err != nil {
+			return runtime.Instance{}, err
+		}
+		spec.TaskTemplate.Placement.Constraints = append(spec.TaskTemplate.Placement.Constraints, "node.id=="+node)
+	}
+	res, err := r.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec})
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("create service: %w", err)
+	}
+	r.copyLogs(name, res.ID, s.App, id)
+	in, err := r.waitRunning(ctx, res.ID, name)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if rerr := r.remove(rctx, id); rerr != nil {
+			r.log.Warn("removing a service that did not start", "service", name, "err", rerr)
+		}
+		return runtime.Instance{}, err
+	}
+	r.log.Debug("service started", "instance", id, "service", shortID(res.ID), "node", in.Node)
+	return in, nil
+}
+
+// waitRunning waits until the service's task runs, or has run and exited
+// (a crash: the watcher reports it, the engine's gates see it). A task the
+// nodes rejected (no such image, no suitable node) fails the start.
+func (r *Runtime) waitRunning(ctx context.Context, serviceID, name string) (runtime.Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	var last string
+	for {
+		snap, err := r.readService(ctx, serviceID)
+		if err == nil && snap != nil {
+			ts := snap.tasks[serviceID]
+			for _, t := range ts {
+				last = r.describeTask(t)
+				switch {
+				case t.Status.State == swarm.TaskStateRunning:
+					return r.instance(&snap.services[0], ts), nil
+				case t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateComplete:
+					if t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" {
+						// It started, then exited: a crash, not a failed start.
+						return r.instance(&snap.services[0], ts), nil
+					}
+					return runtime.Instance{}, fmt.Errorf("its task did not start: %s", last)
+				case t.Status.State == swarm.TaskStateRejected:
+					return runtime.Instance{}, fmt.Errorf("its task did not start: %s", last)
+				}
+			}
+			if len(ts) > 0 && ts[0].Status.State == swarm.TaskStatePending && ts[0].Status.Err != "" {
+				last = r.describeTask(ts[0])
+			}
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			if last == "" {
+				last = "no task yet"
+			}
+			return runtime.Instance{}, fmt.Errorf("service %s: its task is not running after %s (%s): %w", name, startTimeout, last, runtime.ErrTimeout)
+		}
+	}
+}
+
+// readService reads one service and its tasks.
+func (r *Runtime) readService(ctx context.Context, serviceID string) (*snapshot, error) {
+	svc, err := r.cli.ServiceInspect(ctx, serviceID, client.ServiceInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	ts, err := r.cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID)})
+	if err != nil {
+		return nil, err
+	}
+	items := ts.Items
+	sortTasks(items)
+	return &snapshot{services: []swarm.Service{svc.Service}, tasks: map[string][]swarm.Task{serviceID: items}}, nil
+}
+
+// serviceSpec is the swarm service (or, with run, the job) of an instance.
+func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.RunSpec) (swarm.ServiceSpec, error) {
+	id := s.ID()
+	labels := map[string]string{
+		labelPrefix:   r.opts.Prefix,
+		labelApp:      s.App,
+		labelService:  s.Service,
+		labelRelease:  s.Release,
+		labelIndex:    strconv.Itoa(s.Index),
+		labelKind:     string(s.Kind),
+		labelHash:     s.Hash,
+		labelInstance: id,
+	}
+	if s.Port > 0 {
+		labels[labelPort] = strconv.Itoa(s.Port)
+	}
+	if s.Single {
+		labels[labelSingle] = "1"
+	}
+	var mounts []mount.Mount
+	vols := map[string]string{}
+	for _, m := range s.Mounts {
+		if seam.IsHostPath(m.Name) {
+			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Name, Target: m.Target})
+			continue
+		}
+		vo := &mount.VolumeOptions{Labels: map[string]string{labelPrefix: r.opts.Prefix, labelApp: s.App, "moorage.volume": m.Name}}
+		if m.Driver != "" || len(m.DriverOpts) > 0 {
+			drv := m.Driver
+			if drv == "" {
+				drv = "local"
+			}
+			vo.DriverConfig = &mount.Driver{Name: drv, Options: m.DriverOpts}
+		}
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: r.volumeName(s.App, m.Name), Target: m.Target, VolumeOptions: vo})
+		vols[runtime.VolumeEnv(m.Name)] = m.Target
+	}
+	env := runtime.InstanceEnv(s, s.Port, vols)
+	var args []string
+	if len(s.Command) > 0 {
+		// The image's own environment is not known here: $VAR of the
+		// image's ENV expands as the shell would see it only when the
+		// instance's environment sets it too.
+		args = runtime.Expand(s.Command, env)
+	}
+	sig := s.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	timeout := s.StopTimeout
+	if timeout <= 0 {
+		timeout = defaultStopTimeout
+	}
+	grace := time.Duration(math.Ceil(timeout.Seconds())) * time.Second
+	cl := make(map[string]string, len(labels))
+	for k, v := range labels {
+		cl[k] = v
+	}
+	cl[labelPrefix] = taskPrefix + r.opts.Prefix
+	stopSignal := unix.SignalName(sig)
+	if stopSignal == "" {
+		stopSignal = strconv.Itoa(int(sig))
+	}
+	cs := &swarm.ContainerSpec{
+		Image:           img,
+		Labels:          cl,
+		Args:            args,
+		Hostname:        hostname(id),
+		Env:             runtime.EnvList(env),
+		User:            s.User,
+		Mounts:          mounts,
+		StopSignal:      stopSignal,
+		StopGracePeriod: &grace,
+		ReadOnly:        s.ReadOnly,
+	}
+	if s.Kind != runtime.KindAccessory && s.Artifact.Workdir != "" {
+		cs.Dir = s.Artifact.Workdir
+	}
+	if s.ReadOnly {
+		cs.Mounts = append(cs.Mounts, mount.Mount{Type: mount.TypeTmpfs, Target: "/tmp"})
+	}
+	tt := swarm.TaskSpec{
+		ContainerSpec: cs,
+		Networks:      []swarm.NetworkAttachmentConfig{{Target: r.networkName(s.App)}},
+		Placement:     &swarm.Placement{},
+		LogDriver:     &swarm.Driver{Name: "local", Options: map[string]string{"max-size": "10m", "max-file": "3"}},
+	}
+	if s.Kind == runtime.KindAccessory {
+		tt.Networks[0].Aliases = []string{s.Service}
+	}
+	if s.Memory > 0 || s.CPUs > 0 {
+		tt.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{MemoryBytes: s.Memory, NanoCPUs: int64(s.CPUs * 1e9)}}
+	}
+	if p := s.Placement; p != nil {
+		tt.Placement.Constraints = append(tt.Placement.Constraints, p.Constraints...)
+		for _, sp := range p.Spread {
+			tt.Placement.Preferences = append(tt.Placement.Preferences, swarm.PlacementPreference{Spread: &swarm.SpreadOver{SpreadDescriptor: sp}})
+		}
+	}
+	spec := swarm.ServiceSpec{
+		Annotations:  swarm.Annotations{Name: r.serviceName(id), Labels: labels},
+		TaskTemplate: tt,
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}
+	if run != nil {
+		one := uint64(1)
+		spec.Mode = swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}}
+		spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+		return spec, nil
+	}
+	one := uint64(1)
+	delay := restartDelay
+	spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}}
+	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay}
+	if s.Port > 0 && s.Publish {
+		labels[labelPublish] = "1"
+		cl[labelPublish] = "1"
+		spec.EndpointSpec.Ports = []swarm.PortConfig{{Protocol: network.TCP, TargetPort: uint32(s.Port), PublishMode: swarm.PortConfigPublishModeHost}}
+	}
+	return spec, nil
+}
+
+// hostname is a task's host name: the instance id, cut to a DNS label.
+func hostname(id string) string {
+	if len(id) > 63 {
+		id = id[:63]
+	}
+	return strings.TrimRight(id, "-")
+}
+
+// pinNode picks the node a singleton or accessory runs on: where its
+// previous instance ran (the accessory's volume is there) when that node is
+// ready, else the ready node that runs the fewest of the runtime's tasks.
+func (r *Runtime) pinNode(ctx context.Context, s *runtime.InstanceSpec) (string, error) {
+	if err := r.refreshNodes(ctx); err != nil {
+		return "", err
+	}
+	snap, err := r.read(ctx)
+	if err != nil {
+		return "", err
+	}
+	load := map[string]int{}
+	prev := ""
+	var prevAt time.Time
+	for _, svc := range snap.services {
+		for _, t := range snap.tasks[svc.ID] {
+			if t.DesiredState == swarm.TaskStateRunning {
+				load[t.NodeID]++
+			}
+			l := svc.Spec.Labels
+			if l[labelApp] == s.App && l[labelService] == s.Service && l[labelKind] == string(s.Kind) && t.NodeID != "" && t.Meta.CreatedAt.After(prevAt) {
+				prev, prevAt = t.NodeID, t.Meta.CreatedAt
+			}
+		}
+	}
+	r.watch.mu.Lock()
+	nodes := make([]nodeInfo, 0, len(r.watch.nodes))
+	for _, n := range r.watch.nodes {
+		nodes = append(nodes, n)
+	}
+	r.watch.mu.Unlock()
+	if n, ok := r.watch.node(prev); ok && n.Ready {
+		return prev, nil
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Hostname < nodes[j].Hostname })
+	best := ""
+	for _, n := range nodes {
+		if !n.Ready || !r.placementAllows(s, n) {
+			continue
+		}
+		if best == "" || load[n.ID] < load[best] {
+			best = n.ID
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no ready node can run %s (see docker node ls)", s.ID())
+	}
+	return best, nil
+}
+
+// placementAllows checks the few constraints that pinning can judge from
+// the node list (role and hostname); the others are Swarm's to judge.
+func (r *Runtime) placementAllows(s *runtime.InstanceSpec, n nodeInfo) bool {
+	if s.Placement == nil {
+		return true
+	}
+	for _, c := range s.Placement.Constraints {
+		c = strings.ReplaceAll(c, " ", "")
+		switch {
+		case c == "node.role==manager" && !n.Manager, c == "node.role==worker" && n.Manager,
+			c == "node.role!=manager" && n.Manager, c == "node.role!=worker" && !n.Manager:
+			return false
+		case strings.HasPrefix(c, "node.hostname==") && strings.TrimPrefix(c, "node.hostname==") != n.Hostname:
+			return false
+		case strings.HasPrefix(c, "node.hostname!=") && strings.TrimPrefix(c, "node.hostname!=") == n.Hostname:
+			return false
+		}
+	}
+	return true
+}
+
+// instance turns a service and its tasks (newest first) into an Instance.
+func (r *Runtime) instance(svc *swarm.Service, ts []swarm.Task) runtime.Instance {
+	l := svc.Spec.Labels
+	idx, _ := strconv.Atoi(l[labelIndex])
+	port, _ := strconv.Atoi(l[labelPort])
+	in := runtime.Instance{
+		ID: l[labelInstance], App: l[labelApp], Service: l[labelService], Release: l[labelRelease],
+		Index: idx, Kind: runtime.Kind(l[labelKind]), Hash: l[labelHash],
+		State: runtime.StateExited, Restarts: r.watch.restartCount(svc.ID),
+	}
+	if port > 0 {
+		in.Host, in.Port = l[labelService], port
+		if in.Kind != runtime.KindAccessory {
+			in.Host = hostname(in.ID)
+		}
+	}
+	replicas := uint64(0)
+	if m := svc.Spec.Mode.Replicated; m != nil && m.Replicas != nil {
+		replicas = *m.Replicas
+	}
+	var cur *swarm.Task
+	for i := range ts {
+		t := &ts[i]
+		if t.DesiredState == swarm.TaskStateRunning || (!final(t.Status.State) && t.Status.State != "") {
+			cur = t
+			break
+		}
+	}
+	if cur == nil && len(ts) > 0 {
+		cur = &ts[0]
+	}
+	for i := range ts {
+		if final(ts[i].Status.State) && ts[i].Status.ContainerStatus != nil {
+			in.ExitCode = ts[i].Status.ContainerStatus.ExitCode
+			break
+		}
+	}
+	if cur != nil {
+		if n, ok := r.watch.node(cur.NodeID); ok {
+			in.Node = n.Hostname
+			// A live task on a node the manager marked down: its state
+			// cannot be known, and it may still run.
+			in.Unreachable = !n.Ready && !final(cur.Status.State)
+		}
+	}
+	switch {
+	case replicas == 0:
+		in.State = runtime.StateExited
+	case cur != nil && cur.Status.State == swarm.TaskStateRunning && cur.DesiredState == swarm.TaskStateRunning:
+		in.State = runtime.StateRunning
+		in.StartedAt = cur.Status.Timestamp
+		if cs := cur.Status.ContainerStatus; cs != nil {
+			in.PID = cs.PID
+		}
+		if l[labelPublish] == "1" {
+			in.Addr = r.taskAddr(cur, port)
+		}
+	default:
+		in.State = runtime.StateRestarting
+	}
+	return in
+}
+
+// taskAddr is where the host reaches a task's published port: its node's
+// address and the port the node picked.
+func (r *Runtime) taskAddr(t *swarm.Task, port int) string {
+	n, ok := r.watch.node(t.NodeID)
+	if !ok || n.Addr == "" {
+		return ""
+	}
+	for _, p := range t.Status.PortStatus.Ports {
+		if int(p.TargetPort) == port && p.PublishedPort != 0 {
+			return fmt.Sprintf("%s:%d", n.Addr, p.PublishedPort)
+		}
+	}
+	return ""
+}
+
+// List returns the instances that match f (one-offs in progress are not
+// listed).
+func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instance, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	if _, ok := r.watch.node(r.self); !ok {
+		if err := r.refreshNodes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	snap, err := r.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.observe(snap, false)
+	var out []runtime.Instance
+	for i := range snap.services {
+		svc := &snap.services[i]
+		if svc.Spec.Mode.Replicated == nil {
+			continue
+		}
+		in := r.instance(svc, snap.tasks[svc.ID])
+		if in.ID == "" || !f.Match(in) {
+			continue
+		}
+		out = append(out, in)
+	}
+	return seam.ByID(out), nil
+}
+
+// Stop scales the instance's service to 0 and returns once its task's
+// state is final: its container has exited, on whichever node it ran. A
+// task on a node that is down can never be confirmed stopped: Stop then
+// fails after the stop timeout, naming the node, so that a singleton is
+// never started twice.
+func (r *Runtime) Stop(ctx context.Context, id string) error {
+	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
+}
+
+func (r *Runtime) stop(ctx context.Context, id string) error {
+	name := r.serviceName(id)
+	svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
+	if isNotFound(err) {
+		return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	if !r.owned(svc.Service.Spec.Labels) {
+		return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
+	}
+	r.mu.Lock()
+	r.stopping[name] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.stopping, name)
+		r.mu.Unlock()
+	}()
+	spec := svc.Service.Spec
+	if m := spec.Mode.Replicated; m != nil && m.Replicas != nil && *m.Replicas > 0 {
+		zero := uint64(0)
+		spec.Mode.Replicated.Replicas = &zero
+		if err := r.update(ctx, svc.Service.ID, svc.Service.Version, spec); err != nil {
+			return fmt.Errorf("stop %s: %w", id, err)
+		}
+	}
+	grace := defaultStopTimeout
+	if g := spec.TaskTemplate.ContainerSpec.StopGracePeriod; g != nil {
+		grace = *g
+	}
+	if err := r.waitFinal(ctx, svc.Service.ID, grace+30*time.Second); err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	r.events.Publish(runtime.Event{Time: time.Now(), Type: runtime.EventExit, Instance: id,
+		App: spec.Labels[labelApp], Service: spec.Labels[labelService], Release: spec.Labels[labelRelease], Kind: runtime.Kind(spec.Labels[labelKind])})
+	return nil
+}
+
+// update applies a service spec, reading the version again when another
+// update came first.
+func (r *Runtime) update(ctx context.Context, serviceID string, v swarm.Version, spec swarm.ServiceSpec) error {
+	for attempt := 0; ; attempt++ {
+		_, err := r.cli.ServiceUpdate(ctx, serviceID, client.ServiceUpdateOptions{Version: v, Spec: spec})
+		if err == nil || attempt == 4 || !strings.Contains(err.Error(), "update out of sequence") {
+			return err
+		}
+		svc, ierr := r.cli.ServiceInspect(ctx, serviceID, client.ServiceInspectOptions{})
+		if ierr != nil {
+			return err
+		}
+		v = svc.Service.Version
+	}
+}
+
+// waitFinal waits until every task of a service is in a final state.
+func (r *Runtime) waitFinal(ctx context.Context, serviceID string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ts, err := r.cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID)})
+		if err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		var live []swarm.Task
+		for _, t := range ts.Items {
+			if !final(t.Status.State) {
+				live = append(live, t)
+			}
+		}
+		if len(live) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			var what []string
+			for _, t := range live {
+				d := r.describeTask(t)
+				if n, ok := r.watch.node(t.NodeID); ok && !n.Ready {
+					d += fmt.Sprintf("; node %s is down, so whether it still runs cannot be known: bring the node back, or make sure it is off and remove it (docker node rm --force %s)", n.Hostname, n.Hostname)
+				}
+				what = append(what, d)
+			}
+			return fmt.Errorf("still running after %s: %s: %w", timeout, strings.Join(what, "; "), runtime.ErrTimeout)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// Remove stops the instance's service and removes it (its logs are kept).
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	return r.ids.Do(r.check, id, func() error { return r.remove(ctx, id) })
+}
+
+func (r *Runtime) remove(ctx context.Context, id string) error {
+	name := r.serviceName(id)
+	if err := r.stop(ctx, id); err != nil {
+		if errors.Is(err, runtime.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	if err := r.removeService(ctx, svc.Service.ID); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	r.stopCopy(name)
+	return nil
+}
+
+// removeService removes a service whose tasks are final. It first waits
+// (a few seconds at most) until Swarm's task reaper has deleted them: a
+// 20.10 manager removing a service while the reaper deletes its tasks
+// panics (nil task in SetServiceTasksRemove).
+func (r *Runtime) removeService(ctx context.Context, serviceID string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ts, err := r.cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID)})
+		if err != nil || len(ts.Items) == 0 {
+			break
+		}
+		if sleep(ctx, 200*time.Millisecond) != nil {
+			break
+		}
+	}
+	if _, err := r.cli.ServiceRemove(ctx, serviceID, client.ServiceRemoveOptions{}); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,370 @@
+// Package swarm is the runtime that runs instances on a Docker Swarm,
+// through a manager's Docker API (github.com/moby/moby/client).
+//
+// One instance is one swarm service with one replica: Swarm places it on a
+// node, restarts its task when it exits, and moves it off a node that is
+// lost. Everything else stays moorage's, exactly as on the docker runtime:
+// a new release's services start beside the old ones, the engine gates them
+// on their health, moves traffic in one step, drains and stops the old
+// ones. Swarm's own rolling update is never used.
+//
+//	services   <prefix>-<instance id>    labels moorage.prefix, .app, .service,
+//	                                     .release, .index, .kind, .hash,
+//	                                     .instance, .port, .publish
+//	jobs       <prefix>-<task id>        one-offs and release tasks: replicated
+//	                                     jobs, restart condition none
+//	networks   <prefix>-<app>            an attachable overlay, DNS round robin
+//	images     built on the manager by a docker runtime of prefix
+//	           <prefix>-swarm, then shipped by image ID to every node
+//	           (Options.Nodes) and run by that ID
+//
+// A task's container carries the label moorage.prefix=swarm-task:<prefix>,
+// a value no runtime uses: a docker runtime on a node's engine never takes
+// a task's container for one of its own (containers inherit their image's
+// labels, and the image carries the builder's prefix).
+//
+// Traffic reaches a web task on its node's address at a port the node
+// picks (a host-mode published port). The routing mesh is not used: it
+// needs IPVS in the node's kernel, and it would balance under moorage's
+// own balancer. Singletons and accessories are pinned to one node
+// (node.id==), so that Swarm never starts a second copy by itself; a
+// new singleton is created only once the old task's state is final.
+//
+// The runtime watches the tasks of its services four times a second and
+// reports crashes and restarts on Events, as the other runtimes do. Logs of
+// every task, on every node, are copied from the manager's service logs
+// into the same files as the other runtimes' (DataDir/logs/<app>/<id>.log).
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/docker"
+	"github.com/moorage/moorage/internal/runtime/seam"
+)
+
+// Name is the runtime's name.
+const Name = "swarm"
+
+// ErrUnavailable is returned by New when the manager does not answer, or
+// is not a swarm manager.
+var ErrUnavailable = errors.New("swarm manager not available")
+
+// Labels on everything the runtime creates (the docker runtime's names).
+const (
+	labelPrefix   = "moorage.prefix"
+	labelApp      = "moorage.app"
+	labelService  = "moorage.service"
+	labelRelease  = "moorage.release"
+	labelIndex    = "moorage.index"
+	labelKind     = "moorage.kind"
+	labelHash     = "moorage.hash"
+	labelInstance = "moorage.instance"
+	labelPort     = "moorage.port"
+	labelPublish  = "moorage.publish"
+	labelSingle   = "moorage.single"
+)
+
+// taskPrefix is the moorage.prefix label of a task's container.
+const taskPrefix = "swarm-task:"
+
+var prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
+
+// Options configure a swarm runtime.
+type Options struct {
+	// DataDir is the server's data directory (logs, the builder's state).
+	DataDir string
+	Logger  *slog.Logger
+	// Prefix names and labels everything the runtime creates (default
+	// "moorage").
+	Prefix string
+	// Host is a manager's Docker API address ("unix:///var/run/docker.sock",
+	// "tcp://10.0.0.1:2376", "ssh://user@host"); "" uses DOCKER_HOST or
+	// the default socket.
+	Host string
+	// Nodes maps a node's hostname (as `docker node ls` shows it) to its
+	// Docker API address. Images are shipped to these nodes, and exec,
+	// pause and resume reach tasks through them. The manager's own entry
+	// may be left out.
+	Nodes map[string]string
+	// LogMaxSize and LogMaxFiles rotate each instance's log (defaults 10
+	// MiB, 5 files).
+	LogMaxSize  int64
+	LogMaxFiles int
+	// Poll is how often task states are read (default 250ms).
+	Poll time.Duration
+}
+
+// Runtime runs instances as swarm services. It implements runtime.Runtime.
+type Runtime struct {
+	opts    Options
+	log     *slog.Logger
+	cli     *client.Client // the manager
+	builder *docker.Runtime
+	self    string // the manager's node ID
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	events *runtime.Broker
+
+	netMu sync.Mutex
+	ids   seam.IDLocks
+	tasks seam.Tasks
+
+	mu       sync.Mutex
+	closed   bool
+	nodes    map[string]*nodeClient // by hostname
+	copiers  map[string]*copier     // log copiers by service name
+	watch    watchState
+	stopping map[string]bool // services being stopped on purpose, by name
+}
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// nodeClient is a node's own Docker API.
+type nodeClient struct {
+	addr string
+	once sync.Once
+	cli  *client.Client
+	err  error
+}
+
+// New connects to the manager (negotiating the API version), checks that
+// it is a swarm manager, starts the image builder on its engine, removes
+// the one-offs a dead server left (waiting until their tasks have exited,
+// so that two release tasks never run at once) and adopts the services of
+// opts.Prefix: their logs are copied again and their tasks watched.
+func New(ctx context.Context, opts Options) (*Runtime, error) {
+	if err := seam.Setup(Name, &opts.DataDir, &opts.Logger); err != nil {
+		return nil, err
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = docker.DefaultPrefix
+	}
+	if !prefixRE.MatchString(opts.Prefix) {
+		return nil, fmt.Errorf("swarm runtime: prefix %q: use lower-case letters, digits, '_', '.' and '-' (at most 40)", opts.Prefix)
+	}
+	if opts.LogMaxSize <= 0 {
+		opts.LogMaxSize = 10 << 20
+	}
+	if opts.LogMaxFiles <= 0 {
+		opts.LogMaxFiles = 5
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 250 * time.Millisecond
+	}
+	cli, err := connect(ctx, opts.Host)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w; point the server at a manager's Docker API with --swarm-host (run `docker swarm init` there first)", ErrUnavailable, err)
+	}
+	info, err := cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !info.Info.Swarm.ControlAvailable {
+		cli.Close()
+		state := string(info.Info.Swarm.LocalNodeState)
+		return nil, fmt.Errorf("%w: the engine at %s is not a swarm manager (swarm state %q); run `docker swarm init` on it, or point --swarm-host at a manager", ErrUnavailable, cli.DaemonHost(), state)
+	}
+	b, err := docker.New(ctx, docker.Options{
+		DataDir: filepath.Join(opts.DataDir, "runtime", Name, "builder"),
+		Logger:  opts.Logger.With("part", "build"),
+		Prefix:  opts.Prefix + "-swarm",
+		Host:    cli.DaemonHost(),
+	})
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("swarm runtime: image builder on the manager: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Runtime{
+		opts:     opts,
+		log:      opts.Logger,
+		cli:      cli,
+		builder:  b,
+		self:     info.Info.Swarm.NodeID,
+		ctx:      rctx,
+		cancel:   cancel,
+		events:   runtime.NewBroker(),
+		nodes:    map[string]*nodeClient{},
+		copiers:  map[string]*copier{},
+		stopping: map[string]bool{},
+	}
+	r.watch.init()
+	for name, addr := range opts.Nodes {
+		r.nodes[name] = &nodeClient{addr: addr}
+	}
+	if err := r.adopt(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.wg.Add(1)
+	go r.watchLoop()
+	return r, nil
+}
+
+// connect makes a client for a Docker API address and checks that it
+// answers.
+func connect(ctx context.Context, host string) (*client.Client, error) {
+	copts := []client.Opt{client.FromEnv}
+	if host != "" {
+		copts = append(copts, client.WithHost(host))
+	}
+	cli, err := client.New(copts...)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%s: %w", cli.DaemonHost(), err)
+	}
+	return cli, nil
+}
+
+// Name returns "swarm".
+func (r *Runtime) Name() string { return Name }
+
+// Close stops watching and copying logs, and ends event streams. Services
+// keep running; a new runtime with the same prefix adopts them.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+	r.events.Close()
+	r.builder.Close()
+	for _, n := range r.nodes {
+		if n.cli != nil {
+			n.cli.Close()
+		}
+	}
+	return r.cli.Close()
+}
+
+// Events streams instance events until ctx is done.
+func (r *Runtime) Events(ctx context.Context) <-chan runtime.Event { return r.events.Subscribe(ctx) }
+
+func (r *Runtime) check() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return runtime.ErrRuntimeClosed
+	}
+	return nil
+}
+
+// goWait runs fn in a goroutine Close waits for; false after Close.
+func (r *Runtime) goWait(fn func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// names
+
+func (r *Runtime) serviceName(id string) string  { return r.opts.Prefix + "-" + id }
+func (r *Runtime) networkName(app string) string { return r.opts.Prefix + "-" + app }
+func (r *Runtime) volumeName(app, name string) string {
+	return r.opts.Prefix + "_" + app + "_" + name
+}
+
+func (r *Runtime) owned(labels map[string]string) bool { return labels[labelPrefix] == r.opts.Prefix }
+
+func (r *Runtime) prefixFilter() client.Filters {
+	return client.Filters{}.Add("label", labelPrefix+"="+r.opts.Prefix)
+}
+
+// node returns the Docker API of the node with that hostname, connecting
+// on first use; nil when none was given (the manager's is the runtime's
+// own).
+func (r *Runtime) node(ctx context.Context, hostname string) (*client.Client, error) {
+	r.mu.Lock()
+	n := r.nodes[hostname]
+	r.mu.Unlock()
+	if n == nil {
+		if r.watch.isSelf(hostname, r.self) {
+			return r.cli, nil
+		}
+		return nil, fmt.Errorf("no Docker API is known for node %s: give the server --swarm-node %s=ADDRESS (unix://, tcp:// or ssh://): %w", hostname, hostname, runtime.ErrNotSupported)
+	}
+	n.once.Do(func() {
+		n.cli, n.err = connect(ctx, n.addr)
+	})
+	if n.err != nil {
+		return nil, fmt.Errorf("node %s's Docker API: %w", hostname, n.err)
+	}
+	return n.cli, nil
+}
+
+// nodeNames lists the hostnames with a Docker API, sorted.
+func (r *Runtime) nodeNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for name := range r.nodes {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func isNotFound(err error) bool {
+	return cerrdefs.IsNotFound(err) || (err != nil && strings.Contains(err.Error(), "not found"))
+}
+
+// final reports whether a task state is final: the task's container has
+// exited, or never will start.
+func final(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateRejected,
+		swarm.TaskStateShutdown, swarm.TaskStateOrphaned, swarm.TaskStateRemove:
+		return true
+	}
+	return false
+}
+
+// sleep waits d, or returns ctx's error.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stateDir is the runtime's own state directory.
+func (r *Runtime) stateDir() string { return filepath.Join(r.opts.DataDir, "runtime", Name) }
