@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/paths"
+	"github.com/moorage/moorage/internal/testutil/swarmtest"
 )
 
 var (
@@ -73,6 +74,12 @@ type server struct {
 	prefix  string
 	// args are extra `moorage server` flags.
 	args []string
+	// swarm is the cluster of a swarm server (runtime "swarm"), and
+	// shared the host directory its apps' data volume is bound to on every
+	// node (the nodes share this machine's filesystem), so that the
+	// checks of migrate.log and scheduler.log see every node's writes.
+	swarm  *swarmtest.Cluster
+	shared string
 }
 
 // freePort returns a free loopback port for a server a test starts (and
@@ -126,6 +133,12 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 	if rt == "docker" {
 		requireDocker(t)
 	}
+	if rt == "swarm" {
+		s.swarm = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
+		s.args = append(s.args, swarmArgs(s.swarm)...)
+		s.shared = t.TempDir()
+		os.Chmod(s.shared, 0o777)
+	}
 	// Unique among the servers running at once, on every runtime: a
 	// process-runtime server reaches the Docker Engine too (a later
 	// deploy may move to it, and it lists what it finds there), and must
@@ -153,8 +166,11 @@ func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
 func (s *server) hello(t *testing.T, edits ...string) string {
 	t.Helper()
 	dir := helloApp(t, edits...)
-	if s.runtime == "docker" {
+	if s.runtime == "docker" || s.runtime == "swarm" {
 		prepareDockerApp(t, dir)
+	}
+	if s.runtime == "swarm" {
+		editSpec(t, dir, "  data: {mount: /app/data}", "  data: {mount: /app/data, driver: local, driver_opts: {type: none, o: bind, device: "+s.shared+"}}")
 	}
 	return dir
 }
@@ -488,6 +504,9 @@ func volumeFile(s *server, app, name string) string {
 func (s *server) volumePath(app, name string) string {
 	if s.runtime == "docker" {
 		return dockerVolumePath(s.t, s.prefix, app, name)
+	}
+	if s.runtime == "swarm" && name == "data" {
+		return s.shared
 	}
 	return filepath.Join(s.dataDir, "volumes", app, name)
 }

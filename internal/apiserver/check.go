@@ -63,8 +63,8 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.RemoveAll(dir)
 	rt := r.URL.Query().Get("runtime")
-	if rt != "" && rt != spec.RuntimeDocker && rt != spec.RuntimeProcess {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker or process", rt))
+	if rt != "" && !spec.KnownRuntime(rt) {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker, swarm or process", rt))
 		return
 	}
 	rep, err := preflight.Run(r.Context(), s.Engine, specName, data, dir, rt, dryRunPlan)

@@ -250,8 +250,8 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := q.Get("runtime")
-	if rt != "" && rt != spec.RuntimeDocker && rt != spec.RuntimeProcess {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker or process", rt))
+	if rt != "" && !spec.KnownRuntime(rt) {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker, swarm or process", rt))
 		return
 	}
 	sp, err := spec.ParseFor(specName, data, rt)

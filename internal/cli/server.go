@@ -23,7 +23,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	var cfg server.Config
 	var logLevel, accessLog string
 	var fb certsFallback
-	var publicIPs []string
+	var publicIPs, swarmNodes []string
 	var challenges string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -55,6 +55,19 @@ activation (LISTEN_FDS) are used as they are.`,
 					return fmt.Errorf("--public-ip %q is not an IP address", ip)
 				}
 				cfg.Certs.ExtraIPs = append(cfg.Certs.ExtraIPs, p)
+			}
+			for _, n := range swarmNodes {
+				name, addr, ok := strings.Cut(n, "=")
+				if !ok || name == "" || addr == "" {
+					return fmt.Errorf("--swarm-node %q: give NAME=ADDR, the node's hostname (docker node ls) and its Docker API address, e.g. --swarm-node node2=ssh://root@10.0.0.2", n)
+				}
+				if cfg.SwarmHost == "" {
+					return fmt.Errorf("--swarm-node needs --swarm-host, the manager's Docker API address")
+				}
+				if cfg.SwarmNodes == nil {
+					cfg.SwarmNodes = map[string]string{}
+				}
+				cfg.SwarmNodes[name] = addr
 			}
 			for _, c := range strings.Split(challenges, ",") {
 				switch strings.TrimSpace(c) {
@@ -122,6 +135,8 @@ activation (LISTEN_FDS) are used as they are.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names of the docker runtime's containers, networks, volumes and images, and value of their moorage.prefix label")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
+	f.StringVar(&cfg.SwarmHost, "swarm-host", "", "a Docker Swarm manager's Docker API address (unix://, tcp://, ssh://); turns the swarm runtime on")
+	f.StringArrayVar(&swarmNodes, "swarm-node", nil, "NAME=ADDR: the Docker API address of the swarm node whose hostname is NAME, where images are shipped (repeatable; the manager's may be left out)")
 	f.StringVar(&cfg.HTTPSAddr, "https", ":443", "address of the proxy's HTTPS listener (off: no HTTPS)")
 	f.StringVar(&cfg.Certs.Email, "acme-email", "", "contact address of the ACME account (expiry notices)")
 	f.StringVar(&cfg.Certs.CA, "acme-ca", "", "ACME directory URL (default Let's Encrypt)")

@@ -224,6 +224,9 @@ func (e *Engine) Runtime(name string) (runtime.Runtime, error) {
 		if why := e.why[name]; why != nil {
 			return nil, fmt.Errorf("%w: %q is not available on this server: %v (available: %s)", ErrNoRuntime, name, why, strings.Join(have, ", "))
 		}
+		if name == spec.RuntimeSwarm {
+			return nil, fmt.Errorf("%w: %q is not available on this server: it was started without --swarm-host; start it with --swarm-host pointing at a swarm manager's Docker API (see docs/runtimes.md#swarm)", ErrNoRuntime, name)
+		}
 		return nil, fmt.Errorf("%w: %q is not available on this server (available: %s)", ErrNoRuntime, name, strings.Join(have, ", "))
 	}
 	return rt, nil

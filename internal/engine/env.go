@@ -113,19 +113,33 @@ func (e *Engine) instanceSpec(ctx context.Context, rel *store.Release, service s
 		StopSignal: syscall.Signal(svc.StopSignal), StopTimeout: svc.StopTimeout, StopGroup: svc.StopGroup,
 		User: svc.User, AllowRoot: svc.AllowRoot, ReadOnly: svc.ReadOnly, Memory: svc.Memory, CPUs: svc.CPUs,
 	}
-	if rel.Runtime == spec.RuntimeDocker {
+	if spec.ContainerRuntime(rel.Runtime) {
 		is.Port = svc.Port
 	}
+	is.Single = svc.Singleton
+	is.Placement = placementOf(svc.Placement)
 	return is, nil
 }
 
 func mountsFor(sp *spec.Spec, svc string) []runtime.Mount {
 	var out []runtime.Mount
 	for _, v := range sp.VolumesFor(svc) {
-		out = append(out, runtime.Mount{Name: v.Name, Target: v.Mount})
+		out = append(out, runtime.Mount{Name: v.Name, Target: v.Mount, Driver: v.Driver, DriverOpts: v.DriverOpts})
 	}
 	for _, f := range sp.FilesFor(svc) {
 		out = append(out, runtime.Mount{Name: f.Name, Target: f.Path})
 	}
 	return out
+}
+
+// placementOf turns the spec's placement into the runtime's.
+func placementOf(p *spec.Placement) *runtime.Placement {
+	if p == nil {
+		return nil
+	}
+	rp := &runtime.Placement{Constraints: p.Constraints}
+	if p.Spread != "" {
+		rp.Spread = []string{p.Spread}
+	}
+	return rp
 }

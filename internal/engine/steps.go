@@ -106,10 +106,14 @@ func (r *execution) accessory(ctx context.Context, s plan.Accessory, out *stepOu
 		Image:    acc.Image, Command: acc.Command, Env: env, Port: acc.Port,
 		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout, StopGroup: acc.StopGroup,
 		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
-		Hash: accessoryHash(acc),
+		Hash: accessoryHash(acc), Placement: placementOf(acc.Placement),
 	}
 	for _, v := range acc.Volumes {
-		is.Mounts = append(is.Mounts, runtime.Mount{Name: v.Name, Target: v.Path})
+		m := runtime.Mount{Name: v.Name, Target: v.Path}
+		if vol := rel.Spec.Volumes[v.Name]; vol != nil {
+			m.Driver, m.DriverOpts = vol.Driver, vol.DriverOpts
+		}
+		is.Mounts = append(is.Mounts, m)
 	}
 	r.e.st.PutInstance(ctx, store.InstanceRecord{ID: id, App: rel.App, Service: s.Name, Kind: string(runtime.KindAccessory), DeployID: r.deploy.ID, State: store.InstanceStarting})
 	in, err := r.rt.Start(ctx, is)

@@ -91,7 +91,7 @@ func (t Target) gateFor(svc *spec.Service) Gate {
 		return own
 	}
 	switch {
-	case t.ArtifactPending && t.Spec.Runtime == spec.RuntimeDocker:
+	case t.ArtifactPending && spec.ContainerRuntime(t.Spec.Runtime):
 		// Built by this deploy: the start step resolves it (Gate.Resolve).
 		return Gate{Kind: "image", Interval: spec.DefaultHealthInterval, Else: &own}
 	case t.ImageHealthcheck:

@@ -111,7 +111,7 @@ func Security(sp *spec.Spec, cfg Config, serverRoot bool) []Result {
 		p := "services." + name
 		// Root.
 		switch {
-		case sp.Runtime == spec.RuntimeDocker && svc.AllowRoot && (svc.User == "" || isRoot(svc.User)):
+		case spec.ContainerRuntime(sp.Runtime) && svc.AllowRoot && (svc.User == "" || isRoot(svc.User)):
 			add("security.root."+name, Warn, p+" may run as root (allow_root: true)",
 				"add a non-root USER to the Dockerfile or set "+p+".user: 65534, and drop allow_root")
 		case sp.Runtime == spec.RuntimeProcess && svc.User == "" && svc.AllowRoot && serverRoot:
@@ -156,7 +156,7 @@ func Security(sp *spec.Spec, cfg Config, serverRoot bool) []Result {
 
 	// Writable roots (docker only: the process runtime has no root
 	// filesystem of its own).
-	if sp.Runtime == spec.RuntimeDocker {
+	if spec.ContainerRuntime(sp.Runtime) {
 		var writable []string
 		for _, name := range sp.ServiceNames() {
 			if !sp.Services[name].ReadOnly {

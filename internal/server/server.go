@@ -40,6 +40,7 @@ import (
 	"github.com/moorage/moorage/internal/query"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
+	"github.com/moorage/moorage/internal/runtime/swarm"
 	"github.com/moorage/moorage/internal/runtime/process"
 	"github.com/moorage/moorage/internal/secrets"
 	"github.com/moorage/moorage/internal/store"
@@ -70,6 +71,12 @@ type Config struct {
 	// DockerHost is the Docker Engine's address ("" = $DOCKER_HOST, else
 	// the default socket).
 	DockerHost string
+	// SwarmHost is a Docker Swarm manager's Docker API address; set, the
+	// swarm runtime is on (spec runtime: swarm). "" leaves it off.
+	SwarmHost string
+	// SwarmNodes maps each swarm node's hostname to its Docker API
+	// address, where images are shipped and exec/pause reach tasks.
+	SwarmNodes map[string]string
 	// HTTPSAddr is the HTTPS listener (default ":443"; "off" = no HTTPS).
 	HTTPSAddr string
 	// AppsAsServerUser: process instances run as the server's user even
@@ -233,6 +240,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Warn("docker runtime not available", "err", err)
 	default:
 		s.runtimes[drt.Name()] = drt
+	}
+	if s.cfg.SwarmHost != "" {
+		srt, err := swarm.New(ctx, swarm.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "swarm"), Prefix: prefix,
+			Host: s.cfg.SwarmHost, Nodes: s.cfg.SwarmNodes})
+		if err != nil {
+			unavailable[swarm.Name] = err
+			s.log.Warn("swarm runtime not available", "err", err)
+		} else {
+			s.runtimes[srt.Name()] = srt
+		}
 	}
 	// Chunked request bodies of routes with max_body are spooled here
 	// (unlinked as soon as opened) rather than in a /tmp that may be RAM.

@@ -18,7 +18,7 @@ func (d *decoder) applyDefaults(s *Spec) {
 		if !d.given("build.workdir") {
 			b.Workdir = DefaultWorkdir
 		}
-		if s.Runtime == RuntimeDocker && !d.given("build.dockerfile") {
+		if ContainerRuntime(s.Runtime) && !d.given("build.dockerfile") {
 			b.Dockerfile = "Dockerfile"
 		}
 	}
@@ -70,7 +70,7 @@ func (d *decoder) applyDefaults(s *Spec) {
 			if !d.given(q + ".hold_timeout") {
 				h.HoldTimeout = DefaultHoldTimeout
 			}
-			if s.Runtime == RuntimeDocker && !d.given(p+".port") {
+			if ContainerRuntime(s.Runtime) && !d.given(p+".port") {
 				svc.Port = DefaultDockerPort
 			}
 			if svc.Health == nil {

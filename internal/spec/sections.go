@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"path"
 	"strings"
 
@@ -11,12 +12,13 @@ import (
 var (
 	topKeys       = []string{"app", "runtime", "image", "build", "env", "secrets", "release", "checks", "services", "accessories", "volumes", "deploy", "backups", "logs", "test"}
 	buildKeys     = []string{"command", "dockerfile", "target", "args", "workdir"}
-	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "stop_group", "user", "read_only", "memory", "cpus", "allow_root", "files"}
+	serviceKeys   = []string{"command", "replicas", "singleton", "env", "port", "http", "health", "min_ready", "stop_signal", "stop_timeout", "stop_group", "user", "read_only", "memory", "cpus", "allow_root", "files", "placement"}
 	healthKeys    = []string{"path", "command", "tcp", "interval", "timeout", "start_period", "retries"}
 	httpKeys      = []string{"hosts", "path", "tls", "canonical", "hsts", "max_body", "hold_timeout", "drain_timeout", "static"}
 	tlsKeys       = []string{"cert", "key"}
-	accessoryKeys = []string{"image", "command", "env", "secrets", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "stop_group", "user", "memory", "cpus"}
-	volumeKeys    = []string{"mount", "services"}
+	accessoryKeys = []string{"image", "command", "env", "secrets", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "stop_group", "user", "memory", "cpus", "placement"}
+	volumeKeys    = []string{"mount", "services", "driver", "driver_opts"}
+	placementKeys = []string{"constraints", "spread"}
 	deployKeys    = []string{"monitor", "drain_timeout", "release_timeout", "keep_releases"}
 	backupsKeys   = []string{"schedule", "keep", "to"}
 	logsKeys      = []string{"max_age", "max_size"}
@@ -205,6 +207,8 @@ func (d *decoder) service(name string, n *yaml.Node, p string) *Service {
 			s.AllowRoot = d.bool(v, q, "allow_root: true")
 		case "files":
 			s.Files = d.mounts(v, q)
+		case "placement":
+			s.Placement = d.placement(v, q)
 		}
 	})
 	return s
@@ -351,6 +355,8 @@ func (d *decoder) accessory(name string, n *yaml.Node, p string) *Accessory {
 			a.Health = d.health(v, q)
 		case "backup":
 			a.Backup = d.str(v, q, "backup: postgres")
+		case "placement":
+			a.Placement = d.placement(v, q)
 		case "stop_signal":
 			a.StopSignal = d.signal(v, q, "stop_signal: SIGINT")
 		case "stop_timeout":
@@ -406,6 +412,10 @@ func (d *decoder) volumes(n *yaml.Node, p string) map[string]*Volume {
 				vol.Mount = d.absPath(v, join(q, key), "mount: /app/data")
 			case "services":
 				vol.Services = d.strList(v, join(q, key), "services: [web, worker]")
+			case "driver":
+				vol.Driver = d.str(v, join(q, key), "driver: local")
+			case "driver_opts":
+				vol.DriverOpts = d.env(v, join(q, key))
 			}
 		})
 		out[name] = vol
@@ -458,4 +468,58 @@ func (d *decoder) logs(n *yaml.Node, p string, l *Logs) {
 			l.MaxSize = d.size(v, q, "max_size: 256M")
 		}
 	})
+}
+
+// placement reads a placement: {constraints: [...], spread: label}.
+func (d *decoder) placement(n *yaml.Node, p string) *Placement {
+	pl := &Placement{}
+	d.mapping(n, p, placementKeys, "placement: {constraints: [node.role==worker]}", func(key string, k, v *yaml.Node) {
+		q := join(p, key)
+		switch key {
+		case "constraints":
+			pl.Constraints = d.strList(v, q, "constraints: [node.labels.zone==a]")
+			for i, c := range pl.Constraints {
+				if r := checkConstraint(c); r != "" {
+					d.errAt(v.Content[i], q, "%s", r)
+				}
+			}
+		case "spread":
+			pl.Spread = d.str(v, q, "spread: node.labels.zone")
+			if pl.Spread != "" && !strings.HasPrefix(pl.Spread, "node.labels.") && !strings.HasPrefix(pl.Spread, "engine.labels.") {
+				d.errAt(v, q, "must name a node label, e.g. spread: node.labels.zone (got %q)", pl.Spread)
+			}
+		}
+	})
+	if len(pl.Constraints) == 0 && pl.Spread == "" {
+		return nil
+	}
+	return pl
+}
+
+// checkConstraint checks the shape of a Swarm placement constraint: an
+// attribute, == or !=, and a value. Swarm judges the rest.
+func checkConstraint(c string) string {
+	op := "=="
+	i := strings.Index(c, "==")
+	if j := strings.Index(c, "!="); j >= 0 && (i < 0 || j < i) {
+		i, op = j, "!="
+	}
+	if i < 0 {
+		return fmt.Sprintf("%q must be ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE, e.g. node.labels.zone==a", c)
+	}
+	attr, val := strings.TrimSpace(c[:i]), strings.TrimSpace(c[i+len(op):])
+	known := false
+	for _, a := range []string{"node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch"} {
+		known = known || attr == a
+	}
+	for _, pre := range []string{"node.labels.", "engine.labels."} {
+		known = known || (strings.HasPrefix(attr, pre) && len(attr) > len(pre))
+	}
+	switch {
+	case !known:
+		return fmt.Sprintf("%q: unknown attribute %q; use node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.NAME or engine.labels.NAME", c, attr)
+	case val == "":
+		return fmt.Sprintf("%q has no value after %s", c, op)
+	}
+	return ""
 }

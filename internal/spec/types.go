@@ -18,7 +18,18 @@ import (
 const (
 	RuntimeProcess = "process"
 	RuntimeDocker  = "docker"
+	RuntimeSwarm   = "swarm" // a Docker Swarm, through a manager's Docker API
 )
+
+// Runtimes lists every runtime name, for errors and help texts.
+var Runtimes = []string{RuntimeDocker, RuntimeSwarm, RuntimeProcess}
+
+// ContainerRuntime reports whether rt runs images in containers (docker and
+// swarm): the spec rules of images, ports and root filesystems apply.
+func ContainerRuntime(rt string) bool { return rt == RuntimeDocker || rt == RuntimeSwarm }
+
+// KnownRuntime reports whether rt names a runtime.
+func KnownRuntime(rt string) bool { return rt == RuntimeProcess || ContainerRuntime(rt) }
 
 // TLS modes for an HTTP route.
 const (
@@ -53,7 +64,7 @@ const (
 type Spec struct {
 	File    string `json:"file,omitempty"` // path the spec was read from (for messages)
 	App     string `json:"app"`
-	Runtime string `json:"runtime"` // RuntimeProcess or RuntimeDocker
+	Runtime string `json:"runtime"` // RuntimeProcess, RuntimeDocker or RuntimeSwarm
 
 	Build *Build `json:"build,omitempty"` // nil when Image is set
 	Image string `json:"image,omitempty"` // prebuilt image (docker only)
@@ -167,6 +178,8 @@ type Service struct {
 	Memory    int64   `json:"memory,omitempty"` // bytes
 	CPUs      float64 `json:"cpus,omitempty"`
 	AllowRoot bool    `json:"allow_root,omitempty"`
+	// Placement says which nodes may run the service (swarm only).
+	Placement *Placement `json:"placement,omitempty"`
 
 	// Files are directories of the upload ("./custom") the service reads:
 	// on docker each is mounted read-only at its Path, from the copy kept
@@ -241,6 +254,20 @@ type Accessory struct {
 	User      string  `json:"user,omitempty"`
 	Memory    int64   `json:"memory,omitempty"`
 	CPUs      float64 `json:"cpus,omitempty"`
+	// Placement says which nodes may run the accessory (swarm only); it
+	// is pinned to one of them, where its volumes stay.
+	Placement *Placement `json:"placement,omitempty"`
+}
+
+// Placement is where a cluster runtime (swarm) may run an instance.
+type Placement struct {
+	// Constraints are Swarm placement constraints, all of which a node
+	// must meet: node.role==worker, node.hostname!=db1,
+	// node.labels.zone==a, engine.labels.gpu==true.
+	Constraints []string `json:"constraints,omitempty"`
+	// Spread spreads replicas evenly over the values of a node label,
+	// e.g. node.labels.zone.
+	Spread string `json:"spread,omitempty"`
 }
 
 // VolumeMount mounts a named volume (or, docker only, a host path when
@@ -255,6 +282,10 @@ type Volume struct {
 	Name     string   `json:"name"`
 	Mount    string   `json:"mount"`              // absolute path inside the app (e.g. /app/data)
 	Services []string `json:"services,omitempty"` // empty: every service, release task and check
+	// Driver and DriverOpts create the volume with a Docker volume driver
+	// (docker and swarm), e.g. driver: local with driver_opts for NFS.
+	Driver     string            `json:"driver,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
 }
 
 // Backups schedules backups inside the server.

@@ -31,9 +31,9 @@ func (d *decoder) validate(s *Spec) {
 			d.fail("app", false, "%s", r)
 		}
 	}
-	docker := s.Runtime == RuntimeDocker
-	if s.Runtime != RuntimeProcess && !docker {
-		d.fail("runtime", false, "must be %q or %q (got %s)", RuntimeDocker, RuntimeProcess, quoteValue(s.Runtime))
+	docker := ContainerRuntime(s.Runtime)
+	if !KnownRuntime(s.Runtime) {
+		d.fail("runtime", false, "must be %q, %q or %q (got %s)", RuntimeDocker, RuntimeSwarm, RuntimeProcess, quoteValue(s.Runtime))
 	}
 
 	switch {
@@ -149,7 +149,7 @@ func (d *decoder) checkService(s *Spec, name string, svc *Service) {
 	if svc.Name != name {
 		d.fail(p, true, "has name %q; it must match its key", svc.Name)
 	}
-	docker := s.Runtime == RuntimeDocker
+	docker := ContainerRuntime(s.Runtime)
 	if len(svc.Command) == 0 {
 		if s.Runtime == RuntimeProcess {
 			d.fail(p+".command", true, "is required on the process runtime (there is no image to supply a default), e.g. command: ./server --port $PORT")
@@ -443,7 +443,7 @@ func (d *decoder) checkAccessory(s *Spec, name string, a *Accessory) {
 	if _, ok := s.Services[name]; ok {
 		d.fail(p, true, "%q is also a service; accessories and services share one namespace", name)
 	}
-	docker := s.Runtime == RuntimeDocker
+	docker := ContainerRuntime(s.Runtime)
 	if docker && a.Image == "" {
 		d.fail(p+".image", true, "is required on the docker runtime, e.g. image: postgres:16")
 	}

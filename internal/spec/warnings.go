@@ -69,11 +69,11 @@ func (s *Spec) Warnings() []string {
 			}
 		}
 	}
-	if s.Runtime == RuntimeDocker {
-		const pid1 = "ignored by the docker runtime: docker sends stop_signal to the container's main process (PID 1) only"
+	if ContainerRuntime(s.Runtime) {
+		pid1 := "ignored by the " + s.Runtime + " runtime: docker sends stop_signal to the container's main process (PID 1) only"
 		for _, name := range sortedKeys(s.Services) {
 			if svc := s.Services[name]; svc != nil && svc.StopGroup {
-				warn("services."+name+".stop_group", pid1)
+				warn("services."+name+".stop_group", "%s", pid1)
 			}
 		}
 		for _, name := range sortedKeys(s.Accessories) {
@@ -82,7 +82,7 @@ func (s *Spec) Warnings() []string {
 				continue
 			}
 			if a.StopGroup {
-				warn("accessories."+name+".stop_group", pid1)
+				warn("accessories."+name+".stop_group", "%s", pid1)
 			}
 			for i, v := range a.Volumes {
 				q := index("accessories."+name+".volumes", i)
@@ -92,6 +92,26 @@ func (s *Spec) Warnings() []string {
 				case strings.HasPrefix(v.Name, "/"):
 					warn(q, "host path %s is bind-mounted as it is: moorage does not manage its data (no volume backups, no ownership for the accessory's user); a named volume does", v.Name)
 				}
+			}
+		}
+	}
+	if s.Runtime != RuntimeSwarm {
+		ignored := "ignored by the " + s.Runtime + " runtime: placement chooses among the nodes of a swarm"
+		for _, name := range sortedKeys(s.Services) {
+			if svc := s.Services[name]; svc != nil && svc.Placement != nil {
+				warn("services."+name+".placement", "%s", ignored)
+			}
+		}
+		for _, name := range sortedKeys(s.Accessories) {
+			if a := s.Accessories[name]; a != nil && a.Placement != nil {
+				warn("accessories."+name+".placement", "%s", ignored)
+			}
+		}
+	}
+	if s.Runtime == RuntimeProcess {
+		for _, name := range sortedKeys(s.Volumes) {
+			if v := s.Volumes[name]; v != nil && (v.Driver != "" || len(v.DriverOpts) > 0) {
+				warn("volumes."+name+".driver", "ignored by the process runtime: its volumes are directories under the data dir")
 			}
 		}
 	}

@@ -63,6 +63,14 @@ type Harness struct {
 	// Timeout bounds every wait of the suite (default 30s). A slow
 	// runtime (image pulls) may raise it.
 	Timeout time.Duration
+	// SharedVolume, when set, gives the volume driver and options of a
+	// volume the suite shares between instances and one-offs. A cluster
+	// runtime (swarm) needs one, since a local volume is per node.
+	SharedVolume func(t *testing.T, app, name string) (driver string, opts map[string]string)
+	// Moves is set for a cluster runtime (swarm), where an instance that
+	// is restarted may come back on another node, at another address:
+	// the suite then finds it through List rather than at its old address.
+	Moves bool
 }
 
 // BuildCommand is the build.command of the test program.
@@ -272,6 +280,16 @@ func (e *env) task(cmd ...string) runtime.RunSpec {
 }
 
 func (e *env) timeout() time.Duration { return e.s.h.Timeout }
+
+// mount is a mount of the app's volume name at target, on storage every
+// instance shares (Harness.SharedVolume).
+func (e *env) mount(name, target string) runtime.Mount {
+	m := runtime.Mount{Name: name, Target: target}
+	if f := e.s.h.SharedVolume; f != nil {
+		m.Driver, m.DriverOpts = f(e.t, e.app, name)
+	}
+	return m
+}
 
 // start starts s and fails the test on error.
 func (e *env) start(s runtime.InstanceSpec) runtime.Instance {

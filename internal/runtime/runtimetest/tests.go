@@ -160,7 +160,7 @@ func (s *suite) testVolumes(t *testing.T) {
 	if err := e.rt.EnsureVolume(e.ctx, e.app, "shared"); err != nil {
 		t.Fatalf("EnsureVolume again: %v", err)
 	}
-	mounts := []runtime.Mount{{Name: "shared", Target: "/app/shared"}}
+	mounts := []runtime.Mount{e.mount("shared", "/app/shared")}
 	a, b := e.service("web", 1, "serve"), e.service("web", 2, "serve")
 	a.Mounts, b.Mounts = mounts, mounts
 	ia, ib := e.serve(a), e.serve(b)
@@ -317,7 +317,7 @@ func (s *suite) testStopTimeout(t *testing.T) {
 
 func (s *suite) testStopKillsGroup(t *testing.T) {
 	e := s.env(t)
-	mounts := []runtime.Mount{{Name: "locks", Target: "/app/locks"}}
+	mounts := []runtime.Mount{e.mount("locks", "/app/locks")}
 	if err := e.rt.EnsureVolume(e.ctx, e.app, "locks"); err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +420,7 @@ func (s *suite) testRun(t *testing.T) {
 	if err := e.rt.EnsureVolume(e.ctx, e.app, "locks"); err != nil {
 		t.Fatal(err)
 	}
-	mounts := []runtime.Mount{{Name: "locks", Target: "/app/locks"}}
+	mounts := []runtime.Mount{e.mount("locks", "/app/locks")}
 	task = e.task("spawn", "$MOORAGE_VOLUME_LOCKS/lock")
 	task.Mounts = mounts
 	if code, out, err := e.run(task); err != nil || code != 0 || !strings.Contains(out, "spawned") {
@@ -690,10 +690,28 @@ func (s *suite) testCrashWithoutServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.get(ic.Addr, "/exit?code=6")
-	e.waitFor("the instance to come back without a server", func() bool {
-		_, body, err := tryGet(ic.Addr, "/id")
-		return err == nil && strings.Contains(body, `"boot"`) && !strings.Contains(body, bootC)
-	})
+	if e.s.h.Moves {
+		// The restarted task may be elsewhere: wait until it answers, at
+		// the address the cluster gives, before the runtime opens again.
+		cli := e.s.h.New(t, e.dir)
+		e.all = append(e.all, cli)
+		e.waitFor("the instance to come back without a server", func() bool {
+			ins, err := cli.List(e.ctx, runtime.Filter{App: e.app})
+			if err != nil || len(ins) != 1 || ins[0].Addr == "" {
+				return false
+			}
+			_, body, err := tryGet(ins[0].Addr, "/id")
+			return err == nil && strings.Contains(body, `"boot"`) && !strings.Contains(body, bootC)
+		})
+		if err := cli.Close(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		e.waitFor("the instance to come back without a server", func() bool {
+			_, body, err := tryGet(ic.Addr, "/id")
+			return err == nil && strings.Contains(body, `"boot"`) && !strings.Contains(body, bootC)
+		})
+	}
 	e.rt = e.s.h.New(t, e.dir)
 	e.all = append(e.all, e.rt)
 	// The program may answer a moment before its supervisor records it.

@@ -141,6 +141,10 @@ loop:
 	if task.Status.State == swarm.TaskStateComplete {
 		code = 0
 	}
+	r.events.Publish(runtime.Event{
+		Time: time.Now().UTC(), Type: runtime.EventExit, Instance: id, App: s.App, Service: s.Service,
+		Release: s.Release, Kind: s.Kind, ExitCode: code, Message: fmt.Sprintf("exit status %d", code),
+	})
 	return code, nil
 }
 
@@ -318,6 +322,22 @@ func (r *Runtime) pause(ctx context.Context, id string, pause bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s on %s: %w", verb, id, node, err)
+	}
+	// Record it on the service, where List (and a restarted server) sees it.
+	svc, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("%s %s: record it on the service: %w", verb, id, err)
+	}
+	spec := svc.Service.Spec
+	if pause {
+		spec.Labels[labelPaused] = t.ID
+	} else if _, ok := spec.Labels[labelPaused]; ok {
+		delete(spec.Labels, labelPaused)
+	} else {
+		return nil
+	}
+	if err := r.update(ctx, svc.Service.ID, svc.Service.Version, spec); err != nil {
+		return fmt.Errorf("%s %s: record it on the service: %w", verb, id, err)
 	}
 	return nil
 }

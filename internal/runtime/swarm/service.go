@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"path"
@@ -131,6 +130,9 @@ func (r *Runtime) waitRunning(ctx context.Context, serviceID, name string) (runt
 				switch {
 				case t.Status.State == swarm.TaskStateRunning:
 					return r.instance(&snap.services[0], ts), nil
+				case t.Status.State == swarm.TaskStateFailed && strings.Contains(t.Status.Err, "starting container failed"):
+					// Created but never started (a missing program).
+					return runtime.Instance{}, fmt.Errorf("its task did not start: %s", last)
 				case t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateComplete:
 					if t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" {
 						// It started, then exited: a crash, not a failed start.
@@ -421,6 +423,7 @@ func (r *Runtime) instance(svc *swarm.Service, ts []swarm.Task) runtime.Instance
 	case cur != nil && cur.Status.State == swarm.TaskStateRunning && cur.DesiredState == swarm.TaskStateRunning:
 		in.State = runtime.StateRunning
 		in.StartedAt = cur.Status.Timestamp
+		in.Paused = l[labelPaused] == cur.ID
 		if cs := cur.Status.ContainerStatus; cs != nil {
 			in.PID = cs.PID
 		}
@@ -589,14 +592,11 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 func (r *Runtime) remove(ctx context.Context, id string) error {
 	name := r.serviceName(id)
 	if err := r.stop(ctx, id); err != nil {
-		if errors.Is(err, runtime.ErrNotFound) {
-			return nil
-		}
-		return err
+		return err // ErrNotFound when there is nothing to remove
 	}
 	svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
 	if isNotFound(err) {
-		return nil
+		return fmt.Errorf("%s: %w", id, runtime.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)

@@ -77,6 +77,10 @@ const (
 	labelPort     = "moorage.port"
 	labelPublish  = "moorage.publish"
 	labelSingle   = "moorage.single"
+	// labelPaused holds the ID of the task that Pause froze. A service
+	// label, so setting it does not roll the task; a task that replaced
+	// the frozen one is not paused.
+	labelPaused = "moorage.paused"
 )
 
 // taskPrefix is the moorage.prefix label of a task's container.
