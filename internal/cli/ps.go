@@ -48,7 +48,16 @@ func newPsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "locked: %s by %s since %s\n", st.Lock.Operation, st.Lock.Owner, ago(st.Lock.AcquiredAt))
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "INSTANCE\tKIND\tRELEASE\tSTATE\tHEALTH\tRESTARTS\tUP\tADDRESS")
+			// A cluster runtime (swarm) says which node runs each instance.
+			nodes := false
+			for _, in := range st.Instances {
+				nodes = nodes || in.Node != ""
+			}
+			header := "INSTANCE\tKIND\tRELEASE\tSTATE\tHEALTH\tRESTARTS\tUP\tADDRESS"
+			if nodes {
+				header += "\tNODE"
+			}
+			fmt.Fprintln(tw, header)
 			for _, in := range st.Instances {
 				rel, health, addr := in.Release, in.Health, in.Addr
 				if rel == "" {
@@ -71,7 +80,18 @@ func newPsCmd(g *globals) *cobra.Command {
 				if in.Paused {
 					state = "PAUSED"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.Kind, rel, state, health, strconv.Itoa(in.Restarts), up, addr)
+				if in.Unreachable {
+					state += " (node down)"
+				}
+				line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", in.ID, in.Kind, rel, state, health, strconv.Itoa(in.Restarts), up, addr)
+				if nodes {
+					node := in.Node
+					if node == "" {
+						node = "-"
+					}
+					line += "\t" + node
+				}
+				fmt.Fprintln(tw, line)
 			}
 			tw.Flush()
 			if len(st.Backups) > 0 {

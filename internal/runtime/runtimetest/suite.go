@@ -67,6 +67,10 @@ type Harness struct {
 	// volume the suite shares between instances and one-offs. A cluster
 	// runtime (swarm) needs one, since a local volume is per node.
 	SharedVolume func(t *testing.T, app, name string) (driver string, opts map[string]string)
+	// Lines is set for a runtime that passes a one-off's output on line by
+	// line (swarm reads it from the service log stream): a last line
+	// without a newline gets one.
+	Lines bool
 	// Moves is set for a cluster runtime (swarm), where an instance that
 	// is restarted may come back on another node, at another address:
 	// the suite then finds it through List rather than at its old address.

@@ -175,6 +175,9 @@ func (s *suite) testVolumes(t *testing.T) {
 	task := e.task("cat", "$MOORAGE_VOLUME_SHARED/greeting")
 	task.Mounts = mounts
 	code, out, err := e.run(task)
+	if e.s.h.Lines {
+		data += "\n"
+	}
 	if err != nil || code != 0 || out != data {
 		t.Errorf("a one-off read %q (exit %d, %v), want %q", out, code, err, data)
 	}

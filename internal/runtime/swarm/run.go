@@ -195,11 +195,16 @@ func (r *Runtime) readJobLogs(ctx context.Context, jobID string, since time.Time
 	_ = docker.DemuxLines(rc, fn)
 }
 
-// removeJob removes a job and waits until its task has exited.
+// removeJob removes a job and waits until its task has exited. A 20.10
+// manager that removes a job leaves its running task alone (the task's
+// desired state stays "complete"), so the task's container is stopped on
+// its node (Options.Nodes), with the job's stop timeout.
 func (r *Runtime) removeJob(ctx context.Context, jobID string) error {
 	if _, err := r.cli.ServiceRemove(ctx, jobID, client.ServiceRemoveOptions{}); err != nil && !isNotFound(err) {
 		return err
 	}
+	stopped := map[string]bool{}
+	var last error
 	for {
 		ts, err := r.cli.TaskList(ctx, client.TaskListOptions{})
 		if err != nil {
@@ -207,17 +212,51 @@ func (r *Runtime) removeJob(ctx context.Context, jobID string) error {
 		}
 		live := false
 		for _, t := range ts.Items {
-			if t.ServiceID == jobID && !final(t.Status.State) {
-				live = true
+			if t.ServiceID != jobID || final(t.Status.State) {
+				continue
 			}
+			live = true
+			cs := t.Status.ContainerStatus
+			if cs == nil || cs.ContainerID == "" || stopped[cs.ContainerID] {
+				continue
+			}
+			if err := r.stopTaskContainer(ctx, t.NodeID, cs.ContainerID); err != nil {
+				last = err
+				continue
+			}
+			stopped[cs.ContainerID] = true
 		}
 		if !live {
 			return nil
 		}
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			if last != nil {
+				return fmt.Errorf("its task is still running: %w", last)
+			}
 			return fmt.Errorf("its task is still running: %w", err)
 		}
 	}
+}
+
+// stopTaskContainer stops a task's container through its node's API.
+func (r *Runtime) stopTaskContainer(ctx context.Context, nodeID, cid string) error {
+	n, ok := r.watch.node(nodeID)
+	if !ok {
+		if err := r.refreshNodes(ctx); err != nil {
+			return err
+		}
+		if n, ok = r.watch.node(nodeID); !ok {
+			return fmt.Errorf("node %s is not in the swarm", nodeID)
+		}
+	}
+	cli, err := r.node(ctx, n.Hostname)
+	if err != nil {
+		return err
+	}
+	if _, err := cli.ContainerStop(ctx, cid, client.ContainerStopOptions{}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("stop the task's container on %s: %w", n.Hostname, err)
+	}
+	return nil
 }
 
 func writerOr(w io.Writer) io.Writer {
