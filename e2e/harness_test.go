@@ -135,7 +135,7 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 	}
 	if rt == "swarm" {
 		s.swarm = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
-		s.args = append(s.args, swarmArgs(s.swarm)...)
+		s.args = append(s.args, swarmArgs(t, s.swarm)...)
 		s.shared = t.TempDir()
 		os.Chmod(s.shared, 0o777)
 	}
@@ -535,6 +535,7 @@ type psStatus struct {
 		Routed   bool   `json:"routed"`
 		Health   string `json:"health"`
 		LastErr  string `json:"last_error"`
+		Node     string `json:"node"` // swarm
 	} `json:"instances"`
 }
 

@@ -425,9 +425,24 @@ func (n *Node) Kill() error {
 	n.cmd = nil
 	n.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("%s: processes left after kill: %v", n.Name, pidsUnder(n.Dir))
+		return fmt.Errorf("%s: processes left after kill: %s", n.Name, describePids(pidsUnder(n.Dir)))
 	}
 	return nil
+}
+
+// describePids gives each process's command line and state, for an error.
+func describePids(pids []int) string {
+	var out []string
+	for _, p := range pids {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		state := ""
+		if i := strings.LastIndexByte(string(st), ')'); i > 0 && i+2 < len(st) {
+			state = string(st[i+2])
+		}
+		out = append(out, fmt.Sprintf("%d (state %s): %s", p, state, strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " ")))
+	}
+	return strings.Join(out, "; ")
 }
 
 // Alive reports whether the node's dockerd process is running.

@@ -1,0 +1,29 @@
+package e2e
+
+import "testing"
+
+// The deploy contract on a real three-node swarm (a manager and two
+// workers, each a dockerd in its own network namespace), through the same
+// tests as the other runtimes: a server started with --swarm-host and
+// --swarm-node, the example app deployed with --runtime swarm.
+
+// Ten deploys under load with no failed request, the migration once per
+// deploy and never two at once, a rollback, and the scheduler never alive
+// twice on any node.
+func TestSwarmZeroDowntimeDeploys(t *testing.T) {
+	t.Parallel()
+	testZeroDowntimeDeploys(t, "swarm")
+}
+
+// A release task that fails aborts with nothing running changed.
+func TestSwarmFailingReleaseTaskAborts(t *testing.T) {
+	t.Parallel()
+	testFailingReleaseTaskAborts(t, "swarm")
+}
+
+// A new release that crashes in the monitor window is rolled back, with
+// its config.
+func TestSwarmMonitorRollsBack(t *testing.T) {
+	t.Parallel()
+	testMonitorRollsBack(t, "swarm")
+}
