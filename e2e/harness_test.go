@@ -536,6 +536,7 @@ type psStatus struct {
 		Health   string `json:"health"`
 		LastErr  string `json:"last_error"`
 		Node     string `json:"node"` // swarm
+		Down     bool   `json:"unreachable"`
 	} `json:"instances"`
 }
 

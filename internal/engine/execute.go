@@ -157,6 +157,11 @@ func (e *Engine) execute(ctx context.Context, op *Op, in execInput) (string, err
 	if err != nil {
 		return r.fail(ctx, err)
 	}
+	if in.plan == nil {
+		if err := plan.CheckSingletons(*e.targetFor(ctx, rel, in.scale), observed); err != nil {
+			return r.fail(ctx, err)
+		}
+	}
 	p := e.plan(ctx, in, rel, observed)
 	r.monitored = p.Monitors(rel.ID())
 	e.st.SetDeployPlan(ctx, d.ID, p.String())

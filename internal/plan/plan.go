@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -147,4 +148,23 @@ func StoppedFormation(sp *spec.Spec) map[string]int {
 		out[name] = 0
 	}
 	return out
+}
+
+// CheckSingletons refuses a plan that would have to replace a singleton
+// whose instance runs on a machine that is down (a cluster runtime
+// reports it Unreachable): whether it still runs cannot be known, and a
+// second one must never start. Refused before anything changes, the old
+// release stays as it is; the error names the machine and what to do.
+func CheckSingletons(t Target, observed []runtime.Instance) error {
+	for _, in := range observed {
+		if !in.Unreachable || in.Kind != runtime.KindService || in.Release == t.Release {
+			continue
+		}
+		if svc := t.Spec.Services[in.Service]; svc == nil || !svc.Singleton {
+			continue
+		}
+		return fmt.Errorf("cannot replace the singleton %s: %s runs on node %s, which is down, so whether it still runs cannot be known, and a second one must never start; bring node %s back, or make sure it is off and remove it from the swarm (docker node rm --force %s), then deploy again",
+			in.Service, in.ID, in.Node, in.Node, in.Node)
+	}
+	return nil
 }

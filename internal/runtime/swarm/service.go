@@ -412,9 +412,18 @@ func (r *Runtime) instance(svc *swarm.Service, ts []swarm.Task) runtime.Instance
 	if cur != nil {
 		if n, ok := r.watch.node(cur.NodeID); ok {
 			in.Node = n.Hostname
-			// A live task on a node the manager marked down: its state
-			// cannot be known, and it may still run.
-			in.Unreachable = !n.Ready && !final(cur.Status.State)
+		}
+	}
+	// A task that is not final on a node the manager marked down: its
+	// state cannot be known, and it may still run. Swarm may meanwhile
+	// have made a new task for the service (pending, when the instance is
+	// pinned to that node), so every task counts, not only the current.
+	for i := range ts {
+		if final(ts[i].Status.State) {
+			continue
+		}
+		if n, ok := r.watch.node(ts[i].NodeID); ok && !n.Ready {
+			in.Unreachable, in.Node = true, n.Hostname
 		}
 	}
 	switch {
@@ -457,10 +466,11 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 	if err := r.check(); err != nil {
 		return nil, err
 	}
-	if _, ok := r.watch.node(r.self); !ok {
-		if err := r.refreshNodes(ctx); err != nil {
-			return nil, err
-		}
+	// The nodes are read again (the watch reads them every second): a
+	// deploy plans from this list, and must see a node the manager has
+	// just marked down.
+	if err := r.refreshNodes(ctx); err != nil {
+		return nil, err
 	}
 	snap, err := r.read(ctx)
 	if err != nil {
@@ -523,7 +533,12 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 	if g := spec.TaskTemplate.ContainerSpec.StopGracePeriod; g != nil {
 		grace = *g
 	}
-	if err := r.waitFinal(ctx, svc.Service.ID, grace+30*time.Second); err != nil {
+	// A task on a node that is down cannot be waited for. Swarm stops it
+	// when the node is back (its desired state is now shutdown), which is
+	// enough for an instance that may run twice; a singleton or an
+	// accessory must be seen to have exited.
+	strict := spec.Labels[labelSingle] == "1" || spec.Labels[labelKind] == string(runtime.KindAccessory)
+	if err := r.waitFinal(ctx, svc.Service.ID, grace+30*time.Second, !strict); err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
 	r.events.Publish(runtime.Event{Time: time.Now(), Type: runtime.EventExit, Instance: id,
@@ -548,7 +563,7 @@ func (r *Runtime) update(ctx context.Context, serviceID string, v swarm.Version,
 }
 
 // waitFinal waits until every task of a service is in a final state.
-func (r *Runtime) waitFinal(ctx context.Context, serviceID string, timeout time.Duration) error {
+func (r *Runtime) waitFinal(ctx context.Context, serviceID string, timeout time.Duration, downIsGone bool) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ts, err := r.cli.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", serviceID)})
@@ -566,6 +581,18 @@ func (r *Runtime) waitFinal(ctx context.Context, serviceID string, timeout time.
 		}
 		if len(live) == 0 {
 			return nil
+		}
+		if downIsGone {
+			up := 0
+			for _, t := range live {
+				if n, ok := r.watch.node(t.NodeID); !ok || n.Ready {
+					up++
+				}
+			}
+			if up == 0 {
+				r.log.Warn("stopping a service whose tasks are on nodes that are down: Swarm stops them when the nodes are back", "service", serviceID)
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			var what []string

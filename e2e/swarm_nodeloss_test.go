@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+)
+
+// The node that runs the scheduler is lost (a power cut: its dockerd and
+// every task on it die, and the manager marks it down). A deploy then
+// cannot know whether the old scheduler still runs, so it fails before it
+// starts a new one, naming the node, and leaves the old release as it
+// was. Once the node is back, the next deploy goes through, and the
+// scheduler was never alive twice.
+func TestSwarmSingletonNodeLoss(t *testing.T) {
+	t.Parallel()
+	s := startServerRT(t, "swarm")
+	elsewhere := "\n    placement: {constraints: [node.hostname!=node2]}"
+	app := s.hello(t, append(slices.Clone(fastSpec),
+		"    singleton: true", "    singleton: true\n    placement: {constraints: [node.hostname==node2]}",
+		"    replicas: 2", "    replicas: 2"+elsewhere,
+		"    min_ready: 1s", "    min_ready: 1s"+elsewhere)...)
+	setMessage(t, app, "before")
+	s.deploy(app, 0)
+	s.waitBody("/", "message=before")
+	for _, in := range s.ps("hello").Instances {
+		if in.Service == "scheduler" && in.Node != "node2" || in.Service != "scheduler" && in.Node == "node2" {
+			t.Fatalf("%s runs on %q, against its placement", in.ID, in.Node)
+		}
+	}
+
+	n2 := s.swarm.Nodes[2]
+	if err := n2.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := s.swarm.WaitNodeState(ctx, n2, swarm.NodeStateDown); err != nil {
+		t.Fatal(err)
+	}
+	// moorage ps says so.
+	waitFor(t, time.Minute, "moorage ps to show the scheduler's node down", func() error {
+		out := s.mustRun("ps", "-a", "hello", "--json")
+		for _, in := range s.ps("hello").Instances {
+			if in.Service == "scheduler" && in.Down && in.Node == "node2" {
+				return nil
+			}
+		}
+		return fmt.Errorf("ps: %s", out)
+	})
+
+	setMessage(t, app, "after")
+	out := s.deploy(app, 1)
+	if !strings.Contains(out, "runs on node node2, which is down") {
+		t.Fatalf("the failed deploy does not name the lost node:\n%s", out)
+	}
+	st := s.ps("hello")
+	if st.Active != "v1" {
+		t.Fatalf("active %s after the failed deploy, want v1", st.Active)
+	}
+	for _, in := range st.Instances {
+		if in.Release == "v2" && in.State == "running" {
+			t.Fatalf("%s of the failed deploy still runs", in.ID)
+		}
+	}
+	s.waitBody("/", "message=before")
+	if c := volumeFile(s, "hello", "scheduler-conflicts.log"); c != "" {
+		t.Fatalf("two schedulers were alive at once:\n%s", c)
+	}
+	if n := strings.Count(volumeFile(s, "hello", "scheduler.log"), "start "); n != 1 {
+		t.Fatalf("%d scheduler starts while node2 was down, want only v1's:\n%s", n, volumeFile(s, "hello", "scheduler.log"))
+	}
+
+	// The node comes back; the next deploy replaces the scheduler there.
+	if err := n2.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.swarm.WaitNodeState(ctx, n2, swarm.NodeStateReady); err != nil {
+		t.Fatal(err)
+	}
+	s.deploy(app, 0)
+	s.waitBody("/", "message=after")
+	if c := volumeFile(s, "hello", "scheduler-conflicts.log"); c != "" {
+		t.Fatalf("two schedulers were alive at once:\n%s", c)
+	}
+	for _, in := range s.ps("hello").Instances {
+		if in.Service == "scheduler" && (in.Release == "v1" || in.Node != "node2") {
+			t.Fatalf("scheduler after the node came back: %+v", in)
+		}
+	}
+}
