@@ -129,12 +129,23 @@ func startServerRT(t *testing.T, rt string, env ...string) *server {
 // startServerArgs starts a server with extra flags.
 func startServerArgs(t *testing.T, rt string, args []string, env ...string) *server {
 	t.Helper()
+	var c *swarmtest.Cluster
+	if rt == "swarm" {
+		c = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
+	}
+	return startServerOn(t, rt, c, args, env...)
+}
+
+// startServerOn starts a server with extra flags; a swarm server's
+// runtime runs on the cluster c.
+func startServerOn(t *testing.T, rt string, c *swarmtest.Cluster, args []string, env ...string) *server {
+	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {
 		requireDocker(t)
 	}
 	if rt == "swarm" {
-		s.swarm = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
+		s.swarm = c
 		s.args = append(s.args, swarmArgs(t, s.swarm)...)
 		s.shared = t.TempDir()
 		os.Chmod(s.shared, 0o777)

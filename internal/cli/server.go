@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,10 @@ import (
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/server"
 )
+
+// registryRE is a registry as --swarm-registry takes it:
+// HOST[:PORT][/NAMESPACE], no scheme, no tag.
+var registryRE = regexp.MustCompile(`^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
 
 func newServerCmd(g *globals) *cobra.Command {
 	var cfg server.Config
@@ -68,6 +73,12 @@ activation (LISTEN_FDS) are used as they are.`,
 					cfg.SwarmNodes = map[string]string{}
 				}
 				cfg.SwarmNodes[name] = addr
+			}
+			if cfg.SwarmRegistry != "" && cfg.SwarmHost == "" {
+				return fmt.Errorf("--swarm-registry needs --swarm-host, the manager's Docker API address")
+			}
+			if r := cfg.SwarmRegistry; r != "" && !registryRE.MatchString(r) {
+				return fmt.Errorf("--swarm-registry %q: give HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team or 10.0.0.1:5000, without a scheme", r)
 			}
 			for _, c := range strings.Split(challenges, ",") {
 				switch strings.TrimSpace(c) {
@@ -136,6 +147,7 @@ activation (LISTEN_FDS) are used as they are.`,
 	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names of the docker runtime's containers, networks, volumes and images, and value of their moorage.prefix label")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
 	f.StringVar(&cfg.SwarmHost, "swarm-host", "", "a Docker Swarm manager's Docker API address (unix://, tcp://, ssh://); turns the swarm runtime on")
+	f.StringVar(&cfg.SwarmRegistry, "swarm-registry", "", "HOST[:PORT][/NAMESPACE]: a registry every swarm node can pull from; release images are pushed there and run by digest, instead of shipped to each node")
 	f.StringArrayVar(&swarmNodes, "swarm-node", nil, "NAME=ADDR: the Docker API address of the swarm node whose hostname is NAME, where images are shipped (repeatable; the manager's may be left out)")
 	f.StringVar(&cfg.HTTPSAddr, "https", ":443", "address of the proxy's HTTPS listener (off: no HTTPS)")
 	f.StringVar(&cfg.Certs.Email, "acme-email", "", "contact address of the ACME account (expiry notices)")

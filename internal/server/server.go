@@ -74,6 +74,10 @@ type Config struct {
 	// SwarmHost is a Docker Swarm manager's Docker API address; set, the
 	// swarm runtime is on (spec runtime: swarm). "" leaves it off.
 	SwarmHost string
+	// SwarmRegistry, when set, is the registry release images go through
+	// on the swarm (swarm.Options.Registry), instead of being shipped to
+	// each node.
+	SwarmRegistry string
 	// SwarmNodes maps each swarm node's hostname to its Docker API
 	// address, where images are shipped and exec/pause reach tasks.
 	SwarmNodes map[string]string
@@ -243,7 +247,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if s.cfg.SwarmHost != "" {
 		srt, err := swarm.New(ctx, swarm.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "swarm"), Prefix: prefix,
-			Host: s.cfg.SwarmHost, Nodes: s.cfg.SwarmNodes})
+			Host: s.cfg.SwarmHost, Nodes: s.cfg.SwarmNodes, Registry: s.cfg.SwarmRegistry})
 		if err != nil {
 			unavailable[swarm.Name] = err
 			s.log.Warn("swarm runtime not available", "err", err)

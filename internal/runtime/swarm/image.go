@@ -37,6 +37,13 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if out == nil {
 		out = io.Discard
 	}
+	if r.opts.Registry != "" {
+		if _, err := r.push(ctx, req.App, req.Release, a.Ref, out); err != nil {
+			r.builder.RemoveArtifact(context.WithoutCancel(ctx), r.builderArtifact(a))
+			return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
+		}
+		return a, nil
+	}
 	if err := r.ship(ctx, a.Ref, out); err != nil {
 		r.builder.RemoveArtifact(context.WithoutCancel(ctx), r.builderArtifact(a))
 		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
@@ -183,6 +190,9 @@ func (r *Runtime) imageRef(ctx context.Context, s *runtime.InstanceSpec) (string
 	if !ok {
 		return "", fmt.Errorf("image %s: %w", a.Ref, runtime.ErrArtifactGone)
 	}
+	if r.opts.Registry != "" {
+		return r.push(ctx, s.App, s.Release, a.Ref, io.Discard)
+	}
 	// A node that was down when the release was built gets the image now.
 	if err := r.ship(ctx, a.Ref, io.Discard); err != nil {
 		return "", err
@@ -208,6 +218,19 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 			r.log.Info("image left on a node", "node", name, "image", a.Ref, "err", err)
 		}
 	}
+	// The registry's tags on the manager go first (what the registry
+	// holds stays: registries collect their own garbage).
+	if r.opts.Registry != "" {
+		if img, err := r.cli.ImageInspect(ctx, a.Ref); err == nil {
+			for _, t := range img.RepoTags {
+				if strings.HasPrefix(t, strings.TrimSuffix(r.opts.Registry, "/")+"/") {
+					if _, err := r.cli.ImageRemove(ctx, t, client.ImageRemoveOptions{}); err != nil && !isNotFound(err) {
+						r.log.Info("registry tag left on the manager", "tag", t, "err", err)
+					}
+				}
+			}
+		}
+	}
 	return r.builder.RemoveArtifact(ctx, r.builderArtifact(a))
 }
 
@@ -226,4 +249,60 @@ func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool,
 // ArtifactSize is the image's size.
 func (r *Runtime) ArtifactSize(ctx context.Context, a runtime.Artifact) (int64, error) {
 	return r.builder.ArtifactSize(ctx, r.builderArtifact(a))
+}
+
+// repo is the registry repository of an app's images.
+func (r *Runtime) repo(app string) string {
+	return strings.TrimSuffix(r.opts.Registry, "/") + "/" + app
+}
+
+// push puts the image id into the registry (Options.Registry) as
+// <repo>:<release>, unless it is there already, and returns the reference
+// services name: <repo>@sha256:<manifest digest>, the same bytes on every
+// node whatever the tag later points at.
+func (r *Runtime) push(ctx context.Context, app, release, id string, out io.Writer) (string, error) {
+	repo := r.repo(app)
+	digestRef := func() (string, error) {
+		img, err := r.cli.ImageInspect(ctx, id)
+		if err != nil {
+			return "", fmt.Errorf("image %s: %w", id, err)
+		}
+		for _, d := range img.RepoDigests {
+			if strings.HasPrefix(d, repo+"@") {
+				return d, nil
+			}
+		}
+		return "", nil
+	}
+	if ref, err := digestRef(); err != nil || ref != "" {
+		return ref, err
+	}
+	tag := repo + ":" + release
+	if release == "" {
+		tag = repo + ":latest"
+	}
+	if _, err := r.cli.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: tag}); err != nil {
+		return "", fmt.Errorf("tag %s: %w", tag, err)
+	}
+	begin := time.Now()
+	// An anonymous push still carries X-Registry-Auth (an empty
+	// credential, base64 of "{}"): a 20.10 engine refuses one without.
+	res, err := r.cli.ImagePush(ctx, tag, client.ImagePushOptions{RegistryAuth: "e30="})
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", tag, err)
+	}
+	err = jsonStreamError(res)
+	res.Close()
+	if err != nil {
+		return "", fmt.Errorf("push %s to the registry (is it reachable from the manager, and does it accept pushes?): %w", tag, err)
+	}
+	ref, err := digestRef()
+	if err != nil {
+		return "", err
+	}
+	if ref == "" {
+		return "", fmt.Errorf("push %s: the manager recorded no digest for it", tag)
+	}
+	fmt.Fprintf(out, "pushed image %s to %s in %s\n", shortID(strings.TrimPrefix(id, "sha256:")), ref, time.Since(begin).Round(time.Millisecond))
+	return ref, nil
 }

@@ -105,6 +105,13 @@ type Options struct {
 	// pause and resume reach tasks through them. The manager's own entry
 	// may be left out.
 	Nodes map[string]string
+	// Registry, when set ("10.0.0.1:5000" or "registry.example.com/team"),
+	// is where release images go instead of being shipped to each node:
+	// the manager pushes <Registry>/<app>:<release>, and services name the
+	// image by its digest (<Registry>/<app>@sha256:...), which every node
+	// pulls. The nodes must reach it, and trust it (a plain-HTTP registry
+	// needs insecure-registries in each node's daemon.json).
+	Registry string
 	// LogMaxSize and LogMaxFiles rotate each instance's log (defaults 10
 	// MiB, 5 files).
 	LogMaxSize  int64
