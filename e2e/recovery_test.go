@@ -38,9 +38,9 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 		{failpoint: "after:activate", committed: true}, // its config not adopted yet
 		{failpoint: "after:prune", committed: true},
 	}
-	if rt == "docker" {
-		// Every step is covered on the process runtime; on docker a few
-		// representative points keep the suite's time in check.
+	if rt == "docker" || rt == "swarm" {
+		// Every step is covered on the process runtime; on docker and
+		// swarm a few representative points keep the suite's time in check.
 		points = only(points, "after:release", "after:start", "before:cutover", "commit:cutover", "before:singleton", "after:drain")
 	}
 	killAtEach(t, rt, points, true)

@@ -27,3 +27,12 @@ func TestSwarmMonitorRollsBack(t *testing.T) {
 	t.Parallel()
 	testMonitorRollsBack(t, "swarm")
 }
+
+// The server SIGKILLed at representative journal steps of a deploy (after
+// the release task, after the start, before and at the commit point, before
+// the singleton, after the drain) converges on restart from the swarm's
+// labels and the journal: undone before the cutover, finished after.
+func TestSwarmSIGKILLAtEveryStep(t *testing.T) {
+	t.Parallel()
+	testSIGKILLAtEveryStep(t, "swarm")
+}
