@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -128,11 +129,7 @@ func (r *Runtime) read(ctx context.Context) (*snapshot, error) {
 
 // sortTasks orders tasks newest first.
 func sortTasks(ts []swarm.Task) {
-	for i := 1; i < len(ts); i++ {
-		for j := i; j > 0 && ts[j].Meta.CreatedAt.After(ts[j-1].Meta.CreatedAt); j-- {
-			ts[j], ts[j-1] = ts[j-1], ts[j]
-		}
-	}
+	slices.SortStableFunc(ts, func(a, b swarm.Task) int { return b.Meta.CreatedAt.Compare(a.Meta.CreatedAt) })
 }
 
 // watchLoop reads task states every Poll, and the nodes every second, and
