@@ -76,7 +76,7 @@ func Converge(in ConvergeInput) *Plan {
 type convergeOptions struct {
 	startFirst bool          // start every non-singleton service before cutover (deploy)
 	monitor    time.Duration // monitor window after cutover
-	proven     bool          // the target served before: see DeployInput.Proven
+	proven     bool          // the target served before: its unrouted services start after the cutover (DeployInput.Proven)
 	// finish: the operation moves the app to the target (a deploy, not an
 	// undo): commit at the cutover, adopt the config, prune. from is the
 	// release active when planned.
@@ -148,8 +148,12 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 	}
 
 	// Start-first: routed services always before the cutover; the others
-	// too in a deploy (all-or-nothing), after it otherwise.
-	var before, after []ServiceStart
+	// too in a deploy (all-or-nothing), after it otherwise. A proven
+	// release's (a rollback's) other services start right after the
+	// cutover instead (cutBeside): traffic moves as soon as its web is
+	// healthy, and they still start beside the old ones, which stop only
+	// once they passed their whole gate.
+	var before, cutBeside, after []ServiceStart
 	for _, name := range svcs {
 		svc := t.Spec.Services[name]
 		if svc.Singleton {
@@ -160,12 +164,14 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 			continue
 		}
 		st := ServiceStart{Service: name, Release: t.Release, Indices: idx, Gate: t.gateFor(svc), Routed: svc.Routed()}
-		if o.proven && !svc.Routed() {
-			st.Gate = st.Gate.watched(o.monitor)
-		}
-		if svc.Routed() || o.startFirst {
+		switch {
+		case svc.Routed():
 			before = append(before, st)
-		} else {
+		case o.startFirst && o.proven:
+			cutBeside = append(cutBeside, st)
+		case o.startFirst:
+			before = append(before, st)
+		default:
 			after = append(after, st)
 		}
 	}
@@ -253,6 +259,9 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		steps = append(steps, s)
 	}
 
+	if len(cutBeside) > 0 {
+		steps = append(steps, Start{Release: t.Release, Starts: cutBeside})
+	}
 	sort.Strings(oldWorkers)
 	if len(oldWorkers) > 0 {
 		steps = append(steps, Stop{IDs: oldWorkers})

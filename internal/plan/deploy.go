@@ -21,11 +21,15 @@ type DeployInput struct {
 	// decides).
 	Retention *Retention
 	// Proven: the target runs an artifact and config that served before
-	// (a rollback): its workers passed their min_ready once already, so
-	// they are not made to wait it again before the cutover when a
-	// monitor window follows (it watches them for crashes, and a crash
-	// there rolls back as in any deploy). Health-checked services are
-	// still gated: traffic moves to them.
+	// (a rollback): its unrouted services (workers) passed their gates
+	// then, so traffic does not wait for them. They start right after the
+	// cutover, still beside the old workers and still gated (min_ready or
+	// their health check, in full), and the old workers stop only once
+	// they passed; one that fails its gate fails the operation after its
+	// commit point, which rolls it back (the previous release's web is
+	// still running, unrouted, and its workers were never stopped). Web
+	// services are gated before the cutover as in any deploy: traffic
+	// moves to them.
 	Proven bool
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -473,35 +474,63 @@ func TestPlanDeployNamesWhatItPrunes(t *testing.T) {
 	}
 }
 
-// A rollback's workers (a release that served before) are watched by the
-// monitor instead of waiting min_ready before the cutover; health checks
-// still gate, and without a monitor window min_ready is waited as in any
-// deploy. A deploy of new code always waits it.
-func TestProvenReleaseSkipsMinReadyOnlyWhenMonitored(t *testing.T) {
+// A rollback's workers (a release that served before, whose gates it
+// passed then) start right after the cutover, beside the old workers and
+// with their whole gate, and the old workers stop only after them: the
+// cutover waits for the web's health checks alone. With or without a
+// monitor window alike. A deploy of new code starts every worker before
+// its cutover.
+func TestProvenReleaseStartsWorkersAfterCutover(t *testing.T) {
 	sp := mustSpec(t, helloSpec)
-	gates := func(in DeployInput) map[string]string {
+	// where says, per service, when its instances start ("before" or
+	// "after" the cutover) and with which gate; order is the plan's
+	// step kinds.
+	where := func(in DeployInput) (map[string]string, []Kind) {
 		got := map[string]string{}
+		var order []Kind
+		cut := false
 		for _, s := range Deploy(in).Steps {
-			if st, ok := s.(Start); ok {
-				for _, ss := range st.Starts {
-					got[ss.Service] = ss.Gate.String()
+			order = append(order, s.Kind())
+			switch s := s.(type) {
+			case Cutover:
+				cut = true
+			case Start:
+				for _, ss := range s.Starts {
+					when := "before"
+					if cut {
+						when = "after"
+					}
+					got[ss.Service] = when + ": " + ss.Gate.String()
 				}
 			}
 		}
-		return got
+		return got, order
 	}
-	in := DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Proven: true}
-	if g := gates(in); g["worker"] != "watched by the monitor" || g["web"] != "ready on http /healthz" {
-		t.Errorf("proven, monitored: %q", g)
+	afterCut := []Kind{KindPrepare, KindAccessory, KindCheck, KindStart, KindCutover, KindStart, KindStop, KindSingleton}
+	in := DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", sp), From: "v3", Observed: v3Running(t), Proven: true}
+	g, order := where(in)
+	if g["web"] != "before: ready on http /healthz" || g["worker"] != "after: ready after 5s up" {
+		t.Errorf("proven: %q", g)
 	}
-	in.Proven = false
-	if g := gates(in); g["worker"] != "ready after 5s up" {
-		t.Errorf("not proven: worker %q", g["worker"])
+	if !slices.Equal(order[:len(afterCut)], afterCut) {
+		t.Errorf("proven: the worker does not start between the cutover and the old workers' stop: %v\n%s", order, Deploy(in))
 	}
+
 	unmonitored := *sp
 	unmonitored.Deploy.Monitor = 0
-	in = DeployInput{App: "hello", Kind: "rollback", Target: target(t, "v4", &unmonitored), From: "v3", Proven: true}
-	if g := gates(in); g["worker"] != "ready after 5s up" {
-		t.Errorf("proven, no monitor window: worker %q", g["worker"])
+	in.Target = target(t, "v4", &unmonitored)
+	if g, order := where(in); g["worker"] != "after: ready after 5s up" || !slices.Equal(order[:len(afterCut)], afterCut) {
+		t.Errorf("proven, no monitor window: %q %v", g, order)
+	}
+
+	checked := mustSpec(t, strings.Replace(helloSpec, "    command: ./hello worker\n", "    command: ./hello worker\n    health: {command: [./hello, ping]}\n", 1))
+	in.Target = target(t, "v4", checked)
+	if g, _ := where(in); g["worker"] != "after: ready when `./hello ping` passes" {
+		t.Errorf("proven, a worker with a health command: %q", g)
+	}
+
+	in = DeployInput{App: "hello", Kind: "deploy", Target: target(t, "v4", sp), From: "v3", Observed: v3Running(t)}
+	if g, _ := where(in); g["web"] != "before: ready on http /healthz" || g["worker"] != "before: ready after 5s up" {
+		t.Errorf("not proven: %q", g)
 	}
 }
