@@ -191,7 +191,14 @@ func (s *server) hello(t *testing.T, edits ...string) string {
 func (s *server) start(env ...string) {
 	s.t.Helper()
 	s.launch(env...)
-	waitFor(s.t, 30*time.Second, "server to answer", func() error {
+	// The server answers once it has recovered what a kill interrupted:
+	// on a swarm, stopping and starting services across the nodes of a
+	// loaded machine can take a minute or more.
+	wait := 30 * time.Second
+	if s.runtime == "swarm" {
+		wait = 3 * time.Minute
+	}
+	waitFor(s.t, wait, "server to answer", func() error {
 		select {
 		case <-s.exited:
 			s.t.Fatalf("server exited at start:\n%s", s.logs())

@@ -38,10 +38,13 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 		{failpoint: "after:activate", committed: true}, // its config not adopted yet
 		{failpoint: "after:prune", committed: true},
 	}
-	if rt == "docker" || rt == "swarm" {
+	switch rt {
+	case "docker":
 		// Every step is covered on the process runtime; on docker and
 		// swarm a few representative points keep the suite's time in check.
 		points = only(points, "after:release", "after:start", "before:cutover", "commit:cutover", "before:singleton", "after:drain")
+	case "swarm":
+		points = only(points, "after:start", "commit:cutover", "before:singleton")
 	}
 	killAtEach(t, rt, points, true)
 }
