@@ -39,23 +39,21 @@ func TestSwarmRegistry(t *testing.T) {
 			t.Fatalf("service %s runs %q, not the release's digest in the registry", svc, img)
 		}
 	}
-	// The workers pulled it from the registry (nothing was shipped).
-	for _, n := range c.Workers() {
-		imgs, err := n.Client.ImageList(context.Background(), client.ImageListOptions{})
-		if err != nil {
-			t.Fatal(err)
+	// Every worker that runs a task of the app pulled the image from the
+	// registry (nothing was shipped): it has the digest.
+	onWorkers := 0
+	for _, in := range s.ps("hello").Instances {
+		n := c.Node(in.Node)
+		if n == nil || n == c.Manager() {
+			continue
 		}
-		for _, im := range imgs.Items {
-			for _, d := range im.RepoDigests {
-				if strings.HasPrefix(d, reg+"/team/hello@") {
-					goto pulled
-				}
-			}
+		onWorkers++
+		if !hasDigest(t, n, reg+"/team/hello@") {
+			t.Fatalf("%s runs %s but has no image from the registry", n.Name, in.ID)
 		}
-		// A node that runs none of the app's tasks need not have it.
-		continue
-	pulled:
-		t.Logf("%s pulled the image from the registry", n.Name)
+	}
+	if onWorkers == 0 {
+		t.Fatal("no instance runs on a worker: nothing shows that the workers pulled from the registry")
 	}
 
 	setMessage(t, app, "two")
@@ -73,6 +71,24 @@ func TestSwarmRegistry(t *testing.T) {
 	}
 	checkMigrations(t, s, "hello", 2)
 	checkSingleton(t, s, "hello")
+}
+
+// hasDigest reports whether node n has an image pulled as repo@digest,
+// where prefix is "repo@".
+func hasDigest(t *testing.T, n *swarmtest.Node, prefix string) bool {
+	t.Helper()
+	imgs, err := n.Client.ImageList(context.Background(), client.ImageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range imgs.Items {
+		for _, d := range im.RepoDigests {
+			if strings.HasPrefix(d, prefix) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // serviceImages maps each running moorage service of the swarm (by its

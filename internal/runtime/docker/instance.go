@@ -16,7 +16,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
-	"github.com/moorage/moorage/internal/runtime/logs"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
@@ -262,35 +261,11 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 // removed. With Follow it keeps streaming until ctx is done or the
 // container is removed.
 func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
-	if err := r.check(); err != nil {
-		return err
+	exists := func(ctx context.Context) bool {
+		_, err := r.inspect(ctx, id)
+		return err == nil || !errors.Is(err, runtime.ErrNotFound)
 	}
-	if err := seam.ValidName("instance", id); err != nil {
-		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
-	}
-	base := logs.Find(r.opts.DataDir, id)
-	if base == "" {
-		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
-	}
-	var (
-		checked time.Time
-		exists  = true
-	)
-	lr := logs.Reader{
-		ID:   id,
-		Base: base,
-		Live: func() bool {
-			// Ask the engine at most every half second.
-			if time.Since(checked) >= 500*time.Millisecond {
-				_, err := r.inspect(ctx, id)
-				exists = err == nil || !errors.Is(err, runtime.ErrNotFound)
-				checked = time.Now()
-			}
-			return exists
-		},
-		Closed: r.ctx.Done(),
-	}
-	return lr.Read(ctx, opts, fn)
+	return seam.ReadLogs(ctx, r.check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
 }
 
 // PruneLogs deletes app's log files of instances ret.Keep does not keep

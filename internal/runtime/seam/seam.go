@@ -221,6 +221,40 @@ func LogDir(dataDir, app string) string { return filepath.Join(dataDir, "logs", 
 // LogPath is the log file of instance id of app.
 func LogPath(dataDir, app, id string) string { return filepath.Join(LogDir(dataDir, app), id+".log") }
 
+// ReadLogs is a runtime's Logs for the runtimes whose logs are copied into
+// DataDir/logs (docker, swarm): it finds instance id's log, and with Follow
+// keeps streaming while exists says the instance is still there (asked at
+// most every half second) and closed is open.
+func ReadLogs(ctx context.Context, check func() error, dataDir, id string, opts runtime.LogOptions, exists func(context.Context) bool, closed <-chan struct{}, fn func(runtime.LogLine) error) error {
+	if err := check(); err != nil {
+		return err
+	}
+	if err := ValidName("instance", id); err != nil {
+		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
+	}
+	base := logs.Find(dataDir, id)
+	if base == "" {
+		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
+	}
+	var (
+		checked time.Time
+		live    = true
+	)
+	lr := logs.Reader{
+		ID:   id,
+		Base: base,
+		Live: func() bool {
+			if time.Since(checked) >= 500*time.Millisecond {
+				live = exists(ctx)
+				checked = time.Now()
+			}
+			return live
+		},
+		Closed: closed,
+	}
+	return lr.Read(ctx, opts, fn)
+}
+
 // PruneLogs deletes app's log files (current and rotated) of instances
 // ret.Keep does not keep: first those not written to for MaxAge, then the
 // oldest until the app's logs take at most MaxBytes (see logs.Prune).

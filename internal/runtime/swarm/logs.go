@@ -115,34 +115,11 @@ func (r *Runtime) copyOnce(ctx context.Context, serviceID string, lf *logs.File,
 // stay readable after the service is removed. With Follow it keeps
 // streaming until ctx is done or the service is removed.
 func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
-	if err := r.check(); err != nil {
-		return err
+	exists := func(ctx context.Context) bool {
+		_, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
+		return err == nil || !isNotFound(err)
 	}
-	if err := seam.ValidName("instance", id); err != nil {
-		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
-	}
-	base := logs.Find(r.opts.DataDir, id)
-	if base == "" {
-		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
-	}
-	var (
-		checked time.Time
-		exists  = true
-	)
-	lr := logs.Reader{
-		ID:   id,
-		Base: base,
-		Live: func() bool {
-			if time.Since(checked) >= 500*time.Millisecond {
-				_, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
-				exists = err == nil || !isNotFound(err)
-				checked = time.Now()
-			}
-			return exists
-		},
-		Closed: r.ctx.Done(),
-	}
-	return lr.Read(ctx, opts, fn)
+	return seam.ReadLogs(ctx, r.check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
 }
 
 // PruneLogs deletes app's log files of instances ret.Keep does not keep.

@@ -16,7 +16,8 @@
 //	networks   <prefix>-<app>            an attachable overlay, DNS round robin
 //	images     built on the manager by a docker runtime of prefix
 //	           <prefix>-swarm, then shipped by image ID to every node
-//	           (Options.Nodes) and run by that ID
+//	           (Options.Nodes) and run by that ID; or pushed to
+//	           Options.Registry and run by digest
 //
 // A task's container carries the label moorage.prefix=swarm-task:<prefix>,
 // a value no runtime uses: a docker runtime on a node's engine never takes
