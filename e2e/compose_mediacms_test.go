@@ -62,7 +62,8 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-qO", "/dev/null", "http://127.0.0.1:8080/healthz"]
       interval: 1s
-      timeout: 2s
+      timeout: 10s
+      start_period: 2m
       retries: 3
     stop_grace_period: 20s
 

@@ -92,14 +92,20 @@ func TestSwarmFixtureCleansKilledRun(t *testing.T) {
 	t.Parallel()
 	Require(t)
 	slotFile := filepath.Join(t.TempDir(), "slot")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSwarmFixtureCleansKilledRun$", "-test.v")
+	// The child may wait for a slot while other tests' clusters are up
+	// (Running), as long as this test may.
+	wait := slotWait
+	if dl, ok := t.Deadline(); ok {
+		wait = time.Until(dl) - time.Minute
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSwarmFixtureCleansKilledRun$", "-test.v", "-test.timeout="+(wait+time.Minute).String())
 	cmd.Env = append(os.Environ(), "SWARMTEST_CHILD="+slotFile)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var slot int
 	if err := Poll(ctx, 50*time.Millisecond, func() (bool, error) {

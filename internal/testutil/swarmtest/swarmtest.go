@@ -47,8 +47,28 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// MaxSlots is how many clusters may run at once on one machine.
+// MaxSlots is how many slots (addresses, namespaces, directories) exist.
 const MaxSlots = 8
+
+// Running is how many clusters may be up at once on one machine, across
+// every test process: MOORAGE_SWARMTEST_CLUSTERS, default 1 (at most
+// MaxSlots). A cluster is three dockerds with their containerds and tasks;
+// on a two-core machine several at once, beside the host engine's own
+// tests, starved everything (load above 40: health checks of unrelated
+// tests timed out, swarm heartbeats were missed). Start waits for a slot
+// instead, so the swarm tests of every package run one after the other
+// while the rest of the suite runs beside them.
+func Running() int {
+	n, err := strconv.Atoi(os.Getenv("MOORAGE_SWARMTEST_CLUSTERS"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return min(n, MaxSlots)
+}
+
+// slotWait bounds how long Start waits for a slot when the test has no
+// deadline of its own.
+const slotWait = 40 * time.Minute
 
 // BaseDir holds every cluster's files: BaseDir/slotS.lock and BaseDir/sS/.
 var BaseDir = filepath.Join(os.TempDir(), "moorage-swarmtest")
@@ -133,14 +153,17 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
-	defer cancel()
 
 	c := &Cluster{t: t, opts: opts, Timings: map[string]time.Duration{}}
-	if err := c.claimSlot(); err != nil {
+	waited := time.Now()
+	if err := c.waitSlot(t); err != nil {
 		t.Fatal(err)
 	}
+	c.Timings["wait"] = time.Since(waited)
 	t.Cleanup(c.close)
+	// The bring-up's bound starts once the slot is ours.
+	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
+	defer cancel()
 	c.dir = filepath.Join(BaseDir, fmt.Sprintf("s%d", c.Slot))
 	c.HostIP = c.subnet() + ".1"
 	// A crashed run of this slot may have left anything behind.
@@ -234,8 +257,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	mark("ready")
 	c.Timings["total"] = time.Since(begin)
-	t.Logf("swarmtest: slot %d: %d nodes ready in %s (network %s, dockerd %s, init %s, join %s, ready %s)",
-		c.Slot, len(c.Nodes), c.Timings["total"].Round(time.Millisecond),
+	t.Logf("swarmtest: slot %d (waited %s for it): %d nodes ready in %s (network %s, dockerd %s, init %s, join %s, ready %s)",
+		c.Slot, c.Timings["wait"].Round(time.Millisecond), len(c.Nodes), c.Timings["total"].Round(time.Millisecond),
 		c.Timings["network"].Round(time.Millisecond), c.Timings["dockerd"].Round(time.Millisecond),
 		c.Timings["init"].Round(time.Millisecond), c.Timings["join"].Round(time.Millisecond),
 		c.Timings["ready"].Round(time.Millisecond))
@@ -508,13 +531,44 @@ func (c *Cluster) close() {
 	c.lock.Close() // releases the flock
 }
 
-// claimSlot takes the first free slot: one whose lock file nobody holds.
-// A lock held by a process that died is free again (flock). Every other
-// free slot that holds leftovers of a killed run is cleaned on the way.
+// errAllTaken: every slot a cluster may take now is held.
+var errAllTaken = errors.New("every slot is taken")
+
+// waitSlot claims a slot, waiting while Running() clusters are up (in any
+// process) until the test's deadline.
+func (c *Cluster) waitSlot(t testing.TB) error {
+	deadline := time.Now().Add(slotWait)
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if dl, ok := d.Deadline(); ok {
+			deadline = dl.Add(-time.Minute)
+		}
+	}
+	told := false
+	for {
+		err := c.claimSlot()
+		if !errors.Is(err, errAllTaken) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("swarmtest: no free slot until the test's deadline: %d cluster(s) may run at once (MOORAGE_SWARMTEST_CLUSTERS) and all are taken (locks in %s)", Running(), BaseDir)
+		}
+		if !told {
+			t.Logf("swarmtest: %d cluster(s) already up on this machine (MOORAGE_SWARMTEST_CLUSTERS=%d); waiting for one to end", Running(), Running())
+			told = true
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// claimSlot takes the first free slot among the first Running(): one whose
+// lock file nobody holds. A lock held by a process that died is free again
+// (flock). Every other free slot that holds leftovers of a killed run is
+// cleaned on the way.
 func (c *Cluster) claimSlot() error {
 	if err := os.MkdirAll(BaseDir, 0o700); err != nil {
 		return err
 	}
+	running := Running()
 	for s := 0; s < MaxSlots; s++ {
 		f, err := os.OpenFile(filepath.Join(BaseDir, fmt.Sprintf("slot%d.lock", s)), os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
@@ -524,7 +578,7 @@ func (c *Cluster) claimSlot() error {
 			f.Close()
 			continue
 		}
-		if c.lock == nil {
+		if c.lock == nil && s < running {
 			f.Truncate(0)
 			f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
 			c.Slot, c.lock = s, f
@@ -540,7 +594,7 @@ func (c *Cluster) claimSlot() error {
 		f.Close()
 	}
 	if c.lock == nil {
-		return fmt.Errorf("swarmtest: all %d slots are taken (locks in %s)", MaxSlots, BaseDir)
+		return errAllTaken
 	}
 	return nil
 }
