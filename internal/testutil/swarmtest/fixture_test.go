@@ -21,18 +21,20 @@ import (
 func TestSwarmShared(t *testing.T) {
 	t.Parallel()
 	c, img := startWithImage(t, Options{})
-	// They run at once: each has services of its own names, the others
-	// name the image by ID (ImageByID moves node2's tag elsewhere).
-	for name, f := range map[string]func(*testing.T, *Cluster, *Image){
-		"Fixture":    func(t *testing.T, c *Cluster, _ *Image) { testFixture(t, c) },
-		"ReleaseJob": testReleaseJob,
-		"WebReach":   testWebReach,
-		"ImageByID":  testImageByID,
+	// One after the other, never t.Parallel: parallel subtests wait for a
+	// slot of -parallel while this test holds the cluster, and the other
+	// tests of the package may fill every such slot waiting for a cluster
+	// (Running): a deadlock, seen in a full run.
+	for _, sub := range []struct {
+		name string
+		f    func(*testing.T, *Cluster, *Image)
+	}{
+		{"Fixture", func(t *testing.T, c *Cluster, _ *Image) { testFixture(t, c) }},
+		{"ReleaseJob", testReleaseJob},
+		{"WebReach", testWebReach},
+		{"ImageByID", testImageByID}, // last: it moves node2's tag elsewhere
 	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			f(t, c, img)
-		})
+		t.Run(sub.name, func(t *testing.T) { sub.f(t, c, img) })
 	}
 }
 
