@@ -258,3 +258,39 @@ func BackupOf(b *store.Backup) Backup {
 		Status: b.Status, Error: b.Error, Trigger: b.Trigger, Release: b.Release, CreatedAt: b.CreatedAt,
 		VerifiedAt: b.VerifiedAt, VerifyError: b.VerifyError}
 }
+
+// LogLine is one line an instance printed, as GET /v1/apps/{app}/logs
+// streams it (one JSON object a line; a last {"error": ...} says why the
+// stream stopped).
+type LogLine struct {
+	Time     time.Time `json:"time"`
+	Instance string    `json:"instance"`
+	Stream   string    `json:"stream"` // "stdout" or "stderr"
+	Text     string    `json:"text"`
+}
+
+// CertInfo describes one certificate of GET /v1/certs (`moorage certs`).
+type CertInfo struct {
+	App    string   `json:"app"`
+	Mode   string   `json:"mode"`  // auto, internal or files (the route's tls:)
+	Names  []string `json:"names"` // what it covers; for a pending one, the hosts it will cover
+	Status string   `json:"status"`
+	Issuer string   `json:"issuer,omitempty"`
+	Serial string   `json:"serial,omitempty"` // hex
+	// NotBefore and NotAfter bound the certificate's validity (zero: none
+	// yet).
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	// LastRenewal is when it was last obtained or renewed (ACME, internal)
+	// or loaded from its files (own certificates), by the server process.
+	LastRenewal time.Time `json:"last_renewal,omitzero"`
+	// LastError is the last failure to obtain, renew or reload it, cleared
+	// by the next success.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// NextAttempt is when a certificate that could not be obtained is
+	// tried again (ACME; zero when no attempt is waiting).
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Managed: moorage renews it (auto, internal); false for own files.
+	Managed bool `json:"managed"`
+}

@@ -341,7 +341,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
 	err := s.Query.Logs(r.Context(), req, func(l runtime.LogLine) error {
-		if err := enc.Encode(l); err != nil {
+		if err := enc.Encode(logLineOf(l)); err != nil {
 			return err
 		}
 		if req.Follow {
@@ -539,12 +539,12 @@ func (s *Server) app(w http.ResponseWriter, r *http.Request) (string, bool) {
 const httpsOff = "HTTPS is off on this server (it was started with --https off): it has no certificates; restart it with --https :443 (or another address) to serve HTTPS"
 
 func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
-	out := []certs.Info{}
+	out := []api.CertInfo{}
 	if s.Certs != nil {
 		app := r.URL.Query().Get("app")
 		for _, c := range s.Certs.List() {
 			if app == "" || c.App == app {
-				out = append(out, c)
+				out = append(out, certInfoOf(c))
 			}
 		}
 	}

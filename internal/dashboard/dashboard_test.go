@@ -89,7 +89,7 @@ func TestDashboardTemplatesEscape(t *testing.T) {
 	app := &AppPage{Row: ov.Apps[0], Status: &api.AppStatus{Cause: evil},
 		ConfigKeys: []ConfigKey{{Key: evil}, {Key: evil, Secret: true}}}
 	logs := &LogsPage{App: evil, Service: evil, Filter: evil, Services: []string{evil}, Query: "q=" + evil,
-		Lines: []runtime.LogLine{{Time: time.Now(), Instance: evil, Stream: "stdout", Text: evil}}}
+		Lines: []api.LogLine{{Time: time.Now(), Instance: evil, Stream: "stdout", Text: evil}}}
 	srv := &ServerPage{Disk: &api.DiskUsage{}, Audit: []api.AuditEntry{{At: time.Now(), User: evil, IP: evil, Action: "login", Target: evil, Outcome: evil}},
 		Users: []api.DashboardUser{{Name: evil, Role: api.RoleOperator}}}
 	for name, data := range map[string]any{"overview": ov, "app": app, "logs": logs, "server": srv} {

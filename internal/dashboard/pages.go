@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/client"
 	"github.com/moorage/moorage/internal/runtime"
 )
@@ -211,7 +210,7 @@ type AppPage struct {
 	Releases    []api.Release
 	Deploys     []api.Deploy
 	ConfigKeys  []ConfigKey
-	Certs       []certs.Info
+	Certs       []api.CertInfo
 	Backups     []api.Backup
 	Volumes     []VolumeRow
 	Accessories []string
@@ -397,7 +396,7 @@ type LogsPage struct {
 	Service  string
 	Filter   string
 	Services []string
-	Lines    []runtime.LogLine
+	Lines    []api.LogLine
 	Query    string // the filter as a query string, for the event stream
 }
 
@@ -431,7 +430,7 @@ func (d *Dashboard) logs(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	err = c.Logs(ctx, app, client.LogsOptions{Service: lp.Service, Tail: logTail}, func(l runtime.LogLine) {
+	err = c.Logs(ctx, app, client.LogsOptions{Service: lp.Service, Tail: logTail}, func(l api.LogLine) {
 		if lp.Filter == "" || strings.Contains(l.Text, lp.Filter) {
 			lp.Lines = append(lp.Lines, l)
 		}
@@ -455,7 +454,7 @@ func (d *Dashboard) logEvents(w http.ResponseWriter, r *http.Request, s *session
 	}
 	service, filter := logFilter(r)
 	start := time.Now()
-	err := d.as(r, s).Logs(r.Context(), r.PathValue("app"), client.LogsOptions{Service: service, Follow: true, Since: start.UTC().Format(time.RFC3339)}, func(l runtime.LogLine) {
+	err := d.as(r, s).Logs(r.Context(), r.PathValue("app"), client.LogsOptions{Service: service, Follow: true, Since: start.UTC().Format(time.RFC3339)}, func(l api.LogLine) {
 		if filter != "" && !strings.Contains(l.Text, filter) {
 			return
 		}

@@ -1,0 +1,44 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/runtime"
+)
+
+// sameJSON fails unless the server's value, which sets every field, and
+// its wire form encode to the same JSON.
+func sameJSON(t *testing.T, server, wire any) {
+	t.Helper()
+	v := reflect.ValueOf(server)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Errorf("%s.%s is not set: set every field, so that the test compares it", v.Type(), v.Type().Field(i).Name)
+		}
+	}
+	a, err := json.Marshal(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("%T's JSON changed:\n was %s\n now %s", wire, a, b)
+	}
+}
+
+func TestWireJSON(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
+	l := runtime.LogLine{Time: at, Instance: "web-v1-1", Stream: "stderr", Text: "boom"}
+	sameJSON(t, l, logLineOf(l))
+	c := certs.Info{App: "shop", Mode: "auto", Names: []string{"shop.example"}, Status: "failed", Issuer: "LE", Serial: "0a",
+		NotBefore: at, NotAfter: at.Add(time.Hour), LastRenewal: at.Add(time.Minute), LastError: "rate limited",
+		LastErrorAt: at.Add(2 * time.Minute), NextAttempt: at.Add(3 * time.Minute), Managed: true}
+	sameJSON(t, c, certInfoOf(c))
+}
