@@ -1,11 +1,6 @@
 package api
 
-import (
-	"time"
-
-	"github.com/moorage/moorage/internal/runtime"
-	"github.com/moorage/moorage/internal/store"
-)
+import "time"
 
 // The wire types of operations and app state: the engine emits and
 // returns these (internal/engine aliases them), and clients read them.
@@ -99,9 +94,47 @@ type RuntimeHealth struct {
 	Error     string `json:"error,omitempty"` // why it does not answer
 }
 
+// Instance is an instance a runtime reports.
+type Instance struct {
+	ID      string `json:"id"`
+	App     string `json:"app"`
+	Service string `json:"service"`
+	Release string `json:"release"`
+	Index   int    `json:"index"`
+	Kind    string `json:"kind"` // "service", "accessory" or "task"
+	Hash    string `json:"hash,omitempty"`
+
+	State string `json:"state"` // "running", "restarting" or "exited"
+	// Addr is host:port where the server reaches the instance's port.
+	Addr string `json:"addr,omitempty"`
+	// Host and Port are how other instances of the app reach it.
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port,omitempty"`
+
+	// Node is the machine the instance runs on (swarm: the node's
+	// hostname); "" on single-host runtimes.
+	Node string `json:"node,omitempty"`
+	// Unreachable is set when the instance's machine is down, so that its
+	// state cannot be known.
+	Unreachable bool `json:"unreachable,omitempty"`
+
+	// Paused is set while a running instance is frozen.
+	Paused bool `json:"paused,omitempty"`
+
+	// Health is the image's own health check status when it has one:
+	// "starting", "healthy" or "unhealthy". InstanceStatus's Health
+	// hides it on the wire.
+	Health string `json:"health,omitempty"`
+
+	PID       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"started_at"` // last (re)start
+	Restarts  int       `json:"restarts"`
+	ExitCode  int       `json:"exit_code"` // last exit; -1 when killed by a signal
+}
+
 // InstanceStatus is an instance as `moorage ps` shows it.
 type InstanceStatus struct {
-	runtime.Instance
+	Instance
 	Runtime string `json:"runtime"`
 	Routed  bool   `json:"routed"`
 	// Health is "healthy", "unhealthy" (with LastError) or "" when the proxy
@@ -119,8 +152,8 @@ type AppStatus struct {
 	Since     time.Time        `json:"since,omitempty"`
 	Formation map[string]int   `json:"formation,omitempty"`
 	Instances []InstanceStatus `json:"instances"`
-	Lock      *store.Lock      `json:"lock,omitempty"`
-	Events    []store.Event    `json:"events,omitempty"` // recent crashes and errors
+	Lock      *Lock            `json:"lock,omitempty"`
+	Events    []AppEvent       `json:"events,omitempty"` // recent crashes and errors
 	// Backups is the latest backup of each volume and accessory: a failed
 	// one shows here until a later one succeeds.
 	Backups []BackupStatus `json:"backups,omitempty"`
@@ -128,6 +161,30 @@ type AppStatus struct {
 	Maintenance *Maintenance `json:"maintenance,omitempty"`
 	// StoppedAccessories were stopped with `moorage accessory stop`.
 	StoppedAccessories []string `json:"stopped_accessories,omitempty"`
+}
+
+// Lock is the lock an operation holds on an app. Its fields go on the wire
+// under their Go names.
+type Lock struct {
+	App         string    `json:"App"`
+	Owner       string    `json:"Owner"`     // who: "alice@laptop (pid 123)"
+	Operation   string    `json:"Operation"` // what: "deploy v7", "rollback to v3"
+	DeployID    int64     `json:"DeployID"`
+	Server      string    `json:"Server"` // the server process holding it
+	AcquiredAt  time.Time `json:"AcquiredAt"`
+	HeartbeatAt time.Time `json:"HeartbeatAt"`
+}
+
+// AppEvent is something that happened to an app outside an operation's
+// stream: a crash, an error, a backup, a recovery. Its fields go on the
+// wire under their Go names.
+type AppEvent struct {
+	ID       int64     `json:"ID"`
+	App      string    `json:"App"`
+	Time     time.Time `json:"Time"`
+	Kind     string    `json:"Kind"` // "crash", "error", "backup", "recover", ...
+	Instance string    `json:"Instance"`
+	Message  string    `json:"Message"`
 }
 
 // BackupStatus is the latest backup of one volume or accessory.

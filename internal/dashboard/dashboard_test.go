@@ -21,9 +21,9 @@ func overviewOf50() *Overview {
 			LastDeploy: &api.Deploy{ID: int64(100 + i), App: fmt.Sprintf("app%02d", i), Kind: "deploy", Status: "succeeded", StartedAt: time.Now().Add(-time.Hour)},
 			ReqRate:    12.5, ErrRate: 0.1, Requests: 123456, Errors: 12}
 		for j := range 6 {
-			row.Instances = append(row.Instances, api.InstanceStatus{Instance: runtime.Instance{
-				ID: fmt.Sprintf("app%02d-web-v12-%d", i, j), Service: "web", Index: j + 1, Kind: runtime.KindService,
-				State: runtime.StateRunning, Restarts: j}, Health: "healthy"})
+			row.Instances = append(row.Instances, api.InstanceStatus{Instance: api.Instance{
+				ID: fmt.Sprintf("app%02d-web-v12-%d", i, j), Service: "web", Index: j + 1, Kind: string(runtime.KindService),
+				State: string(runtime.StateRunning), Restarts: j}, Health: "healthy"})
 		}
 		ov.Apps = append(ov.Apps, row)
 	}

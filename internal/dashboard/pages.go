@@ -83,12 +83,12 @@ func fillRow(row *AppRow, st *api.AppStatus) {
 	row.Maintenance = st.Maintenance != nil
 	running, bad := 0, 0
 	for _, in := range st.Instances {
-		if in.Kind == runtime.KindTask {
+		if in.Kind == string(runtime.KindTask) {
 			continue
 		}
 		row.Instances = append(row.Instances, in)
 		row.Restarts += in.Restarts
-		if in.State == runtime.StateRunning && in.Health != "unhealthy" {
+		if in.State == string(runtime.StateRunning) && in.Health != "unhealthy" {
 			running++
 		} else {
 			bad++
@@ -288,7 +288,7 @@ func (d *Dashboard) appData(ctx context.Context, c *client.Client, app string) (
 	}
 	seen := map[string]bool{}
 	for _, in := range st.Instances {
-		if in.Kind == runtime.KindAccessory && !seen[in.Service] {
+		if in.Kind == string(runtime.KindAccessory) && !seen[in.Service] {
 			seen[in.Service] = true
 			ap.Accessories = append(ap.Accessories, in.Service)
 		}
@@ -423,7 +423,7 @@ func (d *Dashboard) logs(w http.ResponseWriter, r *http.Request, s *session) {
 		lp.Services = append(lp.Services, name)
 	}
 	for _, in := range st.Instances {
-		if !seen[in.Service] && in.Kind != runtime.KindTask {
+		if !seen[in.Service] && in.Kind != string(runtime.KindTask) {
 			seen[in.Service] = true
 			lp.Services = append(lp.Services, in.Service)
 		}
