@@ -168,7 +168,7 @@ func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
 	out := []api.Release{}
 	gone := s.Engine.ArtifactsGone(r.Context(), rels)
 	for _, rel := range rels {
-		ar := api.ReleaseOf(rel)
+		ar := releaseOf(rel)
 		ar.Pruned = gone[rel.Version]
 		out = append(out, ar)
 	}
@@ -188,7 +188,7 @@ func (s *Server) deploys(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []api.Deploy{}
 	for _, d := range ds {
-		out = append(out, api.DeployOf(d))
+		out = append(out, deployOf(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -204,7 +204,7 @@ func (s *Server) deployOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no deploy #%d of %s", id, r.PathValue("app")))
 		return
 	}
-	writeJSON(w, http.StatusOK, api.DeployOf(d))
+	writeJSON(w, http.StatusOK, deployOf(d))
 }
 
 // deploy receives an upload (a gzip tar of the app directory), checks its
@@ -420,7 +420,7 @@ func (s *Server) backups(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []api.Backup{}
 	for _, b := range bs {
-		out = append(out, api.BackupOf(b))
+		out = append(out, backupOf(b))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -471,7 +471,7 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, api.BackupOf(b))
+	writeJSON(w, http.StatusOK, backupOf(b))
 }
 
 func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/store"
 )
 
 // sameJSON fails unless the server's value, which sets every field, and
@@ -41,4 +42,10 @@ func TestWireJSON(t *testing.T) {
 		NotBefore: at, NotAfter: at.Add(time.Hour), LastRenewal: at.Add(time.Minute), LastError: "rate limited",
 		LastErrorAt: at.Add(2 * time.Minute), NextAttempt: at.Add(3 * time.Minute), Managed: true}
 	sameJSON(t, c, certInfoOf(c))
+	commit := store.Commit{SHA: "0123456789abcdef0123456789abcdef01234567", Branch: "main", Author: "Alice <a@example.com>",
+		Message: "Add notes", Describe: "v1.2-3-g0123456-dirty"}
+	sameJSON(t, commit, releaseOf(&store.Release{App: "shop", Version: 3, Commit: &commit}).Commit)
+	if rel := releaseOf(&store.Release{App: "shop", Version: 3}); rel.Commit != nil {
+		t.Errorf("a release without a commit has %+v", rel.Commit)
+	}
 }
