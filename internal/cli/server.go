@@ -15,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/server"
 )
@@ -170,7 +169,7 @@ activation (LISTEN_FDS) are used as they are.`,
 // certsFallback collects the fallback issuer flags.
 type certsFallback struct{ ca, kid, hmac string }
 
-func (f certsFallback) apply(o *certs.Options) error {
+func (f certsFallback) apply(o *server.CertsConfig) error {
 	if f.ca == "" {
 		if f.kid != "" || f.hmac != "" {
 			return fmt.Errorf("--acme-fallback-eab-kid and --acme-fallback-eab-hmac need --acme-fallback-ca")
@@ -180,7 +179,7 @@ func (f certsFallback) apply(o *certs.Options) error {
 	if (f.kid == "") != (f.hmac == "") {
 		return fmt.Errorf("give both --acme-fallback-eab-kid and --acme-fallback-eab-hmac, or neither")
 	}
-	o.Fallback = &certs.Issuer{CA: f.ca, EABKeyID: f.kid, EABMACKey: f.hmac}
+	o.FallbackCA, o.FallbackEABKeyID, o.FallbackEABMACKey = f.ca, f.kid, f.hmac
 	return nil
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/client"
 	"github.com/moorage/moorage/internal/server"
 	"github.com/moorage/moorage/internal/spec"
@@ -106,10 +105,8 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 
 // warnTLSIgnored says which routes' tls: moorage up ignores without --https.
 func warnTLSIgnored(g *globals, sp *spec.Spec) {
-	for _, s := range certs.SitesOf(sp) {
-		if certs.HasTLS([]certs.Site{s}) {
-			fmt.Fprintf(g.stderr, "warning: service %s has tls: %s, but moorage up has HTTPS off: it is served over plain HTTP, without redirects or HSTS (for HTTPS in a dev run: moorage up --https 127.0.0.1:8443 with tls: internal, trusting .moorage/certs/internal/root.crt)\n", s.Service, s.Mode)
-		}
+	for _, s := range server.TLSSitesOf(sp) {
+		fmt.Fprintf(g.stderr, "warning: service %s has tls: %s, but moorage up has HTTPS off: it is served over plain HTTP, without redirects or HSTS (for HTTPS in a dev run: moorage up --https 127.0.0.1:8443 with tls: internal, trusting .moorage/certs/internal/root.crt)\n", s.Service, s.Mode)
 	}
 }
 

@@ -43,6 +43,7 @@ import (
 	"github.com/moorage/moorage/internal/runtime/process"
 	"github.com/moorage/moorage/internal/runtime/swarm"
 	"github.com/moorage/moorage/internal/secrets"
+	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 	"github.com/moorage/moorage/internal/version"
 )
@@ -90,9 +91,9 @@ type Config struct {
 	// PlainWhenHTTPSOff: with HTTPS off, routes with tls: are served over
 	// plain HTTP (moorage up, a dev run) instead of refused at deploy time.
 	PlainWhenHTTPSOff bool
-	// Certs configures certificates (ACME, the internal CA); DataDir,
-	// Logger and the listener addresses are filled in by Start.
-	Certs certs.Options
+	// Certs configures certificates (ACME, the internal CA); Start adds
+	// the data dir, the logger and the listener addresses.
+	Certs CertsConfig
 	// MetricsAddr serves Prometheus metrics at /metrics ("" = off).
 	MetricsAddr string
 	// AccessLog receives the proxy's JSON access log (nil = none).
@@ -113,6 +114,59 @@ const DefaultDrainTimeout = 30 * time.Second
 
 // HTTPSOff as Config.HTTPSAddr turns HTTPS off.
 const HTTPSOff = "off"
+
+// CertsConfig configures the HTTPS listener's certificates: the ACME
+// issuers and the internal CA (certs.Options).
+type CertsConfig struct {
+	// Email is the ACME account's contact (expiry and policy notices).
+	Email string
+	// CA is the ACME directory URL (default Let's Encrypt production).
+	CA string
+	// Staging uses Let's Encrypt's staging directory (untrusted
+	// certificates, generous rate limits) instead; not with CA.
+	Staging bool
+	// CARoot is a PEM file of root certificates to trust, besides the
+	// system's, for the ACME servers' own HTTPS (a private ACME CA, and
+	// the fallback's).
+	CARoot string
+	// FallbackCA, when set, is the ACME directory of an issuer tried when
+	// CA fails to issue (e.g. ZeroSSL), with its External Account Binding
+	// key ID and HMAC key (base64url) if it requires one.
+	FallbackCA, FallbackEABKeyID, FallbackEABMACKey string
+	// ExtraIPs are added to every IP certificate of the internal CA: the
+	// server's public addresses when it is reached through NAT.
+	ExtraIPs []net.IP
+	// DisableHTTPChallenge and DisableTLSALPNChallenge turn one ACME
+	// challenge off (for example when port 80 is not reachable from the
+	// internet).
+	DisableHTTPChallenge, DisableTLSALPNChallenge bool
+}
+
+// options are c's certs.Options, without the data dir, the logger and the
+// listener addresses.
+func (c CertsConfig) options() certs.Options {
+	o := certs.Options{Email: c.Email, CA: c.CA, Staging: c.Staging, CARoot: c.CARoot, ExtraIPs: c.ExtraIPs,
+		DisableHTTPChallenge: c.DisableHTTPChallenge, DisableTLSALPNChallenge: c.DisableTLSALPNChallenge}
+	if c.FallbackCA != "" {
+		o.Fallback = &certs.Issuer{CA: c.FallbackCA, EABKeyID: c.FallbackEABKeyID, EABMACKey: c.FallbackEABMACKey}
+	}
+	return o
+}
+
+// TLSSite is a routed service with tls: on, and its tls: mode.
+type TLSSite struct{ Service, Mode string }
+
+// TLSSitesOf returns sp's routed services with tls: on: the ones a server
+// with HTTPS off refuses, or serves over plain HTTP with PlainWhenHTTPSOff.
+func TLSSitesOf(sp *spec.Spec) []TLSSite {
+	var out []TLSSite
+	for _, s := range certs.SitesOf(sp) {
+		if certs.HasTLS([]certs.Site{s}) {
+			out = append(out, TLSSite{Service: s.Service, Mode: s.Mode})
+		}
+	}
+	return out
+}
 
 // Server is a running moorage server.
 type Server struct {
@@ -303,7 +357,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	var challenge func(http.ResponseWriter, *http.Request) bool
 	httpsPort := 0
 	if httpsOn {
-		co := s.cfg.Certs
+		co := s.cfg.Certs.options()
 		co.DataDir, co.Logger = s.cfg.DataDir, s.log.With("component", "certs")
 		co.HTTPAddr, co.HTTPSAddr = s.httpLn.Addr().String(), s.httpsLn.Addr().String()
 		if s.certs, err = certs.New(co); err != nil {
