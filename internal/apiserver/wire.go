@@ -5,6 +5,7 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/preflight"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -59,4 +60,16 @@ func backupOf(b *store.Backup) api.Backup {
 	return api.Backup{ID: b.ID, Kind: b.Kind, Target: b.Target, Path: b.Path, Size: b.Size, SHA256: b.SHA256,
 		Status: b.Status, Error: b.Error, Trigger: b.Trigger, Release: b.Release, CreatedAt: b.CreatedAt,
 		VerifiedAt: b.VerifiedAt, VerifyError: b.VerifyError}
+}
+
+// checkReportOf is r on the wire.
+func checkReportOf(r *preflight.Report) api.CheckReport {
+	out := api.CheckReport{App: r.App, Runtime: r.Runtime, Plan: r.Plan, PlanNote: r.PlanNote}
+	if r.Results != nil {
+		out.Results = make([]api.CheckResult, 0, len(r.Results))
+	}
+	for _, x := range r.Results {
+		out.Results = append(out.Results, api.CheckResult(x))
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/preflight"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
@@ -45,7 +46,28 @@ func TestWireJSON(t *testing.T) {
 	commit := store.Commit{SHA: "0123456789abcdef0123456789abcdef01234567", Branch: "main", Author: "Alice <a@example.com>",
 		Message: "Add notes", Describe: "v1.2-3-g0123456-dirty"}
 	sameJSON(t, commit, releaseOf(&store.Release{App: "shop", Version: 3, Commit: &commit}).Commit)
+	rep := preflight.Report{App: "shop", Runtime: "docker", Plan: "build v4", PlanNote: "no plan",
+		Results: []preflight.Result{{Name: "checks[0]", Status: preflight.Warn, Message: "slow", Fix: "speed it up", Output: "ok\n", Seconds: 1.5}}}
+	sameJSON(t, rep, checkReportOf(&rep))
+	sameJSON(t, rep.Results[0], checkReportOf(&rep).Results[0])
+	if a, b := sameBytes(t, preflight.Report{}, checkReportOf(&preflight.Report{})); a != b {
+		t.Errorf("an empty report's JSON changed:\n was %s\n now %s", a, b)
+	}
 	if rel := releaseOf(&store.Release{App: "shop", Version: 3}); rel.Commit != nil {
 		t.Errorf("a release without a commit has %+v", rel.Commit)
 	}
+}
+
+// sameBytes returns the JSON of a and of b.
+func sameBytes(t *testing.T, a, b any) (string, string) {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ja), string(jb)
 }
