@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/preflight"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
@@ -53,6 +55,9 @@ func TestWireJSON(t *testing.T) {
 	if a, b := sameBytes(t, preflight.Report{}, checkReportOf(&preflight.Report{})); a != b {
 		t.Errorf("an empty report's JSON changed:\n was %s\n now %s", a, b)
 	}
+	tgt := api.NotifierTarget{Kind: "email", URL: "https://hooks.example/x", Secret: "k", SMTP: "mx:587", From: "a@example.com",
+		To: []string{"ops@example.com"}, Username: "u", Password: "p", Insecure: true, CAFile: "/etc/ca.pem"}
+	sameJSON(t, tgt, notify.Target(tgt)) // the client sends the one, the server seals the other
 	if rel := releaseOf(&store.Release{App: "shop", Version: 3}); rel.Commit != nil {
 		t.Errorf("a release without a commit has %+v", rel.Commit)
 	}
