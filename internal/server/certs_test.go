@@ -22,10 +22,10 @@ func TestCertsConfigOptions(t *testing.T) {
 	want := certs.Options{Email: c.Email, CA: c.CA, Staging: true, CARoot: c.CARoot,
 		Fallback: &certs.Issuer{CA: c.FallbackCA, EABKeyID: "kid", EABMACKey: "hmac"},
 		ExtraIPs: c.ExtraIPs, DisableHTTPChallenge: true, DisableTLSALPNChallenge: true}
-	if got := c.options(); !reflect.DeepEqual(got, want) {
-		t.Errorf("options() = %+v\nwant %+v", got, want)
+	if got := certsOptions(c); !reflect.DeepEqual(got, want) {
+		t.Errorf("certsOptions = %+v\nwant %+v", got, want)
 	}
-	if o := (CertsConfig{CA: c.CA}).options(); o.Fallback != nil {
+	if o := certsOptions(CertsConfig{CA: c.CA}); o.Fallback != nil {
 		t.Errorf("no FallbackCA, but a fallback issuer: %+v", o.Fallback)
 	}
 }
