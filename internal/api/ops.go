@@ -101,10 +101,10 @@ type Instance struct {
 	Service string `json:"service"`
 	Release string `json:"release"`
 	Index   int    `json:"index"`
-	Kind    string `json:"kind"` // "service", "accessory" or "task"
+	Kind    string `json:"kind"` // InstanceService, InstanceAccessory or InstanceTask
 	Hash    string `json:"hash,omitempty"`
 
-	State string `json:"state"` // "running", "restarting" or "exited"
+	State string `json:"state"` // InstanceRunning, InstanceRestarting or InstanceExited
 	// Addr is host:port where the server reaches the instance's port.
 	Addr string `json:"addr,omitempty"`
 	// Host and Port are how other instances of the app reach it.
@@ -131,6 +131,20 @@ type Instance struct {
 	Restarts  int       `json:"restarts"`
 	ExitCode  int       `json:"exit_code"` // last exit; -1 when killed by a signal
 }
+
+// Instance kinds (Instance.Kind; internal/runtime's Kind).
+const (
+	InstanceService   = "service"   // a replica of a service of a release
+	InstanceAccessory = "accessory" // a long-lived dependency; Release is ""
+	InstanceTask      = "task"      // a one-off: release task, check, `moorage run`
+)
+
+// Instance states (Instance.State; internal/runtime's State).
+const (
+	InstanceRunning    = "running"    // the process is up
+	InstanceRestarting = "restarting" // it crashed; the runtime restarts it after a backoff
+	InstanceExited     = "exited"     // stopped, or gone while nobody supervised it
+)
 
 // InstanceStatus is an instance as `moorage ps` shows it.
 type InstanceStatus struct {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/runtime"
 )
 
 // overviewOf50 is an overview of 50 apps with 6 instances each.
@@ -22,8 +21,8 @@ func overviewOf50() *Overview {
 			ReqRate:    12.5, ErrRate: 0.1, Requests: 123456, Errors: 12}
 		for j := range 6 {
 			row.Instances = append(row.Instances, api.InstanceStatus{Instance: api.Instance{
-				ID: fmt.Sprintf("app%02d-web-v12-%d", i, j), Service: "web", Index: j + 1, Kind: string(runtime.KindService),
-				State: string(runtime.StateRunning), Restarts: j}, Health: "healthy"})
+				ID: fmt.Sprintf("app%02d-web-v12-%d", i, j), Service: "web", Index: j + 1, Kind: api.InstanceService,
+				State: api.InstanceRunning, Restarts: j}, Health: "healthy"})
 		}
 		ov.Apps = append(ov.Apps, row)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/runtime"
 )
 
 // AppRow is one app of the overview.
@@ -83,12 +82,12 @@ func fillRow(row *AppRow, st *api.AppStatus) {
 	row.Maintenance = st.Maintenance != nil
 	running, bad := 0, 0
 	for _, in := range st.Instances {
-		if in.Kind == string(runtime.KindTask) {
+		if in.Kind == api.InstanceTask {
 			continue
 		}
 		row.Instances = append(row.Instances, in)
 		row.Restarts += in.Restarts
-		if in.State == string(runtime.StateRunning) && in.Health != "unhealthy" {
+		if in.State == api.InstanceRunning && in.Health != "unhealthy" {
 			running++
 		} else {
 			bad++
@@ -288,7 +287,7 @@ func (d *Dashboard) appData(ctx context.Context, c *client.Client, app string) (
 	}
 	seen := map[string]bool{}
 	for _, in := range st.Instances {
-		if in.Kind == string(runtime.KindAccessory) && !seen[in.Service] {
+		if in.Kind == api.InstanceAccessory && !seen[in.Service] {
 			seen[in.Service] = true
 			ap.Accessories = append(ap.Accessories, in.Service)
 		}
@@ -423,7 +422,7 @@ func (d *Dashboard) logs(w http.ResponseWriter, r *http.Request, s *session) {
 		lp.Services = append(lp.Services, name)
 	}
 	for _, in := range st.Instances {
-		if !seen[in.Service] && in.Kind != string(runtime.KindTask) {
+		if !seen[in.Service] && in.Kind != api.InstanceTask {
 			seen[in.Service] = true
 			lp.Services = append(lp.Services, in.Service)
 		}

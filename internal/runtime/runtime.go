@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -37,21 +38,21 @@ var (
 // Kind says what an instance is for.
 type Kind string
 
-// Instance kinds.
+// Instance kinds (the wire's, internal/api).
 const (
-	KindService   Kind = "service"   // a replica of a service of a release
-	KindAccessory Kind = "accessory" // a long-lived dependency; Release is ""
-	KindTask      Kind = "task"      // a one-off: release task, check, `moorage run`
+	KindService   Kind = api.InstanceService   // a replica of a service of a release
+	KindAccessory Kind = api.InstanceAccessory // a long-lived dependency; Release is ""
+	KindTask      Kind = api.InstanceTask      // a one-off: release task, check, `moorage run`
 )
 
 // State is an instance's observed state.
 type State string
 
-// Instance states.
+// Instance states (the wire's, internal/api).
 const (
-	StateRunning    State = "running"    // the process is up
-	StateRestarting State = "restarting" // it crashed; the runtime restarts it after a backoff
-	StateExited     State = "exited"     // stopped, or gone while nobody supervised it
+	StateRunning    State = api.InstanceRunning    // the process is up
+	StateRestarting State = api.InstanceRestarting // it crashed; the runtime restarts it after a backoff
+	StateExited     State = api.InstanceExited     // stopped, or gone while nobody supervised it
 )
 
 // Artifact is what a release runs: a release directory (process) or an
