@@ -189,14 +189,28 @@ type Lock struct {
 	HeartbeatAt time.Time `json:"HeartbeatAt"`
 }
 
+// Kinds of app event (AppEvent.Kind, internal/store's AppEvent.Kind). A
+// crash and a restart are the instance events of the same names that a
+// runtime reports (internal/runtime's EventCrash, EventRestart), recorded.
+const (
+	AppEventCrash    = "crash"   // an instance exited without being asked; it will be restarted
+	AppEventRestart  = "restart" // the runtime restarted it
+	AppEventDeploy   = "deploy"
+	AppEventRollback = "rollback"
+	AppEventRecover  = "recover"
+	AppEventScale    = "scale"
+	AppEventBackup   = "backup"
+	AppEventError    = "error" // something failed outside an operation (recovery)
+)
+
 // AppEvent is something that happened to an app outside an operation's
-// stream: a crash, an error, a backup, a recovery. Its fields go on the
-// wire under their Go names.
+// stream: a crash, an error, a backup, a recovery (internal/store's
+// AppEvent). Its fields go on the wire under their Go names.
 type AppEvent struct {
 	ID       int64     `json:"ID"`
 	App      string    `json:"App"`
 	Time     time.Time `json:"Time"`
-	Kind     string    `json:"Kind"` // "crash", "error", "backup", "recover", ...
+	Kind     string    `json:"Kind"` // AppEventCrash, AppEventError, AppEventBackup, ...
 	Instance string    `json:"Instance"`
 	Message  string    `json:"Message"`
 }

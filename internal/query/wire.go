@@ -24,7 +24,7 @@ func instanceOf(in runtime.Instance) api.Instance {
 func lockOf(l *store.Lock) *api.Lock { return (*api.Lock)(l) }
 
 // eventsOf converts an app's recorded events.
-func eventsOf(es []store.Event) []api.AppEvent {
+func eventsOf(es []store.AppEvent) []api.AppEvent {
 	if es == nil {
 		return nil
 	}

@@ -42,8 +42,8 @@ func TestWireJSON(t *testing.T) {
 	l := store.Lock{App: "shop", Owner: "alice@laptop (pid 1)", Operation: "deploy v3", DeployID: 7, Server: "s1",
 		AcquiredAt: at, HeartbeatAt: at.Add(time.Second)}
 	sameJSON(t, l, lockOf(&l))
-	e := store.Event{ID: 9, App: "shop", Time: at, Kind: store.EventCrash, Instance: "shop-web-v3-1", Message: "exit status 2"}
-	sameJSON(t, e, eventsOf([]store.Event{e})[0])
+	e := store.AppEvent{ID: 9, App: "shop", Time: at, Kind: store.EventCrash, Instance: "shop-web-v3-1", Message: "exit status 2"}
+	sameJSON(t, e, eventsOf([]store.AppEvent{e})[0])
 	if eventsOf(nil) != nil {
 		t.Error("no events should stay nil (omitted)")
 	}

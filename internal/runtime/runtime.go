@@ -299,15 +299,16 @@ type LogLine struct {
 // EventType says what happened to an instance.
 type EventType string
 
-// Event types.
+// Instance event types. A crash and a restart are recorded as the app
+// events of the same kinds (internal/api's AppEventCrash, AppEventRestart).
 const (
-	EventCrash   EventType = "crash"   // exited without being asked; will be restarted
-	EventRestart EventType = "restart" // restarted after a crash
-	EventExit    EventType = "exit"    // exited after Stop, or a one-off finished
+	EventCrash   EventType = api.AppEventCrash   // exited without being asked; will be restarted
+	EventRestart EventType = api.AppEventRestart // restarted after a crash
+	EventExit    EventType = "exit"              // exited after Stop, or a one-off finished
 )
 
-// Event reports an instance's state change.
-type Event struct {
+// InstanceEvent reports an instance's state change.
+type InstanceEvent struct {
 	Time     time.Time `json:"time"`
 	Type     EventType `json:"type"`
 	Instance string    `json:"instance"`
@@ -380,7 +381,7 @@ type Runtime interface {
 	PruneLogs(ctx context.Context, app string, r LogRetention) (int64, error)
 
 	// Events streams instance events until ctx is done.
-	Events(ctx context.Context) <-chan Event
+	Events(ctx context.Context) <-chan InstanceEvent
 
 	// Close releases the runtime's resources. Instances keep running.
 	Close() error
