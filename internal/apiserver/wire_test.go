@@ -52,19 +52,19 @@ func TestWireJSON(t *testing.T) {
 		Results: []preflight.Result{{Name: "checks[0]", Status: preflight.Warn, Message: "slow", Fix: "speed it up", Output: "ok\n", Seconds: 1.5}}}
 	sameJSON(t, rep, checkReportOf(&rep))
 	sameJSON(t, rep.Results[0], checkReportOf(&rep).Results[0])
-	if a, b := sameBytes(t, preflight.Report{}, checkReportOf(&preflight.Report{})); a != b {
+	if a, b := bothJSON(t, preflight.Report{}, checkReportOf(&preflight.Report{})); a != b {
 		t.Errorf("an empty report's JSON changed:\n was %s\n now %s", a, b)
 	}
 	tgt := api.NotifierTarget{Kind: "email", URL: "https://hooks.example/x", Secret: "k", SMTP: "mx:587", From: "a@example.com",
 		To: []string{"ops@example.com"}, Username: "u", Password: "p", Insecure: true, CAFile: "/etc/ca.pem"}
-	sameJSON(t, tgt, notify.Target(tgt)) // the client sends the one, the server seals the other
+	sameJSON(t, notify.Target(tgt), tgt) // the server seals the one, the client sends the other
 	if rel := releaseOf(&store.Release{App: "shop", Version: 3}); rel.Commit != nil {
 		t.Errorf("a release without a commit has %+v", rel.Commit)
 	}
 }
 
-// sameBytes returns the JSON of a and of b.
-func sameBytes(t *testing.T, a, b any) (string, string) {
+// bothJSON returns the JSON of a and of b.
+func bothJSON(t *testing.T, a, b any) (string, string) {
 	t.Helper()
 	ja, err := json.Marshal(a)
 	if err != nil {
