@@ -64,7 +64,7 @@ func TestPipelineNotifyDeploy(t *testing.T) {
 	if sig != notify.Signature("hook-key", body) {
 		t.Fatalf("signature %q does not match the body", sig)
 	}
-	var ev notify.Event
+	var ev notify.Notification
 	if err := json.Unmarshal(body, &ev); err != nil || ev.Event != notify.EventDeploySucceeded || ev.App != "hello" || ev.Release != "v1" {
 		t.Fatalf("webhook event %s (%v)", body, err)
 	}

@@ -6,9 +6,10 @@ import (
 
 	"github.com/moorage/moorage/internal/cli"
 	"github.com/moorage/moorage/internal/runtime/process"
+	"github.com/moorage/moorage/internal/server"
 )
 
 func main() {
 	process.MaybeRunShim() // instance supervisors re-execute this binary
-	os.Exit(cli.Main(os.Args[1:]))
+	os.Exit(cli.Main(os.Args[1:], server.Host))
 }

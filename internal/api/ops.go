@@ -1,11 +1,6 @@
 package api
 
-import (
-	"time"
-
-	"github.com/moorage/moorage/internal/runtime"
-	"github.com/moorage/moorage/internal/store"
-)
+import "time"
 
 // The wire types of operations and app state: the engine emits and
 // returns these (internal/engine aliases them), and clients read them.
@@ -99,9 +94,61 @@ type RuntimeHealth struct {
 	Error     string `json:"error,omitempty"` // why it does not answer
 }
 
+// Instance is an instance a runtime reports.
+type Instance struct {
+	ID      string `json:"id"`
+	App     string `json:"app"`
+	Service string `json:"service"`
+	Release string `json:"release"`
+	Index   int    `json:"index"`
+	Kind    string `json:"kind"` // InstanceService, InstanceAccessory or InstanceTask
+	Hash    string `json:"hash,omitempty"`
+
+	State string `json:"state"` // InstanceRunning, InstanceRestarting or InstanceExited
+	// Addr is host:port where the server reaches the instance's port.
+	Addr string `json:"addr,omitempty"`
+	// Host and Port are how other instances of the app reach it.
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port,omitempty"`
+
+	// Node is the machine the instance runs on (swarm: the node's
+	// hostname); "" on single-host runtimes.
+	Node string `json:"node,omitempty"`
+	// Unreachable is set when the instance's machine is down, so that its
+	// state cannot be known.
+	Unreachable bool `json:"unreachable,omitempty"`
+
+	// Paused is set while a running instance is frozen.
+	Paused bool `json:"paused,omitempty"`
+
+	// Health is the image's own health check status when it has one:
+	// "starting", "healthy" or "unhealthy". InstanceStatus's Health
+	// hides it on the wire.
+	Health string `json:"health,omitempty"`
+
+	PID       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"started_at"` // last (re)start
+	Restarts  int       `json:"restarts"`
+	ExitCode  int       `json:"exit_code"` // last exit; -1 when killed by a signal
+}
+
+// Instance kinds (Instance.Kind; internal/runtime's Kind).
+const (
+	InstanceService   = "service"   // a replica of a service of a release
+	InstanceAccessory = "accessory" // a long-lived dependency; Release is ""
+	InstanceTask      = "task"      // a one-off: release task, check, `moorage run`
+)
+
+// Instance states (Instance.State; internal/runtime's State).
+const (
+	InstanceRunning    = "running"    // the process is up
+	InstanceRestarting = "restarting" // it crashed; the runtime restarts it after a backoff
+	InstanceExited     = "exited"     // stopped, or gone while nobody supervised it
+)
+
 // InstanceStatus is an instance as `moorage ps` shows it.
 type InstanceStatus struct {
-	runtime.Instance
+	Instance
 	Runtime string `json:"runtime"`
 	Routed  bool   `json:"routed"`
 	// Health is "healthy", "unhealthy" (with LastError) or "" when the proxy
@@ -119,8 +166,8 @@ type AppStatus struct {
 	Since     time.Time        `json:"since,omitempty"`
 	Formation map[string]int   `json:"formation,omitempty"`
 	Instances []InstanceStatus `json:"instances"`
-	Lock      *store.Lock      `json:"lock,omitempty"`
-	Events    []store.Event    `json:"events,omitempty"` // recent crashes and errors
+	Lock      *Lock            `json:"lock,omitempty"`
+	Events    []AppEvent       `json:"events,omitempty"` // recent crashes and errors
 	// Backups is the latest backup of each volume and accessory: a failed
 	// one shows here until a later one succeeds.
 	Backups []BackupStatus `json:"backups,omitempty"`
@@ -128,6 +175,44 @@ type AppStatus struct {
 	Maintenance *Maintenance `json:"maintenance,omitempty"`
 	// StoppedAccessories were stopped with `moorage accessory stop`.
 	StoppedAccessories []string `json:"stopped_accessories,omitempty"`
+}
+
+// Lock is the lock an operation holds on an app. Its fields go on the wire
+// under their Go names.
+type Lock struct {
+	App         string    `json:"App"`
+	Owner       string    `json:"Owner"`     // who: "alice@laptop (pid 123)"
+	Operation   string    `json:"Operation"` // what: "deploy v7", "rollback to v3"
+	DeployID    int64     `json:"DeployID"`
+	Server      string    `json:"Server"` // the server process holding it
+	AcquiredAt  time.Time `json:"AcquiredAt"`
+	HeartbeatAt time.Time `json:"HeartbeatAt"`
+}
+
+// Kinds of app event (AppEvent.Kind, internal/store's AppEvent.Kind). A
+// crash and a restart are the instance events of the same names that a
+// runtime reports (internal/runtime's EventCrash, EventRestart), recorded.
+const (
+	AppEventCrash    = "crash"   // an instance exited without being asked; it will be restarted
+	AppEventRestart  = "restart" // the runtime restarted it
+	AppEventDeploy   = "deploy"
+	AppEventRollback = "rollback"
+	AppEventRecover  = "recover"
+	AppEventScale    = "scale"
+	AppEventBackup   = "backup"
+	AppEventError    = "error" // something failed outside an operation (recovery)
+)
+
+// AppEvent is something that happened to an app outside an operation's
+// stream: a crash, an error, a backup, a recovery (internal/store's
+// AppEvent). Its fields go on the wire under their Go names.
+type AppEvent struct {
+	ID       int64     `json:"ID"`
+	App      string    `json:"App"`
+	Time     time.Time `json:"Time"`
+	Kind     string    `json:"Kind"` // AppEventCrash, AppEventError, AppEventBackup, ...
+	Instance string    `json:"Instance"`
+	Message  string    `json:"Message"`
 }
 
 // BackupStatus is the latest backup of one volume or accessory.

@@ -3,14 +3,14 @@
 // socket (or an ssh-forwarded stream). Long operations answer with a stream
 // of newline-delimited JSON events. This file holds the wire types shared
 // with internal/client.
+//
+// The package imports none of the server's internals: the server converts
+// its own types (the store's, the runtimes', the certificates') to these
+// where it answers (internal/apiserver, internal/query), and the client and
+// the CLI read these instead of them.
 package api
 
-import (
-	"sort"
-	"time"
-
-	"github.com/moorage/moorage/internal/store"
-)
+import "time"
 
 // Headers and query parameters.
 const (
@@ -84,8 +84,30 @@ type Release struct {
 	Commit *Commit `json:"commit,omitempty"`
 }
 
-// Commit is the source a release was built from, when it came from git.
-type Commit = store.Commit
+// Commit is the source a release was built from, when it came from git:
+// the pipeline's commit, or the work tree `moorage deploy` uploaded (an
+// upload names it in the X-Moorage-Commit-* headers).
+type Commit struct {
+	SHA      string `json:"sha,omitempty"`
+	Branch   string `json:"branch,omitempty"`
+	Author   string `json:"author,omitempty"`
+	Message  string `json:"message,omitempty"`  // the subject line
+	Describe string `json:"describe,omitempty"` // git describe --always --dirty --tags
+}
+
+// Short is the commit as a table shows it: git describe, else the short
+// sha ("" without a commit).
+func (c *Commit) Short() string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Describe != "":
+		return c.Describe
+	case len(c.SHA) > 12:
+		return c.SHA[:12]
+	}
+	return c.SHA
+}
 
 // Webhook is an app's webhook (PUT and GET /v1/apps/{app}/webhook).
 type Webhook struct {
@@ -147,41 +169,6 @@ type RollbackRequest struct {
 	Wait     bool `json:"wait,omitempty"`
 	RunTasks bool `json:"run_tasks,omitempty"`
 	DryRun   bool `json:"dry_run,omitempty"` // print the plan, change nothing
-}
-
-// ReleaseOf converts a store release.
-func ReleaseOf(r *store.Release) Release {
-	out := Release{
-		App: r.App, ID: r.ID(), Version: r.Version, Status: r.Status, Cause: r.Cause,
-		Runtime: r.Runtime, Artifact: r.Artifact.Ref, Formation: r.Formation,
-		DeployID: r.DeployID, CreatedAt: r.CreatedAt, Commit: r.Commit,
-	}
-	if r.Source != 0 {
-		out.Source = store.ReleaseID(r.Source)
-	}
-	for k := range r.Config.Env {
-		out.Config = append(out.Config, k)
-	}
-	for k := range r.Config.Secrets {
-		out.Secrets = append(out.Secrets, k)
-	}
-	sort.Strings(out.Config)
-	sort.Strings(out.Secrets)
-	return out
-}
-
-// DeployOf converts a store deploy.
-func DeployOf(d *store.Deploy) Deploy {
-	out := Deploy{
-		ID: d.ID, App: d.App, Kind: d.Kind, Release: store.ReleaseID(d.Release), From: store.ReleaseID(d.FromRelease),
-		Status: d.Status, Phase: d.Phase, Cutover: d.Cutover, Reason: d.Reason, Owner: d.Owner, Plan: d.Plan,
-		StartedAt: d.StartedAt, EndedAt: d.EndedAt, Steps: []Step{},
-	}
-	for _, s := range d.Steps {
-		out.Steps = append(out.Steps, Step{Seq: s.Seq, Name: s.Name, Detail: s.Detail, Outcome: s.Outcome, Output: s.Output,
-			StartedAt: s.StartedAt, EndedAt: s.EndedAt, Duration: s.Duration()})
-	}
-	return out
 }
 
 // ConfigRequest is the body of POST /v1/apps/{app}/config. Secret values
@@ -252,9 +239,38 @@ type Backup struct {
 	VerifyError string    `json:"verify_error,omitempty"`
 }
 
-// BackupOf converts a store backup.
-func BackupOf(b *store.Backup) Backup {
-	return Backup{ID: b.ID, Kind: b.Kind, Target: b.Target, Path: b.Path, Size: b.Size, SHA256: b.SHA256,
-		Status: b.Status, Error: b.Error, Trigger: b.Trigger, Release: b.Release, CreatedAt: b.CreatedAt,
-		VerifiedAt: b.VerifiedAt, VerifyError: b.VerifyError}
+// LogLine is one line an instance printed, as GET /v1/apps/{app}/logs
+// streams it (one JSON object a line; a last {"error": ...} says why the
+// stream stopped).
+type LogLine struct {
+	Time     time.Time `json:"time"`
+	Instance string    `json:"instance"`
+	Stream   string    `json:"stream"` // "stdout" or "stderr"
+	Text     string    `json:"text"`
+}
+
+// CertInfo describes one certificate of GET /v1/certs (`moorage certs`).
+type CertInfo struct {
+	App    string   `json:"app"`
+	Mode   string   `json:"mode"`  // auto, internal or files (the route's tls:)
+	Names  []string `json:"names"` // what it covers; for a pending one, the hosts it will cover
+	Status string   `json:"status"`
+	Issuer string   `json:"issuer,omitempty"`
+	Serial string   `json:"serial,omitempty"` // hex
+	// NotBefore and NotAfter bound the certificate's validity (zero: none
+	// yet).
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	// LastRenewal is when it was last obtained or renewed (ACME, internal)
+	// or loaded from its files (own certificates), by the server process.
+	LastRenewal time.Time `json:"last_renewal,omitzero"`
+	// LastError is the last failure to obtain, renew or reload it, cleared
+	// by the next success.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// NextAttempt is when a certificate that could not be obtained is
+	// tried again (ACME; zero when no attempt is waiting).
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Managed: moorage renews it (auto, internal); false for own files.
+	Managed bool `json:"managed"`
 }

@@ -53,7 +53,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) (dir, specName s
 	return dir, specName, data, true
 }
 
-// check is `moorage check`: it answers a preflight.Report of the upload.
+// check is `moorage check`: it answers the preflight.Report of the upload
+// (an api.CheckReport).
 // It changes nothing that runs: the build is a throwaway artifact, removed
 // at the end, and no release or deploy is recorded.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +74,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log().Info("check", "app", rep.App, "owner", owner(r), "failed", rep.Failed())
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, http.StatusOK, checkReportOf(rep))
 }
 
 // dryRunPlan returns the plan a deploy of sp would run: the engine's dry

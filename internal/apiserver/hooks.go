@@ -505,7 +505,7 @@ func (s *Server) hookPipeline(app string, cfg *webhookConfig, sha, delivery stri
 	// overtaken by a newer push) must not bring back old code.
 	if tip, err := git("--git-dir", repo, "rev-parse", "--verify", "--end-of-options", "FETCH_HEAD^{commit}"); err == nil && tip != sha {
 		log.Info("webhook: not the branch's tip; ignored", "sha", sha, "tip", tip)
-		s.Engine.Store().AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("webhook delivery %s: commit %s is no longer the tip of %s (%s is): ignored, the newer push deploys", delivery, sha, cfg.Branch, tip)})
+		s.Engine.Store().AddEvent(ctx, store.AppEvent{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("webhook delivery %s: commit %s is no longer the tip of %s (%s is): ignored, the newer push deploys", delivery, sha, cfg.Branch, tip)})
 		return
 	}
 	if _, err := git("--git-dir", repo, "cat-file", "-e", sha+"^{commit}"); err != nil {

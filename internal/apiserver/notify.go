@@ -45,8 +45,8 @@ func (s *Server) notifiers(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) addNotifier(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		App    string        `json:"app"`
-		Target notify.Target `json:"target"`
+		App    string             `json:"app"`
+		Target api.NotifierTarget `json:"target"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "notifier request: "+err.Error())
@@ -56,7 +56,7 @@ func (s *Server) addNotifier(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "this server has no notifier")
 		return
 	}
-	n, err := s.Notifier.Add(r.Context(), req.App, req.Target)
+	n, err := s.Notifier.Add(r.Context(), req.App, notify.Target(req.Target))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

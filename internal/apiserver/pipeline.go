@@ -9,6 +9,7 @@ import (
 
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/pipeline"
+	"github.com/moorage/moorage/internal/store"
 )
 
 // pipelineRun receives an upload and runs the pipeline on it, streaming
@@ -54,9 +55,9 @@ func (s *Server) pipelines() *pipeline.Runner {
 }
 
 // commitOf reads the commit an upload names in its headers (nil: none).
-func commitOf(r *http.Request) *api.Commit {
+func commitOf(r *http.Request) *store.Commit {
 	h := r.Header
-	c := &api.Commit{SHA: h.Get(api.HeaderCommitSHA), Branch: h.Get(api.HeaderCommitBranch), Author: h.Get(api.HeaderCommitAuthor),
+	c := &store.Commit{SHA: h.Get(api.HeaderCommitSHA), Branch: h.Get(api.HeaderCommitBranch), Author: h.Get(api.HeaderCommitAuthor),
 		Message: unescape(h.Get(api.HeaderCommitMessage)), Describe: h.Get(api.HeaderCommitDescribe)}
 	if c.SHA == "" {
 		return nil

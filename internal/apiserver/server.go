@@ -168,7 +168,7 @@ func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
 	out := []api.Release{}
 	gone := s.Engine.ArtifactsGone(r.Context(), rels)
 	for _, rel := range rels {
-		ar := api.ReleaseOf(rel)
+		ar := releaseOf(rel)
 		ar.Pruned = gone[rel.Version]
 		out = append(out, ar)
 	}
@@ -188,7 +188,7 @@ func (s *Server) deploys(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []api.Deploy{}
 	for _, d := range ds {
-		out = append(out, api.DeployOf(d))
+		out = append(out, deployOf(d))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -204,7 +204,7 @@ func (s *Server) deployOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no deploy #%d of %s", id, r.PathValue("app")))
 		return
 	}
-	writeJSON(w, http.StatusOK, api.DeployOf(d))
+	writeJSON(w, http.StatusOK, deployOf(d))
 }
 
 // deploy receives an upload (a gzip tar of the app directory), checks its
@@ -341,7 +341,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
 	err := s.Query.Logs(r.Context(), req, func(l runtime.LogLine) error {
-		if err := enc.Encode(l); err != nil {
+		if err := enc.Encode(logLineOf(l)); err != nil {
 			return err
 		}
 		if req.Follow {
@@ -420,7 +420,7 @@ func (s *Server) backups(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []api.Backup{}
 	for _, b := range bs {
-		out = append(out, api.BackupOf(b))
+		out = append(out, backupOf(b))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -471,7 +471,7 @@ func (s *Server) importBackup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, api.BackupOf(b))
+	writeJSON(w, http.StatusOK, backupOf(b))
 }
 
 func (s *Server) verifyBackup(w http.ResponseWriter, r *http.Request) {
@@ -539,12 +539,12 @@ func (s *Server) app(w http.ResponseWriter, r *http.Request) (string, bool) {
 const httpsOff = "HTTPS is off on this server (it was started with --https off): it has no certificates; restart it with --https :443 (or another address) to serve HTTPS"
 
 func (s *Server) certs(w http.ResponseWriter, r *http.Request) {
-	out := []certs.Info{}
+	out := []api.CertInfo{}
 	if s.Certs != nil {
 		app := r.URL.Query().Get("app")
 		for _, c := range s.Certs.List() {
 			if app == "" || c.App == app {
-				out = append(out, c)
+				out = append(out, certInfoOf(c))
 			}
 		}
 	}

@@ -171,7 +171,7 @@ func (m *Manager) backupOne(ctx context.Context, rel *store.Release, kind, targe
 		removeArchive(b)
 		return fail(err)
 	}
-	m.st.AddEvent(ctx, store.Event{App: rel.App, Kind: store.EventBackup, Message: fmt.Sprintf("%s backup %s: %s, %s", b.Trigger, b.ID, fsutil.HumanBytes(b.Size), b.SHA256[:12])})
+	m.st.AddEvent(ctx, store.AppEvent{App: rel.App, Kind: store.EventBackup, Message: fmt.Sprintf("%s backup %s: %s, %s", b.Trigger, b.ID, fsutil.HumanBytes(b.Size), b.SHA256[:12])})
 	fmt.Fprintf(out, "%s: %s, sha256 %s\n", b.ID, fsutil.HumanBytes(b.Size), b.SHA256)
 	return b, nil
 }

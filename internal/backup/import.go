@@ -70,6 +70,6 @@ func (m *Manager) ImportBackup(ctx context.Context, app, file string) (*store.Ba
 	if err := m.st.PutBackup(ctx, b); err != nil {
 		return nil, err
 	}
-	m.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("imported backup %s from %s (checksum ok)", b.ID, file)})
+	m.st.AddEvent(ctx, store.AppEvent{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("imported backup %s from %s (checksum ok)", b.ID, file)})
 	return b, nil
 }

@@ -124,7 +124,7 @@ func (m *Manager) VerifyBackup(ctx context.Context, app, id string, out io.Write
 	b.VerifiedAt, b.VerifyError = time.Now().UTC(), ""
 	if err != nil {
 		b.VerifyError = err.Error()
-		m.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("verify of backup %s FAILED: %v", id, err)})
+		m.st.AddEvent(context.WithoutCancel(ctx), store.AppEvent{App: app, Kind: store.EventBackup, Message: fmt.Sprintf("verify of backup %s FAILED: %v", id, err)})
 	}
 	// Only onto a record that still exists: retention may have deleted
 	// the backup meanwhile, and a record with no archive is no backup.

@@ -273,7 +273,7 @@ func (s *backupScheduler) setState(ctx context.Context, app string, st *schedule
 // `moorage ps` shows) and an error line in the server's log.
 func (m *Manager) raise(ctx context.Context, app, msg string) {
 	m.log.Error("backup: "+msg, "app", app)
-	if err := m.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: app, Kind: store.EventBackup, Message: msg}); err != nil {
+	if err := m.st.AddEvent(context.WithoutCancel(ctx), store.AppEvent{App: app, Kind: store.EventBackup, Message: msg}); err != nil {
 		m.log.Error("record backup event", "app", app, "err", err)
 	}
 }

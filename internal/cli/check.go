@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/preflight"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -32,10 +32,10 @@ is 1 when any finding fails, 2 when the spec is invalid.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			var rep *preflight.Report
+			var rep *api.CheckReport
 			if _, err := loadSpec(dir, o.Runtime); err != nil {
 				// Say what is wrong locally; the server would say the same.
-				rep = &preflight.Report{Results: []preflight.Result{preflight.SpecResult(filepath.Join(dir, "moorage.yaml"), err)}}
+				rep = &api.CheckReport{Results: []api.CheckResult{api.SpecCheck(filepath.Join(dir, "moorage.yaml"), err)}}
 				if app, aerr := appFromSpec(dir); aerr == nil {
 					rep.App = app
 				}
@@ -56,7 +56,7 @@ is 1 when any finding fails, 2 when the spec is invalid.`,
 				printReport(g, rep, verbose)
 			}
 			if rep.Failed() {
-				if len(rep.Results) > 0 && rep.Results[0].Name == "spec" && rep.Results[0].Status == preflight.Fail {
+				if len(rep.Results) > 0 && rep.Results[0].Name == "spec" && rep.Results[0].Status == api.CheckFail {
 					return &exitError{code: 2}
 				}
 				return &exitError{code: 1}
@@ -71,7 +71,7 @@ is 1 when any finding fails, 2 when the spec is invalid.`,
 	return cmd
 }
 
-func printReport(g *globals, rep *preflight.Report, verbose bool) {
+func printReport(g *globals, rep *api.CheckReport, verbose bool) {
 	w := g.stdout
 	if rep.App != "" {
 		fmt.Fprintf(w, "check %s (%s)\n", rep.App, orDash(rep.Runtime))
@@ -89,7 +89,7 @@ func printReport(g *globals, rep *preflight.Report, verbose bool) {
 			secs = fmt.Sprintf(" (%.1fs)", x.Seconds)
 		}
 		fmt.Fprintf(w, "%-4s  %s: %s%s\n", strings.ToUpper(x.Status), x.Name, x.Message, secs)
-		if x.Output != "" && (x.Status != preflight.Pass || verbose) {
+		if x.Output != "" && (x.Status != api.CheckPass || verbose) {
 			out := strings.TrimRight(x.Output, "\n")
 			if lines := strings.Split(out, "\n"); len(lines) > 40 {
 				out = strings.Join(lines[len(lines)-40:], "\n")

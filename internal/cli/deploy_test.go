@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moorage/moorage/internal/daemon"
 )
 
 // A deploy that cannot reach the server says so on standard error, also
@@ -23,7 +25,7 @@ func TestDeployTransportErrorIsNeverSilent(t *testing.T) {
 			args = append(args, "--json")
 		}
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr); code != 1 {
+		if code := run(args, &stdout, &stderr, daemon.Host{}); code != 1 {
 			t.Fatalf("%v: exit %d, want 1", args, code)
 		}
 		if !strings.Contains(stderr.String(), "cannot reach the moorage server") {

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/runtime"
 )
 
 func newLogsCmd(g *globals) *cobra.Command {
@@ -65,7 +65,7 @@ func newLogPrinter(g *globals, full bool) *logPrinter {
 	return &logPrinter{g: g, color: isTTY(g.stdout), full: full, now: time.Now}
 }
 
-func (p *logPrinter) print(l runtime.LogLine) {
+func (p *logPrinter) print(l api.LogLine) {
 	ts := logTime(l.Time, p.now(), p.full)
 	if p.color {
 		h := 0

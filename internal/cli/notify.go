@@ -14,7 +14,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/notify"
 )
 
 func newNotifyCmd(g *globals) *cobra.Command {
@@ -33,7 +32,7 @@ never delay or fail a deploy; a notifier whose last delivery failed shows in
 }
 
 func newNotifyAddCmd(g *globals) *cobra.Command {
-	var t notify.Target
+	var t api.NotifierTarget
 	var server, passwordStdin bool
 	cmd := &cobra.Command{
 		Use:   "add webhook|slack|email [URL]",

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/moorage/moorage/internal/api"
 )
 
 func newPsCmd(g *globals) *cobra.Command {
@@ -73,7 +75,7 @@ func newPsCmd(g *globals) *cobra.Command {
 					addr = "-"
 				}
 				up := "-"
-				if in.State == "running" && !in.StartedAt.IsZero() {
+				if in.State == api.InstanceRunning && !in.StartedAt.IsZero() {
 					up = dur(time.Since(in.StartedAt).Round(time.Second))
 				}
 				state := string(in.State)

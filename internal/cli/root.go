@@ -1,5 +1,8 @@
 // Package cli implements moorage's commands, one file per command. Commands
-// talk to the server only through internal/client.
+// talk to the server only through internal/client; the server and up
+// commands run a daemon in this process through the daemon.Host that
+// cmd/moorage passes to Main (internal/server's), so that this package
+// reaches none of the server's internals.
 package cli
 
 import (
@@ -18,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/moorage/moorage/internal/client"
+	"github.com/moorage/moorage/internal/daemon"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -42,15 +46,17 @@ type globals struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	clients   []*client.Client // closed when the command is done
+	daemons   daemon.Host      // runs the daemon of server and up
 }
 
-// Main runs the CLI and returns the exit code.
-func Main(args []string) int {
-	return run(args, os.Stdout, os.Stderr)
+// Main runs the CLI and returns the exit code. The server and up commands
+// run daemons of h (internal/server.Host).
+func Main(args []string, h daemon.Host) int {
+	return run(args, os.Stdout, os.Stderr, h)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr}
+func run(args []string, stdout, stderr io.Writer, h daemon.Host) int {
+	g := &globals{stdout: stdout, stderr: stderr, daemons: h}
 	root := newRoot(g)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -102,6 +108,14 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 	)
 	root.AddCommand(newStopStartCmds(g)...)
 	return root
+}
+
+// newDaemon returns a daemon of cfg (server, up).
+func (g *globals) newDaemon(cfg daemon.Config) (daemon.Daemon, error) {
+	if g.daemons.New == nil {
+		return nil, errors.New("this build of moorage runs no server")
+	}
+	return g.daemons.New(cfg), nil
 }
 
 func (g *globals) client() (*client.Client, error) {

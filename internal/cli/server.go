@@ -15,9 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/daemon"
 	"github.com/moorage/moorage/internal/paths"
-	"github.com/moorage/moorage/internal/server"
 )
 
 // registryRE is a registry as --swarm-registry takes it:
@@ -25,7 +24,7 @@ import (
 var registryRE = regexp.MustCompile(`^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
 
 func newServerCmd(g *globals) *cobra.Command {
-	var cfg server.Config
+	var cfg daemon.Config
 	var logLevel, accessLog string
 	var fb certsFallback
 	var publicIPs, swarmNodes []string
@@ -101,14 +100,17 @@ activation (LISTEN_FDS) are used as they are.`,
 				defer f.Close()
 				cfg.AccessLog = f
 			}
-			srv := server.New(cfg)
+			srv, err := g.newDaemon(cfg)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
 			// SIGHUP: a graceful restart, or an upgrade once a new binary
 			// is in place: the listeners go to a new process, which
-			// serves before this one stops accepting (Server.Handover).
+			// serves before this one stops accepting (Daemon.Handover).
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -142,7 +144,7 @@ activation (LISTEN_FDS) are used as they are.`,
 	f.StringVar(&cfg.Socket, "socket", "", "control socket (default <data-dir>/moorage.sock)")
 	f.StringVar(&cfg.SocketGroup, "socket-group", "", "group that owns the control socket (mode 0660): its members may use the whole API, e.g. over ssh as a non-root user")
 	f.StringVar(&cfg.HTTPAddr, "http", ":80", "address of the proxy's HTTP listener")
-	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", server.DefaultDrainTimeout, "when the server stops, how long requests in flight through the proxy get to finish")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", daemon.DefaultDrainTimeout, "when the server stops, how long requests in flight through the proxy get to finish")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names of the docker runtime's containers, networks, volumes and images, and value of their moorage.prefix label")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
@@ -170,7 +172,7 @@ activation (LISTEN_FDS) are used as they are.`,
 // certsFallback collects the fallback issuer flags.
 type certsFallback struct{ ca, kid, hmac string }
 
-func (f certsFallback) apply(o *certs.Options) error {
+func (f certsFallback) apply(o *daemon.CertsConfig) error {
 	if f.ca == "" {
 		if f.kid != "" || f.hmac != "" {
 			return fmt.Errorf("--acme-fallback-eab-kid and --acme-fallback-eab-hmac need --acme-fallback-ca")
@@ -180,7 +182,7 @@ func (f certsFallback) apply(o *certs.Options) error {
 	if (f.kid == "") != (f.hmac == "") {
 		return fmt.Errorf("give both --acme-fallback-eab-kid and --acme-fallback-eab-hmac, or neither")
 	}
-	o.Fallback = &certs.Issuer{CA: f.ca, EABKeyID: f.kid, EABMACKey: f.hmac}
+	o.FallbackCA, o.FallbackEABKeyID, o.FallbackEABMACKey = f.ca, f.kid, f.hmac
 	return nil
 }
 

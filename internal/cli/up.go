@@ -13,9 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/server"
+	"github.com/moorage/moorage/internal/daemon"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -61,10 +60,13 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 			sum := sha256.Sum256([]byte(dataDir))
 			// A dev run: without --https, routes with tls: are served over
 			// plain HTTP (a server refuses them instead).
-			srv := server.New(server.Config{DataDir: dataDir, HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, Logger: logger,
+			srv, err := g.newDaemon(daemon.Config{DataDir: dataDir, HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, Logger: logger,
 				StopOnShutdown: true, DockerPrefix: "moorage-up-" + hex.EncodeToString(sum[:4]),
 				PlainWhenHTTPSOff: true, AppsAsServerUser: true})
-			if httpsAddr == server.HTTPSOff {
+			if err != nil {
+				return err
+			}
+			if httpsAddr == daemon.HTTPSOff {
 				warnTLSIgnored(g, sp)
 			}
 			ctx := cmd.Context()
@@ -98,7 +100,7 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 	}
 	f := cmd.Flags()
 	f.StringVar(&httpAddr, "http", "127.0.0.1:8080", "address of the proxy")
-	f.StringVar(&httpsAddr, "https", server.HTTPSOff, "address of an HTTPS listener (e.g. 127.0.0.1:8443 with tls: internal)")
+	f.StringVar(&httpsAddr, "https", daemon.HTTPSOff, "address of an HTTPS listener (e.g. 127.0.0.1:8443 with tls: internal)")
 	f.StringVar(&runtimeName, "runtime", "", "override the spec's runtime: docker, swarm or process")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print the plan and debug logs")
 	return cmd
@@ -106,10 +108,11 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 
 // warnTLSIgnored says which routes' tls: moorage up ignores without --https.
 func warnTLSIgnored(g *globals, sp *spec.Spec) {
-	for _, s := range certs.SitesOf(sp) {
-		if certs.HasTLS([]certs.Site{s}) {
-			fmt.Fprintf(g.stderr, "warning: service %s has tls: %s, but moorage up has HTTPS off: it is served over plain HTTP, without redirects or HSTS (for HTTPS in a dev run: moorage up --https 127.0.0.1:8443 with tls: internal, trusting .moorage/certs/internal/root.crt)\n", s.Service, s.Mode)
-		}
+	if g.daemons.TLSSitesOf == nil {
+		return
+	}
+	for _, s := range g.daemons.TLSSitesOf(sp) {
+		fmt.Fprintf(g.stderr, "warning: service %s has tls: %s, but moorage up has HTTPS off: it is served over plain HTTP, without redirects or HSTS (for HTTPS in a dev run: moorage up --https 127.0.0.1:8443 with tls: internal, trusting .moorage/certs/internal/root.crt)\n", s.Service, s.Mode)
 	}
 }
 

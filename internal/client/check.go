@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/archive"
-	"github.com/moorage/moorage/internal/preflight"
 )
 
 // Check uploads dir like Deploy and returns the server's preflight report
 // (`moorage check`): nothing that runs changes.
-func (c *Client) Check(ctx context.Context, dir string, o DeployOptions) (*preflight.Report, error) {
+func (c *Client) Check(ctx context.Context, dir string, o DeployOptions) (*api.CheckReport, error) {
 	ig, err := uploadIgnore(dir, o.SpecFile)
 	if err != nil {
 		return nil, err
@@ -35,7 +35,7 @@ func (c *Client) Check(ctx context.Context, dir string, o DeployOptions) (*prefl
 		return nil, fmt.Errorf("check %s: %w", dir, err)
 	}
 	defer resp.Body.Close()
-	var rep preflight.Report
+	var rep api.CheckReport
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 		return nil, fmt.Errorf("check %s: reading the report: %w", dir, err)
 	}

@@ -21,9 +21,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/paths"
-	"github.com/moorage/moorage/internal/runtime"
 )
 
 // ErrUnreachable is returned when no server answers at the address.
@@ -268,7 +266,7 @@ type LogsOptions struct {
 }
 
 // Logs streams an app's log lines to fn.
-func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(runtime.LogLine)) error {
+func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(api.LogLine)) error {
 	q := url.Values{}
 	if o.Service != "" {
 		q.Set("service", o.Service)
@@ -294,7 +292,7 @@ func (c *Client) Logs(ctx context.Context, app string, o LogsOptions, fn func(ru
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
 		var l struct {
-			runtime.LogLine
+			api.LogLine
 			Error string `json:"error"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
@@ -429,8 +427,8 @@ func (c *Client) SetMaintenance(ctx context.Context, app string, m *api.Maintena
 }
 
 // Certs lists the server's certificates (of one app when app is set).
-func (c *Client) Certs(ctx context.Context, app string) ([]certs.Info, error) {
-	var v []certs.Info
+func (c *Client) Certs(ctx context.Context, app string) ([]api.CertInfo, error) {
+	var v []api.CertInfo
 	return v, c.getJSON(ctx, "/v1/certs?app="+url.QueryEscape(app), &v)
 }
 

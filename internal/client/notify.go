@@ -7,7 +7,6 @@ import (
 	"net/url"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/notify"
 )
 
 // Notifiers lists app's notifiers (its own and the server-wide ones), or
@@ -22,7 +21,7 @@ func (c *Client) Notifiers(ctx context.Context, app string) ([]api.Notifier, err
 }
 
 // AddNotifier adds a notifier of app ("" = every app of the server).
-func (c *Client) AddNotifier(ctx context.Context, app string, t notify.Target) (*api.Notifier, error) {
+func (c *Client) AddNotifier(ctx context.Context, app string, t api.NotifierTarget) (*api.Notifier, error) {
 	var out api.Notifier
 	body := map[string]any{"app": app, "target": t}
 	return &out, c.sendJSON(ctx, http.MethodPost, "/v1/notifiers", body, &out)

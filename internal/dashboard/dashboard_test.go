@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/runtime"
 )
 
 // overviewOf50 is an overview of 50 apps with 6 instances each.
@@ -21,9 +20,9 @@ func overviewOf50() *Overview {
 			LastDeploy: &api.Deploy{ID: int64(100 + i), App: fmt.Sprintf("app%02d", i), Kind: "deploy", Status: "succeeded", StartedAt: time.Now().Add(-time.Hour)},
 			ReqRate:    12.5, ErrRate: 0.1, Requests: 123456, Errors: 12}
 		for j := range 6 {
-			row.Instances = append(row.Instances, api.InstanceStatus{Instance: runtime.Instance{
-				ID: fmt.Sprintf("app%02d-web-v12-%d", i, j), Service: "web", Index: j + 1, Kind: runtime.KindService,
-				State: runtime.StateRunning, Restarts: j}, Health: "healthy"})
+			row.Instances = append(row.Instances, api.InstanceStatus{Instance: api.Instance{
+				ID: fmt.Sprintf("app%02d-web-v12-%d", i, j), Service: "web", Index: j + 1, Kind: api.InstanceService,
+				State: api.InstanceRunning, Restarts: j}, Health: "healthy"})
 		}
 		ov.Apps = append(ov.Apps, row)
 	}
@@ -89,7 +88,7 @@ func TestDashboardTemplatesEscape(t *testing.T) {
 	app := &AppPage{Row: ov.Apps[0], Status: &api.AppStatus{Cause: evil},
 		ConfigKeys: []ConfigKey{{Key: evil}, {Key: evil, Secret: true}}}
 	logs := &LogsPage{App: evil, Service: evil, Filter: evil, Services: []string{evil}, Query: "q=" + evil,
-		Lines: []runtime.LogLine{{Time: time.Now(), Instance: evil, Stream: "stdout", Text: evil}}}
+		Lines: []api.LogLine{{Time: time.Now(), Instance: evil, Stream: "stdout", Text: evil}}}
 	srv := &ServerPage{Disk: &api.DiskUsage{}, Audit: []api.AuditEntry{{At: time.Now(), User: evil, IP: evil, Action: "login", Target: evil, Outcome: evil}},
 		Users: []api.DashboardUser{{Name: evil, Role: api.RoleOperator}}}
 	for name, data := range map[string]any{"overview": ov, "app": app, "logs": logs, "server": srv} {

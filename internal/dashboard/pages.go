@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/runtime"
 )
 
 // AppRow is one app of the overview.
@@ -84,12 +82,12 @@ func fillRow(row *AppRow, st *api.AppStatus) {
 	row.Maintenance = st.Maintenance != nil
 	running, bad := 0, 0
 	for _, in := range st.Instances {
-		if in.Kind == runtime.KindTask {
+		if in.Kind == api.InstanceTask {
 			continue
 		}
 		row.Instances = append(row.Instances, in)
 		row.Restarts += in.Restarts
-		if in.State == runtime.StateRunning && in.Health != "unhealthy" {
+		if in.State == api.InstanceRunning && in.Health != "unhealthy" {
 			running++
 		} else {
 			bad++
@@ -211,7 +209,7 @@ type AppPage struct {
 	Releases    []api.Release
 	Deploys     []api.Deploy
 	ConfigKeys  []ConfigKey
-	Certs       []certs.Info
+	Certs       []api.CertInfo
 	Backups     []api.Backup
 	Volumes     []VolumeRow
 	Accessories []string
@@ -289,7 +287,7 @@ func (d *Dashboard) appData(ctx context.Context, c *client.Client, app string) (
 	}
 	seen := map[string]bool{}
 	for _, in := range st.Instances {
-		if in.Kind == runtime.KindAccessory && !seen[in.Service] {
+		if in.Kind == api.InstanceAccessory && !seen[in.Service] {
 			seen[in.Service] = true
 			ap.Accessories = append(ap.Accessories, in.Service)
 		}
@@ -397,7 +395,7 @@ type LogsPage struct {
 	Service  string
 	Filter   string
 	Services []string
-	Lines    []runtime.LogLine
+	Lines    []api.LogLine
 	Query    string // the filter as a query string, for the event stream
 }
 
@@ -424,14 +422,14 @@ func (d *Dashboard) logs(w http.ResponseWriter, r *http.Request, s *session) {
 		lp.Services = append(lp.Services, name)
 	}
 	for _, in := range st.Instances {
-		if !seen[in.Service] && in.Kind != runtime.KindTask {
+		if !seen[in.Service] && in.Kind != api.InstanceTask {
 			seen[in.Service] = true
 			lp.Services = append(lp.Services, in.Service)
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	err = c.Logs(ctx, app, client.LogsOptions{Service: lp.Service, Tail: logTail}, func(l runtime.LogLine) {
+	err = c.Logs(ctx, app, client.LogsOptions{Service: lp.Service, Tail: logTail}, func(l api.LogLine) {
 		if lp.Filter == "" || strings.Contains(l.Text, lp.Filter) {
 			lp.Lines = append(lp.Lines, l)
 		}
@@ -455,7 +453,7 @@ func (d *Dashboard) logEvents(w http.ResponseWriter, r *http.Request, s *session
 	}
 	service, filter := logFilter(r)
 	start := time.Now()
-	err := d.as(r, s).Logs(r.Context(), r.PathValue("app"), client.LogsOptions{Service: service, Follow: true, Since: start.UTC().Format(time.RFC3339)}, func(l runtime.LogLine) {
+	err := d.as(r, s).Logs(r.Context(), r.PathValue("app"), client.LogsOptions{Service: service, Follow: true, Since: start.UTC().Format(time.RFC3339)}, func(l api.LogLine) {
 		if filter != "" && !strings.Contains(l.Text, filter) {
 			return
 		}

@@ -269,12 +269,12 @@ func (e *Engine) runtimeOf(ctx context.Context, app, id string) (runtime.Runtime
 
 // watcher receives runtime events for the monitor and health gates.
 type watcher struct {
-	match func(runtime.Event) bool
-	ch    chan runtime.Event
+	match func(runtime.InstanceEvent) bool
+	ch    chan runtime.InstanceEvent
 }
 
-func (e *Engine) watch(match func(runtime.Event) bool) (*watcher, func()) {
-	w := &watcher{match: match, ch: make(chan runtime.Event, 64)}
+func (e *Engine) watch(match func(runtime.InstanceEvent) bool) (*watcher, func()) {
+	w := &watcher{match: match, ch: make(chan runtime.InstanceEvent, 64)}
 	e.mu.Lock()
 	e.watchers[w] = struct{}{}
 	e.mu.Unlock()
@@ -285,7 +285,7 @@ func (e *Engine) watch(match func(runtime.Event) bool) (*watcher, func()) {
 	}
 }
 
-func (e *Engine) watchEvents(ch <-chan runtime.Event) {
+func (e *Engine) watchEvents(ch <-chan runtime.InstanceEvent) {
 	for ev := range ch {
 		ctx := context.WithoutCancel(e.ctx)
 		switch ev.Type {
@@ -293,9 +293,9 @@ func (e *Engine) watchEvents(ch <-chan runtime.Event) {
 			msg := fmt.Sprintf("%s crashed (%s); restart %d", ev.Instance, ev.Message, ev.Restarts+1)
 			e.log.Warn("instance crashed", "instance", ev.Instance, "exit", ev.ExitCode, "message", ev.Message)
 			e.st.RecordCrash(ctx, ev.Instance, ev.ExitCode, ev.Message)
-			e.st.AddEvent(ctx, store.Event{App: ev.App, Time: ev.Time, Kind: store.EventCrash, Instance: ev.Instance, Message: msg})
+			e.st.AddEvent(ctx, store.AppEvent{App: ev.App, Time: ev.Time, Kind: store.EventCrash, Instance: ev.Instance, Message: msg})
 		case runtime.EventRestart:
-			e.st.AddEvent(ctx, store.Event{App: ev.App, Time: ev.Time, Kind: store.EventRestart, Instance: ev.Instance, Message: ev.Instance + " restarted"})
+			e.st.AddEvent(ctx, store.AppEvent{App: ev.App, Time: ev.Time, Kind: store.EventRestart, Instance: ev.Instance, Message: ev.Instance + " restarted"})
 			e.refreshRoutes(ctx, ev.App)
 		}
 		e.mu.Lock()

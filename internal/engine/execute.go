@@ -174,7 +174,7 @@ func (e *Engine) execute(ctx context.Context, op *Op, in execInput) (string, err
 	if err := e.st.FinishDeploy(ctx, d.ID, store.DeploySucceeded, ""); err != nil {
 		return store.DeployFailed, err
 	}
-	e.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("%s is active (%s, deploy #%d)", rel.ID(), rel.Cause, d.ID)})
+	e.st.AddEvent(ctx, store.AppEvent{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("%s is active (%s, deploy #%d)", rel.ID(), rel.Cause, d.ID)})
 	return store.DeploySucceeded, nil
 }
 
@@ -309,7 +309,7 @@ func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 		e.st.SetFormation(ctx, app, r.fromScale)
 	}
 	e.st.FinishDeploy(ctx, r.deploy.ID, status, msg)
-	e.st.AddEvent(ctx, store.Event{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("deploy #%d of %s %s: %s", r.deploy.ID, r.rel.ID(), status, msg)})
+	e.st.AddEvent(ctx, store.AppEvent{App: app, Kind: store.EventDeploy, Message: fmt.Sprintf("deploy #%d of %s %s: %s", r.deploy.ID, r.rel.ID(), status, msg)})
 	return status, fmt.Errorf("%s %s %s: %s", r.deploy.Kind, app, r.rel.ID(), msg)
 }
 

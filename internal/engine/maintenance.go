@@ -31,7 +31,7 @@ func (e *Engine) SetMaintenance(ctx context.Context, app string, m *Maintenance)
 	if m != nil {
 		msg = "maintenance on"
 	}
-	e.st.AddEvent(ctx, store.Event{App: app, Kind: "maintenance", Message: msg})
+	e.st.AddEvent(ctx, store.AppEvent{App: app, Kind: "maintenance", Message: msg})
 	return nil
 }
 

@@ -84,6 +84,6 @@ func (e *Engine) RunOneOff(ctx context.Context, req RunRequest) (int, error) {
 	} else {
 		msg += fmt.Sprintf("exit %d after %s", code, time.Since(start).Round(time.Millisecond))
 	}
-	e.st.AddEvent(context.WithoutCancel(ctx), store.Event{App: rel.App, Kind: "run", Instance: is.ID(), Message: msg})
+	e.st.AddEvent(context.WithoutCancel(ctx), store.AppEvent{App: rel.App, Kind: "run", Instance: is.ID(), Message: msg})
 	return code, err
 }

@@ -67,7 +67,7 @@ func (e *Engine) recover(ctx context.Context) error {
 			deferred[a.Name] = later
 			if err != nil {
 				e.log.Error("recovery failed", "app", a.Name, "err", err)
-				e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery at server start failed: " + err.Error()})
+				e.st.AddEvent(ctx, store.AppEvent{App: a.Name, Kind: store.EventError, Message: "recovery at server start failed: " + err.Error()})
 				errs = append(errs, fmt.Errorf("recover %s: %w", a.Name, err))
 			}
 		}()
@@ -126,7 +126,7 @@ func (e *Engine) closeInterrupted(ctx context.Context, d *store.Deploy) error {
 	if err := e.st.FinishDeploy(ctx, d.ID, status, reason); err != nil {
 		errs = append(errs, err)
 	}
-	e.st.AddEvent(ctx, store.Event{App: d.App, Kind: store.EventRecover, Message: fmt.Sprintf("deploy #%d: %s", d.ID, reason)})
+	e.st.AddEvent(ctx, store.AppEvent{App: d.App, Kind: store.EventRecover, Message: fmt.Sprintf("deploy #%d: %s", d.ID, reason)})
 	e.log.Info("recovered interrupted deploy", "app", d.App, "deploy", d.ID, "status", status, "reason", reason)
 	return errors.Join(errs...)
 }
@@ -140,7 +140,7 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 		// running destroy again finishes the job.
 		msg := fmt.Sprintf("%s was being destroyed when the server stopped: nothing of it is started; run `moorage apps destroy %s --yes` to finish", a.Name, a.Name)
 		e.log.Warn("interrupted destroy", "app", a.Name)
-		e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: msg})
+		e.st.AddEvent(ctx, store.AppEvent{App: a.Name, Kind: store.EventRecover, Message: msg})
 		return false, nil
 	}
 	rel, err := e.activeRelease(ctx, a)
@@ -160,7 +160,7 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 		// RecoverRuntime converges the app once it connects.
 		msg := fmt.Sprintf("the %s runtime is not reachable yet: %s is brought back to %s once it is (the server keeps trying)", rt.Name(), a.Name, store.ReleaseID(a.Current))
 		e.log.Warn("recovery waits for its runtime", "app", a.Name, "runtime", rt.Name())
-		e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: msg})
+		e.st.AddEvent(ctx, store.AppEvent{App: a.Name, Kind: store.EventRecover, Message: msg})
 		return true, nil
 	}
 	observed, err := e.observe(ctx, a.Name)
@@ -276,7 +276,7 @@ func (e *Engine) RecoverRuntime(name string) {
 		unlock()
 		if err != nil {
 			e.log.Error("recovery failed", "app", a.Name, "err", err)
-			e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventError, Message: "recovery once the " + name + " runtime answered failed: " + err.Error()})
+			e.st.AddEvent(ctx, store.AppEvent{App: a.Name, Kind: store.EventError, Message: "recovery once the " + name + " runtime answered failed: " + err.Error()})
 		}
 	}
 }
@@ -319,7 +319,7 @@ func (e *Engine) recoverIfOn(ctx context.Context, app, name string) error {
 		}
 	}
 	e.log.Info("recovered once its runtime answered", "app", a.Name, "runtime", name)
-	e.st.AddEvent(ctx, store.Event{App: a.Name, Kind: store.EventRecover, Message: fmt.Sprintf("the %s runtime answered: %s converged to %s", name, a.Name, store.ReleaseID(a.Current))})
+	e.st.AddEvent(ctx, store.AppEvent{App: a.Name, Kind: store.EventRecover, Message: fmt.Sprintf("the %s runtime answered: %s converged to %s", name, a.Name, store.ReleaseID(a.Current))})
 	return nil
 }
 

@@ -80,7 +80,7 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 		if err := e.st.SetFormation(ctx, req.App, next); err != nil {
 			return nil, err
 		}
-		e.st.AddEvent(ctx, store.Event{App: req.App, Kind: store.EventScale, Message: "scale " + strings.Join(parts, " ")})
+		e.st.AddEvent(ctx, store.AppEvent{App: req.App, Kind: store.EventScale, Message: "scale " + strings.Join(parts, " ")})
 	}
 	target := e.targetFor(ctx, cur, next)
 	return &execInput{

@@ -42,7 +42,7 @@ func (r *execution) start(ctx context.Context, s plan.Start, out *stepOutput) er
 			ids[runtime.InstanceID(r.rel.App, st.Service, st.Release, idx, runtime.KindService)] = true
 		}
 	}
-	w, unwatch := r.e.watch(func(ev runtime.Event) bool { return ev.Type == runtime.EventCrash && ids[ev.Instance] })
+	w, unwatch := r.e.watch(func(ev runtime.InstanceEvent) bool { return ev.Type == runtime.EventCrash && ids[ev.Instance] })
 	defer unwatch()
 	type job struct {
 		rel     *store.Release
@@ -169,7 +169,7 @@ func (r *execution) gate(ctx context.Context, wait []gated) error {
 	for _, g := range wait {
 		ids[g.in.ID] = true
 	}
-	w, unwatch := r.e.watch(func(ev runtime.Event) bool { return ev.Type == runtime.EventCrash && ids[ev.Instance] })
+	w, unwatch := r.e.watch(func(ev runtime.InstanceEvent) bool { return ev.Type == runtime.EventCrash && ids[ev.Instance] })
 	defer unwatch()
 	return r.gateWatching(ctx, wait, w, nil)
 }
@@ -338,7 +338,7 @@ func (r *execution) singleton(ctx context.Context, s plan.Singleton, out *stepOu
 	}
 	svc := rel.Spec.Services[s.Service]
 	id := runtime.InstanceID(rel.App, s.Service, rel.ID(), s.Index, runtime.KindService)
-	w, unwatch := r.e.watch(func(ev runtime.Event) bool { return ev.Type == runtime.EventCrash && ev.Instance == id })
+	w, unwatch := r.e.watch(func(ev runtime.InstanceEvent) bool { return ev.Type == runtime.EventCrash && ev.Instance == id })
 	defer unwatch()
 	in, err := r.startInstance(ctx, rel, s.Service, s.Index)
 	if err != nil {
@@ -416,8 +416,8 @@ func (r *execution) monitor(ctx context.Context, s plan.Monitor, out *stepOutput
 }
 
 // crashOf matches the crashes of release's service instances.
-func crashOf(app, release string) func(runtime.Event) bool {
-	return func(ev runtime.Event) bool {
+func crashOf(app, release string) func(runtime.InstanceEvent) bool {
+	return func(ev runtime.InstanceEvent) bool {
 		return ev.Type == runtime.EventCrash && ev.App == app && ev.Release == release && ev.Kind == runtime.KindService
 	}
 }

@@ -77,7 +77,7 @@ func (e *Engine) removeVolume(ctx context.Context, app, name, owner string, rel 
 	if !removed {
 		return fmt.Errorf("%s has no volume %q: %w", app, name, store.ErrNotFound)
 	}
-	e.st.AddEvent(ctx, store.Event{App: app, Kind: "volume", Message: fmt.Sprintf("volume %s removed by %s", name, owner)})
+	e.st.AddEvent(ctx, store.AppEvent{App: app, Kind: "volume", Message: fmt.Sprintf("volume %s removed by %s", name, owner)})
 	return nil
 }
 

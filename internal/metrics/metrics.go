@@ -108,7 +108,7 @@ func New(st *store.Store, c CertLister) *Collector {
 }
 
 // Watch counts the crashes and restarts of ch's instances until ch closes.
-func (c *Collector) Watch(ch <-chan runtime.Event) {
+func (c *Collector) Watch(ch <-chan runtime.InstanceEvent) {
 	for ev := range ch {
 		switch ev.Type {
 		case runtime.EventCrash:

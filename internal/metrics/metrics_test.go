@@ -79,9 +79,9 @@ func TestCollector(t *testing.T) {
 	}
 	expiry := time.Now().Add(10 * 24 * time.Hour).Truncate(time.Second)
 	c := New(st, certList{{App: "shop", Mode: "auto", Names: []string{"shop.example"}, Status: "valid", NotAfter: expiry}})
-	ch := make(chan runtime.Event, 2)
-	ch <- runtime.Event{Type: runtime.EventCrash, App: "shop", Service: "web"}
-	ch <- runtime.Event{Type: runtime.EventRestart, App: "shop", Service: "web"}
+	ch := make(chan runtime.InstanceEvent, 2)
+	ch <- runtime.InstanceEvent{Type: runtime.EventCrash, App: "shop", Service: "web"}
+	ch <- runtime.InstanceEvent{Type: runtime.EventRestart, App: "shop", Service: "web"}
 	close(ch)
 	c.Watch(ch)
 	NotifierFailed("shop", "webhook")

@@ -122,7 +122,7 @@ func (n *Notifier) Test(ctx context.Context, id int64) error {
 	if app == "" {
 		app = "*"
 	}
-	ev := Event{ID: fmt.Sprintf("test-%d-%d", id, time.Now().UnixNano()), Event: EventTest, App: app, Server: n.server, Time: time.Now(),
+	ev := Notification{ID: fmt.Sprintf("test-%d-%d", id, time.Now().UnixNano()), Event: EventTest, App: app, Server: n.server, Time: time.Now(),
 		Title: fmt.Sprintf("moorage on %s: test notification", n.server)}
 	err = Send(ctx, t, ev)
 	n.o.Store.NotifierDelivered(context.WithoutCancel(ctx), id, err)
@@ -130,7 +130,7 @@ func (n *Notifier) Test(ctx context.Context, id int64) error {
 }
 
 // Emit delivers ev to the notifiers of its app, in the background.
-func (n *Notifier) Emit(ctx context.Context, ev Event) {
+func (n *Notifier) Emit(ctx context.Context, ev Notification) {
 	if ev.Server == "" {
 		ev.Server = n.server
 	}
@@ -153,7 +153,7 @@ func (n *Notifier) Emit(ctx context.Context, ev Event) {
 
 // deliver sends ev to rec, retrying with backoff; the outcome is recorded
 // on the notifier.
-func (n *Notifier) deliver(ctx context.Context, rec *store.Notifier, ev Event) {
+func (n *Notifier) deliver(ctx context.Context, rec *store.Notifier, ev Notification) {
 	select {
 	case n.sem <- struct{}{}:
 		defer func() { <-n.sem }()
@@ -241,7 +241,7 @@ func (n *Notifier) pollDeploys(ctx context.Context, after int64) int64 {
 		return after
 	}
 	for _, d := range ds {
-		if ev, ok := deployEvent(d); ok {
+		if ev, ok := deployNotification(d); ok {
 			n.Emit(ctx, ev)
 		}
 		after = d.EndedAt
@@ -252,17 +252,17 @@ func (n *Notifier) pollDeploys(ctx context.Context, after int64) int64 {
 	return after
 }
 
-// deployEvent is the notification of a finished deploy: deploys (and
+// deployNotification is the notification of a finished deploy: deploys (and
 // rollbacks asked for) that succeeded or failed, and those the monitor
 // rolled back. Config changes and scaling that succeed are not news.
-func deployEvent(d store.FinishedDeploy) (Event, bool) {
-	ev := Event{ID: fmt.Sprintf("deploy-%d", d.ID), App: d.App, Deploy: d.ID, Release: store.ReleaseID(d.Release), Time: time.Unix(0, d.EndedAt)}
+func deployNotification(d store.FinishedDeploy) (Notification, bool) {
+	ev := Notification{ID: fmt.Sprintf("deploy-%d", d.ID), App: d.App, Deploy: d.ID, Release: store.ReleaseID(d.Release), Time: time.Unix(0, d.EndedAt)}
 	what := d.Kind
 	switch {
 	case d.Kind == store.KindPipeline && (d.Status == store.DeploySucceeded || d.Child != 0):
 		// Its deploy stage's own record tells of the deploy (a pipeline
 		// that failed earlier deployed nothing, and is news itself).
-		return Event{}, false
+		return Notification{}, false
 	case d.Status == store.DeployRolledBack:
 		ev.Event = EventDeployRolledBack
 		ev.Title = fmt.Sprintf("%s: %s #%d of %s was rolled back automatically", d.App, what, d.ID, store.ReleaseID(d.Release))
@@ -273,7 +273,7 @@ func deployEvent(d store.FinishedDeploy) (Event, bool) {
 		ev.Event = EventDeploySucceeded
 		ev.Title = fmt.Sprintf("%s: %s #%d succeeded, %s is active", d.App, what, d.ID, store.ReleaseID(d.Release))
 	default:
-		return Event{}, false
+		return Notification{}, false
 	}
 	var detail []string
 	if d.Reason != "" {
@@ -299,7 +299,7 @@ func (n *Notifier) pollBackups(ctx context.Context, after int64) int64 {
 		if b.Trigger != "schedule" {
 			continue // whoever asked saw it fail
 		}
-		n.Emit(ctx, Event{ID: "backup-" + b.ID, Event: EventBackupFailed, App: b.App, Time: time.Unix(0, b.FinishedAt),
+		n.Emit(ctx, Notification{ID: "backup-" + b.ID, Event: EventBackupFailed, App: b.App, Time: time.Unix(0, b.FinishedAt),
 			Title:  fmt.Sprintf("%s: scheduled backup of %s %s failed", b.App, b.Kind, b.Target),
 			Detail: b.Error})
 	}
@@ -324,7 +324,7 @@ func (n *Notifier) pollCerts(ctx context.Context) {
 			continue
 		}
 		n.certs[name] = c.LastErrorAt
-		n.Emit(ctx, Event{ID: fmt.Sprintf("cert-%s-%d", name, c.LastErrorAt.UnixNano()), Event: EventCertFailed, App: c.App, Time: c.LastErrorAt,
+		n.Emit(ctx, Notification{ID: fmt.Sprintf("cert-%s-%d", name, c.LastErrorAt.UnixNano()), Event: EventCertFailed, App: c.App, Time: c.LastErrorAt,
 			Title:  fmt.Sprintf("%s: certificate for %s could not be obtained or renewed", c.App, name),
 			Detail: c.LastError})
 	}

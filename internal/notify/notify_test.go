@@ -103,7 +103,7 @@ func TestPipelineNotifyWebhookSignedAndSlack(t *testing.T) {
 		}
 	}
 
-	n.Emit(ctx, Event{ID: "deploy-7", Event: EventDeployFailed, App: "shop", Title: "shop: deploy #7 failed", Detail: "release task 1 exited 1"})
+	n.Emit(ctx, Notification{ID: "deploy-7", Event: EventDeployFailed, App: "shop", Title: "shop: deploy #7 failed", Detail: "release task 1 exited 1"})
 	got := hook.wait(t, 1)[0]
 	// Checked as a receiver would, not with Signature itself.
 	mac := hmac.New(sha256.New, []byte("k3y"))
@@ -111,7 +111,7 @@ func TestPipelineNotifyWebhookSignedAndSlack(t *testing.T) {
 	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); got.hdr.Get("X-Moorage-Signature-256") != want {
 		t.Fatalf("signature %q, want %q", got.hdr.Get("X-Moorage-Signature-256"), want)
 	}
-	var ev Event
+	var ev Notification
 	if err := json.Unmarshal(got.body, &ev); err != nil || ev.Event != EventDeployFailed || ev.App != "shop" || ev.Detail != "release task 1 exited 1" || got.hdr.Get("X-Moorage-Delivery") != "deploy-7" {
 		t.Fatalf("webhook body %s (%v), headers %v", got.body, err, got.hdr)
 	}
@@ -134,7 +134,7 @@ func TestPipelineNotifyEmailSTARTTLS(t *testing.T) {
 	if _, err := n.Add(ctx, "shop", tgt); err != nil {
 		t.Fatal(err)
 	}
-	n.Emit(ctx, Event{ID: "backup-1", Event: EventBackupFailed, App: "shop", Title: "shop: scheduled backup of volume data failed", Detail: "disk full"})
+	n.Emit(ctx, Notification{ID: "backup-1", Event: EventBackupFailed, App: "shop", Title: "shop: scheduled backup of volume data failed", Detail: "disk full"})
 	msgs := mail.Wait(1, 20*time.Second)
 	if len(msgs) != 1 {
 		t.Fatalf("%d mails arrived", len(msgs))
@@ -148,7 +148,7 @@ func TestPipelineNotifyEmailSTARTTLS(t *testing.T) {
 	// Without the CA the certificate is not trusted: no mail in the clear,
 	// an error recorded.
 	tgt.CAFile = ""
-	if err := Send(ctx, &tgt, Event{Title: "x"}); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
+	if err := Send(ctx, &tgt, Notification{Title: "x"}); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
 		t.Fatalf("untrusted STARTTLS: %v", err)
 	}
 }
@@ -170,7 +170,7 @@ func TestPipelineNotifyReceiverDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	n.Emit(ctx, Event{ID: "deploy-1", Event: EventDeploySucceeded, App: "shop", Title: "ok"})
+	n.Emit(ctx, Notification{ID: "deploy-1", Event: EventDeploySucceeded, App: "shop", Title: "ok"})
 	if d := time.Since(t0); d > 200*time.Millisecond {
 		t.Fatalf("Emit took %s with the receiver down", d)
 	}
@@ -215,7 +215,7 @@ func TestPipelineNotifyWatchesDeploys(t *testing.T) {
 	waitCursor(t, st)
 	id := finish(store.DeployRolledBack)
 	got := hook.wait(t, 1)
-	var ev Event
+	var ev Notification
 	json.Unmarshal(got[0].body, &ev)
 	if ev.Event != EventDeployRolledBack || ev.Deploy != id {
 		t.Fatalf("event %+v, want the rollback of deploy %d", ev, id)
@@ -301,7 +301,7 @@ func TestDeployEventOfPipelines(t *testing.T) {
 		{store.FinishedDeploy{Kind: store.KindDeploy, Status: store.DeploySucceeded}, EventDeploySucceeded},
 	}
 	for _, c := range cases {
-		ev, ok := deployEvent(c.d)
+		ev, ok := deployNotification(c.d)
 		got := ""
 		if ok {
 			got = ev.Event

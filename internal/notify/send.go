@@ -20,8 +20,9 @@ import (
 	"time"
 )
 
-// Event is something to tell people about.
-type Event struct {
+// Notification is something to tell people about: the JSON body of a
+// generic webhook.
+type Notification struct {
 	ID      string    `json:"id"`    // unique per event: "deploy-42", receivers may dedupe on it
 	Event   string    `json:"event"` // one of the Event* kinds
 	App     string    `json:"app"`
@@ -33,7 +34,7 @@ type Event struct {
 	Release string    `json:"release,omitempty"`
 }
 
-// Event kinds.
+// Notification kinds (its Event).
 const (
 	EventDeploySucceeded  = "deploy.succeeded"
 	EventDeployFailed     = "deploy.failed"
@@ -55,7 +56,7 @@ func Signature(secret string, body []byte) string {
 const sendTimeout = 10 * time.Second
 
 // Send delivers ev to t once.
-func Send(ctx context.Context, t *Target, ev Event) error {
+func Send(ctx context.Context, t *Target, ev Notification) error {
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	switch t.Kind {
@@ -110,7 +111,7 @@ func redactURL(err error) error {
 	return errors.New("post failed")
 }
 
-func slackText(ev Event) string {
+func slackText(ev Notification) string {
 	icon := map[string]string{EventDeploySucceeded: ":white_check_mark:", EventDeployFailed: ":x:", EventDeployRolledBack: ":leftwards_arrow_with_hook:",
 		EventBackupFailed: ":warning:", EventCertFailed: ":warning:", EventTest: ":wave:"}[ev.Event]
 	s := strings.TrimSpace(icon + " *" + ev.Title + "*")
@@ -120,7 +121,7 @@ func slackText(ev Event) string {
 	return s
 }
 
-func sendMail(ctx context.Context, t *Target, ev Event) error {
+func sendMail(ctx context.Context, t *Target, ev Notification) error {
 	host, _, _ := net.SplitHostPort(t.SMTP)
 	d := net.Dialer{}
 	conn, err := d.DialContext(ctx, "tcp", t.SMTP)
@@ -196,7 +197,7 @@ func addrOf(s string) string {
 	return strings.TrimSpace(s)
 }
 
-func message(t *Target, ev Event) []byte {
+func message(t *Target, ev Notification) []byte {
 	var b bytes.Buffer
 	subject := strings.NewReplacer("\r", " ", "\n", " ").Replace("[moorage] " + ev.Title)
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s.%d@moorage>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nX-Moorage-Event: %s\r\n\r\n",

@@ -8,23 +8,18 @@
 // shown in `moorage ps`.
 package notify
 
-import (
-	"errors"
-	"fmt"
-	"net"
-	"net/mail"
-	"net/url"
-	"strings"
-)
+import "github.com/moorage/moorage/internal/api"
 
-// Kinds of notifier.
+// Kinds of notifier (the wire's, internal/api).
 const (
-	KindWebhook = "webhook"
-	KindSlack   = "slack"
-	KindEmail   = "email"
+	KindWebhook = api.NotifierWebhook
+	KindSlack   = api.NotifierSlack
+	KindEmail   = api.NotifierEmail
 )
 
 // Target is where a notifier sends, with its secrets. It is stored sealed.
+// Its wire form is api.NotifierTarget (the same fields: a conversion),
+// whose Validate and Label it uses.
 type Target struct {
 	Kind string `json:"kind"`
 	// URL is the webhook's (webhook, slack).
@@ -47,56 +42,17 @@ type Target struct {
 	CAFile   string   `json:"ca_file,omitempty"`
 }
 
-// Validate checks a target and fills in defaults.
+// Validate checks a target and fills in defaults (api.NotifierTarget's
+// rules, which the CLI applies before sending it).
 func (t *Target) Validate() error {
-	switch t.Kind {
-	case KindWebhook, KindSlack:
-		u, err := url.Parse(t.URL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("%s notifier: url %q must be an http:// or https:// URL", t.Kind, t.URL)
-		}
-		if t.Kind == KindWebhook && t.Secret == "" {
-			return errors.New("webhook notifier: needs --secret, the key its receiver checks X-Moorage-Signature-256 with")
-		}
-	case KindEmail:
-		if t.SMTP == "" {
-			return errors.New("email notifier: needs --smtp HOST[:PORT]")
-		}
-		if _, _, err := net.SplitHostPort(t.SMTP); err != nil {
-			t.SMTP = net.JoinHostPort(t.SMTP, "587")
-		}
-		if _, err := mail.ParseAddress(t.From); err != nil {
-			return fmt.Errorf("email notifier: --from %q is not an email address", t.From)
-		}
-		if len(t.To) == 0 {
-			return errors.New("email notifier: needs --to ADDRESS (repeat it for more)")
-		}
-		for _, a := range t.To {
-			if _, err := mail.ParseAddress(a); err != nil {
-				return fmt.Errorf("email notifier: --to %q is not an email address", a)
-			}
-		}
-		if t.Password != "" && t.Username == "" {
-			return errors.New("email notifier: a password needs --user")
-		}
-	default:
-		return fmt.Errorf("notifier kind %q: use webhook, slack or email", t.Kind)
-	}
-	return nil
+	w := api.NotifierTarget(*t)
+	err := w.Validate()
+	*t = Target(w)
+	return err
 }
 
-// Label says where a target sends, without any secret: the URL's host (a
-// Slack URL's path is its secret), or the SMTP server and recipients.
+// Label says where a target sends, without any secret.
 func (t *Target) Label() string {
-	switch t.Kind {
-	case KindWebhook, KindSlack:
-		u, err := url.Parse(t.URL)
-		if err != nil {
-			return t.Kind
-		}
-		return t.Kind + " " + u.Scheme + "://" + u.Host + "/…"
-	case KindEmail:
-		return "email to " + strings.Join(t.To, ", ") + " via " + t.SMTP
-	}
-	return t.Kind
+	w := api.NotifierTarget(*t)
+	return w.Label()
 }

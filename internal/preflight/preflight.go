@@ -10,17 +10,19 @@ import (
 	"net"
 	"strings"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/spec"
 )
 
-// Statuses of a finding.
+// Statuses of a finding (the wire's, internal/api).
 const (
-	Pass = "pass"
-	Warn = "warn"
-	Fail = "fail"
+	Pass = api.CheckPass
+	Warn = api.CheckWarn
+	Fail = api.CheckFail
 )
 
-// Result is one finding.
+// Result is one finding. Its wire form is api.CheckResult (the same
+// fields: a conversion).
 type Result struct {
 	Name    string  `json:"name"`   // "spec", "security.root", "checks[0]", ...
 	Status  string  `json:"status"` // Pass, Warn or Fail
@@ -30,7 +32,7 @@ type Result struct {
 	Seconds float64 `json:"seconds,omitempty"`
 }
 
-// Report is the outcome of a preflight.
+// Report is the outcome of a preflight. Its wire form is api.CheckReport.
 type Report struct {
 	App      string   `json:"app"`
 	Runtime  string   `json:"runtime,omitempty"`
@@ -49,27 +51,10 @@ func (r *Report) Failed() bool {
 	return false
 }
 
-// Count returns how many findings have each status.
-func (r *Report) Count() (pass, warn, fail int) {
-	for _, x := range r.Results {
-		switch x.Status {
-		case Pass:
-			pass++
-		case Warn:
-			warn++
-		case Fail:
-			fail++
-		}
-	}
-	return
-}
-
-// SpecResult is the finding of parsing the spec.
+// SpecResult is the finding of parsing the spec (api.SpecCheck's, which
+// the CLI gives when the spec is invalid locally).
 func SpecResult(file string, err error) Result {
-	if err != nil {
-		return Result{Name: "spec", Status: Fail, Message: err.Error(), Fix: "correct " + file + " as the message says (see docs/spec.md)"}
-	}
-	return Result{Name: "spec", Status: Pass, Message: file + " is valid"}
+	return Result(api.SpecCheck(file, err))
 }
 
 // Config is what the server holds for the app: variable name → whether it

@@ -37,7 +37,7 @@ func (q *Reader) Status(ctx context.Context, app string) (*api.AppStatus, error)
 			return nil, err
 		}
 		for _, in := range ins {
-			is := api.InstanceStatus{Instance: in, Runtime: name}
+			is := api.InstanceStatus{Instance: instanceOf(in), Runtime: name}
 			if ts, ok := health[in.ID]; ok {
 				is.Routed = ts.Routed
 				is.Health = "healthy"
@@ -63,9 +63,10 @@ func (q *Reader) Status(ctx context.Context, app string) (*api.AppStatus, error)
 		sort.Strings(st.StoppedAccessories)
 	}
 	if l, err := q.st.GetLock(ctx, app); err == nil {
-		st.Lock = l
+		st.Lock = lockOf(l)
 	}
-	st.Events, _ = q.st.ListEvents(ctx, app, 10, store.EventCrash, store.EventError, store.EventBackup, store.EventRecover)
+	events, _ := q.st.ListEvents(ctx, app, 10, store.EventCrash, store.EventError, store.EventBackup, store.EventRecover)
+	st.Events = eventsOf(events)
 	if bs, err := q.st.ListBackups(ctx, app); err == nil {
 		seen := map[string]bool{}
 		for _, b := range bs { // newest first

@@ -17,7 +17,7 @@ type Broker struct {
 
 type subscriber struct {
 	mu     sync.Mutex
-	queue  []Event
+	queue  []InstanceEvent
 	wake   chan struct{}
 	closed chan struct{}
 }
@@ -29,8 +29,8 @@ func NewBroker() *Broker {
 
 // Subscribe returns a channel of events that is closed when ctx is done or
 // the broker is closed.
-func (b *Broker) Subscribe(ctx context.Context) <-chan Event {
-	out := make(chan Event)
+func (b *Broker) Subscribe(ctx context.Context) <-chan InstanceEvent {
+	out := make(chan InstanceEvent)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -77,7 +77,7 @@ func (b *Broker) Subscribe(ctx context.Context) <-chan Event {
 }
 
 // Publish queues ev for every subscriber.
-func (b *Broker) Publish(ev Event) {
+func (b *Broker) Publish(ev InstanceEvent) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {

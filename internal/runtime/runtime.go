@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/spec"
 )
 
@@ -37,21 +38,21 @@ var (
 // Kind says what an instance is for.
 type Kind string
 
-// Instance kinds.
+// Instance kinds (the wire's, internal/api).
 const (
-	KindService   Kind = "service"   // a replica of a service of a release
-	KindAccessory Kind = "accessory" // a long-lived dependency; Release is ""
-	KindTask      Kind = "task"      // a one-off: release task, check, `moorage run`
+	KindService   Kind = api.InstanceService   // a replica of a service of a release
+	KindAccessory Kind = api.InstanceAccessory // a long-lived dependency; Release is ""
+	KindTask      Kind = api.InstanceTask      // a one-off: release task, check, `moorage run`
 )
 
 // State is an instance's observed state.
 type State string
 
-// Instance states.
+// Instance states (the wire's, internal/api).
 const (
-	StateRunning    State = "running"    // the process is up
-	StateRestarting State = "restarting" // it crashed; the runtime restarts it after a backoff
-	StateExited     State = "exited"     // stopped, or gone while nobody supervised it
+	StateRunning    State = api.InstanceRunning    // the process is up
+	StateRestarting State = api.InstanceRestarting // it crashed; the runtime restarts it after a backoff
+	StateExited     State = api.InstanceExited     // stopped, or gone while nobody supervised it
 )
 
 // Artifact is what a release runs: a release directory (process) or an
@@ -298,15 +299,16 @@ type LogLine struct {
 // EventType says what happened to an instance.
 type EventType string
 
-// Event types.
+// Instance event types. A crash and a restart are recorded as the app
+// events of the same kinds (internal/api's AppEventCrash, AppEventRestart).
 const (
-	EventCrash   EventType = "crash"   // exited without being asked; will be restarted
-	EventRestart EventType = "restart" // restarted after a crash
-	EventExit    EventType = "exit"    // exited after Stop, or a one-off finished
+	EventCrash   EventType = api.AppEventCrash   // exited without being asked; will be restarted
+	EventRestart EventType = api.AppEventRestart // restarted after a crash
+	EventExit    EventType = "exit"              // exited after Stop, or a one-off finished
 )
 
-// Event reports an instance's state change.
-type Event struct {
+// InstanceEvent reports an instance's state change.
+type InstanceEvent struct {
 	Time     time.Time `json:"time"`
 	Type     EventType `json:"type"`
 	Instance string    `json:"instance"`
@@ -379,7 +381,7 @@ type Runtime interface {
 	PruneLogs(ctx context.Context, app string, r LogRetention) (int64, error)
 
 	// Events streams instance events until ctx is done.
-	Events(ctx context.Context) <-chan Event
+	Events(ctx context.Context) <-chan InstanceEvent
 
 	// Close releases the runtime's resources. Instances keep running.
 	Close() error

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +29,7 @@ import (
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/backup"
 	"github.com/moorage/moorage/internal/certs"
+	"github.com/moorage/moorage/internal/daemon"
 	"github.com/moorage/moorage/internal/edge"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/metrics"
@@ -43,6 +43,7 @@ import (
 	"github.com/moorage/moorage/internal/runtime/process"
 	"github.com/moorage/moorage/internal/runtime/swarm"
 	"github.com/moorage/moorage/internal/secrets"
+	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 	"github.com/moorage/moorage/internal/version"
 )
@@ -50,69 +51,47 @@ import (
 // ErrDataDirBusy is returned when another server uses the data dir.
 var ErrDataDirBusy = errors.New("data dir in use")
 
-// Config configures a server.
-type Config struct {
-	DataDir string // default paths.DefaultDataDir()
-	Socket  string // default paths.Socket(DataDir)
-	// SocketGroup, when set, owns the socket (mode 0660): its members may
-	// use the whole API, as the server's own group can.
-	SocketGroup string
-	HTTPAddr    string // the proxy's address, default ":80"
-	Logger      *slog.Logger
-	// StopOnShutdown stops every instance when the server shuts down
-	// (`moorage up`); a daemon leaves them running and re-adopts them.
-	StopOnShutdown bool
-	// MaxUpload bounds an upload's unpacked size (default 2 GiB).
-	MaxUpload int64
-	// DockerPrefix names and labels the docker runtime's containers,
-	// networks, volumes and images (default "moorage"); servers sharing an
-	// engine need different prefixes.
-	DockerPrefix string
-	// DockerHost is the Docker Engine's address ("" = $DOCKER_HOST, else
-	// the default socket).
-	DockerHost string
-	// SwarmHost is a Docker Swarm manager's Docker API address; set, the
-	// swarm runtime is on (spec runtime: swarm). "" leaves it off.
-	SwarmHost string
-	// SwarmRegistry, when set, is the registry release images go through
-	// on the swarm (swarm.Options.Registry), instead of being shipped to
-	// each node.
-	SwarmRegistry string
-	// SwarmNodes maps each swarm node's hostname to its Docker API
-	// address, where images are shipped and exec/pause reach tasks.
-	SwarmNodes map[string]string
-	// HTTPSAddr is the HTTPS listener (default ":443"; "off" = no HTTPS).
-	HTTPSAddr string
-	// AppsAsServerUser: process instances run as the server's user even
-	// when it is root, instead of each app's own user (`moorage up`, a dev
-	// run in the project's own directory, which app users could not reach).
-	AppsAsServerUser bool
-	// PlainWhenHTTPSOff: with HTTPS off, routes with tls: are served over
-	// plain HTTP (moorage up, a dev run) instead of refused at deploy time.
-	PlainWhenHTTPSOff bool
-	// Certs configures certificates (ACME, the internal CA); DataDir,
-	// Logger and the listener addresses are filled in by Start.
-	Certs certs.Options
-	// MetricsAddr serves Prometheus metrics at /metrics ("" = off).
-	MetricsAddr string
-	// AccessLog receives the proxy's JSON access log (nil = none).
-	AccessLog io.Writer
-	// DashboardHost serves the web dashboard on the HTTPS listener for
-	// this host ("" = only over the socket, through `moorage dashboard`).
-	DashboardHost string
-	// DashboardTLS is the dashboard host's certificate: spec.TLSAuto
-	// (ACME, the default) or spec.TLSInternal.
-	DashboardTLS string
-	// DrainTimeout bounds how long Shutdown lets the requests in flight
-	// through the proxy finish (default DefaultDrainTimeout).
-	DrainTimeout time.Duration
-}
+// Config configures a server (internal/daemon's, which the CLI fills in
+// without importing this package).
+type Config = daemon.Config
+
+// CertsConfig configures the HTTPS listener's certificates (certs.Options).
+type CertsConfig = daemon.CertsConfig
 
 // DefaultDrainTimeout is Config.DrainTimeout's default: deploy.drain_timeout's.
-const DefaultDrainTimeout = 30 * time.Second
+const DefaultDrainTimeout = daemon.DefaultDrainTimeout
 
 // HTTPSOff as Config.HTTPSAddr turns HTTPS off.
-const HTTPSOff = "off"
+const HTTPSOff = daemon.HTTPSOff
+
+// certsOptions are c's certs.Options, without the data dir, the logger and
+// the listener addresses.
+func certsOptions(c CertsConfig) certs.Options {
+	o := certs.Options{Email: c.Email, CA: c.CA, Staging: c.Staging, CARoot: c.CARoot, ExtraIPs: c.ExtraIPs,
+		DisableHTTPChallenge: c.DisableHTTPChallenge, DisableTLSALPNChallenge: c.DisableTLSALPNChallenge}
+	if c.FallbackCA != "" {
+		o.Fallback = &certs.Issuer{CA: c.FallbackCA, EABKeyID: c.FallbackEABKeyID, EABMACKey: c.FallbackEABMACKey}
+	}
+	return o
+}
+
+// TLSSite is a routed service with tls: on, and its tls: mode.
+type TLSSite = daemon.TLSSite
+
+// TLSSitesOf returns sp's routed services with tls: on: the ones a server
+// with HTTPS off refuses, or serves over plain HTTP with PlainWhenHTTPSOff.
+func TLSSitesOf(sp *spec.Spec) []TLSSite {
+	var out []TLSSite
+	for _, s := range certs.SitesOf(sp) {
+		if certs.HasTLS([]certs.Site{s}) {
+			out = append(out, TLSSite{Service: s.Service, Mode: s.Mode})
+		}
+	}
+	return out
+}
+
+// Host is how the CLI runs servers: cmd/moorage hands it to cli.Main.
+var Host = daemon.Host{New: func(cfg Config) daemon.Daemon { return New(cfg) }, TLSSitesOf: TLSSitesOf}
 
 // Server is a running moorage server.
 type Server struct {
@@ -303,7 +282,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	var challenge func(http.ResponseWriter, *http.Request) bool
 	httpsPort := 0
 	if httpsOn {
-		co := s.cfg.Certs
+		co := certsOptions(s.cfg.Certs)
 		co.DataDir, co.Logger = s.cfg.DataDir, s.log.With("component", "certs")
 		co.HTTPAddr, co.HTTPSAddr = s.httpLn.Addr().String(), s.httpsLn.Addr().String()
 		if s.certs, err = certs.New(co); err != nil {

@@ -29,7 +29,7 @@ func TestDeleteApp(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.SetConfig(ctx, app, []ConfigVar{{Key: "A", Value: []byte("1")}}, nil)
-		s.AddEvent(ctx, Event{App: app, Kind: "deploy", Message: "x"})
+		s.AddEvent(ctx, AppEvent{App: app, Kind: "deploy", Message: "x"})
 		s.PutJournal(ctx, app, "k", "v")
 		s.PutBackup(ctx, &Backup{ID: "b-" + app, App: app, Kind: "volume", Target: "data", Path: "/x", Status: "succeeded", Trigger: "manual"})
 	}

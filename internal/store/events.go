@@ -4,23 +4,25 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/moorage/moorage/internal/api"
 )
 
-// Event kinds.
+// Kinds of app event (the wire's, internal/api).
 const (
-	EventCrash    = "crash"
-	EventRestart  = "restart"
-	EventDeploy   = "deploy"
-	EventRollback = "rollback"
-	EventRecover  = "recover"
-	EventScale    = "scale"
-	EventBackup   = "backup"
-	EventError    = "error"
+	EventCrash    = api.AppEventCrash
+	EventRestart  = api.AppEventRestart
+	EventDeploy   = api.AppEventDeploy
+	EventRollback = api.AppEventRollback
+	EventRecover  = api.AppEventRecover
+	EventScale    = api.AppEventScale
+	EventBackup   = api.AppEventBackup
+	EventError    = api.AppEventError
 )
 
-// Event is something that happened to an app, kept for `moorage ps` and
-// history.
-type Event struct {
+// AppEvent is something that happened to an app, kept for `moorage ps` and
+// history (api.AppEvent on the wire).
+type AppEvent struct {
 	ID       int64
 	App      string
 	Time     time.Time
@@ -30,7 +32,7 @@ type Event struct {
 }
 
 // AddEvent records an event.
-func (s *Store) AddEvent(ctx context.Context, e Event) error {
+func (s *Store) AddEvent(ctx context.Context, e AppEvent) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -43,7 +45,7 @@ func (s *Store) AddEvent(ctx context.Context, e Event) error {
 
 // ListEvents returns app's most recent events of the given kinds (all when
 // none), newest first.
-func (s *Store) ListEvents(ctx context.Context, app string, limit int, kinds ...string) ([]Event, error) {
+func (s *Store) ListEvents(ctx context.Context, app string, limit int, kinds ...string) ([]AppEvent, error) {
 	if limit <= 0 {
 		limit = 50
 	}
@@ -62,9 +64,9 @@ func (s *Store) ListEvents(ctx context.Context, app string, limit int, kinds ...
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
+	var out []AppEvent
 	for rows.Next() {
-		var e Event
+		var e AppEvent
 		var t int64
 		if err := rows.Scan(&e.ID, &e.App, &t, &e.Kind, &e.Instance, &e.Message); err != nil {
 			return nil, err

@@ -175,7 +175,7 @@ CREATE TABLE notify_state (
 	value INTEGER NOT NULL
 );
 `,
-	// 6: the commit a release was built from (JSON api.Commit, '' when not
+	// 6: the commit a release was built from (JSON store.Commit, '' when not
 	// from git).
 	`
 ALTER TABLE releases ADD COLUMN commit_info TEXT NOT NULL DEFAULT '';

@@ -54,20 +54,6 @@ type Commit struct {
 	Describe string `json:"describe,omitempty"` // git describe --always --dirty --tags
 }
 
-// Short is the commit as a table shows it: git describe, else the short
-// sha ("" without a commit).
-func (c *Commit) Short() string {
-	switch {
-	case c == nil:
-		return ""
-	case c.Describe != "":
-		return c.Describe
-	case len(c.SHA) > 12:
-		return c.SHA[:12]
-	}
-	return c.SHA
-}
-
 func (c Commit) String() string {
 	if c.SHA == "" {
 		return "a working tree (no commit)"

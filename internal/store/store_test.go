@@ -191,14 +191,11 @@ func TestReleaseCommit(t *testing.T) {
 	if got.Commit == nil || *got.Commit != *c {
 		t.Fatalf("commit %+v, want %+v", got.Commit, c)
 	}
-	if got.Commit.Short() != "v1.2-3-g0123456-dirty" {
-		t.Errorf("Short() = %q", got.Commit.Short())
-	}
 	got, err = s.GetRelease(ctx, "web", without.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Commit != nil || got.Commit.Short() != "" {
+	if got.Commit != nil {
 		t.Fatalf("a release without a commit reads %+v", got.Commit)
 	}
 }

@@ -160,7 +160,7 @@ type env struct {
 	rt     *Runtime
 	ctx    context.Context
 	app    string
-	events <-chan runtime.Event
+	events <-chan runtime.InstanceEvent
 }
 
 func newEnv(t *testing.T, edit ...func(*Options)) *env {
@@ -301,7 +301,7 @@ func (e *env) logCount(id, text string) int {
 	return n
 }
 
-func nextEvent(t *testing.T, ch <-chan runtime.Event, id string, typ runtime.EventType) runtime.Event {
+func nextEvent(t *testing.T, ch <-chan runtime.InstanceEvent, id string, typ runtime.EventType) runtime.InstanceEvent {
 	t.Helper()
 	timer := time.NewTimer(60 * time.Second)
 	defer timer.Stop()

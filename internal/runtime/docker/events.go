@@ -8,6 +8,6 @@ import (
 
 // Events streams instance events (crash, restart, exit) until ctx is done
 // or the runtime is closed. Every subscriber gets every event.
-func (r *Runtime) Events(ctx context.Context) <-chan runtime.Event {
+func (r *Runtime) Events(ctx context.Context) <-chan runtime.InstanceEvent {
 	return r.events.Subscribe(ctx)
 }

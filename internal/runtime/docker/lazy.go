@@ -153,7 +153,9 @@ func (l *Lazy) Name() string { return Name }
 
 // Events streams the connected runtime's events, from whenever it
 // connects, until ctx is done or l is closed.
-func (l *Lazy) Events(ctx context.Context) <-chan runtime.Event { return l.events.Subscribe(ctx) }
+func (l *Lazy) Events(ctx context.Context) <-chan runtime.InstanceEvent {
+	return l.events.Subscribe(ctx)
+}
 
 // Close closes the connected runtime, if any. Containers keep running.
 func (l *Lazy) Close() error {

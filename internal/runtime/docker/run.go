@@ -142,7 +142,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 		<-copied
 	}
 
-	ev := runtime.Event{
+	ev := runtime.InstanceEvent{
 		Time: time.Now().UTC(), Type: runtime.EventExit, Instance: id, App: s.App, Service: s.Service,
 		Release: s.Release, Kind: s.Kind, ExitCode: code, Message: fmt.Sprintf("exit status %d", code),
 	}

@@ -22,7 +22,7 @@ import (
 type supervisor struct {
 	id   string // instance id
 	cid  string // container id
-	ev   runtime.Event
+	ev   runtime.InstanceEvent
 	logf *logs.File
 	base string // the log file
 
@@ -72,7 +72,7 @@ func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.Fi
 		cid:  c.ID,
 		logf: lf,
 		base: seam.LogPath(r.opts.DataDir, l[labelApp], id),
-		ev: runtime.Event{
+		ev: runtime.InstanceEvent{
 			Instance: id, App: l[labelApp], Service: l[labelService], Release: l[labelRelease],
 			Kind: runtime.Kind(l[labelKind]),
 		},

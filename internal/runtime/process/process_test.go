@@ -230,7 +230,7 @@ func logTexts(t *testing.T, rt *Runtime, id string) []string {
 	return out
 }
 
-func nextEvent(t *testing.T, ch <-chan runtime.Event, id string, typ runtime.EventType) runtime.Event {
+func nextEvent(t *testing.T, ch <-chan runtime.InstanceEvent, id string, typ runtime.EventType) runtime.InstanceEvent {
 	t.Helper()
 	timer := time.NewTimer(30 * time.Second)
 	defer timer.Stop()

@@ -15,7 +15,7 @@ import (
 const (
 	recordFile = "instance.json" // written once by Start: the spec without Env
 	stateFile  = "state.json"    // rewritten by the shim on every change
-	eventsFile = "events.jsonl"  // append-only; one runtime.Event per line
+	eventsFile = "events.jsonl"  // append-only; one runtime.InstanceEvent per line
 	shimLog    = "shim.log"      // the shim's own stderr
 )
 
@@ -49,9 +49,9 @@ type shimState struct {
 // shimConfig is what the runtime hands a new shim through a pipe. It holds
 // the environment, so it is never written to disk.
 type shimConfig struct {
-	ID       string        `json:"id"`
-	StateDir string        `json:"state_dir"`
-	Event    runtime.Event `json:"event"` // identity fields for the events
+	ID       string                `json:"id"`
+	StateDir string                `json:"state_dir"`
+	Event    runtime.InstanceEvent `json:"event"` // identity fields for the events
 
 	Path string   `json:"path"`
 	Args []string `json:"args"`

@@ -230,7 +230,7 @@ func (r *Runtime) publishEvents(h *handle) {
 	}
 	h.offset += int64(end + 1)
 	for _, line := range bytes.Split(b[:end], []byte{'\n'}) {
-		var ev runtime.Event
+		var ev runtime.InstanceEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
 			r.log.Warn("bad instance event", "instance", h.id, "err", err)
 			continue
@@ -296,8 +296,8 @@ func (r *Runtime) lockSettle() func() {
 }
 
 // eventFor returns an event with the identity fields of s.
-func eventFor(s *runtime.InstanceSpec) runtime.Event {
-	return runtime.Event{
+func eventFor(s *runtime.InstanceSpec) runtime.InstanceEvent {
+	return runtime.InstanceEvent{
 		Instance: s.ID(),
 		App:      s.App,
 		Service:  s.Service,

@@ -468,13 +468,13 @@ func (e *env) waitLog(id, text string) {
 }
 
 // events subscribes to the runtime's events.
-func (e *env) events() <-chan runtime.Event {
+func (e *env) events() <-chan runtime.InstanceEvent {
 	return e.rt.Events(e.ctx)
 }
 
 // nextEvent waits for the next event of instance id of type typ, skipping
 // others.
-func (e *env) nextEvent(ch <-chan runtime.Event, id string, typ runtime.EventType) runtime.Event {
+func (e *env) nextEvent(ch <-chan runtime.InstanceEvent, id string, typ runtime.EventType) runtime.InstanceEvent {
 	e.t.Helper()
 	timer := time.NewTimer(e.timeout())
 	defer timer.Stop()

@@ -141,7 +141,7 @@ loop:
 	if task.Status.State == swarm.TaskStateComplete {
 		code = 0
 	}
-	r.events.Publish(runtime.Event{
+	r.events.Publish(runtime.InstanceEvent{
 		Time: time.Now().UTC(), Type: runtime.EventExit, Instance: id, App: s.App, Service: s.Service,
 		Release: s.Release, Kind: s.Kind, ExitCode: code, Message: fmt.Sprintf("exit status %d", code),
 	})

@@ -541,7 +541,7 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 	if err := r.waitFinal(ctx, svc.Service.ID, grace+30*time.Second, !strict); err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
-	r.events.Publish(runtime.Event{Time: time.Now(), Type: runtime.EventExit, Instance: id,
+	r.events.Publish(runtime.InstanceEvent{Time: time.Now(), Type: runtime.EventExit, Instance: id,
 		App: spec.Labels[labelApp], Service: spec.Labels[labelService], Release: spec.Labels[labelRelease], Kind: runtime.Kind(spec.Labels[labelKind])})
 	return nil
 }

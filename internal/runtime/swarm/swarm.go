@@ -277,7 +277,9 @@ func (r *Runtime) Close() error {
 }
 
 // Events streams instance events until ctx is done.
-func (r *Runtime) Events(ctx context.Context) <-chan runtime.Event { return r.events.Subscribe(ctx) }
+func (r *Runtime) Events(ctx context.Context) <-chan runtime.InstanceEvent {
+	return r.events.Subscribe(ctx)
+}
 
 func (r *Runtime) check() error {
 	r.mu.Lock()

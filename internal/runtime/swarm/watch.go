@@ -160,7 +160,7 @@ func (r *Runtime) watchLoop() {
 func (r *Runtime) observe(snap *snapshot, publish bool) {
 	type ev struct {
 		svc  swarm.Service
-		ev   runtime.Event
+		ev   runtime.InstanceEvent
 		task swarm.Task
 	}
 	var out []ev
@@ -189,7 +189,7 @@ func (r *Runtime) observe(snap *snapshot, publish bool) {
 					w.running[s.ID] = t.ID
 					if w.pending[s.ID] && !first {
 						w.pending[s.ID] = false
-						out = append(out, ev{svc: s, task: t, ev: runtime.Event{Type: runtime.EventRestart, Restarts: w.restarts[s.ID]}})
+						out = append(out, ev{svc: s, task: t, ev: runtime.InstanceEvent{Type: runtime.EventRestart, Restarts: w.restarts[s.ID]}})
 					}
 				}
 			case crashed(t) && !w.seen[t.ID]:
@@ -213,7 +213,7 @@ func (r *Runtime) observe(snap *snapshot, publish bool) {
 				if n, ok := w.nodes[t.NodeID]; ok {
 					msg += " on " + n.Hostname
 				}
-				out = append(out, ev{svc: s, task: t, ev: runtime.Event{Type: runtime.EventCrash, ExitCode: code, Message: msg, Restarts: w.restarts[s.ID] - 1, Backoff: restartDelay}})
+				out = append(out, ev{svc: s, task: t, ev: runtime.InstanceEvent{Type: runtime.EventCrash, ExitCode: code, Message: msg, Restarts: w.restarts[s.ID] - 1, Backoff: restartDelay}})
 			}
 		}
 	}
