@@ -141,13 +141,6 @@ func (e *Engine) StartOp(fn func(ctx context.Context, op *Op) (string, error)) *
 	return e.start(fn)
 }
 
-// Lock takes app's lock for an operation of op (waiting for it with
-// wait, else refused while another holds it); the returned function
-// releases it.
-func (e *Engine) Lock(ctx context.Context, op *Op, app, owner, operation string, wait bool) (func(), error) {
-	return e.lock(ctx, op, app, owner, operation, wait)
-}
-
 // Emit adds an event to op's stream.
 func (op *Op) Emit(ev Event) { op.emit(ev) }
 
