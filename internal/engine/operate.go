@@ -36,8 +36,8 @@ type operation struct {
 	Lock   string
 	Wait   bool // wait for the lock instead of being refused
 	DryRun bool
-	// NoLock: the operation takes no lock, and only reads under none
-	// (a one-off: nothing about the deployment changes).
+	// NoLock: the operation takes no lock; it changes nothing about the
+	// deployment (a one-off, a verify).
 	NoLock bool
 	// LockErr, when set, words a failure to take the lock.
 	LockErr func(error) error
