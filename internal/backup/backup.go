@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/plan"
 
 	"github.com/moorage/moorage/internal/fsutil"
@@ -55,21 +54,11 @@ func (m *Manager) backupDir(app, to string, sp *spec.Spec) string {
 	return filepath.Join(m.dataDir, "backups", app)
 }
 
-// CreateBackups backs up what req names, one archive per volume or
+// createBackups backs up what req names of rel, the app's active release
+// (read under its lock, backupLocked), one archive per volume or
 // accessory, and returns the records (failed ones included: a failure is
 // never silent, it is recorded, raised as an event and returned).
-func (m *Manager) CreateBackups(ctx context.Context, req BackupRequest, out io.Writer) ([]*store.Backup, error) {
-	a, err := m.st.GetApp(ctx, req.App)
-	if err != nil {
-		return nil, err
-	}
-	if a.Current == 0 {
-		return nil, fmt.Errorf("back up %s: %w", req.App, engine.ErrNotDeployed)
-	}
-	rel, err := m.st.GetRelease(ctx, req.App, a.Current)
-	if err != nil {
-		return nil, err
-	}
+func (m *Manager) createBackups(ctx context.Context, rel *store.Release, req BackupRequest, out io.Writer) ([]*store.Backup, error) {
 	type job struct{ kind, target string }
 	var jobs []job
 	if req.All || (len(req.Volumes) == 0 && len(req.Accessories) == 0) {

@@ -112,13 +112,15 @@ func (m *Manager) VerifyBackup(ctx context.Context, app, id string, out io.Write
 		case BackupVolume:
 			err = m.verifyVolume(ctx, b, out)
 		case BackupPostgres:
-			var a *store.App
-			if a, err = m.st.GetApp(ctx, app); err == nil {
-				var rel *store.Release
-				if rel, err = m.st.GetRelease(ctx, app, a.Current); err == nil {
-					err = m.verifyPostgres(ctx, rel, b, out)
-				}
-			}
+			// Into the active release's accessory; nothing about the
+			// deployment changes, so no lock. No active release: the
+			// store's error for the missing release.
+			err = m.e.OperateLocked(ctx, nil, engine.LockedOperation{
+				App: app, NeedApp: true,
+				NotDeployed: func() error { return fmt.Errorf("release %s of %s: %w", store.ReleaseID(0), app, store.ErrNotFound) },
+			}, func(ctx context.Context, _ *store.App, rel *store.Release) error {
+				return m.verifyPostgres(ctx, rel, b, out)
+			})
 		}
 	}
 	b.VerifiedAt, b.VerifyError = time.Now().UTC(), ""
@@ -147,7 +149,7 @@ func (m *Manager) DeleteBackup(ctx context.Context, b *store.Backup) error {
 	return m.st.DeleteBackup(ctx, b.ID)
 }
 
-// BackupOp runs CreateBackups as an operation: its output streams as
+// BackupOp runs createBackups as an operation: its output streams as
 // events, and it waits for the app's lock so a backup never pauses
 // instances a deploy is replacing.
 func (m *Manager) BackupOp(req BackupRequest) *engine.Op {
@@ -159,20 +161,25 @@ func (m *Manager) BackupOp(req BackupRequest) *engine.Op {
 	})
 }
 
-// backupLocked waits for the app's lock and runs CreateBackups under it.
+// backupLocked waits for the app's lock and runs createBackups under it,
+// in its active release.
 func (m *Manager) backupLocked(ctx context.Context, op *engine.Op, req BackupRequest) ([]*store.Backup, error) {
 	out := op.Output("backup")
-	unlock, err := m.e.Lock(ctx, op, req.App, req.Owner, "backup", true)
-	if err != nil {
-		return nil, fmt.Errorf("wait for the lock of %s: %w", req.App, err)
-	}
-	defer unlock()
-	bs, err := m.CreateBackups(ctx, req, out)
-	for _, b := range bs {
-		if b.Status == store.BackupOK {
-			op.Emit(engine.Event{Type: engine.EventInfo, Text: fmt.Sprintf("%s  %s %s  %s", b.ID, b.Kind, b.Target, fsutil.HumanBytes(b.Size))})
+	var bs []*store.Backup
+	err := m.e.OperateLocked(ctx, op, engine.LockedOperation{
+		App: req.App, Owner: req.Owner, Lock: "backup", Wait: true, NeedApp: true,
+		LockErr:     func(err error) error { return fmt.Errorf("wait for the lock of %s: %w", req.App, err) },
+		NotDeployed: func() error { return fmt.Errorf("back up %s: %w", req.App, engine.ErrNotDeployed) },
+	}, func(ctx context.Context, _ *store.App, rel *store.Release) error {
+		var err error
+		bs, err = m.createBackups(ctx, rel, req, out)
+		for _, b := range bs {
+			if b.Status == store.BackupOK {
+				op.Emit(engine.Event{Type: engine.EventInfo, Text: fmt.Sprintf("%s  %s %s  %s", b.ID, b.Kind, b.Target, fsutil.HumanBytes(b.Size))})
+			}
 		}
-	}
+		return err
+	})
 	return bs, err
 }
 

@@ -100,71 +100,83 @@ func (s *backupScheduler) due(ctx context.Context, from, now time.Time) []dueBac
 	}
 	var out []dueBackup
 	for _, a := range apps {
-		if a.Current == 0 {
-			continue
-		}
-		rel, err := m.st.GetRelease(ctx, a.Name, a.Current)
+		// The active release, read as every operation reads it (no lock:
+		// nothing changes here).
+		err := m.e.OperateLocked(ctx, nil, engine.LockedOperation{App: a.Name, NeedApp: true},
+			func(ctx context.Context, a *store.App, rel *store.Release) error {
+				if rel == nil {
+					return nil
+				}
+				if d, ok := s.dueOf(ctx, a, rel, from, now); ok {
+					out = append(out, d)
+				}
+				return nil
+			})
 		if err != nil {
 			s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: reading the active release failed: %v", err))
-			continue
 		}
-		b := rel.Spec.Backups
-		if b == nil {
-			s.clear(a.Name)
-			continue
-		}
-		cron, err := spec.ParseCron(b.Schedule)
-		if err != nil {
-			s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: %v", err))
-			continue
-		}
-		st, err := s.state(ctx, a.Name)
-		if err != nil {
-			s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: %v", err))
-			continue
-		}
-		s.clear(a.Name)
-		if st == nil || st.Schedule != b.Schedule {
-			// First sight of this schedule: its slots count from the
-			// previous wake-up (not from a schedule it replaced).
-			st = &scheduleState{Schedule: b.Schedule, Slot: from}
-			if err := s.setState(ctx, a.Name, st); err != nil {
-				s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: %v", err))
-				continue
-			}
-		}
-		first, latest, n := slotsDue(cron, st.Slot, now)
-		if n == 0 {
-			continue
-		}
-		if s.busy(a.Name) {
-			continue // still backing up the previous slot; this one counts as missed next time
-		}
-		d := dueBackup{app: a.Name, schedule: b.Schedule, keep: b.Keep, slot: latest, firstMissed: first}
-		d.missed = n - 1
-		if now.Sub(latest) > lateAfter {
-			d.missed = n
-		}
-		if d.missed > 0 {
-			d.reason = "the server was not running"
-			if !d.firstMissed.Before(s.started) {
-				d.reason = "the previous backup of " + a.Name + " was still running"
-			}
-		}
-		// Handled from now on: a slot runs once, even if the server dies
-		// during its backup (whose record the next start marks failed).
-		if err := s.setState(ctx, a.Name, &scheduleState{Schedule: b.Schedule, Slot: latest}); err != nil {
-			s.problem(ctx, a.Name, fmt.Sprintf("scheduled backup of %s not started: %v", latest.Format(time.DateTime), err))
-			continue
-		}
-		out = append(out, d)
 	}
 	return out
 }
 
+// dueOf returns the scheduled backup of app a, whose active release is
+// rel, if one is due at now, and records its slot as handled.
+func (s *backupScheduler) dueOf(ctx context.Context, a *store.App, rel *store.Release, from, now time.Time) (dueBackup, bool) {
+	b := rel.Spec.Backups
+	if b == nil {
+		s.clear(a.Name)
+		return dueBackup{}, false
+	}
+	cron, err := spec.ParseCron(b.Schedule)
+	if err != nil {
+		s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: %v", err))
+		return dueBackup{}, false
+	}
+	st, err := s.state(ctx, a.Name)
+	if err != nil {
+		s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: %v", err))
+		return dueBackup{}, false
+	}
+	s.clear(a.Name)
+	if st == nil || st.Schedule != b.Schedule {
+		// First sight of this schedule: its slots count from the
+		// previous wake-up (not from a schedule it replaced).
+		st = &scheduleState{Schedule: b.Schedule, Slot: from}
+		if err := s.setState(ctx, a.Name, st); err != nil {
+			s.problem(ctx, a.Name, fmt.Sprintf("scheduled backups cannot run: %v", err))
+			return dueBackup{}, false
+		}
+	}
+	first, latest, n := slotsDue(cron, st.Slot, now)
+	if n == 0 {
+		return dueBackup{}, false
+	}
+	if s.busy(a.Name) {
+		return dueBackup{}, false // still backing up the previous slot; this one counts as missed next time
+	}
+	d := dueBackup{app: a.Name, schedule: b.Schedule, keep: b.Keep, slot: latest, firstMissed: first}
+	d.missed = n - 1
+	if now.Sub(latest) > lateAfter {
+		d.missed = n
+	}
+	if d.missed > 0 {
+		d.reason = "the server was not running"
+		if !d.firstMissed.Before(s.started) {
+			d.reason = "the previous backup of " + a.Name + " was still running"
+		}
+	}
+	// Handled from now on: a slot runs once, even if the server dies
+	// during its backup (whose record the next start marks failed).
+	if err := s.setState(ctx, a.Name, &scheduleState{Schedule: b.Schedule, Slot: latest}); err != nil {
+		s.problem(ctx, a.Name, fmt.Sprintf("scheduled backup of %s not started: %v", latest.Format(time.DateTime), err))
+		return dueBackup{}, false
+	}
+	return d, true
+}
+
 // run starts a scheduled backup as an operation. Failures before any
 // target was backed up (the lock wait cut short, nothing to back up, ...)
-// are raised here; CreateBackups raises those of each target. Retention
+// are raised here; createBackups raises those of each target. Retention
 // then applies to each target that succeeded.
 func (s *backupScheduler) run(d dueBackup) {
 	m := s.m
@@ -195,11 +207,12 @@ func (s *backupScheduler) run(d dueBackup) {
 		// Under the app's lock, like the backups: a restore that checked
 		// its archive must not see it deleted under it.
 		var deleted []string
-		unlock, kerr := m.e.Lock(ctx, op, d.app, req.Owner, "delete old backups", true)
-		if kerr == nil {
-			deleted, kerr = m.keepBackups(ctx, d.app, d.keep, ok)
-			unlock()
-		}
+		kerr := m.e.OperateLocked(ctx, op, engine.LockedOperation{App: d.app, Owner: req.Owner, Lock: "delete old backups", Wait: true},
+			func(ctx context.Context, _ *store.App, _ *store.Release) error {
+				var err error
+				deleted, err = m.keepBackups(ctx, d.app, d.keep, ok)
+				return err
+			})
 		if len(deleted) > 0 {
 			m.log.Info("pruned old backups", "app", d.app, "deleted", deleted)
 		}

@@ -11,7 +11,8 @@ import (
 )
 
 // What a package built on the engine (internal/backup) uses of it: the
-// one entry point of operations that change what runs (OperateActive),
+// one entry point of its operations (OperateActive for one that plans
+// what runs, OperateLocked for one that journals no plan),
 // registered step handlers (Handle), hooks into the server's start and
 // recovery, and a few reads. It never reaches into the engine's
 // unexported names.
@@ -90,18 +91,54 @@ func (e *Engine) OperateActive(ctx context.Context, op *Op, o ActiveOperation) (
 	})
 }
 
+// LockedOperation is an operation that journals no plan (a backup, a
+// verify, a prune, a one-off): it goes through the engine's entry point
+// for check, lock, load the app and its active release, and then does its
+// part itself.
+type LockedOperation struct {
+	App, Owner string
+	// Lock is the operation as the app's lock names it ("backup"); empty,
+	// no lock is taken: an operation that changes nothing about the
+	// deployment (a one-off, a verify) only reads.
+	Lock string
+	Wait bool // wait for the lock instead of being refused
+	// Check, when set, runs first, before the lock: the checks that need
+	// no lock (refused at once, not after a wait).
+	Check func(ctx context.Context) error
+	// LockErr, when set, words a failure to take the lock.
+	LockErr func(error) error
+	// NeedApp refuses an app with no record, with the store's error;
+	// unset, fn is given a nil app (unless NotDeployed is set).
+	NeedApp bool
+	// NotDeployed, when set, is the error of an app with no active
+	// release; unset, fn is given a nil active release.
+	NotDeployed func() error
+}
+
+// OperateLocked runs o through the engine's entry point (operate): it
+// takes the app's lock (unless o.Lock is empty), loads the app and its
+// active release, and runs fn with them under the lock, which it releases
+// when fn returns. op is the operation the lock is taken for (nil when
+// o.Lock is empty).
+func (e *Engine) OperateLocked(ctx context.Context, op *Op, o LockedOperation, fn func(ctx context.Context, a *store.App, active *store.Release) error) error {
+	_, err := e.operate(ctx, op, operation{
+		App: o.App, Owner: o.Owner, Lock: o.Lock, Wait: o.Wait, NoLock: o.Lock == "",
+		Check: o.Check, LockErr: o.LockErr, NeedApp: o.NeedApp, NotDeployed: o.NotDeployed,
+		Own: func(ctx context.Context, _ *Op, l *loaded) (string, error) {
+			if err := fn(ctx, l.App, l.Active); err != nil {
+				return store.DeployFailed, err
+			}
+			return store.DeploySucceeded, nil
+		},
+	})
+	return err
+}
+
 // StartOp runs fn as an operation of the engine: its events stream to
 // whoever reads the returned Op, its ctx ends when the server stops, and
 // Close waits for it.
 func (e *Engine) StartOp(fn func(ctx context.Context, op *Op) (string, error)) *Op {
 	return e.start(fn)
-}
-
-// Lock takes app's lock for an operation of op (waiting for it with
-// wait, else refused while another holds it); the returned function
-// releases it.
-func (e *Engine) Lock(ctx context.Context, op *Op, app, owner, operation string, wait bool) (func(), error) {
-	return e.lock(ctx, op, app, owner, operation, wait)
 }
 
 // Emit adds an event to op's stream.

@@ -37,17 +37,20 @@ func (e *Engine) RunOneOff(ctx context.Context, req RunRequest) (int, error) {
 	if len(req.Command) == 0 {
 		return -1, errors.New("no command given: moorage run [SERVICE] -- COMMAND [ARGS...]")
 	}
-	a, err := e.st.GetApp(ctx, req.App)
-	if err != nil {
-		return -1, err
-	}
-	if a.Current == 0 {
-		return -1, fmt.Errorf("run in %s: %w; deploy it first", req.App, ErrNotDeployed)
-	}
-	rel, err := e.st.GetRelease(ctx, req.App, a.Current)
-	if err != nil {
-		return -1, err
-	}
+	code := -1
+	err := e.OperateLocked(ctx, nil, LockedOperation{
+		App: req.App, Owner: req.Owner, NeedApp: true,
+		NotDeployed: func() error { return fmt.Errorf("run in %s: %w; deploy it first", req.App, ErrNotDeployed) },
+	}, func(ctx context.Context, _ *store.App, rel *store.Release) error {
+		var err error
+		code, err = e.runOneOff(ctx, rel, req)
+		return err
+	})
+	return code, err
+}
+
+// runOneOff is RunOneOff in rel, the app's active release.
+func (e *Engine) runOneOff(ctx context.Context, rel *store.Release, req RunRequest) (int, error) {
 	rt, err := e.Runtime(rel.Runtime)
 	if err != nil {
 		return -1, err

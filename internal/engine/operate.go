@@ -25,6 +25,10 @@ const StatusPlanned = api.StatusPlanned
 // formation) but starts and stops nothing. A dry run takes no lock,
 // decides as usual (decide must then change nothing: it is told by
 // loaded.DryRun), plans and stops.
+//
+// An operation that journals no plan (a backup, a prune, a recovery once
+// a runtime answered, a one-off) goes through the same check → lock →
+// load → active release, then does its part in Own (OperateLocked).
 type operation struct {
 	App, Owner string
 	// Lock is the operation as the app's lock names it: "deploy",
@@ -32,6 +36,11 @@ type operation struct {
 	Lock   string
 	Wait   bool // wait for the lock instead of being refused
 	DryRun bool
+	// NoLock: the operation takes no lock; it changes nothing about the
+	// deployment (a one-off, a verify).
+	NoLock bool
+	// LockErr, when set, words a failure to take the lock.
+	LockErr func(error) error
 	// Check, when set, runs first, before the lock: the checks of the
 	// request that need no lock (refused at once, not after a wait).
 	Check func(ctx context.Context) error
@@ -55,7 +64,8 @@ type operation struct {
 	Decide func(ctx context.Context, op *Op, l *loaded) (*execInput, string, error)
 	// Own, when set, replaces Decide and execute: an operation whose plan is
 	// not a convergence to a release (destroy) plans it purely, prints it
-	// (a dry run stops there) and executes it itself.
+	// (a dry run stops there) and executes it itself; one that journals no
+	// plan (OperateLocked) does its part.
 	Own func(ctx context.Context, op *Op, l *loaded) (string, error)
 }
 
@@ -74,9 +84,12 @@ func (e *Engine) operate(ctx context.Context, op *Op, o operation) (string, erro
 			return store.DeployFailed, err
 		}
 	}
-	if !o.DryRun {
+	if !o.DryRun && !o.NoLock {
 		unlock, err := e.lock(ctx, op, o.App, o.Owner, o.Lock, o.Wait)
 		if err != nil {
+			if o.LockErr != nil {
+				err = o.LockErr(err)
+			}
 			return store.DeployFailed, err
 		}
 		defer unlock()

@@ -30,17 +30,22 @@ type (
 // a deploy is about to start must not go); a dry run changes nothing and
 // takes no lock.
 func (e *Engine) Prune(ctx context.Context, app string, dryRun bool) (*PruneReport, error) {
+	o := LockedOperation{App: app, Owner: "moorage prune", NeedApp: true}
 	if !dryRun {
-		if _, err := e.st.GetApp(ctx, app); err != nil {
-			return nil, err
+		o.Lock = "prune"
+		// An app that does not exist is refused before its lock is taken.
+		o.Check = func(ctx context.Context) error {
+			_, err := e.st.GetApp(ctx, app)
+			return err
 		}
-		unlock, err := e.lock(ctx, newOp(), app, "moorage prune", "prune", false)
-		if err != nil {
-			return nil, err
-		}
-		defer unlock()
 	}
-	return e.prune(ctx, app, dryRun)
+	var rep *PruneReport
+	err := e.OperateLocked(ctx, newOp(), o, func(ctx context.Context, a *store.App, _ *store.Release) error {
+		var err error
+		rep, err = e.pruneApp(ctx, a, dryRun)
+		return err
+	})
+	return rep, err
 }
 
 // prune is Prune for a caller that holds the app's lock (a deploy's last
@@ -50,6 +55,11 @@ func (e *Engine) prune(ctx context.Context, app string, dryRun bool) (*PruneRepo
 	if err != nil {
 		return nil, err
 	}
+	return e.pruneApp(ctx, a, dryRun)
+}
+
+// pruneApp is prune of app a, read under its lock.
+func (e *Engine) pruneApp(ctx context.Context, a *store.App, dryRun bool) (*PruneReport, error) {
 	rep := &PruneReport{Artifacts: []PrunedArtifact{}, DryRun: dryRun}
 	arts, err := e.prunableArtifacts(ctx, a)
 	if err != nil {

@@ -265,33 +265,29 @@ func (e *Engine) RecoverRuntime(name string) {
 		if rel, err := e.activeRelease(ctx, a); err == nil && appRuntime(a, rel) != name {
 			continue // an error is met again, and reported, under the lock
 		}
-		unlock, err := e.lock(ctx, newOp(), a.Name, "moorage server (the "+name+" runtime answered)", "recover", true)
-		if err != nil {
+		lockFailed := false
+		err := e.OperateLocked(ctx, newOp(), LockedOperation{
+			App: a.Name, Owner: "moorage server (the " + name + " runtime answered)", Lock: "recover", Wait: true, NeedApp: true,
+			LockErr: func(err error) error { lockFailed = true; return err },
+		}, func(ctx context.Context, a *store.App, rel *store.Release) error {
+			return e.recoverIfOn(ctx, a, rel, name)
+		})
+		switch {
+		case lockFailed:
 			if ctx.Err() == nil {
 				e.log.Error("recover: lock", "app", a.Name, "err", err)
 			}
-			continue
-		}
-		err = e.recoverIfOn(ctx, a.Name, name)
-		unlock()
-		if err != nil {
+		case err != nil:
 			e.log.Error("recovery failed", "app", a.Name, "err", err)
 			e.st.AddEvent(ctx, store.AppEvent{App: a.Name, Kind: store.EventError, Message: "recovery once the " + name + " runtime answered failed: " + err.Error()})
 		}
 	}
 }
 
-// recoverIfOn runs the recovery of app if it runs on runtime name (read
-// under the app's lock: a deploy may just have moved it).
-func (e *Engine) recoverIfOn(ctx context.Context, app, name string) error {
-	a, err := e.st.GetApp(ctx, app)
-	if err != nil {
-		return err
-	}
-	rel, err := e.activeRelease(ctx, a)
-	if err != nil {
-		return err
-	}
+// recoverIfOn runs the recovery of app a, whose active release is rel
+// (nil: none), if it runs on runtime name (read under the app's lock: a
+// deploy may just have moved it).
+func (e *Engine) recoverIfOn(ctx context.Context, a *store.App, rel *store.Release, name string) error {
 	if appRuntime(a, rel) != name {
 		return nil
 	}
