@@ -41,7 +41,7 @@ var ErrRunsAsRoot = errors.New("runs as root")
 // release runs. A service whose image runs as root is refused unless it
 // sets `user:` or `allow_root: true`. The context directory is removed.
 func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return runtime.Artifact{}, err
 	}
 	if req.ContextDir != "" {
@@ -567,7 +567,7 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, out io.Writer, ad
 // RemoveArtifact removes a release's image. Only images this runtime built
 // (with its prefix label) are removed: a prebuilt `image:` is left alone.
 func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	if a.Runtime != "" && a.Runtime != Name {
@@ -634,7 +634,7 @@ func (r *Runtime) ownTag(img image.InspectResponse) string {
 // ArtifactExists reports whether the release's image is still on the
 // engine.
 func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return false, err
 	}
 	if a.Runtime != "" && a.Runtime != Name {

@@ -45,18 +45,19 @@ type Runtime struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life   seam.Life // Close shuts it, and waits for its goroutines
 	events *runtime.Broker
+
+	seam.Stopper // Stop: see stop
 
 	builderOnce sync.Once
 	builder     builder
 	netMu       sync.Mutex // serializes EnsureNetwork
 
-	mu     sync.Mutex
-	closed bool
-	sups   map[string]*supervisor // supervised containers by instance id
-	tasks  seam.Tasks             // Run in progress
-	ids    seam.IDLocks
+	mu    sync.Mutex
+	sups  map[string]*supervisor // supervised containers by instance id
+	tasks seam.Tasks             // Run in progress
+	ids   seam.IDLocks
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -111,6 +112,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		events:   runtime.NewBroker(),
 		sups:     map[string]*supervisor{},
 	}
+	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
 	if err := os.MkdirAll(filepath.Join(r.stateDir, "instances"), 0o700); err != nil {
 		cancel()
 		cli.Close()
@@ -133,42 +135,11 @@ func (r *Runtime) Prefix() string { return r.opts.Prefix }
 // Containers keep running; a new runtime with the same prefix and data
 // directory re-adopts them.
 func (r *Runtime) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.life.End(r.cancel) {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
-	r.cancel()
-	r.wg.Wait()
 	r.events.Close()
 	return r.cli.Close()
-}
-
-// check returns ErrRuntimeClosed after Close.
-func (r *Runtime) check() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return runtime.ErrRuntimeClosed
-	}
-	return nil
-}
-
-// go runs fn in a goroutine Close waits for; false after Close.
-func (r *Runtime) goWait(fn func()) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		fn()
-	}()
-	return true
 }
 
 // names

@@ -163,7 +163,7 @@ func (r *Runtime) addr(c *container.InspectResponse, port int) string {
 // List returns the instances that match f, running or not, sorted by ID.
 // One-offs are not listed.
 func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instance, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return nil, err
 	}
 	flt := r.prefixFilter()
@@ -200,14 +200,10 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 	return seam.ByID(out), nil
 }
 
-// Stop stops an instance: its stop signal, then SIGKILL after its stop
+// stop is Stop (seam.Stopper): its stop signal, then SIGKILL after its stop
 // timeout (Docker's stop, which ends every process of the container). It
 // returns once the container has exited; no restart follows. Stopping an
 // exited instance is a no-op.
-func (r *Runtime) Stop(ctx context.Context, id string) error {
-	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
-}
-
 func (r *Runtime) stop(ctx context.Context, id string) error {
 	c, err := r.inspect(ctx, id)
 	if err != nil {
@@ -238,7 +234,7 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 // Remove deletes an instance's container, stopping it first if it runs.
 // Its logs are kept; named volumes are never removed here.
 func (r *Runtime) Remove(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	unlock := r.ids.Lock(id)
@@ -265,11 +261,11 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, 
 		_, err := r.inspect(ctx, id)
 		return err == nil || !errors.Is(err, runtime.ErrNotFound)
 	}
-	return seam.ReadLogs(ctx, r.check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
+	return seam.ReadLogs(ctx, r.life.Check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
 }
 
 // PruneLogs deletes app's log files of instances ret.Keep does not keep
 // (see logs.Prune).
 func (r *Runtime) PruneLogs(ctx context.Context, app string, ret runtime.LogRetention) (int64, error) {
-	return seam.PruneLogs(ctx, r.check, r.opts.DataDir, app, ret)
+	return seam.PruneLogs(ctx, r.life.Check, r.opts.DataDir, app, ret)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -25,7 +24,7 @@ import (
 // ErrTimeout or ctx's). A one-off a dead server left running is removed by
 // the next runtime (see New).
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.check, &s, validateSpec)
+	end, err := r.tasks.Begin(r.life.Check, &s, validateSpec)
 	if err != nil {
 		return -1, err
 	}
@@ -75,12 +74,12 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		stdout, stderr := writerOr(s.Stdout), writerOr(s.Stderr)
+		stdout, stderr := seam.WriterOr(s.Stdout), seam.WriterOr(s.Stderr)
 		if s.TTY {
-			_, _ = io.Copy(&drainWriter{w: stdout}, att.Reader)
+			_, _ = io.Copy(&seam.DrainWriter{W: stdout}, att.Reader)
 			return
 		}
-		_, _ = stdcopy.StdCopy(&drainWriter{w: stdout}, &drainWriter{w: stderr}, att.Reader)
+		_, _ = stdcopy.StdCopy(&seam.DrainWriter{W: stdout}, &seam.DrainWriter{W: stderr}, att.Reader)
 	}()
 	if s.Stdin != nil {
 		// Not waited for: Stdin may block forever. It ends when its reader
@@ -167,7 +166,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 // returns the exit code. $VAR and ${VAR} in the command are expanded from
 // that environment. Cancelling ctx stops waiting for it.
 func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return -1, err
 	}
 	if len(e.Cmd) == 0 {
@@ -216,7 +215,7 @@ func ExecIn(ctx context.Context, cli *client.Client, cid string, containerEnv []
 	}
 	copied := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(&drainWriter{w: writerOr(e.Stdout)}, &drainWriter{w: writerOr(e.Stderr)}, att.Reader)
+		_, err := stdcopy.StdCopy(&seam.DrainWriter{W: seam.WriterOr(e.Stdout)}, &seam.DrainWriter{W: seam.WriterOr(e.Stderr)}, att.Reader)
 		copied <- err
 	}()
 	select {
@@ -251,7 +250,7 @@ func ExecIn(ctx context.Context, cli *client.Client, cid string, containerEnv []
 
 // Pause freezes every process of a running container (docker pause).
 func (r *Runtime) Pause(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	c, err := r.inspect(ctx, id)
@@ -269,7 +268,7 @@ func (r *Runtime) Pause(ctx context.Context, id string) error {
 
 // Resume thaws a paused container (docker unpause).
 func (r *Runtime) Resume(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	c, err := r.inspect(ctx, id)
@@ -283,32 +282,6 @@ func (r *Runtime) Resume(ctx context.Context, id string) error {
 		return fmt.Errorf("resume %s: %w", id, err)
 	}
 	return nil
-}
-
-func writerOr(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
-}
-
-// drainWriter writes to w until w fails, then discards, so a failing
-// writer never blocks the stream.
-type drainWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	failed bool
-}
-
-func (d *drainWriter) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.failed {
-		if _, err := d.w.Write(p); err != nil {
-			d.failed = true
-		}
-	}
-	return len(p), nil
 }
 
 // adoptAll re-adopts the runtime's containers after a server restart:

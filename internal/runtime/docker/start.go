@@ -34,7 +34,7 @@ var ErrDockerSocket = errors.New("the Docker socket is never mounted into app co
 // runs. It fails with ErrExists when the instance's container exists
 // (running or not).
 func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
+	id, unlock, err := r.ids.LockSpec(r.life.Check, &s, validateSpec)
 	if err != nil {
 		return runtime.Instance{}, err
 	}

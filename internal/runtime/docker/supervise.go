@@ -99,7 +99,7 @@ func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.Fi
 	}
 	r.sups[id] = s
 	r.mu.Unlock()
-	if !r.goWait(func() { r.loop(s, started) }) {
+	if !r.life.Go(func() { r.loop(s, started) }) {
 		lf.Close()
 		close(s.done)
 	}

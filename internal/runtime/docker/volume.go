@@ -22,7 +22,7 @@ var ErrNotOwned = errors.New("exists but is not managed by moorage")
 // EnsureVolume creates the named volume <prefix>_<app>_<name> if it does
 // not exist.
 func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
-	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app, "volume", name); err != nil {
 		return err
 	}
 	vn := r.volumeName(app, name)
@@ -50,7 +50,7 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 // VolumePath is the volume's Mountpoint on the host (backups read and
 // restore it there).
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
-	if err := seam.Valid(r.check, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "volume", name); err != nil {
 		return "", err
 	}
 	vn := r.volumeName(app, name)
@@ -70,7 +70,7 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 // RemoveVolume deletes app's volume name and its data. Nothing else ever
 // removes a volume; it fails while a container uses it.
 func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
-	if err := seam.Valid(r.check, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "volume", name); err != nil {
 		return err
 	}
 	vn := r.volumeName(app, name)
@@ -127,7 +127,7 @@ func (r *Runtime) prepareVolumes(ctx context.Context, p *containerPlan) {
 // EnsureNetwork creates the app's user-defined bridge network
 // <prefix>-<app>, on which accessories answer by name.
 func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
-	if err := seam.Valid(r.check, "app", app); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app); err != nil {
 		return err
 	}
 	nn := r.networkName(app)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // Run runs a one-off as a swarm job (a replicated job of one task, restart
@@ -23,7 +23,7 @@ import (
 // is removed by the next runtime, which waits until its task has exited
 // (see New), so two release tasks never run at once.
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.check, &s, validateSpec)
+	end, err := r.tasks.Begin(r.life.Check, &s, validateSpec)
 	if err != nil {
 		return -1, err
 	}
@@ -68,7 +68,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 		wctx, cancel = context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 	}
-	stdout, stderr := writerOr(s.Stdout), writerOr(s.Stderr)
+	stdout, stderr := seam.WriterOr(s.Stdout), seam.WriterOr(s.Stderr)
 	// Follow the output while it runs; what the stream missed (a short
 	// task can end before the stream starts) is read once more at the end.
 	var last time.Time
@@ -259,13 +259,6 @@ func (r *Runtime) stopTaskContainer(ctx context.Context, nodeID, cid string) err
 	return nil
 }
 
-func writerOr(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
-}
-
 // task returns the running task of an instance and its node's hostname.
 func (r *Runtime) runningTask(ctx context.Context, id string) (swarm.Task, string, error) {
 	svc, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
@@ -297,7 +290,7 @@ func (r *Runtime) runningTask(ctx context.Context, id string) (swarm.Task, strin
 // Exec runs a command in the instance's running task, through its node's
 // Docker API (Options.Nodes), with the task's environment plus e.Env.
 func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return -1, err
 	}
 	if len(e.Cmd) == 0 {
@@ -342,7 +335,7 @@ func (r *Runtime) pause(ctx context.Context, id string, pause bool) error {
 	if !pause {
 		verb = "resume"
 	}
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	t, node, err := r.runningTask(ctx, id)

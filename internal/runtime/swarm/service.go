@@ -56,7 +56,7 @@ func validateSpec(s *runtime.InstanceSpec) error {
 // Start creates the instance's service and returns once its task runs (not
 // necessarily ready). It fails with ErrExists when the service exists.
 func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
+	id, unlock, err := r.ids.LockSpec(r.life.Check, &s, validateSpec)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
@@ -463,7 +463,7 @@ func (r *Runtime) taskAddr(t *swarm.Task, port int) string {
 // List returns the instances that match f (one-offs in progress are not
 // listed).
 func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instance, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return nil, err
 	}
 	// The nodes are read again (the watch reads them every second): a
@@ -492,15 +492,11 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 	return seam.ByID(out), nil
 }
 
-// Stop scales the instance's service to 0 and returns once its task's
-// state is final: its container has exited, on whichever node it ran. A
-// task on a node that is down can never be confirmed stopped: Stop then
-// fails after the stop timeout, naming the node, so that a singleton is
-// never started twice.
-func (r *Runtime) Stop(ctx context.Context, id string) error {
-	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
-}
-
+// stop is Stop (seam.Stopper): it scales the instance's service to 0 and
+// returns once its task's state is final: its container has exited, on
+// whichever node it ran. A task on a node that is down can never be
+// confirmed stopped: Stop then fails after the stop timeout, naming the
+// node, so that a singleton is never started twice.
 func (r *Runtime) stop(ctx context.Context, id string) error {
 	name := r.serviceName(id)
 	svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
@@ -613,7 +609,7 @@ func (r *Runtime) waitFinal(ctx context.Context, serviceID string, timeout time.
 
 // Remove stops the instance's service and removes it (its logs are kept).
 func (r *Runtime) Remove(ctx context.Context, id string) error {
-	return r.ids.Do(r.check, id, func() error { return r.remove(ctx, id) })
+	return r.ids.Do(r.life.Check, id, func() error { return r.remove(ctx, id) })
 }
 
 func (r *Runtime) remove(ctx context.Context, id string) error {

@@ -131,15 +131,16 @@ type Runtime struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life   seam.Life // Close shuts it, and waits for its goroutines
 	events *runtime.Broker
+
+	seam.Stopper // Stop: see stop
 
 	netMu sync.Mutex
 	ids   seam.IDLocks
 	tasks seam.Tasks
 
 	mu       sync.Mutex
-	closed   bool
 	nodes    map[string]*nodeClient // by hostname
 	copiers  map[string]*copier     // log copiers by service name
 	watch    watchState
@@ -218,6 +219,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		copiers:  map[string]*copier{},
 		stopping: map[string]bool{},
 	}
+	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
 	r.watch.init()
 	for name, addr := range opts.Nodes {
 		r.nodes[name] = &nodeClient{addr: addr}
@@ -226,8 +228,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		r.Close()
 		return nil, err
 	}
-	r.wg.Add(1)
-	go r.watchLoop()
+	r.life.Go(r.watchLoop)
 	return r, nil
 }
 
@@ -257,15 +258,9 @@ func (r *Runtime) Name() string { return Name }
 // Close stops watching and copying logs, and ends event streams. Services
 // keep running; a new runtime with the same prefix adopts them.
 func (r *Runtime) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.life.End(r.cancel) {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
-	r.cancel()
-	r.wg.Wait()
 	r.events.Close()
 	r.builder.Close()
 	for _, n := range r.nodes {
@@ -278,30 +273,6 @@ func (r *Runtime) Close() error {
 
 // Events streams instance events until ctx is done.
 func (r *Runtime) Events(ctx context.Context) <-chan runtime.Event { return r.events.Subscribe(ctx) }
-
-func (r *Runtime) check() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return runtime.ErrRuntimeClosed
-	}
-	return nil
-}
-
-// goWait runs fn in a goroutine Close waits for; false after Close.
-func (r *Runtime) goWait(fn func()) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		fn()
-	}()
-	return true
-}
 
 // names
 

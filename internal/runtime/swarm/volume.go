@@ -15,13 +15,13 @@ import (
 // node that first runs a task mounting it (with the driver and options the
 // spec gives, else a local volume there): it lives on that node.
 func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
-	return seam.Valid(r.check, "app", app, "volume", name)
+	return seam.Valid(r.life.Check, "app", app, "volume", name)
 }
 
 // VolumePath is not available on swarm: a volume lives on a node, not on
 // the server.
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
-	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app, "volume", name); err != nil {
 		return "", err
 	}
 	return "", fmt.Errorf("volume %s of %s lives on a swarm node, not on this server: backups of swarm volumes are not supported yet (back it up on its node, or use a volume driver with its own backups): %w", name, app, runtime.ErrNotSupported)
@@ -30,7 +30,7 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 // EnsureNetwork creates the app's attachable overlay network, where its
 // tasks reach each other (accessories by name) on any node.
 func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
-	if err := seam.Valid(r.check, "app", app); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app); err != nil {
 		return err
 	}
 	r.netMu.Lock()

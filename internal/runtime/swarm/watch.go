@@ -135,7 +135,6 @@ func sortTasks(ts []swarm.Task) {
 // watchLoop reads task states every Poll, and the nodes every second, and
 // turns what changed into events.
 func (r *Runtime) watchLoop() {
-	defer r.wg.Done()
 	var lastNodes time.Time
 	for {
 		if time.Since(lastNodes) >= time.Second {
