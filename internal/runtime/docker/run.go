@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/logs"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
@@ -35,7 +36,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 		// The image's default command is allowed, but say so in errors.
 		r.log.Debug("one-off with the image's default command", "task", id)
 	}
-	name := r.containerName(id)
+	name := r.names.Instance(id)
 	if _, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
 		return fail(runtime.ErrExists)
 	} else if !isNotFound(err) {
@@ -289,13 +290,13 @@ func (r *Runtime) Resume(ctx context.Context, id string) error {
 // from where they stopped; exited ones get their last output copied;
 // one-offs a dead server left are removed.
 func (r *Runtime) adoptAll(ctx context.Context) error {
-	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: r.prefixFilter()})
+	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: r.names.Filter()})
 	if err != nil {
 		return fmt.Errorf("docker runtime: list containers: %w", err)
 	}
 	for _, item := range res.Items {
-		id := item.Labels[labelInstance]
-		if id == "" || !r.owned(item.Labels) {
+		id := item.Labels[containers.LabelInstance]
+		if id == "" || !r.names.Owned(item.Labels) {
 			continue
 		}
 		ci, err := r.cli.ContainerInspect(ctx, item.ID, client.ContainerInspectOptions{})
@@ -306,8 +307,8 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		if c.State == nil || c.Config == nil {
 			continue
 		}
-		app := c.Config.Labels[labelApp]
-		if c.Config.Labels[labelKind] == string(runtime.KindTask) {
+		app := c.Config.Labels[containers.LabelApp]
+		if c.Config.Labels[containers.LabelKind] == string(runtime.KindTask) {
 			r.log.Warn("removing a one-off left running by a previous server", "task", id)
 			if _, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
 				r.log.Warn("remove one-off", "task", id, "err", err)

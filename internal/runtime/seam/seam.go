@@ -5,8 +5,9 @@
 // log paths, reading and pruning of logs, and handing a fresh volume to
 // the user its instances run as. The process, docker and swarm runtimes
 // (and any later driver) call these instead of keeping copies. Nothing
-// here knows a container engine. docs/architecture.md ("The runtime seam")
-// says what sits above and below.
+// here knows a container engine: what the docker and swarm runtimes share
+// about Docker's objects is package containers. docs/architecture.md ("The
+// runtime seam") says what sits above and below.
 package seam
 
 import (
@@ -87,6 +88,23 @@ func (l *IDLocks) LockSpec(check func() error, s *runtime.InstanceSpec, validate
 	}
 	id = s.ID()
 	return id, l.Lock(id), nil
+}
+
+// Start is the Start of the runtimes whose start of an instance either
+// succeeds or fails whole (docker, swarm): LockSpec, then start (the
+// runtime's own) of the spec's instance id, holding its lock; its error
+// names the start of id.
+func (l *IDLocks) Start(check func() error, s *runtime.InstanceSpec, validate func(*runtime.InstanceSpec) error, start func(id string) (runtime.Instance, error)) (runtime.Instance, error) {
+	id, unlock, err := l.LockSpec(check, s, validate)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	defer unlock()
+	in, err := start(id)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	return in, nil
 }
 
 // WaitExit is the end of a Stop: it waits until the instance's supervisor

@@ -116,7 +116,7 @@ func (r *Runtime) copyOnce(ctx context.Context, serviceID string, lf *logs.File,
 // streaming until ctx is done or the service is removed.
 func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
 	exists := func(ctx context.Context) bool {
-		_, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
+		_, err := r.cli.ServiceInspect(ctx, r.names.Instance(id), client.ServiceInspectOptions{})
 		return err == nil || !isNotFound(err)
 	}
 	return seam.ReadLogs(ctx, r.life.Check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)

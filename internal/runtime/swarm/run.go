@@ -33,7 +33,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	if s.TTY || s.Stdin != nil {
 		return fail(fmt.Errorf("interactive one-offs (a terminal or input) are not supported on swarm yet; run the command without -it, or exec into a running instance: %w", runtime.ErrNotSupported))
 	}
-	name := r.serviceName(id)
+	name := r.names.Instance(id)
 	if _, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{}); err == nil {
 		return fail(runtime.ErrExists)
 	} else if !isNotFound(err) {
@@ -261,8 +261,8 @@ func (r *Runtime) stopTaskContainer(ctx context.Context, nodeID, cid string) err
 
 // task returns the running task of an instance and its node's hostname.
 func (r *Runtime) runningTask(ctx context.Context, id string) (swarm.Task, string, error) {
-	svc, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
-	if isNotFound(err) || (err == nil && !r.owned(svc.Service.Spec.Labels)) {
+	svc, err := r.cli.ServiceInspect(ctx, r.names.Instance(id), client.ServiceInspectOptions{})
+	if isNotFound(err) || (err == nil && !r.names.Owned(svc.Service.Spec.Labels)) {
 		return swarm.Task{}, "", runtime.ErrNotFound
 	}
 	if err != nil {
@@ -356,7 +356,7 @@ func (r *Runtime) pause(ctx context.Context, id string, pause bool) error {
 		return fmt.Errorf("%s %s on %s: %w", verb, id, node, err)
 	}
 	// Record it on the service, where List (and a restarted server) sees it.
-	svc, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
+	svc, err := r.cli.ServiceInspect(ctx, r.names.Instance(id), client.ServiceInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("%s %s: record it on the service: %w", verb, id, err)
 	}

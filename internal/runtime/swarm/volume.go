@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
@@ -35,9 +36,9 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 	}
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
-	name := r.networkName(app)
+	name := r.names.Network(app)
 	if n, err := r.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{}); err == nil {
-		if !r.owned(n.Network.Labels) {
+		if !r.names.Owned(n.Network.Labels) {
 			return fmt.Errorf("a network named %s exists that moorage (prefix %s) does not own; moorage never uses what it did not make: remove it (docker network rm %s), or give this server its own names with --docker-prefix", name, r.opts.Prefix, name)
 		}
 		return nil
@@ -47,7 +48,7 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 	_, err := r.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
 		Driver:     "overlay",
 		Attachable: true,
-		Labels:     map[string]string{labelPrefix: r.opts.Prefix, labelApp: app},
+		Labels:     map[string]string{containers.LabelPrefix: r.opts.Prefix, containers.LabelApp: app},
 	})
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", name, err)
@@ -61,7 +62,7 @@ func (r *Runtime) adopt(ctx context.Context) error {
 	if err := r.refreshNodes(ctx); err != nil {
 		return fmt.Errorf("swarm runtime: list nodes: %w", err)
 	}
-	svcs, err := r.cli.ServiceList(ctx, client.ServiceListOptions{Filters: r.prefixFilter()})
+	svcs, err := r.cli.ServiceList(ctx, client.ServiceListOptions{Filters: r.names.Filter()})
 	if err != nil {
 		return fmt.Errorf("swarm runtime: list services: %w", err)
 	}
@@ -77,8 +78,8 @@ func (r *Runtime) adopt(ctx context.Context) error {
 			}
 			continue
 		}
-		if l[labelInstance] != "" && s.Spec.Mode.Replicated != nil {
-			r.copyLogs(s.Spec.Name, s.ID, l[labelApp], l[labelInstance])
+		if l[containers.LabelInstance] != "" && s.Spec.Mode.Replicated != nil {
+			r.copyLogs(s.Spec.Name, s.ID, l[containers.LabelApp], l[containers.LabelInstance])
 		}
 	}
 	snap, err := r.read(ctx)
