@@ -107,6 +107,12 @@ func TestValidateSpec(t *testing.T) {
 	if err != no || strings.Join(seen, ",") != "data,/srv/conf" {
 		t.Errorf("mount rule: %v, saw %v", err, seen)
 	}
+	seen = nil
+	s.Mounts = []runtime.Mount{{Name: "/srv/conf", Target: "rel"}}
+	err = ValidateSpec(&s, func(m runtime.Mount) error { seen = append(seen, m.Name); return no })
+	if !errors.Is(err, runtime.ErrInvalidSpec) || len(seen) != 0 {
+		t.Errorf("a relative target goes before the runtime's rule: %v, saw %v", err, seen)
+	}
 }
 
 func TestHostnameAndStop(t *testing.T) {
