@@ -163,10 +163,10 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	if opts.LogMaxSize <= 0 {
-		opts.LogMaxSize = 10 << 20
+		opts.LogMaxSize = seam.DefaultLogMaxSize
 	}
 	if opts.LogMaxFiles <= 0 {
-		opts.LogMaxFiles = 5
+		opts.LogMaxFiles = seam.DefaultLogMaxFiles
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 250 * time.Millisecond
