@@ -25,13 +25,13 @@ import (
 // ErrTimeout or ctx's). A one-off a dead server left running is removed by
 // the next runtime (see New).
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.life.Check, &s, validateSpec)
-	if err != nil {
-		return -1, err
-	}
-	defer end()
-	id := s.ID()
-	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+	return r.tasks.Run(r.life.Check, &s, validateSpec, func(id string, fail func(error) (int, error)) (int, error) {
+		return r.run(ctx, &s, id, fail)
+	})
+}
+
+// run is Run once the one-off id has begun (seam.Tasks.Run).
+func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
 	if len(s.Command) == 0 && s.Kind == runtime.KindTask {
 		// The image's default command is allowed, but say so in errors.
 		r.log.Debug("one-off with the image's default command", "task", id)
@@ -46,7 +46,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p, err := r.containerPlan(ctx, &s.InstanceSpec, img, &s)
+	p, err := r.containerPlan(ctx, &s.InstanceSpec, img, s)
 	if err != nil {
 		return fail(err)
 	}

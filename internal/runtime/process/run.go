@@ -135,13 +135,13 @@ func processEnv(pid int, start uint64) (map[string]string, error) {
 // While it runs it is recorded in the state directory, so that a server
 // restarted after a crash kills it (see New).
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.life.Check, &s, validateSpec)
-	if err != nil {
-		return -1, err
-	}
-	defer end()
-	id := s.ID()
-	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+	return r.tasks.Run(r.life.Check, &s, validateSpec, func(id string, fail func(error) (int, error)) (int, error) {
+		return r.run(ctx, &s, id, fail)
+	})
+}
+
+// run is Run once the one-off id has begun (seam.Tasks.Run).
+func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
 	if _, err := os.Stat(r.instanceDir(id)); err == nil {
 		return fail(runtime.ErrExists)
 	}

@@ -161,6 +161,19 @@ func (t *Tasks) Begin(check func() error, s *runtime.RunSpec, validate func(*run
 	}, nil
 }
 
+// Run is a runtime's Run around run (the runtime's own): Begin, then run
+// of the one-off's id until it ends. fail, for run's errors, names the
+// run of id and returns exit code -1.
+func (t *Tasks) Run(check func() error, s *runtime.RunSpec, validate func(*runtime.InstanceSpec) error, run func(id string, fail func(error) (int, error)) (int, error)) (int, error) {
+	end, err := t.Begin(check, s, validate)
+	if err != nil {
+		return -1, err
+	}
+	defer end()
+	id := s.ID()
+	return run(id, func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) })
+}
+
 // ValidName rejects a name that could escape a directory or make an
 // invalid Docker object name (an app, service, release, volume or instance
 // id). The spec allows far less; this guards the runtime's own paths.

@@ -96,6 +96,34 @@ func TestTasks(t *testing.T) {
 	}
 }
 
+func TestTasksRun(t *testing.T) {
+	var ts Tasks
+	ok := func() error { return nil }
+	valid := func(s *runtime.InstanceSpec) error { return ValidateSpec(s, false) }
+	s := runtime.RunSpec{InstanceSpec: runtime.InstanceSpec{App: "a", Service: "migrate", Command: []string{"x"}}}
+	code, err := ts.Run(ok, &s, valid, func(id string, fail func(error) (int, error)) (int, error) {
+		if id != s.ID() || s.Kind != runtime.KindTask || !ts.m[id] {
+			t.Errorf("run of %s (kind %q) not begun", id, s.Kind)
+		}
+		return fail(errors.New("no image"))
+	})
+	if code != -1 || err == nil || err.Error() != "run "+s.ID()+": no image" || len(ts.m) != 0 {
+		t.Fatalf("a failed run: %d %v, %d left", code, err, len(ts.m))
+	}
+	if code, err := ts.Run(ok, &s, valid, func(string, func(error) (int, error)) (int, error) { return 3, nil }); code != 3 || err != nil {
+		t.Fatalf("a run: %d %v", code, err)
+	}
+	never := func(string, func(error) (int, error)) (int, error) { t.Error("ran"); return 0, nil }
+	if code, err := ts.Run(func() error { return runtime.ErrRuntimeClosed }, &s, valid, never); code != -1 || !errors.Is(err, runtime.ErrRuntimeClosed) {
+		t.Fatalf("closed: %d %v", code, err)
+	}
+	end, _ := ts.Begin(ok, &s, valid)
+	defer end()
+	if code, err := ts.Run(ok, &s, valid, never); code != -1 || !errors.Is(err, runtime.ErrExists) {
+		t.Fatalf("a second one-off with its id: %d %v", code, err)
+	}
+}
+
 func TestValidateSpec(t *testing.T) {
 	good := runtime.InstanceSpec{App: "a", Service: "web", Release: "v1", Index: 1, Kind: runtime.KindService, Mounts: []runtime.Mount{{Name: "data", Target: "/d"}}}
 	if err := ValidateSpec(&good, false); err != nil {

@@ -23,13 +23,13 @@ import (
 // is removed by the next runtime, which waits until its task has exited
 // (see New), so two release tasks never run at once.
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.life.Check, &s, validateSpec)
-	if err != nil {
-		return -1, err
-	}
-	defer end()
-	id := s.ID()
-	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+	return r.tasks.Run(r.life.Check, &s, validateSpec, func(id string, fail func(error) (int, error)) (int, error) {
+		return r.run(ctx, &s, id, fail)
+	})
+}
+
+// run is Run once the one-off id has begun (seam.Tasks.Run).
+func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
 	if s.TTY || s.Stdin != nil {
 		return fail(fmt.Errorf("interactive one-offs (a terminal or input) are not supported on swarm yet; run the command without -it, or exec into a running instance: %w", runtime.ErrNotSupported))
 	}
@@ -46,7 +46,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	if err != nil {
 		return fail(err)
 	}
-	spec, err := r.serviceSpec(&s.InstanceSpec, img, &s)
+	spec, err := r.serviceSpec(&s.InstanceSpec, img, s)
 	if err != nil {
 		return fail(err)
 	}
