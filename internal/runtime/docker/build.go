@@ -24,6 +24,7 @@ import (
 
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 	"github.com/moorage/moorage/internal/spec"
 )
@@ -41,7 +42,7 @@ var ErrRunsAsRoot = errors.New("runs as root")
 // release runs. A service whose image runs as root is refused unless it
 // sets `user:` or `allow_root: true`. The context directory is removed.
 func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return runtime.Artifact{}, err
 	}
 	if req.ContextDir != "" {
@@ -122,7 +123,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		return fail(fmt.Errorf("no %s in the upload: the docker runtime builds the image from it (set build.dockerfile, or use image:)", b.Dockerfile))
 	}
 	tag := r.imageName(req.App, req.Release)
-	labels := map[string]string{labelPrefix: r.opts.Prefix, labelApp: req.App, labelRelease: req.Release}
+	labels := map[string]string{containers.LabelPrefix: r.opts.Prefix, containers.LabelApp: req.App, containers.LabelRelease: req.Release}
 	start := time.Now()
 	bl := r.detectBuilder()
 	var id string
@@ -567,7 +568,7 @@ func (r *Runtime) ensureImage(ctx context.Context, ref string, out io.Writer, ad
 // RemoveArtifact removes a release's image. Only images this runtime built
 // (with its prefix label) are removed: a prebuilt `image:` is left alone.
 func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	if a.Runtime != "" && a.Runtime != Name {
@@ -585,7 +586,7 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 	if err != nil {
 		return fmt.Errorf("remove artifact %s: %w", a.Ref, err)
 	}
-	if img.Config == nil || !r.owned(img.Config.Labels) {
+	if img.Config == nil || !r.names.Owned(img.Config.Labels) {
 		r.log.Info("not removing an image moorage did not build", "image", a.Ref)
 		return nil
 	}
@@ -619,10 +620,10 @@ func (r *Runtime) ownTag(img image.InspectResponse) string {
 		return ""
 	}
 	l := img.Config.Labels
-	if !r.owned(l) || l[labelApp] == "" || l[labelRelease] == "" {
+	if !r.names.Owned(l) || l[containers.LabelApp] == "" || l[containers.LabelRelease] == "" {
 		return ""
 	}
-	tag := r.imageName(l[labelApp], l[labelRelease])
+	tag := r.imageName(l[containers.LabelApp], l[containers.LabelRelease])
 	for _, t := range img.RepoTags {
 		if t == tag {
 			return tag
@@ -634,7 +635,7 @@ func (r *Runtime) ownTag(img image.InspectResponse) string {
 // ArtifactExists reports whether the release's image is still on the
 // engine.
 func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return false, err
 	}
 	if a.Runtime != "" && a.Runtime != Name {
@@ -650,7 +651,7 @@ func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool,
 	if err != nil {
 		return false, err
 	}
-	if img.Config != nil && r.owned(img.Config.Labels) && len(img.RepoTags) > 0 && r.ownTag(img.InspectResponse) == "" {
+	if img.Config != nil && r.names.Owned(img.Config.Labels) && len(img.RepoTags) > 0 && r.ownTag(img.InspectResponse) == "" {
 		// Pruned while a user's tag keeps the image: it is theirs now.
 		return false, nil
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -16,47 +15,33 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
-
-// Labels on everything the runtime creates.
-const (
-	labelPrefix   = "moorage.prefix"
-	labelApp      = "moorage.app"
-	labelService  = "moorage.service"
-	labelRelease  = "moorage.release"
-	labelIndex    = "moorage.index"
-	labelKind     = "moorage.kind"
-	labelHash     = "moorage.hash"
-	labelInstance = "moorage.instance"
-	labelPort     = "moorage.port"
-	labelPublish  = "moorage.publish"
-	labelVolume   = "moorage.volume"
-)
-
-var prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
 
 // Runtime runs instances as containers. It implements runtime.Runtime.
 type Runtime struct {
 	opts     Options
+	names    containers.Names // of containers, networks, volumes
 	log      *slog.Logger
 	cli      *client.Client
 	stateDir string
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life   seam.Life // Close shuts it, and waits for its goroutines
 	events *runtime.Broker
+
+	seam.Stopper // Stop: see stop
 
 	builderOnce sync.Once
 	builder     builder
 	netMu       sync.Mutex // serializes EnsureNetwork
 
-	mu     sync.Mutex
-	closed bool
-	sups   map[string]*supervisor // supervised containers by instance id
-	tasks  seam.Tasks             // Run in progress
-	ids    seam.IDLocks
+	mu    sync.Mutex
+	sups  map[string]*supervisor // supervised containers by instance id
+	tasks seam.Tasks             // Run in progress
+	ids   seam.IDLocks
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -74,8 +59,8 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	if !prefixRE.MatchString(opts.Prefix) {
-		return nil, fmt.Errorf("docker runtime: prefix %q: use lower-case letters, digits, '_', '.' and '-' (at most 40)", opts.Prefix)
+	if err := containers.ValidPrefix(Name, opts.Prefix); err != nil {
+		return nil, err
 	}
 	switch opts.Builder {
 	case BuilderAuto, BuilderCLI, BuilderAPI:
@@ -103,6 +88,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
 		opts:     opts,
+		names:    containers.Names{Prefix: opts.Prefix},
 		log:      opts.Logger,
 		cli:      cli,
 		stateDir: filepath.Join(dataDir, "runtime", Name),
@@ -111,6 +97,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		events:   runtime.NewBroker(),
 		sups:     map[string]*supervisor{},
 	}
+	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
 	if err := os.MkdirAll(filepath.Join(r.stateDir, "instances"), 0o700); err != nil {
 		cancel()
 		cli.Close()
@@ -133,50 +120,11 @@ func (r *Runtime) Prefix() string { return r.opts.Prefix }
 // Containers keep running; a new runtime with the same prefix and data
 // directory re-adopts them.
 func (r *Runtime) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.life.End(r.cancel) {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
-	r.cancel()
-	r.wg.Wait()
 	r.events.Close()
 	return r.cli.Close()
-}
-
-// check returns ErrRuntimeClosed after Close.
-func (r *Runtime) check() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return runtime.ErrRuntimeClosed
-	}
-	return nil
-}
-
-// go runs fn in a goroutine Close waits for; false after Close.
-func (r *Runtime) goWait(fn func()) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		fn()
-	}()
-	return true
-}
-
-// names
-
-func (r *Runtime) containerName(id string) string { return r.opts.Prefix + "-" + id }
-func (r *Runtime) networkName(app string) string  { return r.opts.Prefix + "-" + app }
-func (r *Runtime) volumeName(app, name string) string {
-	return r.opts.Prefix + "_" + app + "_" + name
 }
 
 // imageName is the repository:tag of a release's image.
@@ -195,16 +143,6 @@ func (r *Runtime) statePath(id string) string {
 // before there was one per release (see filesDir).
 func (r *Runtime) bindDir(app string) string {
 	return filepath.Join(r.stateDir, "binds", app)
-}
-
-// owned reports whether labels mark an object of this runtime.
-func (r *Runtime) owned(labels map[string]string) bool {
-	return labels[labelPrefix] == r.opts.Prefix
-}
-
-// prefixFilter selects the runtime's objects.
-func (r *Runtime) prefixFilter() client.Filters {
-	return client.Filters{}.Add("label", labelPrefix+"="+r.opts.Prefix)
 }
 
 // unavailableFix says how to make an engine that did not answer reachable.

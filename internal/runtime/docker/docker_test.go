@@ -23,6 +23,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/runtimetest"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/testutil/dockersock"
@@ -96,7 +97,7 @@ func docker(args ...string) (string, error) {
 
 // removeAll removes every container, volume, network and image of prefix.
 func removeAll(prefix string) {
-	filter := "label=" + labelPrefix + "=" + prefix
+	filter := "label=" + containers.LabelPrefix + "=" + prefix
 	if ids, _ := docker("ps", "-aq", "--filter", filter); ids != "" {
 		docker(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
 	}
@@ -340,13 +341,13 @@ func TestForeignContainersAreNeverTouched(t *testing.T) {
 	mine := e.service("web", 1, "serve")
 	e.start(mine)
 	theirs := e.service("web", 2, "serve")
-	name := e.rt.containerName(theirs.ID())
+	name := e.rt.names.Instance(theirs.ID())
 	other := "mrtother-" + theirs.ID()
 	for _, c := range []struct{ name, prefix string }{{name, ""}, {other, "mrtother"}} {
-		args := []string{"create", "--name", c.name, "--label", labelApp + "=" + e.app, "--label", labelInstance + "=" + theirs.ID(),
-			"--label", labelKind + "=service", "--label", labelService + "=web"}
+		args := []string{"create", "--name", c.name, "--label", containers.LabelApp + "=" + e.app, "--label", containers.LabelInstance + "=" + theirs.ID(),
+			"--label", containers.LabelKind + "=service", "--label", containers.LabelService + "=web"}
 		if c.prefix != "" {
-			args = append(args, "--label", labelPrefix+"="+c.prefix)
+			args = append(args, "--label", containers.LabelPrefix+"="+c.prefix)
 		}
 		args = append(args, fix.art.Ref, "./app", "serve")
 		if out, err := docker(args...); err != nil {
@@ -431,7 +432,7 @@ func TestReadoptionWithoutRestart(t *testing.T) {
 
 	// The new runtime supervises: a kill is a crash, and a restart.
 	events := e.rt.Events(e.ctx)
-	if out, err := docker("kill", e.rt.containerName(acc.ID())); err != nil {
+	if out, err := docker("kill", e.rt.names.Instance(acc.ID())); err != nil {
 		t.Fatalf("docker kill: %v %s", err, out)
 	}
 	nextEvent(t, events, acc.ID(), runtime.EventCrash)
@@ -452,7 +453,7 @@ func TestReadoptionWithoutRestart(t *testing.T) {
 	e.rt.Close()
 	get(wi.Addr, "/exit?code=4")
 	waitFor(t, "the container to exit", func() bool {
-		st, _ := containerState(t, e.rt.containerName(web.ID()))
+		st, _ := containerState(t, e.rt.names.Instance(web.ID()))
 		return st == "exited"
 	})
 	e.rt = openRuntime(t, e.opts)
@@ -470,7 +471,7 @@ func TestCrashRestartBackoff(t *testing.T) {
 	web := e.service("web", 1, "serve")
 	in := e.start(web)
 	waitHTTP(t, in.Addr, "/health")
-	name := e.rt.containerName(web.ID())
+	name := e.rt.names.Instance(web.ID())
 	var backoffs []time.Duration
 	for i := 1; i <= 2; i++ {
 		if out, err := docker("kill", name); err != nil {
@@ -547,7 +548,7 @@ func TestFreshVolumeIsHandedToItsUser(t *testing.T) {
 	if u := owner("kept"); u != 0 {
 		t.Errorf("a volume with content changed owner to %d", u)
 	}
-	if out, err := docker("volume", "inspect", "-f", "{{index .Labels \""+labelPrefix+"\"}}", e.rt.volumeName(e.app, "fresh")); err != nil || out != e.opts.Prefix {
+	if out, err := docker("volume", "inspect", "-f", "{{index .Labels \""+containers.LabelPrefix+"\"}}", e.rt.names.Volume(e.app, "fresh")); err != nil || out != e.opts.Prefix {
 		t.Errorf("volume label %q %v, want %s", out, err, e.opts.Prefix)
 	}
 }
@@ -603,7 +604,7 @@ func TestAccessoryAnswersByName(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "the accessory") {
 		t.Fatalf("GET http://db:8080/env from a one-off: exit %d %q", code, out)
 	}
-	if out, _ := docker("network", "inspect", "-f", "{{index .Labels \""+labelPrefix+"\"}}", e.rt.networkName(e.app)); out != e.opts.Prefix {
+	if out, _ := docker("network", "inspect", "-f", "{{index .Labels \""+containers.LabelPrefix+"\"}}", e.rt.names.Network(e.app)); out != e.opts.Prefix {
 		t.Errorf("network label %q, want %s", out, e.opts.Prefix)
 	}
 }
@@ -666,7 +667,7 @@ ENV GREETING_ENV=wrong-target
 				t.Errorf("artifact %+v, want an image id and user 65534", art)
 			}
 			tag := e.opts.Prefix + "-" + e.app + ":v1"
-			if out, err := docker("image", "inspect", "-f", "{{.Id}} {{index .Config.Labels \""+labelPrefix+"\"}} {{index .Config.Labels \""+labelRelease+"\"}}", tag); err != nil || out != art.Ref+" "+e.opts.Prefix+" v1" {
+			if out, err := docker("image", "inspect", "-f", "{{.Id}} {{index .Config.Labels \""+containers.LabelPrefix+"\"}} {{index .Config.Labels \""+containers.LabelRelease+"\"}}", tag); err != nil || out != art.Ref+" "+e.opts.Prefix+" v1" {
 				t.Errorf("image %s: %q %v, want %s labelled", tag, out, err, art.Ref)
 			}
 			task := e.task(1, "getenv", "GREETING_ENV")
@@ -760,7 +761,7 @@ func TestRemoveVolume(t *testing.T) {
 	if err := e.rt.RemoveVolume(e.ctx, e.app, "data"); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("remove again: %v, want ErrNotFound", err)
 	}
-	foreign := e.rt.volumeName(e.app, "theirs")
+	foreign := e.rt.names.Volume(e.app, "theirs")
 	if out, err := docker("volume", "create", foreign); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
@@ -795,7 +796,7 @@ func TestContainerSettings(t *testing.T) {
 	if !strings.HasPrefix(in.Addr, "127.0.0.1:") || in.Port != 8080 {
 		t.Errorf("instance %+v, want a 127.0.0.1 address and port 8080", in)
 	}
-	out, err := docker("inspect", "-f", `{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.Config.StopSignal}} {{.Config.StopTimeout}} {{.HostConfig.RestartPolicy.Name}} {{.Config.Hostname}} {{index .Config.Labels "moorage.hash"}} {{(index (index .HostConfig.PortBindings "8080/tcp") 0).HostIp}}`, e.rt.containerName(web.ID()))
+	out, err := docker("inspect", "-f", `{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.Config.StopSignal}} {{.Config.StopTimeout}} {{.HostConfig.RestartPolicy.Name}} {{.Config.Hostname}} {{index .Config.Labels "moorage.hash"}} {{(index (index .HostConfig.PortBindings "8080/tcp") 0).HostIp}}`, e.rt.names.Instance(web.ID()))
 	want := "1000:1000 true 67108864 500000000 SIGUSR1 3 no " + web.ID() + " abc 127.0.0.1"
 	if err != nil || out != want {
 		t.Errorf("container settings %q (%v), want %q", out, err, want)
@@ -853,7 +854,7 @@ func TestNetworkRemovedBehindMoorage(t *testing.T) {
 	if err := e.rt.Remove(e.ctx, web.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := docker("network", "rm", e.rt.networkName(e.app)); err != nil {
+	if out, err := docker("network", "rm", e.rt.names.Network(e.app)); err != nil {
 		t.Fatalf("docker network rm: %v %s", err, out)
 	}
 	in := e.start(web)

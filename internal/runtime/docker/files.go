@@ -171,7 +171,7 @@ func (r *Runtime) sweepFiles(ctx context.Context, app string) {
 // filesInUse returns the release files directories containers of this
 // runtime mount.
 func (r *Runtime) filesInUse(ctx context.Context) (map[string]bool, error) {
-	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: r.prefixFilter()})
+	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: r.names.Filter()})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
@@ -65,7 +66,7 @@ func (r *Runtime) inspect(ctx context.Context, id string) (*container.InspectRes
 	if err := seam.ValidName("instance", id); err != nil {
 		return nil, fmt.Errorf("instance %q: %w", id, runtime.ErrNotFound)
 	}
-	res, err := r.cli.ContainerInspect(ctx, r.containerName(id), client.ContainerInspectOptions{})
+	res, err := r.cli.ContainerInspect(ctx, r.names.Instance(id), client.ContainerInspectOptions{})
 	if isNotFound(err) {
 		return nil, fmt.Errorf("instance %s: %w", id, runtime.ErrNotFound)
 	}
@@ -73,8 +74,8 @@ func (r *Runtime) inspect(ctx context.Context, id string) (*container.InspectRes
 		return nil, err
 	}
 	c := &res.Container
-	if c.Config == nil || !r.owned(c.Config.Labels) || c.Config.Labels[labelInstance] != id {
-		return nil, fmt.Errorf("instance %s: %w (container %s is not moorage's)", id, runtime.ErrNotFound, r.containerName(id))
+	if c.Config == nil || !r.names.Owned(c.Config.Labels) || c.Config.Labels[containers.LabelInstance] != id {
+		return nil, fmt.Errorf("instance %s: %w (container %s is not moorage's)", id, runtime.ErrNotFound, r.names.Instance(id))
 	}
 	if c.State == nil {
 		c.State = &container.State{}
@@ -84,18 +85,7 @@ func (r *Runtime) inspect(ctx context.Context, id string) (*container.InspectRes
 
 // instance describes a container as a runtime.Instance.
 func (r *Runtime) instance(c *container.InspectResponse) runtime.Instance {
-	l := c.Config.Labels
-	idx, _ := strconv.Atoi(l[labelIndex])
-	port, _ := strconv.Atoi(l[labelPort])
-	in := runtime.Instance{
-		ID:      l[labelInstance],
-		App:     l[labelApp],
-		Service: l[labelService],
-		Release: l[labelRelease],
-		Index:   idx,
-		Kind:    runtime.Kind(l[labelKind]),
-		Hash:    l[labelHash],
-	}
+	in := containers.Instance(c.Config.Labels)
 	st := c.State
 	if st == nil {
 		st = &container.State{}
@@ -125,14 +115,13 @@ func (r *Runtime) instance(c *container.InspectResponse) runtime.Instance {
 	} else {
 		in.Restarts = readState(r.statePath(in.ID)).Restarts
 	}
-	if port > 0 {
-		in.Port = port
+	if in.Port > 0 {
 		in.Host = strings.TrimPrefix(c.Name, "/")
 		if in.Kind == runtime.KindAccessory {
 			in.Host = in.Service
 		}
 		if in.State == runtime.StateRunning {
-			in.Addr = r.addr(c, port)
+			in.Addr = r.addr(c, in.Port)
 		}
 	}
 	return in
@@ -145,7 +134,7 @@ func (r *Runtime) addr(c *container.InspectResponse, port int) string {
 	if ns == nil {
 		return ""
 	}
-	if c.Config.Labels[labelPublish] == "1" {
+	if c.Config.Labels[containers.LabelPublish] == "1" {
 		p, _ := network.PortFrom(uint16(port), network.TCP)
 		for _, b := range ns.Ports[p] {
 			if b.HostPort != "" {
@@ -154,7 +143,7 @@ func (r *Runtime) addr(c *container.InspectResponse, port int) string {
 		}
 		return ""
 	}
-	if ep := ns.Networks[r.networkName(c.Config.Labels[labelApp])]; ep != nil && ep.IPAddress.IsValid() {
+	if ep := ns.Networks[r.names.Network(c.Config.Labels[containers.LabelApp])]; ep != nil && ep.IPAddress.IsValid() {
 		return ep.IPAddress.String() + ":" + strconv.Itoa(port)
 	}
 	return ""
@@ -163,15 +152,15 @@ func (r *Runtime) addr(c *container.InspectResponse, port int) string {
 // List returns the instances that match f, running or not, sorted by ID.
 // One-offs are not listed.
 func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instance, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return nil, err
 	}
-	flt := r.prefixFilter()
+	flt := r.names.Filter()
 	if f.App != "" {
-		flt = flt.Add("label", labelApp+"="+f.App)
+		flt = flt.Add("label", containers.LabelApp+"="+f.App)
 	}
 	if f.Service != "" {
-		flt = flt.Add("label", labelService+"="+f.Service)
+		flt = flt.Add("label", containers.LabelService+"="+f.Service)
 	}
 	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: flt})
 	if err != nil {
@@ -179,7 +168,7 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 	}
 	out := []runtime.Instance{}
 	for _, c := range res.Items {
-		if c.Labels[labelKind] == string(runtime.KindTask) || c.Labels[labelInstance] == "" {
+		if c.Labels[containers.LabelKind] == string(runtime.KindTask) || c.Labels[containers.LabelInstance] == "" {
 			continue
 		}
 		ci, err := r.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
@@ -189,7 +178,7 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 			}
 			return nil, err
 		}
-		if ci.Container.Config == nil || !r.owned(ci.Container.Config.Labels) {
+		if ci.Container.Config == nil || !r.names.Owned(ci.Container.Config.Labels) {
 			continue
 		}
 		in := r.instance(&ci.Container)
@@ -200,14 +189,10 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 	return seam.ByID(out), nil
 }
 
-// Stop stops an instance: its stop signal, then SIGKILL after its stop
+// stop is Stop (seam.Stopper): its stop signal, then SIGKILL after its stop
 // timeout (Docker's stop, which ends every process of the container). It
 // returns once the container has exited; no restart follows. Stopping an
 // exited instance is a no-op.
-func (r *Runtime) Stop(ctx context.Context, id string) error {
-	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
-}
-
 func (r *Runtime) stop(ctx context.Context, id string) error {
 	c, err := r.inspect(ctx, id)
 	if err != nil {
@@ -238,7 +223,7 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 // Remove deletes an instance's container, stopping it first if it runs.
 // Its logs are kept; named volumes are never removed here.
 func (r *Runtime) Remove(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	unlock := r.ids.Lock(id)
@@ -248,7 +233,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	// RemoveVolumes removes the anonymous volumes of the image's VOLUME
 	// lines only; named volumes stay.
-	_, err := r.cli.ContainerRemove(ctx, r.containerName(id), client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	_, err := r.cli.ContainerRemove(ctx, r.names.Instance(id), client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
@@ -265,11 +250,11 @@ func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, 
 		_, err := r.inspect(ctx, id)
 		return err == nil || !errors.Is(err, runtime.ErrNotFound)
 	}
-	return seam.ReadLogs(ctx, r.check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
+	return seam.ReadLogs(ctx, r.life.Check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
 }
 
 // PruneLogs deletes app's log files of instances ret.Keep does not keep
 // (see logs.Prune).
 func (r *Runtime) PruneLogs(ctx context.Context, app string, ret runtime.LogRetention) (int64, error) {
-	return seam.PruneLogs(ctx, r.check, r.opts.DataDir, app, ret)
+	return seam.PruneLogs(ctx, r.life.Check, r.opts.DataDir, app, ret)
 }

@@ -20,7 +20,7 @@ import (
 // when it is done.
 func (r *Runtime) followLogs(s *supervisor) <-chan struct{} {
 	done := make(chan struct{})
-	ok := r.goWait(func() {
+	ok := r.life.Go(func() {
 		defer close(done)
 		for {
 			err := r.copyLogs(r.ctx, s.cid, s.logf, s.base, true)

@@ -9,11 +9,8 @@ import (
 // ErrUnavailable is returned by New when no Docker Engine answers.
 var ErrUnavailable = errors.New("docker engine not available")
 
-// Defaults for Options.
-const (
-	DefaultPrefix      = "moorage"
-	defaultStopTimeout = 10 * time.Second
-)
+// DefaultPrefix is the default of Options.Prefix.
+const DefaultPrefix = "moorage"
 
 // Builders for Options.Builder.
 const (

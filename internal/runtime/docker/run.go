@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -14,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/logs"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
@@ -25,18 +25,18 @@ import (
 // ErrTimeout or ctx's). A one-off a dead server left running is removed by
 // the next runtime (see New).
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.check, &s, validateSpec)
-	if err != nil {
-		return -1, err
-	}
-	defer end()
-	id := s.ID()
-	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+	return r.tasks.Run(r.life.Check, &s, validateSpec, func(id string, fail func(error) (int, error)) (int, error) {
+		return r.run(ctx, &s, id, fail)
+	})
+}
+
+// run is Run once the one-off id has begun (seam.Tasks.Run).
+func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
 	if len(s.Command) == 0 && s.Kind == runtime.KindTask {
 		// The image's default command is allowed, but say so in errors.
 		r.log.Debug("one-off with the image's default command", "task", id)
 	}
-	name := r.containerName(id)
+	name := r.names.Instance(id)
 	if _, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
 		return fail(runtime.ErrExists)
 	} else if !isNotFound(err) {
@@ -46,7 +46,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p, err := r.containerPlan(ctx, &s.InstanceSpec, img, &s)
+	p, err := r.containerPlan(ctx, &s.InstanceSpec, img, s)
 	if err != nil {
 		return fail(err)
 	}
@@ -75,12 +75,12 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		stdout, stderr := writerOr(s.Stdout), writerOr(s.Stderr)
+		stdout, stderr := seam.WriterOr(s.Stdout), seam.WriterOr(s.Stderr)
 		if s.TTY {
-			_, _ = io.Copy(&drainWriter{w: stdout}, att.Reader)
+			_, _ = io.Copy(&seam.DrainWriter{W: stdout}, att.Reader)
 			return
 		}
-		_, _ = stdcopy.StdCopy(&drainWriter{w: stdout}, &drainWriter{w: stderr}, att.Reader)
+		_, _ = stdcopy.StdCopy(&seam.DrainWriter{W: stdout}, &seam.DrainWriter{W: stderr}, att.Reader)
 	}()
 	if s.Stdin != nil {
 		// Not waited for: Stdin may block forever. It ends when its reader
@@ -167,7 +167,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 // returns the exit code. $VAR and ${VAR} in the command are expanded from
 // that environment. Cancelling ctx stops waiting for it.
 func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return -1, err
 	}
 	if len(e.Cmd) == 0 {
@@ -216,7 +216,7 @@ func ExecIn(ctx context.Context, cli *client.Client, cid string, containerEnv []
 	}
 	copied := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(&drainWriter{w: writerOr(e.Stdout)}, &drainWriter{w: writerOr(e.Stderr)}, att.Reader)
+		_, err := stdcopy.StdCopy(&seam.DrainWriter{W: seam.WriterOr(e.Stdout)}, &seam.DrainWriter{W: seam.WriterOr(e.Stderr)}, att.Reader)
 		copied <- err
 	}()
 	select {
@@ -251,7 +251,7 @@ func ExecIn(ctx context.Context, cli *client.Client, cid string, containerEnv []
 
 // Pause freezes every process of a running container (docker pause).
 func (r *Runtime) Pause(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	c, err := r.inspect(ctx, id)
@@ -269,7 +269,7 @@ func (r *Runtime) Pause(ctx context.Context, id string) error {
 
 // Resume thaws a paused container (docker unpause).
 func (r *Runtime) Resume(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	c, err := r.inspect(ctx, id)
@@ -285,44 +285,18 @@ func (r *Runtime) Resume(ctx context.Context, id string) error {
 	return nil
 }
 
-func writerOr(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
-}
-
-// drainWriter writes to w until w fails, then discards, so a failing
-// writer never blocks the stream.
-type drainWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	failed bool
-}
-
-func (d *drainWriter) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.failed {
-		if _, err := d.w.Write(p); err != nil {
-			d.failed = true
-		}
-	}
-	return len(p), nil
-}
-
 // adoptAll re-adopts the runtime's containers after a server restart:
 // running ones are supervised again (no restart) and their logs copied on
 // from where they stopped; exited ones get their last output copied;
 // one-offs a dead server left are removed.
 func (r *Runtime) adoptAll(ctx context.Context) error {
-	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: r.prefixFilter()})
+	res, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: r.names.Filter()})
 	if err != nil {
 		return fmt.Errorf("docker runtime: list containers: %w", err)
 	}
 	for _, item := range res.Items {
-		id := item.Labels[labelInstance]
-		if id == "" || !r.owned(item.Labels) {
+		id := item.Labels[containers.LabelInstance]
+		if id == "" || !r.names.Owned(item.Labels) {
 			continue
 		}
 		ci, err := r.cli.ContainerInspect(ctx, item.ID, client.ContainerInspectOptions{})
@@ -333,8 +307,8 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		if c.State == nil || c.Config == nil {
 			continue
 		}
-		app := c.Config.Labels[labelApp]
-		if c.Config.Labels[labelKind] == string(runtime.KindTask) {
+		app := c.Config.Labels[containers.LabelApp]
+		if c.Config.Labels[containers.LabelKind] == string(runtime.KindTask) {
 			r.log.Warn("removing a one-off left running by a previous server", "task", id)
 			if _, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
 				r.log.Warn("remove one-off", "task", id, "err", err)

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -19,9 +16,9 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
-	"golang.org/x/sys/unix"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/logs"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
@@ -34,39 +31,16 @@ var ErrDockerSocket = errors.New("the Docker socket is never mounted into app co
 // runs. It fails with ErrExists when the instance's container exists
 // (running or not).
 func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
-	if err != nil {
-		return runtime.Instance{}, err
-	}
-	defer unlock()
-	in, err := r.start(ctx, id, &s)
-	if err != nil {
-		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
-	}
-	return in, nil
+	return r.ids.Start(r.life.Check, &s, validateSpec, func(id string) (runtime.Instance, error) { return r.start(ctx, id, &s) })
 }
 
-// validateSpec is seam.ValidateSpec (host paths allowed) and what only
-// containers need: a port to publish, absolute mount targets.
-func validateSpec(s *runtime.InstanceSpec) error {
-	if err := seam.ValidateSpec(s, true); err != nil {
-		return err
-	}
-	if s.Publish && s.Port == 0 {
-		return fmt.Errorf("%s: publishing needs a container port: %w", s.ID(), runtime.ErrInvalidSpec)
-	}
-	for _, m := range s.Mounts {
-		if !path.IsAbs(m.Target) {
-			return fmt.Errorf("%s: mount target %q is not an absolute path: %w", s.ID(), m.Target, runtime.ErrInvalidSpec)
-		}
-	}
-	return nil
-}
+// validateSpec is containers.ValidateSpec: every host path is mounted.
+func validateSpec(s *runtime.InstanceSpec) error { return containers.ValidateSpec(s, nil) }
 
 func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec) (runtime.Instance, error) {
-	name := r.containerName(id)
+	name := r.names.Instance(id)
 	if c, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
-		if !r.owned(c.Container.Config.Labels) {
+		if !r.names.Owned(c.Container.Config.Labels) {
 			return runtime.Instance{}, fmt.Errorf("a container named %s exists that moorage (prefix %s) does not own: %w; %s", name, r.opts.Prefix, runtime.ErrExists,
 				"moorage never touches a container it did not make: rename it (docker rename "+name+" another-name) or remove it (docker rm -f "+name+"); or give this server its own names with --docker-prefix")
 		}
@@ -206,7 +180,7 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 		if err := r.EnsureVolume(ctx, s.App, m.Name); err != nil {
 			return nil, err
 		}
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: r.volumeName(s.App, m.Name), Target: m.Target})
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: r.names.Volume(s.App, m.Name), Target: m.Target})
 		p.volumes = append(p.volumes, m.Name)
 		vols[runtime.VolumeEnv(m.Name)] = m.Target
 	}
@@ -216,50 +190,27 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 	if len(s.Command) > 0 {
 		cmd = runtime.Expand(s.Command, runtime.Merge(envMap(imgCfg.Env), env))
 	}
-	labels := map[string]string{
-		labelPrefix:   r.opts.Prefix,
-		labelApp:      s.App,
-		labelService:  s.Service,
-		labelRelease:  s.Release,
-		labelIndex:    strconv.Itoa(s.Index),
-		labelKind:     string(s.Kind),
-		labelHash:     s.Hash,
-		labelInstance: id,
-	}
-	if s.Port > 0 {
-		labels[labelPort] = strconv.Itoa(s.Port)
-	}
-	sig := s.StopSignal
-	if sig == 0 {
-		sig = syscall.SIGTERM
-	}
-	timeout := s.StopTimeout
-	if timeout <= 0 {
-		timeout = defaultStopTimeout
-	}
-	secs := int(math.Ceil(timeout.Seconds()))
+	labels := r.names.Labels(s)
+	stopSignal, secs := containers.Stop(s)
 	imageRef := img.ID
 	if s.Kind == runtime.KindAccessory && s.Image != "" {
 		imageRef = s.Image
 	}
 	cfg := &container.Config{
-		Hostname:    hostname(id),
+		Hostname:    containers.Hostname(id),
 		User:        s.User,
 		Env:         runtime.EnvList(env),
 		Cmd:         cmd,
 		Image:       imageRef,
 		Labels:      labels,
-		StopSignal:  unix.SignalName(sig),
+		StopSignal:  stopSignal,
 		StopTimeout: &secs,
-	}
-	if cfg.StopSignal == "" {
-		cfg.StopSignal = strconv.Itoa(int(sig))
 	}
 	if imgCfg.WorkingDir == "" && s.Kind != runtime.KindAccessory && s.Artifact.Workdir != "" {
 		cfg.WorkingDir = s.Artifact.Workdir
 	}
 	hc := &container.HostConfig{
-		NetworkMode:    container.NetworkMode(r.networkName(s.App)),
+		NetworkMode:    container.NetworkMode(r.names.Network(s.App)),
 		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		LogConfig:      container.LogConfig{Type: "local", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 		Mounts:         mounts,
@@ -279,7 +230,7 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 		}
 		cfg.ExposedPorts = network.PortSet{port: {}}
 		if s.Publish && run == nil {
-			labels[labelPublish] = "1"
+			labels[containers.LabelPublish] = "1"
 			hc.PortBindings = network.PortMap{port: {{HostIP: loopback, HostPort: ""}}}
 		}
 	}
@@ -295,21 +246,12 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 		}
 	}
 	p.create = client.ContainerCreateOptions{
-		Name:             r.containerName(id),
+		Name:             r.names.Instance(id),
 		Config:           cfg,
 		HostConfig:       hc,
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{r.networkName(s.App): ep}},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{r.names.Network(s.App): ep}},
 	}
 	return p, nil
-}
-
-// hostname is a container's host name: the instance id, cut to a DNS
-// label.
-func hostname(id string) string {
-	if len(id) > 63 {
-		id = id[:63]
-	}
-	return strings.TrimRight(id, "-")
 }
 
 // numericUser parses "uid[:gid]"; -1 for what is not numeric ("" is root).

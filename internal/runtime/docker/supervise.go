@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/logs"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
@@ -71,10 +72,10 @@ func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.Fi
 		id:   id,
 		cid:  c.ID,
 		logf: lf,
-		base: seam.LogPath(r.opts.DataDir, l[labelApp], id),
+		base: seam.LogPath(r.opts.DataDir, l[containers.LabelApp], id),
 		ev: runtime.InstanceEvent{
-			Instance: id, App: l[labelApp], Service: l[labelService], Release: l[labelRelease],
-			Kind: runtime.Kind(l[labelKind]),
+			Instance: id, App: l[containers.LabelApp], Service: l[containers.LabelService], Release: l[containers.LabelRelease],
+			Kind: runtime.Kind(l[containers.LabelKind]),
 		},
 		stopReq:  make(chan struct{}),
 		done:     make(chan struct{}),
@@ -99,7 +100,7 @@ func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.Fi
 	}
 	r.sups[id] = s
 	r.mu.Unlock()
-	if !r.goWait(func() { r.loop(s, started) }) {
+	if !r.life.Go(func() { r.loop(s, started) }) {
 		lf.Close()
 		close(s.done)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
@@ -22,14 +23,14 @@ var ErrNotOwned = errors.New("exists but is not managed by moorage")
 // EnsureVolume creates the named volume <prefix>_<app>_<name> if it does
 // not exist.
 func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
-	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app, "volume", name); err != nil {
 		return err
 	}
-	vn := r.volumeName(app, name)
+	vn := r.names.Volume(app, name)
 	v, err := r.cli.VolumeInspect(ctx, vn, client.VolumeInspectOptions{})
 	if err == nil {
-		if !r.owned(v.Volume.Labels) {
-			return fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
+		if !r.names.Owned(v.Volume.Labels) {
+			return fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, containers.LabelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
 		}
 		return nil
 	}
@@ -38,7 +39,7 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 	}
 	_, err = r.cli.VolumeCreate(ctx, client.VolumeCreateOptions{
 		Name:   vn,
-		Labels: map[string]string{labelPrefix: r.opts.Prefix, labelApp: app, labelVolume: name},
+		Labels: map[string]string{containers.LabelPrefix: r.opts.Prefix, containers.LabelApp: app, containers.LabelVolume: name},
 	})
 	if err != nil {
 		return fmt.Errorf("create volume %s: %w", vn, err)
@@ -50,16 +51,16 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 // VolumePath is the volume's Mountpoint on the host (backups read and
 // restore it there).
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
-	if err := seam.Valid(r.check, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "volume", name); err != nil {
 		return "", err
 	}
-	vn := r.volumeName(app, name)
+	vn := r.names.Volume(app, name)
 	v, err := r.cli.VolumeInspect(ctx, vn, client.VolumeInspectOptions{})
 	if err != nil {
 		return "", fmt.Errorf("volume %s of %s: %w", name, app, err)
 	}
-	if !r.owned(v.Volume.Labels) {
-		return "", fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
+	if !r.names.Owned(v.Volume.Labels) {
+		return "", fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, containers.LabelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
 	}
 	if v.Volume.Mountpoint == "" {
 		return "", fmt.Errorf("volume %s has no mount point on this host: %w", vn, runtime.ErrNotSupported)
@@ -70,10 +71,10 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 // RemoveVolume deletes app's volume name and its data. Nothing else ever
 // removes a volume; it fails while a container uses it.
 func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
-	if err := seam.Valid(r.check, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "volume", name); err != nil {
 		return err
 	}
-	vn := r.volumeName(app, name)
+	vn := r.names.Volume(app, name)
 	v, err := r.cli.VolumeInspect(ctx, vn, client.VolumeInspectOptions{})
 	if isNotFound(err) {
 		return fmt.Errorf("volume %s of %s: %w", name, app, runtime.ErrNotFound)
@@ -81,8 +82,8 @@ func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
 	if err != nil {
 		return fmt.Errorf("volume %s of %s: %w", name, app, err)
 	}
-	if !r.owned(v.Volume.Labels) {
-		return fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
+	if !r.names.Owned(v.Volume.Labels) {
+		return fmt.Errorf("volume %s %w (no label %s=%s); %s", vn, ErrNotOwned, containers.LabelPrefix, r.opts.Prefix, r.notOwnedFix("volume", vn))
 	}
 	if _, err := r.cli.VolumeRemove(ctx, vn, client.VolumeRemoveOptions{}); err != nil {
 		if cerrdefs.IsConflict(err) {
@@ -102,7 +103,7 @@ func (r *Runtime) prepareVolumes(ctx context.Context, p *containerPlan) {
 	if p.uid <= 0 {
 		return
 	}
-	app := p.create.Config.Labels[labelApp]
+	app := p.create.Config.Labels[containers.LabelApp]
 	for _, name := range p.volumes {
 		mp, err := r.VolumePath(ctx, app, name)
 		if err != nil {
@@ -120,17 +121,17 @@ func (r *Runtime) prepareVolumes(ctx context.Context, p *containerPlan) {
 		if !changed {
 			continue
 		}
-		r.log.Info("handed a fresh volume to the user its instances run as", "volume", r.volumeName(app, name), "uid", p.uid, "gid", p.gid)
+		r.log.Info("handed a fresh volume to the user its instances run as", "volume", r.names.Volume(app, name), "uid", p.uid, "gid", p.gid)
 	}
 }
 
 // EnsureNetwork creates the app's user-defined bridge network
 // <prefix>-<app>, on which accessories answer by name.
 func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
-	if err := seam.Valid(r.check, "app", app); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app); err != nil {
 		return err
 	}
-	nn := r.networkName(app)
+	nn := r.names.Network(app)
 	// One at a time: an engine older than API 1.44 creates a second
 	// network of the same name instead of failing.
 	// Asked every time, not cached: `docker network prune` removes the
@@ -140,8 +141,8 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 	for attempt := 0; ; attempt++ {
 		n, err := r.cli.NetworkInspect(ctx, nn, client.NetworkInspectOptions{})
 		if err == nil {
-			if !r.owned(n.Network.Labels) {
-				return fmt.Errorf("network %s %w (no label %s=%s); %s", nn, ErrNotOwned, labelPrefix, r.opts.Prefix, r.notOwnedFix("network", nn))
+			if !r.names.Owned(n.Network.Labels) {
+				return fmt.Errorf("network %s %w (no label %s=%s); %s", nn, ErrNotOwned, containers.LabelPrefix, r.opts.Prefix, r.notOwnedFix("network", nn))
 			}
 			break
 		}
@@ -150,7 +151,7 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 		}
 		_, err = r.cli.NetworkCreate(ctx, nn, client.NetworkCreateOptions{
 			Driver: "bridge",
-			Labels: map[string]string{labelPrefix: r.opts.Prefix, labelApp: app},
+			Labels: map[string]string{containers.LabelPrefix: r.opts.Prefix, containers.LabelApp: app},
 		})
 		if err == nil {
 			r.log.Info("created network", "network", nn)

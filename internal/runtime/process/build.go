@@ -27,7 +27,7 @@ import (
 // it. On failure nothing is left behind. The directory is never modified
 // afterwards.
 func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
-	if err := seam.Valid(r.check, "app", req.App, "release", req.Release); err != nil {
+	if err := seam.Valid(r.life.Check, "app", req.App, "release", req.Release); err != nil {
 		return runtime.Artifact{}, err
 	}
 	out := req.Output
@@ -206,7 +206,7 @@ func moveDir(src, dst string) error {
 
 // RemoveArtifact deletes a release directory.
 func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	dir, err := r.artifactDir(a)
@@ -223,7 +223,7 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 
 // ArtifactExists reports whether the release directory still exists.
 func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return false, err
 	}
 	dir, err := r.artifactDir(a)
@@ -256,7 +256,7 @@ func (r *Runtime) artifactDir(a runtime.Artifact) (string, error) {
 
 // EnsureVolume creates the volume's directory DataDir/volumes/<app>/<name>.
 func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
-	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app, "volume", name); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(r.volumeDir(app, name), 0o750); err != nil {
@@ -267,12 +267,12 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 
 // EnsureNetwork does nothing: processes reach each other on 127.0.0.1.
 func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
-	return r.check()
+	return r.life.Check()
 }
 
 // VolumePath is the directory holding a volume: DataDir/volumes/<app>/<name>.
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
-	if err := seam.Valid(r.check, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "volume", name); err != nil {
 		return "", err
 	}
 	d := r.volumeDir(app, name)
@@ -285,7 +285,7 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 // RemoveVolume deletes a volume and its data. Only an explicit `moorage
 // volume rm` calls it; nothing else ever removes a volume.
 func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
-	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app, "volume", name); err != nil {
 		return err
 	}
 	d := r.volumeDir(app, name)
@@ -302,7 +302,7 @@ func (r *Runtime) RemoveVolume(ctx context.Context, app, name string) error {
 // gone: its accessories' working directories and its (emptied) volumes
 // directory.
 func (r *Runtime) RemoveAppData(ctx context.Context, app string) ([]string, error) {
-	if err := seam.Valid(r.check, "app", app); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app); err != nil {
 		return nil, err
 	}
 	var gone []string

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // groupIO is the standard I/O of a process run by runGroup.
@@ -60,7 +61,7 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, gio groupIO, timeout time.Dura
 			// A failing w must not stop the draining (the child would
 			// block on a full pipe). A pty's master fails with EIO once
 			// the child is gone.
-			_, _ = io.Copy(&drainWriter{w: w}, r)
+			_, _ = io.Copy(&seam.DrainWriter{W: w}, r)
 		}()
 	}
 
@@ -72,7 +73,7 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, gio groupIO, timeout time.Dura
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Credential: gio.Cred}
 		childEnds = append(childEnds, slave)
-		drain(master, writerOr(gio.Stdout))
+		drain(master, seam.WriterOr(gio.Stdout))
 		if gio.Stdin != nil {
 			go func() { _, _ = io.Copy(master, gio.Stdin) }()
 		}
@@ -186,13 +187,6 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, gio groupIO, timeout time.Dura
 	return res, nil
 }
 
-func writerOr(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
-}
-
 // sameWriter reports whether a and b are the same writer (Stderr ==
 // Stdout), without panicking on uncomparable writers.
 func sameWriter(a, b io.Writer) (same bool) {
@@ -250,19 +244,4 @@ func openPTY() (master, slave *os.File, err error) {
 		return nil, nil, err
 	}
 	return master, slave, nil
-}
-
-// drainWriter writes to w until w fails, then discards.
-type drainWriter struct {
-	w      io.Writer
-	failed bool
-}
-
-func (d *drainWriter) Write(p []byte) (int, error) {
-	if !d.failed {
-		if _, err := d.w.Write(p); err != nil {
-			d.failed = true
-		}
-	}
-	return len(p), nil
 }

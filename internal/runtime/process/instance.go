@@ -143,7 +143,7 @@ func (r *Runtime) instance(rec *record, st *shimState) runtime.Instance {
 
 // List returns the instances that match f, running or not, sorted by ID.
 func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instance, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return nil, err
 	}
 	ents, err := os.ReadDir(r.instDir)
@@ -170,13 +170,9 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 	return seam.ByID(out), nil
 }
 
-// Stop stops an instance: its stop signal to the whole process group, then
-// SIGKILL after its stop timeout. It returns once the instance has exited.
-// Stopping an exited instance is a no-op.
-func (r *Runtime) Stop(ctx context.Context, id string) error {
-	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
-}
-
+// stop is Stop (seam.Stopper): its stop signal to the whole process group,
+// then SIGKILL after its stop timeout. It returns once the instance has
+// exited. Stopping an exited instance is a no-op.
 func (r *Runtime) stop(ctx context.Context, id string) error {
 	rec, st, h, err := r.observe(id)
 	if err != nil {
@@ -244,7 +240,7 @@ func signalProcess(pid int, start uint64, sig unix.Signal) error {
 // Remove deletes an instance, stopping it first if it runs. Its logs are
 // kept.
 func (r *Runtime) Remove(ctx context.Context, id string) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	unlock := r.ids.Lock(id)

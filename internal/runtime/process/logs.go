@@ -4,7 +4,6 @@ package process
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -18,27 +17,14 @@ import (
 // removed. With Follow it keeps streaming, across rotations, until ctx is
 // done or the instance is removed.
 func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
-	if err := r.check(); err != nil {
-		return err
-	}
-	if err := seam.ValidName("instance", id); err != nil {
-		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
-	}
-	base, exists := r.findLog(id)
-	if base == "" {
-		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
-	}
-	recPath := filepath.Join(r.instanceDir(id), recordFile)
-	lr := logs.Reader{
-		ID:   id,
-		Base: base,
-		Live: func() bool {
+	return seam.ReadLog(ctx, r.life.Check, id, opts, r.ctx.Done(), fn, func() (string, func() bool) {
+		base, exists := r.findLog(id)
+		recPath := filepath.Join(r.instanceDir(id), recordFile)
+		return base, func() bool {
 			_, err := os.Stat(recPath)
 			return exists && err == nil
-		},
-		Closed: r.ctx.Done(),
-	}
-	return lr.Read(ctx, opts, fn)
+		}
+	})
 }
 
 // findLog returns the log file of instance id and whether the instance
@@ -54,5 +40,5 @@ func (r *Runtime) findLog(id string) (string, bool) {
 // PruneLogs deletes app's log files of instances ret.Keep does not keep
 // (see seam.PruneLogs).
 func (r *Runtime) PruneLogs(ctx context.Context, app string, ret runtime.LogRetention) (int64, error) {
-	return seam.PruneLogs(ctx, r.check, r.opts.DataDir, app, ret)
+	return seam.PruneLogs(ctx, r.life.Check, r.opts.DataDir, app, ret)
 }

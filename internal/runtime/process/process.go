@@ -27,12 +27,13 @@ type Runtime struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life   seam.Life // Close shuts it, and waits for its goroutines
 	events *runtime.Broker
 	kick   chan struct{} // wakes the event watcher
 
+	seam.Stopper // Stop: see stop
+
 	mu       sync.Mutex
-	closed   bool
 	handles  map[string]*handle // instances whose shim is alive and watched
 	starting map[string]bool    // Start in progress
 	tasks    seam.Tasks         // Run in progress
@@ -74,6 +75,7 @@ func New(opts Options) (*Runtime, error) {
 		handles:  map[string]*handle{},
 		starting: map[string]bool{},
 	}
+	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
 	for _, d := range []string{r.instDir, r.taskDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			cancel()
@@ -86,8 +88,7 @@ func New(opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.removeStrayTmp()
-	r.wg.Add(1)
-	go r.watch()
+	r.life.Go(r.watch)
 	return r, nil
 }
 
@@ -97,12 +98,10 @@ func (r *Runtime) Name() string { return Name }
 // Close stops watching instances and ends event streams. Instances keep
 // running; a new runtime on the same data directory re-adopts them.
 func (r *Runtime) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.life.Shut() {
 		return nil
 	}
-	r.closed = true
+	r.mu.Lock()
 	hs := make([]*handle, 0, len(r.handles))
 	for _, h := range r.handles {
 		hs = append(hs, h)
@@ -113,17 +112,7 @@ func (r *Runtime) Close() error {
 		h.closeWatch()
 	}
 	r.events.Close()
-	r.wg.Wait()
-	return nil
-}
-
-// check returns ErrRuntimeClosed after Close.
-func (r *Runtime) check() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return runtime.ErrRuntimeClosed
-	}
+	r.life.Wait()
 	return nil
 }
 

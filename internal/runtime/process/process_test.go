@@ -151,7 +151,7 @@ func newFixture(t *testing.T, edit ...func(*Options)) *fixture {
 func (f *fixture) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if f.rt.check() != nil {
+	if f.rt.life.Check() != nil {
 		f.rt = openRuntime(f.t, options(f.t, f.dir))
 	}
 	ins, _ := f.rt.List(ctx, runtime.Filter{})

@@ -24,7 +24,7 @@ import (
 // and returns its exit code. $VAR and ${VAR} in the command are expanded
 // from that environment. Cancelling ctx kills it.
 func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return -1, err
 	}
 	if len(e.Cmd) == 0 {
@@ -89,7 +89,7 @@ func (r *Runtime) Resume(ctx context.Context, id string) error {
 // signalGroup sends sig to the process group of a running instance and
 // returns the group's id.
 func (r *Runtime) signalGroup(id string, sig syscall.Signal) (int, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return 0, err
 	}
 	_, st, _, err := r.observe(id)
@@ -135,13 +135,13 @@ func processEnv(pid int, start uint64) (map[string]string, error) {
 // While it runs it is recorded in the state directory, so that a server
 // restarted after a crash kills it (see New).
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.check, &s, validateSpec)
-	if err != nil {
-		return -1, err
-	}
-	defer end()
-	id := s.ID()
-	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+	return r.tasks.Run(r.life.Check, &s, validateSpec, func(id string, fail func(error) (int, error)) (int, error) {
+		return r.run(ctx, &s, id, fail)
+	})
+}
+
+// run is Run once the one-off id has begun (seam.Tasks.Run).
+func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
 	if _, err := os.Stat(r.instanceDir(id)); err == nil {
 		return fail(runtime.ErrExists)
 	}

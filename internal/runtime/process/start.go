@@ -25,7 +25,7 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // Start starts a supervised instance and returns once its process runs.
 func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
+	id, unlock, err := r.ids.LockSpec(r.life.Check, &s, validateSpec)
 	if err != nil {
 		return runtime.Instance{}, err
 	}

@@ -25,7 +25,7 @@ var releaseName = regexp.MustCompile(`^v[0-9]+$`)
 // directory a build of this process is writing is never removed, nor one
 // whose name is not a release's. It returns the removed directories.
 func (r *Runtime) RemoveStrayReleases(ctx context.Context, app string, keep func(release string) bool) ([]string, error) {
-	if err := seam.Valid(r.check, "app", app); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app); err != nil {
 		return nil, err
 	}
 	ents, err := os.ReadDir(filepath.Join(r.opts.DataDir, "releases", app))

@@ -79,13 +79,11 @@ func (r *Runtime) track(id string, st *shimState, offset int64) *handle {
 		done:      make(chan struct{}),
 		offset:    offset,
 	}
-	if r.closed {
+	if !r.life.Go(func() { r.watchShim(h) }) {
 		close(h.done)
 		return h
 	}
 	r.handles[id] = h
-	r.wg.Add(1)
-	go r.watchShim(h)
 	return h
 }
 
@@ -93,7 +91,6 @@ func (r *Runtime) track(id string, st *shimState, offset int64) *handle {
 // netpoller (no thread blocked, works for shims that are not our children),
 // or by polling /proc where pidfds are not available.
 func (r *Runtime) watchShim(h *handle) {
-	defer r.wg.Done()
 	fd, err := openPidfd(h.shimPID)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {
@@ -170,7 +167,6 @@ func (r *Runtime) shimExited(h *handle) {
 // watch publishes new events of watched instances and settles the ones
 // whose shim exited.
 func (r *Runtime) watch() {
-	defer r.wg.Done()
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {

@@ -1,10 +1,13 @@
 // Package seam is what the runtimes share above what differs between them:
-// the instance id locks, the checks of names and instance specs, the
-// one-off registry, the line writer of build and task output, the log
-// paths and log pruning, and handing a fresh volume to the user its
-// instances run as. The process and docker runtimes (and any later driver)
-// call these instead of keeping copies; docs/architecture.md ("The runtime
-// seam") says what sits above and below.
+// a runtime's open or closed life (Life) and its Stop (Stopper), the
+// instance id locks, the checks of names and instance specs, the one-off
+// registry, the line and drain writers of build, task and exec output, the
+// log paths, reading and pruning of logs, and handing a fresh volume to
+// the user its instances run as. The process, docker and swarm runtimes
+// (and any later driver) call these instead of keeping copies. Nothing
+// here knows a container engine: what the docker and swarm runtimes share
+// about Docker's objects is package containers. docs/architecture.md ("The
+// runtime seam") says what sits above and below.
 package seam
 
 import (
@@ -87,6 +90,23 @@ func (l *IDLocks) LockSpec(check func() error, s *runtime.InstanceSpec, validate
 	return id, l.Lock(id), nil
 }
 
+// Start is the Start of the runtimes whose start of an instance either
+// succeeds or fails whole (docker, swarm): LockSpec, then start (the
+// runtime's own) of the spec's instance id, holding its lock; its error
+// names the start of id.
+func (l *IDLocks) Start(check func() error, s *runtime.InstanceSpec, validate func(*runtime.InstanceSpec) error, start func(id string) (runtime.Instance, error)) (runtime.Instance, error) {
+	id, unlock, err := l.LockSpec(check, s, validate)
+	if err != nil {
+		return runtime.Instance{}, err
+	}
+	defer unlock()
+	in, err := start(id)
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
+	}
+	return in, nil
+}
+
 // WaitExit is the end of a Stop: it waits until the instance's supervisor
 // is done (exited true), or ctx ends or the runtime closes (an error naming
 // the stop of id), or timeout fires (exited false, no error; nil: never).
@@ -139,6 +159,19 @@ func (t *Tasks) Begin(check func() error, s *runtime.RunSpec, validate func(*run
 		delete(t.m, id)
 		t.mu.Unlock()
 	}, nil
+}
+
+// Run is a runtime's Run around run (the runtime's own): Begin, then run
+// of the one-off's id until it ends. fail, for run's errors, names the
+// run of id and returns exit code -1.
+func (t *Tasks) Run(check func() error, s *runtime.RunSpec, validate func(*runtime.InstanceSpec) error, run func(id string, fail func(error) (int, error)) (int, error)) (int, error) {
+	end, err := t.Begin(check, s, validate)
+	if err != nil {
+		return -1, err
+	}
+	defer end()
+	id := s.ID()
+	return run(id, func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) })
 }
 
 // ValidName rejects a name that could escape a directory or make an
@@ -226,32 +259,38 @@ func LogPath(dataDir, app, id string) string { return filepath.Join(LogDir(dataD
 // keeps streaming while exists says the instance is still there (asked at
 // most every half second) and closed is open.
 func ReadLogs(ctx context.Context, check func() error, dataDir, id string, opts runtime.LogOptions, exists func(context.Context) bool, closed <-chan struct{}, fn func(runtime.LogLine) error) error {
+	return ReadLog(ctx, check, id, opts, closed, fn, func() (string, func() bool) {
+		var (
+			checked time.Time
+			live    = true
+		)
+		return logs.Find(dataDir, id), func() bool {
+			if time.Since(checked) >= 500*time.Millisecond {
+				live = exists(ctx)
+				checked = time.Now()
+			}
+			return live
+		}
+	})
+}
+
+// ReadLog is every runtime's Logs: once check (the runtime's "not closed")
+// passes and id is a valid name, find returns instance id's current log
+// file ("" when it never logged: ErrNotFound) and what tells whether the
+// instance is still there; with Follow the lines keep streaming while it
+// is and closed is open (see logs.Reader).
+func ReadLog(ctx context.Context, check func() error, id string, opts runtime.LogOptions, closed <-chan struct{}, fn func(runtime.LogLine) error, find func() (base string, live func() bool)) error {
 	if err := check(); err != nil {
 		return err
 	}
 	if err := ValidName("instance", id); err != nil {
 		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
 	}
-	base := logs.Find(dataDir, id)
+	base, live := find()
 	if base == "" {
 		return fmt.Errorf("logs of %s: %w", id, runtime.ErrNotFound)
 	}
-	var (
-		checked time.Time
-		live    = true
-	)
-	lr := logs.Reader{
-		ID:   id,
-		Base: base,
-		Live: func() bool {
-			if time.Since(checked) >= 500*time.Millisecond {
-				live = exists(ctx)
-				checked = time.Now()
-			}
-			return live
-		},
-		Closed: closed,
-	}
+	lr := logs.Reader{ID: id, Base: base, Live: live, Closed: closed}
 	return lr.Read(ctx, opts, fn)
 }
 

@@ -45,6 +45,38 @@ func TestIDLocks(t *testing.T) {
 	}
 }
 
+func TestIDLocksStart(t *testing.T) {
+	var l IDLocks
+	ok := func() error { return nil }
+	s := runtime.InstanceSpec{App: "a", Service: "web", Release: "v1", Index: 1, Kind: runtime.KindService}
+	valid := func(s *runtime.InstanceSpec) error { return ValidateSpec(s, false) }
+	in, err := l.Start(ok, &s, valid, func(id string) (runtime.Instance, error) {
+		if len(l.m) != 1 || l.m[id] == nil {
+			t.Errorf("the lock of %s is not held during start", id)
+		}
+		return runtime.Instance{ID: id}, nil
+	})
+	if err != nil || in.ID != s.ID() || len(l.m) != 0 {
+		t.Fatalf("Start: %+v %v, %d locks left", in, err, len(l.m))
+	}
+	failed := errors.New("no image")
+	if _, err := l.Start(ok, &s, valid, func(string) (runtime.Instance, error) { return runtime.Instance{ID: "x"}, failed }); !errors.Is(err, failed) || err.Error() != "start "+s.ID()+": no image" {
+		t.Fatalf("a failed start: %v", err)
+	}
+	bad := s
+	bad.Kind = "pet"
+	never := func(string) (runtime.Instance, error) {
+		t.Error("started an invalid spec")
+		return runtime.Instance{}, nil
+	}
+	if _, err := l.Start(ok, &bad, valid, never); !errors.Is(err, runtime.ErrInvalidSpec) {
+		t.Fatalf("an invalid spec: %v", err)
+	}
+	if _, err := l.Start(func() error { return runtime.ErrRuntimeClosed }, &s, valid, never); !errors.Is(err, runtime.ErrRuntimeClosed) {
+		t.Fatalf("closed: %v", err)
+	}
+}
+
 func TestTasks(t *testing.T) {
 	var ts Tasks
 	ok := func() error { return nil }
@@ -61,6 +93,34 @@ func TestTasks(t *testing.T) {
 		t.Fatalf("Begin after end: %v", err)
 	} else {
 		end()
+	}
+}
+
+func TestTasksRun(t *testing.T) {
+	var ts Tasks
+	ok := func() error { return nil }
+	valid := func(s *runtime.InstanceSpec) error { return ValidateSpec(s, false) }
+	s := runtime.RunSpec{InstanceSpec: runtime.InstanceSpec{App: "a", Service: "migrate", Command: []string{"x"}}}
+	code, err := ts.Run(ok, &s, valid, func(id string, fail func(error) (int, error)) (int, error) {
+		if id != s.ID() || s.Kind != runtime.KindTask || !ts.m[id] {
+			t.Errorf("run of %s (kind %q) not begun", id, s.Kind)
+		}
+		return fail(errors.New("no image"))
+	})
+	if code != -1 || err == nil || err.Error() != "run "+s.ID()+": no image" || len(ts.m) != 0 {
+		t.Fatalf("a failed run: %d %v, %d left", code, err, len(ts.m))
+	}
+	if code, err := ts.Run(ok, &s, valid, func(string, func(error) (int, error)) (int, error) { return 3, nil }); code != 3 || err != nil {
+		t.Fatalf("a run: %d %v", code, err)
+	}
+	never := func(string, func(error) (int, error)) (int, error) { t.Error("ran"); return 0, nil }
+	if code, err := ts.Run(func() error { return runtime.ErrRuntimeClosed }, &s, valid, never); code != -1 || !errors.Is(err, runtime.ErrRuntimeClosed) {
+		t.Fatalf("closed: %d %v", code, err)
+	}
+	end, _ := ts.Begin(ok, &s, valid)
+	defer end()
+	if code, err := ts.Run(ok, &s, valid, never); code != -1 || !errors.Is(err, runtime.ErrExists) {
+		t.Fatalf("a second one-off with its id: %d %v", code, err)
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 // bytes, and a node that lacks the image refuses the task rather than run
 // something else.
 func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return runtime.Artifact{}, err
 	}
 	a, err := r.builder.Build(ctx, req)
@@ -203,7 +203,7 @@ func (r *Runtime) imageRef(ctx context.Context, s *runtime.InstanceSpec) (string
 // RemoveArtifact removes a release's image from the manager and every
 // node (a node still running it keeps it).
 func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	if a.Runtime != "" && a.Runtime != Name {
@@ -237,7 +237,7 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 // ArtifactExists reports whether the release's image is still on the
 // manager.
 func (r *Runtime) ArtifactExists(ctx context.Context, a runtime.Artifact) (bool, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return false, err
 	}
 	if a.Runtime != "" && a.Runtime != Name {

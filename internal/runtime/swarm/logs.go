@@ -24,20 +24,20 @@ type copier struct {
 // copyLogs starts copying the logs of a service, unless that runs already.
 func (r *Runtime) copyLogs(name, serviceID, app, id string) {
 	r.mu.Lock()
-	if _, ok := r.copiers[name]; ok || r.closed {
-		r.mu.Unlock()
+	defer r.mu.Unlock()
+	if _, ok := r.copiers[name]; ok {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	c := &copier{cancel: cancel, done: make(chan struct{})}
-	r.copiers[name] = c
-	r.wg.Add(1)
-	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
+	if !r.life.Go(func() {
 		defer close(c.done)
 		r.copyLoop(ctx, serviceID, app, id)
-	}()
+	}) {
+		cancel()
+		return
+	}
+	r.copiers[name] = c
 }
 
 // stopCopy ends a service's log copy, once it has read what the service
@@ -116,13 +116,13 @@ func (r *Runtime) copyOnce(ctx context.Context, serviceID string, lf *logs.File,
 // streaming until ctx is done or the service is removed.
 func (r *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
 	exists := func(ctx context.Context) bool {
-		_, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
+		_, err := r.cli.ServiceInspect(ctx, r.names.Instance(id), client.ServiceInspectOptions{})
 		return err == nil || !isNotFound(err)
 	}
-	return seam.ReadLogs(ctx, r.check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
+	return seam.ReadLogs(ctx, r.life.Check, r.opts.DataDir, id, opts, exists, r.ctx.Done(), fn)
 }
 
 // PruneLogs deletes app's log files of instances ret.Keep does not keep.
 func (r *Runtime) PruneLogs(ctx context.Context, app string, ret runtime.LogRetention) (int64, error) {
-	return seam.PruneLogs(ctx, r.check, r.opts.DataDir, app, ret)
+	return seam.PruneLogs(ctx, r.life.Check, r.opts.DataDir, app, ret)
 }

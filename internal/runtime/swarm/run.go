@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
+	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // Run runs a one-off as a swarm job (a replicated job of one task, restart
@@ -23,17 +23,17 @@ import (
 // is removed by the next runtime, which waits until its task has exited
 // (see New), so two release tasks never run at once.
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
-	end, err := r.tasks.Begin(r.check, &s, validateSpec)
-	if err != nil {
-		return -1, err
-	}
-	defer end()
-	id := s.ID()
-	fail := func(err error) (int, error) { return -1, fmt.Errorf("run %s: %w", id, err) }
+	return r.tasks.Run(r.life.Check, &s, validateSpec, func(id string, fail func(error) (int, error)) (int, error) {
+		return r.run(ctx, &s, id, fail)
+	})
+}
+
+// run is Run once the one-off id has begun (seam.Tasks.Run).
+func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
 	if s.TTY || s.Stdin != nil {
 		return fail(fmt.Errorf("interactive one-offs (a terminal or input) are not supported on swarm yet; run the command without -it, or exec into a running instance: %w", runtime.ErrNotSupported))
 	}
-	name := r.serviceName(id)
+	name := r.names.Instance(id)
 	if _, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{}); err == nil {
 		return fail(runtime.ErrExists)
 	} else if !isNotFound(err) {
@@ -46,7 +46,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 	if err != nil {
 		return fail(err)
 	}
-	spec, err := r.serviceSpec(&s.InstanceSpec, img, &s)
+	spec, err := r.serviceSpec(&s.InstanceSpec, img, s)
 	if err != nil {
 		return fail(err)
 	}
@@ -68,7 +68,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 		wctx, cancel = context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 	}
-	stdout, stderr := writerOr(s.Stdout), writerOr(s.Stderr)
+	stdout, stderr := seam.WriterOr(s.Stdout), seam.WriterOr(s.Stderr)
 	// Follow the output while it runs; what the stream missed (a short
 	// task can end before the stream starts) is read once more at the end.
 	var last time.Time
@@ -259,17 +259,10 @@ func (r *Runtime) stopTaskContainer(ctx context.Context, nodeID, cid string) err
 	return nil
 }
 
-func writerOr(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
-}
-
 // task returns the running task of an instance and its node's hostname.
 func (r *Runtime) runningTask(ctx context.Context, id string) (swarm.Task, string, error) {
-	svc, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
-	if isNotFound(err) || (err == nil && !r.owned(svc.Service.Spec.Labels)) {
+	svc, err := r.cli.ServiceInspect(ctx, r.names.Instance(id), client.ServiceInspectOptions{})
+	if isNotFound(err) || (err == nil && !r.names.Owned(svc.Service.Spec.Labels)) {
 		return swarm.Task{}, "", runtime.ErrNotFound
 	}
 	if err != nil {
@@ -297,7 +290,7 @@ func (r *Runtime) runningTask(ctx context.Context, id string) (swarm.Task, strin
 // Exec runs a command in the instance's running task, through its node's
 // Docker API (Options.Nodes), with the task's environment plus e.Env.
 func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return -1, err
 	}
 	if len(e.Cmd) == 0 {
@@ -342,7 +335,7 @@ func (r *Runtime) pause(ctx context.Context, id string, pause bool) error {
 	if !pause {
 		verb = "resume"
 	}
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return err
 	}
 	t, node, err := r.runningTask(ctx, id)
@@ -363,7 +356,7 @@ func (r *Runtime) pause(ctx context.Context, id string, pause bool) error {
 		return fmt.Errorf("%s %s on %s: %w", verb, id, node, err)
 	}
 	// Record it on the service, where List (and a restarted server) sees it.
-	svc, err := r.cli.ServiceInspect(ctx, r.serviceName(id), client.ServiceInspectOptions{})
+	svc, err := r.cli.ServiceInspect(ctx, r.names.Instance(id), client.ServiceInspectOptions{})
 	if err != nil {
 		return fmt.Errorf("%s %s: record it on the service: %w", verb, id, err)
 	}

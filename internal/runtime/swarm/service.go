@@ -3,27 +3,22 @@ package swarm
 import (
 	"context"
 	"fmt"
-	"math"
-	"path"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
-	"golang.org/x/sys/unix"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
 // Defaults of a service.
 const (
-	defaultStopTimeout = 10 * time.Second
 	// restartDelay is how long Swarm waits before it restarts a task that
 	// exited.
 	restartDelay = time.Second
@@ -32,46 +27,27 @@ const (
 	startTimeout = 3 * time.Minute
 )
 
-// validateSpec is seam.ValidateSpec and what a cluster needs: no "./dir"
-// host paths (a node has no copy of the upload), absolute mount targets, a
-// port to publish.
+// validateSpec is containers.ValidateSpec and what a cluster needs: no
+// "./dir" host paths (a node has no copy of the upload).
 func validateSpec(s *runtime.InstanceSpec) error {
-	if err := seam.ValidateSpec(s, true); err != nil {
-		return err
-	}
-	if s.Publish && s.Port == 0 {
-		return fmt.Errorf("%s: publishing needs a container port: %w", s.ID(), runtime.ErrInvalidSpec)
-	}
-	for _, m := range s.Mounts {
-		if !path.IsAbs(m.Target) {
-			return fmt.Errorf("%s: mount target %q is not an absolute path: %w", s.ID(), m.Target, runtime.ErrInvalidSpec)
-		}
+	return containers.ValidateSpec(s, func(m runtime.Mount) error {
 		if strings.HasPrefix(m.Name, ".") {
 			return fmt.Errorf("%s: host path %s: the nodes of a swarm have no copy of the upload; put the files in the image (COPY in the Dockerfile), or use a volume: %w", s.ID(), m.Name, runtime.ErrInvalidSpec)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Start creates the instance's service and returns once its task runs (not
 // necessarily ready). It fails with ErrExists when the service exists.
 func (r *Runtime) Start(ctx context.Context, s runtime.InstanceSpec) (runtime.Instance, error) {
-	id, unlock, err := r.ids.LockSpec(r.check, &s, validateSpec)
-	if err != nil {
-		return runtime.Instance{}, err
-	}
-	defer unlock()
-	in, err := r.start(ctx, id, &s)
-	if err != nil {
-		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
-	}
-	return in, nil
+	return r.ids.Start(r.life.Check, &s, validateSpec, func(id string) (runtime.Instance, error) { return r.start(ctx, id, &s) })
 }
 
 func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec) (runtime.Instance, error) {
-	name := r.serviceName(id)
+	name := r.names.Instance(id)
 	if svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{}); err == nil {
-		if !r.owned(svc.Service.Spec.Labels) {
+		if !r.names.Owned(svc.Service.Spec.Labels) {
 			return runtime.Instance{}, fmt.Errorf("a swarm service named %s exists that moorage (prefix %s) does not own: %w; moorage never touches a service it did not make: remove it (docker service rm %s), or give this server its own names with --docker-prefix", name, r.opts.Prefix, runtime.ErrExists, name)
 		}
 		return runtime.Instance{}, runtime.ErrExists
@@ -174,19 +150,7 @@ func (r *Runtime) readService(ctx context.Context, serviceID string) (*snapshot,
 // serviceSpec is the swarm service (or, with run, the job) of an instance.
 func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.RunSpec) (swarm.ServiceSpec, error) {
 	id := s.ID()
-	labels := map[string]string{
-		labelPrefix:   r.opts.Prefix,
-		labelApp:      s.App,
-		labelService:  s.Service,
-		labelRelease:  s.Release,
-		labelIndex:    strconv.Itoa(s.Index),
-		labelKind:     string(s.Kind),
-		labelHash:     s.Hash,
-		labelInstance: id,
-	}
-	if s.Port > 0 {
-		labels[labelPort] = strconv.Itoa(s.Port)
-	}
+	labels := r.names.Labels(s)
 	if s.Single {
 		labels[labelSingle] = "1"
 	}
@@ -197,7 +161,7 @@ func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.
 			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Name, Target: m.Target})
 			continue
 		}
-		vo := &mount.VolumeOptions{Labels: map[string]string{labelPrefix: r.opts.Prefix, labelApp: s.App, "moorage.volume": m.Name}}
+		vo := &mount.VolumeOptions{Labels: map[string]string{containers.LabelPrefix: r.opts.Prefix, containers.LabelApp: s.App, containers.LabelVolume: m.Name}}
 		if m.Driver != "" || len(m.DriverOpts) > 0 {
 			drv := m.Driver
 			if drv == "" {
@@ -205,7 +169,7 @@ func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.
 			}
 			vo.DriverConfig = &mount.Driver{Name: drv, Options: m.DriverOpts}
 		}
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: r.volumeName(s.App, m.Name), Target: m.Target, VolumeOptions: vo})
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: r.names.Volume(s.App, m.Name), Target: m.Target, VolumeOptions: vo})
 		vols[runtime.VolumeEnv(m.Name)] = m.Target
 	}
 	env := runtime.InstanceEnv(s, s.Port, vols)
@@ -216,29 +180,18 @@ func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.
 		// instance's environment sets it too.
 		args = runtime.Expand(s.Command, env)
 	}
-	sig := s.StopSignal
-	if sig == 0 {
-		sig = syscall.SIGTERM
-	}
-	timeout := s.StopTimeout
-	if timeout <= 0 {
-		timeout = defaultStopTimeout
-	}
-	grace := time.Duration(math.Ceil(timeout.Seconds())) * time.Second
+	stopSignal, secs := containers.Stop(s)
+	grace := time.Duration(secs) * time.Second
 	cl := make(map[string]string, len(labels))
 	for k, v := range labels {
 		cl[k] = v
 	}
-	cl[labelPrefix] = taskPrefix + r.opts.Prefix
-	stopSignal := unix.SignalName(sig)
-	if stopSignal == "" {
-		stopSignal = strconv.Itoa(int(sig))
-	}
+	cl[containers.LabelPrefix] = taskPrefix + r.opts.Prefix
 	cs := &swarm.ContainerSpec{
 		Image:           img,
 		Labels:          cl,
 		Args:            args,
-		Hostname:        hostname(id),
+		Hostname:        containers.Hostname(id),
 		Env:             runtime.EnvList(env),
 		User:            s.User,
 		Mounts:          mounts,
@@ -254,7 +207,7 @@ func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.
 	}
 	tt := swarm.TaskSpec{
 		ContainerSpec: cs,
-		Networks:      []swarm.NetworkAttachmentConfig{{Target: r.networkName(s.App)}},
+		Networks:      []swarm.NetworkAttachmentConfig{{Target: r.names.Network(s.App)}},
 		Placement:     &swarm.Placement{},
 		LogDriver:     &swarm.Driver{Name: "local", Options: map[string]string{"max-size": "10m", "max-file": "3"}},
 	}
@@ -271,7 +224,7 @@ func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.
 		}
 	}
 	spec := swarm.ServiceSpec{
-		Annotations:  swarm.Annotations{Name: r.serviceName(id), Labels: labels},
+		Annotations:  swarm.Annotations{Name: r.names.Instance(id), Labels: labels},
 		TaskTemplate: tt,
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
@@ -286,19 +239,11 @@ func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.
 	spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}}
 	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay}
 	if s.Port > 0 && s.Publish {
-		labels[labelPublish] = "1"
-		cl[labelPublish] = "1"
+		labels[containers.LabelPublish] = "1"
+		cl[containers.LabelPublish] = "1"
 		spec.EndpointSpec.Ports = []swarm.PortConfig{{Protocol: network.TCP, TargetPort: uint32(s.Port), PublishMode: swarm.PortConfigPublishModeHost}}
 	}
 	return spec, nil
-}
-
-// hostname is a task's host name: the instance id, cut to a DNS label.
-func hostname(id string) string {
-	if len(id) > 63 {
-		id = id[:63]
-	}
-	return strings.TrimRight(id, "-")
 }
 
 // pinNode picks the node a singleton or accessory runs on: where its
@@ -321,7 +266,7 @@ func (r *Runtime) pinNode(ctx context.Context, s *runtime.InstanceSpec) (string,
 				load[t.NodeID]++
 			}
 			l := svc.Spec.Labels
-			if l[labelApp] == s.App && l[labelService] == s.Service && l[labelKind] == string(s.Kind) && t.NodeID != "" && t.Meta.CreatedAt.After(prevAt) {
+			if l[containers.LabelApp] == s.App && l[containers.LabelService] == s.Service && l[containers.LabelKind] == string(s.Kind) && t.NodeID != "" && t.Meta.CreatedAt.After(prevAt) {
 				prev, prevAt = t.NodeID, t.Meta.CreatedAt
 			}
 		}
@@ -375,17 +320,12 @@ func (r *Runtime) placementAllows(s *runtime.InstanceSpec, n nodeInfo) bool {
 // instance turns a service and its tasks (newest first) into an Instance.
 func (r *Runtime) instance(svc *swarm.Service, ts []swarm.Task) runtime.Instance {
 	l := svc.Spec.Labels
-	idx, _ := strconv.Atoi(l[labelIndex])
-	port, _ := strconv.Atoi(l[labelPort])
-	in := runtime.Instance{
-		ID: l[labelInstance], App: l[labelApp], Service: l[labelService], Release: l[labelRelease],
-		Index: idx, Kind: runtime.Kind(l[labelKind]), Hash: l[labelHash],
-		State: runtime.StateExited, Restarts: r.watch.restartCount(svc.ID),
-	}
-	if port > 0 {
-		in.Host, in.Port = l[labelService], port
+	in := containers.Instance(l)
+	in.State, in.Restarts = runtime.StateExited, r.watch.restartCount(svc.ID)
+	if in.Port > 0 {
+		in.Host = in.Service
 		if in.Kind != runtime.KindAccessory {
-			in.Host = hostname(in.ID)
+			in.Host = containers.Hostname(in.ID)
 		}
 	}
 	replicas := uint64(0)
@@ -436,8 +376,8 @@ func (r *Runtime) instance(svc *swarm.Service, ts []swarm.Task) runtime.Instance
 		if cs := cur.Status.ContainerStatus; cs != nil {
 			in.PID = cs.PID
 		}
-		if l[labelPublish] == "1" {
-			in.Addr = r.taskAddr(cur, port)
+		if l[containers.LabelPublish] == "1" {
+			in.Addr = r.taskAddr(cur, in.Port)
 		}
 	default:
 		in.State = runtime.StateRestarting
@@ -463,7 +403,7 @@ func (r *Runtime) taskAddr(t *swarm.Task, port int) string {
 // List returns the instances that match f (one-offs in progress are not
 // listed).
 func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instance, error) {
-	if err := r.check(); err != nil {
+	if err := r.life.Check(); err != nil {
 		return nil, err
 	}
 	// The nodes are read again (the watch reads them every second): a
@@ -492,17 +432,13 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 	return seam.ByID(out), nil
 }
 
-// Stop scales the instance's service to 0 and returns once its task's
-// state is final: its container has exited, on whichever node it ran. A
-// task on a node that is down can never be confirmed stopped: Stop then
-// fails after the stop timeout, naming the node, so that a singleton is
-// never started twice.
-func (r *Runtime) Stop(ctx context.Context, id string) error {
-	return r.ids.Do(r.check, id, func() error { return r.stop(ctx, id) })
-}
-
+// stop is Stop (seam.Stopper): it scales the instance's service to 0 and
+// returns once its task's state is final: its container has exited, on
+// whichever node it ran. A task on a node that is down can never be
+// confirmed stopped: Stop then fails after the stop timeout, naming the
+// node, so that a singleton is never started twice.
 func (r *Runtime) stop(ctx context.Context, id string) error {
-	name := r.serviceName(id)
+	name := r.names.Instance(id)
 	svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
 	if isNotFound(err) {
 		return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
@@ -510,7 +446,7 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
-	if !r.owned(svc.Service.Spec.Labels) {
+	if !r.names.Owned(svc.Service.Spec.Labels) {
 		return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
 	}
 	r.mu.Lock()
@@ -529,7 +465,7 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 			return fmt.Errorf("stop %s: %w", id, err)
 		}
 	}
-	grace := defaultStopTimeout
+	grace := containers.DefaultStopTimeout
 	if g := spec.TaskTemplate.ContainerSpec.StopGracePeriod; g != nil {
 		grace = *g
 	}
@@ -537,12 +473,12 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 	// when the node is back (its desired state is now shutdown), which is
 	// enough for an instance that may run twice; a singleton or an
 	// accessory must be seen to have exited.
-	strict := spec.Labels[labelSingle] == "1" || spec.Labels[labelKind] == string(runtime.KindAccessory)
+	strict := spec.Labels[labelSingle] == "1" || spec.Labels[containers.LabelKind] == string(runtime.KindAccessory)
 	if err := r.waitFinal(ctx, svc.Service.ID, grace+30*time.Second, !strict); err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
 	r.events.Publish(runtime.InstanceEvent{Time: time.Now(), Type: runtime.EventExit, Instance: id,
-		App: spec.Labels[labelApp], Service: spec.Labels[labelService], Release: spec.Labels[labelRelease], Kind: runtime.Kind(spec.Labels[labelKind])})
+		App: spec.Labels[containers.LabelApp], Service: spec.Labels[containers.LabelService], Release: spec.Labels[containers.LabelRelease], Kind: runtime.Kind(spec.Labels[containers.LabelKind])})
 	return nil
 }
 
@@ -613,11 +549,11 @@ func (r *Runtime) waitFinal(ctx context.Context, serviceID string, timeout time.
 
 // Remove stops the instance's service and removes it (its logs are kept).
 func (r *Runtime) Remove(ctx context.Context, id string) error {
-	return r.ids.Do(r.check, id, func() error { return r.remove(ctx, id) })
+	return r.ids.Do(r.life.Check, id, func() error { return r.remove(ctx, id) })
 }
 
 func (r *Runtime) remove(ctx context.Context, id string) error {
-	name := r.serviceName(id)
+	name := r.names.Instance(id)
 	if err := r.stop(ctx, id); err != nil {
 		return err // ErrNotFound when there is nothing to remove
 	}

@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +53,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/docker"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
@@ -65,19 +65,10 @@ const Name = "swarm"
 // is not a swarm manager.
 var ErrUnavailable = errors.New("swarm manager not available")
 
-// Labels on everything the runtime creates (the docker runtime's names).
+// Labels only the swarm runtime puts on its services, beside the docker
+// runtime's (package containers).
 const (
-	labelPrefix   = "moorage.prefix"
-	labelApp      = "moorage.app"
-	labelService  = "moorage.service"
-	labelRelease  = "moorage.release"
-	labelIndex    = "moorage.index"
-	labelKind     = "moorage.kind"
-	labelHash     = "moorage.hash"
-	labelInstance = "moorage.instance"
-	labelPort     = "moorage.port"
-	labelPublish  = "moorage.publish"
-	labelSingle   = "moorage.single"
+	labelSingle = "moorage.single"
 	// labelPaused holds the ID of the task that Pause froze. A service
 	// label, so setting it does not roll the task; a task that replaced
 	// the frozen one is not paused.
@@ -86,8 +77,6 @@ const (
 
 // taskPrefix is the moorage.prefix label of a task's container.
 const taskPrefix = "swarm-task:"
-
-var prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
 
 // Options configure a swarm runtime.
 type Options struct {
@@ -124,6 +113,7 @@ type Options struct {
 // Runtime runs instances as swarm services. It implements runtime.Runtime.
 type Runtime struct {
 	opts    Options
+	names   containers.Names // of services, networks, volumes
 	log     *slog.Logger
 	cli     *client.Client // the manager
 	builder *docker.Runtime
@@ -131,15 +121,16 @@ type Runtime struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life   seam.Life // Close shuts it, and waits for its goroutines
 	events *runtime.Broker
+
+	seam.Stopper // Stop: see stop
 
 	netMu sync.Mutex
 	ids   seam.IDLocks
 	tasks seam.Tasks
 
 	mu       sync.Mutex
-	closed   bool
 	nodes    map[string]*nodeClient // by hostname
 	copiers  map[string]*copier     // log copiers by service name
 	watch    watchState
@@ -168,14 +159,14 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = docker.DefaultPrefix
 	}
-	if !prefixRE.MatchString(opts.Prefix) {
-		return nil, fmt.Errorf("swarm runtime: prefix %q: use lower-case letters, digits, '_', '.' and '-' (at most 40)", opts.Prefix)
+	if err := containers.ValidPrefix(Name, opts.Prefix); err != nil {
+		return nil, err
 	}
 	if opts.LogMaxSize <= 0 {
-		opts.LogMaxSize = 10 << 20
+		opts.LogMaxSize = seam.DefaultLogMaxSize
 	}
 	if opts.LogMaxFiles <= 0 {
-		opts.LogMaxFiles = 5
+		opts.LogMaxFiles = seam.DefaultLogMaxFiles
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 250 * time.Millisecond
@@ -207,6 +198,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
 		opts:     opts,
+		names:    containers.Names{Prefix: opts.Prefix},
 		log:      opts.Logger,
 		cli:      cli,
 		builder:  b,
@@ -218,6 +210,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		copiers:  map[string]*copier{},
 		stopping: map[string]bool{},
 	}
+	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
 	r.watch.init()
 	for name, addr := range opts.Nodes {
 		r.nodes[name] = &nodeClient{addr: addr}
@@ -226,8 +219,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		r.Close()
 		return nil, err
 	}
-	r.wg.Add(1)
-	go r.watchLoop()
+	r.life.Go(r.watchLoop)
 	return r, nil
 }
 
@@ -257,15 +249,9 @@ func (r *Runtime) Name() string { return Name }
 // Close stops watching and copying logs, and ends event streams. Services
 // keep running; a new runtime with the same prefix adopts them.
 func (r *Runtime) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.life.End(r.cancel) {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
-	r.cancel()
-	r.wg.Wait()
 	r.events.Close()
 	r.builder.Close()
 	for _, n := range r.nodes {
@@ -279,44 +265,6 @@ func (r *Runtime) Close() error {
 // Events streams instance events until ctx is done.
 func (r *Runtime) Events(ctx context.Context) <-chan runtime.InstanceEvent {
 	return r.events.Subscribe(ctx)
-}
-
-func (r *Runtime) check() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return runtime.ErrRuntimeClosed
-	}
-	return nil
-}
-
-// goWait runs fn in a goroutine Close waits for; false after Close.
-func (r *Runtime) goWait(fn func()) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		fn()
-	}()
-	return true
-}
-
-// names
-
-func (r *Runtime) serviceName(id string) string  { return r.opts.Prefix + "-" + id }
-func (r *Runtime) networkName(app string) string { return r.opts.Prefix + "-" + app }
-func (r *Runtime) volumeName(app, name string) string {
-	return r.opts.Prefix + "_" + app + "_" + name
-}
-
-func (r *Runtime) owned(labels map[string]string) bool { return labels[labelPrefix] == r.opts.Prefix }
-
-func (r *Runtime) prefixFilter() client.Filters {
-	return client.Filters{}.Add("label", labelPrefix+"="+r.opts.Prefix)
 }
 
 // node returns the Docker API of the node with that hostname, connecting

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
@@ -15,13 +16,13 @@ import (
 // node that first runs a task mounting it (with the driver and options the
 // spec gives, else a local volume there): it lives on that node.
 func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
-	return seam.Valid(r.check, "app", app, "volume", name)
+	return seam.Valid(r.life.Check, "app", app, "volume", name)
 }
 
 // VolumePath is not available on swarm: a volume lives on a node, not on
 // the server.
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
-	if err := seam.Valid(r.check, "app", app, "volume", name); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app, "volume", name); err != nil {
 		return "", err
 	}
 	return "", fmt.Errorf("volume %s of %s lives on a swarm node, not on this server: backups of swarm volumes are not supported yet (back it up on its node, or use a volume driver with its own backups): %w", name, app, runtime.ErrNotSupported)
@@ -30,14 +31,14 @@ func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, err
 // EnsureNetwork creates the app's attachable overlay network, where its
 // tasks reach each other (accessories by name) on any node.
 func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
-	if err := seam.Valid(r.check, "app", app); err != nil {
+	if err := seam.Valid(r.life.Check, "app", app); err != nil {
 		return err
 	}
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
-	name := r.networkName(app)
+	name := r.names.Network(app)
 	if n, err := r.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{}); err == nil {
-		if !r.owned(n.Network.Labels) {
+		if !r.names.Owned(n.Network.Labels) {
 			return fmt.Errorf("a network named %s exists that moorage (prefix %s) does not own; moorage never uses what it did not make: remove it (docker network rm %s), or give this server its own names with --docker-prefix", name, r.opts.Prefix, name)
 		}
 		return nil
@@ -47,7 +48,7 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, app string) error {
 	_, err := r.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
 		Driver:     "overlay",
 		Attachable: true,
-		Labels:     map[string]string{labelPrefix: r.opts.Prefix, labelApp: app},
+		Labels:     map[string]string{containers.LabelPrefix: r.opts.Prefix, containers.LabelApp: app},
 	})
 	if err != nil {
 		return fmt.Errorf("create network %s: %w", name, err)
@@ -61,7 +62,7 @@ func (r *Runtime) adopt(ctx context.Context) error {
 	if err := r.refreshNodes(ctx); err != nil {
 		return fmt.Errorf("swarm runtime: list nodes: %w", err)
 	}
-	svcs, err := r.cli.ServiceList(ctx, client.ServiceListOptions{Filters: r.prefixFilter()})
+	svcs, err := r.cli.ServiceList(ctx, client.ServiceListOptions{Filters: r.names.Filter()})
 	if err != nil {
 		return fmt.Errorf("swarm runtime: list services: %w", err)
 	}
@@ -77,8 +78,8 @@ func (r *Runtime) adopt(ctx context.Context) error {
 			}
 			continue
 		}
-		if l[labelInstance] != "" && s.Spec.Mode.Replicated != nil {
-			r.copyLogs(s.Spec.Name, s.ID, l[labelApp], l[labelInstance])
+		if l[containers.LabelInstance] != "" && s.Spec.Mode.Replicated != nil {
+			r.copyLogs(s.Spec.Name, s.ID, l[containers.LabelApp], l[containers.LabelInstance])
 		}
 	}
 	snap, err := r.read(ctx)

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 )
 
 // nodeInfo is what the runtime knows of a swarm node.
@@ -97,7 +98,7 @@ type snapshot struct {
 
 // read lists the runtime's services and every task of them.
 func (r *Runtime) read(ctx context.Context) (*snapshot, error) {
-	svcs, err := r.cli.ServiceList(ctx, client.ServiceListOptions{Filters: r.prefixFilter()})
+	svcs, err := r.cli.ServiceList(ctx, client.ServiceListOptions{Filters: r.names.Filter()})
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,6 @@ func sortTasks(ts []swarm.Task) {
 // watchLoop reads task states every Poll, and the nodes every second, and
 // turns what changed into events.
 func (r *Runtime) watchLoop() {
-	defer r.wg.Done()
 	var lastNodes time.Time
 	for {
 		if time.Since(lastNodes) >= time.Second {
@@ -224,11 +224,11 @@ func (r *Runtime) observe(snap *snapshot, publish bool) {
 	for _, e := range out {
 		l := e.svc.Spec.Labels
 		e.ev.Time = time.Now()
-		e.ev.Instance = l[labelInstance]
-		e.ev.App = l[labelApp]
-		e.ev.Service = l[labelService]
-		e.ev.Release = l[labelRelease]
-		e.ev.Kind = runtime.Kind(l[labelKind])
+		e.ev.Instance = l[containers.LabelInstance]
+		e.ev.App = l[containers.LabelApp]
+		e.ev.Service = l[containers.LabelService]
+		e.ev.Release = l[containers.LabelRelease]
+		e.ev.Kind = runtime.Kind(l[containers.LabelKind])
 		r.log.Info("swarm task "+string(e.ev.Type), "instance", e.ev.Instance, "task", shortID(e.task.ID), "message", e.ev.Message)
 		r.events.Publish(e.ev)
 	}
