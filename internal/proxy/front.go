@@ -659,7 +659,13 @@ func (fc *frontConn) respond(req *http.Request) (keep bool) {
 		w.release()
 	}()
 	fc.s.handler.ServeHTTP(w, req)
-	return w.finish() && !req.Close && !fc.s.closing.Load()
+	// Whether the server is closing is not read again here: a response
+	// whose head went out before Shutdown began did not announce the
+	// connection's end, so the client may send its next request on it;
+	// the serve loop then closes it if idle, or lets it carry that one
+	// request while Shutdown lingers (CloseIdleAfter). Reading it here
+	// closed such a connection unannounced, and that next request failed.
+	return w.finish() && !req.Close
 }
 
 // frontResponse is the http.ResponseWriter of the front. Its header map is
