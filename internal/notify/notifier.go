@@ -232,6 +232,16 @@ func (n *Notifier) cursor(ctx context.Context, name string) (int64, error) {
 	return v, n.o.Store.SetNotifyCursor(ctx, name, v)
 }
 
+// saveCursor records that what came before after was handed to Emit. It
+// is written even when ctx has just ended (a server stopping): the
+// deliveries already started may have reached their receivers, and a
+// cursor left behind would have the next start send them again.
+func (n *Notifier) saveCursor(ctx context.Context, name string, after int64) {
+	if err := n.o.Store.SetNotifyCursor(context.WithoutCancel(ctx), name, after); err != nil {
+		n.log.Error("notify: save the cursor; what it passed may be sent again after a restart", "cursor", name, "err", err)
+	}
+}
+
 func (n *Notifier) pollDeploys(ctx context.Context, after int64) int64 {
 	ds, err := n.o.Store.DeploysEndedAfter(ctx, after, 100)
 	if err != nil {
@@ -247,7 +257,7 @@ func (n *Notifier) pollDeploys(ctx context.Context, after int64) int64 {
 		after = d.EndedAt
 	}
 	if len(ds) > 0 {
-		n.o.Store.SetNotifyCursor(ctx, cursorDeploys, after)
+		n.saveCursor(ctx, cursorDeploys, after)
 	}
 	return after
 }
@@ -304,7 +314,7 @@ func (n *Notifier) pollBackups(ctx context.Context, after int64) int64 {
 			Detail: b.Error})
 	}
 	if len(bs) > 0 {
-		n.o.Store.SetNotifyCursor(ctx, cursorBackups, after)
+		n.saveCursor(ctx, cursorBackups, after)
 	}
 	return after
 }
