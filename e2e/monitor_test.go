@@ -76,6 +76,66 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 	checkSingletonStarts(t, s, "hello", 1)
 }
 
+// The new release crashes right after its cutover while a slow step after
+// it still runs: stopping the old worker, which ignores its stop signal
+// here and is killed only after its 20 s stop_timeout. Traffic goes back
+// to the previous release's warm web instances as soon as the crash is
+// reported, not once that step is over (a slow container start on a
+// loaded Docker Engine did the same in a full run: the proxy's 10 s hold
+// ran out and requests failed). The process runtime is enough: the
+// fallback is the engine's, the same on every runtime.
+func TestMonitorCrashSendsTrafficBackAtOnce(t *testing.T) {
+	t.Parallel()
+	s := startServerRT(t, "process")
+	// SIGWINCH: ignored by default, so every stop of a worker takes its
+	// whole stop_timeout.
+	app := s.hello(t, "monitor: 5s", "monitor: 30s",
+		"    command: ./hello worker\n", "    command: ./hello worker\n    stop_signal: SIGWINCH\n    stop_timeout: 20s\n")
+	setMessage(t, app, "stable")
+	s.deploy(app, 0)
+	s.waitBody("/", "stable")
+
+	editSpec(t, app, "release:", "env:\n  HELLO_CRASH_AFTER_REQUESTS: \"3\"\nrelease:")
+	setMessage(t, app, "crashy")
+	ld := startLoader(s.http, "/", 2)
+	out := s.deploy(app, 1)
+	results := ld.stop()
+	if !strings.Contains(out, "traffic is back on the previous release's 2 warm web instances") {
+		t.Errorf("deploy output does not say that traffic went back at once:\n%s", out)
+	}
+	if !strings.Contains(out, "rolled back") {
+		t.Errorf("deploy output lacks \"rolled back\":\n%s", out)
+	}
+	if f := failures(results); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed; first: %s\n%s", len(f), len(results), f[0], out)
+	}
+	// From the first answer of v2 to the first of v1 again: the crash
+	// comes after v2's third answer, and the old worker's stop alone takes
+	// 20 s.
+	var first, back time.Time
+	for _, r := range results {
+		switch {
+		case first.IsZero() && strings.Contains(r.body, "crashy"):
+			first = r.end
+		case !first.IsZero() && back.IsZero() && r.start.After(first) && strings.Contains(r.body, "stable"):
+			back = r.end
+		}
+	}
+	if first.IsZero() || back.IsZero() {
+		t.Fatalf("v2 never answered, or v1 never again (first %v, back %v):\n%s", first, back, out)
+	}
+	if gap := back.Sub(first); gap > 10*time.Second {
+		t.Fatalf("v1 answered again %s after v2's first answer, want well under the old worker's 20 s stop:\n%s", gap.Round(time.Millisecond), out)
+	} else {
+		t.Logf("v1 answered again %s after v2's first answer", gap.Round(time.Millisecond))
+	}
+	s.waitBody("/", "stable")
+	if st := s.ps("hello"); st.Active != "v1" {
+		t.Fatalf("active %s after the rollback, want v1", st.Active)
+	}
+	checkSingletonStarts(t, s, "hello", 1)
+}
+
 // A deploy goes on to its end on the server when the client goes away.
 func TestClientDisconnectDeployContinues(t *testing.T) {
 	t.Parallel()

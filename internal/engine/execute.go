@@ -66,6 +66,11 @@ type execution struct {
 	monitored      bool
 	crashes        *watcher
 	unwatchCrashes func()
+	// fallback: traffic went back to the previous release after a crash
+	// of the target (watchFallback); fallbackMu guards it and undoing's
+	// hand-over to the rollback.
+	fallbackMu sync.Mutex
+	fallback   bool
 }
 
 // stepError is a failed step, with the instance that failed when one did.
@@ -291,7 +296,9 @@ func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 		}
 		p := plan.Converge(plan.ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
 		r.op.emit(Event{Type: EventPlan, Text: p.String()})
+		r.fallbackMu.Lock() // watchFallback reads undoing
 		r.undoing, r.prefix = true, kind+":"
+		r.fallbackMu.Unlock()
 		err = r.steps(ctx, p.Steps)
 	}
 	if err != nil {

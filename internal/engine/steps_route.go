@@ -46,6 +46,13 @@ func (r *execution) routeTo(ctx context.Context, release string, routes []string
 	if err != nil {
 		return err
 	}
+	if !r.undoing && r.fellBack() {
+		// The target crashed after its cutover and traffic went back to
+		// the previous release (watchFallback): it stays there; the
+		// deploy fails at its next step and rolls back.
+		out.Printf("not routing to %s: %s crashed after its cutover, traffic stays on the previous release until the rollback", listOrNone(routes), r.rel.ID())
+		return nil
+	}
 	for _, id := range routes {
 		r.routed[id] = rel.ID()
 	}
@@ -76,6 +83,7 @@ func (r *execution) routeTo(ctx context.Context, release string, routes []string
 			// From the cutover on, a crash of the target is the monitor's
 			// business, even one before the monitor step starts.
 			r.crashes, r.unwatchCrashes = r.e.watch(crashOf(rel.App, rel.ID()))
+			r.watchFallback(rel, r.e.proxy.Routes()[rel.App])
 		}
 		err = r.e.st.CommitCutover(ctx, r.deploy.ID, rel.App, rel.Version)
 	} else {
@@ -190,4 +198,62 @@ func routesOfSpec(app string, sp *spec.Spec) []proxy.Route {
 		}
 	}
 	return out
+}
+
+// watchFallback sends traffic back to the routes the app had before the
+// cutover to rel (previous: the previous release's web instances, kept
+// warm through the monitor window) as soon as an instance of rel crashes,
+// without waiting for the step that runs then to end. The plan rolls back
+// for that crash all the same (the monitor's watcher gets it too), and its
+// revert starts with the same cutover; but the step running when the crash
+// came may take long (a container start on a loaded Docker Engine: 11 s
+// was seen), and the proxy holds requests for at most its hold timeout
+// meanwhile. Nothing else changes here: no instance is started or stopped.
+// Without a previous route with an instance (a first deploy), there is
+// nothing to go back to, and nothing is watched.
+func (r *execution) watchFallback(rel *store.Release, previous []proxy.RouteTargets) {
+	n := 0
+	for _, rt := range previous {
+		n += len(rt.Targets)
+	}
+	if n == 0 {
+		return
+	}
+	w, unwatch := r.e.watch(crashOf(rel.App, rel.ID()))
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case ev := <-w.ch:
+			r.fallbackMu.Lock()
+			defer r.fallbackMu.Unlock()
+			if r.undoing {
+				return // the rollback already routes
+			}
+			if err := r.e.proxy.SetApp(rel.App, previous); err != nil {
+				r.e.log.Error("sending traffic back to the previous release", "app", rel.App, "err", err)
+				return
+			}
+			r.fallback = true
+			r.e.log.Warn("instance crashed after the cutover: traffic back on the previous release", "app", rel.App, "instance", ev.Instance)
+			r.op.emit(Event{Type: EventWarn, Release: rel.ID(), Instance: ev.Instance,
+				Text: fmt.Sprintf("%s crashed (%s): traffic is back on the previous release's %d warm web instances; the deploy rolls back", ev.Instance, ev.Message, n)})
+		case <-done:
+		}
+	}()
+	prev := r.unwatchCrashes
+	r.unwatchCrashes = func() {
+		prev()
+		unwatch()
+		close(done)
+		<-stopped
+	}
+}
+
+// fellBack reports whether watchFallback sent traffic back.
+func (r *execution) fellBack() bool {
+	r.fallbackMu.Lock()
+	defer r.fallbackMu.Unlock()
+	return r.fallback
 }
