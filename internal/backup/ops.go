@@ -113,11 +113,13 @@ func (m *Manager) VerifyBackup(ctx context.Context, app, id string, out io.Write
 			err = m.verifyVolume(ctx, b, out)
 		case BackupPostgres:
 			// Into the active release's accessory; nothing about the
-			// deployment changes, so no lock. No active release: the
-			// store's error for the missing release.
+			// deployment changes, so no lock. No active release: nothing
+			// to restore into, said so (not found, like a missing app).
 			err = m.e.OperateLocked(ctx, nil, engine.LockedOperation{
 				App: app, NeedApp: true,
-				NotDeployed: func() error { return fmt.Errorf("release %s of %s: %w", store.ReleaseID(0), app, store.ErrNotFound) },
+				NotDeployed: func() error {
+					return fmt.Errorf("%s has no active release to verify backup %s in (a postgres backup is verified by restoring it into a scratch database of the active release's %s accessory); deploy the app first: %w", app, id, b.Target, store.ErrNotFound)
+				},
 			}, func(ctx context.Context, _ *store.App, rel *store.Release) error {
 				return m.verifyPostgres(ctx, rel, b, out)
 			})

@@ -91,7 +91,7 @@ func TestVerifyPostgresWithNoActiveRelease(t *testing.T) {
 	}
 	var out strings.Builder
 	_, err := m.VerifyBackup(ctx, "hello", b.ID, &out)
-	if !errors.Is(err, store.ErrNotFound) || err.Error() != "release  of hello: not found" {
+	if !errors.Is(err, store.ErrNotFound) || err.Error() != "hello has no active release to verify backup hello-postgres-db-1 in (a postgres backup is verified by restoring it into a scratch database of the active release's db accessory); deploy the app first: not found" {
 		t.Fatalf("verify with no active release: %v", err)
 	}
 	if !strings.HasPrefix(out.String(), "checksum ok: ") {
