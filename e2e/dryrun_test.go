@@ -102,8 +102,8 @@ func TestDryRunPrintsTheJournaledPlan(t *testing.T) {
 
 	setMessage(t, dir, "second")
 	plan := dry("deploy", deploy)
-	if !strings.Contains(plan, "drain (up to 30s) and stop hello-web-v1-1 hello-web-v1-2") {
-		t.Errorf("the second deploy's plan does not drain v1's web:\n%s", plan)
+	if !strings.Contains(plan, "keep v1's web warm for 10m (deploy.keep_warm), unrouted: hello-web-v1-1 hello-web-v1-2") {
+		t.Errorf("the second deploy's plan does not keep v1's web warm:\n%s", plan)
 	}
 	s.waitBody("/", "second")
 

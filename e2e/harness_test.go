@@ -541,21 +541,53 @@ func (s *server) ps(app string) psStatus {
 }
 
 type psStatus struct {
-	Active    string `json:"active"`
-	Instances []struct {
-		ID       string `json:"id"`
-		Service  string `json:"service"`
-		Release  string `json:"release"`
-		Kind     string `json:"kind"`
-		State    string `json:"state"`
-		PID      int    `json:"pid"`
-		Restarts int    `json:"restarts"`
-		Routed   bool   `json:"routed"`
-		Health   string `json:"health"`
-		LastErr  string `json:"last_error"`
-		Node     string `json:"node"` // swarm
-		Down     bool   `json:"unreachable"`
-	} `json:"instances"`
+	Active    string       `json:"active"`
+	Instances []psInstance `json:"instances"`
+}
+
+type psInstance struct {
+	ID        string    `json:"id"`
+	Service   string    `json:"service"`
+	Release   string    `json:"release"`
+	Kind      string    `json:"kind"`
+	State     string    `json:"state"`
+	PID       int       `json:"pid"`
+	Restarts  int       `json:"restarts"`
+	Routed    bool      `json:"routed"`
+	Health    string    `json:"health"`
+	LastErr   string    `json:"last_error"`
+	Node      string    `json:"node"` // swarm
+	Down      bool      `json:"unreachable"`
+	WarmUntil time.Time `json:"warm_until"` // a web instance kept warm after a deploy (deploy.keep_warm)
+}
+
+// serving is st's instances without the web instances kept warm after the
+// last deploy (deploy.keep_warm): what the active release runs, and
+// accessories and tasks.
+func (st psStatus) serving() []psInstance {
+	var out []psInstance
+	for _, in := range st.Instances {
+		if in.WarmUntil.IsZero() {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// checkWarm fails unless st's warm instances are web instances of one
+// release other than the active one, unrouted.
+func checkWarm(st psStatus) error {
+	rel := ""
+	for _, in := range st.Instances {
+		if in.WarmUntil.IsZero() {
+			continue
+		}
+		if in.Kind != "service" || in.Routed || in.Release == st.Active || (rel != "" && in.Release != rel) {
+			return fmt.Errorf("warm instance %s (%s of %s, routed %v; active %s, warm release %q)", in.ID, in.Kind, in.Release, in.Routed, st.Active, rel)
+		}
+		rel = in.Release
+	}
+	return nil
 }
 
 // scanLines splits text into lines.

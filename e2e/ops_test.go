@@ -185,7 +185,7 @@ func testScaleUnderLoad(t *testing.T, rt string) {
 		t.Fatalf("%d of %d requests failed while scaling; first: %s", len(f), len(results), f[0])
 	}
 	count := map[string]int{}
-	for _, in := range s.ps("hello").Instances {
+	for _, in := range s.ps("hello").serving() {
 		count[in.Service]++
 	}
 	if count["web"] != 1 || count["worker"] != 1 || count["scheduler"] != 1 {
@@ -211,7 +211,7 @@ func testScaleUnderLoad(t *testing.T, rt string) {
 	}
 	s.deploy(app, 0)
 	count = map[string]int{}
-	for _, in := range s.ps("hello").Instances {
+	for _, in := range s.ps("hello").serving() { // v1's web stays warm
 		count[in.Service]++
 	}
 	if count["web"] != 1 {

@@ -35,7 +35,8 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 		{failpoint: "before:monitor", committed: true},
 		{failpoint: "after:monitor", committed: true},
 		{failpoint: "after:drain", committed: true},
-		{failpoint: "after:activate", committed: true}, // its config not adopted yet
+		{failpoint: "after:keep-warm", committed: true}, // the previous release's web left running, unrouted
+		{failpoint: "after:activate", committed: true},  // its config not adopted yet
 		{failpoint: "after:prune", committed: true},
 	}
 	switch rt {
@@ -207,8 +208,11 @@ func checkConsistent(t *testing.T, s *server, app string) {
 	var st psStatus
 	waitFor(t, 30*time.Second, "only the active release to run", func() error {
 		st = s.ps(app)
+		if err := checkWarm(st); err != nil {
+			return err
+		}
 		count := map[string]int{}
-		for _, in := range st.Instances {
+		for _, in := range st.serving() { // the previous release's web may stay warm (deploy.keep_warm)
 			if in.Kind == "task" {
 				return fmt.Errorf("task %s left behind", in.ID)
 			}

@@ -118,7 +118,9 @@ func TestServiceDrainTimeout(t *testing.T) {
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec,
 		"    replicas: 2\n", "    replicas: 1\n    http: {drain_timeout: 1s}\n    stop_timeout: 1s\n",
-		"deploy:\n", "deploy:\n  drain_timeout: 5m\n")...)
+		// keep_warm 0: v1's web is drained and stopped at the end of the
+		// deploy (else it stays warm, and its requests finish on their own).
+		"deploy:\n", "deploy:\n  drain_timeout: 5m\n  keep_warm: 0s\n")...)
 	s.deploy(app, 0)
 	s.waitBody("/", "release=v1")
 

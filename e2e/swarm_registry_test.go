@@ -33,7 +33,7 @@ func TestSwarmRegistry(t *testing.T) {
 		t.Fatalf("the deploy does not say it pushed to the registry:\n%s", out)
 	}
 	s.waitBody("/", "message=one")
-	first := serviceImages(t, c)
+	first := serviceImages(t, c, "v1")
 	for svc, img := range first {
 		if !strings.HasPrefix(img, reg+"/team/hello@sha256:") {
 			t.Fatalf("service %s runs %q, not the release's digest in the registry", svc, img)
@@ -63,7 +63,7 @@ func TestSwarmRegistry(t *testing.T) {
 		t.Fatal("rollback printed nothing")
 	}
 	s.waitBody("/", "message=one")
-	back := serviceImages(t, c)
+	back := serviceImages(t, c, s.ps("hello").Active)
 	for svc, img := range back {
 		if want := first[svc]; want != "" && img != want {
 			t.Fatalf("after the rollback %s runs %s, want v1's %s", svc, img, want)
@@ -91,9 +91,10 @@ func hasDigest(t *testing.T, n *swarmtest.Node, prefix string) bool {
 	return false
 }
 
-// serviceImages maps each running moorage service of the swarm (by its
-// moorage.instance label) to the image its tasks run.
-func serviceImages(t *testing.T, c *swarmtest.Cluster) map[string]string {
+// serviceImages maps each running moorage service of release rel on the
+// swarm (by its moorage.instance label) to the image its tasks run (the
+// web of the release before stays warm: not its).
+func serviceImages(t *testing.T, c *swarmtest.Cluster, rel string) map[string]string {
 	t.Helper()
 	res, err := c.Client().ServiceList(context.Background(), client.ServiceListOptions{})
 	if err != nil {
@@ -102,7 +103,7 @@ func serviceImages(t *testing.T, c *swarmtest.Cluster) map[string]string {
 	out := map[string]string{}
 	for _, svc := range res.Items {
 		id := svc.Spec.Labels["moorage.instance"]
-		if id == "" || svc.Spec.Mode.Replicated == nil || svc.Spec.Mode.Replicated.Replicas == nil || *svc.Spec.Mode.Replicated.Replicas == 0 {
+		if id == "" || svc.Spec.Labels["moorage.release"] != rel || svc.Spec.Mode.Replicated == nil || svc.Spec.Mode.Replicated.Replicas == nil || *svc.Spec.Mode.Replicated.Replicas == 0 {
 			continue
 		}
 		// By service and index: releases differ in the instance's name.

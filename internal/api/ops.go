@@ -155,6 +155,10 @@ type InstanceStatus struct {
 	// does not check it.
 	Health    string `json:"health,omitempty"`
 	LastError string `json:"last_error,omitempty"`
+	// WarmUntil, for a web instance of the release the active one
+	// replaced: it runs unrouted until then (deploy.keep_warm), and a
+	// rollback to its release serves from it at once.
+	WarmUntil time.Time `json:"warm_until,omitzero"`
 }
 
 // AppStatus is an app's state.

@@ -71,6 +71,9 @@ func newPsCmd(g *globals) *cobra.Command {
 				if in.Routed {
 					health += " (routed)"
 				}
+				if !in.WarmUntil.IsZero() {
+					health = "warm until " + in.WarmUntil.Local().Format("15:04:05")
+				}
 				if addr == "" {
 					addr = "-"
 				}

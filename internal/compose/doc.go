@@ -102,6 +102,7 @@ type outDeploy struct {
 	DrainTimeout   string `yaml:"drain_timeout,omitempty"`
 	ReleaseTimeout string `yaml:"release_timeout,omitempty"`
 	KeepReleases   int    `yaml:"keep_releases,omitempty"`
+	KeepWarm       string `yaml:"keep_warm,omitempty"`
 }
 
 type outBackups struct {

@@ -1277,7 +1277,7 @@ func (m *mapper) topLevel(top topExt) {
 		key string
 		in  string
 		out *string
-	}{{"monitor", top.Monitor, &d.Monitor}, {"drain_timeout", top.DrainTimeout, &d.DrainTimeout}, {"release_timeout", top.ReleaseTimeout, &d.ReleaseTimeout}} {
+	}{{"monitor", top.Monitor, &d.Monitor}, {"drain_timeout", top.DrainTimeout, &d.DrainTimeout}, {"release_timeout", top.ReleaseTimeout, &d.ReleaseTimeout}, {"keep_warm", top.KeepWarm, &d.KeepWarm}} {
 		v, err := duration(f.in)
 		if err != nil {
 			m.errf(key+"."+f.key, "%v", err)

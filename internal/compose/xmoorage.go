@@ -34,6 +34,7 @@ type topExt struct {
 	DrainTimeout   string   `yaml:"drain_timeout"`
 	ReleaseTimeout string   `yaml:"release_timeout"`
 	KeepReleases   int      `yaml:"keep_releases"`
+	KeepWarm       string   `yaml:"keep_warm"`
 	Release        []string `yaml:"release"`
 	Checks         []string `yaml:"checks"`
 	Backups        *struct {

@@ -83,6 +83,8 @@ type Engine struct {
 	lockWake chan struct{}  // closed and replaced whenever a lock is released
 	watchers map[*watcher]struct{}
 	closed   bool
+	// coolTimers: when each app's warm web instances stop (warm.go).
+	coolTimers map[string]*time.Timer
 
 	failpoints map[string]bool
 
@@ -162,6 +164,7 @@ func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
+	e.stopCoolTimers()
 	e.cancel()
 	e.wg.Wait()
 	return nil

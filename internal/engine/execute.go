@@ -197,7 +197,18 @@ func (e *Engine) plan(ctx context.Context, in execInput, rel *store.Release, obs
 		Build: in.build, RunTasks: in.runTasks, Observed: observed, Specs: e.specsOf(ctx, in.app.Name, observed),
 		Retention: e.retention(ctx, in.app.Name, rel, from),
 		Proven:    in.kind == store.KindRollback,
+		Source:    rollbackOf(in.kind, rel),
+		Moved:     in.from != nil && in.from.Runtime != rel.Runtime,
 	})
+}
+
+// rollbackOf is the release whose artifact and config a rollback's target
+// runs unchanged ("" for any other operation).
+func rollbackOf(kind string, rel *store.Release) string {
+	if kind != store.KindRollback || rel.Source == 0 {
+		return ""
+	}
+	return store.ReleaseID(rel.Source)
 }
 
 // dryRun plans in as execute would, prints the plan in the text execute journals,
@@ -294,7 +305,8 @@ func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 		if r.from != nil {
 			target = e.targetFor(ctx, r.from, r.fromScale)
 		}
-		p := plan.Converge(plan.ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed)})
+		warm, _ := e.warmRelease(ctx, r.from)
+		p := plan.Converge(plan.ConvergeInput{App: app, Kind: kind, Target: target, From: r.rel.ID(), Observed: observed, Specs: e.specsOf(ctx, app, observed), Warm: warm})
 		r.op.emit(Event{Type: EventPlan, Text: p.String()})
 		r.fallbackMu.Lock() // watchFallback reads undoing
 		r.undoing, r.prefix = true, kind+":"

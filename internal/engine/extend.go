@@ -83,8 +83,9 @@ func (e *Engine) OperateActive(ctx context.Context, op *Op, o ActiveOperation) (
 				app: a, kind: o.Kind, owner: o.Owner, rt: rt,
 				target: cur, from: cur, scale: a.Formation,
 				plan: func(observed []runtime.Instance) *plan.Plan {
+					warm, _ := e.warmRelease(ctx, cur)
 					return planner(plan.ConvergeInput{App: a.Name, Target: target, From: cur.ID(), Observed: observed,
-						Specs: e.specsOf(ctx, a.Name, observed), Retention: e.retention(ctx, a.Name, cur, cur.Version)})
+						Specs: e.specsOf(ctx, a.Name, observed), Retention: e.retention(ctx, a.Name, cur, cur.Version), Warm: warm})
 				},
 			}, "", nil
 		},

@@ -88,6 +88,8 @@ func builtinHandlers() map[plan.Kind]StepHandler {
 		plan.KindSingleton: On(func(ctx context.Context, x *Exec, s plan.Singleton) error { return x.r.singleton(ctx, s, x.out) }),
 		plan.KindMonitor:   On(func(ctx context.Context, x *Exec, s plan.Monitor) error { return x.r.monitor(ctx, s, x.out) }),
 		plan.KindDrain:     On(func(ctx context.Context, x *Exec, s plan.Drain) error { return x.r.drain(ctx, s, x.out) }),
+		plan.KindKeepWarm:  On(func(ctx context.Context, x *Exec, s plan.KeepWarm) error { return x.r.keepWarm(ctx, s, x.out) }),
+		plan.KindServeWarm: On(func(ctx context.Context, x *Exec, s plan.ServeWarm) error { return x.r.serveWarm(ctx, s, x.out) }),
 		plan.KindActivate:  On(func(ctx context.Context, x *Exec, s plan.Activate) error { return x.r.activate(ctx, s, x.out) }),
 		plan.KindAdopt:     On(func(ctx context.Context, x *Exec, s plan.Adopt) error { return x.r.adopt(ctx, s) }),
 		plan.KindPrune:     On(func(ctx context.Context, x *Exec, s plan.Prune) error { return x.r.prune(ctx, s, x.out) }),

@@ -32,7 +32,13 @@ func (e *Engine) lock(ctx context.Context, op *Op, app, owner, operation string,
 			break
 		}
 		var le *store.LockedError
-		if !errors.As(err, &le) || !wait {
+		if !errors.As(err, &le) {
+			return nil, err
+		}
+		// The server's own short housekeeping (stopping the web kept warm,
+		// coolDown) is waited for even unasked: nobody chose to run it, and
+		// refusing a deploy for it would refuse a request for nothing.
+		if !wait && le.Lock.Operation != coolDownLock {
 			return nil, err
 		}
 		if !announced {

@@ -175,9 +175,15 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 	if err != nil {
 		return false, err
 	}
+	// The release kept warm after the last deploy stays so for the rest of
+	// its time (deploy.keep_warm); the server stops it then.
+	warm, until := e.warmRelease(ctx, rel)
+	if warm != "" && !stopped {
+		e.scheduleCoolDown(a.Name, until)
+	}
 	p := plan.Converge(plan.ConvergeInput{
 		App: a.Name, Kind: "recover", Target: target, From: store.ReleaseID(a.Current),
-		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true, Stopped: stopped,
+		Observed: observed, Specs: e.specsOf(ctx, a.Name, observed), Unrouted: true, Stopped: stopped, Warm: warm,
 	})
 	// Journal the recovery like any operation when it changes something.
 	rec := &store.Deploy{App: a.Name, Kind: store.KindRecover, Owner: "moorage server (recovery at start)", Release: a.Current, FromRelease: a.Current}

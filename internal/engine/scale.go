@@ -87,8 +87,9 @@ func (e *Engine) decideScale(ctx context.Context, req ScaleRequest, l *loaded) (
 		app: a, kind: store.KindScale, owner: req.Owner, rt: rt,
 		target: cur, from: cur, scale: next, fromScale: a.Formation,
 		plan: func(observed []runtime.Instance) *plan.Plan {
+			warm, _ := e.warmRelease(ctx, cur)
 			return plan.Scale(plan.ConvergeInput{App: req.App, Target: target, From: cur.ID(), Observed: observed, Specs: e.specsOf(ctx, req.App, observed),
-				Retention: e.retention(ctx, req.App, cur, cur.Version)})
+				Retention: e.retention(ctx, req.App, cur, cur.Version), Warm: warm})
 		},
 	}, nil
 }

@@ -192,8 +192,14 @@ func (r *execution) stop(ctx context.Context, ids []string, out *stepOutput) err
 }
 
 func (r *execution) removeInstance(ctx context.Context, id string) error {
+	return r.e.removeInstance(ctx, id)
+}
+
+// removeInstance stops and removes instance id, on whichever runtime has
+// it, and records it removed.
+func (e *Engine) removeInstance(ctx context.Context, id string) error {
 	var err error
-	for _, rt := range r.e.runtimes {
+	for _, rt := range e.runtimes {
 		err = rt.Remove(ctx, id)
 		if err == nil || !errors.Is(err, runtime.ErrNotFound) {
 			break
@@ -202,7 +208,7 @@ func (r *execution) removeInstance(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
-	r.e.st.SetInstanceState(ctx, id, store.InstanceRemoved)
+	e.st.SetInstanceState(ctx, id, store.InstanceRemoved)
 	return nil
 }
 

@@ -33,6 +33,10 @@ type ConvergeInput struct {
 	Finish bool
 	// Retention, with Finish: what the prune step decides from.
 	Retention *Retention
+	// Warm is the release whose web instances run warm, unrouted, within
+	// their deploy.keep_warm (the release the active one replaced): they
+	// are left running. "" stops every old web instance.
+	Warm string
 }
 
 // Converge plans how to bring what runs to the target release with the
@@ -69,7 +73,11 @@ func Converge(in ConvergeInput) *Plan {
 			p.Steps = append(p.Steps, Route{Release: t.Release, Routes: routes})
 		}
 	}
-	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{finish: in.Finish, from: in.From, retention: in.Retention})...)
+	warm := in.Warm
+	if in.Stopped {
+		warm = ""
+	}
+	p.Steps = append(p.Steps, converge(in.App, t, in.Observed, in.Specs, convergeOptions{finish: in.Finish, from: in.From, retention: in.Retention, keepWarm: warm})...)
 	return p
 }
 
@@ -83,6 +91,14 @@ type convergeOptions struct {
 	finish    bool
 	from      string
 	retention *Retention
+	// keepWarm: the release whose old web instances that run are left
+	// running, unrouted; with warmFor > 0 (a deploy) a KeepWarm step says
+	// so, else they are left as they are (they were kept warm before).
+	keepWarm string
+	warmFor  time.Duration
+	// serveWarm: a release whose warm web instances may serve the target
+	// at once (ServeWarm, DeployInput.Source).
+	serveWarm string
 }
 
 // converge is the shared core: start what is missing, cut over, stop the
@@ -101,7 +117,7 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 	running := map[string][]runtime.Instance{} // service → target instances that run
 	var dead []string                          // target instances that exited: removed, then started again
 	var oldWorkers []string
-	var oldWeb []runtime.Instance
+	var oldWeb, warm []runtime.Instance
 	oldSingleton := map[string][]runtime.Instance{}
 	var tasks []string
 	for _, in := range observed {
@@ -121,6 +137,9 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 			running[in.Service] = append(running[in.Service], in)
 		case svc != nil && svc.Singleton:
 			oldSingleton[in.Service] = append(oldSingleton[in.Service], in)
+		case isRouted(in, t, specs) && o.keepWarm != "" && in.Release == o.keepWarm && in.Release != t.Release &&
+			in.State != runtime.StateExited && (o.warmFor > 0 || !o.startFirst):
+			warm = append(warm, in)
 		case isRouted(in, t, specs):
 			oldWeb = append(oldWeb, in)
 		default:
@@ -173,6 +192,11 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 			before = append(before, st)
 		default:
 			after = append(after, st)
+		}
+	}
+	if o.serveWarm != "" {
+		if s, ok := serveWarm(t, o.serveWarm, observed); ok {
+			steps = append(steps, s)
 		}
 	}
 	if len(before) > 0 {
@@ -278,6 +302,9 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 	if len(oldWeb) > 0 {
 		steps = append(steps, Drain{IDs: idsOf(oldWeb), Timeout: drainTimeout(t, specs, oldWeb)})
 	}
+	if len(warm) > 0 && o.warmFor > 0 {
+		steps = append(steps, KeepWarm{Release: o.keepWarm, IDs: idsOf(warm), For: o.warmFor})
+	}
 	steps = append(steps, Activate{Release: t.Release})
 	if o.finish {
 		if o.from != t.Release {
@@ -297,6 +324,36 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		steps = append(steps, prune)
 	}
 	return steps
+}
+
+// serveWarm plans a ServeWarm step from source's web instances that still
+// run: only when every routed service of the target has at least one (a
+// service left out would have no instance to serve it) and none is a
+// singleton (a stop-first web has no warm instance: it never runs twice).
+func serveWarm(t Target, source string, observed []runtime.Instance) (ServeWarm, bool) {
+	s := ServeWarm{Release: t.Release, Source: source}
+	for _, name := range t.Spec.ServiceNames() {
+		svc := t.Spec.Services[name]
+		if !svc.Routed() || t.Replicas(name) == 0 {
+			continue
+		}
+		if svc.Singleton {
+			return s, false
+		}
+		var ids []string
+		for _, in := range observed {
+			if in.Kind == runtime.KindService && in.Release == source && in.Service == name &&
+				in.State != runtime.StateExited && in.Index >= 1 {
+				ids = append(ids, in.ID)
+			}
+		}
+		if len(ids) == 0 {
+			return s, false
+		}
+		sort.Strings(ids)
+		s.Services = append(s.Services, WarmService{Service: name, IDs: ids, Gate: t.gateFor(svc)})
+	}
+	return s, len(s.Services) > 0
 }
 
 // idsOf returns the instances' IDs, sorted.

@@ -31,6 +31,14 @@ type DeployInput struct {
 	// services are gated before the cutover as in any deploy: traffic
 	// moves to them.
 	Proven bool
+	// Source is the release whose artifact and config the target runs
+	// unchanged (a rollback's): its web instances that still run, kept
+	// warm, serve at once (ServeWarm) unless release tasks run first.
+	Source string
+	// Moved: the target runs on another runtime than From (a move): nothing
+	// of From stays warm, so nothing of the app is left on the runtime it
+	// leaves.
+	Moved bool
 }
 
 // Deploy plans the deploy contract: build, prepare, accessories, release
@@ -61,6 +69,28 @@ func Deploy(in DeployInput) *Plan {
 		finish:     true,
 		from:       in.From,
 		retention:  in.Retention,
+		keepWarm:   keepWarmOf(in),
+		warmFor:    t.Spec.Deploy.KeepWarm,
+		serveWarm:  serveWarmSource(in),
 	})...)
 	return p
+}
+
+// serveWarmSource is the release whose warm web may serve a deploy's
+// target at once: a rollback's source, unless release tasks run first
+// (the old code must not serve before they ran).
+func serveWarmSource(in DeployInput) string {
+	if in.RunTasks || in.Source == in.Target.Release {
+		return ""
+	}
+	return in.Source
+}
+
+// keepWarmOf is the release whose web a deploy keeps warm: the one it
+// replaces, unless the app moves to another runtime.
+func keepWarmOf(in DeployInput) string {
+	if in.Moved {
+		return ""
+	}
+	return in.From
 }

@@ -394,6 +394,7 @@ func TestPlanDrainTimeout(t *testing.T) {
   worker:
 `, 1))
 	v2 := mustSpec(t, strings.Replace(singletonWebSpec, "drain_timeout: 1m", "drain_timeout: 20s", 1))
+	v2.Deploy.KeepWarm = 0 // the old web stops at the end of the deploy (else it stays warm, undrained)
 	tg := target(t, "v2", v2)
 	for _, c := range []struct {
 		observed []runtime.Instance

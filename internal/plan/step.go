@@ -13,22 +13,24 @@ type Kind string
 
 // Step kinds, in the order a deploy uses them.
 const (
-	KindBuild     Kind = "build"     // build the target's artifact
-	KindPrepare   Kind = "prepare"   // ensure the app's network and volumes
-	KindAccessory Kind = "accessory" // start, keep or restart an accessory
-	KindRelease   Kind = "release"   // run a release task in a one-off instance
-	KindCheck     Kind = "check"     // run a check in a one-off instance
-	KindRoute     Kind = "route"     // route to what already runs (recovery), no health gate
-	KindStart     Kind = "start"     // start instances beside the old ones, health-gated
-	KindCutover   Kind = "cutover"   // swap every route of the app at once
-	KindStop      Kind = "stop"      // stop (and remove) instances
-	KindSingleton Kind = "singleton" // stop (a routed one: drain first) the old singleton, then start (and route) the new one
-	KindMonitor   Kind = "monitor"   // watch the target; a failure rolls back
-	KindDrain     Kind = "drain"     // drain and stop the old web instances
-	KindActivate  Kind = "activate"  // finish: the target is the active release
-	KindAdopt     Kind = "adopt"     // the app's config follows the target's (after activate)
-	KindPrune     Kind = "prune"     // remove the artifacts of releases beyond keep_releases
-	KindRestore   Kind = "restore"   // restore a backup into the target's volume or database
+	KindBuild     Kind = "build"      // build the target's artifact
+	KindPrepare   Kind = "prepare"    // ensure the app's network and volumes
+	KindAccessory Kind = "accessory"  // start, keep or restart an accessory
+	KindRelease   Kind = "release"    // run a release task in a one-off instance
+	KindCheck     Kind = "check"      // run a check in a one-off instance
+	KindRoute     Kind = "route"      // route to what already runs (recovery), no health gate
+	KindServeWarm Kind = "serve-warm" // route at once to warm web instances running the target's artifact and config (a rollback's)
+	KindStart     Kind = "start"      // start instances beside the old ones, health-gated
+	KindCutover   Kind = "cutover"    // swap every route of the app at once
+	KindStop      Kind = "stop"       // stop (and remove) instances
+	KindSingleton Kind = "singleton"  // stop (a routed one: drain first) the old singleton, then start (and route) the new one
+	KindMonitor   Kind = "monitor"    // watch the target; a failure rolls back
+	KindDrain     Kind = "drain"      // drain and stop the old web instances
+	KindKeepWarm  Kind = "keep-warm"  // leave the previous release's web running, unrouted, for deploy.keep_warm
+	KindActivate  Kind = "activate"   // finish: the target is the active release
+	KindAdopt     Kind = "adopt"      // the app's config follows the target's (after activate)
+	KindPrune     Kind = "prune"      // remove the artifacts of releases beyond keep_releases
+	KindRestore   Kind = "restore"    // restore a backup into the target's volume or database
 	// Steps of stop, start and destroy (ops.go).
 	KindMaintenance Kind = "maintenance" // the stopped page on (recorded: the app is stopped) or off
 	KindUnroute     Kind = "unroute"     // the proxy stops serving the app's hosts; their certificates go
@@ -149,6 +151,39 @@ func (s Start) String() string {
 	return "start " + strings.Join(parts, "; ")
 }
 
+// WarmService is one routed service's part of a ServeWarm step.
+type WarmService struct {
+	Service string
+	IDs     []string
+	Gate    Gate // probed once on each before it is routed
+}
+
+// ServeWarm routes every host of the target at once to web instances of
+// Source that still run, unrouted (kept warm after the deploy that
+// replaced Source: KeepWarm), when the target runs Source's artifact and
+// config unchanged (a rollback to it). Each is probed once with its
+// service's gate first; those that fail are left out, and if a service
+// has none left, the step routes nothing and says so (the target's own
+// web instances still start and take over at its cutover). It is not the
+// commit point: a failure before the cutover routes the active release
+// again.
+type ServeWarm struct {
+	Release  string // the target
+	Source   string
+	Services []WarmService
+}
+
+func (s ServeWarm) Kind() Kind        { return KindServeWarm }
+func (s ServeWarm) ReleaseID() string { return s.Release }
+func (s ServeWarm) String() string {
+	parts := make([]string, len(s.Services))
+	for i, w := range s.Services {
+		parts[i] = fmt.Sprintf("%s %s (each probed once: %s)", w.Service, strings.Join(w.IDs, " "), w.Gate)
+	}
+	return fmt.Sprintf("serve at once from %s's warm web instances (%s runs %s's artifact and config): %s; %s's own take over at its cutover",
+		s.Source, s.Release, s.Source, strings.Join(parts, "; "), s.Release)
+}
+
 // Route points the proxy at instances of Release that run already
 // (recovery), with no health gate and no commit.
 type Route struct {
@@ -257,6 +292,24 @@ func (s Drain) Kind() Kind        { return KindDrain }
 func (s Drain) ReleaseID() string { return "" }
 func (s Drain) String() string {
 	return fmt.Sprintf("drain (up to %s) and stop %s", s.Timeout, listOrNone(s.IDs))
+}
+
+// KeepWarm leaves the web instances of Release (the release a deploy
+// replaced), unrouted since the cutover, running for For
+// (deploy.keep_warm): a rollback to Release within that time serves from
+// them at once (ServeWarm). The server stops them when For is over, or the
+// next operation does.
+type KeepWarm struct {
+	Release string
+	IDs     []string
+	For     time.Duration
+}
+
+func (s KeepWarm) Kind() Kind        { return KindKeepWarm }
+func (s KeepWarm) ReleaseID() string { return s.Release }
+func (s KeepWarm) String() string {
+	return fmt.Sprintf("keep %s's web warm for %s (deploy.keep_warm), unrouted: %s; a rollback to %s within that time serves from them at once",
+		s.Release, fmtDuration(s.For), listOrNone(s.IDs), s.Release)
 }
 
 // Activate records Release as the active release.
@@ -395,4 +448,17 @@ func (s Forget) String() string {
 		out += "; " + s.Reason
 	}
 	return out
+}
+
+// fmtDuration prints d without the zero units time.Duration adds ("10m",
+// not "10m0s").
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

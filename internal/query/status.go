@@ -27,6 +27,7 @@ func (q *Reader) Status(ctx context.Context, app string) (*api.AppStatus, error)
 		st.Active, st.Cause, st.Since, st.Formation = rel.ID(), rel.Cause, rel.CreatedAt, rel.Formation
 		st.Runtime = rel.Runtime
 	}
+	warm, warmUntil := q.e.Warm(ctx, app)
 	health := map[string]proxy.TargetStatus{}
 	for _, ts := range q.proxy.Status(app) {
 		health[ts.ID] = ts
@@ -44,6 +45,9 @@ func (q *Reader) Status(ctx context.Context, app string) (*api.AppStatus, error)
 				if !ts.Healthy {
 					is.Health, is.LastError = "unhealthy", ts.LastError
 				}
+			}
+			if warm != "" && in.Release == warm && in.Kind == runtime.KindService && !is.Routed {
+				is.WarmUntil = warmUntil
 			}
 			st.Instances = append(st.Instances, is)
 		}

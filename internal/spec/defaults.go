@@ -36,6 +36,9 @@ func (d *decoder) applyDefaults(s *Spec) {
 	if !d.given("deploy.keep_releases") {
 		dep.KeepReleases = DefaultKeepReleases
 	}
+	if !d.given("deploy.keep_warm") {
+		dep.KeepWarm = DefaultKeepWarm
+	}
 	var tests []Task
 	if s.Test != nil {
 		tests = s.Test.Commands

@@ -158,6 +158,8 @@ func TestParseErrors(t *testing.T) {
 			`2:41 deploy.release_timeout: must be more than 0 (got 0s)`,
 			`2:60 deploy.keep_releases: must be a whole number ≥ 2`,
 			`2:63 deploy.drain: unknown key "drain" (did you mean "drain_timeout"?)`}},
+		{"keep_warm", "app: a\ndeploy: {keep_warm: -1m}\nservices:\n  web: {command: ./run}\n", []string{
+			`2:21 deploy.keep_warm: must be a duration like "30s", "10m" or "1h30m" (got "-1m": must not be negative)`}},
 		{"backups", "app: a\nbackups: {schedule: '61 * * * *', keep: 0}\nservices:\n  web: {command: ./run}\n", []string{
 			`2:21 backups.schedule: must be a cron expression (got "61 * * * *": minute field "61": 61 must be from 0 to 59)`,
 			`2:41 backups.keep: must be a whole number ≥ 1 (got 0)`}},

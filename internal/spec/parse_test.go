@@ -67,7 +67,7 @@ backups: {schedule: "0 3 * * *"}
 var sigterm = Signal(syscall.SIGTERM)
 
 // defaultDeploy is Deploy with every default.
-var defaultDeploy = Deploy{Monitor: DefaultMonitor, DrainTimeout: DefaultDrainTimeout, ReleaseTimeout: DefaultReleaseTimeout, KeepReleases: DefaultKeepReleases}
+var defaultDeploy = Deploy{Monitor: DefaultMonitor, DrainTimeout: DefaultDrainTimeout, ReleaseTimeout: DefaultReleaseTimeout, KeepReleases: DefaultKeepReleases, KeepWarm: DefaultKeepWarm}
 
 var defaultLogs = Logs{MaxAge: DefaultLogMaxAge, MaxSize: DefaultLogMaxSize}
 

@@ -19,7 +19,7 @@ var (
 	accessoryKeys = []string{"image", "command", "env", "secrets", "port", "volumes", "health", "backup", "stop_signal", "stop_timeout", "stop_group", "user", "memory", "cpus", "placement"}
 	volumeKeys    = []string{"mount", "services", "driver", "driver_opts"}
 	placementKeys = []string{"constraints", "spread"}
-	deployKeys    = []string{"monitor", "drain_timeout", "release_timeout", "keep_releases"}
+	deployKeys    = []string{"monitor", "drain_timeout", "release_timeout", "keep_releases", "keep_warm"}
 	backupsKeys   = []string{"schedule", "keep", "to"}
 	logsKeys      = []string{"max_age", "max_size"}
 	taskKeys      = []string{"command", "timeout"}
@@ -438,6 +438,8 @@ func (d *decoder) deploy(n *yaml.Node, p string, dep *Deploy) {
 			dep.ReleaseTimeout = d.duration(v, q, "release_timeout: 10m")
 		case "keep_releases":
 			dep.KeepReleases = d.int(v, q, "a whole number ≥ 2", "keep_releases: 5")
+		case "keep_warm":
+			dep.KeepWarm = d.duration(v, q, "keep_warm: 10m")
 		}
 	})
 }

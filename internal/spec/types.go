@@ -48,6 +48,7 @@ const (
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultReleaseTimeout = 10 * time.Minute
 	DefaultKeepReleases   = 5
+	DefaultKeepWarm       = 10 * time.Minute
 	DefaultHealthInterval = 1 * time.Second
 	DefaultHealthTimeout  = 2 * time.Second
 	DefaultStartPeriod    = 30 * time.Second
@@ -141,6 +142,10 @@ type Deploy struct {
 	DrainTimeout   time.Duration `json:"drain_timeout"`   // in-flight requests to old web instances
 	ReleaseTimeout time.Duration `json:"release_timeout"` // default timeout for release tasks and checks
 	KeepReleases   int           `json:"keep_releases"`   // artifacts kept for rollback
+	// KeepWarm is how long the previous release's web instances keep
+	// running, unrouted, after a deploy: a rollback within it serves from
+	// them at once. 0 stops them at the end of the deploy.
+	KeepWarm time.Duration `json:"keep_warm"`
 }
 
 // Service is one process type of the app.

@@ -85,6 +85,7 @@ func (d *decoder) validate(s *Spec) {
 	d.checkDuration("deploy.monitor", dep.Monitor, 0)
 	d.checkDuration("deploy.drain_timeout", dep.DrainTimeout, 0)
 	d.checkDuration("deploy.release_timeout", dep.ReleaseTimeout, 1)
+	d.checkDuration("deploy.keep_warm", dep.KeepWarm, 0)
 	if dep.KeepReleases < 2 {
 		d.fail("deploy.keep_releases", false, "must be a whole number ≥ 2: the active release and at least one to roll back to (got %d)", dep.KeepReleases)
 	}
