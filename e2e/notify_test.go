@@ -88,6 +88,17 @@ func TestPipelineNotifyDeploy(t *testing.T) {
 	if out := s.mustRun("notify", "ls", "-a", "hello"); !strings.Contains(out, "ok ") || !strings.Contains(out, "every app") {
 		t.Fatalf("notify ls:\n%s", out)
 	}
+	// No answer of the API and no log line carries a notifier's secret
+	// (the webhook's signing key, the Slack URL's secret path): they are
+	// sealed in the store, and the API answers with the target's label.
+	for _, args := range [][]string{{"notify", "ls", "-a", "hello", "--json"}, {"notify", "ls", "--json"}, {"ps", "-a", "hello", "--json"}} {
+		if out := s.mustRun(args...); strings.Contains(out, "hook-key") || strings.Contains(out, "SECRETPATH") {
+			t.Fatalf("%s shows a notifier's secret:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	if l := s.logs(); strings.Contains(l, "hook-key") || strings.Contains(l, "SECRETPATH") {
+		t.Fatalf("the server's log shows a notifier's secret:\n%s", tail(l, 40))
+	}
 }
 
 type errString string

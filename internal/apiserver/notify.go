@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -56,7 +55,7 @@ func (s *Server) addNotifier(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "this server has no notifier")
 		return
 	}
-	n, err := s.Notifier.Add(r.Context(), req.App, notify.Target(req.Target))
+	n, err := s.Notifier.Add(r.Context(), req.App, req.Target)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

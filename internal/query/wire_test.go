@@ -1,37 +1,15 @@
 package query
 
 import (
-	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
+	"github.com/moorage/moorage/internal/testutil/wiretest"
 )
 
-// sameJSON fails unless the server's value, which sets every field, and
-// its wire form encode to the same JSON.
-func sameJSON(t *testing.T, server, wire any) {
-	t.Helper()
-	v := reflect.ValueOf(server)
-	for i := range v.NumField() {
-		if v.Field(i).IsZero() {
-			t.Errorf("%s.%s is not set: set every field, so that the test compares it", v.Type(), v.Type().Field(i).Name)
-		}
-	}
-	a, err := json.Marshal(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(wire)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(a) != string(b) {
-		t.Errorf("%T's JSON changed:\n was %s\n now %s", wire, a, b)
-	}
-}
+var sameJSON = wiretest.SameJSON
 
 func TestWireJSON(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
