@@ -2,7 +2,7 @@
 // release serving, against what the same change costs as a new deploy, in
 // the same run: it starts `moorage server` on a temporary data dir, deploys
 // examples/hello at its default settings twice (so a previous release
-// exists, stopped once the deploy's monitor window is over), then, runs
+// exists; its web stays warm for the default deploy.keep_warm), then, runs
 // times on each runtime, rolls back and measures from the command's start
 // until the proxy answers with the previous release's message (polled
 // every 5 ms), and deploys new code and measures the same. The example's
