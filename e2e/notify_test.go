@@ -91,7 +91,7 @@ func TestPipelineNotifyDeploy(t *testing.T) {
 	// No answer of the API and no log line carries a notifier's secret
 	// (the webhook's signing key, the Slack URL's secret path): they are
 	// sealed in the store, and the API answers with the target's label.
-	for _, args := range [][]string{{"notify", "ls", "-a", "hello", "--json"}, {"notify", "ls", "--json"}, {"ps", "-a", "hello", "--json"}} {
+	for _, args := range [][]string{{"notify", "ls", "-a", "hello", "--json"}, {"notify", "ls", "--all", "--json"}, {"ps", "-a", "hello", "--json"}} {
 		if out := s.mustRun(args...); strings.Contains(out, "hook-key") || strings.Contains(out, "SECRETPATH") {
 			t.Fatalf("%s shows a notifier's secret:\n%s", strings.Join(args, " "), out)
 		}
