@@ -70,7 +70,7 @@ asked for at the terminal; it is never taken from the command line.`,
 			}
 			fmt.Fprintf(g.stdout, "logged in to %s as %s (password stored encrypted on the server)\n", l.Host, l.Username)
 			if !l.Used {
-				fmt.Fprintf(g.stdout, "note: %s is not this server's --swarm-registry; its login is used for images on %s (accessories, image: deploys)\n", l.Host, l.Host)
+				fmt.Fprintf(g.stdout, "note: %s is not this server's --swarm-registry; on the swarm runtime its login is used for the images named on %s (accessories, image: deploys)\n", l.Host, l.Host)
 			}
 			return nil
 		},
