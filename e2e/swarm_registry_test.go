@@ -117,6 +117,13 @@ func serviceImages(t *testing.T, c *swarmtest.Cluster, rel string) map[string]st
 // address, where the nodes reach it, and returns its HOST:PORT.
 func startRegistry(t *testing.T, host string) string {
 	t.Helper()
+	return startRegistryConf(t, host, "")
+}
+
+// startRegistryConf is startRegistry with more of the registry's
+// configuration (YAML lines at the top level: auth).
+func startRegistryConf(t *testing.T, host, extra string) string {
+	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Fatalf("docker-registry (Debian's package docker-registry) is needed: %v; scripts/test-deps installs it", err)
@@ -129,7 +136,7 @@ func startRegistry(t *testing.T, host string) string {
 	l.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %q}\n", filepath.Join(dir, "data"), addr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %q}\n%s", filepath.Join(dir, "data"), addr, extra)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", conf)

@@ -24,6 +24,7 @@ import (
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/notify"
 	"github.com/moorage/moorage/internal/query"
+	"github.com/moorage/moorage/internal/reglogin"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
@@ -40,6 +41,11 @@ type Server struct {
 	Logger    *slog.Logger
 	Certs     *certs.Manager // nil: HTTPS is off
 	Notifier  *notify.Notifier
+	// Logins are the registry logins; Registry is the server's
+	// --swarm-registry (HOST[:PORT][/NS], "" when none), whose host a
+	// login without HOST is for.
+	Logins   *reglogin.Logins
+	Registry string
 }
 
 // Handler returns the API's routes.
@@ -50,6 +56,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/deploys", s.deploy)
 	mux.HandleFunc("POST /v1/checks", s.check)
 	s.notifyRoutes(mux)
+	s.registryRoutes(mux)
 	mux.HandleFunc("POST /v1/pipelines", s.pipelineRun)
 	s.hookRoutes(mux)
 	mux.HandleFunc("GET /v1/apps/{app}", s.status)

@@ -103,7 +103,7 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 		newConfigCmd(g), newScaleCmd(g), newRunCmd(g), newBackupCmd(g),
 		newPruneCmd(g), newAccessoryCmd(g), newMaintenanceCmd(g), newCertsCmd(g), newVolumeCmd(g),
 		newDialStdioCmd(g), newDashboardCmd(g),
-		newCheckCmd(g), newNotifyCmd(g), newPipelineCmd(g),
+		newCheckCmd(g), newNotifyCmd(g), newRegistryCmd(g), newPipelineCmd(g),
 		newGitRemoteCmd(g), newGitShellCmd(g), newGitHookCmd(g), newWebhookCmd(g),
 	)
 	root.AddCommand(newStopStartCmds(g)...)

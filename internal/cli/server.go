@@ -149,7 +149,7 @@ activation (LISTEN_FDS) are used as they are.`,
 	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names of the docker runtime's containers, networks, volumes and images, and value of their moorage.prefix label")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
 	f.StringVar(&cfg.SwarmHost, "swarm-host", "", "a Docker Swarm manager's Docker API address (unix://, tcp://, ssh://); turns the swarm runtime on")
-	f.StringVar(&cfg.SwarmRegistry, "swarm-registry", "", "HOST[:PORT][/NAMESPACE]: a registry every swarm node can pull from; release images are pushed there and run by digest, instead of shipped to each node")
+	f.StringVar(&cfg.SwarmRegistry, "swarm-registry", "", "HOST[:PORT][/NAMESPACE]: a registry every swarm node can pull from; release images are pushed there and run by digest, instead of shipped to each node (a registry that asks for a login: moorage registry login)")
 	f.StringArrayVar(&swarmNodes, "swarm-node", nil, "NAME=ADDR: the Docker API address of the swarm node whose hostname is NAME, where images are shipped (repeatable; the manager's may be left out)")
 	f.StringVar(&cfg.HTTPSAddr, "https", ":443", "address of the proxy's HTTPS listener (off: no HTTPS)")
 	f.StringVar(&cfg.Certs.Email, "acme-email", "", "contact address of the ACME account (expiry notices)")

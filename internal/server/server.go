@@ -38,6 +38,7 @@ import (
 	"github.com/moorage/moorage/internal/pipeline"
 	"github.com/moorage/moorage/internal/proxy"
 	"github.com/moorage/moorage/internal/query"
+	"github.com/moorage/moorage/internal/reglogin"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
 	"github.com/moorage/moorage/internal/runtime/process"
@@ -202,6 +203,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.store, err = store.Open(ctx, filepath.Join(s.cfg.DataDir, "moorage.db")); err != nil {
 		return err
 	}
+	box, err := secrets.LoadOrCreate(filepath.Join(s.cfg.DataDir, "secrets.key"))
+	if err != nil {
+		return err
+	}
+	// Registry logins (`moorage registry login`), passwords sealed with
+	// the secrets key: the swarm runtime pushes and its nodes pull with
+	// the one of each image's registry host.
+	logins := &reglogin.Logins{Store: s.store, Sealer: box}
 	prt, err := process.New(process.Options{DataDir: s.cfg.DataDir, AppUsers: !s.cfg.AppsAsServerUser, Logger: s.log.With("runtime", "process")})
 	if err != nil {
 		return fmt.Errorf("process runtime: %w", err)
@@ -226,7 +235,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if s.cfg.SwarmHost != "" {
 		srt, err := swarm.New(ctx, swarm.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "swarm"), Prefix: prefix,
-			Host: s.cfg.SwarmHost, Nodes: s.cfg.SwarmNodes, Registry: s.cfg.SwarmRegistry})
+			Host: s.cfg.SwarmHost, Nodes: s.cfg.SwarmNodes, Registry: s.cfg.SwarmRegistry,
+			Credentials: logins.Lookup})
 		if err != nil {
 			unavailable[swarm.Name] = err
 			s.log.Warn("swarm runtime not available", "err", err)
@@ -294,10 +304,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.edge = edge.New(s.proxy, edge.Options{HTTPSPort: httpsPort, Challenge: challenge,
 		HTTPSOff: !httpsOn, PlainWhenHTTPSOff: s.cfg.PlainWhenHTTPSOff, Logger: s.log.With("component", "edge")})
 
-	box, err := secrets.LoadOrCreate(filepath.Join(s.cfg.DataDir, "secrets.key"))
-	if err != nil {
-		return err
-	}
 	sid := make([]byte, 8)
 	rand.Read(sid)
 	s.engine = engine.New(engine.Options{
@@ -398,6 +404,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			DataDir: s.cfg.DataDir, HTTP: s.httpLn.Addr().String(), HTTPS: s.HTTPSAddr(), Features: api.ServerFeatures},
 		Logger: s.log.With("component", "api"),
 		Certs:  s.certs,
+		Logins: logins, Registry: s.cfg.SwarmRegistry,
 		Notifier: notify.New(notify.Options{Store: s.store, Sealer: box, Certs: s.certs,
 			Logger: s.log.With("component", "notify")}),
 	}

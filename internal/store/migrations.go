@@ -186,6 +186,16 @@ ALTER TABLE releases ADD COLUMN commit_info TEXT NOT NULL DEFAULT '';
 ALTER TABLE deploys ADD COLUMN parent INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX deploys_parent ON deploys (parent) WHERE parent != 0;
 `,
+	// 8: registry logins (`moorage registry login`): the user name in
+	// clear, the password sealed with the server's secrets key.
+	`
+CREATE TABLE registry_logins (
+	host       TEXT PRIMARY KEY,
+	username   TEXT NOT NULL,
+	password   BLOB NOT NULL,
+	created_at INTEGER NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

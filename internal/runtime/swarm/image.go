@@ -285,16 +285,21 @@ func (r *Runtime) push(ctx context.Context, app, release, id string, out io.Writ
 		return "", fmt.Errorf("tag %s: %w", tag, err)
 	}
 	begin := time.Now()
-	// An anonymous push still carries X-Registry-Auth (an empty
+	// The login of the registry's host (`moorage registry login`), if
+	// any; an anonymous push still carries X-Registry-Auth (an empty
 	// credential, base64 of "{}"): a 20.10 engine refuses one without.
-	res, err := r.cli.ImagePush(ctx, tag, client.ImagePushOptions{RegistryAuth: "e30="})
+	auth, err := r.authFor(ctx, tag)
 	if err != nil {
-		return "", fmt.Errorf("push %s: %w", tag, err)
+		return "", err
+	}
+	res, err := r.cli.ImagePush(ctx, tag, client.ImagePushOptions{RegistryAuth: auth.pushHeader()})
+	if err != nil {
+		return "", auth.pushError(tag, err)
 	}
 	err = jsonStreamError(res)
 	res.Close()
 	if err != nil {
-		return "", fmt.Errorf("push %s to the registry (is it reachable from the manager, and does it accept pushes?): %w", tag, err)
+		return "", auth.pushError(tag, err)
 	}
 	ref, err := digestRef()
 	if err != nil {

@@ -50,9 +50,13 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 	if err != nil {
 		return fail(err)
 	}
-	res, err := r.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec})
+	auth, err := r.authFor(ctx, img)
 	if err != nil {
-		return fail(fmt.Errorf("create job: %w", err))
+		return fail(err)
+	}
+	res, err := r.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec, EncodedRegistryAuth: auth.encoded})
+	if err != nil {
+		return fail(fmt.Errorf("create job: %w", auth.scrub(err)))
 	}
 	// Whatever happens, the job goes, and only once its task has exited.
 	defer func() {

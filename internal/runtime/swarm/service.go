@@ -72,9 +72,15 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 		}
 		spec.TaskTemplate.Placement.Constraints = append(spec.TaskTemplate.Placement.Constraints, "node.id=="+node)
 	}
-	res, err := r.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec})
+	auth, err := r.authFor(ctx, img)
 	if err != nil {
-		return runtime.Instance{}, fmt.Errorf("create service: %w", err)
+		return runtime.Instance{}, err
+	}
+	// The nodes pull with the registry's login, which Swarm keeps with
+	// the task template (never in `docker service inspect`'s spec).
+	res, err := r.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: spec, EncodedRegistryAuth: auth.encoded})
+	if err != nil {
+		return runtime.Instance{}, fmt.Errorf("create service: %w", auth.scrub(err))
 	}
 	r.copyLogs(name, res.ID, s.App, id)
 	in, err := r.waitRunning(ctx, res.ID, name)

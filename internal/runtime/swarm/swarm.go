@@ -102,6 +102,11 @@ type Options struct {
 	// pulls. The nodes must reach it, and trust it (a plain-HTTP registry
 	// needs insecure-registries in each node's daemon.json).
 	Registry string
+	// Credentials gives the login of a registry host (`moorage registry
+	// login`): the manager pushes with the one of Registry's host, and
+	// each service is created with the one of its image's host, which
+	// its nodes pull with. Nil: anonymous.
+	Credentials Credentials
 	// LogMaxSize and LogMaxFiles rotate each instance's log (defaults 10
 	// MiB, 5 files).
 	LogMaxSize  int64
