@@ -383,6 +383,11 @@ volumes:`)...)
 	// Roll back to v1 with the button.
 	b.run("open the app", chromedp.Navigate(base+"/dashboard/apps/hello"), chromedp.WaitVisible(chromedp.CSS(`a[data-rollback="v1"]`)))
 	b.capture("app")
+	// v1's web stays warm after the second deploy (deploy.keep_warm): the
+	// app page says so, and the rollback below serves from it at once.
+	if txt := b.text("main"); !strings.Contains(txt, "warm until ") {
+		t.Errorf("the app page does not show v1's warm web: %s", tail(txt, 2000))
+	}
 	b.run("roll back", chromedp.Click(chromedp.CSS(`a[data-rollback="v1"]`)), chromedp.WaitVisible(chromedp.CSS("#confirm")))
 	if txt := b.text("main"); !strings.Contains(txt, "Roll hello back to v1") || !strings.Contains(txt, "traffic") {
 		t.Fatalf("the confirmation does not say what happens: %s", txt)

@@ -523,6 +523,7 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("in %d days", int(d.Hours()/24))
 	},
+	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05Z") },
 	"stamp": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
