@@ -163,7 +163,7 @@ func (e *Engine) decideDeploy(ctx context.Context, op *Op, req DeployRequest, l 
 	return in, "", nil
 }
 
-func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *loaded, rc *runtimeChoice, rt runtime.Runtime) (*execInput, error) {
+func (e *Engine) deployInput(ctx context.Context, op *Op, req DeployRequest, l *loaded, rc *plan.RuntimeChoice, rt runtime.Runtime) (*execInput, error) {
 	app, from := req.Spec.App, l.Active
 	sp, rtName := rc.Spec, rc.Name
 	if rc.Note != "" {
@@ -268,32 +268,33 @@ func (e *Engine) decideRollback(ctx context.Context, op *Op, req RollbackRequest
 	}, nil
 }
 
-// rollbackSource picks the release to roll back to: the one asked for, or
-// the newest release before the current one that was ever active.
+// rollbackSource is the release a rollback brings back
+// (plan.RollbackSource), with each refusal worded for the user.
 func (e *Engine) rollbackSource(ctx context.Context, a *store.App, to int) (*store.Release, error) {
-	if to != 0 {
-		if to == a.Current {
-			return nil, fmt.Errorf("%s is already the active release of %s", store.ReleaseID(to), a.Name)
-		}
-		r, err := e.st.GetRelease(ctx, a.Name, to)
-		if err != nil {
-			return nil, fmt.Errorf("rollback to %s: %w; %s", store.ReleaseID(to), ErrNoRelease, e.rollbackTargets(ctx, a))
-		}
-		if r.Status == store.ReleaseFailed || r.Status == store.ReleasePending {
-			return nil, fmt.Errorf("rollback to %s: it never served (status %s); %s", r.ID(), r.Status, e.rollbackTargets(ctx, a))
-		}
-		return r, nil
-	}
 	rels, err := e.st.ListReleases(ctx, a.Name)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range rels {
-		if r.Version < a.Current && r.Status == store.ReleaseRetired {
-			return r, nil
-		}
+	history := make([]plan.ReleaseStatus, len(rels))
+	byVersion := map[int]*store.Release{}
+	for i, r := range rels {
+		history[i] = plan.ReleaseStatus{Version: r.Version, Status: r.Status}
+		byVersion[r.Version] = r
 	}
-	return nil, fmt.Errorf("rollback %s: %w: no earlier release served before %s", a.Name, ErrNoRelease, store.ReleaseID(a.Current))
+	v, err := plan.RollbackSource(a.Current, to, history)
+	switch {
+	case errors.Is(err, plan.ErrAlreadyActive):
+		return nil, fmt.Errorf("%s is already the active release of %s", store.ReleaseID(to), a.Name)
+	case errors.Is(err, plan.ErrNoSuchRelease):
+		return nil, fmt.Errorf("rollback to %s: %w; %s", store.ReleaseID(to), ErrNoRelease, e.rollbackTargets(ctx, a))
+	case errors.Is(err, plan.ErrNeverServed):
+		return nil, fmt.Errorf("rollback to %s: it never served (status %s); %s", store.ReleaseID(to), byVersion[to].Status, e.rollbackTargets(ctx, a))
+	case errors.Is(err, plan.ErrNoEarlier):
+		return nil, fmt.Errorf("rollback %s: %w: no earlier release served before %s", a.Name, ErrNoRelease, store.ReleaseID(a.Current))
+	case err != nil:
+		return nil, err
+	}
+	return e.st.GetRelease(ctx, a.Name, v)
 }
 
 // rollbackTargets says which releases of a rollback can bring back: those

@@ -1,4 +1,4 @@
-package engine
+package plan
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/moorage/moorage/internal/spec"
-	"github.com/moorage/moorage/internal/store"
 )
 
 // An app stays on its active release's runtime: a deploy moves it only
@@ -22,16 +21,16 @@ func TestChooseRuntime(t *testing.T) {
 		}
 		return sp
 	}
-	req := func(yaml, flag string) DeployRequest {
-		return DeployRequest{Spec: parse(yaml, flag), SpecYAML: yaml, Runtime: flag}
+	req := func(yaml, flag string) RuntimeRequest {
+		return RuntimeRequest{Spec: parse(yaml, flag), SpecYAML: yaml, Runtime: flag}
 	}
-	active := func(yaml, rt string) *store.Release {
-		return &store.Release{App: "hello", Version: 3, Runtime: rt, Spec: parse(yaml, rt), SpecYAML: yaml}
+	active := func(yaml, rt string) *DeployedRelease {
+		return &DeployedRelease{App: "hello", ID: "v3", Runtime: rt, Spec: parse(yaml, rt), SpecYAML: yaml}
 	}
 	cases := []struct {
 		name       string
-		req        DeployRequest
-		active     *store.Release
+		req        RuntimeRequest
+		active     *DeployedRelease
 		want, from string
 		note       string
 	}{
@@ -47,7 +46,7 @@ func TestChooseRuntime(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := chooseRuntime(c.req, c.active)
+			got, err := ChooseRuntime(c.req, c.active)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,14 +56,14 @@ func TestChooseRuntime(t *testing.T) {
 		})
 	}
 	// Kept on docker, the spec is parsed for docker: its defaults apply.
-	got, _ := chooseRuntime(req(processYAML, ""), active(processYAML, "docker"))
+	got, _ := ChooseRuntime(req(processYAML, ""), active(processYAML, "docker"))
 	if got.Spec.Services["web"].Port != spec.DefaultDockerPort || got.Spec.Build.Dockerfile != "Dockerfile" {
 		t.Errorf("spec kept on docker without docker defaults: port %d, dockerfile %q", got.Spec.Services["web"].Port, got.Spec.Build.Dockerfile)
 	}
 
 	// Accessories cannot move: refused, saying why and what to do.
 	withDB := strings.Replace(processYAML, "volumes:", "accessories:\n  db: {image: postgres:16, command: ./db, port: 5432}\nvolumes:", 1)
-	_, err := chooseRuntime(req(withDB, "docker"), active(withDB, "process"))
+	_, err := ChooseRuntime(req(withDB, "docker"), active(withDB, "process"))
 	if !errors.Is(err, ErrRuntimeSwitch) || !strings.Contains(err.Error(), "accessories (db)") || !strings.Contains(err.Error(), "deploy without --runtime") {
 		t.Errorf("moving an app with accessories: %v", err)
 	}
