@@ -99,24 +99,13 @@ func (e *Engine) closeInterrupted(ctx context.Context, d *store.Deploy) error {
 	if err != nil {
 		return nil
 	}
-	status, reason := store.DeployFailed, fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone, %s kept serving", d.Phase, store.ReleaseID(d.FromRelease))
-	switch {
-	case d.Cutover && a.Current == d.Release:
-		status, reason = store.DeploySucceeded, fmt.Sprintf("interrupted by a server restart during %s, after the cutover: finished at restart", d.Phase)
-	case d.Cutover:
-		status, reason = store.DeployRolledBack, fmt.Sprintf("interrupted by a server restart during %s, while rolling back: rolled back at restart", d.Phase)
-	}
-	if d.FromRelease == 0 && status == store.DeployFailed {
-		reason = fmt.Sprintf("interrupted by a server restart during %s, before the cutover: undone", d.Phase)
-	}
-	if d.Kind == store.KindRecover {
-		reason = fmt.Sprintf("interrupted by a server restart during %s: the recovery at this start took over", d.Phase)
-	}
+	status, reason, finished := plan.InterruptedOutcome(plan.Interrupted{Kind: d.Kind, Phase: d.Phase, Release: d.Release,
+		FromRelease: d.FromRelease, Cutover: d.Cutover, Current: a.Current})
 	if d.Release != 0 && a.Current != d.Release {
 		e.st.SetReleaseStatus(ctx, d.App, d.Release, store.ReleaseFailed)
 	}
 	var errs []error
-	if status == store.DeploySucceeded {
+	if finished {
 		// Finished: the app's config follows the release, as the
 		// activate step would have done.
 		if err := e.adoptInterrupted(ctx, d); err != nil {
