@@ -5,15 +5,6 @@ import (
 	"fmt"
 )
 
-// Release statuses, as the store records them (internal/store's
-// Release* constants: the same strings).
-const (
-	StatusPending = "pending" // created; its deploy has not cut over
-	StatusActive  = "active"  // serving
-	StatusRetired = "retired" // served before; kept for rollback
-	StatusFailed  = "failed"  // its deploy failed or was rolled back
-)
-
 // ReleaseStatus is a release as the rollback's choice sees it.
 type ReleaseStatus struct {
 	Version int
@@ -42,7 +33,7 @@ func RollbackSource(current, to int, history []ReleaseStatus) (int, error) {
 			if r.Version != to {
 				continue
 			}
-			if r.Status == StatusFailed || r.Status == StatusPending {
+			if r.Status == ReleaseFailed || r.Status == ReleasePending {
 				return 0, fmt.Errorf("%w (status %s)", ErrNeverServed, r.Status)
 			}
 			return to, nil
@@ -50,7 +41,7 @@ func RollbackSource(current, to int, history []ReleaseStatus) (int, error) {
 		return 0, ErrNoSuchRelease
 	}
 	for _, r := range history {
-		if r.Version < current && r.Status == StatusRetired {
+		if r.Version < current && r.Status == ReleaseRetired {
 			return r.Version, nil
 		}
 	}

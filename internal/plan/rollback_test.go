@@ -7,10 +7,10 @@ import (
 	"github.com/moorage/moorage/internal/store"
 )
 
-// The statuses RollbackSource reads are the store's.
+// The statuses the plan reads are the store's.
 func TestReleaseStatusesAreTheStores(t *testing.T) {
-	for got, want := range map[string]string{StatusPending: store.ReleasePending, StatusActive: store.ReleaseActive,
-		StatusRetired: store.ReleaseRetired, StatusFailed: store.ReleaseFailed} {
+	for got, want := range map[string]string{ReleasePending: store.ReleasePending, ReleaseActive: store.ReleaseActive,
+		ReleaseRetired: store.ReleaseRetired, ReleaseFailed: store.ReleaseFailed} {
 		if got != want {
 			t.Errorf("status %q, the store's %q", got, want)
 		}
@@ -21,7 +21,7 @@ func TestReleaseStatusesAreTheStores(t *testing.T) {
 // served, or the one asked for if it served.
 func TestRollbackSource(t *testing.T) {
 	history := []ReleaseStatus{ // newest first
-		{6, StatusFailed}, {5, StatusActive}, {4, StatusFailed}, {3, StatusRetired}, {2, StatusPending}, {1, StatusRetired},
+		{6, ReleaseFailed}, {5, ReleaseActive}, {4, ReleaseFailed}, {3, ReleaseRetired}, {2, ReleasePending}, {1, ReleaseRetired},
 	}
 	for _, c := range []struct {
 		to, want int
@@ -40,12 +40,12 @@ func TestRollbackSource(t *testing.T) {
 			t.Errorf("to %d: got %d, %v; want %d, %v", c.to, got, err, c.want, c.err)
 		}
 	}
-	if _, err := RollbackSource(1, 0, []ReleaseStatus{{1, StatusActive}}); !errors.Is(err, ErrNoEarlier) {
+	if _, err := RollbackSource(1, 0, []ReleaseStatus{{1, ReleaseActive}}); !errors.Is(err, ErrNoEarlier) {
 		t.Errorf("the first release: %v", err)
 	}
 	// A release newer than the active one (the active one was rolled back
 	// to) is not what a plain rollback brings back.
-	if got, err := RollbackSource(3, 0, []ReleaseStatus{{5, StatusRetired}, {4, StatusRetired}, {3, StatusActive}, {2, StatusRetired}}); got != 2 || err != nil {
+	if got, err := RollbackSource(3, 0, []ReleaseStatus{{5, ReleaseRetired}, {4, ReleaseRetired}, {3, ReleaseActive}, {2, ReleaseRetired}}); got != 2 || err != nil {
 		t.Errorf("after a rollback to v3: %d %v, want v2", got, err)
 	}
 }
