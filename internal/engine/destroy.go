@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/moorage/moorage/internal/plan"
 
@@ -155,30 +154,17 @@ func (e *Engine) destroy(ctx context.Context, op *Op, req DestroyRequest, l *loa
 	op.emit(planEvent("", p))
 	// Executed by the same handlers as any plan, with no journal of its
 	// own: its record is the audit's entry.
-	r := &execution{e: e, op: op, rel: &store.Release{App: app}, known: rels, routed: map[string]string{}}
-	for i, s := range p.Steps {
-		if ctx.Err() != nil {
+	r := &execution{e: e, op: op, rel: &store.Release{App: app}, known: rels, routed: map[string]string{}, prefix: "destroy:", unjournaled: true}
+	if err := r.steps(ctx, p.Steps); err != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrInterrupted) {
 			return "interrupted", ErrInterrupted
 		}
-		name := string(s.Kind())
-		e.failpoint("before:destroy:" + name)
-		start := time.Now()
-		op.emit(Event{Type: EventStep, Seq: i + 1, Step: name, Detail: s.String()})
-		out := newStepOutput(op, i+1, name)
-		err := r.step(ctx, s, out)
-		outcome := store.StepOK
-		if err != nil {
-			outcome = store.StepFailed
+		var se *stepError
+		if !errors.As(err, &se) {
+			return store.DeployFailed, fmt.Errorf("destroy %s: %w", app, err)
 		}
-		op.emit(Event{Type: EventStepDone, Seq: i + 1, Step: name, Detail: s.String(), Outcome: outcome, Duration: time.Since(start)})
-		if err != nil {
-			if ctx.Err() != nil {
-				return "interrupted", ErrInterrupted
-			}
-			e.log.Error("destroy failed", "app", app, "step", name, "err", err)
-			return store.DeployFailed, fmt.Errorf("destroy %s: %s: %v; what is done stays done, and %s starts nothing again: run `moorage apps destroy %s --yes` to finish", app, name, err, app, app)
-		}
-		e.failpoint("after:destroy:" + name)
+		e.log.Error("destroy failed", "app", app, "step", se.step.Kind(), "err", se.err)
+		return store.DeployFailed, fmt.Errorf("destroy %s: %s: %v; what is done stays done, and %s starts nothing again: run `moorage apps destroy %s --yes` to finish", app, se.step.Kind(), se.err, app, app)
 	}
 	op.emit(Event{Type: EventInfo, Text: e.destroySummary(ctx, app, in)})
 	e.log.Info("app destroyed", "app", app, "owner", req.Owner, "volumes", req.Volumes)

@@ -58,7 +58,12 @@ type execution struct {
 	scale     map[string]int // overrides of the target
 	fromScale map[string]int // overrides to restore on failure
 	undoing   bool           // following an undo, revert or recovery plan
-	prefix    string         // journal name prefix of steps: "", "undo:", "revert:", "recover:"
+	prefix    string         // journal name prefix of steps: "", "undo:", "revert:", "recover:", "destroy:"
+	// unjournaled: the steps are not recorded in r.deploy's journal (a
+	// recovery that changes nothing, a destroy: its record is the audit's
+	// entry); they run and stream their events all the same.
+	unjournaled bool
+	seq         int // the last step's number when unjournaled
 	// monitored: the plan monitors the target after its cutover. Then
 	// crashes watches the target's crashes from the cutover on: a crash
 	// fails the execution at the next step, or in the monitor step;
@@ -339,7 +344,10 @@ func describeTarget(r *store.Release) string {
 	return r.ID() + " keeps serving"
 }
 
-// steps executes steps in order, journaling each before acting.
+// steps executes steps in order, journaling each before acting (unless
+// unjournaled). It is the one step loop of every plan: deploys and the
+// operations that carry one to a release, undo, revert, recovery and
+// destroy.
 func (r *execution) steps(ctx context.Context, steps []plan.Step) error {
 	for _, s := range steps {
 		if ctx.Err() != nil {
@@ -350,7 +358,7 @@ func (r *execution) steps(ctx context.Context, steps []plan.Step) error {
 		}
 		name := r.prefix + string(s.Kind())
 		r.e.failpoint("before:" + name)
-		seq, err := r.e.st.StartStep(ctx, r.deploy.ID, name, s.String())
+		seq, err := r.startStep(ctx, name, s)
 		if err != nil {
 			return err
 		}
@@ -364,8 +372,9 @@ func (r *execution) steps(ctx context.Context, steps []plan.Step) error {
 			outcome = store.StepFailed
 			out.Line("error: " + err.Error())
 		}
-		fctx := context.WithoutCancel(ctx)
-		r.e.st.FinishStep(fctx, r.deploy.ID, seq, outcome, out.String())
+		if !r.unjournaled {
+			r.e.st.FinishStep(context.WithoutCancel(ctx), r.deploy.ID, seq, outcome, out.String())
+		}
 		r.op.emit(Event{Type: EventStepDone, Seq: seq, Step: name, Detail: s.String(), Outcome: outcome, Duration: time.Since(start), Release: s.ReleaseID()})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -376,6 +385,16 @@ func (r *execution) steps(ctx context.Context, steps []plan.Step) error {
 		r.e.failpoint("after:" + name)
 	}
 	return nil
+}
+
+// startStep records step s as started in the journal and returns its
+// number (unjournaled: the next number, recorded nowhere).
+func (r *execution) startStep(ctx context.Context, name string, s plan.Step) (int, error) {
+	if r.unjournaled {
+		r.seq++
+		return r.seq, nil
+	}
+	return r.e.st.StartStep(ctx, r.deploy.ID, name, s.String())
 }
 
 // crashed reports a crash of the target since its cutover, when the plan

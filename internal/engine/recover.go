@@ -338,14 +338,6 @@ func (e *Engine) adoptInterrupted(ctx context.Context, d *store.Deploy) error {
 
 // stepsQuiet runs recovery steps, journaled only when they change something.
 func (r *execution) stepsQuiet(ctx context.Context, steps []plan.Step, journal bool) error {
-	if journal {
-		return r.steps(ctx, steps)
-	}
-	for _, s := range steps {
-		out := newStepOutput(r.op, 0, string(s.Kind()))
-		if err := r.step(ctx, s, out); err != nil {
-			return &stepError{step: s, err: err}
-		}
-	}
-	return nil
+	r.unjournaled = !journal
+	return r.steps(ctx, steps)
 }
