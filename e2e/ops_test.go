@@ -217,6 +217,9 @@ func testScaleUnderLoad(t *testing.T, rt string) {
 	if count["web"] != 1 {
 		t.Fatalf("a deploy forgot the scale: %v", count)
 	}
+	if ps := s.mustRun("ps", "-a", "hello"); !regexp.MustCompile(`hello-web-v1-1\s+service\s+v1\s+running\s+warm until \d\d:\d\d:\d\d`).MatchString(ps) {
+		t.Errorf("moorage ps does not show v1's web warm:\n%s", ps)
+	}
 	if !regexp.MustCompile(`web=1`).MatchString(s.mustRun("releases", "-a", "hello")) {
 		t.Fatalf("release formation does not show the scale")
 	}
