@@ -6,11 +6,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -196,6 +198,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		err = s.waitLockDataDir(ctx, handoverLockWait)
 	} else {
 		err = s.lockDataDir()
+		if errors.Is(err, ErrDataDirBusy) && !lockOwnerAlive(s.cfg.DataDir) {
+			// The server the lock file names is gone (killed), yet the lock
+			// is held: a process it was starting can hold a copy of the
+			// lock's descriptor for a moment (forked, not exec'd yet). A
+			// server restarted at once after a crash waits for that.
+			s.log.Warn("the data dir's lock is still held, though the server that took it is gone; waiting for it", "wait", deadOwnerLockWait, "err", err)
+			err = s.waitLockDataDir(ctx, deadOwnerLockWait)
+		}
 	}
 	if err != nil {
 		return err
@@ -659,6 +669,62 @@ func (s *Server) releaseDataDir() {
 	}
 }
 
+// deadOwnerLockWait is how long a server waits for the data dir's lock
+// when the server the lock file names is gone.
+const deadOwnerLockWait = 15 * time.Second
+
+// lockOwnerAlive reports whether the process the data dir's lock file
+// names runs (true when it cannot tell).
+func lockOwnerAlive(dataDir string) bool {
+	b, err := os.ReadFile(filepath.Join(dataDir, "moorage.lock"))
+	if err != nil {
+		return true
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return true
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	// "pid (comm) state ...": a zombie has released its files.
+	i := bytes.LastIndexByte(st, ')')
+	return i < 0 || i+2 >= len(st) || (st[i+2] != 'Z' && st[i+2] != 'X')
+}
+
+// lockHolders names the processes that hold f's lock, as /proc/locks
+// says ("" when it cannot tell): the evidence when the holder is not the
+// server the lock file names.
+func lockHolders(f *os.File) string {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return ""
+	}
+	var who []string
+	for _, line := range strings.Split(string(locks), "\n") {
+		// "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+		fields := strings.Fields(line)
+		if len(fields) < 6 || fields[1] != "FLOCK" {
+			continue
+		}
+		dev := strings.Split(fields[5], ":")
+		if len(dev) != 3 || dev[2] != strconv.FormatUint(st.Ino, 10) {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + fields[4] + "/comm")
+		who = append(who, fmt.Sprintf("pid %s (%s)", fields[4], strings.TrimSpace(string(comm))))
+	}
+	if len(who) == 0 {
+		return ""
+	}
+	return "; the lock is held by " + strings.Join(who, ", ")
+}
+
 // lockDataDir makes sure one server at a time uses the data dir.
 func (s *Server) lockDataDir() error {
 	p := filepath.Join(s.cfg.DataDir, "moorage.lock")
@@ -669,8 +735,9 @@ func (s *Server) lockDataDir() error {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b := make([]byte, 32)
 		n, _ := f.ReadAt(b, 0)
+		held := lockHolders(f)
 		f.Close()
-		return fmt.Errorf("%w: another moorage server (pid %s) uses %s; stop it first", ErrDataDirBusy, strings.TrimSpace(string(b[:n])), s.cfg.DataDir)
+		return fmt.Errorf("%w: another moorage server (pid %s) uses %s%s; stop it first", ErrDataDirBusy, strings.TrimSpace(string(b[:n])), s.cfg.DataDir, held)
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
