@@ -18,7 +18,9 @@ import (
 )
 
 // Build builds the release's image on the manager (the docker runtime's
-// builder: BuildKit or the Engine API, build.command first), then ships it
+// builder: BuildKit or the Engine API, build.command first; it also keeps
+// the upload's "./dir" host paths, which become Swarm configs: see
+// files.go), then ships it
 // by image ID to every ready node (Options.Nodes): `docker save` on the
 // manager, `docker load` on the node, and a check that the node has that
 // exact ID. Services name the ID, never a tag, so every node runs the same
@@ -37,17 +39,20 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if out == nil {
 		out = io.Discard
 	}
+	var err2 error
 	if r.opts.Registry != "" {
-		if _, err := r.push(ctx, req.App, req.Release, a.Ref, out); err != nil {
-			r.builder.RemoveArtifact(context.WithoutCancel(ctx), r.builderArtifact(a))
-			return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
-		}
-		return a, nil
+		_, err2 = r.push(ctx, req.App, req.Release, a.Ref, out)
+	} else {
+		err2 = r.ship(ctx, a.Ref, out)
 	}
-	if err := r.ship(ctx, a.Ref, out); err != nil {
+	if err2 == nil && a.Files != "" {
+		err2 = r.keepConfigs(ctx, req.App, a.Files, out)
+	}
+	if err2 != nil {
 		r.builder.RemoveArtifact(context.WithoutCancel(ctx), r.builderArtifact(a))
-		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
+		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err2, runtime.ErrBuild)
 	}
+	r.sweepConfigs(ctx, req.App)
 	return a, nil
 }
 
@@ -231,7 +236,13 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 			}
 		}
 	}
-	return r.builder.RemoveArtifact(ctx, r.builderArtifact(a))
+	if err := r.builder.RemoveArtifact(ctx, r.builderArtifact(a)); err != nil {
+		return err
+	}
+	if app, _, ok := strings.Cut(a.Files, "/"); ok {
+		r.sweepConfigs(ctx, app)
+	}
+	return nil
 }
 
 // ArtifactExists reports whether the release's image is still on the

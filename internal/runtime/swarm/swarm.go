@@ -195,6 +195,9 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		Logger:  opts.Logger.With("part", "build"),
 		Prefix:  opts.Prefix + "-swarm",
 		Host:    cli.DaemonHost(),
+		// "./dir" files become Swarm configs: those that cannot fail
+		// the build before the image is built.
+		CheckFiles: checkFiles,
 	})
 	if err != nil {
 		cli.Close()
