@@ -64,7 +64,7 @@ func (r *Runtime) ensureConfigs(ctx context.Context, app string, ms []filesMount
 	need := map[string]file{}
 	for _, m := range ms {
 		for _, e := range m.Entries {
-			if !e.Dir {
+			if !e.Dir && e.Size > 0 {
 				need[configName(r.opts.Prefix, app, e)] = file{filepath.Join(m.Root, filepath.FromSlash(e.Rel)), e}
 			}
 		}
@@ -141,7 +141,7 @@ func (r *Runtime) keepConfigs(ctx context.Context, app, files string, out io.Wri
 	}
 	n := 0
 	for _, e := range es {
-		if !e.Dir {
+		if !e.Dir && e.Size > 0 {
 			n++
 		}
 	}

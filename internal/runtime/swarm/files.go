@@ -33,6 +33,7 @@ import (
 //	./custom:/app/custom            ->  tmpfs /app/custom (the directory's mode)
 //	  custom/static/site.css  0644  ->  config <prefix>-<app>-<hash> at /app/custom/static/site.css, mode 0644
 //	  custom/empty/           0755  ->  tmpfs /app/custom/empty, read-only
+//	  custom/__init__.py      empty ->  /dev/null at /app/custom/__init__.py, read-only
 //
 // Configs are named by the app and a hash of the file's content and mode,
 // not by release: a deploy that changes no file makes no config, and a
@@ -42,16 +43,19 @@ import (
 // (sweepConfigs, when a release's artifact is removed and at each build,
 // as the docker runtime sweeps its copies).
 //
-// Swarm refuses configs of 500 KB or more, so a file that big, a
+// Swarm refuses an empty config, so an empty file is the node's
+// /dev/null, bind-mounted read-only: it reads as empty (it is a character
+// device, not a regular file). Swarm refuses configs of 500 KB or more,
+// so a file that big, a
 // symbolic link or a special file fails the build, before anything
 // changes, naming the file; so do more than maxFiles files or
 // maxFilesBytes in all.
 
 // Limits of the "./dir" files of a release on swarm.
 const (
-	// maxConfigSize is Swarm's limit: a config's data must be shorter
-	// (swarmkit's MaxConfigSize, 500 KiB on Docker 20.10; later managers
-	// allow 1000 KiB).
+	// maxConfigSize is Swarm's limit: a config's data must be shorter,
+	// and not empty (swarmkit's MaxConfigSize, 500 KiB on Docker 20.10;
+	// later managers allow 1000 KiB).
 	maxConfigSize = 500 * 1024
 	// maxFiles bounds the files and empty directories of a release: each
 	// is a mount in every task's container, and a file is a config every
@@ -123,7 +127,7 @@ func walkFiles(root, name string) ([]fileEntry, error) {
 		case !d.Type().IsRegular():
 			return fmt.Errorf("%s is not a regular file (%s): on the swarm runtime each file of a ./dir mount becomes a Swarm config, which holds a regular file only; %s: %w", shown, info.Mode().Type(), fitAdvice, ErrFilesDoNotFit)
 		case info.Size() >= maxConfigSize:
-			return fmt.Errorf("%s is %s: on the swarm runtime each file of a ./dir mount becomes a Swarm config, and Swarm keeps less than %s in one; %s: %w", shown, fsutil.HumanBytes(info.Size()), fsutil.HumanBytes(maxConfigSize), fitAdvice, ErrFilesDoNotFit)
+			return fmt.Errorf("%s is %s: on the swarm runtime each file of a ./dir mount becomes a Swarm config, and a Swarm config holds less than %s; %s: %w", shown, fsutil.HumanBytes(info.Size()), fsutil.HumanBytes(maxConfigSize), fitAdvice, ErrFilesDoNotFit)
 		}
 		sum, err := hashFile(p)
 		if err != nil {
@@ -255,6 +259,10 @@ func taskFiles(prefix, app string, ms []filesMount, ids map[string]string) ([]*s
 			case e.Dir:
 				// Made by the container runtime, as the parent of what is
 				// mounted in it.
+			case e.Size == 0:
+				// Swarm refuses an empty config: the node's /dev/null
+				// reads as the empty file.
+				mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: os.DevNull, Target: target, ReadOnly: true})
 			default:
 				name := configName(prefix, app, e)
 				id := ids[name]

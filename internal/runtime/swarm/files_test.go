@@ -207,13 +207,14 @@ func TestConfigName(t *testing.T) {
 
 // The task gets a config reference per file at its path under the
 // target, with its mode, a tmpfs for the directory (read-only when it is
-// empty) and a read-only tmpfs per empty directory; a file mount is its
-// config alone.
+// empty), a read-only tmpfs per empty directory and /dev/null per empty
+// file; a file mount is its config alone.
 func TestTaskFiles(t *testing.T) {
 	root := writeTree(t, map[string]string{
 		"custom/static/site.css": "body{}",
 		"custom/run.sh":          "#!/bin/sh\n",
 		"custom/uploads/":        "",
+		"custom/__init__.py":     "",
 		"empty/":                 "",
 		"conf/app.ini":           "[app]\n",
 	})
@@ -259,13 +260,19 @@ func TestTaskFiles(t *testing.T) {
 	}
 	got = nil
 	for _, m := range mounts {
-		if m.Type != mount.TypeTmpfs || m.TmpfsOptions == nil {
+		ro := map[bool]string{true: "yes", false: "no"}[m.ReadOnly]
+		switch {
+		case m.Type == mount.TypeBind:
+			got = append(got, m.Target+" bind "+m.Source+" ro="+ro)
+		case m.Type != mount.TypeTmpfs || m.TmpfsOptions == nil:
 			t.Fatalf("mount %+v", m)
+		default:
+			got = append(got, m.Target+" "+m.TmpfsOptions.Mode.String()+" ro="+ro)
 		}
-		got = append(got, m.Target+" "+m.TmpfsOptions.Mode.String()+" ro="+map[bool]string{true: "yes", false: "no"}[m.ReadOnly])
 	}
 	want = []string{
 		"/app/custom -rwxr-xr-x ro=no",
+		"/app/custom/__init__.py bind /dev/null ro=yes",
 		"/app/custom/uploads -rwxr-xr-x ro=yes",
 		"/srv/empty -rwxr-xr-x ro=yes",
 	}
