@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -58,14 +59,14 @@ func (r *Runtime) taskSpec(ctx context.Context, s *runtime.InstanceSpec, img str
 // yet, and returns the IDs of all of them by name, and how many it made.
 func (r *Runtime) ensureConfigs(ctx context.Context, app string, ms []filesMount) (map[string]string, int, error) {
 	type file struct {
-		path string
-		e    fileEntry
+		path, name string
+		e          fileEntry
 	}
 	need := map[string]file{}
 	for _, m := range ms {
 		for _, e := range m.Entries {
 			if !e.Dir && e.Size > 0 {
-				need[configName(r.opts.Prefix, app, e)] = file{filepath.Join(m.Root, filepath.FromSlash(e.Rel)), e}
+				need[configName(r.opts.Prefix, app, e)] = file{filepath.Join(m.Root, filepath.FromSlash(e.Rel)), "./" + path.Join(m.Name, e.Rel), e}
 			}
 		}
 	}
@@ -108,7 +109,7 @@ func (r *Runtime) ensureConfigs(ctx context.Context, app string, ms []filesMount
 			continue
 		}
 		if !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
-			return nil, made, fmt.Errorf("create swarm config %s: %w", name, err)
+			return nil, made, fmt.Errorf("create swarm config %s for %s: %w", name, f.name, err)
 		}
 		// Made meanwhile, by another instance of the release starting.
 		got, ierr := r.cli.ConfigInspect(ctx, name, client.ConfigInspectOptions{})

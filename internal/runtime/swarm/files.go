@@ -45,8 +45,8 @@ import (
 //
 // Swarm refuses an empty config, so an empty file is the node's
 // /dev/null, bind-mounted read-only: it reads as empty (it is a character
-// device, not a regular file). Swarm refuses configs of 500 KB or more,
-// so a file that big, a
+// device, not a regular file). Swarm refuses configs of 1000 KiB or
+// more, so a file that big, a
 // symbolic link or a special file fails the build, before anything
 // changes, naming the file; so do more than maxFiles files or
 // maxFilesBytes in all.
@@ -54,9 +54,12 @@ import (
 // Limits of the "./dir" files of a release on swarm.
 const (
 	// maxConfigSize is Swarm's limit: a config's data must be shorter,
-	// and not empty (swarmkit's MaxConfigSize, 500 KiB on Docker 20.10;
-	// later managers allow 1000 KiB).
-	maxConfigSize = 500 * 1024
+	// and not empty (swarmkit's MaxConfigSize: a 20.10.24 manager says
+	// "config data must be larger than 0 and less than 1024000 bytes";
+	// Docker's documentation still says 500 KB, the limit of managers
+	// older than that, which refuse such a config when the build makes
+	// it, before anything changes).
+	maxConfigSize = 1000 * 1024
 	// maxFiles bounds the files and empty directories of a release: each
 	// is a mount in every task's container, and a file is a config every
 	// manager keeps in its Raft log.

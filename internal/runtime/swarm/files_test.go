@@ -123,7 +123,7 @@ func TestWalkFilesRefuses(t *testing.T) {
 		{"too big", func(t *testing.T, dir string) {
 			os.MkdirAll(filepath.Join(dir, "img"), 0o755)
 			os.WriteFile(filepath.Join(dir, "img", "logo.png"), make([]byte, maxConfigSize), 0o644)
-		}, "./custom/img/logo.png is 500.0 KiB: on the swarm runtime each file of a ./dir mount becomes a Swarm config"},
+		}, "./custom/img/logo.png is 1000.0 KiB: on the swarm runtime each file of a ./dir mount becomes a Swarm config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "custom")

@@ -236,13 +236,13 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 			}
 		}
 	}
-	if err := r.builder.RemoveArtifact(ctx, r.builderArtifact(a)); err != nil {
-		return err
-	}
+	err := r.builder.RemoveArtifact(ctx, r.builderArtifact(a))
+	// The release's kept files go first (an image still in use stays):
+	// the configs no other release has go with them.
 	if app, _, ok := strings.Cut(a.Files, "/"); ok {
 		r.sweepConfigs(ctx, app)
 	}
-	return nil
+	return err
 }
 
 // ArtifactExists reports whether the release's image is still on the
