@@ -18,14 +18,13 @@ import (
 )
 
 // Build builds the release's image on the manager (the docker runtime's
-// builder: BuildKit or the Engine API, build.command first; it also keeps
-// the upload's "./dir" host paths, which become Swarm configs: see
-// files.go), then ships it
+// builder: BuildKit or the Engine API, build.command first), then ships it
 // by image ID to every ready node (Options.Nodes): `docker save` on the
 // manager, `docker load` on the node, and a check that the node has that
 // exact ID. Services name the ID, never a tag, so every node runs the same
 // bytes, and a node that lacks the image refuses the task rather than run
-// something else.
+// something else. The builder also keeps the upload's "./dir" host paths
+// with the release, and their files become Swarm configs (files.go).
 func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
 	if err := r.life.Check(); err != nil {
 		return runtime.Artifact{}, err
