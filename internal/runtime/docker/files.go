@@ -2,16 +2,17 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/seam"
 	"github.com/moorage/moorage/internal/spec"
 )
@@ -31,6 +32,44 @@ func (r *Runtime) filesDir(files string) string {
 	return filepath.Join(r.stateDir, "files", files)
 }
 
+// FilesDir is the directory that holds the copies of the "./dir" host
+// paths kept with a release, files being its artifact's Files
+// ("<app>/<vN>"): the swarm runtime, whose builder is a docker runtime,
+// reads them there.
+func (r *Runtime) FilesDir(files string) (string, error) {
+	if err := validFiles(files); err != nil {
+		return "", err
+	}
+	return r.filesDir(files), nil
+}
+
+// KeptFiles lists the Files ("<app>/<vN>") of app's releases whose
+// copies are kept and not pruned.
+func (r *Runtime) KeptFiles(app string) ([]string, error) {
+	if err := seam.ValidName("app", app); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(r.stateDir, "files", app))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		files := app + "/" + e.Name()
+		if !e.IsDir() || validFiles(files) != nil {
+			continue
+		}
+		if _, err := os.Stat(r.prunedMark(files)); err == nil {
+			continue
+		}
+		out = append(out, files)
+	}
+	return out, nil
+}
+
 // validFiles checks an artifact's Files.
 func validFiles(files string) error {
 	app, rel, ok := strings.Cut(files, "/")
@@ -46,45 +85,11 @@ func (r *Runtime) prunedMark(files string) string {
 	return r.filesDir(files) + ".pruned"
 }
 
-// localPaths lists the "./dir" host paths sp's accessories and services
-// mount, cleaned, each once.
-func localPaths(sp *spec.Spec) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, f := range sp.FilesFor("") {
-		rel := filepath.Clean(strings.TrimPrefix(f.Name, "./"))
-		if !strings.HasPrefix(f.Name, "./") || !filepath.IsLocal(rel) {
-			return nil, fmt.Errorf("files: %s is not a directory of the app's upload: %w", f.Name, runtime.ErrInvalidSpec)
-		}
-		if !seen[rel] {
-			seen[rel] = true
-			out = append(out, rel)
-		}
-	}
-	for _, n := range sp.AccessoryNames() {
-		for _, v := range sp.Accessories[n].Volumes {
-			if !strings.HasPrefix(v.Name, "./") {
-				continue
-			}
-			rel := filepath.Clean(strings.TrimPrefix(v.Name, "./"))
-			if !filepath.IsLocal(rel) {
-				return nil, fmt.Errorf("accessory %s: host path %s leaves the app's directory: %w", n, v.Name, runtime.ErrInvalidSpec)
-			}
-			if !seen[rel] {
-				seen[rel] = true
-				out = append(out, rel)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
 // keepFiles copies the "./dir" host paths sp's accessories mount from the
 // upload in ctxDir to the release's files directory, and returns
 // "<app>/<release>" (Artifact.Files), or "" when there are none.
 func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (_ string, err error) {
-	paths, err := localPaths(sp)
+	paths, err := containers.LocalPaths(sp)
 	if err != nil || len(paths) == 0 {
 		return "", err
 	}
@@ -99,6 +104,11 @@ func (r *Runtime) keepFiles(app, release, ctxDir string, sp *spec.Spec) (_ strin
 		}
 	}()
 	_ = os.Remove(r.prunedMark(files))
+	if ctxDir != "" && r.opts.CheckFiles != nil {
+		if err := r.opts.CheckFiles(ctxDir, paths); err != nil {
+			return "", err
+		}
+	}
 	for _, rel := range paths {
 		src := filepath.Join(ctxDir, rel)
 		if ctxDir == "" {

@@ -43,6 +43,12 @@ type Options struct {
 	// CLI is the docker CLI for BuildKit builds (default: "docker" in
 	// PATH).
 	CLI string
+	// CheckFiles, when set, checks the "./dir" host paths a release
+	// mounts (see keepFiles) in the upload at root, before they are kept
+	// and before the image is built: a runtime that cannot mount some of
+	// them (swarm: each file becomes a Swarm config, of limited size)
+	// fails the build early, naming the file.
+	CheckFiles func(root string, paths []string) error
 
 	// LogMaxSize rotates an instance's log at this size (default 10 MiB).
 	LogMaxSize int64

@@ -26,9 +26,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,6 +77,10 @@ type Harness struct {
 	// is restarted may come back on another node, at another address:
 	// the suite then finds it through List rather than at its old address.
 	Moves bool
+	// Extra are the runtime's own tests, by name, run in the group with
+	// the suite's (in parallel, on the same engine or cluster, each given
+	// a fresh data directory), so that they cost no start-up of their own.
+	Extra map[string]func(t *testing.T, dataDir string)
 }
 
 // BuildCommand is the build.command of the test program.
@@ -144,6 +150,13 @@ func Run(t *testing.T, h Harness) {
 		{"ServerRestart", s.testServerRestart},
 		{"CrashWithoutServer", s.testCrashWithoutServer},
 		{"RemoveArtifact", s.testRemoveArtifact},
+	}
+	for _, name := range slices.Sorted(maps.Keys(h.Extra)) {
+		fn := h.Extra[name]
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T)
+		}{name, func(t *testing.T) { fn(t, filepath.Join(s.root, "extra-"+name)) }})
 	}
 	t.Run("group", func(t *testing.T) {
 		for _, tc := range tests {

@@ -23,7 +23,8 @@ import (
 // manager, `docker load` on the node, and a check that the node has that
 // exact ID. Services name the ID, never a tag, so every node runs the same
 // bytes, and a node that lacks the image refuses the task rather than run
-// something else.
+// something else. The builder also keeps the upload's "./dir" host paths
+// with the release, and their files become Swarm configs (files.go).
 func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.Artifact, error) {
 	if err := r.life.Check(); err != nil {
 		return runtime.Artifact{}, err
@@ -37,17 +38,20 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 	if out == nil {
 		out = io.Discard
 	}
+	var err2 error
 	if r.opts.Registry != "" {
-		if _, err := r.push(ctx, req.App, req.Release, a.Ref, out); err != nil {
-			r.builder.RemoveArtifact(context.WithoutCancel(ctx), r.builderArtifact(a))
-			return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
-		}
-		return a, nil
+		_, err2 = r.push(ctx, req.App, req.Release, a.Ref, out)
+	} else {
+		err2 = r.ship(ctx, a.Ref, out)
 	}
-	if err := r.ship(ctx, a.Ref, out); err != nil {
+	if err2 == nil && a.Files != "" {
+		err2 = r.keepConfigs(ctx, req.App, a.Files, out)
+	}
+	if err2 != nil {
 		r.builder.RemoveArtifact(context.WithoutCancel(ctx), r.builderArtifact(a))
-		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err, runtime.ErrBuild)
+		return runtime.Artifact{}, fmt.Errorf("build %s %s: %w: %w", req.App, req.Release, err2, runtime.ErrBuild)
 	}
+	r.sweepConfigs(ctx, req.App)
 	return a, nil
 }
 
@@ -231,7 +235,13 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 			}
 		}
 	}
-	return r.builder.RemoveArtifact(ctx, r.builderArtifact(a))
+	err := r.builder.RemoveArtifact(ctx, r.builderArtifact(a))
+	// The release's kept files go first (an image still in use stays):
+	// the configs no other release has go with them.
+	if app, _, ok := strings.Cut(a.Files, "/"); ok {
+		r.sweepConfigs(ctx, app)
+	}
+	return err
 }
 
 // ArtifactExists reports whether the release's image is still on the

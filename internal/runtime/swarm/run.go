@@ -46,7 +46,7 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 	if err != nil {
 		return fail(err)
 	}
-	spec, err := r.serviceSpec(&s.InstanceSpec, img, s)
+	spec, err := r.taskSpec(ctx, &s.InstanceSpec, img, s)
 	if err != nil {
 		return fail(err)
 	}

@@ -27,12 +27,13 @@ const (
 	startTimeout = 3 * time.Minute
 )
 
-// validateSpec is containers.ValidateSpec and what a cluster needs: no
-// "./dir" host paths (a node has no copy of the upload).
+// validateSpec is containers.ValidateSpec and what a cluster needs: a
+// relative host path is a "./dir" of the upload (its files are Swarm
+// configs: see files.go).
 func validateSpec(s *runtime.InstanceSpec) error {
 	return containers.ValidateSpec(s, func(m runtime.Mount) error {
-		if strings.HasPrefix(m.Name, ".") {
-			return fmt.Errorf("%s: host path %s: the nodes of a swarm have no copy of the upload; put the files in the image (COPY in the Dockerfile), or use a volume: %w", s.ID(), m.Name, runtime.ErrInvalidSpec)
+		if strings.HasPrefix(m.Name, ".") && !strings.HasPrefix(m.Name, "./") {
+			return fmt.Errorf("%s: host path %q: use an absolute path or ./dir: %w", s.ID(), m.Name, runtime.ErrInvalidSpec)
 		}
 		return nil
 	})
@@ -61,7 +62,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
-	spec, err := r.serviceSpec(s, img, nil)
+	spec, err := r.taskSpec(ctx, s, img, nil)
 	if err != nil {
 		return runtime.Instance{}, err
 	}
@@ -163,6 +164,9 @@ func (r *Runtime) serviceSpec(s *runtime.InstanceSpec, img string, run *runtime.
 	var mounts []mount.Mount
 	vols := map[string]string{}
 	for _, m := range s.Mounts {
+		if strings.HasPrefix(m.Name, "./") {
+			continue // files of the upload: Swarm configs (taskSpec)
+		}
 		if seam.IsHostPath(m.Name) {
 			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Name, Target: m.Target})
 			continue

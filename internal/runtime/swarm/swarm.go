@@ -18,6 +18,9 @@
 //	           <prefix>-swarm, then shipped by image ID to every node
 //	           (Options.Nodes) and run by that ID; or pushed to
 //	           Options.Registry and run by digest
+//	configs    <prefix>-<app>-<hash>     a file of a "./dir" of the upload
+//	                                     (files:, accessory ./conf), named by
+//	                                     its content and mode (files.go)
 //
 // A task's container carries the label moorage.prefix=swarm-task:<prefix>,
 // a value no runtime uses: a docker runtime on a node's engine never takes
@@ -195,6 +198,9 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		Logger:  opts.Logger.With("part", "build"),
 		Prefix:  opts.Prefix + "-swarm",
 		Host:    cli.DaemonHost(),
+		// "./dir" files become Swarm configs: those that cannot fail
+		// the build before the image is built.
+		CheckFiles: checkFiles,
 	})
 	if err != nil {
 		cli.Close()

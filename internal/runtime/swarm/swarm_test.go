@@ -82,6 +82,9 @@ func TestSwarmConformance(t *testing.T) {
 			return "local", map[string]string{"type": "none", "o": "bind", "device": dir}
 		},
 		Timeout: 2 * time.Minute,
+		Extra: map[string]func(t *testing.T, dir string){
+			"Files": func(t *testing.T, dir string) { testFiles(t, c, dir) },
+		},
 		Skip: map[string]string{
 			"RunTTY": "swarm: interactive one-offs are not supported yet (Run refuses a TTY or stdin, saying so)",
 		},

@@ -14,6 +14,7 @@
 //	app getenv NAME        print $NAME
 //	app env                print the environment
 //	app cat PATH | app write PATH DATA | app exit CODE | app tty
+//	app ls DIR             every path under DIR, its type and mode ("sub/f.txt -rw-r--r--")
 package main
 
 import (
@@ -38,7 +39,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fatal("usage: app serve|print|sleep|hold|trylock|spawn|getenv|env|cat|write|exit|tty ...")
+		fatal("usage: app serve|print|sleep|hold|trylock|spawn|getenv|env|cat|ls|write|exit|tty ...")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -80,6 +81,19 @@ func main() {
 			fatal(err.Error())
 		}
 		os.Stdout.Write(b)
+	case "ls":
+		root := arg(args, 0)
+		err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			fmt.Println(rel, info.Mode())
+			return nil
+		})
+		if err != nil {
+			fatal(err.Error())
+		}
 	case "write":
 		if err := os.WriteFile(arg(args, 0), []byte(arg(args, 1)), 0o644); err != nil {
 			fatal(err.Error())
