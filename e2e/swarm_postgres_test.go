@@ -13,18 +13,20 @@ import (
 // PostgreSQL imported, see postgresImage), backed up with pg_dump. Its
 // volume is mounted at the postgres user's home (owned by it in the image,
 // which a new volume copies), and the cluster is in a subdirectory initdb
-// makes. It ends with "volumes:", to replace the spec's own.
+// makes, open to the app's network. It runs on a worker, where the image
+// must be shipped. It ends with "volumes:", to replace the spec's own.
 func swarmPgAccessory(pg string) string {
 	return `accessories:
   db:
     image: ` + pg + `
     user: "70:70"
-    command: sh -c 'test -s /var/lib/postgresql/data/PG_VERSION || initdb -D /var/lib/postgresql/data -U postgres --auth=trust --no-locale -E UTF8; exec postgres -D /var/lib/postgresql/data -k /tmp -c listen_addresses=*'
+    command: sh -c 'test -s /var/lib/postgresql/data/PG_VERSION || { initdb -D /var/lib/postgresql/data -U postgres --auth=trust --no-locale -E UTF8 && echo "host all all all trust" >> /var/lib/postgresql/data/pg_hba.conf; }; exec postgres -D /var/lib/postgresql/data -k /tmp -c listen_addresses=*'
     port: 5432
     env: {POSTGRES_USER: postgres, POSTGRES_DB: postgres}
     volumes: ["pgdata:/var/lib/postgresql"]
     health: {command: "pg_isready", interval: 1s, start_period: 60s}
     backup: postgres
+    placement: {constraints: ["node.role==worker"]}
 volumes:`
 }
 
@@ -73,6 +75,9 @@ func TestSwarmPostgresBackup(t *testing.T) {
 		return db[0]
 	}
 	db := accessory()
+	if db.Node == s.swarm.Manager().Name {
+		t.Fatalf("the accessory runs on the manager, %s; its placement says a worker", db.Node)
+	}
 	psql := func(sql string) string {
 		t.Helper()
 		out, errOut, code := s.run("run", "-a", "hello", "--", "psql", "-h", "$MOORAGE_ACCESSORY_DB_HOST", "-p", "$MOORAGE_ACCESSORY_DB_PORT",
