@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -15,7 +16,8 @@ import (
 // a release's image (`docker save` on the manager, `docker load` on the
 // node) and named by its ID: the node runs those bytes, and nothing is
 // asked of a registry. An image the manager does not have is named as the
-// spec gives it, and the node pulls it (with the registry's login, if any).
+// spec gives it, and the node pulls it (with the registry's login, if any),
+// as it does when no Docker API is known for the node (--swarm-node).
 func (r *Runtime) accessoryImage(ctx context.Context, s *runtime.InstanceSpec, node string) (string, error) {
 	ref := s.Image
 	img, err := r.cli.ImageInspect(ctx, ref)
@@ -37,6 +39,11 @@ func (r *Runtime) accessoryImage(ctx context.Context, s *runtime.InstanceSpec, n
 		if n, ok = r.watch.node(node); !ok {
 			return "", fmt.Errorf("node %s is not in the swarm", node)
 		}
+	}
+	if _, err := r.node(ctx, n.Hostname); errors.Is(err, runtime.ErrNotSupported) {
+		// No Docker API for that node: it pulls the image as named.
+		r.log.Info("no Docker API is known for an accessory's node: the node pulls its image (give the server --swarm-node to ship it)", "app", s.App, "accessory", s.Service, "image", ref, "node", n.Hostname)
+		return ref, nil
 	}
 	did, err := r.shipTo(ctx, n.Hostname, id)
 	if err != nil {
