@@ -13,6 +13,7 @@ import (
 
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/fsutil"
+	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -24,6 +25,9 @@ func (m *Manager) backupVolume(ctx context.Context, rel *store.Release, volume s
 	rt, err := m.e.Runtime(rel.Runtime)
 	if err != nil {
 		return err
+	}
+	if va, ok := rt.(runtime.VolumeArchiver); ok {
+		return m.backupRemoteVolume(ctx, rel, rt, va, volume, b, out)
 	}
 	dir, err := rt.VolumePath(ctx, rel.App, volume)
 	if err != nil {
