@@ -35,7 +35,8 @@ volumes:`
 // reaches the node it is pinned to; the app's one-offs reach it over the
 // app's overlay network from any node; `backup create` dumps it with
 // pg_dump on its node into a file on the server, `verify` restores that
-// into a scratch database, `restore` brings the rows back; an app deploy
+// into a scratch database, `restore` brings the rows back; its volume is
+// archived on its node and verifies (restoring it is refused); an app deploy
 // neither restarts nor moves it, and a restart of the accessory finds its
 // data on its node.
 func TestSwarmPostgresBackup(t *testing.T) {
@@ -123,6 +124,30 @@ func TestSwarmPostgresBackup(t *testing.T) {
 	s.mustRun("backup", "restore", "-a", "hello", id)
 	if got := psql(rows + "; SELECT count(*) FROM pg_database WHERE datname LIKE 'moorage_verify_%'"); got != "1:anchor,2:rope,3:sail\n0" {
 		t.Fatalf("rows after restore, and scratch databases left: %q, want the original three and none", got)
+	}
+
+	// The accessory's volume is archived on its node, the accessory
+	// paused meanwhile; the archive lands on the server and verifies.
+	// Restoring it is refused before anything stops.
+	out = s.mustRun("backup", "create", "-a", "hello", "--volume", "pgdata")
+	if !strings.Contains(out, "archived from "+db.Node) || !strings.Contains(out, "paused") {
+		t.Fatalf("backup create --volume pgdata:\n%s", out)
+	}
+	var vid string
+	for _, x := range backupIDs(t, s, "hello") {
+		if strings.HasPrefix(x, "hello-volume-pgdata-") {
+			vid = x
+		}
+	}
+	out = s.mustRun("backup", "verify", "-a", "hello", vid)
+	if !strings.Contains(out, "restores and holds data") {
+		t.Fatalf("verify %s:\n%s", vid, out)
+	}
+	if out, errOut, code := s.run("backup", "restore", "-a", "hello", vid); code == 0 || !strings.Contains(out+errOut, "not supported on swarm yet") {
+		t.Fatalf("restore of a swarm volume: exit %d\n%s%s", code, out, errOut)
+	}
+	if in := accessory(); in.ID != db.ID || in.Restarts != 0 {
+		t.Fatalf("the accessory changed across the volume backup: before %+v, after %+v", db, in)
 	}
 
 	// An app deploy leaves the accessory alone: same instance, same node,
