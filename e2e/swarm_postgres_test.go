@@ -36,7 +36,7 @@ volumes:`
 // app's overlay network from any node; `backup create` dumps it with
 // pg_dump on its node into a file on the server, `verify` restores that
 // into a scratch database, `restore` brings the rows back; its volume is
-// archived on its node and verifies (restoring it is refused); an app deploy
+// archived on its node, verifies, and restores there; an app deploy
 // neither restarts nor moves it, and a restart of the accessory finds its
 // data on its node.
 func TestSwarmPostgresBackup(t *testing.T) {
@@ -128,10 +128,12 @@ func TestSwarmPostgresBackup(t *testing.T) {
 
 	// The accessory's volume is archived on its node, the accessory
 	// paused meanwhile; the archive lands on the server and verifies.
-	// Restoring it is refused before anything stops.
 	out = s.mustRun("backup", "create", "-a", "hello", "--volume", "pgdata")
 	if !strings.Contains(out, "archived from "+db.Node) || !strings.Contains(out, "paused") {
 		t.Fatalf("backup create --volume pgdata:\n%s", out)
+	}
+	if in := accessory(); in.ID != db.ID || in.Restarts != 0 {
+		t.Fatalf("the accessory changed across the volume backup: before %+v, after %+v", db, in)
 	}
 	var vid string
 	for _, x := range backupIDs(t, s, "hello") {
@@ -143,12 +145,20 @@ func TestSwarmPostgresBackup(t *testing.T) {
 	if !strings.Contains(out, "restores and holds data") {
 		t.Fatalf("verify %s:\n%s", vid, out)
 	}
-	if out, errOut, code := s.run("backup", "restore", "-a", "hello", vid); code == 0 || !strings.Contains(out+errOut, "not supported on swarm yet") {
-		t.Fatalf("restore of a swarm volume: exit %d\n%s%s", code, out, errOut)
+	// Restoring it stops the accessory, replaces the volume's content on
+	// its node, and starts it again there: the rows of the backup's time.
+	psql("DELETE FROM items WHERE id = 3")
+	out = s.mustRun("backup", "restore", "-a", "hello", vid)
+	if !strings.Contains(out, "restored "+vid+" into volume pgdata on "+db.Node) {
+		t.Fatalf("restore %s:\n%s", vid, out)
 	}
-	if in := accessory(); in.ID != db.ID || in.Restarts != 0 {
-		t.Fatalf("the accessory changed across the volume backup: before %+v, after %+v", db, in)
+	if got := psql(rows); got != "1:anchor,2:rope,3:sail" {
+		t.Fatalf("rows after the volume restore: %q", got)
 	}
+	if in := accessory(); in.Node != db.Node {
+		t.Fatalf("the accessory moved from %s to %s", db.Node, in.Node)
+	}
+	db = accessory()
 
 	// An app deploy leaves the accessory alone: same instance, same node,
 	// never restarted, its rows there.

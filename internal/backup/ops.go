@@ -67,8 +67,10 @@ func (m *Manager) decideRestore(ctx context.Context, b *store.Backup, cur *store
 		}
 		// A runtime that cannot reach into the volume (swarm) refuses
 		// before anything is stopped.
-		if _, err := rt.VolumePath(ctx, cur.App, b.Target); errors.Is(err, runtime.ErrNotSupported) {
-			return nil, fmt.Errorf("cannot restore %s: %w", b.ID, err)
+		if _, remote := rt.(runtime.VolumeArchiver); !remote {
+			if _, err := rt.VolumePath(ctx, cur.App, b.Target); errors.Is(err, runtime.ErrNotSupported) {
+				return nil, fmt.Errorf("cannot restore %s: %w", b.ID, err)
+			}
 		}
 		ins, err := m.e.InstancesMounting(ctx, cur, b.Target)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -58,6 +59,55 @@ func volumeNode(volume string, copies []volumeCopy, unknown []string) (string, e
 	return copies[0].node, nil
 }
 
+// volumeHolder finds the node to read or replace a volume on (volumeNode),
+// with its Docker API and the volume as it has it.
+func (r *Runtime) volumeHolder(ctx context.Context, name, vname string) (string, *client.Client, volume.Volume, error) {
+	if err := r.refreshNodes(ctx); err != nil {
+		return "", nil, volume.Volume{}, err
+	}
+	r.watch.mu.Lock()
+	var hosts []string
+	for _, n := range r.watch.nodes {
+		hosts = append(hosts, n.Hostname)
+	}
+	r.watch.mu.Unlock()
+	var copies []volumeCopy
+	var unknown []string
+	type held struct {
+		cli *client.Client
+		vol volume.Volume
+	}
+	found := map[string]held{}
+	for _, h := range hosts {
+		cli, err := r.node(ctx, h)
+		if errors.Is(err, runtime.ErrNotSupported) {
+			unknown = append(unknown, h)
+			continue
+		} else if err != nil {
+			return "", nil, volume.Volume{}, fmt.Errorf("volume %s: %w", name, err)
+		}
+		v, err := cli.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
+		if isNotFound(err) {
+			continue
+		} else if err != nil {
+			return "", nil, volume.Volume{}, fmt.Errorf("volume %s on %s: %w", name, h, err)
+		}
+		found[h] = held{cli, v.Volume}
+		copies = append(copies, volumeCopy{node: h, shared: sharedVolume(v.Volume)})
+	}
+	node, err := volumeNode(name, copies, unknown)
+	if err != nil {
+		return "", nil, volume.Volume{}, err
+	}
+	return node, found[node].cli, found[node].vol, nil
+}
+
+// sharedVolume says whether a volume's storage may be beyond its node: a
+// driver other than local, or the local driver with options (NFS, a bind).
+func sharedVolume(v volume.Volume) bool {
+	return v.Driver != "local" || len(v.Options) > 0
+}
+
 // ArchiveVolume reads a volume on the node that holds it, through that
 // node's Docker API: a container that mounts it read-only, created and
 // never started (the image of a container that mounts it there, else any
@@ -70,62 +120,27 @@ func (r *Runtime) ArchiveVolume(ctx context.Context, app, name string) (io.ReadC
 		return nil, "", err
 	}
 	vname := r.names.Volume(app, name)
-	if err := r.refreshNodes(ctx); err != nil {
-		return nil, "", err
-	}
-	r.watch.mu.Lock()
-	var hosts []string
-	for _, n := range r.watch.nodes {
-		hosts = append(hosts, n.Hostname)
-	}
-	r.watch.mu.Unlock()
-	var copies []volumeCopy
-	var unknown []string
-	clis := map[string]*client.Client{}
-	for _, h := range hosts {
-		cli, err := r.node(ctx, h)
-		if errors.Is(err, runtime.ErrNotSupported) {
-			unknown = append(unknown, h)
-			continue
-		} else if err != nil {
-			return nil, "", fmt.Errorf("volume %s: %w", name, err)
-		}
-		v, err := cli.VolumeInspect(ctx, vname, client.VolumeInspectOptions{})
-		if isNotFound(err) {
-			continue
-		} else if err != nil {
-			return nil, "", fmt.Errorf("volume %s on %s: %w", name, h, err)
-		}
-		clis[h] = cli
-		copies = append(copies, volumeCopy{node: h, shared: v.Volume.Driver != "local" || len(v.Volume.Options) > 0})
-	}
-	node, err := volumeNode(name, copies, unknown)
+	node, cli, _, err := r.volumeHolder(ctx, name, vname)
 	if err != nil {
 		return nil, "", err
 	}
-	cli := clis[node]
 	r.removeCopies(ctx, cli, vname)
 	img, err := r.copyImage(ctx, cli, vname)
 	if err != nil {
 		return nil, "", fmt.Errorf("volume %s on %s: %w", name, node, err)
 	}
-	c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: fmt.Sprintf("%s-volume-copy-%d", r.opts.Prefix, time.Now().UnixNano()),
-		Config: &container.Config{Image: img, Entrypoint: []string{"/moorage-volume-copy-never-runs"}, NetworkDisabled: true,
-			Labels: map[string]string{containers.LabelPrefix: taskPrefix + r.opts.Prefix, labelCopy: vname}},
-		HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vname, Target: copyMount, ReadOnly: true}}},
-	})
+	c, err := r.createCopy(ctx, cli, vname, img, true)
 	if err != nil {
 		return nil, "", fmt.Errorf("volume %s on %s: a container to read it: %w", name, node, err)
 	}
 	remove := func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if _, err := cli.ContainerRemove(rctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
-			r.log.Warn("removing the container that read a volume (the next volume backup retries)", "node", node, "container", shortID(c.ID), "err", err)
+		if _, err := cli.ContainerRemove(rctx, c, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			r.log.Warn("removing the container that read a volume (the next volume backup retries)", "node", node, "container", shortID(c), "err", err)
 		}
 	}
-	res, err := cli.CopyFromContainer(ctx, c.ID, client.CopyFromContainerOptions{SourcePath: copyMount})
+	res, err := cli.CopyFromContainer(ctx, c, client.CopyFromContainerOptions{SourcePath: copyMount})
 	if err != nil {
 		remove()
 		return nil, "", fmt.Errorf("volume %s on %s: %w", name, node, err)
@@ -177,4 +192,19 @@ func (r *Runtime) removeCopies(ctx context.Context, cli *client.Client, vname st
 	for _, c := range cs.Items {
 		cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
 	}
+}
+
+// createCopy creates (never starts) a container of img that mounts the
+// volume vname at copyMount, to copy from or into.
+func (r *Runtime) createCopy(ctx context.Context, cli *client.Client, vname, img string, readOnly bool) (string, error) {
+	c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: fmt.Sprintf("%s-volume-copy-%d", r.opts.Prefix, time.Now().UnixNano()),
+		Config: &container.Config{Image: img, Entrypoint: []string{"/moorage-volume-copy-never-runs"}, NetworkDisabled: true,
+			Labels: map[string]string{containers.LabelPrefix: taskPrefix + r.opts.Prefix, labelCopy: vname}},
+		HostConfig: &container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: vname, Target: copyMount, ReadOnly: readOnly}}},
+	})
+	if err != nil {
+		return "", err
+	}
+	return c.ID, nil
 }
