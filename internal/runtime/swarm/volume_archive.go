@@ -59,16 +59,21 @@ func volumeNode(volume string, copies []volumeCopy, unknown []string) (string, e
 	return copies[0].node, nil
 }
 
-// volumeHolder finds the node to read or replace a volume on (volumeNode),
-// with its Docker API and the volume as it has it.
+// volumeHolder finds the node to read or replace a volume on (volumeNode,
+// among the ready nodes), with its Docker API and the volume as it has it.
 func (r *Runtime) volumeHolder(ctx context.Context, name, vname string) (string, *client.Client, volume.Volume, error) {
 	if err := r.refreshNodes(ctx); err != nil {
 		return "", nil, volume.Volume{}, err
 	}
+	// A node that is down is not asked: its copy cannot be read, and a
+	// volume restored after its node was lost is the one on the node the
+	// accessory moved to.
 	r.watch.mu.Lock()
 	var hosts []string
 	for _, n := range r.watch.nodes {
-		hosts = append(hosts, n.Hostname)
+		if n.Ready {
+			hosts = append(hosts, n.Hostname)
+		}
 	}
 	r.watch.mu.Unlock()
 	var copies []volumeCopy
