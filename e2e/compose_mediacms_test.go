@@ -311,7 +311,7 @@ func postgresImage(t *testing.T) string {
 	tag := fmt.Sprintf("postgres:moorage-e2e-%d", time.Now().UnixNano())
 	files := map[string]bool{}
 	var elves []string
-	for _, b := range []string{"postgres", "initdb", "pg_dump", "pg_restore", "psql", "pg_isready"} {
+	for _, b := range []string{"postgres", "initdb", "pg_dump", "pg_restore", "psql", "pg_isready", "createdb", "dropdb"} {
 		elves = append(elves, filepath.Join(bin, b))
 	}
 	libs, _ := filepath.Glob(filepath.Join(root, "lib", "*.so"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moorage/moorage/internal/archive"
 	"github.com/moorage/moorage/internal/fsutil"
+	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -24,6 +25,9 @@ func (m *Manager) backupVolume(ctx context.Context, rel *store.Release, volume s
 	rt, err := m.e.Runtime(rel.Runtime)
 	if err != nil {
 		return err
+	}
+	if va, ok := rt.(runtime.VolumeArchiver); ok {
+		return m.backupRemoteVolume(ctx, rel, rt, va, volume, b, out)
 	}
 	dir, err := rt.VolumePath(ctx, rel.App, volume)
 	if err != nil {
@@ -64,6 +68,9 @@ func (m *Manager) restoreVolume(ctx context.Context, rel *store.Release, b *stor
 	rt, err := m.e.Runtime(rel.Runtime)
 	if err != nil {
 		return err
+	}
+	if va, ok := rt.(runtime.VolumeArchiver); ok {
+		return m.restoreRemoteVolume(ctx, rel, va, b, out)
 	}
 	dir, err := rt.VolumePath(ctx, rel.App, b.Target)
 	if err != nil {
@@ -167,6 +174,10 @@ type restoreJournal struct {
 	Stage  string `json:"stage"` // the archive unpacked
 	Old    string `json:"old"`   // the volume's previous content
 	Phase  string `json:"phase"`
+	// Runtime is set for a volume that is not on the server (swarm): Old
+	// is then an archive of its previous content, on the server, and the
+	// runtime replaces the content where the volume is (data_remote.go).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // undoSwap puts a volume back as it was before an interrupted or failed

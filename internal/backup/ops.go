@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -9,7 +10,7 @@ import (
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/fsutil"
 	"github.com/moorage/moorage/internal/plan"
-
+	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -63,6 +64,13 @@ func (m *Manager) decideRestore(ctx context.Context, b *store.Backup, cur *store
 		// instances to stop, and the volume would change under them.
 		if err := engine.Reach(ctx, rt); err != nil {
 			return nil, fmt.Errorf("cannot restore %s: %w", b.ID, err)
+		}
+		// A runtime that cannot reach into the volume (swarm) refuses
+		// before anything is stopped.
+		if _, remote := rt.(runtime.VolumeArchiver); !remote {
+			if _, err := rt.VolumePath(ctx, cur.App, b.Target); errors.Is(err, runtime.ErrNotSupported) {
+				return nil, fmt.Errorf("cannot restore %s: %w", b.ID, err)
+			}
 		}
 		ins, err := m.e.InstancesMounting(ctx, cur, b.Target)
 		if err != nil {

@@ -98,9 +98,20 @@ func pgExec(ctx context.Context, rt runtime.Runtime, in runtime.Instance, p pgPa
 		return "", fmt.Errorf("%s: %w", args[0], err)
 	}
 	if code != 0 {
-		return "", fmt.Errorf("%s exited with status %d: %s", args[0], code, strings.TrimSpace(lastLines(stderr.String(), 5)))
+		return "", pgExitError(args[0], code, stderr.String())
 	}
 	return outBuf.String(), nil
+}
+
+// pgExitError is the error of a client tool that exited with code: the
+// last lines of its stderr, or, for a tool that could not be run (126,
+// 127 and nothing said), which tools the accessory's image must have.
+func pgExitError(tool string, code int, stderr string) error {
+	msg := strings.TrimSpace(lastLines(stderr, 5))
+	if msg == "" && (code == 126 || code == 127) {
+		msg = fmt.Sprintf("could not run %s in the accessory: backup: postgres runs pg_dump, pg_restore, psql, createdb and dropdb inside it, so its image must have them on its PATH", tool)
+	}
+	return fmt.Errorf("%s exited with status %d: %s", tool, code, msg)
 }
 
 func firstNonEmpty(vs ...string) string {

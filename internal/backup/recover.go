@@ -54,7 +54,9 @@ func (m *Manager) undoRestore(ctx context.Context, app, value string) (j restore
 		return j, false, fmt.Errorf("its journal is unreadable (%v); check the app's volumes", err)
 	}
 	save := func(phase string) error {
-		v, _ := json.Marshal(restoreJournal{Backup: j.Backup, Volume: j.Volume, Dir: j.Dir, Stage: j.Stage, Old: j.Old, Phase: phase})
+		next := j
+		next.Phase = phase
+		v, _ := json.Marshal(next)
 		if err := m.st.PutJournal(context.WithoutCancel(ctx), app, store.JournalRestore, string(v)); err != nil {
 			return err
 		}
@@ -62,7 +64,11 @@ func (m *Manager) undoRestore(ctx context.Context, app, value string) (j restore
 		return nil
 	}
 	finished = j.Phase == phaseDone
-	if err := undoSwap(&j, save); err != nil {
+	if j.Runtime != "" {
+		if err := m.undoRemote(ctx, app, &j, save); err != nil {
+			return j, false, fmt.Errorf("restore of %s into volume %s: putting the volume back FAILED: %v; its previous content is in %s", j.Backup, j.Volume, err, j.Old)
+		}
+	} else if err := undoSwap(&j, save); err != nil {
 		return j, false, fmt.Errorf("restore of %s into volume %s: putting the volume back FAILED: %v; its previous content is in %s, the backup's in %s", j.Backup, j.Volume, err, j.Old, j.Stage)
 	}
 	if err := m.st.DeleteJournal(context.WithoutCancel(ctx), app, store.JournalRestore); err != nil {

@@ -406,3 +406,19 @@ type AppDataRemover interface {
 type ArtifactSizer interface {
 	ArtifactSize(ctx context.Context, a Artifact) (int64, error)
 }
+
+// VolumeArchiver is implemented by runtimes whose volumes are not
+// directories of the server (swarm: a volume lives on a node). Volume
+// backups read and restore a volume through it instead of VolumePath.
+type VolumeArchiver interface {
+	// ArchiveVolume returns app's volume name as an uncompressed tar
+	// stream whose entries sit under one top directory (the Docker API's
+	// archive of a path), and where it is read from ("node2"). Closing
+	// the stream cleans up what reading it needed.
+	ArchiveVolume(ctx context.Context, app, name string) (content io.ReadCloser, where string, err error)
+	// ReplaceVolume replaces the volume's content with content, a tar
+	// stream (gzip or not) of entries relative to the volume's root,
+	// numeric owners kept, and says where. Nothing may run with the
+	// volume mounted.
+	ReplaceVolume(ctx context.Context, app, name string, content io.Reader) (where string, err error)
+}

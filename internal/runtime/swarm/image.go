@@ -175,7 +175,8 @@ func jsonStreamError(rd io.Reader) error {
 }
 
 // imageRef is the image a service names: the release's image ID, or an
-// accessory's image (which every node that may run it must have).
+// accessory's image as the spec names it (start ships it to the node the
+// accessory is pinned to: accessoryImage).
 func (r *Runtime) imageRef(ctx context.Context, s *runtime.InstanceSpec) (string, error) {
 	if s.Kind == runtime.KindAccessory && s.Image != "" {
 		return s.Image, nil

@@ -72,6 +72,12 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 			return runtime.Instance{}, err
 		}
 		spec.TaskTemplate.Placement.Constraints = append(spec.TaskTemplate.Placement.Constraints, "node.id=="+node)
+		if s.Kind == runtime.KindAccessory && s.Image != "" {
+			if img, err = r.accessoryImage(ctx, s, node); err != nil {
+				return runtime.Instance{}, err
+			}
+			spec.TaskTemplate.ContainerSpec.Image = img
+		}
 	}
 	auth, err := r.authFor(ctx, img)
 	if err != nil {

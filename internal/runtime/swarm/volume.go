@@ -20,12 +20,13 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 }
 
 // VolumePath is not available on swarm: a volume lives on a node, not on
-// the server.
+// the server. Backups read and restore it on its node (ArchiveVolume,
+// ReplaceVolume); static files served from a volume are refused.
 func (r *Runtime) VolumePath(ctx context.Context, app, name string) (string, error) {
 	if err := seam.Valid(r.life.Check, "app", app, "volume", name); err != nil {
 		return "", err
 	}
-	return "", fmt.Errorf("volume %s of %s lives on a swarm node, not on this server: backups of swarm volumes are not supported yet (back it up on its node, or use a volume driver with its own backups): %w", name, app, runtime.ErrNotSupported)
+	return "", fmt.Errorf("volume %s of %s lives on a swarm node, not on this server, which cannot read it as a directory: static files served from a volume are not supported on swarm yet (put them in the image): %w", name, app, runtime.ErrNotSupported)
 }
 
 // EnsureNetwork creates the app's attachable overlay network, where its
