@@ -31,7 +31,7 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 // run is Run once the one-off id has begun (seam.Tasks.Run).
 func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
 	if s.TTY || s.Stdin != nil {
-		return fail(fmt.Errorf("interactive one-offs (a terminal or input) are not supported on swarm yet; run the command without -it, or exec into a running instance: %w", runtime.ErrNotSupported))
+		return r.runInteractive(ctx, s, id, fail) // run_interactive.go
 	}
 	name := r.names.Instance(id)
 	if _, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{}); err == nil {

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/runtimetest"
 	"github.com/moorage/moorage/internal/testutil/swarmtest"
 )
@@ -82,8 +86,23 @@ func TestSwarmConformance(t *testing.T) {
 			return "local", map[string]string{"type": "none", "o": "bind", "device": dir}
 		},
 		Timeout: 2 * time.Minute,
-		Skip: map[string]string{
-			"RunTTY": "swarm: interactive one-offs are not supported yet (Run refuses a TTY or stdin, saying so)",
-		},
 	})
+	// The interactive one-offs (RunTTY: containers on the manager) are
+	// gone, the one whose client went away too.
+	cli, err := client.New(client.WithHost("unix://" + c.Manager().Socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", containers.LabelPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range cs.Items {
+		if strings.HasPrefix(ct.Labels[containers.LabelPrefix], runPrefix) {
+			t.Errorf("an interactive one-off's container is left on the manager: %v (%s)", ct.Names, ct.State)
+		}
+	}
 }
