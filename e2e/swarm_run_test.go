@@ -1,0 +1,75 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// `moorage run` with a terminal on a real three-node swarm, through a
+// pseudo-terminal (script(1)) as a person types it: the shell in the
+// one-off sees the release's env, reaches a web instance by its service
+// name on the app's overlay network, reads what is typed, and its exit
+// code comes back. Its container (on the manager) is gone afterwards.
+func TestSwarmRunInteractive(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("script(1) (Debian: bsdutils) is needed for the terminal; CI has it")
+	}
+	s := startServerRT(t, "swarm")
+	app := s.hello(t, append(fastSpec, "release:", "env:\n  GREETING: hi-from-the-spec\nrelease:")...)
+	s.deploy(app, 0)
+	web := ""
+	for _, in := range s.ps("hello").serving() {
+		if in.Service == "web" && in.State == "running" {
+			web = s.prefix + "-" + in.ID
+			break
+		}
+	}
+	if web == "" {
+		t.Fatalf("no running web instance: %+v", s.ps("hello"))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tty := exec.CommandContext(ctx, "script", "-qec", binary+" run -a hello -- sh", "/dev/null")
+	tty.Env = append(os.Environ(), "MOORAGE_HOST=unix://"+socketOf(s.dataDir))
+	in, err := tty.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	// What is typed echoes back: the markers the test looks for are made
+	// by the shell ($((...)), read), so only its output has them.
+	go io.WriteString(in, strings.Join([]string{
+		`test -t 0 && test -t 1 && echo "tty-$((1+1))"`,
+		`echo "env-[$GREETING]-[$MOORAGE_APP]"`,
+		fmt.Sprintf(`wget -qO- http://%s:8080/healthz && echo " web-$((40+2))"`, web),
+		`read line; echo "typed-[$line]"`,
+		`a line typed`,
+		`exit 7`,
+	}, "\n")+"\n")
+	out, err := tty.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("run with a terminal: %v, want exit 7; output %q\nserver log:\n%s", err, out, tail(s.logs(), 40))
+	}
+	for _, want := range []string{"tty-2", "env-[hi-from-the-spec]-[hello]", "ok web-42", "typed-[a line typed]"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the one-off's output has no %q:\n%q", want, out)
+		}
+	}
+
+	// Nothing is left on the manager (the container goes before Run
+	// returns).
+	left, err := exec.CommandContext(ctx, "docker", "-H", "unix://"+s.swarm.Manager().Socket, "ps", "-aq", "--filter", "label=moorage.prefix=swarm-run:"+s.prefix).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(left)) != "" {
+		t.Errorf("an interactive one-off's container is left on the manager: %q %v", left, err)
+	}
+}
