@@ -16,7 +16,8 @@ import (
 // pseudo-terminal (script(1)) as a person types it: the shell in the
 // one-off sees the release's env, reaches a web instance by its service
 // name on the app's overlay network, reads what is typed, and its exit
-// code comes back. Its container (on the manager) is gone afterwards.
+// code comes back; so do piped input and the exit code without a
+// terminal. The containers (on the manager) are gone afterwards.
 func TestSwarmRunInteractive(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("script"); err != nil {
@@ -64,6 +65,16 @@ func TestSwarmRunInteractive(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the one-off's output has no %q:\n%q", want, out)
 		}
+	}
+
+	// Without a terminal (input piped in), the same path: the input
+	// reaches the command and the exit code comes back.
+	piped := exec.CommandContext(ctx, binary, "run", "-a", "hello", "--", "sh", "-c", "cat; exit 3")
+	piped.Env = tty.Env
+	piped.Stdin = strings.NewReader("piped in\n")
+	out, err = piped.Output()
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || string(out) != "piped in\n" {
+		t.Errorf("run with input piped in: %v, want exit 3; output %q", err, out)
 	}
 
 	// Nothing is left on the manager (the container goes before Run
