@@ -17,7 +17,8 @@ import (
 // one-off sees the release's env, reaches a web instance by its service
 // name on the app's overlay network, reads what is typed, and its exit
 // code comes back; so do piped input and the exit code without a
-// terminal. The containers (on the manager) are gone afterwards.
+// terminal. The containers (on the manager) are gone afterwards, and the
+// one a killed server left is removed when it starts again.
 func TestSwarmRunInteractive(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("script"); err != nil {
@@ -79,8 +80,42 @@ func TestSwarmRunInteractive(t *testing.T) {
 
 	// Nothing is left on the manager (the container goes before Run
 	// returns).
-	left, err := exec.CommandContext(ctx, "docker", "-H", "unix://"+s.swarm.Manager().Socket, "ps", "-aq", "--filter", "label=moorage.prefix=swarm-run:"+s.prefix).CombinedOutput()
-	if err != nil || strings.TrimSpace(string(left)) != "" {
-		t.Errorf("an interactive one-off's container is left on the manager: %q %v", left, err)
+	runs := func() string {
+		out, err := exec.CommandContext(ctx, "docker", "-H", "unix://"+s.swarm.Manager().Socket, "ps", "-aq", "--filter", "label=moorage.prefix=swarm-run:"+s.prefix).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker ps on the manager: %v %s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if left := runs(); left != "" {
+		t.Errorf("an interactive one-off's container is left on the manager: %q", left)
+	}
+
+	// A server killed while a one-off runs leaves its container; the
+	// server that starts again removes it.
+	held := exec.CommandContext(ctx, "script", "-qec", binary+" run -a hello -- sleep 600", "/dev/null")
+	held.Env = tty.Env
+	hin, err := held.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hin.Close()
+	if err := held.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer held.Wait()
+	waitFor(t, time.Minute, "the one-off's container on the manager", func() error {
+		if runs() == "" {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	s.kill()
+	if runs() == "" {
+		t.Fatal("the one-off's container went with the killed server: nothing left to check")
+	}
+	s.start()
+	if left := runs(); left != "" {
+		t.Errorf("the restarted server did not remove the one-off a killed one left: %q", left)
 	}
 }
