@@ -86,7 +86,7 @@ func (r *Runtime) runContainer(ctx context.Context, s *runtime.RunSpec, id strin
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if _, err := r.cli.ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		if _, err := r.cli.ContainerRemove(rctx, created.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
 			r.log.Warn("removing an interactive one-off's container", "task", id, "err", err)
 		}
 	}()
@@ -194,7 +194,7 @@ func (r *Runtime) removeLeftoverRuns(ctx context.Context) error {
 	}
 	for _, c := range cs.Items {
 		r.log.Info("removing an interactive one-off a previous server left", "container", c.Names, "id", shortID(c.ID))
-		if _, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		if _, err := r.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
 			return fmt.Errorf("swarm runtime: remove the one-off %s a previous server left: %w", shortID(c.ID), err)
 		}
 	}
