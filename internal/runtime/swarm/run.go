@@ -75,12 +75,14 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 	stdout, stderr := seam.WriterOr(s.Stdout), seam.WriterOr(s.Stderr)
 	// Follow the output while it runs; what the stream missed (a short
 	// task can end before the stream starts) is read once more at the end.
-	var last time.Time
+	// Lines already written are told by their time, per stream: the log
+	// stream may pass a stderr line before an earlier stdout line.
+	last := map[string]time.Time{}
 	write := func(stream string, t time.Time, text []byte) {
-		if !t.After(last) {
+		if !t.After(last[stream]) {
 			return
 		}
-		last = t
+		last[stream] = t
 		w := stdout
 		if stream == "stderr" {
 			w = stderr
@@ -133,7 +135,11 @@ loop:
 		return fail(werr)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	r.readJobLogs(rctx, res.ID, last, false, write)
+	since := last["stdout"]
+	if t := last["stderr"]; t.Before(since) {
+		since = t
+	}
+	r.readJobLogs(rctx, res.ID, since, false, write)
 	cancel()
 	code := -1
 	if cs := task.Status.ContainerStatus; cs != nil && cs.ContainerID != "" {
