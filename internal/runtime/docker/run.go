@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -64,12 +65,32 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 		}
 	}()
 	r.prepareVolumes(ctx, p)
+	res, err := RunAttached(ctx, r.ctx, r.cli, cid, s, r.log.With("task", id))
+	if err != nil {
+		return fail(err)
+	}
+	return res.Finish(id, s, r.events.Publish)
+}
 
-	att, err := r.cli.ContainerAttach(ctx, cid, client.ContainerAttachOptions{
+// RunResult is how a one-off's container ended (RunAttached).
+type RunResult struct {
+	Code   int   // its exit code; -1 when unknown
+	Killed error // why it was killed (ctx's error, ErrTimeout, ErrRuntimeClosed); nil when it exited by itself
+	Wait   error // waiting for it failed
+}
+
+// RunAttached attaches s's streams to the created container cid on cli's
+// engine (a TTY's output as is, else stdout and stderr apart; s.Stdin when
+// given), starts it and waits until it exits. ctx, s.Timeout and closed
+// (the runtime's life: Close) kill it. The error is an attach or start
+// that failed; the container is the caller's to remove. The swarm runtime
+// runs its interactive one-offs with it on a node's engine.
+func RunAttached(ctx, closed context.Context, cli *client.Client, cid string, s *runtime.RunSpec, log *slog.Logger) (RunResult, error) {
+	att, err := cli.ContainerAttach(ctx, cid, client.ContainerAttachOptions{
 		Stream: true, Stdin: s.Stdin != nil, Stdout: true, Stderr: true,
 	})
 	if err != nil {
-		return fail(fmt.Errorf("attach: %w", err))
+		return RunResult{Code: -1}, fmt.Errorf("attach: %w", err)
 	}
 	defer att.Close()
 	copied := make(chan struct{})
@@ -96,8 +117,8 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 		}()
 	}
 
-	if _, err := r.cli.ContainerStart(ctx, cid, client.ContainerStartOptions{}); err != nil {
-		return fail(fmt.Errorf("start container: %w", err))
+	if _, err := cli.ContainerStart(ctx, cid, client.ContainerStartOptions{}); err != nil {
+		return RunResult{Code: -1}, fmt.Errorf("start container: %w", err)
 	}
 	var expired <-chan time.Time
 	if s.Timeout > 0 {
@@ -107,7 +128,7 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 	}
 	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer wcancel()
-	wait := r.cli.ContainerWait(wctx, cid, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	wait := cli.ContainerWait(wctx, cid, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
 	code := -1
 	var killed, werr error
 	select {
@@ -118,13 +139,13 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 		killed = ctx.Err()
 	case <-expired:
 		killed = fmt.Errorf("after %s: %w", s.Timeout, runtime.ErrTimeout)
-	case <-r.ctx.Done():
+	case <-closed.Done():
 		killed = runtime.ErrRuntimeClosed
 	}
 	if killed != nil {
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		if _, err := r.cli.ContainerKill(kctx, cid, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
-			r.log.Debug("kill one-off", "task", id, "err", err)
+		if _, err := cli.ContainerKill(kctx, cid, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
+			log.Debug("kill one-off", "err", err)
 		}
 		select {
 		case w := <-wait.Result:
@@ -142,24 +163,30 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 		<-copied
 	}
 
+	return RunResult{Code: code, Killed: killed, Wait: werr}, nil
+}
+
+// Finish publishes the exit event of one-off id and returns what Run
+// returns: its exit code, and why it was killed or could not be waited for.
+func (res RunResult) Finish(id string, s *runtime.RunSpec, publish func(runtime.InstanceEvent)) (int, error) {
 	ev := runtime.InstanceEvent{
 		Time: time.Now().UTC(), Type: runtime.EventExit, Instance: id, App: s.App, Service: s.Service,
-		Release: s.Release, Kind: s.Kind, ExitCode: code, Message: fmt.Sprintf("exit status %d", code),
+		Release: s.Release, Kind: s.Kind, ExitCode: res.Code, Message: fmt.Sprintf("exit status %d", res.Code),
 	}
 	switch {
-	case killed != nil:
-		ev.Message = killed.Error()
-	case werr != nil:
-		ev.Message = werr.Error()
+	case res.Killed != nil:
+		ev.Message = res.Killed.Error()
+	case res.Wait != nil:
+		ev.Message = res.Wait.Error()
 	}
-	r.events.Publish(ev)
-	if killed != nil {
-		return code, fmt.Errorf("run %s: %w", id, killed)
+	publish(ev)
+	if res.Killed != nil {
+		return res.Code, fmt.Errorf("run %s: %w", id, res.Killed)
 	}
-	if werr != nil {
-		return code, fmt.Errorf("run %s: wait: %w", id, werr)
+	if res.Wait != nil {
+		return res.Code, fmt.Errorf("run %s: wait: %w", id, res.Wait)
 	}
-	return code, nil
+	return res.Code, nil
 }
 
 // Exec runs a command in a running container (docker exec) with its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -479,6 +480,41 @@ func (s *suite) testRunTTY(t *testing.T) {
 	task = e.task("tty")
 	if code, out, err := e.run(task); err != nil || code != 0 || !strings.Contains(out, "tty: no") {
 		t.Errorf("run without a TTY = %d %v, output %q; want \"tty: no\"", code, err, out)
+	}
+
+	// Input reaches the command, without a terminal and with one; the
+	// exit code and the instance's env come through with a terminal.
+	task = e.task("cat", "-")
+	task.Stdin = strings.NewReader("typed input\n")
+	if code, out, err := e.run(task); err != nil || code != 0 || out != "typed input\n" {
+		t.Errorf("run with input = %d %v, output %q; want \"typed input\\n\"", code, err, out)
+	}
+	task = e.task("getenv", "GREETING")
+	task.Env = map[string]string{"GREETING": "hello tty"}
+	task.TTY, task.Stdin = true, strings.NewReader("")
+	if code, out, err := e.run(task); err != nil || code != 0 || !strings.Contains(out, "hello tty") {
+		t.Errorf("run getenv with a TTY = %d %v, output %q; want \"hello tty\"", code, err, out)
+	}
+	task = e.task("exit", "3")
+	task.TTY, task.Stdin = true, strings.NewReader("")
+	if code, out, err := e.run(task); err != nil || code != 3 {
+		t.Errorf("run exit 3 with a TTY = %d %v, output %q; want 3", code, err, out)
+	}
+
+	// A client that goes away (its context ends) ends the command, even
+	// one that waits for input.
+	ctx, cancel := context.WithTimeout(e.ctx, 500*time.Millisecond)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	task = e.task("cat", "-")
+	task.TTY, task.Stdin, task.Stdout = true, pr, io.Discard
+	start := time.Now()
+	if _, err := e.rt.Run(ctx, task); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("run with a TTY and an expiring context: %v, want context.DeadlineExceeded", err)
+	}
+	if el := time.Since(start); el > e.timeout() {
+		t.Errorf("run with a TTY returned %s after its context ended", el)
 	}
 }
 

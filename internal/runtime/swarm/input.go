@@ -1,38 +1,48 @@
 package swarm
 
 import (
-	"fmt"
+	"bytes"
 	"io"
 	"time"
-
-	"github.com/moorage/moorage/internal/runtime"
 )
 
 // inputWait is how long a one-off waits to learn whether its input is
 // empty.
 const inputWait = time.Second
 
-// noInput checks that a one-off (a swarm job, which has no stdin) is given
-// no input. The API always hands Run a reader: `moorage run` without a
-// terminal sends its stdin, which is empty (/dev/null, a closed pipe) for
-// all but `moorage run -- cmd < file`. An input that ends within wait
-// without a byte is none; one that brings a byte is refused; one still
-// open after wait (a terminal left as stdin) is never read by the job.
-// Whatever comes later is read and dropped, so that the sender never
+// peekInput tells whether a one-off without a terminal is given input.
+// The API always hands Run a reader: `moorage run` without a terminal
+// sends its stdin, which is empty (/dev/null, a closed pipe) for all but
+// `moorage run -- cmd < file`. An input that ends within wait without a
+// byte is none (the one-off is a swarm job); one that brings a byte is
+// input, returned whole (the first byte put back) for a container that can
+// read it; one still open after wait (a terminal left as stdin) is none,
+// and whatever comes later is read and dropped, so that the sender never
 // blocks.
-func noInput(in io.Reader, wait time.Duration) error {
-	got := make(chan bool, 1)
+func peekInput(in io.Reader, wait time.Duration) (io.Reader, bool) {
+	type peeked struct {
+		b    byte
+		data bool
+	}
+	got := make(chan peeked) // unbuffered: once late is closed, nobody takes a byte
+	late := make(chan struct{})
 	go func() {
 		var b [1]byte
 		for {
 			n, err := in.Read(b[:])
 			if n > 0 {
-				got <- true
-				io.Copy(io.Discard, in)
+				select {
+				case got <- peeked{b[0], true}:
+				case <-late: // the one-off went on without input
+					io.Copy(io.Discard, in)
+				}
 				return
 			}
 			if err != nil {
-				got <- false
+				select {
+				case got <- peeked{}:
+				case <-late:
+				}
 				return
 			}
 		}
@@ -40,12 +50,13 @@ func noInput(in io.Reader, wait time.Duration) error {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case data := <-got:
-		if data {
-			return fmt.Errorf("one-offs on swarm get no input (a swarm job has no stdin); put the input in the image or a volume, or exec into a running instance: %w", runtime.ErrNotSupported)
+	case p := <-got:
+		if !p.data {
+			return nil, false
 		}
-		return nil
+		return io.MultiReader(bytes.NewReader([]byte{p.b}), in), true
 	case <-t.C:
-		return nil
+		close(late)
+		return nil, false
 	}
 }

@@ -1,29 +1,30 @@
 package swarm
 
 import (
-	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/moorage/moorage/internal/runtime"
 )
 
-func TestNoInput(t *testing.T) {
+func TestPeekInput(t *testing.T) {
 	// Empty input (what `moorage run` sends from /dev/null): none.
-	if err := noInput(strings.NewReader(""), time.Minute); err != nil {
-		t.Fatalf("empty input: %v", err)
+	if _, data := peekInput(strings.NewReader(""), time.Minute); data {
+		t.Fatalf("empty input reads as data")
 	}
-	// Input with bytes: refused, saying so.
-	if err := noInput(strings.NewReader("SELECT 1;\n"), time.Minute); !errors.Is(err, runtime.ErrNotSupported) || !strings.Contains(err.Error(), "no input") {
-		t.Fatalf("input with data: %v", err)
+	// Input with bytes: all of it, the first byte included.
+	in, data := peekInput(strings.NewReader("SELECT 1;\n"), time.Minute)
+	if !data {
+		t.Fatal("input with data reads as none")
+	}
+	if b, err := io.ReadAll(in); err != nil || string(b) != "SELECT 1;\n" {
+		t.Fatalf("input read back: %q %v", b, err)
 	}
 	// Input still open after the wait (a terminal): none, and what comes
 	// later is read and dropped (the sender never blocks).
 	r, w := io.Pipe()
-	if err := noInput(r, 10*time.Millisecond); err != nil {
-		t.Fatalf("open input: %v", err)
+	if _, data := peekInput(r, 10*time.Millisecond); data {
+		t.Fatal("open input without a byte reads as data")
 	}
 	done := make(chan error, 1)
 	go func() {

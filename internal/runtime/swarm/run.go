@@ -30,13 +30,19 @@ func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
 
 // run is Run once the one-off id has begun (seam.Tasks.Run).
 func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
-	if s.TTY {
-		return fail(fmt.Errorf("interactive one-offs (a terminal) are not supported on swarm yet; run the command without -it, or exec into a running instance: %w", runtime.ErrNotSupported))
-	}
-	if s.Stdin != nil {
-		if err := noInput(s.Stdin, inputWait); err != nil {
-			return fail(err)
+	if s.Stdin != nil && !s.TTY {
+		// The API hands every one-off a reader: `moorage run` without a
+		// terminal sends its stdin, empty but for `moorage run -- cmd <
+		// file`. Empty, the one-off is a swarm job like a release task;
+		// with input, it needs a container it can be fed to.
+		in, data := peekInput(s.Stdin, inputWait)
+		s.Stdin = nil
+		if data {
+			s.Stdin = in
 		}
+	}
+	if s.TTY || s.Stdin != nil {
+		return r.runInteractive(ctx, s, id, fail) // run_interactive.go
 	}
 	name := r.names.Instance(id)
 	if _, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{}); err == nil {
@@ -80,12 +86,14 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 	stdout, stderr := seam.WriterOr(s.Stdout), seam.WriterOr(s.Stderr)
 	// Follow the output while it runs; what the stream missed (a short
 	// task can end before the stream starts) is read once more at the end.
-	var last time.Time
+	// Lines already written are told by their time, per stream: the log
+	// stream may pass a stderr line before an earlier stdout line.
+	last := map[string]time.Time{}
 	write := func(stream string, t time.Time, text []byte) {
-		if !t.After(last) {
+		if !t.After(last[stream]) {
 			return
 		}
-		last = t
+		last[stream] = t
 		w := stdout
 		if stream == "stderr" {
 			w = stderr
@@ -138,7 +146,11 @@ loop:
 		return fail(werr)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	r.readJobLogs(rctx, res.ID, last, false, write)
+	since := last["stdout"]
+	if t := last["stderr"]; t.Before(since) {
+		since = t
+	}
+	r.readJobLogs(rctx, res.ID, since, false, write)
 	cancel()
 	code := -1
 	if cs := task.Status.ContainerStatus; cs != nil && cs.ContainerID != "" {

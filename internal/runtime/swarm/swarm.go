@@ -11,8 +11,8 @@
 //	services   <prefix>-<instance id>    labels moorage.prefix, .app, .service,
 //	                                     .release, .index, .kind, .hash,
 //	                                     .instance, .port, .publish
-//	jobs       <prefix>-<task id>        one-offs and release tasks: replicated
-//	                                     jobs, restart condition none
+//	jobs       <prefix>-<task id>        release tasks and one-offs without
+//	                                     input: replicated jobs, restart none
 //	networks   <prefix>-<app>            an attachable overlay, DNS round robin
 //	images     built on the manager by a docker runtime of prefix
 //	           <prefix>-swarm, then shipped by image ID to every node
@@ -26,6 +26,11 @@
 // a value no runtime uses: a docker runtime on a node's engine never takes
 // a task's container for one of its own (containers inherit their image's
 // labels, and the image carries the builder's prefix).
+//
+// A one-off with a terminal or input (`moorage run`) is a plain container
+// on the manager, <prefix>-<task id>, labelled
+// moorage.prefix=swarm-run:<prefix>, on the app's overlay network: a job
+// attaches neither (run_interactive.go).
 //
 // Traffic reaches a web task on its node's address at a port the node
 // picks (a host-mode published port). The routing mesh is not used: it

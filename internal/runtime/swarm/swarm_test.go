@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/moorage/moorage/internal/runtime"
+	"github.com/moorage/moorage/internal/runtime/containers"
 	"github.com/moorage/moorage/internal/runtime/runtimetest"
 	"github.com/moorage/moorage/internal/testutil/swarmtest"
 )
@@ -85,8 +89,23 @@ func TestSwarmConformance(t *testing.T) {
 		Extra: map[string]func(t *testing.T, dir string){
 			"Files": func(t *testing.T, dir string) { testFiles(t, c, dir) },
 		},
-		Skip: map[string]string{
-			"RunTTY": "swarm: interactive one-offs are not supported yet (Run refuses a TTY or stdin, saying so)",
-		},
 	})
+	// The interactive one-offs (RunTTY: containers on the manager) are
+	// gone, the one whose client went away too.
+	cli, err := client.New(client.WithHost("unix://" + c.Manager().Socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", containers.LabelPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range cs.Items {
+		if strings.HasPrefix(ct.Labels[containers.LabelPrefix], runPrefix) {
+			t.Errorf("an interactive one-off's container is left on the manager: %v (%s)", ct.Names, ct.State)
+		}
+	}
 }

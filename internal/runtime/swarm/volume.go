@@ -63,6 +63,9 @@ func (r *Runtime) adopt(ctx context.Context) error {
 	if err := r.refreshNodes(ctx); err != nil {
 		return fmt.Errorf("swarm runtime: list nodes: %w", err)
 	}
+	if err := r.removeLeftoverRuns(ctx); err != nil {
+		return err
+	}
 	svcs, err := r.cli.ServiceList(ctx, client.ServiceListOptions{Filters: r.names.Filter()})
 	if err != nil {
 		return fmt.Errorf("swarm runtime: list services: %w", err)
