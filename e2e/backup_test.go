@@ -143,24 +143,12 @@ func TestPostgresBackupRestore(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	psql("CREATE TABLE items (id int primary key, name text); INSERT INTO items VALUES (1, 'anchor'), (2, 'rope'), (3, 'sail')")
-	out := s.mustRun("backup", "create", "-a", "hello", "--accessory", "db")
-	if !strings.Contains(out, "dumped database postgres") {
-		t.Fatalf("backup create:\n%s", out)
-	}
-	var id string
-	for _, x := range backupIDs(t, s, "hello") {
-		if strings.HasPrefix(x, "hello-postgres-db-") {
-			id = x
-		}
-	}
-	if id == "" {
-		t.Fatalf("no postgres backup listed:\n%s", s.mustRun("backup", "list", "-a", "hello"))
-	}
+	id := postgresBackup(t, s, "hello", "db")
 	psql("DELETE FROM items WHERE id = 2; UPDATE items SET name = 'changed' WHERE id = 1; INSERT INTO items VALUES (4, 'new')")
 	if got := psql("SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items"); got != "1:changed,3:sail,4:new" {
 		t.Fatalf("rows before restore: %s", got)
 	}
-	out = s.mustRun("backup", "verify", "-a", "hello", id)
+	out := s.mustRun("backup", "verify", "-a", "hello", id)
 	if !strings.Contains(out, "public.items: 3 rows") || !strings.Contains(out, "restores and holds data") {
 		t.Fatalf("verify:\n%s", out)
 	}
@@ -449,4 +437,21 @@ func TestRestoreFromFile(t *testing.T) {
 	if out, errOut, code := b.run("backup", "restore", "-a", "hello", "--file", "relative.tar.gz"); code == 0 || !strings.Contains(out+errOut, "absolute path") {
 		t.Fatalf("restore --file of a relative path: exit %d\n%s%s", code, out, errOut)
 	}
+}
+
+// postgresBackup backs up accessory acc of app (backup: postgres) and
+// returns the backup's ID.
+func postgresBackup(t *testing.T, s *server, app, acc string) string {
+	t.Helper()
+	out := s.mustRun("backup", "create", "-a", app, "--accessory", acc)
+	if !strings.Contains(out, "dumped database postgres") {
+		t.Fatalf("backup create:\n%s", out)
+	}
+	for _, x := range backupIDs(t, s, app) {
+		if strings.HasPrefix(x, app+"-postgres-"+acc+"-") {
+			return x
+		}
+	}
+	t.Fatalf("no postgres backup listed:\n%s", s.mustRun("backup", "list", "-a", app))
+	return ""
 }

@@ -217,16 +217,7 @@ func TestPostgresPasswordSecret(t *testing.T) {
 	if out, errOut, code := s.run("run", "-a", "hello", "--", "psql", "-h", "$MOORAGE_ACCESSORY_DB_HOST", "-p", "$MOORAGE_ACCESSORY_DB_PORT", "-U", "postgres", "-w", "-c", "select 1"); code == 0 || !strings.Contains(out+errOut, "password") {
 		t.Fatalf("psql without a password: exit %d, want a refusal for want of a password:\n%s%s", code, out, errOut)
 	}
-	out := s.mustRun("backup", "create", "-a", "hello", "--accessory", "db")
-	if !strings.Contains(out, "dumped database postgres") {
-		t.Fatalf("backup create:\n%s", out)
-	}
-	var id string
-	for _, x := range backupIDs(t, s, "hello") {
-		if strings.HasPrefix(x, "hello-postgres-db-") {
-			id = x
-		}
-	}
+	id := postgresBackup(t, s, "hello", "db")
 	if out := s.mustRun("backup", "verify", "-a", "hello", id); !strings.Contains(out, "public.items: 2 rows") {
 		t.Fatalf("verify:\n%s", out)
 	}

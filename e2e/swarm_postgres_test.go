@@ -91,19 +91,7 @@ func TestSwarmPostgresBackup(t *testing.T) {
 	rows := "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM items"
 	psql("CREATE TABLE items (id int primary key, name text); INSERT INTO items VALUES (1, 'anchor'), (2, 'rope'), (3, 'sail')")
 
-	out := s.mustRun("backup", "create", "-a", "hello", "--accessory", "db")
-	if !strings.Contains(out, "dumped database postgres") {
-		t.Fatalf("backup create:\n%s", out)
-	}
-	var id string
-	for _, x := range backupIDs(t, s, "hello") {
-		if strings.HasPrefix(x, "hello-postgres-db-") {
-			id = x
-		}
-	}
-	if id == "" {
-		t.Fatalf("no postgres backup listed:\n%s", s.mustRun("backup", "list", "-a", "hello"))
-	}
+	id := postgresBackup(t, s, "hello", "db")
 	// The dump is a file on the server, in pg_dump's custom format.
 	var file string
 	filepath.WalkDir(s.dataDir, func(p string, e os.DirEntry, err error) error {
@@ -117,7 +105,7 @@ func TestSwarmPostgresBackup(t *testing.T) {
 	}
 
 	psql("DELETE FROM items WHERE id = 2; UPDATE items SET name = 'changed' WHERE id = 1; INSERT INTO items VALUES (4, 'new')")
-	out = s.mustRun("backup", "verify", "-a", "hello", id)
+	out := s.mustRun("backup", "verify", "-a", "hello", id)
 	if !strings.Contains(out, "public.items: 3 rows") || !strings.Contains(out, "restores and holds data") {
 		t.Fatalf("verify:\n%s", out)
 	}

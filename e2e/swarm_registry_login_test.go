@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,7 +50,8 @@ func TestSwarmRegistryLogin(t *testing.T) {
 	secrets := []string{password, encoded, base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}
 	var printed []string // everything the CLI printed
 	run := func(stdin string, args ...string) (string, int) {
-		out, code := runStdin(t, s, stdin, args...)
+		out, errOut, code := s.runStdin(stdin, args...)
+		out += errOut
 		printed = append(printed, out)
 		return out, code
 	}
@@ -223,27 +223,6 @@ func TestSwarmRegistryLogin(t *testing.T) {
 	if !strings.Contains(where["the server's log"], "registry login stored") {
 		t.Errorf("the server's log does not record the login (host and user)")
 	}
-}
-
-// runStdin runs the CLI against the server with stdin, and returns its
-// output (stdout then stderr) and exit code.
-func runStdin(t *testing.T, s *server, stdin string, args ...string) (string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), "MOORAGE_HOST=unix://"+socketOf(s.dataDir))
-	cmd.Stdin = strings.NewReader(stdin)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-	}
-	return o.String() + e.String(), code
 }
 
 // reportSwarmAuth logs where the swarm shows or keeps the login: in the

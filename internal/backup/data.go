@@ -26,10 +26,7 @@ func (m *Manager) backupVolume(ctx context.Context, rel *store.Release, volume s
 	if err != nil {
 		return err
 	}
-	if va, ok := rt.(runtime.VolumeArchiver); ok {
-		return m.backupRemoteVolume(ctx, rel, rt, va, volume, b, out)
-	}
-	dir, err := rt.VolumePath(ctx, rel.App, volume)
+	pack, err := m.volumeSource(ctx, rel, rt, volume)
 	if err != nil {
 		return err
 	}
@@ -44,8 +41,11 @@ func (m *Manager) backupVolume(ctx context.Context, rel *store.Release, volume s
 	m.e.Failpoint("backup:paused")
 	start := time.Now()
 	var files int
+	where := ""
 	err = writeArchive(b, func(w io.Writer) error {
-		st, err := archive.PackWith(dir, w, archive.PackOptions{KeepOwner: true, SkipSpecial: true,
+		var st archive.Stats
+		var err error
+		st, where, err = pack(w, archive.PackOptions{KeepOwner: true, SkipSpecial: true,
 			Skipped: func(rel string) { fmt.Fprintf(out, "skipped %s (not a file, directory or symlink)\n", rel) }})
 		files = st.Files
 		return err
@@ -54,8 +54,38 @@ func (m *Manager) backupVolume(ctx context.Context, rel *store.Release, volume s
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d entries archived; writers paused for %s\n", files, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "%d entries archived%s; writers paused for %s\n", files, where, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// volumePacker writes a volume's archive; where says where it was read
+// ("" on the server, " from NODE" for a runtime's node).
+type volumePacker func(w io.Writer, o archive.PackOptions) (st archive.Stats, where string, err error)
+
+// volumeSource is how a volume's content is read for a backup: from its
+// directory on the server, or, for a runtime whose volumes are on its
+// nodes (runtime.VolumeArchiver: swarm), from the tar stream the runtime
+// reads where the volume is, repacked into the same archive.
+func (m *Manager) volumeSource(ctx context.Context, rel *store.Release, rt runtime.Runtime, volume string) (volumePacker, error) {
+	if va, ok := rt.(runtime.VolumeArchiver); ok {
+		return func(w io.Writer, o archive.PackOptions) (archive.Stats, string, error) {
+			content, node, err := va.ArchiveVolume(ctx, rel.App, volume)
+			if err != nil {
+				return archive.Stats{}, "", err
+			}
+			defer content.Close()
+			st, err := archive.Repack(content, w, o)
+			return st, " from " + node, err
+		}, nil
+	}
+	dir, err := rt.VolumePath(ctx, rel.App, volume)
+	if err != nil {
+		return nil, err
+	}
+	return func(w io.Writer, o archive.PackOptions) (archive.Stats, string, error) {
+		st, err := archive.PackWith(dir, w, o)
+		return st, "", err
+	}, nil
 }
 
 // restoreVolume replaces a volume's content with a backup's. The instances

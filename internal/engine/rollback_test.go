@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
-	"github.com/moorage/moorage/internal/spec"
 	"github.com/moorage/moorage/internal/store"
 )
 
@@ -34,20 +33,7 @@ deploy:
 `
 	deploy := func(message string) {
 		t.Helper()
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "moorage.yaml"), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "message.txt"), []byte(message), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		sp, err := spec.Parse("moorage.yaml", []byte(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status, _ := finish(t, e.Deploy(DeployRequest{Spec: sp, SpecYAML: text, ContextDir: dir, Owner: "test"})); status != store.DeploySucceeded {
-			t.Fatalf("deploy %s: %s", message, status)
-		}
+		deployText(t, e, text, message)
 	}
 	deploy("one")
 	deploy("two")

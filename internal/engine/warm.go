@@ -19,27 +19,18 @@ import (
 // is warm and until when is read from the store, so a restart keeps them
 // warm for the rest of their time.
 
-// warmRelease is the release whose web instances stay warm while active
-// is the active release: the one active's deploy replaced, for active's
-// keep_warm from the end of that deploy. "" when there is none or its
-// time is over.
+// warmRelease is plan.WarmRelease for the active release active, from
+// the record of the deploy that made it active.
 func (e *Engine) warmRelease(ctx context.Context, active *store.Release) (string, time.Time) {
-	if active == nil || active.DeployID == 0 || active.Spec == nil || active.Spec.Deploy.KeepWarm <= 0 {
+	if active == nil || active.DeployID == 0 || active.Spec == nil {
 		return "", time.Time{}
 	}
 	d, err := e.st.GetDeploy(ctx, active.DeployID)
-	if err != nil || d.FromRelease == 0 || d.FromRelease == active.Version {
+	if err != nil {
 		return "", time.Time{}
 	}
-	end := d.EndedAt
-	if end.IsZero() { // its deploy is still running
-		end = time.Now()
-	}
-	until := end.Add(active.Spec.Deploy.KeepWarm)
-	if !time.Now().Before(until) {
-		return "", time.Time{}
-	}
-	return store.ReleaseID(d.FromRelease), until
+	return plan.WarmRelease(plan.WarmInput{Active: active.Version, KeepWarm: active.Spec.Deploy.KeepWarm,
+		From: d.FromRelease, Ended: d.EndedAt, Now: time.Now()})
 }
 
 // Warm says which release's web instances of app run warm, unrouted, and

@@ -31,7 +31,9 @@ deploy:
 	return text
 }
 
-func deployWarm(t *testing.T, e *Engine, text, message string) {
+// deployText deploys the spec text with message.txt saying message, and
+// fails the test unless the deploy succeeds.
+func deployText(t *testing.T, e *Engine, text, message string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "moorage.yaml"), []byte(text), 0o644); err != nil {
@@ -74,8 +76,8 @@ func TestRollbackServesFromWarmWeb(t *testing.T) {
 	e := processEngine(t)
 	ctx := context.Background()
 	text := warmSpec("")
-	deployWarm(t, e, text, "one")
-	deployWarm(t, e, text, "two")
+	deployText(t, e, text, "one")
+	deployText(t, e, text, "two")
 
 	d2, err := e.st.ListDeploys(ctx, "warm", 1)
 	if err != nil || len(d2) != 1 {
@@ -133,7 +135,7 @@ func TestRollbackServesFromWarmWeb(t *testing.T) {
 	if w := webs(t, e, "warm"); w["warm-web-v2-1"] != before["warm-web-v2-1"] {
 		t.Fatalf("the scale stopped v2's warm web: %v", w)
 	}
-	deployWarm(t, e, warmSpec("0s"), "three")
+	deployText(t, e, warmSpec("0s"), "three")
 	if w := webs(t, e, "warm"); len(w) != 2 || w["warm-web-v4-1"] == 0 || w["warm-web-v4-2"] == 0 {
 		t.Fatalf("with keep_warm: 0s, running web instances %v; want v4's two only", w)
 	}
@@ -145,8 +147,8 @@ func TestKeepWarmOver(t *testing.T) {
 	e := processEngine(t)
 	ctx := context.Background()
 	text := warmSpec("2s")
-	deployWarm(t, e, text, "one")
-	deployWarm(t, e, text, "two")
+	deployText(t, e, text, "one")
+	deployText(t, e, text, "two")
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		w := webs(t, e, "warm")

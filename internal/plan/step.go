@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/moorage/moorage/internal/spec"
 )
 
 // Kind names what a step does. It is the step's name in the journal (with
@@ -309,7 +311,7 @@ func (s KeepWarm) Kind() Kind        { return KindKeepWarm }
 func (s KeepWarm) ReleaseID() string { return s.Release }
 func (s KeepWarm) String() string {
 	return fmt.Sprintf("keep %s's web warm for %s (deploy.keep_warm), unrouted: %s; a rollback to %s within that time serves from them at once",
-		s.Release, fmtDuration(s.For), listOrNone(s.IDs), s.Release)
+		s.Release, spec.FormatDuration(s.For), listOrNone(s.IDs), s.Release)
 }
 
 // Activate records Release as the active release.
@@ -448,17 +450,4 @@ func (s Forget) String() string {
 		out += "; " + s.Reason
 	}
 	return out
-}
-
-// fmtDuration prints d without the zero units time.Duration adds ("10m",
-// not "10m0s").
-func fmtDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"sort"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -39,4 +40,33 @@ func CoolDown(in CoolDownInput) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// WarmInput is what WarmRelease decides from: the active release, its
+// deploy.keep_warm, and the deploy that made it active.
+type WarmInput struct {
+	Active   int           // the active release's version
+	KeepWarm time.Duration // its spec's deploy.keep_warm
+	From     int           // the release its deploy replaced (0: none)
+	Ended    time.Time     // when that deploy ended (zero: it still runs)
+	Now      time.Time
+}
+
+// WarmRelease is the release whose web instances stay warm while in.Active
+// is active: the one its deploy replaced, for keep_warm from the end of
+// that deploy (from now while it still runs). "" when there is none or
+// its time is over.
+func WarmRelease(in WarmInput) (string, time.Time) {
+	if in.KeepWarm <= 0 || in.From == 0 || in.From == in.Active {
+		return "", time.Time{}
+	}
+	end := in.Ended
+	if end.IsZero() {
+		end = in.Now
+	}
+	until := end.Add(in.KeepWarm)
+	if !in.Now.Before(until) {
+		return "", time.Time{}
+	}
+	return releaseID(in.From), until
 }

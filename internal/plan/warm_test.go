@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -153,5 +154,30 @@ func TestPlanCoolDown(t *testing.T) {
 	got = CoolDown(CoolDownInput{Active: "v3", Warm: "v2", Observed: observed, Specs: specs})
 	if want := []string{"hello-web-v1-1"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("cool-down with v2 still warm stops %v, want %v", got, want)
+	}
+}
+
+// The release kept warm is the one the active release's deploy replaced,
+// for keep_warm from the end of that deploy.
+func TestWarmRelease(t *testing.T) {
+	ended := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	base := WarmInput{Active: 5, KeepWarm: 10 * time.Minute, From: 4, Ended: ended}
+	for _, c := range []struct {
+		name string
+		in   func(WarmInput) WarmInput
+		want string
+		till time.Time
+	}{
+		{"within keep_warm", func(w WarmInput) WarmInput { w.Now = ended.Add(time.Minute); return w }, "v4", ended.Add(10 * time.Minute)},
+		{"over", func(w WarmInput) WarmInput { w.Now = ended.Add(10 * time.Minute); return w }, "", time.Time{}},
+		{"keep_warm 0", func(w WarmInput) WarmInput { w.KeepWarm, w.Now = 0, ended; return w }, "", time.Time{}},
+		{"the first deploy", func(w WarmInput) WarmInput { w.From, w.Now = 0, ended; return w }, "", time.Time{}},
+		{"a scale (the same release)", func(w WarmInput) WarmInput { w.From, w.Now = 5, ended; return w }, "", time.Time{}},
+		{"its deploy still runs", func(w WarmInput) WarmInput { w.Ended, w.Now = time.Time{}, ended; return w }, "v4", ended.Add(10 * time.Minute)},
+	} {
+		got, till := WarmRelease(c.in(base))
+		if got != c.want || !till.Equal(c.till) {
+			t.Errorf("%s: %q until %s, want %q until %s", c.name, got, till, c.want, c.till)
+		}
 	}
 }

@@ -103,8 +103,8 @@ func isDecimal(s string) bool {
 	return (i != "" || f != "") && (i == "" || isDigits(i)) && (f == "" || isDigits(f))
 }
 
-// formatDuration writes d the way a spec would: "30s", "10m", "1h30m".
-func formatDuration(d time.Duration) string {
+// FormatDuration writes d the way a spec would (and plans print it): "30s", "10m", "1h30m".
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

@@ -396,9 +396,9 @@ func (d *decoder) checkEnv(p string, env map[string]string, reserved bool) {
 func (d *decoder) checkDuration(p string, v time.Duration, minimum time.Duration) {
 	if v < minimum {
 		if minimum > 0 {
-			d.fail(p, false, "must be more than 0 (got %s)", formatDuration(v))
+			d.fail(p, false, "must be more than 0 (got %s)", FormatDuration(v))
 		} else {
-			d.fail(p, false, "must not be negative (got %s)", formatDuration(v))
+			d.fail(p, false, "must not be negative (got %s)", FormatDuration(v))
 		}
 	}
 }

@@ -181,28 +181,18 @@ func (r *Runtime) imageRef(ctx context.Context, s *runtime.InstanceSpec) (string
 	if s.Kind == runtime.KindAccessory && s.Image != "" {
 		return s.Image, nil
 	}
-	a := s.Artifact
-	if a.Runtime != "" && a.Runtime != Name {
-		return "", fmt.Errorf("artifact of the %s runtime: %w", a.Runtime, runtime.ErrInvalidSpec)
-	}
-	if a.Ref == "" {
-		return "", fmt.Errorf("no image: %w", runtime.ErrInvalidSpec)
-	}
-	ok, err := r.builder.ArtifactExists(ctx, r.builderArtifact(a))
+	ref, err := r.managerImage(ctx, s)
 	if err != nil {
 		return "", err
 	}
-	if !ok {
-		return "", fmt.Errorf("image %s: %w", a.Ref, runtime.ErrArtifactGone)
-	}
 	if r.opts.Registry != "" {
-		return r.push(ctx, s.App, s.Release, a.Ref, io.Discard)
+		return r.push(ctx, s.App, s.Release, ref, io.Discard)
 	}
 	// A node that was down when the release was built gets the image now.
-	if err := r.ship(ctx, a.Ref, io.Discard); err != nil {
+	if err := r.ship(ctx, ref, io.Discard); err != nil {
 		return "", err
 	}
-	return a.Ref, nil
+	return ref, nil
 }
 
 // RemoveArtifact removes a release's image from the manager and every

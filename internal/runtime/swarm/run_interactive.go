@@ -98,7 +98,8 @@ func (r *Runtime) runContainer(ctx context.Context, s *runtime.RunSpec, id strin
 }
 
 // managerImage is the release's image on the manager, by ID (the builder's
-// image, whether or not it was also pushed to a registry).
+// image, whether or not it was also pushed to a registry): what an
+// interactive one-off runs, and what imageRef pushes or ships.
 func (r *Runtime) managerImage(ctx context.Context, s *runtime.InstanceSpec) (string, error) {
 	a := s.Artifact
 	if a.Runtime != "" && a.Runtime != Name {
