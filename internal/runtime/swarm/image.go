@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -209,7 +210,14 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 		if err != nil || cli == r.cli {
 			continue
 		}
-		if _, err := cli.ImageRemove(ctx, a.Ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) {
+		err = r.whenReaped(ctx, cli, a.Ref, func() error {
+			_, err := cli.ImageRemove(ctx, a.Ref, client.ImageRemoveOptions{PruneChildren: true})
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
 			r.log.Info("image left on a node", "node", name, "image", a.Ref, "err", err)
 		}
 	}
@@ -226,13 +234,58 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 			}
 		}
 	}
-	err := r.builder.RemoveArtifact(ctx, r.builderArtifact(a))
+	err := r.whenReaped(ctx, r.cli, a.Ref, func() error { return r.builder.RemoveArtifact(ctx, r.builderArtifact(a)) })
 	// The release's kept files go first (an image still in use stays):
 	// the configs no other release has go with them.
 	if app, _, ok := strings.Cut(a.Files, "/"); ok {
 		r.sweepConfigs(ctx, app)
 	}
 	return err
+}
+
+// reapWait bounds how long an image removal waits for the containers of
+// removed services to go.
+const reapWait = 30 * time.Second
+
+// whenReaped runs remove, and again while the only containers that keep
+// the image are those of tasks whose service is gone: a node's agent
+// deletes such containers shortly after the service (and the task) is
+// removed, so the image is free a moment later. A container of a service
+// that still exists, or of anything else, is a real conflict, returned at
+// once.
+func (r *Runtime) whenReaped(ctx context.Context, cli *client.Client, ref string, remove func() error) error {
+	deadline := time.Now().Add(reapWait)
+	for {
+		err := remove()
+		if err == nil || !cerrdefs.IsConflict(err) || time.Now().After(deadline) {
+			return err
+		}
+		if !r.onlyReaped(ctx, cli, ref) {
+			return err
+		}
+		if sleep(ctx, 250*time.Millisecond) != nil {
+			return err
+		}
+	}
+}
+
+// onlyReaped reports whether every container on the node that uses the
+// image is a task container of a service the manager no longer has.
+func (r *Runtime) onlyReaped(ctx context.Context, cli *client.Client, ref string) bool {
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("ancestor", ref)})
+	if err != nil {
+		return false
+	}
+	for _, c := range cs.Items {
+		svc := c.Labels["com.docker.swarm.service.id"]
+		if svc == "" {
+			return false
+		}
+		if _, err := r.cli.ServiceInspect(ctx, svc, client.ServiceInspectOptions{}); !isNotFound(err) {
+			return false
+		}
+	}
+	return true
 }
 
 // ArtifactExists reports whether the release's image is still on the
