@@ -168,8 +168,16 @@ func testFiles(t *testing.T, c *swarmtest.Cluster, dir string) {
 	if _, err := r.Start(ctx, acc); err != nil {
 		t.Fatal(err)
 	}
+	// Right after its one-off's job and its web's service went: their
+	// exited containers, which Swarm's agents remove only later, do not
+	// keep v1's image on any node.
 	if err := r.RemoveArtifact(ctx, v1); err != nil {
 		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if _, err := n.Client.ImageInspect(ctx, v1.Ref); !isNotFound(err) {
+			t.Errorf("v1's image is still on %s once pruned: %v", n.Name, err)
+		}
 	}
 	if n := len(configs()); n != 4 {
 		t.Errorf("%d configs once v1 is pruned with an accessory using its files, want 4", n)

@@ -248,11 +248,11 @@ func (r *Runtime) RemoveArtifact(ctx context.Context, a runtime.Artifact) error 
 const reapWait = 30 * time.Second
 
 // whenReaped runs remove, and again while the only containers that keep
-// the image are those of tasks whose service is gone: a node's agent
-// deletes such containers shortly after the service (and the task) is
-// removed, so the image is free a moment later. A container of a service
-// that still exists, or of anything else, is a real conflict, returned at
-// once.
+// the image are those of tasks whose service is gone. A node's agent
+// deletes such a container some time after the service (a job's, after a
+// minute and more on 20.10), so an exited one is removed here at once: it
+// is what the agent would do. A container of a service that still exists,
+// or of anything else, is a real conflict, returned at once.
 func (r *Runtime) whenReaped(ctx context.Context, cli *client.Client, ref string, remove func() error) error {
 	deadline := time.Now().Add(reapWait)
 	for {
@@ -260,7 +260,7 @@ func (r *Runtime) whenReaped(ctx context.Context, cli *client.Client, ref string
 		if err == nil || !cerrdefs.IsConflict(err) || time.Now().After(deadline) {
 			return err
 		}
-		if !r.onlyReaped(ctx, cli, ref) {
+		if !r.reapOrphans(ctx, cli, ref) {
 			return err
 		}
 		if sleep(ctx, 250*time.Millisecond) != nil {
@@ -269,9 +269,11 @@ func (r *Runtime) whenReaped(ctx context.Context, cli *client.Client, ref string
 	}
 }
 
-// onlyReaped reports whether every container on the node that uses the
-// image is a task container of a service the manager no longer has.
-func (r *Runtime) onlyReaped(ctx context.Context, cli *client.Client, ref string) bool {
+// reapOrphans removes the exited containers on a node that use the image
+// and belong to tasks of services the manager no longer has. It reports
+// whether those were the only containers using the image (the others,
+// still running, are being stopped by their agent).
+func (r *Runtime) reapOrphans(ctx context.Context, cli *client.Client, ref string) bool {
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("ancestor", ref)})
 	if err != nil {
 		return false
@@ -283,6 +285,12 @@ func (r *Runtime) onlyReaped(ctx context.Context, cli *client.Client, ref string
 		}
 		if _, err := r.cli.ServiceInspect(ctx, svc, client.ServiceInspectOptions{}); !isNotFound(err) {
 			return false
+		}
+		if c.State == "running" || c.State == "restarting" {
+			continue
+		}
+		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			r.log.Info("removing the container of a removed service", "container", shortID(c.ID), "err", err)
 		}
 	}
 	return true
