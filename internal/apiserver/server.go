@@ -23,6 +23,7 @@ import (
 	"github.com/moorage/moorage/internal/certs"
 	"github.com/moorage/moorage/internal/engine"
 	"github.com/moorage/moorage/internal/notify"
+	"github.com/moorage/moorage/internal/prune"
 	"github.com/moorage/moorage/internal/query"
 	"github.com/moorage/moorage/internal/reglogin"
 	"github.com/moorage/moorage/internal/runtime"
@@ -34,6 +35,7 @@ import (
 type Server struct {
 	Engine    *engine.Engine
 	Backups   *backup.Manager
+	Pruner    *prune.Manager
 	Query     *query.Reader
 	UploadDir string // where uploads are unpacked (under the data dir)
 	Limits    archive.Limits
@@ -492,7 +494,7 @@ func (s *Server) prune(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	rep, err := s.Engine.Prune(r.Context(), r.PathValue("app"), req.DryRun)
+	rep, err := s.Pruner.Prune(r.Context(), r.PathValue("app"), req.DryRun)
 	if err != nil {
 		writeErr(w, appErr(r, err))
 		return

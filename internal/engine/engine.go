@@ -149,11 +149,6 @@ func (e *Engine) Start(ctx context.Context) error {
 			h.Background(e.ctx)
 		}()
 	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		e.janitor()
-	}()
 	return nil
 }
 

@@ -119,9 +119,12 @@ type LockedOperation struct {
 // OperateLocked runs o through the engine's entry point (operate): it
 // takes the app's lock (unless o.Lock is empty), loads the app and its
 // active release, and runs fn with them under the lock, which it releases
-// when fn returns. op is the operation the lock is taken for (nil when
-// o.Lock is empty).
+// when fn returns. op is the operation the lock is taken for; nil, one
+// nobody follows (a request answered once it is done).
 func (e *Engine) OperateLocked(ctx context.Context, op *Op, o LockedOperation, fn func(ctx context.Context, a *store.App, active *store.Release) error) error {
+	if op == nil {
+		op = newOp()
+	}
 	_, err := e.operate(ctx, op, operation{
 		App: o.App, Owner: o.Owner, Lock: o.Lock, Wait: o.Wait, NoLock: o.Lock == "",
 		Check: o.Check, LockErr: o.LockErr, NeedApp: o.NeedApp, NotDeployed: o.NotDeployed,

@@ -255,15 +255,8 @@ func (r *execution) adopt(ctx context.Context, s plan.Adopt) error {
 // beyond the retention window once the target is active), and old logs; a
 // failure is a warning, the operation has succeeded.
 func (r *execution) prune(ctx context.Context, s plan.Prune, out *stepOutput) error {
-	if s.Releases == nil { // planned without the history: decided here
-		freed, err := r.e.pruneArtifacts(ctx, r.rel.App)
-		for _, f := range freed {
-			out.Printf("pruned %s", f)
-		}
-		if err != nil {
-			out.Printf("warning: pruning old artifacts: %v", err)
-		}
-		return nil
+	if s.Releases == nil { // planned without the app's history: nothing decided
+		out.Printf("no artifact pruned: the plan was made without the app's history (`moorage prune -a %s` removes those beyond keep_releases)", r.rel.App)
 	}
 	for _, id := range s.Releases {
 		rel, err := r.release(ctx, id)
@@ -282,7 +275,7 @@ func (r *execution) prune(ctx context.Context, s plan.Prune, out *stepOutput) er
 		out.Printf("pruned %s (%s)", id, rel.Artifact.Ref)
 	}
 	if a, err := r.e.st.GetApp(ctx, r.rel.App); err == nil {
-		if _, err := r.e.pruneLogs(ctx, a); err != nil {
+		if _, err := r.e.PruneLogs(ctx, a); err != nil {
 			out.Printf("warning: pruning old logs: %v", err)
 		}
 	}
@@ -298,8 +291,8 @@ func (e *Engine) retention(ctx context.Context, app string, target *store.Releas
 	if err != nil {
 		return nil // the executor decides
 	}
-	t := windowRelease(target)
-	ret := &plan.Retention{History: windowReleases(history), Target: &t, From: from, Gone: map[string]bool{}}
+	t := plan.RetentionOf(target)
+	ret := &plan.Retention{History: plan.RetentionOfAll(history), Target: &t, From: from, Gone: map[string]bool{}}
 	for _, rel := range plan.PruneList(ret) {
 		if rt, err := e.Runtime(rel.Artifact.Runtime); err == nil {
 			if ok, err := rt.ArtifactExists(ctx, rel.Artifact); err == nil && !ok {
@@ -308,20 +301,6 @@ func (e *Engine) retention(ctx context.Context, app string, target *store.Releas
 		}
 	}
 	return ret
-}
-
-// pruneArtifacts removes the artifacts of releases beyond the retention
-// window after a successful deploy.
-func (e *Engine) pruneArtifacts(ctx context.Context, app string) ([]string, error) {
-	rep, err := e.prune(ctx, app, false) // under the deploy's lock
-	if rep == nil {
-		return nil, err
-	}
-	var freed []string
-	for _, a := range rep.Artifacts {
-		freed = append(freed, fmt.Sprintf("%s (%s)", a.Release, a.Ref))
-	}
-	return freed, err
 }
 
 func listOrNone(ids []string) string {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
+	"github.com/moorage/moorage/internal/store"
 )
 
 // Release statuses, as the store records them.
@@ -27,6 +28,24 @@ type Release struct {
 
 // ID is the release's name, "v4".
 func (r Release) ID() string { return fmt.Sprintf("v%d", r.Version) }
+
+// RetentionOf is what the retention window knows of a recorded release.
+func RetentionOf(r *store.Release) Release {
+	w := Release{Version: r.Version, Status: r.Status, Artifact: r.Artifact}
+	if r.Spec != nil {
+		w.KeepReleases = r.Spec.Deploy.KeepReleases
+	}
+	return w
+}
+
+// RetentionOfAll is RetentionOf of each of rels, in their order.
+func RetentionOfAll(rels []*store.Release) []Release {
+	out := make([]Release, len(rels))
+	for i, r := range rels {
+		out[i] = RetentionOf(r)
+	}
+	return out
+}
 
 // Window decides which of app's releases (newest first) are beyond the
 // retention window: deploy.keep_releases of the active release's spec
@@ -104,13 +123,22 @@ func PruneList(r *Retention) []Release {
 		t.Status = ReleaseActive
 		after = append([]Release{t}, after...)
 	}
-	candidates, kept := Window(after, r.Target.Version)
+	return Prunable(after, r.Target.Version, r.Gone)
+}
+
+// Prunable is the releases whose artifacts may go while current is the
+// active release (0: none is): those beyond the window (Window), one per
+// artifact, oldest first, without those whose artifact is gone already.
+// A prune (`moorage prune`) removes them; a finishing plan's prune step
+// lists them as they will be once its target is active (PruneList).
+func Prunable(history []Release, current int, gone map[string]bool) []Release {
+	candidates, kept := Window(history, current)
 	var out []Release
 	done := map[string]bool{}
 	for i := len(candidates) - 1; i >= 0; i-- { // oldest first
 		c := candidates[i]
 		ref := c.Artifact.Ref
-		if ref == "" || kept[ref] || done[ref] || r.Gone[ref] {
+		if ref == "" || kept[ref] || done[ref] || gone[ref] {
 			continue
 		}
 		done[ref] = true

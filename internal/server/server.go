@@ -39,6 +39,7 @@ import (
 	"github.com/moorage/moorage/internal/paths"
 	"github.com/moorage/moorage/internal/pipeline"
 	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/prune"
 	"github.com/moorage/moorage/internal/query"
 	"github.com/moorage/moorage/internal/reglogin"
 	"github.com/moorage/moorage/internal/runtime"
@@ -106,6 +107,7 @@ type Server struct {
 	proxy    *proxy.Proxy
 	engine   *engine.Engine
 	backups  *backup.Manager
+	pruner   *prune.Manager
 
 	certs *certs.Manager
 	edge  *edge.Edge
@@ -325,6 +327,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// and their recovery and scheduler hooks before it starts.
 	s.backups = backup.New(backup.Options{Engine: s.engine, Store: s.store, DataDir: s.cfg.DataDir,
 		Logger: s.log.With("component", "backup")})
+	// So is pruning: `moorage prune` and the hourly log retention.
+	s.pruner = prune.New(s.engine, s.store, s.log.With("component", "prune"))
 	// Serve the recorded routes at once, and recover beside them.
 	s.restoreRoutes(ctx)
 	// The plain HTTP listener: the proxy's own front (fast path for simple
@@ -405,7 +409,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		names = append(names, n)
 	}
 	apiSrv := &apiserver.Server{
-		Engine: s.engine, Backups: s.backups,
+		Engine: s.engine, Backups: s.backups, Pruner: s.pruner,
 		Query: query.New(query.Options{Engine: s.engine, Store: s.store, Proxy: s.proxy,
 			Logger: s.log.With("component", "query")}),
 		UploadDir: filepath.Join(s.cfg.DataDir, "uploads"),
