@@ -17,9 +17,34 @@ const (
 	FrameStderr   = 'E' // server → client
 	FrameExit     = 'x' // server → client: exit code, 4 bytes, last frame
 	FrameError    = 'f' // server → client: the command could not run; text, last frame
-	UpgradeRun    = "moorage-run"
-	maxFrame      = 1 << 20
+	// FrameResize: client → server, the client's terminal changed size:
+	// 4 bytes, columns then rows, each 2 bytes big-endian (EncodeSize). A
+	// server that predates it ignores it, as any unknown frame.
+	FrameResize = 'w'
+	UpgradeRun  = "moorage-run"
+	maxFrame    = 1 << 20
 )
+
+// TermSize is a terminal's size in characters. The size at the start
+// goes in the run request's query (cols, rows), its changes in
+// FrameResize frames.
+type TermSize struct{ Cols, Rows uint16 }
+
+// EncodeSize is the payload of a FrameResize frame.
+func EncodeSize(sz TermSize) []byte {
+	var b [4]byte
+	binary.BigEndian.PutUint16(b[:2], sz.Cols)
+	binary.BigEndian.PutUint16(b[2:], sz.Rows)
+	return b[:]
+}
+
+// DecodeSize reads a FrameResize frame's payload.
+func DecodeSize(p []byte) (TermSize, error) {
+	if len(p) != 4 {
+		return TermSize{}, fmt.Errorf("%w: a resize frame of %d bytes, want 4", ErrFrame, len(p))
+	}
+	return TermSize{Cols: binary.BigEndian.Uint16(p[:2]), Rows: binary.BigEndian.Uint16(p[2:])}, nil
+}
 
 // ErrFrame is returned for a malformed frame.
 var ErrFrame = errors.New("malformed stream frame")

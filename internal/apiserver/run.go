@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/engine"
+	"github.com/moorage/moorage/internal/runtime"
 )
 
 // run upgrades the connection to a frame stream and runs a one-off command
@@ -48,9 +51,11 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	fw := api.NewFrameWriter(conn)
 	stdinR, stdinW := io.Pipe()
-	go readInput(bufio.NewReader(brw), stdinW, cancel)
+	resize := make(chan runtime.TermSize, 1)
+	go readInput(bufio.NewReader(brw), stdinW, resize, cancel)
 	code, err := s.Engine.RunOneOff(ctx, engine.RunRequest{
 		App: app, Service: q.Get("service"), Command: args, TTY: q.Get("tty") == "1",
+		Size: querySize(q), Resize: resize,
 		Stdin: stdinR, Stdout: fw.Stream(api.FrameStdout), Stderr: fw.Stream(api.FrameStderr), Owner: owner(r),
 	})
 	stdinR.Close()
@@ -63,9 +68,21 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	fw.Write(api.FrameExit, b[:])
 }
 
-// readInput copies stdin frames into w; a closed connection cancels the
-// command.
-func readInput(r io.Reader, w *io.PipeWriter, cancel context.CancelFunc) {
+// querySize is the terminal's size at the start, from the request's
+// cols and rows (zero when absent or not a size).
+func querySize(q url.Values) runtime.TermSize {
+	cols, err1 := strconv.ParseUint(q.Get("cols"), 10, 16)
+	rows, err2 := strconv.ParseUint(q.Get("rows"), 10, 16)
+	if err1 != nil || err2 != nil {
+		return runtime.TermSize{}
+	}
+	return runtime.TermSize{Cols: uint16(cols), Rows: uint16(rows)}
+}
+
+// readInput copies stdin frames into w and passes resize frames on,
+// keeping only the latest size when the command has not taken the one
+// before; a closed connection cancels the command.
+func readInput(r io.Reader, w *io.PipeWriter, resize chan runtime.TermSize, cancel context.CancelFunc) {
 	for {
 		typ, p, err := api.ReadFrame(r)
 		if err != nil {
@@ -81,6 +98,16 @@ func readInput(r io.Reader, w *io.PipeWriter, cancel context.CancelFunc) {
 			}
 		case api.FrameStdinEOF:
 			w.Close()
+		case api.FrameResize:
+			sz, err := api.DecodeSize(p)
+			if err != nil {
+				continue
+			}
+			select {
+			case <-resize: // a size not taken yet: the new one replaces it
+			default:
+			}
+			resize <- runtime.TermSize{Cols: sz.Cols, Rows: sz.Rows}
 		}
 	}
 }

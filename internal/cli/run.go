@@ -3,11 +3,15 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
 )
 
@@ -57,6 +61,9 @@ exit code. With a terminal on both ends the command gets one (shells, REPLs).`,
 				if err == nil {
 					defer term.Restore(in, old)
 				}
+				var stop func()
+				o.Size, o.Resize, stop = followSize(in)
+				defer stop()
 			}
 			c, err := g.client()
 			if err != nil {
@@ -81,4 +88,40 @@ exit code. With a terminal on both ends the command gets one (shells, REPLs).`,
 	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "never allocate a terminal")
 	cmd.Flags().SetInterspersed(false)
 	return cmd
+}
+
+// followSize is the size of the terminal fd, and its changes (on SIGWINCH)
+// until stop is called: a full-screen program (an editor, a pager, a
+// REPL's line editing) in the one-off draws for the terminal it is shown
+// in.
+func followSize(fd int) (api.TermSize, <-chan api.TermSize, func()) {
+	size := func() api.TermSize {
+		w, h, err := term.GetSize(fd)
+		if err != nil || w <= 0 || h <= 0 || w > math.MaxUint16 || h > math.MaxUint16 {
+			return api.TermSize{}
+		}
+		return api.TermSize{Cols: uint16(w), Rows: uint16(h)}
+	}
+	changes := make(chan api.TermSize, 1)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-sig:
+				select {
+				case <-changes: // not sent yet: the new size replaces it
+				default:
+				}
+				changes <- size()
+			}
+		}
+	}()
+	return size(), changes, func() {
+		signal.Stop(sig)
+		close(done)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/moorage/moorage/internal/api"
 )
@@ -17,9 +18,13 @@ type RunOptions struct {
 	Service string
 	Command []string
 	TTY     bool
-	Stdin   io.Reader // nil: no input
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// Size is the terminal's size at the start, and Resize its changes
+	// (nil: none); both only with TTY.
+	Size   api.TermSize
+	Resize <-chan api.TermSize
+	Stdin  io.Reader // nil: no input
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // ErrRunFailed is returned when the command could not run at all.
@@ -34,6 +39,10 @@ func (c *Client) Run(ctx context.Context, app string, o RunOptions) (int, error)
 	}
 	if o.TTY {
 		q.Set("tty", "1")
+		if o.Size.Cols > 0 && o.Size.Rows > 0 {
+			q.Set("cols", strconv.Itoa(int(o.Size.Cols)))
+			q.Set("rows", strconv.Itoa(int(o.Size.Rows)))
+		}
 	}
 	for _, a := range o.Command {
 		q.Add("arg", a)
@@ -61,6 +70,25 @@ func (c *Client) Run(ctx context.Context, app string, o RunOptions) (int, error)
 		}()
 	} else {
 		fw.Write(api.FrameStdinEOF, nil)
+	}
+	if o.TTY && o.Resize != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case sz, ok := <-o.Resize:
+					if !ok {
+						return
+					}
+					if fw.Write(api.FrameResize, api.EncodeSize(sz)) != nil {
+						return
+					}
+				}
+			}
+		}()
 	}
 	go func() {
 		<-ctx.Done()

@@ -21,6 +21,8 @@ type RunRequest struct {
 	Service string // whose env and volumes it gets; "" = the app's (like release tasks)
 	Command []string
 	TTY     bool
+	Size    runtime.TermSize        // with TTY: the terminal's size at the start (zero: unknown)
+	Resize  <-chan runtime.TermSize // with TTY: its changes
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
@@ -80,7 +82,7 @@ func (e *Engine) runOneOff(ctx context.Context, rel *store.Release, req RunReque
 		io.WriteString(req.Stderr, w)
 	}
 	start := time.Now()
-	code, err := rt.Run(ctx, runtime.RunSpec{InstanceSpec: is, TTY: req.TTY, Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr})
+	code, err := rt.Run(ctx, runtime.RunSpec{InstanceSpec: is, TTY: req.TTY, Size: req.Size, Resize: req.Resize, Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr})
 	msg := fmt.Sprintf("run `%s` in %s by %s: ", req.Command[0], rel.ID(), req.Owner)
 	if err != nil {
 		msg += "failed: " + err.Error()

@@ -258,10 +258,21 @@ type RunSpec struct {
 	InstanceSpec
 	Timeout time.Duration // 0: no timeout beyond ctx
 	TTY     bool          // allocate a terminal (interactive `moorage run`)
-	Stdin   io.Reader     // nil: no input
-	Stdout  io.Writer
-	Stderr  io.Writer // may equal Stdout; ignored with TTY
+	// Size is the terminal's size at the start (zero: unknown), and
+	// Resize its changes while the command runs (nil: none); both only
+	// with TTY.
+	Size   TermSize
+	Resize <-chan TermSize
+	Stdin  io.Reader // nil: no input
+	Stdout io.Writer
+	Stderr io.Writer // may equal Stdout; ignored with TTY
 }
+
+// TermSize is a terminal's size in characters.
+type TermSize struct{ Cols, Rows uint16 }
+
+// Zero reports whether the size is unknown.
+func (s TermSize) Zero() bool { return s.Cols == 0 || s.Rows == 0 }
 
 // LogOptions select log lines.
 type LogOptions struct {

@@ -103,6 +103,40 @@ func RunAttached(ctx, closed context.Context, cli *client.Client, cid string, s 
 		}
 		_, _ = stdcopy.StdCopy(&seam.DrainWriter{W: stdout}, &seam.DrainWriter{W: stderr}, att.Reader)
 	}()
+	if _, err := cli.ContainerStart(ctx, cid, client.ContainerStartOptions{}); err != nil {
+		return RunResult{Code: -1}, fmt.Errorf("start container: %w", err)
+	}
+	if s.TTY {
+		// The terminal gets the client's size before any input reaches
+		// the command (Engine 20.10 ignores a size given at create), then
+		// each change while it runs.
+		resize := func(sz runtime.TermSize) {
+			if sz.Zero() {
+				return
+			}
+			if _, err := cli.ContainerResize(ctx, cid, client.ContainerResizeOptions{Height: uint(sz.Rows), Width: uint(sz.Cols)}); err != nil {
+				log.Debug("resize a one-off's terminal", "err", err)
+			}
+		}
+		resize(s.Size)
+		if s.Resize != nil {
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case sz, ok := <-s.Resize:
+						if !ok {
+							return
+						}
+						resize(sz)
+					}
+				}
+			}()
+		}
+	}
 	if s.Stdin != nil {
 		// Not waited for: Stdin may block forever. It ends when its reader
 		// returns or the connection closes.
@@ -115,10 +149,6 @@ func RunAttached(ctx, closed context.Context, cli *client.Client, cid string, s 
 				_ = att.CloseWrite()
 			}
 		}()
-	}
-
-	if _, err := cli.ContainerStart(ctx, cid, client.ContainerStartOptions{}); err != nil {
-		return RunResult{Code: -1}, fmt.Errorf("start container: %w", err)
 	}
 	var expired <-chan time.Time
 	if s.Timeout > 0 {

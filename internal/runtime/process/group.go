@@ -26,6 +26,10 @@ type groupIO struct {
 	Stdout io.Writer // nil: discarded
 	Stderr io.Writer // nil: discarded; may equal Stdout
 	TTY    bool      // a pseudo-terminal for stdin, stdout and stderr (Stderr unused)
+	// Size and Resize: the terminal's size at the start and its changes
+	// (runtime.RunSpec); only with TTY.
+	Size   runtime.TermSize
+	Resize <-chan runtime.TermSize
 	// Cred runs the process as another user (nil: as the server).
 	Cred *syscall.Credential
 }
@@ -69,6 +73,34 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, gio groupIO, timeout time.Dura
 		master, slave, err := openPTY()
 		if err != nil {
 			return groupResult{}, fmt.Errorf("allocate a terminal: %w", err)
+		}
+		if !gio.Size.Zero() {
+			if err := setWinsize(master, gio.Size); err != nil {
+				closeAll([]*os.File{master, slave})
+				return groupResult{}, fmt.Errorf("set the terminal's size: %w", err)
+			}
+		}
+		if gio.Resize != nil {
+			// Each change of the client's terminal; the kernel sends the
+			// command SIGWINCH. It ends with the command (the master
+			// closes) or the channel.
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case sz, ok := <-gio.Resize:
+						if !ok {
+							return
+						}
+						if !sz.Zero() {
+							_ = setWinsize(master, sz)
+						}
+					}
+				}
+			}()
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Credential: gio.Cred}
@@ -244,4 +276,19 @@ func openPTY() (master, slave *os.File, err error) {
 		return nil, nil, err
 	}
 	return master, slave, nil
+}
+
+// setWinsize sets the size of the terminal whose master is f.
+func setWinsize(f *os.File, sz runtime.TermSize) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Rows, Col: sz.Cols})
+	}); err != nil {
+		return err
+	}
+	return serr
 }

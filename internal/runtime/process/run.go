@@ -175,7 +175,7 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 		return fail(err)
 	}
 	cmd := &exec.Cmd{Path: path, Args: args, Env: runtime.EnvList(env), Dir: cwd}
-	gio := groupIO{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, TTY: s.TTY, Cred: cred.sys()}
+	gio := groupIO{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, TTY: s.TTY, Size: s.Size, Resize: s.Resize, Cred: cred.sys()}
 	liveTasks.Store(recPath, struct{}{})
 	res, err := runGroup(ctx, cmd, gio, s.Timeout, r.recordTask(recPath, id))
 	_ = os.Remove(recPath)

@@ -516,6 +516,55 @@ func (s *suite) testRunTTY(t *testing.T) {
 	if el := time.Since(start); el > e.timeout() {
 		t.Errorf("run with a TTY returned %s after its context ended", el)
 	}
+
+	// The terminal has the client's size from the start and follows its
+	// changes while the command runs (which gets SIGWINCH): full-screen
+	// programs draw for the terminal they are shown in.
+	resize := make(chan runtime.TermSize, 1)
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	var sizes syncBuffer
+	task = e.task("ttysize")
+	task.TTY, task.Size, task.Resize, task.Stdin, task.Stdout = true, runtime.TermSize{Cols: 132, Rows: 43}, resize, inR, &sizes
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := e.rt.Run(e.ctx, task)
+		done <- result{code, err}
+	}()
+	waitOutput := func(want string) bool {
+		t.Helper()
+		deadline := time.Now().Add(e.timeout())
+		for !strings.Contains(sizes.String(), want) {
+			select {
+			case r := <-done:
+				t.Errorf("ttysize ended (%d %v) before printing %q: %q", r.code, r.err, want, sizes.String())
+				return false
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("ttysize did not print %q within %s: %q", want, e.timeout(), sizes.String())
+				return false
+			}
+		}
+		return true
+	}
+	if waitOutput("size 43 132") {
+		resize <- runtime.TermSize{Cols: 100, Rows: 30}
+		waitOutput("size 30 100")
+	}
+	io.WriteString(inW, "\n")
+	select {
+	case r := <-done:
+		if r.err != nil || r.code != 0 {
+			t.Errorf("ttysize = %d %v, output %q", r.code, r.err, sizes.String())
+		}
+	case <-time.After(e.timeout()):
+		t.Errorf("ttysize did not end on a line of input: %q", sizes.String())
+	}
 }
 
 func (s *suite) testExec(t *testing.T) {

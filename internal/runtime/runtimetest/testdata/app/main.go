@@ -14,6 +14,8 @@
 //	app getenv NAME        print $NAME
 //	app env                print the environment
 //	app cat PATH | app write PATH DATA | app exit CODE | app tty
+//	app ttysize            "size ROWS COLS" of its terminal, at the start and on every
+//	                       SIGWINCH, until a line (or the end) of input
 //	app ls DIR             every path under DIR, its type and mode ("sub/f.txt -rw-r--r--")
 package main
 
@@ -109,8 +111,45 @@ func main() {
 		} else {
 			fmt.Println("tty: no")
 		}
+	case "ttysize":
+		ttySize()
 	default:
 		fatal("unknown subcommand " + os.Args[1])
+	}
+}
+
+// ttySize prints the terminal's size at the start and on every SIGWINCH,
+// until a line or the end of input.
+func ttySize() {
+	winch := make(chan os.Signal, 4)
+	signal.Notify(winch, syscall.SIGWINCH)
+	print := func() {
+		var ws struct{ Row, Col, X, Y uint16 }
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws)))
+		if errno != 0 {
+			fmt.Printf("size: %v\r\n", errno)
+			return
+		}
+		fmt.Printf("size %d %d\r\n", ws.Row, ws.Col)
+	}
+	print()
+	line := make(chan struct{})
+	go func() {
+		b := make([]byte, 1)
+		for {
+			if n, err := os.Stdin.Read(b); err != nil || n == 1 && (b[0] == '\n' || b[0] == '\r') {
+				close(line)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-winch:
+			print()
+		case <-line:
+			return
+		}
 	}
 }
 
