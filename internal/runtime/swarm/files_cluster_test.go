@@ -136,6 +136,27 @@ func testFiles(t *testing.T, c *swarmtest.Cluster, dir string) {
 	if code, err := r.Run(ctx, run); err != nil || code != 0 || rout.String() != "one\n" { // a last line gets a newline
 		t.Errorf("one-off: %d %v %q", code, err, rout.String())
 	}
+	// One with input (or a terminal) runs in a container on the manager,
+	// which cannot mount configs: it gets a copy of the same tree, without
+	// write permission.
+	rout.Reset()
+	run.Stdin = strings.NewReader("input the command does not read\n") // empty input would make it a job
+	run.Command = []string{"./app", "cat", "/app/custom/templates/deep/base.txt"}
+	if code, err := r.Run(ctx, run); err != nil || code != 0 || rout.String() != "a template" {
+		t.Errorf("interactive one-off: %d %v %q", code, err, rout.String())
+	}
+	rout.Reset()
+	run.Stdin = strings.NewReader("input the command does not read\n")
+	run.Command = []string{"./app", "ls", "/app/custom"}
+	if code, err := r.Run(ctx, run); err != nil || code != 0 {
+		t.Errorf("interactive one-off ls: %d %v %q", code, err, rout.String())
+	}
+	for _, want := range []string{". dr-xr-xr-x", "message.txt -r--r--r--", "bin/hook.sh -r-xr-xr-x", "templates/deep/base.txt -r--r--r--", "uploads dr-xr-xr-x"} {
+		if !strings.Contains(rout.String(), want+"\n") {
+			t.Errorf("the interactive one-off's ls lacks %q:\n%s", want, rout.String())
+		}
+	}
+	run.Stdin = nil
 
 	// v2 changes one file: one new config, the others shared.
 	tree["custom/message.txt"] = "two"

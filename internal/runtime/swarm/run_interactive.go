@@ -1,8 +1,13 @@
 package swarm
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,12 +54,21 @@ func (r *Runtime) runInteractive(ctx context.Context, s *runtime.RunSpec, id str
 }
 
 func (r *Runtime) runContainer(ctx context.Context, s *runtime.RunSpec, id string, fail func(error) (int, error)) (int, error) {
-	for _, m := range s.Mounts {
-		if strings.HasPrefix(m.Name, "./") {
-			// Files of the upload are Swarm configs, which only a task
-			// mounts.
-			return fail(fmt.Errorf("one-offs with a terminal or input run on the manager and cannot mount the upload's files on swarm (%s at %s); run the command without a terminal (-T) and without input, as a job: %w", m.Name, m.Target, runtime.ErrNotSupported))
+	// Files of the upload are Swarm configs, which only a task mounts:
+	// the container gets a copy of them instead (copyFiles).
+	files, err := r.fileMounts(&s.InstanceSpec)
+	if err != nil {
+		return fail(err)
+	}
+	if len(files) > 0 {
+		plain := *s
+		plain.Mounts = nil
+		for _, m := range s.Mounts {
+			if !strings.HasPrefix(m.Name, "./") {
+				plain.Mounts = append(plain.Mounts, m)
+			}
 		}
+		s = &plain
 	}
 	name := r.names.Instance(id)
 	if _, err := r.cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{}); err == nil {
@@ -90,11 +104,68 @@ func (r *Runtime) runContainer(ctx context.Context, s *runtime.RunSpec, id strin
 			r.log.Warn("removing an interactive one-off's container", "task", id, "err", err)
 		}
 	}()
+	if len(files) > 0 {
+		if opts.HostConfig.ReadonlyRootfs {
+			return fail(fmt.Errorf("a one-off with a terminal or input runs on the manager, where the upload's files (%s) are copied into its container, and read_only forbids that; run the command without a terminal (-T) and without input, as a job: %w", files[0].Name, runtime.ErrNotSupported))
+		}
+		if err := r.copyFiles(ctx, created.ID, files); err != nil {
+			return fail(err)
+		}
+	}
 	res, err := docker.RunAttached(ctx, r.ctx, r.cli, created.ID, s, r.log.With("task", id))
 	if err != nil {
 		return fail(err)
 	}
 	return res.Finish(id, s, r.events.Publish)
+}
+
+// copyFiles copies the "./dir" files of an interactive one-off into its
+// created container: the same tree a task mounts from Swarm configs, owned
+// by root, without write permission (a command running as root can still
+// change its copy, which goes with the container).
+func (r *Runtime) copyFiles(ctx context.Context, cid string, files []filesMount) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarFiles(pw, files)) }()
+	_, err := r.cli.CopyToContainer(ctx, cid, client.CopyToContainerOptions{DestinationPath: "/", Content: pr})
+	pr.CloseWithError(err)
+	if err != nil {
+		return fmt.Errorf("copy the upload's files into the one-off's container: %w", err)
+	}
+	return nil
+}
+
+// tarFiles writes the trees of files as a tar archive rooted at "/".
+func tarFiles(w io.Writer, files []filesMount) error {
+	tw := tar.NewWriter(w)
+	for _, m := range files {
+		for _, e := range m.Entries {
+			name := strings.TrimPrefix(path.Join(m.Target, e.Rel), "/")
+			mode := int64(e.Mode.Perm() &^ 0o222)
+			if e.Dir {
+				if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: time.Now()}); err != nil {
+					return err
+				}
+				continue
+			}
+			src := m.Root
+			if e.Rel != "" {
+				src = filepath.Join(m.Root, filepath.FromSlash(e.Rel))
+			}
+			f, err := os.Open(src)
+			if err != nil {
+				return err
+			}
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: e.Size, ModTime: time.Now()})
+			if err == nil {
+				_, err = io.CopyN(tw, f, e.Size)
+			}
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", path.Join(m.Name, e.Rel), err)
+			}
+		}
+	}
+	return tw.Close()
 }
 
 // managerImage is the release's image on the manager, by ID (the builder's
