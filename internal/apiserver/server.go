@@ -511,26 +511,34 @@ func (s *Server) maintenanceOn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the maintenance page may be at most 1 MiB")
 		return
 	}
-	m.Stopped = false // only moorage stop sets it
-	if s.refuseStopped(w, r) {
-		return
+	m.Stopped, m.Destroying = false, false // only moorage stop and apps destroy set them
+	if s.setMaintenance(w, r, &m) {
+		writeJSON(w, http.StatusOK, m)
 	}
-	if err := s.Engine.SetMaintenance(r.Context(), r.PathValue("app"), &m); err != nil {
-		writeErr(w, appErr(r, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
 }
 
 func (s *Server) maintenanceOff(w http.ResponseWriter, r *http.Request) {
-	if s.refuseStopped(w, r) {
-		return
+	if s.setMaintenance(w, r, nil) {
+		writeJSON(w, http.StatusOK, struct{}{})
 	}
-	if err := s.Engine.SetMaintenance(r.Context(), r.PathValue("app"), nil); err != nil {
+}
+
+// setMaintenance switches the app's maintenance page, answering the
+// refusal of a stopped app (checked by the store's update itself, not
+// before it, so a racing `moorage stop` cannot lose its page) or another
+// error.
+func (s *Server) setMaintenance(w http.ResponseWriter, r *http.Request, m *engine.Maintenance) bool {
+	app := r.PathValue("app")
+	err := s.Engine.SetUserMaintenance(r.Context(), app, m)
+	switch {
+	case errors.Is(err, store.ErrStopped):
+		writeStopped(w, app)
+		return false
+	case err != nil:
 		writeErr(w, appErr(r, err))
-		return
+		return false
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	return true
 }
 
 // app returns the app a request names, answering 404 when it does not

@@ -96,18 +96,7 @@ func (s *Server) auditOp(r *http.Request, action, target string, dryRun bool, op
 	}()
 }
 
-// refuseStopped answers 409 for a maintenance change of an app stopped with
-// moorage stop (its maintenance page is the stop's).
-func (s *Server) refuseStopped(w http.ResponseWriter, r *http.Request) bool {
-	app := r.PathValue("app")
-	stopped, err := s.Engine.Stopped(r.Context(), app)
-	if err != nil {
-		writeErr(w, err)
-		return true
-	}
-	if !stopped {
-		return false
-	}
+// writeStopped answers the refusal of an operation on a stopped app.
+func writeStopped(w http.ResponseWriter, app string) {
 	writeError(w, http.StatusConflict, "stopped", app+" is stopped (moorage stop): its maintenance page stays until `moorage start -a "+app+"`")
-	return true
 }

@@ -18,12 +18,29 @@ type Maintenance = api.Maintenance
 // on, the proxy answers the app's requests with a 503 maintenance page;
 // health checks still reach the instances. It is kept across restarts.
 func (e *Engine) SetMaintenance(ctx context.Context, app string, m *Maintenance) error {
+	return e.setMaintenance(ctx, app, m, e.st.SetMaintenance)
+}
+
+// SetUserMaintenance is SetMaintenance for `moorage maintenance on|off`:
+// it takes no lock (the page may go up while a deploy runs: it changes
+// nothing that runs), and it is refused, with store.ErrStopped, while the
+// app is stopped or being destroyed, by the statement that records it.
+func (e *Engine) SetUserMaintenance(ctx context.Context, app string, m *Maintenance) error {
+	if m != nil {
+		c := *m
+		c.Stopped, c.Destroying = false, false // only stop and destroy set them
+		m = &c
+	}
+	return e.setMaintenance(ctx, app, m, e.st.SetUserMaintenance)
+}
+
+func (e *Engine) setMaintenance(ctx context.Context, app string, m *Maintenance, record func(ctx context.Context, app, m string) error) error {
 	val := ""
 	if m != nil {
 		b, _ := json.Marshal(m)
 		val = string(b)
 	}
-	if err := e.st.SetMaintenance(ctx, app, val); err != nil {
+	if err := record(ctx, app, val); err != nil {
 		return err
 	}
 	e.applyMaintenance(app, m)

@@ -77,3 +77,44 @@ func TestDeleteApp(t *testing.T) {
 		t.Errorf("a new hello starts at v%d (%v), want v1", r.Version, err)
 	}
 }
+
+// A user's maintenance switch never replaces the stopped page of
+// `moorage stop` (or of a destroy): refused with ErrStopped, in the
+// update itself; any other mode it replaces, and an app that does not
+// exist is ErrNotFound.
+func TestSetUserMaintenance(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	if _, err := s.EnsureApp(ctx, "hello", "process"); err != nil {
+		t.Fatal(err)
+	}
+	get := func() string {
+		t.Helper()
+		m, err := s.Maintenance(ctx, "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, m := range []string{`{"message":"upgrading"}`, "", `{"message":"again"}`} {
+		if err := s.SetUserMaintenance(ctx, "hello", m); err != nil || get() != m {
+			t.Fatalf("set %q: %v, recorded %q", m, err, get())
+		}
+	}
+	for _, stopped := range []string{`{"message":"hello is stopped.","stopped":true}`, `{"stopped":true,"destroying":true}`} {
+		if err := s.SetMaintenance(ctx, "hello", stopped); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{"", `{"message":"mine"}`} {
+			if err := s.SetUserMaintenance(ctx, "hello", m); !errors.Is(err, ErrStopped) || !errors.Is(err, ErrConflict) {
+				t.Errorf("user's %q over %s: %v, want ErrStopped", m, stopped, err)
+			}
+			if get() != stopped {
+				t.Errorf("the stopped page was replaced: %q", get())
+			}
+		}
+	}
+	if err := s.SetUserMaintenance(ctx, "nosuch", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an app that does not exist: %v", err)
+	}
+}

@@ -111,6 +111,31 @@ func (s *Store) SetMaintenance(ctx context.Context, app, m string) error {
 	return mustAffect(res, "app "+app)
 }
 
+// ErrStopped: the app's maintenance page is the stopped page of `moorage
+// stop` (or of a destroy), which only `moorage start` (or the destroy)
+// ends.
+var ErrStopped = fmt.Errorf("stopped: %w", ErrConflict)
+
+// SetUserMaintenance is SetMaintenance for `moorage maintenance on|off`:
+// in one statement, it changes nothing and returns ErrStopped when the
+// recorded mode is a stopped one, so a user's switch racing `moorage
+// stop` can never turn a stopped app's page off (which would let a deploy
+// start its services).
+func (s *Store) SetUserMaintenance(ctx context.Context, app, m string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE apps SET maintenance = ?, updated_at = ? WHERE name = ?
+		AND (maintenance = '' OR coalesce(json_extract(maintenance, '$.stopped'), 0) = 0)`, m, now(), app)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	if _, err := s.Maintenance(ctx, app); err != nil {
+		return err // no such app
+	}
+	return fmt.Errorf("app %s: %w", app, ErrStopped)
+}
+
 // Maintenance returns app's maintenance mode ("" = off).
 func (s *Store) Maintenance(ctx context.Context, app string) (string, error) {
 	var m string
