@@ -34,16 +34,23 @@ import (
 //
 // of the loss (the first check comes within one interval, and each failed
 // check lasts at most its timeout, the next one starting at once). That
-// bounds the failures: each starts before the loss + bound, and each is a
-// POST one client had in flight to the lost instance, so there are at most
-// as many as the load has POSTing clients (each has one request in flight
-// at a time, and the first failed dial ends the lost instance's turn). No
-// GET fails.
+// bounds the failures in time: each starts before the loss + bound. And in
+// number: a request can fail only on a connection the proxy had opened to
+// the lost instance before its processes died (a new one fails to dial,
+// which is retried), each such connection fails at most one request, and
+// the proxy never has more connections to an instance than requests in
+// flight, which the load's clients (one request at a time each) bound: so
+// at most getters + posters failures, all of them POSTs. In the runs, the
+// first failed dial took the instance out within 50–260ms, long before the
+// active check would have, and 0–2 POSTs failed.
 //
-// Then, with the node still down, a deploy must succeed (the lost web
-// instance is stopped as far as it can be: its task is Swarm's to end when
-// the node is back) and the scheduler stays single; and once the node is
-// back, a further deploy succeeds and the scheduler is still single.
+// Swarm starts the lost instance again on the other worker, and the
+// proxy follows it there. Then, with the node still down, a deploy
+// succeeds under the same load with no failed request (the lost instance
+// is one of the replaced release's, kept warm like the others; its old
+// task on the lost node is Swarm's to end when the node is back) and the
+// scheduler stays single; once the node is back, a further deploy succeeds
+// and the scheduler is still single.
 func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 	t.Parallel()
 	metrics := freePort(t)
@@ -154,7 +161,16 @@ func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 	}
 	var window time.Duration
 	if len(failed) > 0 {
-		window = failed[len(failed)-1].end.Sub(failed[0].start)
+		first, last := failed[0].start, failed[0].end
+		for _, r := range failed {
+			if r.start.Before(first) {
+				first = r.start
+			}
+			if r.end.After(last) {
+				last = r.end
+			}
+		}
+		window = last.Sub(first)
 	}
 	n := countMethods(rs)
 	fm := countMethods(failed)
@@ -174,8 +190,8 @@ func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 			t.Errorf("a request failed that started %s after the loss, past the bound %s: %s", r.start.Sub(killAt).Round(time.Millisecond), bound, failures([]result{r}))
 		}
 	}
-	if len(failed) > posters {
-		t.Errorf("%d requests failed, more than the %d POSTing clients could have had in flight to the lost instance", len(failed), posters)
+	if len(failed) > getters+posters {
+		t.Errorf("%d requests failed, more than the %d connections the load's clients could have had open to the lost instance", len(failed), getters+posters)
 	}
 	if t.Failed() {
 		t.FailNow()
