@@ -210,7 +210,7 @@ func (r *Runtime) observe(snap *snapshot, publish bool) {
 				}
 			case crashed(t) && !w.seen[t.ID]:
 				w.seen[t.ID] = true
-				if down {
+				if down || replaced(ts, t, w.running[s.ID]) {
 					continue
 				}
 				w.restarts[s.ID]++
@@ -263,6 +263,22 @@ func (w *watchState) lostNode(ts []swarm.Task, id string) (string, bool) {
 		return "", false
 	}
 	return "", false
+}
+
+// replaced reports whether the task running, one of ts, was created after
+// t: t ends after the instance runs again elsewhere (Swarm moved it off a
+// node that was down, and the node is back), which is no crash of the
+// instance.
+func replaced(ts []swarm.Task, t swarm.Task, running string) bool {
+	if running == "" || running == t.ID {
+		return false
+	}
+	for _, r := range ts {
+		if r.ID == running {
+			return r.Meta.CreatedAt.After(t.Meta.CreatedAt)
+		}
+	}
+	return false
 }
 
 // crashed reports a task that ended while it was meant to run: exited (with

@@ -16,8 +16,9 @@ import (
 // instance again on another node. The old task did not crash (its state
 // reads running, desired shutdown, until the node is back), but the
 // instance has a new address: the watcher reports a restart, which makes
-// the engine route to it. A service whose task changes while its old
-// task's node is up (a scale from 0, say) reports nothing.
+// the engine route to it; when the node is back and the old task ends,
+// that is no crash. A service whose task changes while its old task's
+// node is up (a scale from 0, say) reports nothing.
 func TestObserveMovedOffLostNode(t *testing.T) {
 	r := &Runtime{log: slog.New(slog.DiscardHandler), events: runtime.NewBroker(), stopping: map[string]bool{}}
 	r.watch.init()
@@ -98,5 +99,24 @@ func TestObserveMovedOffLostNode(t *testing.T) {
 	r.events.Publish(runtime.InstanceEvent{Type: "marker"})
 	if ev := next(); ev.Type != "marker" {
 		t.Fatalf("event %+v, want nothing new", ev)
+	}
+
+	// node1 is back, and its agent reports the old task failed: the
+	// instance did not crash, it runs on node2 since.
+	r.watch.setNodes(nodes(true))
+	old1.Status.State = swarm.TaskStateFailed
+	r.observe(snap([]swarm.Task{old1, moved}, []swarm.Task{old2, again}), true)
+	r.events.Publish(runtime.InstanceEvent{Type: "marker"})
+	if ev := next(); ev.Type != "marker" {
+		t.Fatalf("event %+v, want none for the lost task ending", ev)
+	}
+	if n := r.watch.restartCount("s1"); n != 0 {
+		t.Fatalf("%d restarts counted, want 0", n)
+	}
+	// The moved task crashes: that is a crash.
+	moved.Status.State, moved.DesiredState = swarm.TaskStateFailed, shutdown
+	r.observe(snap([]swarm.Task{old1, moved, task("t5", "s1", "n2", swarm.TaskStatePending, running)}, []swarm.Task{old2, again}), true)
+	if ev := next(); ev.Type != runtime.EventCrash || ev.Instance != "hello-web-v1-1" {
+		t.Fatalf("event %+v, want web1's crash", ev)
 	}
 }
