@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
 
 	"github.com/moorage/moorage/internal/spec"
 )
@@ -248,6 +249,26 @@ func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 		}
 		return nil
 	})
+	// Its old tasks end (failed: their containers died with the node);
+	// for the lost instances, which run elsewhere since, that is no crash.
+	waitFor(t, 2*time.Minute, "the old tasks on "+dead.Name+" to end", func() error {
+		res, err := s.swarm.Client().TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("node", dead.ID)})
+		if err != nil {
+			return err
+		}
+		for _, tk := range res.Items {
+			switch tk.Status.State {
+			case swarm.TaskStateRunning, swarm.TaskStateStarting, swarm.TaskStatePreparing, swarm.TaskStateReady, swarm.TaskStateAssigned, swarm.TaskStateAccepted:
+				return fmt.Errorf("task %s still %s", tk.ID, tk.Status.State)
+			}
+		}
+		return nil
+	})
+	for _, in := range s.ps("hello").Instances {
+		if slices.Contains(lost, in.ID) && in.Restarts != 0 {
+			t.Errorf("%s: %d restarts counted after %s came back, want 0 (it was moved, not crashed)", in.ID, in.Restarts, dead.Name)
+		}
+	}
 	setMessage(t, app, "v3")
 	s.deploy(app, 0)
 	s.waitBody("/", "message=v3")
