@@ -54,6 +54,28 @@ import (
 // and the scheduler is still single.
 func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 	t.Parallel()
+	testWebNodeLoss(t, false)
+}
+
+// The same loss as TestSwarmWebNodeLossUnderLoad, on a machine that goes
+// silent: the node's network cable is cut first (swarmtest Disconnect),
+// then its processes die, so that nothing it had open is closed or
+// refused; packets to it are dropped, as after a real power cut. A request
+// the proxy had already sent there gets no answer at all and fails, GET or
+// not, when the client gives up (the load's 30s; the proxy's own response
+// header timeout is 60s); a new connection to it fails after the proxy's
+// dial timeout (3s), takes it out of rotation and is sent elsewhere. The
+// bounds are the same: every failure started before the loss + the
+// health bound, and at most one per connection the load's clients could
+// have had open to the lost instance.
+func TestSwarmWebNodeCutUnderLoad(t *testing.T) {
+	t.Parallel()
+	testWebNodeLoss(t, true)
+}
+
+// testWebNodeLoss is TestSwarmWebNodeLossUnderLoad, with cut the node's
+// cable cut before its processes die (TestSwarmWebNodeCutUnderLoad).
+func testWebNodeLoss(t *testing.T, cut bool) {
 	metrics := freePort(t)
 	s := startServerArgs(t, "swarm", []string{"--metrics", metrics})
 	const webReplicas = 3
@@ -106,7 +128,14 @@ func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 
 	health := spec.Health{Interval: time.Second, Timeout: spec.DefaultHealthTimeout, Retries: spec.DefaultHealthRetries} // examples/hello's web
 	bound := health.Interval + time.Duration(health.Retries)*max(health.Interval, health.Timeout)
+	what := "web node loss under load"
 	killAt := time.Now()
+	if cut {
+		what = "web node cut off and lost under load"
+		if err := dead.Disconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := dead.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +174,14 @@ func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 		}
 		return nil
 	})
+	// Every request that started before the bound has ended (stop would
+	// cancel one still waiting on the lost node, uncounted).
+	waitFor(t, 2*time.Minute, "the requests started before the bound to end", func() error {
+		if at := l.inFlightSince(); !at.IsZero() && at.Before(gone.Add(bound)) {
+			return fmt.Errorf("a request started %s after the loss is in flight", at.Sub(killAt).Round(time.Millisecond))
+		}
+		return nil
+	})
 	rs := l.stop()
 	retries := metric(t, metrics, "moorage_proxy_retries_total", "app=hello") - retriesBefore
 	out := s.proxyLogged(`msg="target unhealthy"`, lost, killAt)
@@ -175,15 +212,15 @@ func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 	}
 	n := countMethods(rs)
 	fm := countMethods(failed)
-	t.Logf("figure: web node loss under load: %d requests (%d GET, %d POST), %d failed (%d GET, %d POST) over %s; bound %s (interval %s, timeout %s, retries %d); node down in swarm after %s; lost instance out of the proxy's rotation after %s; proxy retries %.0f; slowest request across the loss %s; the proxy routes to the lost instance's new task after %s, and it serves again from %s after %s",
-		len(rs), n["GET"], n["POST"], len(failed), fm["GET"], fm["POST"], window.Round(time.Millisecond),
+	t.Logf("figure: %s: %d requests (%d GET, %d POST), %d failed (%d GET, %d POST) over %s; bound %s (interval %s, timeout %s, retries %d); node down in swarm after %s; lost instance out of the proxy's rotation after %s; proxy retries %.0f; slowest request across the loss %s; the proxy routes to the lost instance's new task after %s, and it serves again from %s after %s",
+		what, len(rs), n["GET"], n["POST"], len(failed), fm["GET"], fm["POST"], window.Round(time.Millisecond),
 		bound, health.Interval, health.Timeout, health.Retries, down.Round(time.Millisecond), out, retries, slowest.Round(time.Millisecond), moved, other.Name, back.Round(time.Millisecond))
 	for _, f := range failures(failed) {
 		t.Logf("failed: %s", f)
 	}
 	for _, r := range failed {
 		switch {
-		case r.method != "POST":
+		case r.method != "POST" && !cut:
 			t.Errorf("a %s failed (the proxy sends an idempotent request again on another instance): %s", r.method, failures([]result{r}))
 		case r.end.Before(killAt):
 			t.Errorf("a request failed before the loss: %s", failures([]result{r}))
@@ -235,6 +272,11 @@ func TestSwarmWebNodeLossUnderLoad(t *testing.T) {
 
 	// The node comes back: its old tasks end, and a further deploy goes
 	// through with the scheduler still single.
+	if cut {
+		if err := dead.Reconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := dead.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
