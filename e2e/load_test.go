@@ -42,6 +42,7 @@ type loader struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	results []result
+	started map[int]time.Time // by client: when its request in flight started
 }
 
 // startLoader sends GETs of path from workers clients.
@@ -53,7 +54,7 @@ func startLoader(addr, path string, workers int) *loader {
 // /echo from posters clients, each with a body of 1 to 48 KiB.
 func startMixedLoader(addr, path string, getters, posters int) *loader {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &loader{cancel: cancel}
+	l := &loader{cancel: cancel, started: map[int]time.Time{}}
 	for i := 0; i < getters+posters; i++ {
 		post := i >= getters
 		l.wg.Add(1)
@@ -75,6 +76,9 @@ func startMixedLoader(addr, path string, getters, posters int) *loader {
 				} else {
 					req, _ = http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 				}
+				l.mu.Lock()
+				l.started[i] = r.start
+				l.mu.Unlock()
 				resp, err := c.Do(req)
 				if err == nil {
 					b, rerr := io.ReadAll(resp.Body)
@@ -84,6 +88,9 @@ func startMixedLoader(addr, path string, getters, posters int) *loader {
 					r.err = err
 				}
 				r.end = time.Now()
+				l.mu.Lock()
+				delete(l.started, i)
+				l.mu.Unlock()
 				if ctx.Err() != nil && r.err != nil {
 					return // cancelled by stop, not a failure
 				}
@@ -104,6 +111,20 @@ func (l *loader) stop() []result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.results
+}
+
+// inFlightSince returns when the oldest request in flight started (zero
+// when none is): stop cancels those, and they are not counted.
+func (l *loader) inFlightSince() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var oldest time.Time
+	for _, at := range l.started {
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
+		}
+	}
+	return oldest
 }
 
 // count returns how many requests were made so far.

@@ -293,7 +293,11 @@ func (e *Engine) watchEvents(ch <-chan runtime.InstanceEvent) {
 			e.st.RecordCrash(ctx, ev.Instance, ev.ExitCode, ev.Message)
 			e.st.AddEvent(ctx, store.AppEvent{App: ev.App, Time: ev.Time, Kind: store.EventCrash, Instance: ev.Instance, Message: msg})
 		case runtime.EventRestart:
-			e.st.AddEvent(ctx, store.AppEvent{App: ev.App, Time: ev.Time, Kind: store.EventRestart, Instance: ev.Instance, Message: ev.Instance + " restarted"})
+			msg := ev.Instance + " restarted"
+			if ev.Message != "" {
+				msg += " (" + ev.Message + ")" // swarm: moved off a node that is down
+			}
+			e.st.AddEvent(ctx, store.AppEvent{App: ev.App, Time: ev.Time, Kind: store.EventRestart, Instance: ev.Instance, Message: msg})
 			e.refreshRoutes(ctx, ev.App)
 		}
 		e.mu.Lock()

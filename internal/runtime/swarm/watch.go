@@ -185,16 +185,32 @@ func (r *Runtime) observe(snap *snapshot, publish bool) {
 			t := ts[i]
 			switch {
 			case t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning:
-				if w.running[s.ID] != t.ID {
+				if prev := w.running[s.ID]; prev != t.ID {
 					w.running[s.ID] = t.ID
-					if w.pending[s.ID] && !first {
+					switch {
+					case first:
+					case w.pending[s.ID]:
 						w.pending[s.ID] = false
 						out = append(out, ev{svc: s, task: t, ev: runtime.InstanceEvent{Type: runtime.EventRestart, Restarts: w.restarts[s.ID]}})
+					case prev != "":
+						// Swarm started the instance again elsewhere because
+						// the node of its task is down (lost, or cut off):
+						// the old task did not crash (its state can no
+						// longer be known), but the instance has a new
+						// address, which a restart event makes the engine
+						// route to.
+						if from, ok := w.lostNode(ts, prev); ok {
+							msg := "moved off node " + from + ", which is down"
+							if n, ok := w.nodes[t.NodeID]; ok {
+								msg += ", to " + n.Hostname
+							}
+							out = append(out, ev{svc: s, task: t, ev: runtime.InstanceEvent{Type: runtime.EventRestart, Restarts: w.restarts[s.ID], Message: msg}})
+						}
 					}
 				}
 			case crashed(t) && !w.seen[t.ID]:
 				w.seen[t.ID] = true
-				if down {
+				if down || replaced(ts, t, w.running[s.ID]) {
 					continue
 				}
 				w.restarts[s.ID]++
@@ -232,6 +248,37 @@ func (r *Runtime) observe(snap *snapshot, publish bool) {
 		r.log.Info("swarm task "+string(e.ev.Type), "instance", e.ev.Instance, "task", shortID(e.task.ID), "message", e.ev.Message)
 		r.events.Publish(e.ev)
 	}
+}
+
+// lostNode reports the hostname of the node of task id (one of ts) when
+// that node is down. Called with w.mu held.
+func (w *watchState) lostNode(ts []swarm.Task, id string) (string, bool) {
+	for _, t := range ts {
+		if t.ID != id {
+			continue
+		}
+		if n, ok := w.nodes[t.NodeID]; ok && !n.Ready {
+			return n.Hostname, true
+		}
+		return "", false
+	}
+	return "", false
+}
+
+// replaced reports whether the task running, one of ts, was created after
+// t: t ends after the instance runs again elsewhere (Swarm moved it off a
+// node that was down, and the node is back), which is no crash of the
+// instance.
+func replaced(ts []swarm.Task, t swarm.Task, running string) bool {
+	if running == "" || running == t.ID {
+		return false
+	}
+	for _, r := range ts {
+		if r.ID == running {
+			return r.Meta.CreatedAt.After(t.Meta.CreatedAt)
+		}
+	}
+	return false
 }
 
 // crashed reports a task that ended while it was meant to run: exited (with
