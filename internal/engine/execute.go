@@ -323,9 +323,10 @@ func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 		err = r.steps(ctx, p.Steps)
 		held = p.Held()
 	}
-	if err == nil && held != "" {
-		// The rest was restored; a singleton on a lost node was not
-		// started again: the outcome says which node and what to do.
+	if held != "" {
+		// A singleton on a lost node was not started again (the rest was
+		// restored, unless err says otherwise): the outcome says which
+		// node and what to do.
 		r.op.emit(Event{Type: EventWarn, Text: held})
 		msg += "; " + held
 	}
