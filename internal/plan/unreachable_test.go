@@ -36,11 +36,12 @@ func TestCheckSingletonsRefusesUnreachable(t *testing.T) {
 // may still run; a second must never start), tells v4's to stop when its
 // node is back, and completes the rest: web routed back, v3's worker
 // started, v4's web drained, v3 active. The outcome names the node and
-// what to do.
+// what to do. (v3's scheduler and worker were removed by the deploy's
+// steps after its cutover.)
 func TestPlanRevertSchedulerNodeLost(t *testing.T) {
 	tg := target(t, "v3", mustSpec(t, helloSpec))
 	observed := []runtime.Instance{
-		running("web", "v3", 1), running("web", "v3", 2), inst("scheduler", "v3", 1, runtime.StateExited),
+		running("web", "v3", 1), running("web", "v3", 2),
 		running("web", "v4", 1), running("web", "v4", 2), running("worker", "v4", 1), down(running("scheduler", "v4", 1)),
 		accessory("db", tg.AccessoryHash["db"]),
 	}
@@ -55,7 +56,7 @@ func TestPlanRevertSchedulerNodeLost(t *testing.T) {
 		}
 	}
 	// Without a lost singleton, nothing is held.
-	observed[6] = running("scheduler", "v4", 1)
+	observed[5] = running("scheduler", "v4", 1)
 	if h := Converge(ConvergeInput{App: "hello", Kind: "revert", Target: &tg, From: "v4", Observed: observed}).Held(); h != "" {
 		t.Errorf("Held() of a revert with every node up: %s", h)
 	}
