@@ -254,6 +254,11 @@ func (e *Engine) dryRun(ctx context.Context, op *Op, in execInput) (string, erro
 	p := e.plan(ctx, in, &rel, observed)
 	op.emit(planEvent(rel.ID(), p))
 	warnStoppedAccessories(op, rel.ID(), p)
+	if in.plan == nil {
+		if err := plan.CheckSingletons(*e.targetFor(ctx, &rel, in.scale), observed); err != nil {
+			op.emit(Event{Type: EventWarn, Release: rel.ID(), Text: "it would be refused before anything changes: " + err.Error()})
+		}
+	}
 	return StatusPlanned, nil
 }
 
