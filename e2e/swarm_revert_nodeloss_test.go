@@ -169,6 +169,13 @@ func TestSwarmRevertWithSchedulerNodeLost(t *testing.T) {
 		t.Fatalf("%d scheduler starts by the end of the revert, want v1's and v2's:\n%s", n, volumeFile(s, "hello", "scheduler.log"))
 	}
 
+	// While node2 is down, a deploy would be refused, and its dry run
+	// says so.
+	out, errOut, code := s.run("deploy", app, "--runtime", "swarm", "--dry-run")
+	if code != 0 || !strings.Contains(out+errOut, "it would be refused before anything changes: cannot replace the singleton scheduler: hello-scheduler-v2-1 runs on node node2, which is down") {
+		t.Errorf("dry run while node2 is down: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// The node comes back: v2's scheduler, told to stop, stays stopped.
 	if err := n2.Restart(ctx); err != nil {
 		t.Fatal(err)
