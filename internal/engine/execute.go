@@ -181,6 +181,9 @@ func (e *Engine) execute(ctx context.Context, op *Op, in execInput) (string, err
 	if err := r.steps(ctx, p.Steps); err != nil {
 		return r.fail(ctx, err)
 	}
+	if held := p.Held(); held != "" {
+		op.emit(Event{Type: EventWarn, Release: rel.ID(), Text: held})
+	}
 	if err := e.st.FinishDeploy(ctx, d.ID, store.DeploySucceeded, ""); err != nil {
 		return store.DeployFailed, err
 	}
@@ -251,6 +254,11 @@ func (e *Engine) dryRun(ctx context.Context, op *Op, in execInput) (string, erro
 	p := e.plan(ctx, in, &rel, observed)
 	op.emit(planEvent(rel.ID(), p))
 	warnStoppedAccessories(op, rel.ID(), p)
+	if in.plan == nil {
+		if err := plan.CheckSingletons(*e.targetFor(ctx, &rel, in.scale), observed); err != nil {
+			op.emit(Event{Type: EventWarn, Release: rel.ID(), Text: "it would be refused before anything changes: " + err.Error()})
+		}
+	}
 	return StatusPlanned, nil
 }
 
@@ -305,6 +313,7 @@ func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 	}
 	r.op.emit(Event{Type: EventInfo, Text: fmt.Sprintf("%s: %s", verb, describeTarget(r.from))})
 	observed, err := e.observe(ctx, app)
+	held := ""
 	if err == nil {
 		var target *plan.Target
 		if r.from != nil {
@@ -317,6 +326,14 @@ func (r *execution) fail(ctx context.Context, cause error) (string, error) {
 		r.undoing, r.prefix = true, kind+":"
 		r.fallbackMu.Unlock()
 		err = r.steps(ctx, p.Steps)
+		held = p.Held()
+	}
+	if held != "" {
+		// A singleton on a lost node was not started again (the rest was
+		// restored, unless err says otherwise): the outcome says which
+		// node and what to do.
+		r.op.emit(Event{Type: EventWarn, Text: held})
+		msg += "; " + held
 	}
 	if err != nil {
 		// Undoing failed too: say so loudly; recovery retries at the next

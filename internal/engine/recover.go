@@ -191,12 +191,17 @@ func (e *Engine) recoverApp(ctx context.Context, a *store.App) (deferred bool, e
 		r.rel = &store.Release{App: a.Name}
 	}
 	err = r.stepsQuiet(ctx, p.Steps, rec.ID != 0)
+	held := p.Held()
 	if rec.ID != 0 {
-		status, reason := store.DeploySucceeded, ""
+		status, reason := store.DeploySucceeded, held
 		if err != nil {
 			status, reason = store.DeployFailed, err.Error()
 		}
 		e.st.FinishDeploy(ctx, rec.ID, status, reason)
+	}
+	if err == nil && held != "" {
+		e.log.Warn("recovered without a singleton", "app", a.Name, "reason", held)
+		e.st.AddEvent(ctx, store.AppEvent{App: a.Name, Kind: store.EventRecover, Message: "recovery at server start: " + held})
 	}
 	return false, err
 }

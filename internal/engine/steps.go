@@ -191,6 +191,31 @@ func (r *execution) stop(ctx context.Context, ids []string, out *stepOutput) err
 	return errors.Join(errs...)
 }
 
+// stopLost tells a singleton instance on a machine that is down to stop
+// when the machine is back (plan.Singleton.Lost), on whichever runtime has
+// it, without waiting. Failing to is said, not fatal: nothing starts in
+// its place either way.
+func (e *Engine) stopLost(ctx context.Context, l plan.LostInstance, out *stepOutput) {
+	err := runtime.ErrNotFound
+	for _, rt := range e.runtimes {
+		ls, ok := rt.(runtime.LostStopper)
+		if !ok {
+			continue
+		}
+		if err = ls.StopLost(ctx, l.ID); err == nil || !errors.Is(err, runtime.ErrNotFound) {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		out.Printf("told %s (on node %s, which is down) to stop when its node is back; not waited for, and nothing starts in its place", l.ID, l.Node)
+	case errors.Is(err, runtime.ErrNotFound):
+		out.Printf("%s is gone from its runtime; nothing starts in its place", l.ID)
+	default:
+		out.Printf("could not tell %s to stop (it may run again when node %s is back, until the next deploy stops it); nothing starts in its place: %v", l.ID, l.Node, err)
+	}
+}
+
 func (r *execution) removeInstance(ctx context.Context, id string) error {
 	return r.e.removeInstance(ctx, id)
 }

@@ -329,6 +329,9 @@ func (r *execution) singleton(ctx context.Context, s plan.Singleton, out *stepOu
 	if err := r.stop(ctx, s.Old, out); err != nil {
 		return err
 	}
+	for _, l := range s.Lost {
+		r.e.stopLost(ctx, l, out)
+	}
 	if s.SkipStart {
 		return nil
 	}

@@ -119,6 +119,7 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 	var oldWorkers []string
 	var oldWeb, warm []runtime.Instance
 	oldSingleton := map[string][]runtime.Instance{}
+	lost := map[string][]runtime.Instance{} // singleton instances on a machine that is down
 	var tasks []string
 	for _, in := range observed {
 		switch in.Kind {
@@ -131,6 +132,11 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 		svc := t.Spec.Services[in.Service]
 		keep := in.Release == t.Release && svc != nil && in.Index >= 1 && in.Index <= t.Replicas(in.Service)
 		switch {
+		case svc != nil && svc.Singleton && in.Unreachable && !(keep && in.State != runtime.StateExited):
+			// Whether it still runs cannot be known: it is neither
+			// waited for nor replaced (the target's own one that runs is
+			// kept, as any other).
+			lost[in.Service] = append(lost[in.Service], in)
 		case keep && in.State == runtime.StateExited:
 			dead = append(dead, in.ID)
 		case keep:
@@ -228,13 +234,24 @@ func converge(app string, t Target, observed []runtime.Instance, specs map[strin
 				}
 			}
 			continue
-		case !want && len(old) == 0 && len(running[name]) == 0:
+		case !want && len(old) == 0 && len(running[name]) == 0 && len(lost[name]) == 0:
 			continue
 		}
 		if !want {
 			old = append(old, idsOf(running[name])...)
 		}
 		s := Singleton{Release: t.Release, Service: name, Old: old, Index: 1, SkipStart: !want, Gate: t.gateFor(svc)}
+		if l := lost[name]; len(l) > 0 {
+			// An instance of it is on a machine that is down: no new one
+			// starts (a second must never run), and the rest of the plan
+			// goes on. The lost one is told to stop when its machine is
+			// back, not waited for.
+			s.SkipStart = true
+			for _, in := range sortedByID(l) {
+				s.Lost = append(s.Lost, LostInstance{ID: in.ID, Node: in.Node})
+			}
+			want = false
+		}
 		if svc.Routed() {
 			s.Routed = true
 			drained := oldSingleton[name]
@@ -354,6 +371,13 @@ func serveWarm(t Target, source string, observed []runtime.Instance) (ServeWarm,
 		s.Services = append(s.Services, WarmService{Service: name, IDs: ids, Gate: t.gateFor(svc)})
 	}
 	return s, len(s.Services) > 0
+}
+
+// sortedByID returns a copy of ins sorted by ID.
+func sortedByID(ins []runtime.Instance) []runtime.Instance {
+	out := slices.Clone(ins)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // idsOf returns the instances' IDs, sorted.

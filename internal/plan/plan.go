@@ -12,6 +12,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -163,8 +164,58 @@ func CheckSingletons(t Target, observed []runtime.Instance) error {
 		if svc := t.Spec.Services[in.Service]; svc == nil || !svc.Singleton {
 			continue
 		}
-		return fmt.Errorf("cannot replace the singleton %s: %s runs on node %s, which is down, so whether it still runs cannot be known, and a second one must never start; bring node %s back, or make sure it is off and remove it from the swarm (docker node rm --force %s), then deploy again",
-			in.Service, in.ID, in.Node, in.Node, in.Node)
+		return fmt.Errorf("cannot replace the singleton %s: %s runs on node %s, which is down, so whether it still runs cannot be known, and a second one must never start; %s, then deploy again",
+			in.Service, in.ID, in.Node, nodeAdvice([]string{in.Node}))
 	}
 	return nil
+}
+
+// Held says which singletons p does not start again because an instance
+// of theirs is on a machine that is down (Singleton.Lost), and what the
+// user must do; "" when there are none. An undo, revert or recovery that
+// holds one completes otherwise; its outcome carries this text.
+func (p *Plan) Held() string {
+	var parts, nodes []string
+	for _, s := range p.Steps {
+		single, ok := s.(Singleton)
+		if !ok || len(single.Lost) == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("the singleton %s of %s was not started again: %s", single.Service, single.Release, lostText(single.Lost)))
+		for _, l := range single.Lost {
+			if !slices.Contains(nodes, l.Node) {
+				nodes = append(nodes, l.Node)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s; %s, then deploy or roll back again to start it", strings.Join(parts, "; "), nodeAdvice(nodes))
+}
+
+// lostText says where lost instances are and why nothing replaces them.
+func lostText(lost []LostInstance) string {
+	var where []string
+	for _, l := range lost {
+		where = append(where, fmt.Sprintf("%s is on node %s", l.ID, orUnknown(l.Node)))
+	}
+	return strings.Join(where, ", ") + ", which is down, so whether it still runs cannot be known, and a second one must never start"
+}
+
+// nodeAdvice is what to do about nodes that are down.
+func nodeAdvice(nodes []string) string {
+	var back, rm []string
+	for _, n := range nodes {
+		back = append(back, "node "+orUnknown(n))
+		rm = append(rm, "docker node rm --force "+orUnknown(n))
+	}
+	return fmt.Sprintf("bring %s back, or make sure it is off and remove it from the swarm (%s)", strings.Join(back, " and "), strings.Join(rm, "; "))
+}
+
+func orUnknown(node string) string {
+	if node == "" {
+		return "(unknown)"
+	}
+	return node
 }

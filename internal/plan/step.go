@@ -250,6 +250,20 @@ type Singleton struct {
 	Drain  time.Duration
 	Routes []string
 	Gate   Gate // when the new one counts as started
+	// Lost are instances of the service on a machine that is down (a
+	// cluster runtime reports them Unreachable): whether they still run
+	// cannot be known, and a second one must never start, so none starts
+	// (SkipStart) and the rest of the plan goes on. Each is told to stop
+	// when its machine is back, not waited for. Only undo, revert and
+	// recovery plans hold one: a deploy or rollback that would replace it
+	// is refused before anything changes (CheckSingletons).
+	Lost []LostInstance
+}
+
+// LostInstance is an instance on a machine that is down.
+type LostInstance struct {
+	ID   string
+	Node string // the machine (a swarm node's hostname)
 }
 
 func (s Singleton) Kind() Kind        { return KindSingleton }
@@ -261,6 +275,13 @@ func (s Singleton) String() string {
 		stop = fmt.Sprintf("drain (up to %s) and stop %s", s.Drain, strings.Join(s.Old, " "))
 	case len(s.Old) > 0:
 		stop = "stop " + strings.Join(s.Old, " ")
+	}
+	if len(s.Lost) > 0 {
+		out := fmt.Sprintf("singleton %s: not started again: %s; told to stop when the node is back, not waited for", s.Service, lostText(s.Lost))
+		if len(s.Old) > 0 {
+			out += "; " + stop
+		}
+		return out
 	}
 	if s.SkipStart {
 		return fmt.Sprintf("singleton %s: %s (0 replicas in %s)", s.Service, stop, s.Release)

@@ -398,6 +398,15 @@ type Runtime interface {
 	Close() error
 }
 
+// LostStopper is implemented by runtimes whose instances can be on a
+// machine that is down (Instance.Unreachable: swarm). StopLost tells such
+// an instance to stop when its machine is back and returns at once: its
+// stop cannot be confirmed, so it is not waited for (Stop would wait, and
+// fail after its timeout). Nothing replaces it meanwhile.
+type LostStopper interface {
+	StopLost(ctx context.Context, id string) error
+}
+
 // VolumeRemover is implemented by runtimes that can delete a volume and its
 // data (an explicit operator command; deploys never do).
 type VolumeRemover interface {

@@ -498,6 +498,35 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 	return nil
 }
 
+// StopLost is runtime.LostStopper: it scales the instance's service to 0
+// and returns at once. Its task's desired state is then shutdown, so the
+// node stops it when it is back (and a task Swarm meanwhile made pending
+// for it never starts); nothing waits for that.
+func (r *Runtime) StopLost(ctx context.Context, id string) error {
+	return r.ids.Do(r.life.Check, id, func() error {
+		name := r.names.Instance(id)
+		svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
+		if isNotFound(err) {
+			return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("stop %s: %w", id, err)
+		}
+		if !r.names.Owned(svc.Service.Spec.Labels) {
+			return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
+		}
+		spec := svc.Service.Spec
+		if m := spec.Mode.Replicated; m != nil && m.Replicas != nil && *m.Replicas > 0 {
+			zero := uint64(0)
+			spec.Mode.Replicated.Replicas = &zero
+			if err := r.update(ctx, svc.Service.ID, svc.Service.Version, spec); err != nil {
+				return fmt.Errorf("stop %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
 // update applies a service spec, reading the version again when another
 // update came first.
 func (r *Runtime) update(ctx context.Context, serviceID string, v swarm.Version, spec swarm.ServiceSpec) error {

@@ -151,6 +151,7 @@ type Runtime struct {
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
+var _ runtime.LostStopper = (*Runtime)(nil)
 
 // nodeClient is a node's own Docker API.
 type nodeClient struct {
