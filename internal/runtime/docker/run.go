@@ -119,23 +119,7 @@ func RunAttached(ctx, closed context.Context, cli *client.Client, cid string, s 
 			}
 		}
 		resize(s.Size)
-		if s.Resize != nil {
-			stop := make(chan struct{})
-			defer close(stop)
-			go func() {
-				for {
-					select {
-					case <-stop:
-						return
-					case sz, ok := <-s.Resize:
-						if !ok {
-							return
-						}
-						resize(sz)
-					}
-				}
-			}()
-		}
+		defer seam.FollowResize(s.Resize, resize)()
 	}
 	if s.Stdin != nil {
 		// Not waited for: Stdin may block forever. It ends when its reader

@@ -80,28 +80,9 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, gio groupIO, timeout time.Dura
 				return groupResult{}, fmt.Errorf("set the terminal's size: %w", err)
 			}
 		}
-		if gio.Resize != nil {
-			// Each change of the client's terminal; the kernel sends the
-			// command SIGWINCH. It ends with the command (the master
-			// closes) or the channel.
-			stop := make(chan struct{})
-			defer close(stop)
-			go func() {
-				for {
-					select {
-					case <-stop:
-						return
-					case sz, ok := <-gio.Resize:
-						if !ok {
-							return
-						}
-						if !sz.Zero() {
-							_ = setWinsize(master, sz)
-						}
-					}
-				}
-			}()
-		}
+		// Each change of the client's terminal; the kernel sends the
+		// command SIGWINCH.
+		defer seam.FollowResize(gio.Resize, func(sz runtime.TermSize) { _ = setWinsize(master, sz) })()
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Credential: gio.Cred}
 		childEnds = append(childEnds, slave)

@@ -455,16 +455,6 @@ func (r *Runtime) List(ctx context.Context, f runtime.Filter) ([]runtime.Instanc
 // node, so that a singleton is never started twice.
 func (r *Runtime) stop(ctx context.Context, id string) error {
 	name := r.names.Instance(id)
-	svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
-	if isNotFound(err) {
-		return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("stop %s: %w", id, err)
-	}
-	if !r.names.Owned(svc.Service.Spec.Labels) {
-		return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
-	}
 	r.mu.Lock()
 	r.stopping[name] = true
 	r.mu.Unlock()
@@ -473,14 +463,11 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 		delete(r.stopping, name)
 		r.mu.Unlock()
 	}()
-	spec := svc.Service.Spec
-	if m := spec.Mode.Replicated; m != nil && m.Replicas != nil && *m.Replicas > 0 {
-		zero := uint64(0)
-		spec.Mode.Replicated.Replicas = &zero
-		if err := r.update(ctx, svc.Service.ID, svc.Service.Version, spec); err != nil {
-			return fmt.Errorf("stop %s: %w", id, err)
-		}
+	svc, err := r.scaleDown(ctx, id)
+	if err != nil {
+		return err
 	}
+	spec := svc.Spec
 	grace := containers.DefaultStopTimeout
 	if g := spec.TaskTemplate.ContainerSpec.StopGracePeriod; g != nil {
 		grace = *g
@@ -490,7 +477,7 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 	// enough for an instance that may run twice; a singleton or an
 	// accessory must be seen to have exited.
 	strict := spec.Labels[labelSingle] == "1" || spec.Labels[containers.LabelKind] == string(runtime.KindAccessory)
-	if err := r.waitFinal(ctx, svc.Service.ID, grace+30*time.Second, !strict); err != nil {
+	if err := r.waitFinal(ctx, svc.ID, grace+30*time.Second, !strict); err != nil {
 		return fmt.Errorf("stop %s: %w", id, err)
 	}
 	r.events.Publish(runtime.InstanceEvent{Time: time.Now(), Type: runtime.EventExit, Instance: id,
@@ -504,27 +491,34 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 // for it never starts); nothing waits for that.
 func (r *Runtime) StopLost(ctx context.Context, id string) error {
 	return r.ids.Do(r.life.Check, id, func() error {
-		name := r.names.Instance(id)
-		svc, err := r.cli.ServiceInspect(ctx, name, client.ServiceInspectOptions{})
-		if isNotFound(err) {
-			return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("stop %s: %w", id, err)
-		}
-		if !r.names.Owned(svc.Service.Spec.Labels) {
-			return fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
-		}
-		spec := svc.Service.Spec
-		if m := spec.Mode.Replicated; m != nil && m.Replicas != nil && *m.Replicas > 0 {
-			zero := uint64(0)
-			spec.Mode.Replicated.Replicas = &zero
-			if err := r.update(ctx, svc.Service.ID, svc.Service.Version, spec); err != nil {
-				return fmt.Errorf("stop %s: %w", id, err)
-			}
-		}
-		return nil
+		_, err := r.scaleDown(ctx, id)
+		return err
 	})
+}
+
+// scaleDown scales the service of instance id to 0 replicas (its task's
+// desired state becomes shutdown) and returns the service as it was read;
+// ErrNotFound when there is none of moorage's.
+func (r *Runtime) scaleDown(ctx context.Context, id string) (swarm.Service, error) {
+	svc, err := r.cli.ServiceInspect(ctx, r.names.Instance(id), client.ServiceInspectOptions{})
+	if isNotFound(err) {
+		return swarm.Service{}, fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return swarm.Service{}, fmt.Errorf("stop %s: %w", id, err)
+	}
+	if !r.names.Owned(svc.Service.Spec.Labels) {
+		return swarm.Service{}, fmt.Errorf("stop %s: %w", id, runtime.ErrNotFound)
+	}
+	spec := svc.Service.Spec
+	if m := spec.Mode.Replicated; m != nil && m.Replicas != nil && *m.Replicas > 0 {
+		zero := uint64(0)
+		spec.Mode.Replicated.Replicas = &zero
+		if err := r.update(ctx, svc.Service.ID, svc.Service.Version, spec); err != nil {
+			return swarm.Service{}, fmt.Errorf("stop %s: %w", id, err)
+		}
+	}
+	return svc.Service, nil
 }
 
 // update applies a service spec, reading the version again when another
