@@ -20,19 +20,7 @@ import (
 func TestSwarmSingletonNodeLoss(t *testing.T) {
 	t.Parallel()
 	s := startServerRT(t, "swarm")
-	elsewhere := "\n    placement: {constraints: [node.hostname!=node2]}"
-	app := s.hello(t, append(slices.Clone(fastSpec),
-		"    singleton: true", "    singleton: true\n    placement: {constraints: [node.hostname==node2]}",
-		"    replicas: 2", "    replicas: 2"+elsewhere,
-		"    min_ready: 1s", "    min_ready: 1s"+elsewhere)...)
-	setMessage(t, app, "before")
-	s.deploy(app, 0)
-	s.waitBody("/", "message=before")
-	for _, in := range s.ps("hello").Instances {
-		if in.Service == "scheduler" && in.Node != "node2" || in.Service != "scheduler" && in.Node == "node2" {
-			t.Fatalf("%s runs on %q, against its placement", in.ID, in.Node)
-		}
-	}
+	app := s.helloSchedulerOnNode2(t)
 
 	n2 := s.swarm.Nodes[2]
 	if err := n2.Kill(); err != nil {
@@ -93,4 +81,25 @@ func TestSwarmSingletonNodeLoss(t *testing.T) {
 			t.Fatalf("scheduler after the node came back: %+v", in)
 		}
 	}
+}
+
+// helloSchedulerOnNode2 deploys the example app (message "before") with
+// its scheduler placed on node2 and everything else elsewhere, and checks
+// that it runs so; it returns the app's directory.
+func (s *server) helloSchedulerOnNode2(t *testing.T) string {
+	t.Helper()
+	elsewhere := "\n    placement: {constraints: [node.hostname!=node2]}"
+	app := s.hello(t, append(slices.Clone(fastSpec),
+		"    singleton: true", "    singleton: true\n    placement: {constraints: [node.hostname==node2]}",
+		"    replicas: 2", "    replicas: 2"+elsewhere,
+		"    min_ready: 1s", "    min_ready: 1s"+elsewhere)...)
+	setMessage(t, app, "before")
+	s.deploy(app, 0)
+	s.waitBody("/", "message=before")
+	for _, in := range s.ps("hello").Instances {
+		if in.Service == "scheduler" && in.Node != "node2" || in.Service != "scheduler" && in.Node == "node2" {
+			t.Fatalf("%s runs on %q, against its placement", in.ID, in.Node)
+		}
+	}
+	return app
 }

@@ -25,19 +25,7 @@ import (
 func TestSwarmRevertWithSchedulerNodeLost(t *testing.T) {
 	t.Parallel()
 	s := startServerRT(t, "swarm")
-	elsewhere := "\n    placement: {constraints: [node.hostname!=node2]}"
-	app := s.hello(t, append(slices.Clone(fastSpec),
-		"    singleton: true", "    singleton: true\n    placement: {constraints: [node.hostname==node2]}",
-		"    replicas: 2", "    replicas: 2"+elsewhere,
-		"    min_ready: 1s", "    min_ready: 1s"+elsewhere)...)
-	setMessage(t, app, "before")
-	s.deploy(app, 0)
-	s.waitBody("/", "message=before")
-	for _, in := range s.ps("hello").Instances {
-		if in.Service == "scheduler" && in.Node != "node2" || in.Service != "scheduler" && in.Node == "node2" {
-			t.Fatalf("%s runs on %q, against its placement", in.ID, in.Node)
-		}
-	}
+	app := s.helloSchedulerOnNode2(t)
 
 	// v2's web crashes once it has answered two requests, which the test
 	// sends only after node2 is lost; its monitor window outlasts that.
