@@ -67,7 +67,7 @@ func dockerVolumePath(t *testing.T, prefix, app, name string) string {
 // scratch image, for the tests that run `sh -c` or `cat` one-offs:
 // Debian's static busybox as /bin/busybox, with /bin/sh, /bin/cat... as
 // symlinks to it (one layer).
-func prepareDockerApp(t *testing.T, dir string) {
+func prepareDockerApp(t testing.TB, dir string) {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
