@@ -58,7 +58,7 @@ func testMain(m *testing.M) int {
 
 // server is a `moorage server` process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	http    string // proxy address
 	https   string // HTTPS address
@@ -115,19 +115,19 @@ var portsGiven = struct {
 }{m: map[int]bool{}}
 
 // startServer starts a server on a fresh data dir.
-func startServer(t *testing.T, env ...string) *server {
+func startServer(t testing.TB, env ...string) *server {
 	t.Helper()
 	return startServerRT(t, "", env...)
 }
 
 // startServerRT starts a server whose deploys use runtime rt.
-func startServerRT(t *testing.T, rt string, env ...string) *server {
+func startServerRT(t testing.TB, rt string, env ...string) *server {
 	t.Helper()
 	return startServerArgs(t, rt, nil, env...)
 }
 
 // startServerArgs starts a server with extra flags.
-func startServerArgs(t *testing.T, rt string, args []string, env ...string) *server {
+func startServerArgs(t testing.TB, rt string, args []string, env ...string) *server {
 	t.Helper()
 	var c *swarmtest.Cluster
 	if rt == "swarm" {
@@ -138,7 +138,7 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 
 // startServerOn starts a server with extra flags; a swarm server's
 // runtime runs on the cluster c.
-func startServerOn(t *testing.T, rt string, c *swarmtest.Cluster, args []string, env ...string) *server {
+func startServerOn(t testing.TB, rt string, c *swarmtest.Cluster, args []string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {

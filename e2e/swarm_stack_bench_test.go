@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -33,56 +32,12 @@ import (
 //
 //	nice -n 19 go test -run '^$' -bench SwarmVsStackDeploy -benchtime 1x -timeout 60m ./e2e/
 //
-// MOORAGE_STACK_BENCH_UPDATES sets N (default 5). The harness (server,
-// deploy, waitFor...) wants a *testing.T, so the work runs in a child
-// process of this test binary, as TestSwarmVsStackDeployChild, which
-// prints "SWARMBENCH <metric> <value>" lines that this benchmark reports.
+// MOORAGE_STACK_BENCH_UPDATES sets N (default 5).
 func BenchmarkSwarmVsStackDeploy(b *testing.B) {
 	swarmtest.Require(b)
 	for range b.N {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestSwarmVsStackDeployChild$", "-test.v", "-test.count", "1", "-test.timeout", "55m")
-		cmd.Env = append(os.Environ(), "MOORAGE_STACK_BENCH_CHILD=1")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		metrics := map[string]float64{}
-		var order []string
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		skipped := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Println(line)
-			if strings.HasPrefix(line, "--- SKIP") {
-				skipped = true
-			}
-			f := strings.Fields(line)
-			if len(f) == 3 && f[0] == "SWARMBENCH" {
-				v, err := strconv.ParseFloat(f[2], 64)
-				if err == nil {
-					if _, ok := metrics[f[1]]; !ok {
-						order = append(order, f[1])
-					}
-					metrics[f[1]] = v
-				}
-			}
-		}
-		if err := cmd.Wait(); err != nil {
-			b.Fatalf("the benchmark's child failed: %v", err)
-		}
-		if skipped {
-			b.Skip("the child skipped (see its output)")
-		}
-		if len(metrics) == 0 {
-			b.Fatal("the child reported no metrics")
-		}
-		for _, k := range order {
-			b.ReportMetric(metrics[k], k)
+		for k, v := range swarmVsStackDeploy(b) {
+			b.ReportMetric(v, k)
 		}
 	}
 }
@@ -138,13 +93,9 @@ func maxDur(ds []time.Duration) time.Duration {
 	return m
 }
 
-// TestSwarmVsStackDeployChild is BenchmarkSwarmVsStackDeploy's body; it
-// runs only in the benchmark's child process.
-func TestSwarmVsStackDeployChild(t *testing.T) {
-	if os.Getenv("MOORAGE_STACK_BENCH_CHILD") != "1" {
-		t.Skip("run by BenchmarkSwarmVsStackDeploy only")
-	}
-	swarmtest.Require(t)
+// swarmVsStackDeploy is BenchmarkSwarmVsStackDeploy's body: it logs the
+// table and returns the metrics.
+func swarmVsStackDeploy(t testing.TB) map[string]float64 {
 	n := 5
 	if v, err := strconv.Atoi(os.Getenv("MOORAGE_STACK_BENCH_UPDATES")); err == nil && v > 0 {
 		n = v
@@ -189,17 +140,18 @@ func TestSwarmVsStackDeployChild(t *testing.T) {
 		mt, stt, ratio(float64(mt), float64(stt)), mo.schedConfl, st.schedConfl,
 		meanDur(mo.updates).Seconds(), meanDur(st.updates).Seconds(), ratio(meanDur(mo.updates).Seconds(), meanDur(st.updates).Seconds()))
 
-	emit := func(name string, v float64) { fmt.Printf("SWARMBENCH %s %g\n", name, v) }
+	metrics := map[string]float64{}
 	for _, r := range []*stackBenchResult{mo, st} {
 		total, _, _ := r.migrationRuns()
-		emit(r.name+"_failed_req", float64(r.failed()))
-		emit(r.name+"_requests", float64(r.requests))
-		emit(r.name+"_migrations/update", float64(total)/float64(n))
-		emit(r.name+"_sched_conflicts", float64(r.schedConfl))
-		emit(r.name+"_s/update", meanDur(r.updates).Seconds())
+		metrics[r.name+"_failed_req"] = float64(r.failed())
+		metrics[r.name+"_requests"] = float64(r.requests)
+		metrics[r.name+"_migrations/update"] = float64(total) / float64(n)
+		metrics[r.name+"_sched_conflicts"] = float64(r.schedConfl)
+		metrics[r.name+"_s/update"] = meanDur(r.updates).Seconds()
 	}
-	emit("stack_deploy_only_s/update", meanDur(st.deployOnly).Seconds())
-	emit("time_moorage/stack", meanDur(mo.updates).Seconds()/meanDur(st.updates).Seconds())
+	metrics["stack_deploy_only_s/update"] = meanDur(st.deployOnly).Seconds()
+	metrics["time_moorage/stack"] = meanDur(mo.updates).Seconds() / meanDur(st.updates).Seconds()
+	return metrics
 }
 
 func roundAll(ds []time.Duration) []time.Duration {
@@ -212,7 +164,7 @@ func roundAll(ds []time.Duration) []time.Duration {
 
 // benchMoorage deploys examples/hello with moorage (its moorage.yaml as
 // shipped: monitor 5s), then n updates under load.
-func benchMoorage(t *testing.T, s *server, n int) *stackBenchResult {
+func benchMoorage(t testing.TB, s *server, n int) *stackBenchResult {
 	app := s.hello(t)
 	setMessage(t, app, "message 0")
 	s.deploy(app, 0)
@@ -369,7 +321,7 @@ volumes:
 // and the image on the manager, ship it to the workers (docker save |
 // docker load: there is no registry), deploy the stack and wait for it to
 // converge (--detach=false).
-func benchStack(t *testing.T, c *swarmtest.Cluster, n int) *stackBenchResult {
+func benchStack(t testing.TB, c *swarmtest.Cluster, n int) *stackBenchResult {
 	app := helloApp(t)
 	prepareDockerApp(t, app)
 	data := t.TempDir()
@@ -460,7 +412,7 @@ func benchStack(t *testing.T, c *swarmtest.Cluster, n int) *stackBenchResult {
 }
 
 // waitMesh waits until GET / on addr answers 200 with want in the body.
-func waitMesh(t *testing.T, addr, want string) {
+func waitMesh(t testing.TB, addr, want string) {
 	t.Helper()
 	waitFor(t, 3*time.Minute, "GET / on "+addr+" to contain "+want, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -498,7 +450,7 @@ type frontLB struct {
 }
 
 // startFrontLB listens on a loopback port and returns its address.
-func startFrontLB(t *testing.T, targets []string) string {
+func startFrontLB(t testing.TB, targets []string) string {
 	lb := &frontLB{targets: targets, down: map[string]time.Time{},
 		tr: &http.Transport{MaxIdleConnsPerHost: 64, ResponseHeaderTimeout: 60 * time.Second}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
