@@ -82,7 +82,7 @@ func testVolumeBackupRoundTrip(t *testing.T, rt string) {
 }
 
 // pgBin finds Debian's PostgreSQL binaries.
-func pgBin(t *testing.T) string {
+func pgBin(t testing.TB) string {
 	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
 	if len(m) == 0 {
 		if os.Getenv("MOORAGE_REQUIRE_DOCKER") == "1" {

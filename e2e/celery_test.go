@@ -67,7 +67,7 @@ services:
 
 // requireCelery returns what the Celery test needs from Debian, or fails
 // (MOORAGE_REQUIRE_DOCKER=1) or skips naming the packages to install.
-func requireCelery(t *testing.T) {
+func requireCelery(t testing.TB) {
 	t.Helper()
 	var missing []string
 	for _, p := range []struct{ path, pkg string }{
@@ -304,7 +304,7 @@ func dockerHostIP(t *testing.T) string {
 // /usr/bin/python3, its standard library, Celery, kombu and the Redis
 // client (with the shared libraries they load), and returns its tag. There
 // is no registry: this is how an image of Debian's packages is made here.
-func celeryImage(t *testing.T) string {
+func celeryImage(t testing.TB) string {
 	t.Helper()
 	tag := fmt.Sprintf("moorage-e2e-celery:%d", time.Now().UnixNano())
 	files := map[string]bool{"/usr/bin/python3": true}

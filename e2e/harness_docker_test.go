@@ -15,7 +15,7 @@ import (
 
 // requireDocker skips the test when no Docker Engine answers, or fails it
 // when MOORAGE_REQUIRE_DOCKER=1 (CI).
-func requireDocker(t *testing.T) {
+func requireDocker(t testing.TB) {
 	t.Helper()
 	sock := dockersock.Engine()
 	c, err := net.DialTimeout("unix", sock, 2*time.Second)
@@ -38,7 +38,7 @@ func docker(args ...string) (string, error) {
 }
 
 // cleanupDocker removes everything a test server made on the engine.
-func cleanupDocker(t *testing.T, prefix string) {
+func cleanupDocker(t testing.TB, prefix string) {
 	filter := "label=moorage.prefix=" + prefix
 	if ids, _ := docker("ps", "-aq", "--filter", filter); ids != "" {
 		docker(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
@@ -55,7 +55,7 @@ func cleanupDocker(t *testing.T, prefix string) {
 }
 
 // dockerVolumePath is the host directory of a docker volume.
-func dockerVolumePath(t *testing.T, prefix, app, name string) string {
+func dockerVolumePath(t testing.TB, prefix, app, name string) string {
 	p, err := docker("volume", "inspect", "-f", "{{.Mountpoint}}", prefix+"_"+app+"_"+name)
 	if err != nil {
 		return filepath.Join(os.TempDir(), "no-such-volume")
@@ -67,7 +67,7 @@ func dockerVolumePath(t *testing.T, prefix, app, name string) string {
 // scratch image, for the tests that run `sh -c` or `cat` one-offs:
 // Debian's static busybox as /bin/busybox, with /bin/sh, /bin/cat... as
 // symlinks to it (one layer).
-func prepareDockerApp(t *testing.T, dir string) {
+func prepareDockerApp(t testing.TB, dir string) {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {

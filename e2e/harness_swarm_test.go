@@ -14,7 +14,7 @@ import (
 // through links of the test's own, so that the server's command line does
 // not name a node's directory (swarmtest takes any process that does for
 // one of the node's, which a power cut must end).
-func swarmArgs(t *testing.T, c *swarmtest.Cluster) []string {
+func swarmArgs(t testing.TB, c *swarmtest.Cluster) []string {
 	dir := t.TempDir()
 	sock := func(n *swarmtest.Node) string {
 		link := filepath.Join(dir, n.Name+".sock")

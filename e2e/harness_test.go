@@ -58,7 +58,7 @@ func testMain(m *testing.M) int {
 
 // server is a `moorage server` process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	http    string // proxy address
 	https   string // HTTPS address
@@ -88,7 +88,7 @@ type server struct {
 // before the server binds it, and the process runtime's instance ports
 // (the 10000 below the ephemeral range); and it is never handed out twice
 // in one test run.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	portsGiven.Lock()
 	defer portsGiven.Unlock()
@@ -115,19 +115,19 @@ var portsGiven = struct {
 }{m: map[int]bool{}}
 
 // startServer starts a server on a fresh data dir.
-func startServer(t *testing.T, env ...string) *server {
+func startServer(t testing.TB, env ...string) *server {
 	t.Helper()
 	return startServerRT(t, "", env...)
 }
 
 // startServerRT starts a server whose deploys use runtime rt.
-func startServerRT(t *testing.T, rt string, env ...string) *server {
+func startServerRT(t testing.TB, rt string, env ...string) *server {
 	t.Helper()
 	return startServerArgs(t, rt, nil, env...)
 }
 
 // startServerArgs starts a server with extra flags.
-func startServerArgs(t *testing.T, rt string, args []string, env ...string) *server {
+func startServerArgs(t testing.TB, rt string, args []string, env ...string) *server {
 	t.Helper()
 	var c *swarmtest.Cluster
 	if rt == "swarm" {
@@ -138,7 +138,7 @@ func startServerArgs(t *testing.T, rt string, args []string, env ...string) *ser
 
 // startServerOn starts a server with extra flags; a swarm server's
 // runtime runs on the cluster c.
-func startServerOn(t *testing.T, rt string, c *swarmtest.Cluster, args []string, env ...string) *server {
+func startServerOn(t testing.TB, rt string, c *swarmtest.Cluster, args []string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {
@@ -174,7 +174,7 @@ func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
 }
 
 // hello is helloApp prepared for the server's runtime.
-func (s *server) hello(t *testing.T, edits ...string) string {
+func (s *server) hello(t testing.TB, edits ...string) string {
 	t.Helper()
 	dir := helloApp(t, edits...)
 	if s.runtime == "docker" || s.runtime == "swarm" {
@@ -406,7 +406,7 @@ func (s *server) waitBody(path, want string) string {
 }
 
 // waitFor polls fn until it returns nil or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, fn func() error) {
+func waitFor(t testing.TB, timeout time.Duration, what string, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	wait := 20 * time.Millisecond
@@ -438,7 +438,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // helloApp copies examples/hello into a fresh directory, applying edits to
 // moorage.yaml (old → new replacements).
-func helloApp(t *testing.T, edits ...string) string {
+func helloApp(t testing.TB, edits ...string) string {
 	t.Helper()
 	dst := copyExampleTree(t, "hello", func(rel, _ string) bool {
 		return rel == "hello" || rel == "data" || strings.HasPrefix(rel, ".moorage")
@@ -450,7 +450,7 @@ func helloApp(t *testing.T, edits ...string) string {
 // copyExampleTree copies examples/NAME into a fresh temporary directory,
 // leaving out what skip says (by path relative to the example, and name):
 // build outputs and local state.
-func copyExampleTree(t *testing.T, name string, skip func(rel, base string) bool) string {
+func copyExampleTree(t testing.TB, name string, skip func(rel, base string) bool) string {
 	t.Helper()
 	src := filepath.Join(repoRoot, "examples", name)
 	dst := filepath.Join(t.TempDir(), name)
@@ -482,7 +482,7 @@ func copyExampleTree(t *testing.T, name string, skip func(rel, base string) bool
 }
 
 // editSpec applies old → new replacements to DIR/moorage.yaml.
-func editSpec(t *testing.T, dir string, edits ...string) {
+func editSpec(t testing.TB, dir string, edits ...string) {
 	t.Helper()
 	p := filepath.Join(dir, "moorage.yaml")
 	b, err := os.ReadFile(p)
@@ -502,7 +502,7 @@ func editSpec(t *testing.T, dir string, edits ...string) {
 }
 
 // setMessage writes message.txt.
-func setMessage(t *testing.T, dir, msg string) {
+func setMessage(t testing.TB, dir, msg string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "message.txt"), []byte(msg+"\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ func TestComposeGolden(t *testing.T) {
 	}{
 		{name: "mediacms", files: []string{"docker-compose.yaml"}},
 		{name: "mediacms-https", files: []string{"docker-compose.yaml", "docker-compose.https.yaml"}},
+		{name: "mediacms-nfs", files: []string{"docker-compose.yaml", "docker-compose.nfs.yaml"}},
 		{name: "mediacms-image", files: []string{"docker-compose.yaml"}, env: []string{"IMAGE=registry.local:5000/mediacms:v9", "SECRET_KEY=from-env"}},
 		{name: "django", files: []string{"docker-compose.yml"}},
 		{name: "django-workers", files: []string{"docker-compose.yml"}, profiles: []string{"workers"}, env: []string{"PYTHON_VERSION=3.11"}},

@@ -93,8 +93,10 @@ type outAccess struct {
 }
 
 type outVolume struct {
-	Mount    string   `yaml:"mount"`
-	Services []string `yaml:"services,omitempty,flow"`
+	Mount      string            `yaml:"mount"`
+	Services   []string          `yaml:"services,omitempty,flow"`
+	Driver     string            `yaml:"driver,omitempty"`
+	DriverOpts map[string]string `yaml:"driver_opts,omitempty"`
 }
 
 type outDeploy struct {

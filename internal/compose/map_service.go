@@ -264,6 +264,9 @@ func (m *mapper) volume(n string, v types.ServiceVolumeConfig, accessory bool) [
 				return nil
 			}
 			m.accVols[v.Source] = n
+			if cv := m.p.Volumes[v.Source]; len(cv.DriverOpts) > 0 && !bool(cv.External) {
+				m.warnf(base, "volume %s: driver_opts are not used for an accessory's volume, which is a local volume where the accessory runs (pinned to one node on swarm)", v.Source)
+			}
 			return []string{appName(v.Source) + ":" + v.Target}
 		}
 		if o, ok := m.accVols[v.Source]; ok {
@@ -275,6 +278,7 @@ func (m *mapper) volume(n string, v types.ServiceVolumeConfig, accessory bool) [
 			m.warnf(base, "volume %s: read-only mounts of named volumes are not supported; it is mounted read-write", v.Source)
 		}
 		m.addVolume(n, appName(v.Source), v.Target)
+		m.volumeDriver(v.Source)
 		return nil
 	case types.VolumeTypeBind:
 		src := v.Source
@@ -335,6 +339,24 @@ func (m *mapper) checkTaskFiles(names []string) {
 				m.errf("services."+n+".volumes", "the release task mounts %s at %s, and no service does: moorage gives release tasks the project directories its services mount; mount it on a service too, or COPY it into the image", from, target)
 			}
 		}
+	}
+}
+
+// volumeDriver carries the local driver's options of the compose volume
+// source (shared storage such as NFS, or a bind of a directory every node
+// has) to the moorage volume: the swarm runtime creates the volume with
+// them on each node that runs a task mounting it, so that instances on
+// several nodes share its data.
+func (m *mapper) volumeDriver(source string) {
+	cv, ok := m.p.Volumes[source]
+	ov := m.out.Volumes[appName(source)]
+	if !ok || ov == nil || bool(cv.External) || (cv.Driver != "" && cv.Driver != "local") || len(cv.DriverOpts) == 0 {
+		return // another driver: warned about (topLevelKeys)
+	}
+	ov.Driver = "local"
+	ov.DriverOpts = map[string]string{}
+	for k, v := range cv.DriverOpts {
+		ov.DriverOpts[k] = v
 	}
 }
 

@@ -171,3 +171,27 @@ func Stop(s *runtime.InstanceSpec) (signal string, secs int) {
 	}
 	return signal, int(math.Ceil(timeout.Seconds()))
 }
+
+// NumericUser parses an image or spec user "uid[:gid]" (the gid defaults
+// to the uid); -1 for what is not numeric ("" and "root" are root).
+func NumericUser(u string) (uid, gid int) {
+	if u == "" {
+		return 0, 0
+	}
+	us, gs, hasGroup := strings.Cut(u, ":")
+	uid, err := strconv.Atoi(us)
+	if err != nil {
+		if us == "root" {
+			uid = 0
+		} else {
+			return -1, -1
+		}
+	}
+	gid = uid
+	if hasGroup {
+		if gid, err = strconv.Atoi(gs); err != nil {
+			gid = uid
+		}
+	}
+	return uid, gid
+}

@@ -135,3 +135,17 @@ func TestHostnameAndStop(t *testing.T) {
 		t.Errorf("a signal without a name: %q", sig)
 	}
 }
+
+func TestNumericUser(t *testing.T) {
+	for _, c := range []struct {
+		user     string
+		uid, gid int
+	}{
+		{"", 0, 0}, {"root", 0, 0}, {"0:0", 0, 0}, {"70", 70, 70}, {"70:71", 70, 71},
+		{"999:staff", 999, 999}, {"postgres", -1, -1}, {"postgres:70", -1, -1},
+	} {
+		if uid, gid := NumericUser(c.user); uid != c.uid || gid != c.gid {
+			t.Errorf("NumericUser(%q) = %d, %d; want %d, %d", c.user, uid, gid, c.uid, c.gid)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -161,7 +160,7 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 	if user == "" {
 		user = imgCfg.User
 	}
-	p.uid, p.gid = numericUser(user)
+	p.uid, p.gid = containers.NumericUser(user)
 
 	var mounts []mount.Mount
 	vols := map[string]string{}
@@ -252,29 +251,6 @@ func (r *Runtime) containerPlan(ctx context.Context, s *runtime.InstanceSpec, im
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{r.names.Network(s.App): ep}},
 	}
 	return p, nil
-}
-
-// numericUser parses "uid[:gid]"; -1 for what is not numeric ("" is root).
-func numericUser(u string) (uid, gid int) {
-	if u == "" {
-		return 0, 0
-	}
-	us, gs, hasGroup := strings.Cut(u, ":")
-	uid, err := strconv.Atoi(us)
-	if err != nil {
-		if us == "root" {
-			uid = 0
-		} else {
-			return -1, -1
-		}
-	}
-	gid = uid
-	if hasGroup {
-		if gid, err = strconv.Atoi(gs); err != nil {
-			gid = uid
-		}
-	}
-	return uid, gid
 }
 
 // isRootUser reports whether an image or spec user is root.

@@ -78,6 +78,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 			}
 			spec.TaskTemplate.ContainerSpec.Image = img
 		}
+		r.handOverVolumes(ctx, s, node, img)
 	}
 	auth, err := r.authFor(ctx, img)
 	if err != nil {

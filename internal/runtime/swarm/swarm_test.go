@@ -87,7 +87,8 @@ func TestSwarmConformance(t *testing.T) {
 		},
 		Timeout: 2 * time.Minute,
 		Extra: map[string]func(t *testing.T, dir string){
-			"Files": func(t *testing.T, dir string) { testFiles(t, c, dir) },
+			"Files":       func(t *testing.T, dir string) { testFiles(t, c, dir) },
+			"VolumeOwner": func(t *testing.T, dir string) { testVolumeOwner(t, c, dir) },
 		},
 	})
 	// The interactive one-offs (RunTTY: containers on the manager) are

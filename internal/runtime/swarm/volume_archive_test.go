@@ -1,6 +1,8 @@
 package swarm
 
 import (
+	"archive/tar"
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -33,5 +35,39 @@ func TestVolumeNode(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+func TestFreshRoot(t *testing.T) {
+	archive := func(uid int, files ...string) *bytes.Buffer {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "moorage-volume/", Mode: 0o755, Uid: uid})
+		for _, f := range files {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "moorage-volume/" + f, Mode: 0o644})
+		}
+		tw.Close()
+		return &b
+	}
+	for _, c := range []struct {
+		name  string
+		in    *bytes.Buffer
+		fresh bool
+	}{
+		{"empty and root's", archive(0), true},
+		{"empty and another user's", archive(70), false},
+		{"root's with content", archive(0, "PG_VERSION"), false},
+	} {
+		hdr, fresh, err := freshRoot(c.in)
+		if err != nil || fresh != c.fresh || hdr == nil || hdr.Mode != 0o755 {
+			t.Errorf("%s: fresh %v, header %+v, %v; want fresh %v", c.name, fresh, hdr, err, c.fresh)
+		}
+	}
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "moorage-volume", Mode: 0o644})
+	tw.Close()
+	if _, _, err := freshRoot(&b); err == nil {
+		t.Error("a file, not a directory: no error")
 	}
 }
