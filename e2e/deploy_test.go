@@ -145,7 +145,7 @@ func checkSingleton(t *testing.T, s *server, app string) {
 }
 
 // checkSingletonStarts is checkSingleton with at least min starts logged.
-func checkSingletonStarts(t *testing.T, s *server, app string, min int) {
+func checkSingletonStarts(t testing.TB, s *server, app string, min int) {
 	t.Helper()
 	if c := volumeFile(s, app, "scheduler-conflicts.log"); c != "" {
 		t.Fatalf("two schedulers were alive at once:\n%s", c)

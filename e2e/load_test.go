@@ -157,7 +157,7 @@ func countMethods(rs []result) map[string]int {
 // metric scrapes a Prometheus text endpoint (moorage server --metrics) and
 // returns the sum of the samples of name whose labels include every
 // "k=v" in labels.
-func metric(t *testing.T, addr, name string, labels ...string) float64 {
+func metric(t testing.TB, addr, name string, labels ...string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
