@@ -291,12 +291,7 @@ func testWebNodeLoss(t testing.TB, cut bool) {
 			t.Fatal(err)
 		}
 	}
-	if err := dead.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.swarm.WaitNodeState(ctx, dead, swarm.NodeStateReady); err != nil {
-		t.Fatal(err)
-	}
+	s.restartNode(ctx, dead)
 	waitFor(t, 2*time.Minute, "no instance on a down node", func() error {
 		for _, in := range s.ps("hello").Instances {
 			if in.Down {

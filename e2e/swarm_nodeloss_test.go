@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moorage/moorage/internal/testutil/swarmtest"
 )
 
 // The node that runs the scheduler is lost (a power cut: its dockerd and
@@ -65,12 +66,7 @@ func TestSwarmSingletonNodeLoss(t *testing.T) {
 	}
 
 	// The node comes back; the next deploy replaces the scheduler there.
-	if err := n2.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.swarm.WaitNodeState(ctx, n2, swarm.NodeStateReady); err != nil {
-		t.Fatal(err)
-	}
+	s.restartNode(ctx, n2)
 	s.deploy(app, 0)
 	s.waitBody("/", "message=after")
 	if c := volumeFile(s, "hello", "scheduler-conflicts.log"); c != "" {
@@ -102,4 +98,16 @@ func (s *server) helloSchedulerOnNode2(t *testing.T) string {
 		}
 	}
 	return app
+}
+
+// restartNode starts a killed node's dockerd again and waits until the
+// manager sees it ready.
+func (s *server) restartNode(ctx context.Context, n *swarmtest.Node) {
+	s.t.Helper()
+	if err := n.Restart(ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.swarm.WaitNodeState(ctx, n, swarm.NodeStateReady); err != nil {
+		s.t.Fatal(err)
+	}
 }

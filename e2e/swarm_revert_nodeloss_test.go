@@ -165,12 +165,7 @@ func TestSwarmRevertWithSchedulerNodeLost(t *testing.T) {
 	}
 
 	// The node comes back: v2's scheduler, told to stop, stays stopped.
-	if err := n2.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.swarm.WaitNodeState(ctx, n2, swarm.NodeStateReady); err != nil {
-		t.Fatal(err)
-	}
+	s.restartNode(ctx, n2)
 	waitFor(t, 2*time.Minute, "v2's scheduler seen stopped on node2", func() error {
 		for _, in := range s.ps("hello").Instances {
 			if in.Service == "scheduler" && (in.Down || in.State != "exited") {
