@@ -122,16 +122,7 @@ func (m *Manager) restoreVolume(ctx context.Context, rel *store.Release, b *stor
 		Stage: filepath.Join(parent, "."+base+"-moorage-restore"), Old: filepath.Join(parent, "."+base+"-moorage-old"), Phase: phaseUnpack}
 	// The phase changes only once the journal holds it: an undo after a
 	// failed write starts from what was last recorded.
-	save := func(phase string) error {
-		next := *j
-		next.Phase = phase
-		v, _ := json.Marshal(&next)
-		if err := m.st.PutJournal(context.WithoutCancel(ctx), rel.App, store.JournalRestore, string(v)); err != nil {
-			return err
-		}
-		j.Phase = phase
-		return nil
-	}
+	save := func(phase string) error { return j.advance(ctx, m.st, rel.App, phase) }
 	// Leftovers of a restore whose journal is gone (it is deleted only
 	// after them) are garbage.
 	os.RemoveAll(j.Stage)
@@ -208,6 +199,20 @@ type restoreJournal struct {
 	// is then an archive of its previous content, on the server, and the
 	// runtime replaces the content where the volume is (data_remote.go).
 	Runtime string `json:"runtime,omitempty"`
+}
+
+// advance records the restore in phase in app's journal, and only then
+// moves j to it: an undo after a failed write starts from what was last
+// recorded.
+func (j *restoreJournal) advance(ctx context.Context, st *store.Store, app, phase string) error {
+	next := *j
+	next.Phase = phase
+	v, _ := json.Marshal(&next)
+	if err := st.PutJournal(context.WithoutCancel(ctx), app, store.JournalRestore, string(v)); err != nil {
+		return err
+	}
+	j.Phase = phase
+	return nil
 }
 
 // undoSwap puts a volume back as it was before an interrupted or failed

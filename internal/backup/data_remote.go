@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,16 +44,7 @@ func (m *Manager) restoreRemoteVolume(ctx context.Context, rel *store.Release, v
 		return err
 	}
 	j := &restoreJournal{Backup: b.ID, Volume: b.Target, Runtime: rel.Runtime, Old: filepath.Join(dir, b.Target+"-before-"+b.ID+".tar.gz")}
-	save := func(phase string) error {
-		next := *j
-		next.Phase = phase
-		v, _ := json.Marshal(&next)
-		if err := m.st.PutJournal(context.WithoutCancel(ctx), rel.App, store.JournalRestore, string(v)); err != nil {
-			return err
-		}
-		j.Phase = phase
-		return nil
-	}
+	save := func(phase string) error { return j.advance(ctx, m.st, rel.App, phase) }
 	if err := save(phaseSave); err != nil {
 		return err
 	}

@@ -53,16 +53,7 @@ func (m *Manager) undoRestore(ctx context.Context, app, value string) (j restore
 	if err := json.Unmarshal([]byte(value), &j); err != nil {
 		return j, false, fmt.Errorf("its journal is unreadable (%v); check the app's volumes", err)
 	}
-	save := func(phase string) error {
-		next := j
-		next.Phase = phase
-		v, _ := json.Marshal(next)
-		if err := m.st.PutJournal(context.WithoutCancel(ctx), app, store.JournalRestore, string(v)); err != nil {
-			return err
-		}
-		j.Phase = phase
-		return nil
-	}
+	save := func(phase string) error { return j.advance(ctx, m.st, app, phase) }
 	finished = j.Phase == phaseDone
 	if j.Runtime != "" {
 		if err := m.undoRemote(ctx, app, &j, save); err != nil {

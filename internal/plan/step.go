@@ -357,8 +357,8 @@ type Prune struct {
 	Release string
 	Keep    int // the releases that served kept (keep_releases)
 	// Releases whose artifacts it removes, decided at planning
-	// (PruneList); nil when the plan was made without the app's history
-	// (then the executor asks the retention window itself).
+	// (PruneList); nil when the plan was made without the app's history:
+	// then it removes none (`moorage prune` does later).
 	Releases []string
 }
 
@@ -366,10 +366,10 @@ func (s Prune) Kind() Kind        { return KindPrune }
 func (s Prune) ReleaseID() string { return s.Release }
 func (s Prune) String() string {
 	text := fmt.Sprintf("prune the artifacts of releases beyond keep_releases (%d)", s.Keep)
-	if s.Releases != nil {
-		text += ": " + listOrNone(s.Releases)
+	if s.Releases == nil {
+		return text + ": none decided (planned without the app's history; `moorage prune` removes them)"
 	}
-	return text
+	return text + ": " + listOrNone(s.Releases)
 }
 
 // RestoreBackup restores backup Backup into Release's volume or database.
