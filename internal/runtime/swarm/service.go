@@ -78,7 +78,9 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 			}
 			spec.TaskTemplate.ContainerSpec.Image = img
 		}
-		r.handOverVolumes(ctx, s, node, img)
+		if err := r.handOverVolumes(ctx, s, node, img); err != nil {
+			return runtime.Instance{}, err
+		}
 	}
 	auth, err := r.authFor(ctx, img)
 	if err != nil {

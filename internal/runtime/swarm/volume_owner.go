@@ -27,10 +27,11 @@ import (
 // created on the node with the labels the service's mount gives it, and
 // its root directory's owner is set through a container created there
 // (never started), as ReplaceVolume does. Volumes with a driver or
-// options (shared storage) are left alone, and so is everything when the
-// node's Docker API is not known; a failure is logged, not fatal: the
-// instance then starts as it would have.
-func (r *Runtime) handOverVolumes(ctx context.Context, s *runtime.InstanceSpec, nodeID, img string) {
+// options (shared storage) are left alone, and so is everything when no
+// Docker API is configured for the node (said in the log). Any other
+// failure fails the start, saying which volume and why: an instance
+// started on a volume it cannot write fails later, and less clearly.
+func (r *Runtime) handOverVolumes(ctx context.Context, s *runtime.InstanceSpec, nodeID, img string) error {
 	var vols []runtime.Mount
 	for _, m := range s.Mounts {
 		if strings.HasPrefix(m.Name, "./") || seam.IsHostPath(m.Name) || m.Driver != "" || len(m.DriverOpts) > 0 {
@@ -39,33 +40,37 @@ func (r *Runtime) handOverVolumes(ctx context.Context, s *runtime.InstanceSpec, 
 		vols = append(vols, m)
 	}
 	if len(vols) == 0 {
-		return
+		return nil
 	}
 	uid, gid := r.instanceUser(ctx, s, img)
 	if uid <= 0 {
-		return
+		return nil
 	}
 	n, ok := r.watch.node(nodeID)
 	if !ok {
-		return
+		// pinNode chose the node among the watch's a moment ago.
+		return fmt.Errorf("node %s, which instance %s is pinned to, has left the swarm: deploy again", nodeID, s.ID())
 	}
 	cli, err := r.node(ctx, n.Hostname)
-	if err != nil {
+	if errors.Is(err, runtime.ErrNotSupported) {
 		r.log.Info("volume ownership: no Docker API for the instance's node, its fresh volumes stay as Docker makes them", "instance", s.ID(), "node", n.Hostname, "err", err)
-		return
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("the fresh volumes of %s must be handed to uid %d, the user it runs as, on node %s: %w", s.ID(), uid, n.Hostname, err)
 	}
 	for _, m := range vols {
 		vname := r.names.Volume(s.App, m.Name)
 		labels := map[string]string{containers.LabelPrefix: r.opts.Prefix, containers.LabelApp: s.App, containers.LabelVolume: m.Name}
-		changed, err := r.handOver(ctx, cli, vname, labels, uid, gid)
+		changed, err := r.handOver(ctx, cli, vname, labels, uid, gid, img)
 		if err != nil {
-			r.log.Warn("volume ownership: cannot hand a fresh volume to its user", "volume", vname, "node", n.Hostname, "uid", uid, "err", err)
-			continue
+			return fmt.Errorf("volume %s on node %s: hand its fresh root directory to uid %d, the user %s runs as, who could not write to it otherwise: %w", vname, n.Hostname, uid, s.ID(), err)
 		}
 		if changed {
 			r.log.Info("handed a fresh volume to the user its instances run as", "volume", vname, "node", n.Hostname, "uid", uid, "gid", gid)
 		}
 	}
+	return nil
 }
 
 // instanceUser is the numeric user an instance runs as: the spec's, else
@@ -88,8 +93,12 @@ func (r *Runtime) instanceUser(ctx context.Context, s *runtime.InstanceSpec, img
 
 // handOver creates the volume vname on the node of cli if it is not
 // there, and gives its root directory to uid:gid when it is empty and
-// root's. It reports whether it did.
-func (r *Runtime) handOver(ctx context.Context, cli *client.Client, vname string, labels map[string]string, uid, gid int) (bool, error) {
+// root's. It reports whether it did. The container that does it is made
+// from the instance's image img when the node has it (shipped there
+// before), else from any image the node has; an image removed between
+// the choice and the container's creation (another release's prune) is
+// chosen again.
+func (r *Runtime) handOver(ctx context.Context, cli *client.Client, vname string, labels map[string]string, uid, gid int, img string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if _, err := cli.VolumeInspect(ctx, vname, client.VolumeInspectOptions{}); isNotFound(err) {
@@ -99,13 +108,20 @@ func (r *Runtime) handOver(ctx context.Context, cli *client.Client, vname string
 	} else if err != nil {
 		return false, err
 	}
-	img, err := r.copyImage(ctx, cli, vname)
-	if err != nil {
-		return false, fmt.Errorf("an image to create a container with: %w", err)
-	}
-	c, err := r.createCopy(ctx, cli, vname, img, false)
-	if err != nil {
-		return false, err
+	var c string
+	for attempt := 0; ; attempt++ {
+		from := ""
+		if ii, err := cli.ImageInspect(ctx, img); err == nil {
+			from = ii.ID
+		} else if from, err = r.copyImage(ctx, cli, vname); err != nil {
+			return false, fmt.Errorf("an image to create a container with: %w", err)
+		}
+		var err error
+		if c, err = r.createCopy(ctx, cli, vname, from, false); err == nil {
+			break
+		} else if !isNotFound(err) || attempt == 2 {
+			return false, err
+		}
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
