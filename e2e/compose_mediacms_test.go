@@ -633,6 +633,24 @@ func testComposeMediaCMSShape(t *testing.T, rt string, redeploys int) {
 		t.Errorf("web could write into custom/: %s", out)
 	}
 
+	// A deploy ends once its beat has run for min_ready; Celery's beat
+	// initialises (beat_init, which records its start) some seconds later
+	// on a busy machine. The next deploy waits for it: a beat replaced
+	// before it initialised would never record its start, and the count
+	// below would miss a release through no fault of the deploy.
+	var slowestBeat time.Duration
+	beatStarted := func(rel string) {
+		t.Helper()
+		since := time.Now()
+		waitFor(t, 2*time.Minute, "the beat of "+rel+" to initialise", func() error {
+			if starts := redisCli("LRANGE", "beat:starts", "0", "-1"); !contains(starts, rel) {
+				return fmt.Errorf("beats started so far: %q", starts)
+			}
+			return nil
+		})
+		slowestBeat = max(slowestBeat, time.Since(since))
+	}
+	beatStarted("v1")
 	l := startHTTPSLoader(roots, s.https, "https://media.internal/", 4)
 	for i := 1; i <= redeploys; i++ {
 		setMessage(t, dir, fmt.Sprintf("mediacms %d", i))
@@ -641,7 +659,9 @@ func testComposeMediaCMSShape(t *testing.T, rt string, redeploys int) {
 		}
 		deploy()
 		waitHTTPS(fmt.Sprintf("message=mediacms %d", i))
+		beatStarted(fmt.Sprintf("v%d", i+1))
 	}
+	t.Logf("each release's beat initialised within %s of its deploy's end", slowestBeat.Round(time.Millisecond))
 	rs := l.stop()
 	if f := failures(rs); len(f) > 0 {
 		t.Fatalf("%d of %d HTTPS requests failed during %d compose redeploys:\n%s", len(f), len(rs), redeploys, strings.Join(f, "\n"))

@@ -129,7 +129,7 @@ func (r *Runtime) copyFiles(ctx context.Context, cid string, files []filesMount)
 	_, err := r.cli.CopyToContainer(ctx, cid, client.CopyToContainerOptions{DestinationPath: "/", Content: pr})
 	pr.CloseWithError(err)
 	if err != nil {
-		return fmt.Errorf("copy the upload's files into the one-off's container: %w", err)
+		return fmt.Errorf("copy the upload's files into the one-off's container on the manager: %w; run the command without a terminal (-T) and without input, as a job, to have Swarm mount them as configs instead", err)
 	}
 	return nil
 }
