@@ -376,9 +376,16 @@ func (r *Runtime) instance(svc *swarm.Service, ts []swarm.Task) runtime.Instance
 	// A task that is not final on a node the manager marked down: its
 	// state cannot be known, and it may still run. Swarm may meanwhile
 	// have made a new task for the service (pending, when the instance is
-	// pinned to that node), so every task counts, not only the current.
+	// pinned to that node), so every task counts, not only the current,
+	// except for an instance Swarm was free to move: once its current task
+	// runs on a ready node, that is where it is (the old task is the
+	// manager's to end when its node returns, and nothing routes to it).
+	movedOn := !pinned(svc) && cur != nil && cur.DesiredState == swarm.TaskStateRunning && cur.Status.State == swarm.TaskStateRunning
+	if n, ok := r.watch.node(curNode(cur)); movedOn && (!ok || !n.Ready) {
+		movedOn = false
+	}
 	for i := range ts {
-		if final(ts[i].Status.State) {
+		if final(ts[i].Status.State) || (movedOn && &ts[i] != cur) {
 			continue
 		}
 		if n, ok := r.watch.node(ts[i].NodeID); ok && !n.Ready {
@@ -402,6 +409,27 @@ func (r *Runtime) instance(svc *swarm.Service, ts []swarm.Task) runtime.Instance
 		in.State = runtime.StateRestarting
 	}
 	return in
+}
+
+// pinned reports whether a service's tasks may only run on one node (an
+// accessory or a singleton, pinned by pinNode): Swarm cannot move them.
+func pinned(svc *swarm.Service) bool {
+	if p := svc.Spec.TaskTemplate.Placement; p != nil {
+		for _, c := range p.Constraints {
+			if strings.HasPrefix(c, "node.id==") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// curNode is the node of t, "" for none.
+func curNode(t *swarm.Task) string {
+	if t == nil {
+		return ""
+	}
+	return t.NodeID
 }
 
 // taskAddr is where the host reaches a task's published port: its node's

@@ -101,6 +101,24 @@ func TestObserveMovedOffLostNode(t *testing.T) {
 		t.Fatalf("event %+v, want nothing new", ev)
 	}
 
+	// moorage ps shows web1 where it runs now: not on the down node (its
+	// old task is the manager's to end when node1 returns).
+	ts := []swarm.Task{old1, moved}
+	sortTasks(ts)
+	if in := r.instance(&web1, ts); in.Unreachable || in.Node != "node2" || in.State != runtime.StateRunning {
+		t.Errorf("web1 moved to node2 reads %s on %q, unreachable %v", in.State, in.Node, in.Unreachable)
+	}
+	// A pinned instance (a singleton, an accessory) cannot move: Swarm's
+	// new task waits for node1, and whether the old one still runs cannot
+	// be known.
+	pinnedSvc := web1
+	pinnedSvc.Spec.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==n1"}}
+	ts = []swarm.Task{old1, task("t6", "s1", "n1", swarm.TaskStatePending, running)}
+	sortTasks(ts)
+	if in := r.instance(&pinnedSvc, ts); !in.Unreachable || in.Node != "node1" {
+		t.Errorf("a pinned instance on the down node1 reads %s on %q, unreachable %v", in.State, in.Node, in.Unreachable)
+	}
+
 	// node1 is back, and its agent reports the old task failed: the
 	// instance did not crash, it runs on node2 since.
 	r.watch.setNodes(nodes(true))
