@@ -206,7 +206,9 @@ func checkConsistent(t *testing.T, s *server, app string) {
 		}
 	}
 	var st psStatus
-	waitFor(t, 30*time.Second, "only the active release to run", func() error {
+	// A deadline, not a wait: an instance the recovery restarted may still
+	// be starting on a machine loaded by the whole suite.
+	waitFor(t, 2*time.Minute, "only the active release to run", func() error {
 		st = s.ps(app)
 		if err := checkWarm(st); err != nil {
 			return err
