@@ -93,11 +93,8 @@ func (r *Runtime) instanceUser(ctx context.Context, s *runtime.InstanceSpec, img
 
 // handOver creates the volume vname on the node of cli if it is not
 // there, and gives its root directory to uid:gid when it is empty and
-// root's. It reports whether it did. The container that does it is made
-// from the instance's image img when the node has it (shipped there
-// before), else from any image the node has; an image removed between
-// the choice and the container's creation (another release's prune) is
-// chosen again.
+// root's, through a container of img (handOverContainer). It reports
+// whether it did.
 func (r *Runtime) handOver(ctx context.Context, cli *client.Client, vname string, labels map[string]string, uid, gid int, img string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -108,20 +105,9 @@ func (r *Runtime) handOver(ctx context.Context, cli *client.Client, vname string
 	} else if err != nil {
 		return false, err
 	}
-	var c string
-	for attempt := 0; ; attempt++ {
-		from := ""
-		if ii, err := cli.ImageInspect(ctx, img); err == nil {
-			from = ii.ID
-		} else if from, err = r.copyImage(ctx, cli, vname); err != nil {
-			return false, fmt.Errorf("an image to create a container with: %w", err)
-		}
-		var err error
-		if c, err = r.createCopy(ctx, cli, vname, from, false); err == nil {
-			break
-		} else if !isNotFound(err) || attempt == 2 {
-			return false, err
-		}
+	c, err := r.handOverContainer(ctx, cli, vname, img)
+	if err != nil {
+		return false, err
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -144,6 +130,28 @@ func (r *Runtime) handOver(ctx context.Context, cli *client.Client, vname string
 		return false, fmt.Errorf("give its root directory to %d:%d: %w", uid, gid, err)
 	}
 	return true, nil
+}
+
+// handOverContainer creates (never starts) the container through which
+// handOver reads and sets the owner of volume vname: from the instance's
+// image img when the node has it, else from any image the node has. An
+// image removed between that choice and the create (a prune of another
+// release) is chosen again.
+func (r *Runtime) handOverContainer(ctx context.Context, cli *client.Client, vname, img string) (string, error) {
+	var err error
+	for range 3 {
+		var from string
+		if ii, ierr := cli.ImageInspect(ctx, img); ierr == nil {
+			from = ii.ID
+		} else if from, err = r.copyImage(ctx, cli, vname); err != nil {
+			return "", fmt.Errorf("an image to create a container with: %w", err)
+		}
+		var c string
+		if c, err = r.createCopy(ctx, cli, vname, from, false); !isNotFound(err) {
+			return c, err
+		}
+	}
+	return "", err
 }
 
 // freshRoot reads a tar stream of a volume's root directory (`docker cp`
