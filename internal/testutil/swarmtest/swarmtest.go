@@ -665,8 +665,9 @@ func (c *Cluster) cleanup() error {
 	}
 	if _, err := os.Stat("/sys/class/net/" + c.hostIf()); err == nil {
 		// It goes with its peer in the hub, asynchronously: gone already
-		// is fine.
-		if err := ip("link", "delete", c.hostIf()); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+		// is fine, also between the check above and the delete ("No such
+		// device" then, not "Cannot find device").
+		if err := ip("link", "delete", c.hostIf()); err != nil && !strings.Contains(err.Error(), "Cannot find device") && !strings.Contains(err.Error(), "No such device") {
 			errs = append(errs, err)
 		}
 	}
