@@ -56,6 +56,11 @@ const (
 	PauseImage = "moorage.test/pause:1"
 
 	bridgeName = "kubetest0"
+	// nodeIP is the pods' gateway on the bridge, and the node's
+	// InternalIP: the kubelet serves on it and the apiserver reaches it
+	// there for logs and exec (a kubelet told 127.0.0.1 registers no
+	// address at all: "nodeIP can't be loopback address").
+	nodeIP     = "10.213.0.1"
 	cgroupRoot = "moorage-kubetest"
 	dirName    = "moorage-kubetest"
 )
@@ -236,6 +241,9 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err := checkSubnetFree(PodSubnet); err != nil {
 		return err
 	}
+	if err := makeBridge(); err != nil {
+		return err
+	}
 
 	// Certificates and kubeconfigs.
 	pki, err := newPKI(c.path("pki"))
@@ -259,7 +267,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kubeletServing, err := pki.issue("kubelet", NodeName, nil, []string{"127.0.0.1", "localhost", NodeName})
+	kubeletServing, err := pki.issue("kubelet", NodeName, nil, []string{nodeIP, "127.0.0.1", "localhost", NodeName})
 	if err != nil {
 		return err
 	}
@@ -390,7 +398,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--cert-dir="+c.path("kubelet", "pki"),
 		"--volume-plugin-dir="+c.path("kubelet", "volume-plugins"),
 		"--hostname-override="+NodeName,
-		"--node-ip=127.0.0.1",
+		"--node-ip="+nodeIP,
 		"--v=1",
 	); err != nil {
 		return err
@@ -518,7 +526,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 func (c *Cluster) writeKubeletConfig(port int, caFile string, serving keyPair) error {
 	conf := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: %s
 port: %d
 readOnlyPort: 0
 healthzPort: 0
@@ -550,7 +558,7 @@ evictionHard:
   nodefs.available: 1%%
   nodefs.inodesFree: 1%%
   imagefs.available: 1%%
-`, port, serving.CertFile, serving.KeyFile, caFile, "unix://"+c.ContainerdSocket, cgroupRoot, c.path("pod-logs"))
+`, nodeIP, port, serving.CertFile, serving.KeyFile, caFile, "unix://"+c.ContainerdSocket, cgroupRoot, c.path("pod-logs"))
 	return os.WriteFile(c.path("kubelet", "config.yaml"), []byte(conf), 0o644)
 }
 
@@ -700,6 +708,23 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// makeBridge makes the CNI bridge with the pods' gateway, nodeIP, on it
+// before the kubelet starts, so that the kubelet can take that address as
+// the node's. The bridge plugin adopts a bridge that has its gateway
+// address already.
+func makeBridge() error {
+	for _, args := range [][]string{
+		{"link", "add", bridgeName, "type", "bridge"},
+		{"addr", "add", nodeIP + "/24", "dev", bridgeName},
+		{"link", "set", bridgeName, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
 }
 
 // checkSubnetFree fails when an interface of this machine already has an
