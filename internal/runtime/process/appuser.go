@@ -54,8 +54,42 @@ func appUserName(app string) string {
 	return appUserPrefix + short + "-" + hex.EncodeToString(sum[:4])
 }
 
-// appUsersMu serializes the creation of app users in this process.
+// appUsersMu serializes the creation of app users in this process;
+// usersLock (a file lock) does across the moorage servers of a machine.
 var appUsersMu sync.Mutex
+
+// usersLockPath is the file whose lock moorage holds while it looks up and
+// creates an app user. useradd alone does not make that safe: it checks
+// that the name is free before it takes its own lock, so several useradd
+// of one name at once all succeed, each writing the user again with the
+// uid it chose (measured: 5 at once, all exit 0). A server that created
+// the user and gave it a volume could then run its instances as another
+// uid, which could not write there.
+const usersLockPath = "/run/lock/moorage-app-users.lock"
+
+// lockUsers takes usersLockPath's lock (flock, so a killed holder's lock
+// goes with it) and returns its release.
+func lockUsers() (func(), error) {
+	p := usersLockPath
+	if _, err := os.Stat(filepath.Dir(p)); err != nil {
+		p = filepath.Join(os.TempDir(), filepath.Base(p)) // no /run/lock
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("the app users' lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the app users' lock %s: %w", p, err)
+	}
+	return func() { f.Close() }, nil
+}
 
 // appUser returns the credential of app's user, creating the user (and
 // its group) when it does not exist. It refuses a user of that name that
@@ -65,18 +99,27 @@ func appUser(app string, log *slog.Logger) (*credential, error) {
 	appUsersMu.Lock()
 	defer appUsersMu.Unlock()
 	u, err := user.Lookup(name)
+	var unknown user.UnknownUserError
+	if err != nil && errors.As(err, &unknown) {
+		// Look again, and create it, under the machine's lock: another
+		// server may be creating it now.
+		unlock, lerr := lockUsers()
+		if lerr != nil {
+			return nil, fmt.Errorf("create user %s for app %s: %w", name, app, lerr)
+		}
+		defer unlock()
+		if u, err = user.Lookup(name); err != nil && errors.As(err, &unknown) {
+			if err := createAppUser(app, name); err != nil {
+				return nil, err
+			}
+			log.Info("created the app's user", "app", app, "user", name)
+			if u, err = user.Lookup(name); err != nil {
+				return nil, fmt.Errorf("user %s was created but cannot be looked up: %w", name, err)
+			}
+		}
+	}
 	if err != nil {
-		var unknown user.UnknownUserError
-		if !errors.As(err, &unknown) {
-			return nil, fmt.Errorf("look up user %s: %w", name, err)
-		}
-		if err := createAppUser(app, name); err != nil {
-			return nil, err
-		}
-		log.Info("created the app's user", "app", app, "user", name)
-		if u, err = user.Lookup(name); err != nil {
-			return nil, fmt.Errorf("user %s was created but cannot be looked up: %w", name, err)
-		}
+		return nil, fmt.Errorf("look up user %s: %w", name, err)
 	}
 	if u.Name != appUserComment(app) {
 		return nil, fmt.Errorf("user %s exists but moorage did not create it for app %s (its comment is %q, not %q): rename or remove that user, or run the app as a user of your choice (user:) or as root (allow_root: true): %w",
@@ -113,7 +156,8 @@ func createAppUser(app, name string) error {
 		if err == nil {
 			return nil
 		}
-		// Someone else made it meanwhile (another server on this machine).
+		// Someone else made it meanwhile (not a moorage server, which
+		// waits for usersLockPath: an administrator, say).
 		if _, lerr := user.Lookup(name); lerr == nil {
 			return nil
 		}

@@ -3,13 +3,20 @@
 package process
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // useradd's default NAME_REGEX on Debian, and its 32-character limit.
@@ -132,5 +139,92 @@ func TestHandOverTree(t *testing.T) {
 	}
 	if u, _ := owner(outside); u != 0 {
 		t.Errorf("the file linked from outside was given away: uid %d", u)
+	}
+}
+
+// appUserHelperEnv makes the test binary a server that needs the app
+// user of the app it names: it waits for the go file (so that all of them
+// start at once), calls appUser and prints the uid and gid it got.
+const appUserHelperEnv = "MOORAGE_APPUSER_TEST_APP"
+
+func appUserHelper(app string) int {
+	start := os.Getenv("MOORAGE_APPUSER_TEST_GO")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(start); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, "no go file", start)
+			return 2
+		}
+	}
+	c, err := appUser(app, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("%d:%d\n", c.UID, c.GID)
+	return 0
+}
+
+// Several servers on one machine that need the same new app user at once
+// (the end-to-end tests do, and so would two servers deploying one app
+// name) all get the user that stays in /etc/passwd. useradd alone did not
+// do that: 5 at once all succeeded, each writing the user with a uid of
+// its own, and a server that gave a volume to one uid ran its worker as
+// another, which could not write there.
+func TestAppUserCreatedOnceAcrossServers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("MOORAGE_REQUIRE_DOCKER") == "1" {
+			t.Fatal("needs root to create users; CI runs the tests as root")
+		}
+		t.Skip("needs root to create users")
+	}
+	app := fmt.Sprintf("race%d", os.Getpid()%100000)
+	name := appUserName(app)
+	removeUser := func() {
+		exec.Command("userdel", name).Run()
+		exec.Command("groupdel", name).Run()
+	}
+	removeUser()
+	t.Cleanup(removeUser)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goFile := filepath.Join(t.TempDir(), "go")
+	const servers = 6
+	outs := make([]*bytes.Buffer, servers)
+	cmds := make([]*exec.Cmd, servers)
+	for i := range cmds {
+		outs[i] = &bytes.Buffer{}
+		cmds[i] = exec.Command(exe)
+		cmds[i].Env = append(os.Environ(), appUserHelperEnv+"="+app, "MOORAGE_APPUSER_TEST_GO="+goFile)
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(goFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("server %d: %v: %s", i, err, outs[i])
+		}
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := u.Uid + ":" + u.Gid
+	for i, o := range outs {
+		if got := strings.TrimSpace(o.String()); got != want {
+			t.Errorf("server %d got user %s as %s, but /etc/passwd has %s", i, name, got, want)
+		}
+	}
+	b, _ := os.ReadFile("/etc/passwd")
+	if n := strings.Count(string(b), "\n"+name+":"); n != 1 {
+		t.Errorf("/etc/passwd has %d entries for %s", n, name)
 	}
 }

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(helperMain(dir))
 	}
+	if app := os.Getenv(appUserHelperEnv); app != "" {
+		os.Exit(appUserHelper(app))
+	}
 	// Shims are this test binary: under -race, do not let each of them
 	// sleep a second at exit (the race runtime's default).
 	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
