@@ -13,9 +13,11 @@ FUZZTIME ?= 60s
 # Tests marked parallel that run at once in a package. The end-to-end tests
 # spend most of their time waiting (health checks, drains, monitors), so
 # more of them than cores keeps the suite well under CI's budget; each has
-# its own server, ports and data dir. The timeout is a safety net under
-# CI's hard limit, not the target (docs/benchmarks.md has the suite's time).
-TEST_PARALLEL ?= 3
+# its own server, ports and data dir. The e2e package's swarm tests run in
+# two lanes (TestSwarm), each holding one slot: 4 leaves two for the rest.
+# The timeout is a safety net under CI's hard limit, not the target
+# (docs/benchmarks.md has the suite's time).
+TEST_PARALLEL ?= 4
 
 test: deps vet
 	$(GO) test -count=1 -timeout 80m -parallel $(TEST_PARALLEL) ./...

@@ -43,8 +43,7 @@ services:
 // (in a subdirectory) from Swarm configs, not from the server's disk; a
 // redeploy with the file changed serves the new content, a rollback the
 // old one again.
-func TestSwarmComposeFiles(t *testing.T) {
-	t.Parallel()
+func swarmComposeFiles(t *testing.T) {
 	begin := time.Now()
 	s := startServerRT(t, "swarm")
 	dir := composeHello(t, s)

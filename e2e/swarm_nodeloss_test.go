@@ -18,8 +18,7 @@ import (
 // starts a new one, naming the node, and leaves the old release as it
 // was. Once the node is back, the next deploy goes through, and the
 // scheduler was never alive twice.
-func TestSwarmSingletonNodeLoss(t *testing.T) {
-	t.Parallel()
+func swarmSingletonNodeLoss(t *testing.T) {
 	s := startServerRT(t, "swarm")
 	app := s.helloSchedulerOnNode2(t)
 

@@ -39,8 +39,7 @@ volumes:`
 // archived on its node, verifies, and restores there; an app deploy
 // neither restarts nor moves it, and a restart of the accessory finds its
 // data on its node.
-func TestSwarmPostgresBackup(t *testing.T) {
-	t.Parallel()
+func swarmPostgresBackup(t *testing.T) {
 	pgBin(t)
 	s := startServerRT(t, "swarm") // may wait for a cluster slot
 	begin := time.Now()

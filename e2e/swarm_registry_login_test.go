@@ -28,8 +28,7 @@ import (
 // it; a logout makes the next deploy fail before anything changes again.
 // The password, and the encoded auth Swarm is given, appear nowhere
 // moorage prints, logs or records.
-func TestSwarmRegistryLogin(t *testing.T) {
-	t.Parallel()
+func swarmRegistryLogin(t *testing.T) {
 	c := swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second, InsecureRegistries: []string{"10.231.0.0/16"}})
 	const user = "deployer"
 	raw := make([]byte, 12)

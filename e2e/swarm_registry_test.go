@@ -21,8 +21,7 @@ import (
 // to each node: the manager pushes, every service names the image by its
 // digest, and the workers pull those exact bytes. A rollback runs the old
 // digest again.
-func TestSwarmRegistry(t *testing.T) {
-	t.Parallel()
+func swarmRegistry(t *testing.T) {
 	c := swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second, InsecureRegistries: []string{"10.231.0.0/16"}})
 	reg := startRegistry(t, c.HostIP)
 	s := startServerOn(t, "swarm", c, []string{"--swarm-registry", reg + "/team"})

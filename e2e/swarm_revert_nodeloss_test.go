@@ -22,8 +22,7 @@ import (
 // again, v2's web is drained. The deploy's error and record name the node
 // and what to do. Once the node is back, v2's scheduler does not run
 // again, and the next deploy starts a single scheduler.
-func TestSwarmRevertWithSchedulerNodeLost(t *testing.T) {
-	t.Parallel()
+func swarmRevertWithSchedulerNodeLost(t *testing.T) {
 	s := startServerRT(t, "swarm")
 	app := s.helloSchedulerOnNode2(t)
 

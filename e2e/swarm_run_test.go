@@ -19,8 +19,7 @@ import (
 // code comes back; so do piped input and the exit code without a
 // terminal. The containers (on the manager) are gone afterwards, and the
 // one a killed server left is removed when it starts again.
-func TestSwarmRunInteractive(t *testing.T) {
-	t.Parallel()
+func swarmRunInteractive(t *testing.T) {
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Fatal("script(1) (Debian: bsdutils) is needed for the terminal; CI has it")
 	}

@@ -1,6 +1,61 @@
 package e2e
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+
+	"github.com/moorage/moorage/internal/testutil/swarmtest"
+)
+
+// swarmTests are the end-to-end tests on real three-node swarms, longest
+// first (their times in a full run of the suite, 2026-12-07: 204 s down to
+// 21 s), so that the lanes of TestSwarm end close together.
+var swarmTests = []struct {
+	name string
+	run  func(*testing.T)
+}{
+	{"SIGKILLAtEveryStep", swarmSIGKILLAtEveryStep},
+	{"ComposeMediaCMSShape", swarmComposeMediaCMSShape},
+	{"ZeroDowntimeDeploys", swarmZeroDowntimeDeploys},
+	{"PostgresBackup", swarmPostgresBackup},
+	{"RevertWithSchedulerNodeLost", swarmRevertWithSchedulerNodeLost},
+	{"WebNodeLossUnderLoad", swarmWebNodeLossUnderLoad},
+	{"RegistryLogin", swarmRegistryLogin},
+	{"MonitorRollsBack", swarmMonitorRollsBack},
+	{"Registry", swarmRegistry},
+	{"SingletonNodeLoss", swarmSingletonNodeLoss},
+	{"ComposeFiles", swarmComposeFiles},
+	{"FailingReleaseTaskAborts", swarmFailingReleaseTaskAborts},
+	{"RunInteractive", swarmRunInteractive},
+}
+
+// TestSwarm runs swarmTests in lanes, one per swarm cluster this machine
+// runs at once (swarmtest.Running, MOORAGE_SWARMTEST_CLUSTERS): each lane
+// takes the next test of the list when its last one ends, and runs it on a
+// cluster of its own. As parallel tests of their own, the swarm tests
+// waited for a free cluster while they held one of the package's -parallel
+// slots, which the other end-to-end tests then could not have (in a full
+// run one waited 6 minutes). A lane holds one slot and, but for another
+// package's swarm test, finds a cluster free.
+//
+// One of them by hand: go test -run 'TestSwarm//ZeroDowntimeDeploys$' ./e2e/
+// (the empty element matches any lane).
+func TestSwarm(t *testing.T) {
+	t.Parallel()
+	next := make(chan int, len(swarmTests))
+	for i := range swarmTests {
+		next <- i
+	}
+	close(next)
+	for lane := range swarmtest.Running() {
+		t.Run(fmt.Sprintf("lane%d", lane), func(t *testing.T) {
+			t.Parallel()
+			for i := range next {
+				t.Run(swarmTests[i].name, swarmTests[i].run)
+			}
+		})
+	}
+}
 
 // The deploy contract on a real three-node swarm (a manager and two
 // workers, each a dockerd in its own network namespace), through the same
@@ -10,21 +65,18 @@ import "testing"
 // Deploys under load (five here; ten were measured by hand) with no failed
 // request, the migration once per deploy and never two at once, a
 // rollback, and the scheduler never alive twice on any node.
-func TestSwarmZeroDowntimeDeploys(t *testing.T) {
-	t.Parallel()
+func swarmZeroDowntimeDeploys(t *testing.T) {
 	testZeroDowntimeDeploys(t, "swarm")
 }
 
 // A release task that fails aborts with nothing running changed.
-func TestSwarmFailingReleaseTaskAborts(t *testing.T) {
-	t.Parallel()
+func swarmFailingReleaseTaskAborts(t *testing.T) {
 	testFailingReleaseTaskAborts(t, "swarm")
 }
 
 // A new release that crashes in the monitor window is rolled back, with
 // its config.
-func TestSwarmMonitorRollsBack(t *testing.T) {
-	t.Parallel()
+func swarmMonitorRollsBack(t *testing.T) {
 	testMonitorRollsBack(t, "swarm")
 }
 
@@ -32,7 +84,6 @@ func TestSwarmMonitorRollsBack(t *testing.T) {
 // the start, at the commit point, before the singleton; six steps were
 // measured by hand) converges on restart from the swarm's labels and the
 // journal: undone before the cutover, finished after.
-func TestSwarmSIGKILLAtEveryStep(t *testing.T) {
-	t.Parallel()
+func swarmSIGKILLAtEveryStep(t *testing.T) {
 	testSIGKILLAtEveryStep(t, "swarm")
 }
