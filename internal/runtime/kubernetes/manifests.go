@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -652,8 +653,9 @@ func (m *mapper) statefulSet(a *spec.Accessory) (*appsv1.StatefulSet, error) {
 	for _, k := range sortedKeys(a.Env) {
 		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: kubeArg(a.Env[k], func(string) bool { return false })})
 	}
+	known := func(k string) bool { _, ok := a.Env[k]; return ok || slices.Contains(a.Secrets, k) }
 	for _, arg := range a.Command {
-		c.Command = append(c.Command, kubeArg(arg, func(k string) bool { _, ok := a.Env[k]; return ok }))
+		c.Command = append(c.Command, kubeArg(arg, known))
 	}
 	if a.Port > 0 {
 		c.Ports = []corev1.ContainerPort{{Name: "main", ContainerPort: int32(a.Port), Protocol: corev1.ProtocolTCP}}

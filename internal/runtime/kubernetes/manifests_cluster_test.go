@@ -5,6 +5,7 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +46,17 @@ services:
       exec /bin/busybox httpd -f -p $PORT -h /tmp/www"
     replicas: 2
     health: {path: /healthz, interval: 1s}
+accessories:
+  store:
+    image: moorage.test/kman:1
+    command: >-
+      /bin/busybox sh -c "date >> /data/boots &&
+      echo token_len=$${#TOKEN} > /data/token &&
+      exec /bin/busybox httpd -f -p 7000 -h /data"
+    port: 7000
+    secrets: [TOKEN]
+    volumes: [storedata:/data]
+    health: {tcp: true, interval: 1s}
 deploy:
   drain_timeout: 1s
 `
@@ -56,6 +68,8 @@ deploy:
 // done by DeploymentRollout; its pods answer over HTTP at their IPs with
 // their release's config and secret; the web Service selects the first
 // release, then the second in one apply, and its EndpointSlices follow;
+// the accessory's StatefulSet runs on a claim from its template, and the
+// second release's apply does not restart it;
 // the first release's ConfigMap refuses a change; applying a Job again
 // does not run its task again.
 func TestKubernetesManifestsOnACluster(t *testing.T) {
@@ -87,6 +101,36 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 		return objs
 	}
 	v1, v2 := release(1, "one", "tok"), release(2, "two", "token")
+
+	// The accessory: its claim, from the StatefulSet's volumeClaimTemplate,
+	// binds to a hostPath volume made here (the cluster has no
+	// provisioner).
+	if _, err := c.Client.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "kman-pv"},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:    corev1.ResourceList{corev1.ResourceStorage: DefaultVolumeSize},
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
+				Path: filepath.Join(c.Dir, "kman-pv"), Type: ptr.To(corev1.HostPathDirectoryOrCreate),
+			}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	applyAll(ctx, t, c.Client, v1.AccessorySecrets[0], v1.AccessoryServices[0], v1.StatefulSets[0])
+	store := waitAccessory(ctx, t, c.Client, ns, v1.StatefulSets[0].Name)
+	if body, err := get(ctx, "http://"+store.Status.PodIP+":7000/token"); err != nil || strings.TrimSpace(body) != "token_len=3" {
+		t.Fatalf("accessory pod %s: %q, %v", store.Name, body, err)
+	}
+	pvc, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "storedata-kman-store-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Labels[LabelManagedBy] != ManagedBy {
+		t.Fatalf("claim %s: %s, labels %v", pvc.Name, pvc.Status.Phase, pvc.Labels)
+	}
+	t.Logf("accessory %s ready on claim %s (%s) after %s", store.Name, pvc.Name, pvc.Status.Phase, time.Since(start).Round(time.Millisecond))
 
 	deploy := func(objs *Objects, rel, want string) (pods []string) {
 		t.Helper()
@@ -137,7 +181,7 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 	}
 
 	v1Pods := deploy(v1, "v1", "release=v1 greeting=one token_len=3")
-	start := time.Now()
+	start = time.Now()
 	applyAll(ctx, t, c.Client, v1.Services[0])
 	waitEndpoints(ctx, t, c.Client, ns, v1.Services[0].Name, v1Pods)
 	t.Logf("v1: Service %s selects v1's pods %v after %s", v1.Services[0].Name, v1Pods, time.Since(start).Round(time.Millisecond))
@@ -167,6 +211,25 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 		}
 	}
 
+	// The next release's accessory objects change nothing of the
+	// StatefulSet: its pod was not restarted.
+	applyAll(ctx, t, c.Client, v2.AccessorySecrets[0], v2.AccessoryServices[0], v2.StatefulSets[0])
+	st, err := c.Client.AppsV1().StatefulSets(ns).Get(ctx, v2.StatefulSets[0].Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Generation != 1 {
+		t.Errorf("StatefulSet %s at generation %d after the second release's apply, want 1", st.Name, st.Generation)
+	}
+	time.Sleep(2 * time.Second) // what a restart would take to show
+	after := waitAccessory(ctx, t, c.Client, ns, st.Name)
+	if after.UID != store.UID {
+		t.Errorf("accessory pod replaced by the second release: %s then %s", store.UID, after.UID)
+	}
+	if body, err := get(ctx, "http://"+after.Status.PodIP+":7000/boots"); err != nil || strings.Count(body, "\n") != 1 {
+		t.Errorf("accessory booted more than once: %q, %v", body, err)
+	}
+
 	// Release config is immutable on the cluster.
 	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, v1.ConfigMap.Name, metav1.GetOptions{})
 	if err != nil {
@@ -190,6 +253,8 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 			got, err = c.Client.BatchV1().Jobs(ns).Get(ctx, o.GetName(), metav1.GetOptions{})
 		case *appsv1.Deployment:
 			got, err = c.Client.AppsV1().Deployments(ns).Get(ctx, o.GetName(), metav1.GetOptions{})
+		case *appsv1.StatefulSet:
+			got, err = c.Client.AppsV1().StatefulSets(ns).Get(ctx, o.GetName(), metav1.GetOptions{})
 		case *corev1.Service:
 			got, err = c.Client.CoreV1().Services(ns).Get(ctx, o.GetName(), metav1.GetOptions{})
 		default:
@@ -308,6 +373,27 @@ func jobLogs(ctx context.Context, t *testing.T, cs k8s.Interface, ns string, j *
 		t.Fatalf("logs of %s: %v", pods.Items[0].Name, err)
 	}
 	return string(b)
+}
+
+// waitAccessory waits until the StatefulSet's one pod is ready, and
+// returns it.
+func waitAccessory(ctx context.Context, t *testing.T, cs k8s.Interface, ns, name string) *corev1.Pod {
+	t.Helper()
+	var pod *corev1.Pod
+	poll(ctx, t, "statefulset "+name, 2*time.Minute, func() (bool, string, error) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name+"-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		pod = p
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("pod %s %s", p.Name, p.Status.Phase), nil
+	})
+	return pod
 }
 
 func waitRollout(ctx context.Context, t *testing.T, cs k8s.Interface, ns, name string) {
