@@ -315,7 +315,7 @@ func (m *mapper) workdir() string {
 }
 
 // container is the release's container for service svc (nil for a task).
-func (m *mapper) container(name string, svc *spec.Service, command spec.Command, mounts []corev1.VolumeMount, volEnv map[string]string) (corev1.Container, error) {
+func (m *mapper) container(name string, svc *spec.Service, command spec.Command, mounts []corev1.VolumeMount, volEnv map[string]string) corev1.Container {
 	port := 0
 	var svcEnv map[string]string
 	if svc != nil {
@@ -339,13 +339,13 @@ func (m *mapper) container(name string, svc *spec.Service, command spec.Command,
 		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port), Protocol: corev1.ProtocolTCP}}
 	}
 	if svc == nil {
-		return c, nil
+		return c
 	}
 	static := baseEnv(m.r.App, name, m.rel, port, volEnv)
 	c.ReadinessProbe, c.StartupProbe = probes(svc.Health, port, static)
 	c.Resources = resources(svc.Memory, svc.CPUs)
 	c.SecurityContext, _ = securityContext(svc.User, svc.ReadOnly)
-	return c, nil
+	return c
 }
 
 // probes maps a health check onto a readiness probe (after start: Retries
@@ -498,10 +498,7 @@ func (m *mapper) replicas(s *spec.Service) int32 {
 // Deployment's counts.
 func (m *mapper) deployment(s *spec.Service) (*appsv1.Deployment, error) {
 	vols, mounts, volEnv := m.volumes(s.Name)
-	c, err := m.container(s.Name, s, s.Command, mounts, volEnv)
-	if err != nil {
-		return nil, err
-	}
+	c := m.container(s.Name, s, s.Command, mounts, volEnv)
 	pod := corev1.PodSpec{Volumes: vols, EnableServiceLinks: ptr.To(false)}
 	stop(&c, &pod, s.StopSignal, s.StopTimeout, m.drainTimeout(s))
 	pod.Containers = []corev1.Container{c}
@@ -561,10 +558,7 @@ func (m *mapper) service(s *spec.Service) *corev1.Service {
 // first service does, with every volume.
 func (m *mapper) job(label string, t spec.Task) (*batchv1.Job, error) {
 	vols, mounts, volEnv := m.volumes("")
-	c, err := m.container(label, nil, t.Command, mounts, volEnv)
-	if err != nil {
-		return nil, err
-	}
+	c := m.container(label, nil, t.Command, mounts, volEnv)
 	if names := m.r.Spec.ServiceNames(); len(names) > 0 {
 		first := m.r.Spec.Services[names[0]]
 		c.SecurityContext, _ = securityContext(first.User, first.ReadOnly)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -450,3 +451,42 @@ func must(s string, err error) string {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestKubernetesKubeArg(t *testing.T) {
+	known := func(k string) bool { return k == "PORT" || k == "HOME" }
+	for _, c := range []struct{ in, want string }{
+		{"plain", "plain"},
+		{"$PORT", "$(PORT)"},
+		{"${PORT}x", "$(PORT)x"},
+		{":$PORT/$HOME", ":$(PORT)/$(HOME)"},
+		{"$$PORT", "$$PORT"},     // literal $PORT
+		{"cost $$5", "cost $$5"}, // literal $5
+		{"$UNSET-x", "-x"},       // unset: empty, as moorage expands it
+		{"$(date)", "$$(date)"},  // not a reference in moorage: literal
+		{"a$", "a$$"},            // a lone $ is literal
+		{"$$(PORT)", "$$(PORT)"}, // literal $(PORT), not the kubelet's reference
+		{"${#TOKEN}", ""},        // not a name moorage knows
+		{"$${#TOKEN}", "$${#TOKEN}"},
+	} {
+		if got := kubeArg(c.in, known); got != c.want {
+			t.Errorf("kubeArg(%q) = %q, want %q", c.in, got, c.want)
+		}
+		// And the kubelet gives what moorage would.
+		env := map[string]string{"PORT": "8080", "HOME": "/root"}
+		want := runtime.Expand([]string{c.in}, env)[0]
+		if got := kubeletExpand([]string{kubeArg(c.in, known)}, env)[0]; got != want {
+			t.Errorf("%q: the kubelet makes %q, moorage %q", c.in, got, want)
+		}
+	}
+}
+
+// TestKubernetesNoSecretsPrinted: an app without secrets has an empty
+// Secret, printed as it is (nothing to redact; its pods can start).
+func TestKubernetesNoSecretsPrinted(t *testing.T) {
+	r := helloRelease(t, 1)
+	r.Secrets = nil
+	s := manifests(t, r).String()
+	if strings.Contains(s, "# Secret") || !strings.Contains(s, "kind: Secret\nmetadata:") {
+		t.Errorf("an empty Secret is not printed plainly:\n%s", s)
+	}
+}

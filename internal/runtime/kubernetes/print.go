@@ -42,7 +42,8 @@ func (o *Objects) String() string {
 // (CreateContainerConfigError: the Secret they read is missing) until the
 // Secret is made with its real values, which the comment says how to do.
 // Nothing else carries secret values: the containers read them through
-// envFrom, by the Secret's name.
+// envFrom, by the Secret's name. A Secret with no values (an app without
+// secrets) has nothing to redact and is printed as it is.
 func (o *Objects) Print(opts PrintOptions) (string, error) {
 	var b strings.Builder
 	for i, obj := range o.List() {
@@ -50,7 +51,7 @@ func (o *Objects) Print(opts PrintOptions) (string, error) {
 			b.WriteString("---\n")
 		}
 		s, ok := obj.(*corev1.Secret)
-		if ok && !opts.ShowSecrets {
+		if ok && !opts.ShowSecrets && len(s.Data)+len(s.StringData) > 0 {
 			y, err := manifestYAML(redact(s))
 			if err != nil {
 				return "", err
