@@ -1,5 +1,7 @@
 // Package kubernetes holds the parts of the kubernetes runtime (issue 12)
-// that need no cluster: for now, the judgement of a Deployment's rollout.
+// that need no cluster: the mapping of a release onto Kubernetes objects
+// (Manifests) and their printing as YAML, and the judgement of a
+// Deployment's rollout (DeploymentRollout). See docs/kubernetes.md.
 package kubernetes
 
 import (

@@ -1,0 +1,183 @@
+package kubernetes
+
+import (
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/moorage/moorage/internal/runtime"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// kubeArg turns a moorage argument or env value, where $NAME and ${NAME}
+// refer to variables and "$$" is a literal "$" (runtime.Expand), into the
+// kubelet's syntax, where $(NAME) refers to a variable and "$$" is a
+// literal "$". A reference to a variable the instance will not have
+// becomes "", as moorage's own expansion makes it (the kubelet would leave
+// "$(NAME)" as it is).
+func kubeArg(a string, known func(string) bool) string {
+	const dollar, open, close = "\x00", "\x01", "\x02"
+	a = strings.ReplaceAll(a, "$$", dollar)
+	a = os.Expand(a, func(k string) string { return open + k + close })
+	var b strings.Builder
+	for a != "" {
+		i := strings.IndexAny(a, "$"+dollar+open)
+		if i < 0 {
+			b.WriteString(a)
+			break
+		}
+		b.WriteString(a[:i])
+		switch a[i] {
+		case '$', dollar[0]:
+			b.WriteString("$$")
+			a = a[i+1:]
+		default:
+			j := strings.IndexByte(a[i:], close[0])
+			name := a[i+1 : i+j]
+			if known(name) {
+				b.WriteString("$(" + name + ")")
+			}
+			a = a[i+j+1:]
+		}
+	}
+	return b.String()
+}
+
+// hasRefs reports whether a moorage value refers to a variable.
+func hasRefs(v string) bool { return len(runtime.Refs([]string{v})) > 0 }
+
+// unescape turns a moorage value with no references into its literal
+// value ("$$" is "$").
+func unescape(v string) string { return runtime.Expand([]string{v}, nil)[0] }
+
+// envPlan is where each variable of a release's instances comes from.
+//
+// moorage's precedence, lowest first (engine.releaseEnv, then
+// runtime.InstanceEnv): the spec's env, the service's env, config values,
+// secrets, how to reach accessories, then what the runtime sets (PORT,
+// MOORAGE_APP, _SERVICE, _RELEASE, _INSTANCE, MOORAGE_VOLUME_*). On
+// Kubernetes a container's `env` entries win over its `envFrom` sources,
+// and among those the last wins. So:
+//   - the release's ConfigMap holds the spec's env (when its value refers
+//     to nothing), the config values and the accessory variables, less the
+//     keys a secret overrides;
+//   - the release's Secret holds the secrets;
+//   - envFrom lists the Secret, then the ConfigMap (an accessory variable
+//     wins over a secret of the same name);
+//   - each container's `env` lists what the runtime sets, then the
+//     service's env and the spec's env values that refer to variables
+//     (the kubelet expands $(NAME) in them), each only where nothing above
+//     it in moorage's order sets the same key.
+type envPlan struct {
+	specEnv  map[string]string // moorage syntax
+	config   map[string]string // literal
+	secrets  map[string]string // literal
+	access   map[string]string // literal
+	cm       map[string]string // the ConfigMap's data
+	released map[string]bool   // keys set by the release (ConfigMap, Secret)
+}
+
+func newEnvPlan(specEnv, config, secrets, access map[string]string) *envPlan {
+	p := &envPlan{specEnv: specEnv, config: config, secrets: secrets, access: access, cm: map[string]string{}, released: map[string]bool{}}
+	for k, v := range specEnv {
+		if !hasRefs(v) {
+			p.cm[k] = unescape(v)
+		}
+	}
+	for k, v := range config {
+		p.cm[k] = v
+	}
+	for k := range secrets {
+		delete(p.cm, k)
+		p.released[k] = true
+	}
+	for k, v := range access {
+		p.cm[k] = v
+	}
+	for k := range p.cm {
+		p.released[k] = true
+	}
+	return p
+}
+
+// container returns the `env` entries of one container: base are the
+// variables the runtime sets (their values literal), svcEnv the service's
+// env (moorage syntax; nil for tasks), and instance says whether to add
+// MOORAGE_INSTANCE as the pod's name.
+func (p *envPlan) container(base, svcEnv map[string]string, instance bool) []corev1.EnvVar {
+	var out []corev1.EnvVar
+	own := map[string]bool{}
+	if instance {
+		own["MOORAGE_INSTANCE"] = true
+		out = append(out, corev1.EnvVar{Name: "MOORAGE_INSTANCE", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
+		}})
+	}
+	for _, k := range sortedKeys(base) {
+		own[k] = true
+		out = append(out, corev1.EnvVar{Name: k, Value: strings.ReplaceAll(base[k], "$", "$$")})
+	}
+	// The variables an env value may refer to (spec.EnvValueRefs: only
+	// those moorage sets): the runtime's and the accessories'.
+	known := func(k string) bool { return own[k] || p.access[k] != "" }
+	overridden := func(k string) bool {
+		_, c := p.config[k]
+		_, s := p.secrets[k]
+		_, a := p.access[k]
+		return own[k] || c || s || a
+	}
+	keys := map[string]bool{}
+	for k := range svcEnv {
+		keys[k] = true
+	}
+	for k, v := range p.specEnv {
+		if hasRefs(v) {
+			keys[k] = true
+		}
+	}
+	for _, k := range sortedKeys(keys) {
+		if overridden(k) {
+			continue
+		}
+		v, ok := svcEnv[k]
+		if !ok {
+			v = p.specEnv[k]
+		}
+		out = append(out, corev1.EnvVar{Name: k, Value: kubeArg(v, known)})
+	}
+	return out
+}
+
+// commandKnown says which variables a command of a container may refer
+// to: everything it will have.
+func (p *envPlan) commandKnown(env []corev1.EnvVar) func(string) bool {
+	set := map[string]bool{}
+	for _, e := range env {
+		set[e.Name] = true
+	}
+	return func(k string) bool { return set[k] || p.released[k] }
+}
+
+// baseEnv is what the runtime sets in every instance but MOORAGE_INSTANCE
+// (the pod's name, set from the pod): runtime.BaseEnv and the volumes'
+// variables.
+func baseEnv(app, svc, rel string, port int, vols map[string]string) map[string]string {
+	env := map[string]string{"MOORAGE_APP": app, "MOORAGE_SERVICE": svc, "MOORAGE_RELEASE": rel}
+	if port > 0 {
+		env["PORT"] = strconv.Itoa(port)
+	}
+	for k, v := range vols {
+		env[k] = v
+	}
+	return env
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
