@@ -13,8 +13,9 @@ FUZZTIME ?= 60s
 # Tests marked parallel that run at once in a package. The end-to-end tests
 # spend most of their time waiting (health checks, drains, monitors), so
 # more of them than cores keeps the suite well under CI's budget; each has
-# its own server, ports and data dir. The e2e package's swarm tests run in
-# two lanes (TestSwarm), each holding one slot: 4 leaves two for the rest.
+# its own server, ports and data dir. In the e2e package the swarm tests
+# (TestSwarm, two lanes, one per cluster) take their slots first, so that
+# the suite's longest path starts at once (e2e/gate_test.go).
 # The timeout is a safety net under CI's hard limit, not the target
 # (docs/benchmarks.md has the suite's time).
 TEST_PARALLEL ?= 4

@@ -92,7 +92,7 @@ func requireRoot(t *testing.T) {
 // and can write to their volume and their own $TMPDIR, which goes with
 // the instance. With allow_root: true, the service runs as root.
 func TestProcessAppUsers(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	requireRoot(t)
 	s := startServerRT(t, "process")
 
@@ -185,7 +185,7 @@ func TestProcessAppUsers(t *testing.T) {
 // every service, then dropped) gets its user on its next deploy, and what
 // it wrote to its volume as root becomes its user's.
 func TestProcessAppUsersUpgrade(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	requireRoot(t)
 	s := startServerRT(t, "process")
 	asRoot := []string{

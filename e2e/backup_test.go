@@ -125,7 +125,7 @@ volumes:`, bin, port, initdb, extra)
 // is backed up with pg_dump, its rows changed, restored: the original rows
 // are back. verify restores into a scratch database.
 func TestPostgresBackupRestore(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	accessory := pgAccessory(t, "INITDB -D $MOORAGE_VOLUME_PGDATA -U postgres --auth=trust", "")
 	s := startServer(t)
 	// The accessory runs as postgres: the path to the data dir must be
@@ -176,7 +176,7 @@ func TestPostgresBackupRestore(t *testing.T) {
 // permission bits, and a read-only mount needs privileges), so the test
 // never has to skip.
 func TestScheduledBackupFailureIsLoud(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	file := filepath.Join(t.TempDir(), "a-file")
 	if err := os.WriteFile(file, []byte("not a directory\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -327,7 +327,7 @@ func testSIGKILLDuringVolumeBackup(t *testing.T, rt string) {
 // is empty then): at its next start the volume is put back as it was
 // before the restore, the app serves, and the restore can be run again.
 func TestSIGKILLDuringVolumeRestore(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
@@ -385,7 +385,7 @@ func dirNames(dir string) []string {
 // restored with --file: its checksum is checked against its manifest, it
 // is listed, and the volume comes back. A damaged copy is refused.
 func TestRestoreFromFile(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	a := startServer(t)
 	app := a.hello(t, fastSpec...)
 	a.deploy(app, 0)

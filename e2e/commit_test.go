@@ -38,7 +38,7 @@ func (s *server) releaseCommits(app string) map[string]releaseCommit {
 // describe` (dirty when it has changes); `moorage releases` shows it; a
 // config change's release keeps it; a tree without git records none.
 func TestDeployRecordsItsCommit(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0) // v1: no git

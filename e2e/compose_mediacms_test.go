@@ -506,7 +506,7 @@ func loadOnManager(t testing.TB, s *server, images ...string) {
 // with no failed request, migrations once per deploy and celery beat never
 // doubled, rolls back, and has its Postgres backed up and restored.
 func TestComposeMediaCMSShapeOnDocker(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	testComposeMediaCMSShape(t, "docker", 10)
 }
 

@@ -71,7 +71,7 @@ func composeHello(t *testing.T, s *server) string {
 // with no failed request, migrations once per deploy and the scheduler
 // never doubled, and rolls back.
 func TestComposeDeploysOnDocker(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "docker")
 	dir := composeHello(t, s)
 	file := filepath.Join(dir, "docker-compose.yaml")

@@ -37,7 +37,7 @@ func configValues(t *testing.T, s *server, app string) map[string]string {
 // next deploy on the old values, also when the server is killed during its
 // rollout (recovery records the change only if it had cut over).
 func TestConfigChangeOnlyWhenActive(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, append(fastSpec, "health: {path: /healthz, interval: 1s}", "health: {path: /healthz, interval: 1s, start_period: 3s}")...)
 	s.deploy(app, 0)
@@ -106,7 +106,7 @@ func TestConfigChangeOnlyWhenActive(t *testing.T) {
 // without --secret, and a spec's secrets: are not satisfied by plain
 // values.
 func TestSecretsStaySecret(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 	s.mustRun("config", "set", "--secret", "-a", "hello", "TOKEN=first-secret-value")
@@ -158,7 +158,7 @@ func TestSecretsStaySecret(t *testing.T) {
 
 // An accessory gets the secrets it declares, and no others.
 func TestAccessorySecrets(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	port := strings.Split(freePort(t), ":")[1]
 	app := s.hello(t, append(fastSpec, "volumes:", `accessories:
@@ -193,7 +193,7 @@ volumes:`)...)
 // A Postgres accessory gets its password as a secret (never written in
 // moorage.yaml), and backups authenticate with it.
 func TestPostgresPasswordSecret(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	accessory := pgAccessory(t, `printf %s "$$POSTGRES_PASSWORD" | INITDB -D $MOORAGE_VOLUME_PGDATA -U postgres --auth=scram-sha-256 --pwfile=/dev/stdin`,
 		"    secrets: [POSTGRES_PASSWORD]\n")
 	s := startServer(t)

@@ -265,7 +265,7 @@ func (b *browser) location() string {
 // by step, read a worker's log line, roll back with the button and see the
 // old release serve, log out; and, over HTTP, the safety rules.
 func TestDashboard(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	requireChromium(t)
 	s := startServerArgs(t, "", []string{"--dashboard", "dash.localhost", "--dashboard-tls", "internal"})
 	shots := os.Getenv("MOORAGE_DASHBOARD_SHOTS")
@@ -633,7 +633,7 @@ volumes:`)...)
 // dashboard through ssh to `moorage dial-stdio`, with no port opened on the
 // server; users are made over the same route.
 func TestDashboardOverSSH(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	d := startSSHD(t)
 	s := startServer(t)
 	r := d.cli("ssh://" + d.user + "@" + d.addr + socketOf(s.dataDir))
@@ -747,7 +747,7 @@ func TestDashboardOverSSH(t *testing.T) {
 // dashboard does not hold the server's graceful stop until its drain
 // timeout (30 s): the stream ends as the stop begins.
 func TestDashboardStreamEndsOnStop(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerArgs(t, "", []string{"--dashboard", "dash.localhost", "--dashboard-tls", "internal"})
 	if _, e, code := s.runStdin(dashOperatorPW+"\n", "dashboard", "user", "add", dashOperator, "--role", "operator"); code != 0 {
 		t.Fatalf("user add: exit %d: %s", code, e)

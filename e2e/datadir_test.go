@@ -13,7 +13,7 @@ import (
 // socket, which already gives it everything. The state and the secrets key
 // are the owner's only.
 func TestDataDirPermissions(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 	s.mustRun("config", "set", "--secret", "-a", "hello", "TOKEN=perm-secret")

@@ -274,7 +274,7 @@ func testFailingReleaseTaskAborts(t *testing.T, rt string) {
 // A second deploy while one runs is refused with who and since, or waits
 // with --wait; release tasks of the two never overlap.
 func TestConcurrentDeploysAreSerialized(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)
@@ -365,7 +365,7 @@ func testRollbackRestoresCodeAndConfig(t *testing.T, rt string) {
 // A malformed spec is refused before anything is uploaded, with
 // file:line:column.
 func TestMalformedSpec(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, "    replicas: 2", "    replicas: two")
 	out, errOut, code := s.run("deploy", app)

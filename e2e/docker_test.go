@@ -78,7 +78,7 @@ func (s *server) containers(t *testing.T) map[string]container {
 // its health check's retries) and routes to its new port once it is back,
 // and no GET fails.
 func TestDockerKillUnderTraffic(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "docker")
 	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
@@ -164,7 +164,7 @@ func TestDockerKillUnderTraffic(t *testing.T) {
 // re-adopts them all without restarting any (same container IDs, same
 // StartedAt). Then the engine answering late, below.
 func TestDockerServerRestartKeepsContainers(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "docker")
 	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)
@@ -346,7 +346,7 @@ func buildStoreImage(t *testing.T, s *server) string {
 // An accessory with a volume keeps its data, and keeps running, across 5
 // app deploys and a server restart; the app reaches it by name.
 func TestDockerAccessoryKeepsItsData(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "docker")
 	image := buildStoreImage(t, s)
 	app := s.hello(t, append(fastSpec, "volumes:\n  data:",
@@ -404,7 +404,7 @@ func volumeFileNamed(s *server, app, volume, name string) string {
 // so; --runtime process moves it, warning that the data volume does not
 // follow, and nothing of it is left on docker.
 func TestDockerExampleAsShipped(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "docker")
 	app := helloApp(t) // not s.hello: no busybox
 	s.deploy(app, 0)   // --runtime docker
@@ -461,7 +461,7 @@ func TestDockerExampleAsShipped(t *testing.T) {
 // `moorage prune` removing its image, and an `image:` deploy of an image
 // built here (nothing is pulled).
 func TestDockerDeployFeatures(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "docker")
 	store := buildStoreImage(t, s)
 	app := s.hello(t, append(fastSpec,

@@ -49,7 +49,7 @@ func (s *server) snapshot(app string) string {
 // plan the real command then runs and journals, word for word, and changes
 // nothing: no deploy record, no release, no instance.
 func TestDryRunPrintsTheJournaledPlan(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "process")
 	dir := s.hello(t, fastSpec...)
 

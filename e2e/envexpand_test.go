@@ -14,7 +14,7 @@ import (
 // process-runtime accessory runs the app's own script from its upload, and
 // a program that is not there is reported with the directory looked in.
 func TestEnvExpansionAndAccessoryFiles(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	port := strings.Split(freePort(t), ":")[1]
 	app := s.hello(t, append(fastSpec,

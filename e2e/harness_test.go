@@ -53,6 +53,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build moorage:", err)
 		return 1
 	}
+	takeParallel()
 	return m.Run()
 }
 
@@ -164,10 +165,10 @@ func startServerOn(t testing.TB, rt string, c *swarmtest.Cluster, args []string,
 // server, data dir, ports and docker prefix): process always, docker when
 // an engine is reachable (required when MOORAGE_REQUIRE_DOCKER=1).
 func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
-	t.Parallel()
+	t.Parallel() // its subtests take the slots
 	for _, rt := range []string{"process", "docker"} {
 		t.Run(rt, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			fn(t, rt)
 		})
 	}

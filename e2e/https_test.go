@@ -45,7 +45,7 @@ func port(addr string) int {
 // shows it; a name the CA refuses shows as failed, with the CA's reason
 // and the next attempt, and does not affect the other.
 func TestHTTPSAutoWithPebble(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	httpAddr, httpsAddr := freePort(t), freePort(t)
 	const refused = "refused.moorage.test"
 	peb := pebble.Start(t, pebble.Options{HTTPPort: port(httpAddr), TLSPort: port(httpsAddr), Blocked: []string{refused}})
@@ -145,7 +145,7 @@ func TestHTTPSAutoWithPebble(t *testing.T) {
 // client trusting only `moorage server ca` connects by IP; canonical hosts
 // redirect.
 func TestHTTPSInternalByIP(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",
 		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [127.0.0.1, app.internal, www.app.internal], tls: internal, canonical: app.internal}")...)
@@ -195,7 +195,7 @@ func TestHTTPSInternalByIP(t *testing.T) {
 // how to turn HTTPS on, and changes nothing; `moorage certs` says HTTPS is
 // off rather than that no route has TLS.
 func TestHTTPSOffRefusesTLS(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: "off"}
 	s.start()
 	t.Cleanup(s.stopAll)
@@ -220,7 +220,7 @@ func TestHTTPSOffRefusesTLS(t *testing.T) {
 // with tls: auto is served over plain HTTP, with a warning that says so and
 // how to get HTTPS, instead of redirecting to a port nobody listens on.
 func TestUpServesTLSRoutesPlain(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",
 		"    health: {path: /healthz, interval: 1s}\n    http: {hosts: [app.moorage.test], tls: auto, hsts: true}")...)
 	addr := freePort(t)

@@ -15,7 +15,7 @@ import (
 // deploy, a backup and its verification, a TLS handshake and a crashed
 // instance, and finds each in moorage's own metrics.
 func TestMetricsBeyondTheProxy(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	addr := freePort(t)
 	s := startServerArgs(t, "", []string{"--metrics", addr})
 	app := helloApp(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}",

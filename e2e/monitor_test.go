@@ -85,7 +85,7 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 // ran out and requests failed). The process runtime is enough: the
 // fallback is the engine's, the same on every runtime.
 func TestMonitorCrashSendsTrafficBackAtOnce(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServerRT(t, "process")
 	// SIGWINCH: ignored by default, so every stop of a worker takes its
 	// whole stop_timeout.
@@ -138,7 +138,7 @@ func TestMonitorCrashSendsTrafficBackAtOnce(t *testing.T) {
 
 // A deploy goes on to its end on the server when the client goes away.
 func TestClientDisconnectDeployContinues(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)
@@ -181,7 +181,7 @@ func TestClientDisconnectDeployContinues(t *testing.T) {
 // `moorage init` writes a starter spec that parses, and refuses to
 // overwrite one.
 func TestInit(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := filepath.Join(t.TempDir(), "My_App")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)

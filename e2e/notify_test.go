@@ -19,7 +19,7 @@ import (
 // real SMTP server (over STARTTLS); a notifier whose receiver is down
 // delays nothing and shows in `moorage ps`.
 func TestPipelineNotifyDeploy(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 

@@ -15,7 +15,7 @@ import (
 // or its rollback target; `moorage prune` reports what it frees, old logs
 // included.
 func TestPrune(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec, "  monitor: 1s", "  monitor: 1s\n  keep_releases: 2")...)
 	for i := 1; i <= 4; i++ {
@@ -66,7 +66,7 @@ func TestPrune(t *testing.T) {
 
 // Logs survive deploys and a server restart; --release and --since filter.
 func TestLogsAcrossDeploysAndRestarts(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)
@@ -99,7 +99,7 @@ func TestLogsAcrossDeploysAndRestarts(t *testing.T) {
 
 // Maintenance mode serves a 503 page while the instances stay healthy.
 func TestMaintenanceMode(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)
@@ -128,7 +128,7 @@ func TestMaintenanceMode(t *testing.T) {
 // An accessory is never restarted by deploys unless its spec changed, and
 // `moorage accessory restart` restarts it on purpose.
 func TestAccessoryLifecycle(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	if _, err := exec.LookPath("busybox"); err != nil {
 		t.Skip("needs busybox (apt-get install busybox-static)")
@@ -170,7 +170,7 @@ func TestAccessoryLifecycle(t *testing.T) {
 // A volume is removed only by `moorage volume rm --yes`, and only once no
 // release mounts it.
 func TestVolumeRemove(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec, "  data: {mount: /app/data}", "  data: {mount: /app/data}\n  scratch: {mount: /app/scratch, services: [worker]}")...)
 	s.deploy(app, 0)

@@ -60,7 +60,7 @@ func (r checkReport) find(name string) (status, fix, output string) {
 // build that never starts; a model changed without its migration fails
 // with the fix naming the app. Nothing is deployed by any of it.
 func TestPipelineCheckDjango(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	requireDjango(t)
 	s := startServer(t)
 	dir := copyExample(t, "django")
@@ -132,7 +132,7 @@ func appendSpec(t *testing.T, dir, text string) {
 // deployed, each stage journaled; one whose test fails stops there with
 // the test's output shown, and the active release is unchanged.
 func TestPipelineRunTestGate(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 	appendSpec(t, app, "test:\n  commands: [sh -c \"echo unit tests ran with MODE=$MODE; test -f message.txt\"]\n  env: {MODE: testing}\n")
@@ -229,7 +229,7 @@ func startPipeline(t *testing.T, s *server, dir, marker string) (wait func() (in
 // and the pipeline ends as its deploy did. The active release serves
 // throughout, and the next pipeline runs.
 func TestPipelineSIGKILL(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 	setMessage(t, app, "v1")

@@ -16,7 +16,7 @@ import (
 // binary: `moorage server --metrics ADDR --access-log FILE`, and an
 // http.static volume of a deployed app served by the proxy.
 func TestProxyWiring(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	metrics := freePort(t)
 	accessLog := filepath.Join(t.TempDir(), "access.log")
 	s := startServerArgs(t, "", []string{"--metrics", metrics, "--access-log", accessLog})

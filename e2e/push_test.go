@@ -48,7 +48,7 @@ func mustGit(t *testing.T, dir string, env []string, args ...string) string {
 // branch not updated) with the test's output shown, and the active
 // release is unchanged; another branch is kept and deploys nothing.
 func TestPushDeploysAndRefuses(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatalf("git is not installed (scripts/test-deps): %v", err)
 	}

@@ -275,7 +275,7 @@ func testServerRestartReadopts(t *testing.T, rt string) {
 // `moorage up` deploys the app, prints its URL, and Ctrl-C stops
 // everything.
 func TestUp(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	app := helloApp(t) // the example exactly as shipped
 	addr := freePort(t)
 	cmd, out, exited := startUp(t, app, addr)

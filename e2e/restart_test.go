@@ -32,7 +32,7 @@ import (
 // leaves the old server serving, and it still stops cleanly on SIGTERM. The
 // instances keep running throughout.
 func TestServerRestartUnderLoad(t *testing.T) {
-	t.Parallel()
+	t.Parallel() // its subtests take the slots
 	t.Run("handover", testRestartHandover)
 	t.Run("sigkill-held-sockets", testRestartSIGKILLHeld)
 	t.Run("slow-recovery", testRestartSlowRecovery)
@@ -171,7 +171,7 @@ func (p phase) String() string {
 }
 
 func testRestartHandover(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	rs := newRestartServer(t)
 	// systemd's notification socket (Type=notify, NotifyAccess=all): the
 	// server says READY=1, and after a handover the new process names
@@ -316,7 +316,7 @@ func testRestartHandover(t *testing.T) {
 // started after a SIGKILL takes them over, and the requests made meanwhile
 // wait in their backlog.
 func testRestartSIGKILLHeld(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	rs := newRestartServer(t)
 	launch := rs.holdSockets()
 	cmd := launch()
@@ -374,7 +374,7 @@ func testRestartSIGKILLHeld(t *testing.T) {
 // not keep another app from being served at once after a crash: the proxy
 // serves the recorded routes while recovery runs.
 func testRestartSlowRecovery(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	rs := newRestartServer(t)
 	launch := rs.holdSockets()
 	cmd := launch()

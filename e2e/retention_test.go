@@ -12,7 +12,7 @@ import (
 // can no longer be rolled back to and shows the deploy that made each
 // release; `rollback --to` a pruned release says which can be.
 func TestRetentionCountsArtifacts(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec, "  monitor: 1s", "  monitor: 1s\n  keep_releases: 2")...)
 	setMessage(t, app, "code A")

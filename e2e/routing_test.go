@@ -114,7 +114,7 @@ func testSingletonWeb(t *testing.T, rt string) {
 // of the old web instance, with a slow request in flight, ends after 1s,
 // not 5 minutes.
 func TestServiceDrainTimeout(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, append(fastSpec,
 		"    replicas: 2\n", "    replicas: 1\n    http: {drain_timeout: 1s}\n    stop_timeout: 1s\n",
@@ -159,7 +159,7 @@ func TestServiceDrainTimeout(t *testing.T) {
 // one gets it; the other fails before it changes anything, with an error
 // that names the app holding the host and says how to fix it.
 func TestHostClaimedByTwoApps(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	apps := map[string]string{}
 	for _, name := range []string{"alpha", "beta"} {

@@ -21,7 +21,7 @@ import (
 // pagers, a REPL's line editing) draw for the window they are shown in.
 // The CLI runs on a pseudo-terminal of the test's, as in a user's shell.
 func TestRunFollowsTerminalSize(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := s.hello(t, fastSpec...)
 	s.deploy(app, 0)

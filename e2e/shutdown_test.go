@@ -21,7 +21,7 @@ import (
 // deploy is closed as failed, nothing of it is left, and the next deploy
 // succeeds.
 func TestSIGTERMDuringDeploy(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	setMessage(t, app, "before")
@@ -109,7 +109,7 @@ func TestSIGTERMDuringDeploy(t *testing.T) {
 // a direct child of the server); the next start kills it before anything
 // else, and undoes the deploy.
 func TestSIGKILLDuringReleaseTask(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	setMessage(t, app, "before")
@@ -152,7 +152,7 @@ func TestSIGKILLDuringReleaseTask(t *testing.T) {
 // release directory no release records; the next start kills the build and
 // removes the directory (and keeps every recorded one).
 func TestSIGKILLDuringBuildRemovesItsDirectory(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	s := startServer(t)
 	app := helloApp(t, fastSpec...)
 	s.deploy(app, 0)

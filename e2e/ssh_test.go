@@ -273,7 +273,7 @@ func dialStdioProcs(sock string) []string {
 // `moorage dial-stdio` next to the server, and what ssh or the remote side
 // gets wrong is said plainly.
 func TestSSHRemoteCLI(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	d := startSSHD(t)
 	s := startServer(t)
 	sock := socketOf(s.dataDir)

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/moorage/moorage/internal/testutil/swarmtest"
@@ -32,29 +32,35 @@ var swarmTests = []struct {
 // TestSwarm runs swarmTests in lanes, one per swarm cluster this machine
 // runs at once (swarmtest.Running, MOORAGE_SWARMTEST_CLUSTERS): each lane
 // takes the next test of the list when its last one ends, and runs it on a
-// cluster of its own. As parallel tests of their own, the swarm tests
-// waited for a free cluster while they held one of the package's -parallel
-// slots, which the other end-to-end tests then could not have (in a full
-// run one waited 6 minutes). A lane holds one slot and, but for another
-// package's swarm test, finds a cluster free.
+// cluster of its own. Each test takes one of the package's slots first,
+// before any other test waiting for one (gate_test.go): these are the
+// suite's longest path. As parallel tests of their own they started when
+// Go's scheduler picked them, and waited for a free cluster while they
+// held a slot (6 minutes for one in a full run).
 //
-// One of them by hand: go test -run 'TestSwarm//ZeroDowntimeDeploys$' ./e2e/
-// (the empty element matches any lane).
+// One of them by hand: go test -run 'TestSwarm/ZeroDowntimeDeploys$' ./e2e/
 func TestSwarm(t *testing.T) {
-	t.Parallel()
+	t.Parallel() // its subtests take the slots
 	next := make(chan int, len(swarmTests))
 	for i := range swarmTests {
 		next <- i
 	}
 	close(next)
-	for lane := range swarmtest.Running() {
-		t.Run(fmt.Sprintf("lane%d", lane), func(t *testing.T) {
-			t.Parallel()
+	var lanes sync.WaitGroup
+	for range swarmtest.Running() {
+		lanes.Add(1)
+		go func() {
+			defer lanes.Done()
 			for i := range next {
-				t.Run(swarmTests[i].name, swarmTests[i].run)
+				t.Run(swarmTests[i].name, func(t *testing.T) {
+					slots.acquire(true)
+					t.Cleanup(slots.release)
+					swarmTests[i].run(t)
+				})
 			}
-		})
+		}()
 	}
+	lanes.Wait()
 }
 
 // The deploy contract on a real three-node swarm (a manager and two

@@ -26,7 +26,7 @@ import (
 // and deploys it through the pipeline; a wrong signature gets 401 and
 // deploys nothing; a replayed delivery is ignored.
 func TestWebhookGitHubDeploys(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatalf("git is not installed (scripts/test-deps): %v", err)
 	}
@@ -220,7 +220,7 @@ func signedPush(t *testing.T, s *server, secret, delivery, sha string) (int, str
 // met is pinned: a server answering with another key is refused, and that
 // is a failed pipeline.
 func TestWebhookSSHDeployKey(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	d := startSSHD(t)
 	s := startServer(t)
 	app := s.hello(t, append(fastSpec, "    health: {path: /healthz, interval: 1s}\n", "    health: {path: /healthz, interval: 1s}\n    http: {hosts: [hello.localhost], tls: internal}\n")...)

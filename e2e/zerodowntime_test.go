@@ -18,7 +18,7 @@ import (
 // waiting client) across 3 consecutive deploys of examples/hello record no
 // transport error and no non-2xx answer.
 func TestZeroDowntimeFixedRate(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	metrics := freePort(t)
 	s := startServerArgs(t, "", []string{"--metrics", metrics})
 	app := helloApp(t, fastSpec...)
