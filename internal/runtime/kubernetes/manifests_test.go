@@ -226,10 +226,21 @@ func TestKubernetesReleasesSideBySide(t *testing.T) {
 	if a.Services[0].Name != b.Services[0].Name {
 		t.Errorf("the Service is %s in v7 and %s in v8", a.Services[0].Name, b.Services[0].Name)
 	}
-	ya, _ := ManifestJSON(a.StatefulSets)
-	yb, _ := ManifestJSON(b.StatefulSets)
-	if string(ya) != string(yb) {
-		t.Errorf("the accessories differ between releases:\n%s\n%s", ya, yb)
+	if len(a.StatefulSets) == 0 || len(a.StatefulSets) != len(b.StatefulSets) {
+		t.Fatalf("%d StatefulSets in v7, %d in v8", len(a.StatefulSets), len(b.StatefulSets))
+	}
+	for i := range a.StatefulSets {
+		ya, err := ManifestJSON(a.StatefulSets[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		yb, err := ManifestJSON(b.StatefulSets[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ya) != string(yb) {
+			t.Errorf("accessory %s differs between releases:\n%s\n%s", a.StatefulSets[i].Name, ya, yb)
+		}
 	}
 }
 
