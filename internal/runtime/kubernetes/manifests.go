@@ -350,8 +350,8 @@ func (m *mapper) container(name string, svc *spec.Service, command spec.Command,
 
 // probes maps a health check onto a readiness probe (after start: Retries
 // failures in a row take the pod out of its Service, as moorage's proxy
-// takes an instance out) and a startup probe (the pod has StartPeriod to
-// pass once; readiness is not probed before). A command check runs in the
+// takes an instance out) and a startup probe (the pod has StartPeriod, then
+// Retries more failures, to pass once; readiness is not probed before). A command check runs in the
 // container with no shell: its $NAME references to what moorage sets are
 // expanded here, the others become "" as they would in an unset variable.
 func probes(h *spec.Health, port int, static map[string]string) (readiness, startup *corev1.Probe) {
@@ -368,18 +368,22 @@ func probes(h *spec.Health, port int, static map[string]string) (readiness, star
 		handler.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}
 	}
 	period := seconds(h.Interval)
+	retries := int32(max(h.Retries, 1))
 	readiness = &corev1.Probe{
 		ProbeHandler:     handler,
 		PeriodSeconds:    period,
 		TimeoutSeconds:   seconds(h.Timeout),
-		FailureThreshold: int32(max(h.Retries, 1)),
+		FailureThreshold: retries,
 		SuccessThreshold: 1,
 	}
 	startup = &corev1.Probe{
-		ProbeHandler:     handler,
-		PeriodSeconds:    period,
-		TimeoutSeconds:   seconds(h.Timeout),
-		FailureThreshold: max(int32(math.Ceil(h.StartPeriod.Seconds()/float64(period))), 1),
+		ProbeHandler:   handler,
+		PeriodSeconds:  period,
+		TimeoutSeconds: seconds(h.Timeout),
+		// Docker's rule: failures during the start period do not count,
+		// then retries do. With no start period a pod not listening at
+		// once still has its retries before the kubelet restarts it.
+		FailureThreshold: max(int32(math.Ceil(h.StartPeriod.Seconds()/float64(period))), 1) + retries,
 		SuccessThreshold: 1,
 	}
 	return readiness, startup

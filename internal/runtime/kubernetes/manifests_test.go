@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -281,7 +282,7 @@ func TestKubernetesShapes(t *testing.T) {
 	}
 	web := deps["web"]
 	c := web.Spec.Template.Spec.Containers[0]
-	if c.Image != shopImage || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.StartupProbe.FailureThreshold != 10 {
+	if c.Image != shopImage || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.StartupProbe.FailureThreshold != 10+3 {
 		t.Errorf("web: image %s, readiness %+v, startup %+v", c.Image, c.ReadinessProbe, c.StartupProbe)
 	}
 	if got := strings.Join(c.Command, " "); got != "gunicorn shop.wsgi -b 0.0.0.0:$(PORT) --workers 3" {
@@ -499,5 +500,31 @@ func TestKubernetesNoSecretsPrinted(t *testing.T) {
 	s := manifests(t, r).String()
 	if strings.Contains(s, "# Secret") || !strings.Contains(s, "kind: Secret\nmetadata:") {
 		t.Errorf("an empty Secret is not printed plainly:\n%s", s)
+	}
+}
+
+// TestKubernetesStartupProbe: the startup probe allows the start period's
+// failures and then retries more, as Docker does (failures during the
+// start period do not count); with no start period, retries.
+func TestKubernetesStartupProbe(t *testing.T) {
+	for _, c := range []struct {
+		start, interval time.Duration
+		retries         int
+		want            int32
+	}{
+		{20 * time.Second, 2 * time.Second, 3, 10 + 3},
+		{0, 5 * time.Second, 3, 1 + 3},
+		{0, 5 * time.Second, 1, 1 + 1},
+		{7 * time.Second, 2 * time.Second, 2, 4 + 2},
+		{time.Second, 10 * time.Second, 5, 1 + 5},
+	} {
+		h := &spec.Health{Command: spec.Command{"true"}, Interval: c.interval, Timeout: time.Second, StartPeriod: c.start, Retries: c.retries}
+		ready, startup := probes(h, 0, nil)
+		if startup.FailureThreshold != c.want {
+			t.Errorf("start_period %v, interval %v, retries %d: startup failureThreshold %d, want %d", c.start, c.interval, c.retries, startup.FailureThreshold, c.want)
+		}
+		if ready.FailureThreshold != int32(c.retries) {
+			t.Errorf("retries %d: readiness failureThreshold %d", c.retries, ready.FailureThreshold)
+		}
 	}
 }
