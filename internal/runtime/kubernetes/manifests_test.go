@@ -528,3 +528,51 @@ func TestKubernetesStartupProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestKubernetesStatefulSetNameLength: the StatefulSet controller labels
+// an accessory's pod controller-revision-hash=NAME-HASH (a hash of up to
+// 10 characters), which must be a label value (63 at most), so the
+// StatefulSet's name is at most 52 long; its headless Service has the
+// same name (the StatefulSet's serviceName).
+func TestKubernetesStatefulSetNameLength(t *testing.T) {
+	app := strings.Repeat("a", 30)
+	seen := map[string]string{}
+	for _, acc := range []string{"db", strings.Repeat("b", 21), strings.Repeat("b", 22), strings.Repeat("c", 40) + "-x", strings.Repeat("c", 40) + "-y", strings.Repeat("d", 63)} {
+		n := AccessoryName(app, acc)
+		if len(n) > MaxStatefulSetNameLength {
+			t.Errorf("accessory %s: StatefulSet %q is %d long, more than %d", acc, n, len(n), MaxStatefulSetNameLength)
+		}
+		if errs := validation.IsValidLabelValue(n + "-" + strings.Repeat("f", 10)); len(errs) > 0 {
+			t.Errorf("accessory %s: its pods' controller-revision-hash label %v", acc, errs)
+		}
+		if errs := validation.IsDNS1035Label(n); len(errs) > 0 {
+			t.Errorf("accessory %s: %q: %v", acc, n, errs)
+		}
+		if prev, dup := seen[n]; dup {
+			t.Errorf("accessories %s and %s are both named %q", prev, acc, n)
+		}
+		seen[n] = acc
+	}
+	if n := AccessoryName(app, strings.Repeat("b", 21)); n != app+"-"+strings.Repeat("b", 21) {
+		t.Errorf("a 52-character name is shortened: %q", n)
+	}
+	// In the objects: the StatefulSet, its serviceName and its Service.
+	r := shopRelease(t, 1)
+	r.App = app
+	db := r.Spec.Accessories["db"]
+	delete(r.Spec.Accessories, "db")
+	db.Name = strings.Repeat("d", 40)
+	r.Spec.Accessories[db.Name] = db
+	objs, err := Manifests(r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range objs.StatefulSets {
+		if len(st.Name) > MaxStatefulSetNameLength || st.Spec.ServiceName != st.Name {
+			t.Errorf("StatefulSet %q (%d long), serviceName %q", st.Name, len(st.Name), st.Spec.ServiceName)
+		}
+		if svc := objs.AccessoryServices[i]; svc.Name != st.Name {
+			t.Errorf("StatefulSet %q, its Service %q", st.Name, svc.Name)
+		}
+	}
+}
