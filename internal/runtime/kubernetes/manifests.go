@@ -350,10 +350,12 @@ func (m *mapper) container(name string, svc *spec.Service, command spec.Command,
 
 // probes maps a health check onto a readiness probe (after start: Retries
 // failures in a row take the pod out of its Service, as moorage's proxy
-// takes an instance out) and a startup probe (the pod has StartPeriod, then
-// Retries more failures, to pass once; readiness is not probed before). A command check runs in the
-// container with no shell: its $NAME references to what moorage sets are
-// expanded here, the others become "" as they would in an unset variable.
+// takes an instance out) and a startup probe (the pod has StartPeriod,
+// then Retries more failures, to pass once; readiness is not probed
+// before). A command check runs in the container with no shell: its $NAME
+// references to static (literal values) are expanded here, the others
+// become "" as they would in an unset variable; MOORAGE_INSTANCE, the
+// pod's name, is not known here.
 func probes(h *spec.Health, port int, static map[string]string) (readiness, startup *corev1.Probe) {
 	if h == nil {
 		return nil, nil
@@ -363,7 +365,14 @@ func probes(h *spec.Health, port int, static map[string]string) (readiness, star
 	case h.Path != "":
 		handler.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(port)), Scheme: corev1.URISchemeHTTP}
 	case len(h.Command) > 0:
-		handler.Exec = &corev1.ExecAction{Command: runtime.Expand(h.Command, static)}
+		// The kubelet expands $(NAME) and "$$" in an exec probe's command
+		// too (from the container's static env): what moorage expanded is
+		// escaped so that it reaches the check as it is.
+		var cmd []string
+		for _, a := range runtime.Expand(h.Command, static) {
+			cmd = append(cmd, kubeLiteral(a))
+		}
+		handler.Exec = &corev1.ExecAction{Command: cmd}
 	default:
 		handler.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}
 	}
@@ -658,7 +667,9 @@ func (m *mapper) statefulSet(a *spec.Accessory) (*appsv1.StatefulSet, error) {
 	if a.Port > 0 {
 		c.Ports = []corev1.ContainerPort{{Name: "main", ContainerPort: int32(a.Port), Protocol: corev1.ProtocolTCP}}
 	}
-	c.ReadinessProbe, c.StartupProbe = probes(a.Health, a.Port, a.Env)
+	// A check is expanded against the accessory's env as the container
+	// has it (literal: "$$" is "$", references to nothing are "").
+	c.ReadinessProbe, c.StartupProbe = probes(a.Health, a.Port, runtime.ExpandEnv(a.Env, nil))
 	var claims []corev1.PersistentVolumeClaim
 	for _, v := range a.Volumes {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: v.Path})

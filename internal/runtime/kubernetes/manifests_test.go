@@ -576,3 +576,51 @@ func TestKubernetesStatefulSetNameLength(t *testing.T) {
 		}
 	}
 }
+
+// TestKubernetesExecProbeExpansion: the kubelet expands $(NAME) (from the
+// container's static env values, as they are written) and "$$" in an exec
+// probe's command, so what moorage expanded is escaped for it: the check
+// runs with the arguments moorage's own expansion gives.
+func TestKubernetesExecProbeExpansion(t *testing.T) {
+	cmd := spec.Command{"/bin/check", "$PORT", "$$(PORT)", "cost $$$$5", "$$HOME", "$(date)", "$MOORAGE_APP-$MOORAGE_INSTANCE", "$$(PGUSER)", "$PGUSER", "a$"}
+	sp := &spec.Spec{
+		App: "p",
+		Services: map[string]*spec.Service{"web": {
+			Name: "web", Replicas: 1, Port: 8080,
+			Health: &spec.Health{Command: cmd, Interval: time.Second, Timeout: time.Second, Retries: 1},
+		}},
+		Accessories: map[string]*spec.Accessory{"db": {
+			Name: "db", Image: "postgres", Env: map[string]string{"PGUSER": "shop$$x", "PORT": "5432"},
+			Health: &spec.Health{Command: cmd, Interval: time.Second, Timeout: time.Second, Retries: 1},
+		}},
+	}
+	objs, err := Manifests(Release{App: "p", Version: 1, Image: "i", Spec: sp}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := func(c corev1.Container) map[string]string {
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value // the kubelet's probe map: "" for valueFrom
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		name string
+		c    corev1.Container
+		env  map[string]string // what moorage expands a check against
+	}{
+		// MOORAGE_INSTANCE is the pod's name, unknown to the mapping: "".
+		{"service web", objs.Deployments[0].Spec.Template.Spec.Containers[0], map[string]string{"PORT": "8080", "MOORAGE_APP": "p", "MOORAGE_SERVICE": "web", "MOORAGE_RELEASE": "v1"}},
+		// An accessory's: its env's values (literal).
+		{"accessory db", objs.StatefulSets[0].Spec.Template.Spec.Containers[0], map[string]string{"PGUSER": "shop$x", "PORT": "5432"}},
+	} {
+		want := runtime.Expand(cmd, tc.env)
+		for _, p := range []*corev1.Probe{tc.c.ReadinessProbe, tc.c.StartupProbe} {
+			got := kubeletExpand(p.Exec.Command, static(tc.c))
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("%s: the kubelet runs %q, moorage would %q", tc.name, got, want)
+			}
+		}
+	}
+}
