@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 )
 
@@ -207,10 +208,83 @@ func (m *mapper) check() error {
 			problems = append(problems, fmt.Sprintf("accessory %s: its health check needs a port", n))
 		}
 	}
+	problems = append(problems, m.checkNames()...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrUnsupported, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// checkNames validates every object name and label value the mapping
+// makes of the spec's names, each against Kubernetes' own rule: the spec
+// allows names Kubernetes refuses (one that ends in "-": "web-" makes the
+// Service hello-web- and the label value web-). Each problem names the
+// spec's key.
+func (m *mapper) checkNames() []string {
+	sp := m.r.Spec
+	var problems []string
+	// bad checks the names (DNS-1123 labels) and label values that the
+	// spec's name at key (its value given) makes.
+	bad := func(key, value string, names, labels []string) {
+		var made, rules []string
+		note := func(what string, errs []string) {
+			if len(errs) == 0 {
+				return
+			}
+			made = append(made, what)
+			for _, e := range errs {
+				if !slices.Contains(rules, e) {
+					rules = append(rules, e)
+				}
+			}
+		}
+		for _, n := range names {
+			note(fmt.Sprintf("the name %q", n), validation.IsDNS1123Label(n))
+		}
+		for _, l := range labels {
+			note(fmt.Sprintf("the label value %q", l), validation.IsValidLabelValue(l))
+		}
+		if len(made) == 0 {
+			return
+		}
+		fix := "rename it so that it starts and ends with a lower-case letter or digit"
+		if t := strings.TrimRight(value, "-"); t != value && t != "" {
+			fix += fmt.Sprintf(" (e.g. %q)", t)
+		}
+		problems = append(problems, fmt.Sprintf("%s: %q makes %s, which Kubernetes refuses (%s); %s",
+			key, value, strings.Join(made, ", "), strings.Join(rules, "; "), fix))
+	}
+	app := m.r.App
+	bad("app", app, []string{ConfigMapName(app, m.rel), SecretName(app, m.rel)}, []string{app, m.rel})
+	for _, n := range sp.ServiceNames() {
+		names := []string{DeploymentName(app, n, m.rel), n} // n: the container's name
+		if sp.Services[n].Routed() {
+			names = append(names, ServiceName(app, n))
+		}
+		bad("services."+n, n, names, []string{n})
+	}
+	for i := range sp.Release {
+		l := fmt.Sprintf("release-%d", i+1)
+		bad(fmt.Sprintf("release[%d]", i), l, []string{JobName(app, l, m.rel), l}, []string{l})
+	}
+	for i := range sp.Checks {
+		l := fmt.Sprintf("check-%d", i+1)
+		bad(fmt.Sprintf("checks[%d]", i), l, []string{JobName(app, l, m.rel), l}, []string{l})
+	}
+	for _, n := range sp.AccessoryNames() {
+		a := sp.Accessories[n]
+		bad("accessories."+n, n, []string{AccessoryName(app, n), AccessorySecretName(app, n), n}, []string{n})
+		for _, v := range a.Volumes {
+			if !strings.HasPrefix(v.Name, "/") && !strings.HasPrefix(v.Name, ".") {
+				// A volumeClaimTemplate's name and its pod volume's.
+				bad("accessories."+n+".volumes", v.Name, []string{v.Name}, nil)
+			}
+		}
+	}
+	for _, n := range sortedKeys(sp.Volumes) {
+		bad("volumes."+n, n, []string{VolumeClaimName(app, n), n}, []string{n})
+	}
+	return problems
 }
 
 func (m *mapper) meta(name, svc, rel, kind string) metav1.ObjectMeta {

@@ -624,3 +624,42 @@ func TestKubernetesExecProbeExpansion(t *testing.T) {
 		}
 	}
 }
+
+// TestKubernetesInvalidNames: the spec allows names that end in "-", which
+// make object names and label values Kubernetes refuses; Manifests refuses
+// them first, naming the spec's key and what to do.
+func TestKubernetesInvalidNames(t *testing.T) {
+	base := `
+services:
+  web:
+    command: ./web
+    port: 8080
+    http: {hosts: [example.com]}
+`
+	for _, c := range []struct{ name, yaml, key string }{
+		{"app", "app: hello-\n" + base, "app: "},
+		{"service", "app: hello\n" + base + "  worker-:\n    command: ./work\n", "services.worker-: "},
+		{"routed service", "app: hello\nservices:\n  web-:\n    command: ./web\n    port: 8080\n    http: {hosts: [example.com]}\n", "services.web-: "},
+		{"accessory", "app: hello\n" + base + "accessories:\n  db-:\n    image: postgres:16\n    port: 5432\n", "accessories.db-: "},
+		{"accessory volume", "app: hello\n" + base + "accessories:\n  db:\n    image: postgres:16\n    port: 5432\n    volumes: [pgdata-:/data]\n", "accessories.db.volumes: "},
+		{"volume", "app: hello\n" + base + "volumes:\n  media-: {mount: /media, services: [web]}\n", "volumes.media-: "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sp, err := spec.ParseFor("moorage.yaml", []byte(c.yaml), spec.RuntimeDocker)
+			if err != nil {
+				t.Skipf("the spec refuses it: %v", err)
+			}
+			objs, err := Manifests(Release{App: sp.App, Version: 1, Image: "i", Spec: sp}, Options{})
+			if err == nil {
+				for _, o := range objs.List() {
+					t.Logf("%s %v", o.GetName(), o.GetLabels())
+				}
+				t.Fatal("no error")
+			}
+			t.Log(err)
+			if !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), "rename") {
+				t.Errorf("the error does not name %s and what to do: %v", strings.TrimSuffix(c.key, ": "), err)
+			}
+		})
+	}
+}
