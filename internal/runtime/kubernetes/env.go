@@ -44,6 +44,11 @@ func kubeArg(a string, known func(string) bool) string {
 	return b.String()
 }
 
+// kubeLiteral escapes a literal value for the kubelet, which expands
+// $(NAME) and "$$" in commands, env values and exec probes: every "$" is
+// doubled, so the kubelet gives back the value as it is.
+func kubeLiteral(v string) string { return strings.ReplaceAll(v, "$", "$$") }
+
 // hasRefs reports whether a moorage value refers to a variable.
 func hasRefs(v string) bool { return len(runtime.Refs([]string{v})) > 0 }
 
@@ -116,7 +121,7 @@ func (p *envPlan) container(base, svcEnv map[string]string, instance bool) []cor
 	}
 	for _, k := range sortedKeys(base) {
 		own[k] = true
-		out = append(out, corev1.EnvVar{Name: k, Value: strings.ReplaceAll(base[k], "$", "$$")})
+		out = append(out, corev1.EnvVar{Name: k, Value: kubeLiteral(base[k])})
 	}
 	// The variables an env value may refer to (spec.EnvValueRefs: only
 	// those moorage sets): the runtime's and the accessories'.

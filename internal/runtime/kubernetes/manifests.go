@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 )
 
@@ -207,10 +208,83 @@ func (m *mapper) check() error {
 			problems = append(problems, fmt.Sprintf("accessory %s: its health check needs a port", n))
 		}
 	}
+	problems = append(problems, m.checkNames()...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrUnsupported, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// checkNames validates every object name and label value the mapping
+// makes of the spec's names, each against Kubernetes' own rule: the spec
+// allows names Kubernetes refuses (one that ends in "-": "web-" makes the
+// Service hello-web- and the label value web-). Each problem names the
+// spec's key.
+func (m *mapper) checkNames() []string {
+	sp := m.r.Spec
+	var problems []string
+	// bad checks the names (DNS-1123 labels) and label values that the
+	// spec's name at key (its value given) makes.
+	bad := func(key, value string, names, labels []string) {
+		var made, rules []string
+		note := func(what string, errs []string) {
+			if len(errs) == 0 {
+				return
+			}
+			made = append(made, what)
+			for _, e := range errs {
+				if !slices.Contains(rules, e) {
+					rules = append(rules, e)
+				}
+			}
+		}
+		for _, n := range names {
+			note(fmt.Sprintf("the name %q", n), validation.IsDNS1123Label(n))
+		}
+		for _, l := range labels {
+			note(fmt.Sprintf("the label value %q", l), validation.IsValidLabelValue(l))
+		}
+		if len(made) == 0 {
+			return
+		}
+		fix := "rename it so that it starts and ends with a lower-case letter or digit"
+		if t := strings.TrimRight(value, "-"); t != value && t != "" {
+			fix += fmt.Sprintf(" (e.g. %q)", t)
+		}
+		problems = append(problems, fmt.Sprintf("%s: %q makes %s, which Kubernetes refuses (%s); %s",
+			key, value, strings.Join(made, ", "), strings.Join(rules, "; "), fix))
+	}
+	app := m.r.App
+	bad("app", app, []string{ConfigMapName(app, m.rel), SecretName(app, m.rel)}, []string{app, m.rel})
+	for _, n := range sp.ServiceNames() {
+		names := []string{DeploymentName(app, n, m.rel), n} // n: the container's name
+		if sp.Services[n].Routed() {
+			names = append(names, ServiceName(app, n))
+		}
+		bad("services."+n, n, names, []string{n})
+	}
+	for i := range sp.Release {
+		l := fmt.Sprintf("release-%d", i+1)
+		bad(fmt.Sprintf("release[%d]", i), l, []string{JobName(app, l, m.rel), l}, []string{l})
+	}
+	for i := range sp.Checks {
+		l := fmt.Sprintf("check-%d", i+1)
+		bad(fmt.Sprintf("checks[%d]", i), l, []string{JobName(app, l, m.rel), l}, []string{l})
+	}
+	for _, n := range sp.AccessoryNames() {
+		a := sp.Accessories[n]
+		bad("accessories."+n, n, []string{AccessoryName(app, n), AccessorySecretName(app, n), n}, []string{n})
+		for _, v := range a.Volumes {
+			if !strings.HasPrefix(v.Name, "/") && !strings.HasPrefix(v.Name, ".") {
+				// A volumeClaimTemplate's name and its pod volume's.
+				bad("accessories."+n+".volumes", v.Name, []string{v.Name}, nil)
+			}
+		}
+	}
+	for _, n := range sortedKeys(sp.Volumes) {
+		bad("volumes."+n, n, []string{VolumeClaimName(app, n), n}, []string{n})
+	}
+	return problems
 }
 
 func (m *mapper) meta(name, svc, rel, kind string) metav1.ObjectMeta {
@@ -350,10 +424,12 @@ func (m *mapper) container(name string, svc *spec.Service, command spec.Command,
 
 // probes maps a health check onto a readiness probe (after start: Retries
 // failures in a row take the pod out of its Service, as moorage's proxy
-// takes an instance out) and a startup probe (the pod has StartPeriod to
-// pass once; readiness is not probed before). A command check runs in the
-// container with no shell: its $NAME references to what moorage sets are
-// expanded here, the others become "" as they would in an unset variable.
+// takes an instance out) and a startup probe (the pod has StartPeriod,
+// then Retries more failures, to pass once; readiness is not probed
+// before). A command check runs in the container with no shell: its $NAME
+// references to static (literal values) are expanded here, the others
+// become "" as they would in an unset variable; MOORAGE_INSTANCE, the
+// pod's name, is not known here.
 func probes(h *spec.Health, port int, static map[string]string) (readiness, startup *corev1.Probe) {
 	if h == nil {
 		return nil, nil
@@ -363,23 +439,34 @@ func probes(h *spec.Health, port int, static map[string]string) (readiness, star
 	case h.Path != "":
 		handler.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(port)), Scheme: corev1.URISchemeHTTP}
 	case len(h.Command) > 0:
-		handler.Exec = &corev1.ExecAction{Command: runtime.Expand(h.Command, static)}
+		// The kubelet expands $(NAME) and "$$" in an exec probe's command
+		// too (from the container's static env): what moorage expanded is
+		// escaped so that it reaches the check as it is.
+		var cmd []string
+		for _, a := range runtime.Expand(h.Command, static) {
+			cmd = append(cmd, kubeLiteral(a))
+		}
+		handler.Exec = &corev1.ExecAction{Command: cmd}
 	default:
 		handler.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}
 	}
 	period := seconds(h.Interval)
+	retries := int32(max(h.Retries, 1))
 	readiness = &corev1.Probe{
 		ProbeHandler:     handler,
 		PeriodSeconds:    period,
 		TimeoutSeconds:   seconds(h.Timeout),
-		FailureThreshold: int32(max(h.Retries, 1)),
+		FailureThreshold: retries,
 		SuccessThreshold: 1,
 	}
 	startup = &corev1.Probe{
-		ProbeHandler:     handler,
-		PeriodSeconds:    period,
-		TimeoutSeconds:   seconds(h.Timeout),
-		FailureThreshold: max(int32(math.Ceil(h.StartPeriod.Seconds()/float64(period))), 1),
+		ProbeHandler:   handler,
+		PeriodSeconds:  period,
+		TimeoutSeconds: seconds(h.Timeout),
+		// Docker's rule: failures during the start period do not count,
+		// then retries do. With no start period a pod not listening at
+		// once still has its retries before the kubelet restarts it.
+		FailureThreshold: max(int32(math.Ceil(h.StartPeriod.Seconds()/float64(period))), 1) + retries,
 		SuccessThreshold: 1,
 	}
 	return readiness, startup
@@ -654,7 +741,9 @@ func (m *mapper) statefulSet(a *spec.Accessory) (*appsv1.StatefulSet, error) {
 	if a.Port > 0 {
 		c.Ports = []corev1.ContainerPort{{Name: "main", ContainerPort: int32(a.Port), Protocol: corev1.ProtocolTCP}}
 	}
-	c.ReadinessProbe, c.StartupProbe = probes(a.Health, a.Port, a.Env)
+	// A check is expanded against the accessory's env as the container
+	// has it (literal: "$$" is "$", references to nothing are "").
+	c.ReadinessProbe, c.StartupProbe = probes(a.Health, a.Port, runtime.ExpandEnv(a.Env, nil))
 	var claims []corev1.PersistentVolumeClaim
 	for _, v := range a.Volumes {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: v.Path})

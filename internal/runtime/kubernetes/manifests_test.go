@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
@@ -226,10 +227,21 @@ func TestKubernetesReleasesSideBySide(t *testing.T) {
 	if a.Services[0].Name != b.Services[0].Name {
 		t.Errorf("the Service is %s in v7 and %s in v8", a.Services[0].Name, b.Services[0].Name)
 	}
-	ya, _ := ManifestJSON(a.StatefulSets)
-	yb, _ := ManifestJSON(b.StatefulSets)
-	if string(ya) != string(yb) {
-		t.Errorf("the accessories differ between releases:\n%s\n%s", ya, yb)
+	if len(a.StatefulSets) == 0 || len(a.StatefulSets) != len(b.StatefulSets) {
+		t.Fatalf("%d StatefulSets in v7, %d in v8", len(a.StatefulSets), len(b.StatefulSets))
+	}
+	for i := range a.StatefulSets {
+		ya, err := ManifestJSON(a.StatefulSets[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		yb, err := ManifestJSON(b.StatefulSets[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ya) != string(yb) {
+			t.Errorf("accessory %s differs between releases:\n%s\n%s", a.StatefulSets[i].Name, ya, yb)
+		}
 	}
 }
 
@@ -270,7 +282,7 @@ func TestKubernetesShapes(t *testing.T) {
 	}
 	web := deps["web"]
 	c := web.Spec.Template.Spec.Containers[0]
-	if c.Image != shopImage || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.StartupProbe.FailureThreshold != 10 {
+	if c.Image != shopImage || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/healthz" || c.StartupProbe.FailureThreshold != 10+3 {
 		t.Errorf("web: image %s, readiness %+v, startup %+v", c.Image, c.ReadinessProbe, c.StartupProbe)
 	}
 	if got := strings.Join(c.Command, " "); got != "gunicorn shop.wsgi -b 0.0.0.0:$(PORT) --workers 3" {
@@ -488,5 +500,166 @@ func TestKubernetesNoSecretsPrinted(t *testing.T) {
 	s := manifests(t, r).String()
 	if strings.Contains(s, "# Secret") || !strings.Contains(s, "kind: Secret\nmetadata:") {
 		t.Errorf("an empty Secret is not printed plainly:\n%s", s)
+	}
+}
+
+// TestKubernetesStartupProbe: the startup probe allows the start period's
+// failures and then retries more, as Docker does (failures during the
+// start period do not count); with no start period, retries.
+func TestKubernetesStartupProbe(t *testing.T) {
+	for _, c := range []struct {
+		start, interval time.Duration
+		retries         int
+		want            int32
+	}{
+		{20 * time.Second, 2 * time.Second, 3, 10 + 3},
+		{0, 5 * time.Second, 3, 1 + 3},
+		{0, 5 * time.Second, 1, 1 + 1},
+		{7 * time.Second, 2 * time.Second, 2, 4 + 2},
+		{time.Second, 10 * time.Second, 5, 1 + 5},
+	} {
+		h := &spec.Health{Command: spec.Command{"true"}, Interval: c.interval, Timeout: time.Second, StartPeriod: c.start, Retries: c.retries}
+		ready, startup := probes(h, 0, nil)
+		if startup.FailureThreshold != c.want {
+			t.Errorf("start_period %v, interval %v, retries %d: startup failureThreshold %d, want %d", c.start, c.interval, c.retries, startup.FailureThreshold, c.want)
+		}
+		if ready.FailureThreshold != int32(c.retries) {
+			t.Errorf("retries %d: readiness failureThreshold %d", c.retries, ready.FailureThreshold)
+		}
+	}
+}
+
+// TestKubernetesStatefulSetNameLength: the StatefulSet controller labels
+// an accessory's pod controller-revision-hash=NAME-HASH (a hash of up to
+// 10 characters), which must be a label value (63 at most), so the
+// StatefulSet's name is at most 52 long; its headless Service has the
+// same name (the StatefulSet's serviceName).
+func TestKubernetesStatefulSetNameLength(t *testing.T) {
+	app := strings.Repeat("a", 30)
+	seen := map[string]string{}
+	for _, acc := range []string{"db", strings.Repeat("b", 21), strings.Repeat("b", 22), strings.Repeat("c", 40) + "-x", strings.Repeat("c", 40) + "-y", strings.Repeat("d", 63)} {
+		n := AccessoryName(app, acc)
+		if len(n) > MaxStatefulSetNameLength {
+			t.Errorf("accessory %s: StatefulSet %q is %d long, more than %d", acc, n, len(n), MaxStatefulSetNameLength)
+		}
+		if errs := validation.IsValidLabelValue(n + "-" + strings.Repeat("f", 10)); len(errs) > 0 {
+			t.Errorf("accessory %s: its pods' controller-revision-hash label %v", acc, errs)
+		}
+		if errs := validation.IsDNS1035Label(n); len(errs) > 0 {
+			t.Errorf("accessory %s: %q: %v", acc, n, errs)
+		}
+		if prev, dup := seen[n]; dup {
+			t.Errorf("accessories %s and %s are both named %q", prev, acc, n)
+		}
+		seen[n] = acc
+	}
+	if n := AccessoryName(app, strings.Repeat("b", 21)); n != app+"-"+strings.Repeat("b", 21) {
+		t.Errorf("a 52-character name is shortened: %q", n)
+	}
+	// In the objects: the StatefulSet, its serviceName and its Service.
+	r := shopRelease(t, 1)
+	r.App = app
+	db := r.Spec.Accessories["db"]
+	delete(r.Spec.Accessories, "db")
+	db.Name = strings.Repeat("d", 40)
+	r.Spec.Accessories[db.Name] = db
+	objs, err := Manifests(r, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range objs.StatefulSets {
+		if len(st.Name) > MaxStatefulSetNameLength || st.Spec.ServiceName != st.Name {
+			t.Errorf("StatefulSet %q (%d long), serviceName %q", st.Name, len(st.Name), st.Spec.ServiceName)
+		}
+		if svc := objs.AccessoryServices[i]; svc.Name != st.Name {
+			t.Errorf("StatefulSet %q, its Service %q", st.Name, svc.Name)
+		}
+	}
+}
+
+// TestKubernetesExecProbeExpansion: the kubelet expands $(NAME) (from the
+// container's static env values, as they are written) and "$$" in an exec
+// probe's command, so what moorage expanded is escaped for it: the check
+// runs with the arguments moorage's own expansion gives.
+func TestKubernetesExecProbeExpansion(t *testing.T) {
+	cmd := spec.Command{"/bin/check", "$PORT", "$$(PORT)", "cost $$$$5", "$$HOME", "$(date)", "$MOORAGE_APP-$MOORAGE_INSTANCE", "$$(PGUSER)", "$PGUSER", "a$"}
+	sp := &spec.Spec{
+		App: "p",
+		Services: map[string]*spec.Service{"web": {
+			Name: "web", Replicas: 1, Port: 8080,
+			Health: &spec.Health{Command: cmd, Interval: time.Second, Timeout: time.Second, Retries: 1},
+		}},
+		Accessories: map[string]*spec.Accessory{"db": {
+			Name: "db", Image: "postgres", Env: map[string]string{"PGUSER": "shop$$x", "PORT": "5432"},
+			Health: &spec.Health{Command: cmd, Interval: time.Second, Timeout: time.Second, Retries: 1},
+		}},
+	}
+	objs, err := Manifests(Release{App: "p", Version: 1, Image: "i", Spec: sp}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := func(c corev1.Container) map[string]string {
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value // the kubelet's probe map: "" for valueFrom
+		}
+		return env
+	}
+	for _, tc := range []struct {
+		name string
+		c    corev1.Container
+		env  map[string]string // what moorage expands a check against
+	}{
+		// MOORAGE_INSTANCE is the pod's name, unknown to the mapping: "".
+		{"service web", objs.Deployments[0].Spec.Template.Spec.Containers[0], map[string]string{"PORT": "8080", "MOORAGE_APP": "p", "MOORAGE_SERVICE": "web", "MOORAGE_RELEASE": "v1"}},
+		// An accessory's: its env's values (literal).
+		{"accessory db", objs.StatefulSets[0].Spec.Template.Spec.Containers[0], map[string]string{"PGUSER": "shop$x", "PORT": "5432"}},
+	} {
+		want := runtime.Expand(cmd, tc.env)
+		for _, p := range []*corev1.Probe{tc.c.ReadinessProbe, tc.c.StartupProbe} {
+			got := kubeletExpand(p.Exec.Command, static(tc.c))
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("%s: the kubelet runs %q, moorage would %q", tc.name, got, want)
+			}
+		}
+	}
+}
+
+// TestKubernetesInvalidNames: the spec allows names that end in "-", which
+// make object names and label values Kubernetes refuses; Manifests refuses
+// them first, naming the spec's key and what to do.
+func TestKubernetesInvalidNames(t *testing.T) {
+	base := `
+services:
+  web:
+    command: ./web
+    port: 8080
+    http: {hosts: [example.com]}
+`
+	for _, c := range []struct{ name, yaml, key string }{
+		{"app", "app: hello-\n" + base, "app: "},
+		{"service", "app: hello\n" + base + "  worker-:\n    command: ./work\n", "services.worker-: "},
+		{"routed service", "app: hello\nservices:\n  web-:\n    command: ./web\n    port: 8080\n    http: {hosts: [example.com]}\n", "services.web-: "},
+		{"accessory", "app: hello\n" + base + "accessories:\n  db-:\n    image: postgres:16\n    port: 5432\n", "accessories.db-: "},
+		{"accessory volume", "app: hello\n" + base + "accessories:\n  db:\n    image: postgres:16\n    port: 5432\n    volumes: [pgdata-:/data]\n", "accessories.db.volumes: "},
+		{"volume", "app: hello\n" + base + "volumes:\n  media-: {mount: /media, services: [web]}\n", "volumes.media-: "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sp, err := spec.ParseFor("moorage.yaml", []byte(c.yaml), spec.RuntimeDocker)
+			if err != nil {
+				t.Skipf("the spec refuses it: %v", err)
+			}
+			objs, err := Manifests(Release{App: sp.App, Version: 1, Image: "i", Spec: sp}, Options{})
+			if err == nil {
+				for _, o := range objs.List() {
+					t.Logf("%s %v", o.GetName(), o.GetLabels())
+				}
+				t.Fatal("no error")
+			}
+			t.Log(err)
+			if !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), "rename") {
+				t.Errorf("the error does not name %s and what to do: %v", strings.TrimSuffix(c.key, ": "), err)
+			}
+		})
 	}
 }

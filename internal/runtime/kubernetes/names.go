@@ -9,8 +9,15 @@ import (
 // MaxNameLength is the longest name moorage gives an object: a DNS-1123
 // label. Deployments and StatefulSets could be longer (DNS subdomains),
 // but a Job's name becomes its pods' job-name label and a Service's name
-// must be a label, so every name is kept to the stricter rule.
+// must be a label, so every name is kept to the stricter rule; a
+// StatefulSet's, to MaxStatefulSetNameLength.
 const MaxNameLength = 63
+
+// MaxStatefulSetNameLength is the longest name of a StatefulSet (an
+// accessory's): the StatefulSet controller labels its pods
+// controller-revision-hash=NAME-HASH, with a hash of up to 10 characters,
+// and that label value can be 63 long at most.
+const MaxStatefulSetNameLength = MaxNameLength - 1 - 10
 
 // hashLength is how many hex digits of the full name's SHA-256 replace
 // what a long name loses.
@@ -24,12 +31,17 @@ const hashLength = 8
 // names (lower-case letters, digits, '-', starting with a letter), and two
 // different inputs give different names (up to the hash).
 func objectName(suffix string, parts ...string) string {
+	return shortName(MaxNameLength, suffix, parts...)
+}
+
+// shortName is objectName with names kept to limit characters.
+func shortName(limit int, suffix string, parts ...string) string {
 	head := strings.Join(parts, "-")
 	full := head
 	if suffix != "" {
 		full += "-" + suffix
 	}
-	if len(full) <= MaxNameLength {
+	if len(full) <= limit {
 		return full
 	}
 	sum := sha256.Sum256([]byte(full))
@@ -37,10 +49,10 @@ func objectName(suffix string, parts ...string) string {
 	if suffix != "" {
 		tail += "-" + suffix
 	}
-	keep := MaxNameLength - len(tail)
+	keep := limit - len(tail)
 	if keep < 1 {
 		// Only when the suffix itself is absurdly long: cut everything.
-		return strings.TrimRight(full[:MaxNameLength-hashLength-1], "-") + "-" + hex.EncodeToString(sum[:])[:hashLength]
+		return strings.TrimRight(full[:limit-hashLength-1], "-") + "-" + hex.EncodeToString(sum[:])[:hashLength]
 	}
 	return strings.TrimRight(head[:keep], "-") + tail
 }
@@ -66,8 +78,12 @@ func SecretName(app, rel string) string { return objectName(rel, app, "secrets")
 func ServiceName(app, svc string) string { return objectName("", app, svc) }
 
 // AccessoryName is an accessory's StatefulSet and headless Service: APP-NAME.
-// It has no release: app deploys never touch it.
-func AccessoryName(app, acc string) string { return objectName("", app, acc) }
+// It has no release: app deploys never touch it. It is kept to
+// MaxStatefulSetNameLength (shortened with a hash as other long names
+// are), so that the pod's controller-revision-hash label is valid.
+func AccessoryName(app, acc string) string {
+	return shortName(MaxStatefulSetNameLength, "", app, acc)
+}
 
 // AccessorySecretName is the Secret of the secrets an accessory declares:
 // APP-NAME-secrets.
