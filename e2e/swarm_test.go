@@ -23,6 +23,7 @@ var swarmTests = []struct {
 	{"WebNodeLossUnderLoad", swarmWebNodeLossUnderLoad},
 	{"RegistryLogin", swarmRegistryLogin},
 	{"MonitorRollsBack", swarmMonitorRollsBack},
+	{"ServerStartsWhileManagerDown", swarmServerStartsWhileManagerDown},
 	{"Registry", swarmRegistry},
 	{"SingletonNodeLoss", swarmSingletonNodeLoss},
 	{"ComposeFiles", swarmComposeFiles},

@@ -224,8 +224,8 @@ func appRuntime(a *store.App, rel *store.Release) string {
 }
 
 // connector is a runtime that may not have reached what runs its
-// instances yet: a docker runtime whose engine has not answered since the
-// server started.
+// instances yet: a docker runtime whose engine, or a swarm runtime whose
+// manager, has not answered since the server started (seam.Lazy).
 type connector interface {
 	Connected() bool
 	Connect(context.Context) error

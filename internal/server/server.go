@@ -246,13 +246,20 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.runtimes[drt.Name()] = drt
 	}
 	if s.cfg.SwarmHost != "" {
-		srt, err := swarm.New(ctx, swarm.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "swarm"), Prefix: prefix,
+		sopts := swarm.Options{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "swarm"), Prefix: prefix,
 			Host: s.cfg.SwarmHost, Nodes: s.cfg.SwarmNodes, Registry: s.cfg.SwarmRegistry,
-			Credentials: logins.Lookup})
-		if err != nil {
+			Credentials: logins.Lookup}
+		srt, err := swarm.New(ctx, sopts)
+		switch {
+		case errors.Is(err, swarm.ErrUnavailable):
+			// As for docker: the swarm apps are managed once the manager
+			// answers, with no restart.
+			s.runtimes[swarm.Name] = swarm.NewLazy(sopts)
+			s.log.Warn("swarm manager not reachable: swarm apps are managed once it is (the server keeps trying; no restart needed)", "err", err)
+		case err != nil:
 			unavailable[swarm.Name] = err
 			s.log.Warn("swarm runtime not available", "err", err)
-		} else {
+		default:
 			s.runtimes[srt.Name()] = srt
 		}
 	}
@@ -396,11 +403,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := pipeline.CloseInterrupted(ctx, s.store); err != nil {
 		s.log.Error("closing interrupted pipelines", "err", err)
 	}
-	if l, ok := s.runtimes[docker.Name].(*docker.Lazy); ok {
-		// The engine may answer later (a server started before Docker):
-		// then the docker apps are brought back to their active releases,
-		// restarting what stopped meanwhile.
-		l.Retry(2*time.Second, 30*time.Second, func() { s.engine.RecoverRuntime(docker.Name) })
+	for name, rt := range s.runtimes {
+		if l, ok := rt.(interface {
+			Retry(first, limit time.Duration, onConnect func())
+		}); ok {
+			// The engine may answer later (a server started before Docker,
+			// or while the swarm manager was down): then that runtime's
+			// apps are brought back to their active releases, restarting
+			// what stopped meanwhile.
+			l.Retry(2*time.Second, 30*time.Second, func() { s.engine.RecoverRuntime(name) })
+		}
 	}
 	s.removeStrayReleases(ctx)
 
