@@ -1,8 +1,9 @@
 package kubernetes
 
 import (
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -119,7 +120,7 @@ func (p *envPlan) container(base, svcEnv map[string]string, instance bool) []cor
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
 		}})
 	}
-	for _, k := range sortedKeys(base) {
+	for _, k := range slices.Sorted(maps.Keys(base)) {
 		own[k] = true
 		out = append(out, corev1.EnvVar{Name: k, Value: kubeLiteral(base[k])})
 	}
@@ -141,7 +142,7 @@ func (p *envPlan) container(base, svcEnv map[string]string, instance bool) []cor
 			keys[k] = true
 		}
 	}
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		if overridden(k) {
 			continue
 		}
@@ -176,13 +177,4 @@ func baseEnv(app, svc, rel string, port int, vols map[string]string) map[string]
 		env[k] = v
 	}
 	return env
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -120,7 +121,7 @@ func Manifests(r Release, o Options) (*Objects, error) {
 	m.env = newEnvPlan(sp.Env, r.Config, r.Secrets, m.accessoryEnv())
 	objs := &Objects{}
 	objs.ConfigMap, objs.Secret = m.configMap(), m.secret()
-	for _, n := range sortedKeys(sp.Volumes) {
+	for _, n := range slices.Sorted(maps.Keys(sp.Volumes)) {
 		objs.VolumeClaims = append(objs.VolumeClaims, m.volumeClaim(n))
 	}
 	for _, n := range sp.AccessoryNames() {
@@ -281,7 +282,7 @@ func (m *mapper) checkNames() []string {
 			}
 		}
 	}
-	for _, n := range sortedKeys(sp.Volumes) {
+	for _, n := range slices.Sorted(maps.Keys(sp.Volumes)) {
 		bad("volumes."+n, n, []string{VolumeClaimName(app, n), n}, []string{n})
 	}
 	return problems
@@ -731,7 +732,7 @@ func (m *mapper) statefulSet(a *spec.Accessory) (*appsv1.StatefulSet, error) {
 	if len(a.Secrets) > 0 {
 		c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: AccessorySecretName(m.r.App, a.Name)}}}}
 	}
-	for _, k := range sortedKeys(a.Env) {
+	for _, k := range slices.Sorted(maps.Keys(a.Env)) {
 		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: kubeArg(a.Env[k], func(string) bool { return false })})
 	}
 	known := func(k string) bool { _, ok := a.Env[k]; return ok || slices.Contains(a.Secrets, k) }
@@ -777,32 +778,24 @@ func (m *mapper) statefulSet(a *spec.Accessory) (*appsv1.StatefulSet, error) {
 	return st, nil
 }
 
+func appendObjects[T metav1.Object](out []metav1.Object, xs []T) []metav1.Object {
+	for _, x := range xs {
+		out = append(out, x)
+	}
+	return out
+}
+
 // List returns every object, in the order to apply them: config first,
 // then what is shared, the release tasks' Jobs, the Deployments, and last
 // the Services (applying a Service is the cutover).
 func (o *Objects) List() []metav1.Object {
-	var out []metav1.Object
-	out = append(out, o.ConfigMap, o.Secret)
-	for _, x := range o.VolumeClaims {
-		out = append(out, x)
-	}
-	for _, x := range o.AccessorySecrets {
-		out = append(out, x)
-	}
-	for _, x := range o.AccessoryServices {
-		out = append(out, x)
-	}
-	for _, x := range o.StatefulSets {
-		out = append(out, x)
-	}
-	for _, x := range o.Jobs {
-		out = append(out, x)
-	}
-	for _, x := range o.Deployments {
-		out = append(out, x)
-	}
-	for _, x := range o.Services {
-		out = append(out, x)
-	}
+	out := []metav1.Object{o.ConfigMap, o.Secret}
+	out = appendObjects(out, o.VolumeClaims)
+	out = appendObjects(out, o.AccessorySecrets)
+	out = appendObjects(out, o.AccessoryServices)
+	out = appendObjects(out, o.StatefulSets)
+	out = appendObjects(out, o.Jobs)
+	out = appendObjects(out, o.Deployments)
+	out = appendObjects(out, o.Services)
 	return out
 }

@@ -3,6 +3,8 @@ package kubernetes
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -62,7 +64,7 @@ func (o *Objects) Print(opts PrintOptions) (string, error) {
 			if s.Namespace != "" {
 				fmt.Fprintf(&b, " -n %s", s.Namespace)
 			}
-			for _, k := range sortedKeys(s.Data) {
+			for _, k := range slices.Sorted(maps.Keys(s.Data)) {
 				fmt.Fprintf(&b, " --from-literal=%s=...", k)
 			}
 			b.WriteString("\n")
