@@ -55,7 +55,7 @@ func appUserName(app string) string {
 }
 
 // appUsersMu serializes the creation of app users in this process;
-// usersLock (a file lock) does across the moorage servers of a machine.
+// lockUsers (a file lock) does across the moorage servers of a machine.
 var appUsersMu sync.Mutex
 
 // usersLockPath is the file whose lock moorage holds while it looks up and
