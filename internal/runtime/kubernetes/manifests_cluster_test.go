@@ -120,7 +120,7 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 	start := time.Now()
 	applyAll(ctx, t, c.Client, v1.AccessorySecrets[0], v1.AccessoryServices[0], v1.StatefulSets[0])
 	store := waitAccessory(ctx, t, c.Client, ns, v1.StatefulSets[0].Name)
-	if body, err := get(ctx, "http://"+store.Status.PodIP+":7000/token"); err != nil || strings.TrimSpace(body) != "token_len=3" {
+	if body, err := kubetest.Get(ctx, "http://"+store.Status.PodIP+":7000/token"); err != nil || strings.TrimSpace(body) != "token_len=3" {
 		t.Fatalf("accessory pod %s: %q, %v", store.Name, body, err)
 	}
 	pvc, err := c.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "storedata-kman-store-0", metav1.GetOptions{})
@@ -170,7 +170,7 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 			t.Fatalf("%d pods of %s, want 2", len(list.Items), d.Name)
 		}
 		for _, p := range list.Items {
-			body, err := get(ctx, "http://"+p.Status.PodIP+":8080/")
+			body, err := kubetest.Get(ctx, "http://"+p.Status.PodIP+":8080/")
 			if err != nil || strings.TrimSpace(body) != want {
 				t.Fatalf("pod %s at %s: %q, %v; want %q", p.Name, p.Status.PodIP, body, err, want)
 			}
@@ -200,13 +200,13 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 	waitEndpoints(ctx, t, c.Client, ns, svc.Name, v2Pods)
 	t.Logf("v2: Service %s flipped to v2's pods %v in %s", svc.Name, v2Pods, time.Since(start).Round(time.Millisecond))
 	for _, ip := range v2Pods {
-		if body, err := get(ctx, "http://"+ip+":8080/"); err != nil || !strings.HasPrefix(body, "release=v2 greeting=two") {
+		if body, err := kubetest.Get(ctx, "http://"+ip+":8080/"); err != nil || !strings.HasPrefix(body, "release=v2 greeting=two") {
 			t.Fatalf("v2 endpoint %s: %q, %v", ip, body, err)
 		}
 	}
 	// The old release stays warm, with its own config, for a rollback.
 	for _, ip := range v1Pods {
-		if body, err := get(ctx, "http://"+ip+":8080/"); err != nil || !strings.HasPrefix(body, "release=v1 greeting=one") {
+		if body, err := kubetest.Get(ctx, "http://"+ip+":8080/"); err != nil || !strings.HasPrefix(body, "release=v1 greeting=one") {
 			t.Fatalf("v1 pod %s after the flip: %q, %v", ip, body, err)
 		}
 	}
@@ -226,7 +226,7 @@ func TestKubernetesManifestsOnACluster(t *testing.T) {
 	if after.UID != store.UID {
 		t.Errorf("accessory pod replaced by the second release: %s then %s", store.UID, after.UID)
 	}
-	if body, err := get(ctx, "http://"+after.Status.PodIP+":7000/boots"); err != nil || strings.Count(body, "\n") != 1 {
+	if body, err := kubetest.Get(ctx, "http://"+after.Status.PodIP+":7000/boots"); err != nil || strings.Count(body, "\n") != 1 {
 		t.Errorf("accessory booted more than once: %q, %v", body, err)
 	}
 

@@ -5,8 +5,6 @@ package kubernetes
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +90,7 @@ func TestKubernetesDeploymentRolloutOnACluster(t *testing.T) {
 	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != 1 || p.Status.ContainerStatuses[0].State.Running == nil || !p.Status.ContainerStatuses[0].Ready {
 		t.Fatalf("deployment good judged done but its pod is %s: %+v", p.Status.Phase, p.Status.ContainerStatuses)
 	}
-	body, err := get(ctx, "http://"+p.Status.PodIP+":8080/index.html")
+	body, err := kubetest.Get(ctx, "http://"+p.Status.PodIP+":8080/index.html")
 	if err != nil || strings.TrimSpace(body) != "rollout" {
 		t.Fatalf("pod %s at %s: %q, %v", p.Name, p.Status.PodIP, body, err)
 	}
@@ -161,23 +159,4 @@ func deployment(name, image string, command []string, progressDeadline int32) *a
 			},
 		},
 	}
-}
-
-func get(ctx context.Context, url string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return string(b), err
 }

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,7 +106,7 @@ func TestKubernetesClusterRunsRealContainers(t *testing.T) {
 			t.Fatalf("pod %s: ip %q node %q", p.Name, p.Status.PodIP, p.Spec.NodeName)
 		}
 		url := "http://" + p.Status.PodIP + ":8080/index.html"
-		body, err := get(ctx, url)
+		body, err := Get(ctx, url)
 		if err != nil {
 			t.Fatalf("pod %s: %v", p.Name, err)
 		}
@@ -220,25 +218,6 @@ func poll(ctx context.Context, timeout time.Duration, check func() error) error 
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func get(ctx context.Context, url string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	return string(b), err
 }
 
 // describePods logs the pods of ns with their status and events, for a
