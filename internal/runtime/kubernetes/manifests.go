@@ -177,7 +177,7 @@ func (m *mapper) check() error {
 	for _, n := range sp.ServiceNames() {
 		s := sp.Services[n]
 		if len(s.Files) > 0 {
-			problems = append(problems, fmt.Sprintf("service %s: files: (directories of the upload) are not mapped yet", n))
+			problems = append(problems, fmt.Sprintf("service %s: files: (directories of the upload) are not mapped onto Kubernetes yet; copy them into the image (COPY in the Dockerfile) instead", n))
 		}
 		if s.Placement != nil {
 			problems = append(problems, fmt.Sprintf("service %s: placement: is Swarm's syntax; use the cluster's own scheduling", n))
@@ -186,13 +186,13 @@ func (m *mapper) check() error {
 			problems = append(problems, fmt.Sprintf("service %s: %v", n, err))
 		}
 		if h := s.Health; h != nil && (h.Path != "" || h.TCP) && s.Port == 0 {
-			problems = append(problems, fmt.Sprintf("service %s: its health check needs a port", n))
+			problems = append(problems, fmt.Sprintf("service %s: its HTTP or TCP health check needs a port; set port:, or check with a command (health: {command: ...})", n))
 		}
 	}
 	for _, n := range sp.AccessoryNames() {
 		a := sp.Accessories[n]
 		if a.Image == "" {
-			problems = append(problems, fmt.Sprintf("accessory %s: an image is needed", n))
+			problems = append(problems, fmt.Sprintf("accessory %s: an image is needed on Kubernetes; set image:", n))
 		}
 		for _, v := range a.Volumes {
 			if strings.HasPrefix(v.Name, "/") || strings.HasPrefix(v.Name, ".") {
@@ -206,7 +206,7 @@ func (m *mapper) check() error {
 			problems = append(problems, fmt.Sprintf("accessory %s: %v", n, err))
 		}
 		if h := a.Health; h != nil && (h.Path != "" || h.TCP) && a.Port == 0 {
-			problems = append(problems, fmt.Sprintf("accessory %s: its health check needs a port", n))
+			problems = append(problems, fmt.Sprintf("accessory %s: its HTTP or TCP health check needs a port; set port:, or check with a command (health: {command: ...})", n))
 		}
 	}
 	problems = append(problems, m.checkNames()...)
