@@ -2,12 +2,13 @@
 // a runtime's open or closed life (Life) and its Stop (Stopper), the
 // instance id locks, the checks of names and instance specs, the one-off
 // registry, the line and drain writers of build, task and exec output, the
-// log paths, reading and pruning of logs, and handing a fresh volume to
-// the user its instances run as. The process, docker and swarm runtimes
-// (and any later driver) call these instead of keeping copies. Nothing
-// here knows a container engine: what the docker and swarm runtimes share
-// about Docker's objects is package containers. docs/architecture.md ("The
-// runtime seam") says what sits above and below.
+// log paths, reading and pruning of logs, handing a fresh volume to the
+// user its instances run as, and the supervision of an instance (crash or
+// stop, backoff, restart count and events: supervise.go). The process,
+// docker and swarm runtimes (and any later driver) call these instead of
+// keeping copies. Nothing here knows a container engine: what the docker
+// and swarm runtimes share about Docker's objects is package containers.
+// docs/architecture.md ("The runtime seam") says what sits above and below.
 package seam
 
 import (
@@ -425,21 +426,4 @@ func OptionDefaults(logMaxSize *int64, logMaxFiles *int, backoffMin, backoffMax,
 	if *backoffReset <= 0 {
 		*backoffReset = DefaultBackoffReset
 	}
-}
-
-// Backoff is the crash accounting of a supervisor (the process runtime's
-// shim, the docker runtime's supervisor): how long to wait before
-// restarting an instance that crashed.
-type Backoff struct {
-	Min, Max, Reset time.Duration
-}
-
-// Next is the delay after a crash: Min after the first crash, or once the
-// instance stayed up Reset; else twice the previous delay, at most Max.
-// prev is the previous delay (0: none yet), ranFor how long it ran.
-func (b Backoff) Next(prev, ranFor time.Duration) time.Duration {
-	if prev == 0 || ranFor >= b.Reset {
-		return b.Min
-	}
-	return min(2*prev, b.Max)
 }
