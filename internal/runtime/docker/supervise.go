@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -19,8 +18,12 @@ import (
 
 // supervisor watches one container: it copies its output into the log,
 // and when the container exits without being asked it restarts it after a
-// backoff and reports the crash and the restart.
+// backoff and reports the crash and the restart. What is a crash, the
+// backoff, the restart count and what the events say are seam.Supervisor's;
+// the supervisor is its seam.Child, a goroutine of the server that waits
+// on the engine.
 type supervisor struct {
+	r    *Runtime
 	id   string // instance id
 	cid  string // container id
 	ev   runtime.InstanceEvent
@@ -31,7 +34,11 @@ type supervisor struct {
 	stopReq  chan struct{} // closed by requestStop
 	done     chan struct{} // closed once the supervisor has ended
 
-	mu         sync.Mutex
+	// Used by the loop's goroutine alone.
+	started time.Time       // when the container last started: how long it ran when Docker does not say
+	logDone <-chan struct{} // closed once the running container's output is copied
+
+	mu         sync.Mutex // restarts and restarting, which List reads
 	restarts   int
 	restarting bool // exited, waiting for its backoff
 }
@@ -69,6 +76,7 @@ func (r *Runtime) supervisorOf(id string) *supervisor {
 func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.File, restarts int) {
 	l := c.Config.Labels
 	s := &supervisor{
+		r:    r,
 		id:   id,
 		cid:  c.ID,
 		logf: lf,
@@ -81,10 +89,10 @@ func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.Fi
 		done:     make(chan struct{}),
 		restarts: restarts,
 	}
-	started := time.Now()
+	s.started = time.Now()
 	if c.State != nil {
 		if t, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil {
-			started = t
+			s.started = t
 		}
 	}
 	r.mu.Lock()
@@ -100,7 +108,7 @@ func (r *Runtime) supervise(id string, c *container.InspectResponse, lf *logs.Fi
 	}
 	r.sups[id] = s
 	r.mu.Unlock()
-	if !r.life.Go(func() { r.loop(s, started) }) {
+	if !r.life.Go(func() { r.loop(s) }) {
 		lf.Close()
 		close(s.done)
 	}
@@ -114,95 +122,96 @@ func (r *Runtime) untrack(s *supervisor) {
 	}
 }
 
-// errGone says a supervised container was removed behind moorage's back.
-var errGone = errors.New("container removed")
+// gone is how a supervised container that was removed behind moorage's
+// back ends: its last exit event says so.
+var gone = &seam.Gone{Message: "the container was removed outside moorage"}
 
-func (r *Runtime) loop(s *supervisor, started time.Time) {
+func (r *Runtime) loop(s *supervisor) {
 	defer close(s.done)
 	defer s.logf.Close()
 	defer r.untrack(s)
-	var backoff time.Duration
-	for {
-		logDone := r.followLogs(s)
-		code, err := r.waitExit(s)
-		if err != nil {
-			r.waitLogs(logDone, 5*time.Second)
-			if errors.Is(err, errGone) {
-				r.publish(s, runtime.EventExit, -1, "the container was removed outside moorage", 0)
-			}
-			return // closed: the next runtime adopts it
+	sup := seam.Supervisor{
+		Crashes: seam.Crashes{
+			Backoff:  seam.Backoff{Min: r.opts.BackoffMin, Max: r.opts.BackoffMax, Reset: r.opts.BackoffReset},
+			Restarts: s.restartCount(),
+		},
+		Stop: s.stopReq,
+		Done: r.ctx.Done(),
+	}
+	sup.Run(s)
+}
+
+// Wait is seam.Child's: it copies the running container's output while it
+// waits for its exit. Stop (the runtime's) stops the container itself.
+func (s *supervisor) Wait() (seam.Exit, error) {
+	r := s.r
+	s.logDone = r.followLogs(s)
+	code, err := r.waitExit(s)
+	if err != nil {
+		r.waitLogs(s.logDone, 5*time.Second)
+		return seam.Exit{}, err // closed: the next runtime adopts it
+	}
+	msg, ranFor := r.exitMessage(s, code, s.started)
+	return seam.Exit{Code: code, Message: msg, RanFor: ranFor}, nil
+}
+
+// Start is seam.Child's: the restart after a crash's backoff.
+func (s *supervisor) Start() error {
+	r := s.r
+	if _, err := r.cli.ContainerStart(r.ctx, s.cid, client.ContainerStartOptions{}); err != nil {
+		if r.ctx.Err() == nil && isNotFound(err) {
+			return gone
 		}
-		// The report goes first: the follower is likely done with the last
-		// lines already (they stream live), and Docker ends the stream only
-		// after its cleanup.
-		msg, ranFor := r.exitMessage(s, code, started)
-		if s.stopRequested() {
-			r.waitLogs(logDone, 5*time.Second)
-			r.publish(s, runtime.EventExit, code, msg, 0)
-			return
+		return err
+	}
+	s.started = time.Now()
+	return nil
+}
+
+// Report is seam.Child's: it keeps what List reads, records the restart
+// count across servers and publishes the event.
+func (s *supervisor) Report(st seam.Step) {
+	r := s.r
+	s.mu.Lock()
+	s.restarts = st.Restarts
+	s.restarting = st.State == runtime.StateRestarting
+	s.mu.Unlock()
+	switch st.Type {
+	case runtime.EventCrash:
+		if st.Err != nil {
+			r.log.Warn("restart failed", "instance", s.id, "err", st.Err, "backoff", st.Backoff)
+		} else {
+			r.log.Warn("container exited; restarting it", "instance", s.id, "exit", st.Code, "message", st.Message, "backoff", st.Backoff)
 		}
-		backoff = seam.Backoff{Min: r.opts.BackoffMin, Max: r.opts.BackoffMax, Reset: r.opts.BackoffReset}.Next(backoff, ranFor)
-		s.mu.Lock()
-		s.restarting = true
-		s.mu.Unlock()
-		r.log.Warn("container exited; restarting it", "instance", s.id, "exit", code, "message", msg, "backoff", backoff)
-		r.publish(s, runtime.EventCrash, code, msg, backoff)
-		wait := time.NewTimer(backoff)
-		// The old output is copied before the restart starts a new copier.
-		r.waitLogs(logDone, 5*time.Second)
-		for {
-			select {
-			case <-wait.C:
-			case <-s.stopReq:
-				wait.Stop()
-				s.mu.Lock()
-				s.restarting = false
-				s.mu.Unlock()
-				r.publish(s, runtime.EventExit, code, "stopped while waiting to restart", 0)
-				return
-			case <-r.ctx.Done():
-				wait.Stop()
-				return
-			}
-			_, err := r.cli.ContainerStart(r.ctx, s.cid, client.ContainerStartOptions{})
-			if err == nil {
-				break
-			}
-			if r.ctx.Err() != nil {
-				return
-			}
-			if isNotFound(err) {
-				r.publish(s, runtime.EventExit, -1, "the container was removed outside moorage", 0)
-				return
-			}
-			backoff = min(2*backoff, r.opts.BackoffMax)
-			r.log.Warn("restart failed", "instance", s.id, "err", err, "backoff", backoff)
-			r.publish(s, runtime.EventCrash, -1, "restart failed: "+err.Error(), backoff)
-			wait.Reset(backoff)
-		}
-		started = time.Now()
-		s.mu.Lock()
-		s.restarts++
-		s.restarting = false
-		n := s.restarts
-		s.mu.Unlock()
-		st := readState(r.statePath(s.id))
-		st.Restarts = n
-		if err := writeState(r.statePath(s.id), &st); err != nil {
+		// The report goes first: the follower is likely done with the
+		// last lines already (they stream live), and Docker ends the
+		// stream only after its cleanup. The old output is copied before
+		// the restart starts a new copier.
+		r.publish(s, st)
+		r.waitLogs(s.logDone, 5*time.Second)
+	case runtime.EventRestart:
+		rs := readState(r.statePath(s.id))
+		rs.Restarts = st.Restarts
+		if err := writeState(r.statePath(s.id), &rs); err != nil {
 			r.log.Warn("record restart", "instance", s.id, "err", err)
 		}
-		r.publish(s, runtime.EventRestart, 0, "", 0)
+		r.publish(s, st)
 		if s.stopRequested() {
 			// Stop came while it was being started: Stop waits for us.
 			sctx, cancel := context.WithTimeout(r.ctx, time.Minute)
 			_, _ = r.cli.ContainerStop(sctx, s.cid, client.ContainerStopOptions{})
 			cancel()
 		}
+	case runtime.EventExit:
+		// A stopped container's last lines are in its log before Stop
+		// returns.
+		r.waitLogs(s.logDone, 5*time.Second)
+		r.publish(s, st)
 	}
 }
 
 // waitExit waits until the container is not running and returns its exit
-// code. It returns errGone when the container was removed, and the
+// code. It returns gone when the container was removed, and the
 // runtime's context error once it is closed.
 func (r *Runtime) waitExit(s *supervisor) (int, error) {
 	for {
@@ -218,7 +227,7 @@ func (r *Runtime) waitExit(s *supervisor) (int, error) {
 				return -1, r.ctx.Err()
 			}
 			if isNotFound(err) {
-				return -1, errGone
+				return -1, gone
 			}
 			// The connection broke (engine restart?): look again shortly.
 			r.log.Debug("wait for container", "instance", s.id, "err", err)
@@ -259,13 +268,13 @@ func (r *Runtime) exitMessage(s *supervisor, code int, started time.Time) (strin
 	return msg, ranFor
 }
 
-func (r *Runtime) publish(s *supervisor, typ runtime.EventType, code int, msg string, backoff time.Duration) {
+func (r *Runtime) publish(s *supervisor, st seam.Step) {
 	ev := s.ev
 	ev.Time = time.Now().UTC()
-	ev.Type = typ
-	ev.ExitCode = code
-	ev.Message = msg
-	ev.Restarts = s.restartCount()
-	ev.Backoff = backoff
+	ev.Type = st.Type
+	ev.ExitCode = st.Code
+	ev.Message = st.Message
+	ev.Restarts = st.Restarts
+	ev.Backoff = st.Backoff
 	r.events.Publish(ev)
 }
