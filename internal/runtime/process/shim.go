@@ -58,6 +58,7 @@ type shim struct {
 	leader int // the running child (0: none); its pid is its process group
 	wake   chan struct{}
 	exits  chan childExit
+	stop   <-chan struct{} // closed by the first SIGTERM or SIGINT
 
 	st     shimState
 	pumps  sync.WaitGroup
@@ -136,34 +137,49 @@ func (s *shim) run(res *os.File) int {
 	return s.loop(sigs)
 }
 
-// loop supervises the child until it is asked to stop.
+// loop supervises the child until it is asked to stop. What is a crash,
+// the backoff, the restart count and what the events say are
+// seam.Supervisor's; the shim is its seam.Child, a process of its own so
+// that the instance outlives the server.
 func (s *shim) loop(sigs <-chan os.Signal) int {
-	var (
-		backoff  time.Duration
-		restart  <-chan time.Time // the backoff timer while restarting
-		kill     <-chan time.Time // stop_timeout while stopping
-		stopping bool
-		running  = true
-		pgid     = s.st.PGID
-	)
+	stop := make(chan struct{})
+	// SIGTERM or SIGINT asks for the stop, once; SIGHUP (the session's
+	// terminal went away) does not.
+	go func() {
+		for sig := range sigs {
+			if sig != unix.SIGHUP {
+				close(stop)
+				return
+			}
+		}
+	}()
+	s.stop = stop
+	sup := seam.Supervisor{
+		Crashes: seam.Crashes{
+			Backoff:  seam.Backoff{Min: s.cfg.BackoffMin, Max: s.cfg.BackoffMax, Reset: s.cfg.BackoffReset},
+			Restarts: s.st.Restarts,
+		},
+		Stop: stop,
+	}
+	sup.Run(s)
+	return 0
+}
+
+// Wait is seam.Child's: it waits for the child's exit and, once a stop is
+// asked, makes it exit (its stop signal, then SIGKILL after stop_timeout).
+func (s *shim) Wait() (seam.Exit, error) {
+	stop := s.stop
+	var kill <-chan time.Time // stop_timeout while stopping
 	for {
 		select {
-		case sig := <-sigs:
-			if sig == unix.SIGHUP || stopping {
-				continue
-			}
-			stopping = true
-			if !running {
-				s.st.Stopped = true
-				s.exited("stopped while waiting to restart")
-				return 0
-			}
+		case <-stop:
+			stop = nil
 			// The main process alone gets the stop signal, as docker and
 			// systemd's KillMode=mixed do: a worker such as Celery's
 			// prefork parent then lets its children finish their tasks.
 			// stop_group: true signals the whole group instead.
 			if s.cfg.StopGroup {
-				_ = unix.Kill(-pgid, s.cfg.StopSignal)
+				_ = unix.Kill(-s.st.PGID, s.cfg.StopSignal)
 			} else {
 				_ = unix.Kill(s.st.PID, s.cfg.StopSignal)
 			}
@@ -171,53 +187,33 @@ func (s *shim) loop(sigs <-chan os.Signal) int {
 
 		case <-kill:
 			kill = nil
-			_ = unix.Kill(-pgid, unix.SIGKILL)
+			_ = unix.Kill(-s.st.PGID, unix.SIGKILL)
 
 		case ex := <-s.exits:
-			running, kill = false, nil
-			s.cleanup(pgid)
-			code, msg := exitMessage(ex.ws)
-			s.st.ExitCode, s.st.Message = code, msg
+			s.cleanup(s.st.PGID)
 			s.st.PID, s.st.PIDStart = 0, 0
-			if stopping {
-				s.st.Stopped = true
-				s.exited(msg)
-				return 0
-			}
-			backoff = seam.Backoff{Min: s.cfg.BackoffMin, Max: s.cfg.BackoffMax, Reset: s.cfg.BackoffReset}.Next(backoff, ex.at.Sub(s.st.StartedAt))
-			s.st.State = runtime.StateRestarting
-			s.saveState()
-			s.event(runtime.EventCrash, backoff)
-			restart = time.After(backoff)
-
-		case <-restart:
-			restart = nil
-			if err := s.startChild(); err != nil {
-				backoff = min(2*backoff, s.cfg.BackoffMax)
-				s.st.ExitCode, s.st.Message = -1, "restart failed: "+err.Error()
-				s.saveState()
-				s.event(runtime.EventCrash, backoff)
-				restart = time.After(backoff)
-				continue
-			}
-			running, pgid = true, s.st.PGID
-			s.st.Restarts++
-			s.st.State = runtime.StateRunning
-			s.saveState()
-			s.event(runtime.EventRestart, 0)
+			code, msg := exitMessage(ex.ws)
+			return seam.Exit{Code: code, Message: msg, RanFor: ex.at.Sub(s.st.StartedAt)}, nil
 		}
 	}
 }
 
-// exited records the final exit.
-func (s *shim) exited(msg string) {
-	s.st.State = runtime.StateExited
-	if s.st.Message == "" {
-		s.st.Message = msg
+// Start is seam.Child's: the restart after a crash's backoff.
+func (s *shim) Start() error { return s.startChild() }
+
+// Report is seam.Child's: it saves the state the server reads and appends
+// the event.
+func (s *shim) Report(st seam.Step) {
+	s.st.State, s.st.Restarts = st.State, st.Restarts
+	if st.Type != runtime.EventRestart {
+		// A restarted child's state keeps the exit before it.
+		s.st.ExitCode, s.st.Message = st.Code, st.Message
 	}
-	s.st.PID, s.st.PIDStart = 0, 0
+	if st.Type == runtime.EventExit {
+		s.st.Stopped = true // the shim's only exit is a requested stop
+	}
 	s.saveState()
-	s.event(runtime.EventExit, 0)
+	s.event(st)
 }
 
 // startChild starts the instance's process in its own process group.
@@ -386,17 +382,14 @@ func (s *shim) saveState() {
 	}
 }
 
-func (s *shim) event(typ runtime.EventType, backoff time.Duration) {
+func (s *shim) event(st seam.Step) {
 	ev := s.cfg.Event
 	ev.Time = time.Now().UTC()
-	ev.Type = typ
-	ev.ExitCode = s.st.ExitCode
-	ev.Message = s.st.Message
-	ev.Restarts = s.st.Restarts
-	ev.Backoff = backoff
-	if typ == runtime.EventRestart {
-		ev.ExitCode, ev.Message = 0, ""
-	}
+	ev.Type = st.Type
+	ev.ExitCode = st.Code
+	ev.Message = st.Message
+	ev.Restarts = st.Restarts
+	ev.Backoff = st.Backoff
 	if err := appendJSONLine(filepath.Join(s.cfg.StateDir, eventsFile), ev); err != nil {
 		fmt.Fprintf(os.Stderr, "moorage shim %s: record event: %v\n", s.cfg.ID, err)
 	}
