@@ -53,3 +53,10 @@ type DiskUsage struct {
 	Backups   int64  `json:"backups"`
 	Volumes   int64  `json:"volumes"`
 }
+
+// RequestCount is an app's answered requests since the server started
+// (GET /v1/server/traffic, by app).
+type RequestCount struct {
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"` // answered with a 5xx status
+}

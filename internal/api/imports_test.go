@@ -11,7 +11,7 @@ const module = "github.com/moorage/moorage/"
 
 // forbidden are the server's internals a client must not reach: each
 // package and every package under it.
-var forbidden = []string{"internal/engine", "internal/runtime", "internal/certs", "internal/store"}
+var forbidden = []string{"internal/engine", "internal/runtime", "internal/certs", "internal/store", "internal/proxy"}
 
 // TestClientsReachNoServerInternals keeps the wire types' boundary: the
 // API's wire types, the client and the CLI reach none of the server's

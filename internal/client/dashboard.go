@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/moorage/moorage/internal/api"
-	"github.com/moorage/moorage/internal/proxy"
 )
 
 // As returns a client that sends owner as who runs its operations (the
@@ -99,8 +98,8 @@ func (c *Client) DashboardProxy() http.Handler {
 
 // Traffic returns each app's request counts at the proxy since the server
 // started.
-func (c *Client) Traffic(ctx context.Context) (map[string]proxy.RequestCount, error) {
-	v := map[string]proxy.RequestCount{}
+func (c *Client) Traffic(ctx context.Context) (map[string]api.RequestCount, error) {
+	v := map[string]api.RequestCount{}
 	return v, c.getJSON(ctx, "/v1/server/traffic", &v)
 }
 

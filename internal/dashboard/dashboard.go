@@ -24,7 +24,6 @@ import (
 
 	"github.com/moorage/moorage/internal/api"
 	"github.com/moorage/moorage/internal/client"
-	"github.com/moorage/moorage/internal/proxy"
 )
 
 //go:embed templates/*.html
@@ -62,7 +61,7 @@ type Dashboard struct {
 
 type trafficSample struct {
 	at     time.Time
-	counts map[string]proxy.RequestCount
+	counts map[string]api.RequestCount
 }
 
 // Prefix is the path the dashboard is served under.

@@ -3,10 +3,10 @@ package dashboard
 import (
 	"net/url"
 
-	"github.com/moorage/moorage/internal/proxy"
+	"github.com/moorage/moorage/internal/api"
 )
 
-type proxyCount = proxy.RequestCount
+type proxyCount = api.RequestCount
 
 func urlEscape(s string) string { return url.QueryEscape(s) }
 

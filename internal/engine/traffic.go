@@ -1,9 +1,9 @@
 package engine
 
-import "github.com/moorage/moorage/internal/proxy"
+import "github.com/moorage/moorage/internal/api"
 
 // Traffic returns each app's request counts at the proxy since the server
 // started.
-func (e *Engine) Traffic() map[string]proxy.RequestCount {
+func (e *Engine) Traffic() map[string]api.RequestCount {
 	return e.proxy.RequestCounts()
 }
