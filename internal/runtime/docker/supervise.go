@@ -269,12 +269,5 @@ func (r *Runtime) exitMessage(s *supervisor, code int, started time.Time) (strin
 }
 
 func (r *Runtime) publish(s *supervisor, st seam.Step) {
-	ev := s.ev
-	ev.Time = time.Now().UTC()
-	ev.Type = st.Type
-	ev.ExitCode = st.Code
-	ev.Message = st.Message
-	ev.Restarts = st.Restarts
-	ev.Backoff = st.Backoff
-	r.events.Publish(ev)
+	r.events.Publish(st.Event(s.ev))
 }

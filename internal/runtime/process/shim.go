@@ -383,13 +383,7 @@ func (s *shim) saveState() {
 }
 
 func (s *shim) event(st seam.Step) {
-	ev := s.cfg.Event
-	ev.Time = time.Now().UTC()
-	ev.Type = st.Type
-	ev.ExitCode = st.Code
-	ev.Message = st.Message
-	ev.Restarts = st.Restarts
-	ev.Backoff = st.Backoff
+	ev := st.Event(s.cfg.Event)
 	if err := appendJSONLine(filepath.Join(s.cfg.StateDir, eventsFile), ev); err != nil {
 		fmt.Fprintf(os.Stderr, "moorage shim %s: record event: %v\n", s.cfg.ID, err)
 	}

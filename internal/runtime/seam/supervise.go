@@ -52,6 +52,20 @@ type Step struct {
 	Err      error             // the failed start of a "restart failed" crash
 }
 
+// Event is the step as the instance's event: base (the instance's app,
+// service, release, index, id) with the step's type, code, message,
+// restarts and backoff, at now.
+func (s Step) Event(base runtime.InstanceEvent) runtime.InstanceEvent {
+	ev := base
+	ev.Time = time.Now().UTC()
+	ev.Type = s.Type
+	ev.ExitCode = s.Code
+	ev.Message = s.Message
+	ev.Restarts = s.Restarts
+	ev.Backoff = s.Backoff
+	return ev
+}
+
 // Crashes is the crash accounting of one supervised instance: each method
 // takes what happened and returns the step to report. It is pure (no
 // clock, no I/O), so its table tests say the whole policy.

@@ -233,3 +233,20 @@ func (s *stopAfterCrash) Report(st Step) {
 		close(s.stop)
 	}
 }
+
+// TestStepEvent: a step's event keeps the instance's identity from the
+// base and takes everything else from the step.
+func TestStepEvent(t *testing.T) {
+	base := runtime.InstanceEvent{Instance: "shop-web-v3-1", App: "shop", Service: "web", Release: "v3", Kind: runtime.KindService, Message: "old"}
+	st := Step{Type: runtime.EventCrash, Code: 2, Message: "exit status 2", Restarts: 4, Backoff: 8 * time.Second}
+	ev := st.Event(base)
+	if ev.Instance != base.Instance || ev.App != "shop" || ev.Service != "web" || ev.Release != "v3" || ev.Kind != runtime.KindService {
+		t.Errorf("identity lost: %+v", ev)
+	}
+	if ev.Type != runtime.EventCrash || ev.ExitCode != 2 || ev.Message != "exit status 2" || ev.Restarts != 4 || ev.Backoff != 8*time.Second {
+		t.Errorf("step not carried: %+v", ev)
+	}
+	if ev.Time.IsZero() || ev.Time.Location() != time.UTC {
+		t.Errorf("time %v, want now in UTC", ev.Time)
+	}
+}
