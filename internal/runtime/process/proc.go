@@ -25,6 +25,12 @@ type procStat struct {
 	// Start is the process start time in clock ticks since boot. A pid and
 	// its start time name a process unambiguously (pids are reused).
 	Start uint64
+	// EnvEnd is the end of the environment on the process's stack (field
+	// 51, Linux 3.5+): 0 while it is in execve, after its new memory has
+	// replaced the old and before the new program's argv and environment
+	// are laid out, and when the reader may not see its memory or it has
+	// none (a zombie). /proc/<pid>/environ and cmdline read empty then.
+	EnvEnd uint64
 }
 
 // dead reports whether the process has terminated: a zombie (or dead)
@@ -78,6 +84,9 @@ func parseStat(b []byte) (procStat, error) {
 	st.PGID, _ = strconv.Atoi(f[2])
 	st.SID, _ = strconv.Atoi(f[3])
 	st.Start, _ = strconv.ParseUint(f[19], 10, 64)
+	if len(f) > 48 {
+		st.EnvEnd, _ = strconv.ParseUint(f[48], 10, 64)
+	}
 	return st, nil
 }
 

@@ -37,7 +37,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int,
 	if st.State != runtime.StateRunning || st.PID == 0 {
 		return -1, fmt.Errorf("exec in %s: instance is %s, not running", id, st.State)
 	}
-	env, err := processEnv(st.PID, st.PIDStart)
+	env, err := processEnv(ctx, st.PID, st.PIDStart)
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: read its environment: %w", id, err)
 	}
@@ -110,23 +110,65 @@ func (r *Runtime) signalGroup(id string, sig syscall.Signal) (int, error) {
 }
 
 // processEnv reads the environment of process pid (started at start) from
-// /proc/<pid>/environ.
-func processEnv(pid int, start uint64) (map[string]string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return nil, err
-	}
-	if !alive(pid, start) {
-		return nil, errors.New("the process is gone")
-	}
-	env := map[string]string{}
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if k, v, ok := strings.Cut(string(kv), "="); ok && k != "" {
-			env[k] = v
+// /proc/<pid>/environ. A process in execve has none to read for a moment
+// (see procStat.EnvEnd): an instance whose command is a shell that ends
+// with `exec app`, just started, or a wrapper that execs the next one.
+// Read then, an Exec would run with no PATH (or none of the instance's
+// variables), so it waits for the new program, up to execSettle or ctx.
+func processEnv(ctx context.Context, pid int, start uint64) (map[string]string, error) {
+	p := "/proc/" + strconv.Itoa(pid) + "/environ"
+	deadline := time.Now().Add(execSettle)
+	empty := 0
+	for {
+		before, _ := readStat(pid)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		after, err := readStat(pid)
+		if err != nil || after.dead() || (start != 0 && after.Start != start) {
+			return nil, errors.New("the process is gone")
+		}
+		if len(b) > 0 {
+			env := map[string]string{}
+			for _, kv := range bytes.Split(b, []byte{0}) {
+				if k, v, ok := strings.Cut(string(kv), "="); ok && k != "" {
+					env[k] = v
+				}
+			}
+			return env, nil
+		}
+		// Empty: an environment that is empty, or one not laid out yet.
+		// Only an empty one reads so with the program's layout in place
+		// (EnvEnd set, the same) before and after, sample after sample: a
+		// program that execs another right away can show a new layout
+		// just after its environment read empty.
+		if before.EnvEnd != 0 && before.EnvEnd == after.EnvEnd {
+			empty++
+		} else {
+			empty = 0
+		}
+		if empty == emptySamples {
+			return map[string]string{}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("it is still starting a program (execve)")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
 		}
 	}
-	return env, nil
 }
+
+// execSettle bounds how long processEnv waits for a process in execve;
+// emptySamples is how many times in a row it reads an environment empty
+// before it takes it to be.
+const (
+	execSettle   = 5 * time.Second
+	emptySamples = 10
+)
 
 // Run runs a one-off instance to completion as a direct child in its own
 // process group, streaming its output, and returns its exit code. The
