@@ -1,0 +1,136 @@
+package kubernetes
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/moorage/moorage/internal/runtime"
+)
+
+func testPod(restarts int32, state corev1.ContainerState, last *corev1.ContainerStateTerminated) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			UID:         types.UID("pod-1"),
+			Labels:      map[string]string{LabelApp: "hello", LabelService: "web", LabelRelease: "v1", LabelKind: KindService},
+			Annotations: map[string]string{annInstance: "hello-web-v1-1"},
+		},
+		Status: corev1.PodStatus{PodIP: "10.0.0.5", ContainerStatuses: []corev1.ContainerStatus{{
+			Name: containerName, RestartCount: restarts, State: state, Ready: state.Running != nil,
+			LastTerminationState: corev1.ContainerState{Terminated: last},
+		}}},
+	}
+}
+
+// The watch turns what the kubelet reports of a container into one crash
+// and one restart per exit, whichever states it was seen in.
+func TestKubernetesWatchEvents(t *testing.T) {
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
+	exit3 := &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error"}
+	cases := []struct {
+		name  string
+		steps []*corev1.Pod
+		want  []runtime.InstanceEvent
+	}{
+		{"terminated then restarted", []*corev1.Pod{
+			testPod(0, running, nil),
+			testPod(0, corev1.ContainerState{Terminated: exit3}, nil),
+			testPod(1, running, exit3),
+		}, []runtime.InstanceEvent{{Type: runtime.EventCrash, ExitCode: 3, Restarts: 0}, {Type: runtime.EventRestart, Restarts: 1}}},
+		{"restart seen only", []*corev1.Pod{
+			testPod(0, running, nil),
+			testPod(1, running, exit3),
+		}, []runtime.InstanceEvent{{Type: runtime.EventCrash, ExitCode: 3, Restarts: 0}, {Type: runtime.EventRestart, Restarts: 1}}},
+		{"crash loop", []*corev1.Pod{
+			testPod(0, running, nil),
+			testPod(1, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, exit3),
+			testPod(2, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, exit3),
+		}, []runtime.InstanceEvent{
+			{Type: runtime.EventCrash, ExitCode: 3, Restarts: 0}, {Type: runtime.EventRestart, Restarts: 1},
+			{Type: runtime.EventCrash, ExitCode: 3, Restarts: 1}, {Type: runtime.EventRestart, Restarts: 2},
+			{Type: runtime.EventCrash, ExitCode: 3, Restarts: 2},
+		}},
+		{"adopted with restarts: nothing new", []*corev1.Pod{
+			testPod(4, running, exit3),
+			testPod(4, running, exit3),
+		}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := &Runtime{events: runtime.NewBroker(), ctx: ctx, copiers: map[string]*copier{}}
+			r.life.Shut() // no log copiers
+			ch := r.events.Subscribe(ctx)
+			seen := map[types.UID]*podSeen{}
+			for i, p := range c.steps {
+				r.observe(seen, p, i == 0)
+			}
+			var got []runtime.InstanceEvent
+		read:
+			for {
+				select {
+				case ev := <-ch:
+					got = append(got, ev)
+				case <-time.After(200 * time.Millisecond):
+					break read
+				}
+			}
+			if len(got) != len(c.want) {
+				t.Fatalf("events %+v, want %+v", got, c.want)
+			}
+			for i, w := range c.want {
+				g := got[i]
+				if g.Type != w.Type || g.ExitCode != w.ExitCode || g.Restarts != w.Restarts || g.Instance != "hello-web-v1-1" || g.App != "hello" || g.Kind != runtime.KindService {
+					t.Errorf("event %d = %+v, want %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
+
+// List's state of an instance, from its workload and pod.
+func TestKubernetesInstanceState(t *testing.T) {
+	w := &workload{meta: metav1.ObjectMeta{
+		Labels:      map[string]string{LabelApp: "hello", LabelService: "web", LabelRelease: "v1", LabelKind: KindService, LabelIndex: "2"},
+		Annotations: map[string]string{annInstance: "hello-web-v1-2", annPort: "8080", annHash: "h"},
+	}, replicas: 1}
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(100, 0))}}
+	pod := testPod(2, running, &corev1.ContainerStateTerminated{ExitCode: 3})
+	pod.Spec.NodeName = "node-a"
+	in := instanceOf(w, []*corev1.Pod{pod})
+	if in.ID != "hello-web-v1-2" || in.Index != 2 || in.Hash != "h" || in.State != runtime.StateRunning || in.Addr != "10.0.0.5:8080" ||
+		in.Restarts != 2 || in.ExitCode != 3 || in.Node != "node-a" || !in.StartedAt.Equal(time.Unix(100, 0)) || in.Host != "10.0.0.5" || in.Port != 8080 {
+		t.Errorf("running: %+v", in)
+	}
+	back := testPod(2, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, &corev1.ContainerStateTerminated{ExitCode: 3})
+	if in := instanceOf(w, []*corev1.Pod{back}); in.State != runtime.StateRestarting || in.Addr != "" {
+		t.Errorf("crash loop: %+v", in)
+	}
+	if in := instanceOf(w, nil); in.State != runtime.StateRestarting {
+		t.Errorf("no pod yet: %+v", in)
+	}
+	w.replicas = 0
+	w.meta.Annotations[annExit] = "0"
+	if in := instanceOf(w, nil); in.State != runtime.StateExited {
+		t.Errorf("stopped: %+v", in)
+	}
+}
+
+// Object names stay DNS labels, and an accessory's fits a StatefulSet.
+func TestKubernetesInstanceNames(t *testing.T) {
+	long := "a-very-long-application-name-that-goes-on-web-v12-3-and-on-and-on"
+	if n := instanceName(long, runtime.KindService); len(n) > MaxNameLength || n == instanceName(long+"x", runtime.KindService) {
+		t.Errorf("service name %q", n)
+	}
+	if n := instanceName(long, runtime.KindAccessory); len(n) > MaxStatefulSetNameLength {
+		t.Errorf("accessory name %q", n)
+	}
+	if n := instanceName("hello-web-v1-1", runtime.KindService); n != "hello-web-v1-1" {
+		t.Errorf("short name changed: %q", n)
+	}
+}
