@@ -19,14 +19,19 @@ const (
 	RuntimeProcess = "process"
 	RuntimeDocker  = "docker"
 	RuntimeSwarm   = "swarm" // a Docker Swarm, through a manager's Docker API
+	// RuntimeKubernetes is a Kubernetes cluster, through its API server.
+	RuntimeKubernetes = "kubernetes"
 )
 
 // Runtimes lists every runtime name, for errors and help texts.
-var Runtimes = []string{RuntimeDocker, RuntimeSwarm, RuntimeProcess}
+var Runtimes = []string{RuntimeDocker, RuntimeSwarm, RuntimeKubernetes, RuntimeProcess}
 
-// ContainerRuntime reports whether rt runs images in containers (docker and
-// swarm): the spec rules of images, ports and root filesystems apply.
-func ContainerRuntime(rt string) bool { return rt == RuntimeDocker || rt == RuntimeSwarm }
+// ContainerRuntime reports whether rt runs images in containers (docker,
+// swarm and kubernetes): the spec rules of images, ports and root
+// filesystems apply.
+func ContainerRuntime(rt string) bool {
+	return rt == RuntimeDocker || rt == RuntimeSwarm || rt == RuntimeKubernetes
+}
 
 // KnownRuntime reports whether rt names a runtime.
 func KnownRuntime(rt string) bool { return rt == RuntimeProcess || ContainerRuntime(rt) }

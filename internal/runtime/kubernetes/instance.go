@@ -371,15 +371,14 @@ type workload struct {
 // find returns the workload of instance id, ErrNotFound when the runtime
 // has none.
 func (r *Runtime) find(ctx context.Context, id string) (*workload, error) {
-	for _, kind := range []runtime.Kind{runtime.KindService, runtime.KindAccessory} {
-		ws, err := r.workloads(ctx, "", r.instanceSelector(instanceName(id, kind)))
-		if err != nil {
-			return nil, err
-		}
-		for _, w := range ws {
-			if w.meta.Annotations[annInstance] == id {
-				return w, nil
-			}
+	sel := fmt.Sprintf("%s,%s in (%s,%s)", r.ownSelector(), LabelInstance, instanceName(id, runtime.KindService), instanceName(id, runtime.KindAccessory))
+	ws, err := r.workloads(ctx, "", sel)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		if w.meta.Annotations[annInstance] == id {
+			return w, nil
 		}
 	}
 	return nil, fmt.Errorf("%s: %w", id, runtime.ErrNotFound)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -280,7 +281,10 @@ func (r *Runtime) streamLogs(ctx context.Context, ns string, pod *corev1.Pod, si
 			out.Close()
 			return errors.Join(err, <-errc)
 		}
-		if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+		// The API server without the gate refuses the field (Invalid);
+		// a kubelet without it says so (BadRequest). Other refusals (a
+		// container waiting to start) are about this pod only.
+		if !apierrors.IsInvalid(err) && !(apierrors.IsBadRequest(err) && strings.Contains(err.Error(), "PodLogsQuerySplitStreams")) {
 			return err
 		}
 		r.setSplit(-1)
