@@ -242,14 +242,19 @@ func (r *Runtime) waitJob(ctx context.Context, ns, name string, timeout time.Dur
 		if jobDeadline(j) {
 			return -1, fmt.Errorf("still running after its timeout of %s: %w", timeout, runtime.ErrTimeout)
 		}
-		pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: r.instanceSelector(name)})
-		if err != nil {
-			return -1, err
-		}
-		for i := range pods.Items {
-			if cs := appStatus(&pods.Items[i]); cs != nil && cs.State.Terminated != nil {
-				return int(cs.State.Terminated.ExitCode), nil
+		// The pod's exit is read once the controller has judged the Job
+		// (its deadline may be what ended the pod).
+		if jobOver(j) != "" {
+			pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: r.instanceSelector(name)})
+			if err != nil {
+				return -1, err
 			}
+			for i := range pods.Items {
+				if cs := appStatus(&pods.Items[i]); cs != nil && cs.State.Terminated != nil {
+					return int(cs.State.Terminated.ExitCode), nil
+				}
+			}
+			return -1, fmt.Errorf("job %s: %s, and its pod's exit is not known", name, jobOver(j))
 		}
 		if timeout > 0 && time.Since(began) > timeout+time.Minute {
 			return -1, fmt.Errorf("still running %s after its timeout of %s: %w", time.Since(began)-timeout, timeout, runtime.ErrTimeout)
