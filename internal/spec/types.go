@@ -70,7 +70,7 @@ const (
 type Spec struct {
 	File    string `json:"file,omitempty"` // path the spec was read from (for messages)
 	App     string `json:"app"`
-	Runtime string `json:"runtime"` // RuntimeProcess, RuntimeDocker or RuntimeSwarm
+	Runtime string `json:"runtime"` // RuntimeProcess, RuntimeDocker, RuntimeSwarm or RuntimeKubernetes
 
 	Build *Build `json:"build,omitempty"` // nil when Image is set
 	Image string `json:"image,omitempty"` // prebuilt image (docker only)

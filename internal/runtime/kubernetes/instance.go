@@ -179,7 +179,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 		}
 	}
 	if err := r.apply(ctx, p.ns, p.secret); err != nil {
-		return runtime.Instance{}, fmt.Errorf("start %s: environment secret: %w", id, err)
+		return runtime.Instance{}, fmt.Errorf("environment secret: %w", err)
 	}
 	sel := &metav1.LabelSelector{MatchLabels: map[string]string{LabelPrefix: r.opts.Prefix, LabelInstance: name}}
 	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: p.labels, Annotations: p.annots}, Spec: p.pod}
@@ -206,7 +206,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 	}
 	if err := r.apply(ctx, p.ns, obj); err != nil {
 		r.deleteSecrets(context.WithoutCancel(ctx), p.ns, name)
-		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
+		return runtime.Instance{}, err
 	}
 	r.copyLogs(s.App, id, s.Kind)
 	in, err := r.waitStarted(ctx, id, s, p.ns, name)
@@ -215,7 +215,7 @@ func (r *Runtime) start(ctx context.Context, id string, s *runtime.InstanceSpec)
 		if rerr := r.remove(context.WithoutCancel(ctx), id); rerr != nil && !errors.Is(rerr, runtime.ErrNotFound) {
 			r.log.Warn("removing an instance that failed to start", "instance", id, "err", rerr)
 		}
-		return runtime.Instance{}, fmt.Errorf("start %s: %w", id, err)
+		return runtime.Instance{}, err
 	}
 	return in, nil
 }
@@ -235,11 +235,37 @@ func (r *Runtime) getWorkload(ctx context.Context, ns, name string, kind runtime
 	return r.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 }
 
-// startFailures are the waiting reasons of a container that will not run
-// without a change (its command, its image, its environment).
+// startFailures are the waiting reasons of a container that may not run
+// without a change (its command, its image, its environment). The kubelet
+// retries them, and some pass by themselves (a secret its cache has not
+// synced yet, a registry that did not answer once): a start fails once one
+// has lasted startPatience, or at once for those that never pass.
 var startFailures = map[string]bool{
 	"CreateContainerError": true, "CreateContainerConfigError": true, "RunContainerError": true,
 	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
+}
+
+// startPatience is how long a container may wait for a reason of
+// startFailures before its start fails.
+const startPatience = 20 * time.Second
+
+// startJudge says when a container's waiting means its start failed.
+type startJudge struct{ since time.Time }
+
+// failed reports whether the container, waiting for w (nil: not
+// waiting), is taken for one that will not start.
+func (j *startJudge) failed(w *corev1.ContainerStateWaiting) bool {
+	if w == nil || !startFailures[w.Reason] {
+		j.since = time.Time{}
+		return false
+	}
+	if w.Reason == "InvalidImageName" || w.Reason == "ErrImageNeverPull" {
+		return true
+	}
+	if j.since.IsZero() {
+		j.since = time.Now()
+	}
+	return time.Since(j.since) > startPatience
 }
 
 // waitStarted waits until the instance's pod runs, and fails when its
@@ -247,6 +273,7 @@ var startFailures = map[string]bool{
 func (r *Runtime) waitStarted(ctx context.Context, id string, s *runtime.InstanceSpec, ns, name string) (runtime.Instance, error) {
 	deadline := time.Now().Add(r.opts.StartTimeout)
 	last := "no pod yet"
+	var judge startJudge
 	for {
 		pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: r.instanceSelector(name)})
 		if err != nil {
@@ -273,7 +300,7 @@ func (r *Runtime) waitStarted(ctx context.Context, id string, s *runtime.Instanc
 					}
 				}
 			}
-			if w := cs.State.Waiting; w != nil && startFailures[w.Reason] {
+			if judge.failed(cs.State.Waiting) {
 				return runtime.Instance{}, fmt.Errorf("its container cannot start: %s", last)
 			}
 			if startError(cs.State.Terminated) || (cs.State.Waiting != nil && startError(cs.LastTerminationState.Terminated)) {
@@ -351,7 +378,7 @@ func (r *Runtime) waitSingle(ctx context.Context, s *runtime.InstanceSpec, name 
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("start %s: singleton %s still has a pod of another instance after %s, and never runs twice: %s: %w", s.ID(), s.Service, wait, strings.Join(other, "; "), runtime.ErrTimeout)
+			return fmt.Errorf("singleton %s still has a pod of another instance after %s, and never runs twice: %s: %w", s.Service, wait, strings.Join(other, "; "), runtime.ErrTimeout)
 		}
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
-	utilexec "k8s.io/utils/exec"
+	utilexec "k8s.io/client-go/util/exec"
 	"k8s.io/utils/ptr"
 
 	"github.com/moorage/moorage/internal/runtime"
@@ -183,6 +183,7 @@ func (r *Runtime) waitTaskPod(ctx context.Context, ns, name string, timeout time
 	}
 	deadline := time.Now().Add(limit)
 	last := "no pod yet"
+	var judge startJudge
 	for {
 		pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: r.instanceSelector(name)})
 		if err != nil {
@@ -201,7 +202,7 @@ func (r *Runtime) waitTaskPod(ctx context.Context, ns, name string, timeout time
 			if cs.State.Running != nil || cs.State.Terminated != nil {
 				return pod, nil
 			}
-			if w := cs.State.Waiting; w != nil && startFailures[w.Reason] {
+			if judge.failed(cs.State.Waiting) {
 				return nil, fmt.Errorf("its container cannot start: %s", last)
 			}
 		}

@@ -73,36 +73,41 @@ func TestKubernetesRuntimeConformance(t *testing.T) {
 			}
 		}
 	})
+	open := func(t *testing.T, dir string) *Runtime {
+		t.Helper()
+		nctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		p := rtPrefix(dir)
+		mu.Lock()
+		prefixes[p] = true
+		mu.Unlock()
+		r, err := New(nctx, RuntimeOptions{
+			DataDir:   dir,
+			Logger:    rtLogger(),
+			Prefix:    p,
+			Config:    c.Config,
+			Registry:  c.Registry,
+			VolumeDir: volumes,
+		})
+		if err != nil {
+			t.Fatalf("kubernetes runtime: %v", err)
+		}
+		return r
+	}
 	runtimetest.Run(t, runtimetest.Harness{
-		Name: Name,
-		New: func(t *testing.T, dir string) runtime.Runtime {
-			t.Helper()
-			nctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			defer cancel()
-			p := rtPrefix(dir)
-			mu.Lock()
-			prefixes[p] = true
-			mu.Unlock()
-			r, err := New(nctx, RuntimeOptions{
-				DataDir:   dir,
-				Logger:    rtLogger(),
-				Prefix:    p,
-				Config:    c.Config,
-				Registry:  c.Registry,
-				VolumeDir: volumes,
-			})
-			if err != nil {
-				t.Fatalf("kubernetes runtime: %v", err)
-			}
-			return r
-		},
+		Name:    Name,
+		New:     func(t *testing.T, dir string) runtime.Runtime { return open(t, dir) },
 		Port:    8080,
 		Lines:   true,
 		Timeout: 2 * time.Minute,
 		Skip: map[string]string{
 			"Pause":      "Kubernetes cannot freeze a pod: Pause and Resume return ErrNotSupported",
 			"StopSignal": "the stop signal is the container's lifecycle.stopSignal, behind the ContainerStopSignals feature gate (alpha in 1.34) and unsupported by containerd 1.6: pods get SIGTERM (or the image's STOPSIGNAL)",
-			"Exec":       "the Kubernetes exec API sets no extra environment variables (ExecSpec.Env), which this test needs; Exec without them is not covered here yet",
+			"Exec":       "the Kubernetes exec API sets no extra environment variables (ExecSpec.Env), which this test needs: KubernetesExec tests the rest",
+		},
+		Extra: map[string]func(t *testing.T, dir string){
+			"KubernetesExec":      func(t *testing.T, dir string) { testKubernetesExec(t, open, dir) },
+			"KubernetesSingleton": func(t *testing.T, dir string) { testKubernetesSingleton(t, c.Client, open, dir) },
 		},
 	})
 }

@@ -2,12 +2,17 @@ package kubernetes
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/moorage/moorage/internal/runtime"
 )
@@ -132,5 +137,57 @@ func TestKubernetesInstanceNames(t *testing.T) {
 	}
 	if n := instanceName("hello-web-v1-1", runtime.KindService); n != "hello-web-v1-1" {
 		t.Errorf("short name changed: %q", n)
+	}
+}
+
+// A one-off's Job left by an earlier server is waited for while it runs,
+// and deleted once over, before a new one of the same id is made.
+func TestKubernetesClearJobs(t *testing.T) {
+	r := &Runtime{opts: RuntimeOptions{Prefix: "moorage"}, log: slog.New(slog.DiscardHandler)}
+	name := instanceName("hello-release-v2-1", runtime.KindTask)
+	job := func(conds ...batchv1.JobCondition) *batchv1.Job {
+		l := Labels("hello", "release", "v2", KindTask)
+		l[LabelPrefix], l[LabelInstance] = "moorage", name
+		return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "moorage-hello", Labels: l}, Status: batchv1.JobStatus{Conditions: conds}}
+	}
+	live := job()
+	r.cs = fake.NewClientset(live)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := r.clearJobs(ctx, "moorage-hello", name); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("with a live Job: %v, want a wait until the context ends", err)
+	}
+	if _, err := r.cs.BatchV1().Jobs("moorage-hello").Get(context.Background(), name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the live Job was touched: %v", err)
+	}
+	r.cs = fake.NewClientset(job(batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue}))
+	if err := r.clearJobs(context.Background(), "moorage-hello", name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.cs.BatchV1().Jobs("moorage-hello").Get(context.Background(), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the finished Job is still there: %v", err)
+	}
+}
+
+// A container waiting for a reason that may pass (a secret the kubelet's
+// cache has not synced) is given time; one that never passes fails at once.
+func TestKubernetesStartJudge(t *testing.T) {
+	var j startJudge
+	cfg := &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: "failed to sync secret cache"}
+	if j.failed(cfg) {
+		t.Error("a first CreateContainerConfigError failed the start")
+	}
+	j.since = time.Now().Add(-startPatience - time.Second)
+	if !j.failed(cfg) {
+		t.Error("a CreateContainerConfigError lasting past the patience did not fail the start")
+	}
+	if j.failed(nil) || !j.since.IsZero() {
+		t.Error("a container no longer waiting is not reset")
+	}
+	if !j.failed(&corev1.ContainerStateWaiting{Reason: "InvalidImageName"}) {
+		t.Error("InvalidImageName did not fail at once")
+	}
+	if j.failed(&corev1.ContainerStateWaiting{Reason: "ContainerCreating"}) {
+		t.Error("ContainerCreating failed the start")
 	}
 }

@@ -96,9 +96,13 @@ func (r *Runtime) observe(seen map[types.UID]*podSeen, pod *corev1.Pod, baseline
 	}
 	st, ok := seen[pod.UID]
 	if !ok {
-		st = &podSeen{restarts: cs.RestartCount, crashed: cs.State.Terminated != nil || cs.State.Waiting != nil && cs.RestartCount > 0}
+		// A pod that existed before (adopted), or whose restarts were
+		// missed, is taken as it is; a new one that already exited has
+		// its crash reported below.
+		st = &podSeen{restarts: cs.RestartCount}
 		seen[pod.UID] = st
 		if baseline || cs.RestartCount > 0 {
+			st.crashed = cs.State.Terminated != nil || cs.State.Waiting != nil && cs.RestartCount > 0
 			return
 		}
 	}
