@@ -1,0 +1,35 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+
+	"github.com/moorage/moorage/internal/testutil/kubetest"
+)
+
+// startServerKube starts a server with the kubernetes runtime on a real
+// single-node cluster (kubetest) that this test starts: images built by
+// this machine's Docker go through the cluster's registry on loopback,
+// and volumes are hostPath volumes under a directory of the test.
+func startServerKube(t testing.TB, args []string, env ...string) *server {
+	t.Helper()
+	requireDocker(t)
+	c := kubetest.Start(context.Background(), t)
+	if c.Registry == "" {
+		t.Fatal("the cluster has no registry: install docker-registry (scripts/test-deps)")
+	}
+	vols := t.TempDir()
+	args = append(append([]string(nil), args...),
+		"--kube-config", c.Kubeconfig, "--kube-registry", c.Registry, "--kube-volume-dir", vols)
+	s := startServerOn(t, "kubernetes", nil, args, env...)
+	s.shared = vols
+	return s
+}
+
+// The deploy contract on a real cluster, through the same test as the
+// other runtimes: deploys under load with no failed request, the migration
+// once per deploy (a Job) and never two at once, a rollback, and the
+// scheduler never alive twice.
+func TestKubernetesZeroDowntimeDeploys(t *testing.T) {
+	testZeroDowntimeDeploys(t, "kubernetes")
+}
