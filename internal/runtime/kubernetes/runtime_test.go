@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +190,39 @@ func TestKubernetesStartJudge(t *testing.T) {
 	}
 	if j.failed(&corev1.ContainerStateWaiting{Reason: "ContainerCreating"}) {
 		t.Error("ContainerCreating failed the start")
+	}
+}
+
+// With a volume directory, a volume is a hostPath PersistentVolume bound to
+// its claim by name, in the app's namespace; a PersistentVolume of that
+// name that is not moorage's is never touched.
+func TestKubernetesEnsureVolumeHostPath(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	r := &Runtime{opts: RuntimeOptions{Prefix: "moorage", VolumeDir: dir}, log: slog.New(slog.DiscardHandler), nsDone: map[string]bool{}}
+	r.cs = fake.NewClientset()
+	if err := r.EnsureVolume(ctx, "hello", "data"); err != nil {
+		t.Fatal(err)
+	}
+	claim, err := r.cs.CoreV1().PersistentVolumeClaims("moorage-hello").Get(ctx, VolumeClaimName("hello", "data"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := r.cs.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := r.VolumePath(ctx, "hello", "data")
+	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != want || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.Name != claim.Name || !r.owned(pv) || !r.owned(claim) {
+		t.Errorf("volume %+v for claim %+v", pv.Spec, claim.Spec)
+	}
+	if ns, err := r.cs.CoreV1().Namespaces().Get(ctx, "moorage-hello", metav1.GetOptions{}); err != nil || ns.Labels[LabelManagedBy] != ManagedBy {
+		t.Errorf("namespace %+v %v", ns, err)
+	}
+
+	r.cs = fake.NewClientset(&corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: objectName("", "moorage-hello", "volume", "data")}})
+	r.nsDone = map[string]bool{}
+	if err := r.EnsureVolume(ctx, "hello", "data"); err == nil || !strings.Contains(err.Error(), "not moorage's") {
+		t.Errorf("with someone else's PersistentVolume of that name: %v", err)
 	}
 }

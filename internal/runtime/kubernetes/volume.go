@@ -83,6 +83,11 @@ func (r *Runtime) EnsureVolume(ctx context.Context, app, name string) error {
 				},
 			},
 		}
+		if got, err := r.cs.CoreV1().PersistentVolumes().Get(ctx, pvName, metav1.GetOptions{}); err == nil && !r.owned(got) {
+			return fmt.Errorf("volume %s: a PersistentVolume %s exists and is not moorage's: moorage never touches it", name, pvName)
+		} else if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
 		if err := r.apply(ctx, "", pv); err != nil {
 			return fmt.Errorf("volume %s: %w", name, err)
 		}
