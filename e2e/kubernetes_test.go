@@ -33,3 +33,14 @@ func startServerKube(t testing.TB, args []string, env ...string) *server {
 func TestKubernetesZeroDowntimeDeploys(t *testing.T) {
 	testZeroDowntimeDeploys(t, "kubernetes")
 }
+
+// A release task (a Job) that fails aborts with nothing running changed.
+func TestKubernetesFailingReleaseTaskAborts(t *testing.T) {
+	testFailingReleaseTaskAborts(t, "kubernetes")
+}
+
+// A new release that crashes in the monitor window (its pod's container
+// restarts) is rolled back, with its config.
+func TestKubernetesMonitorRollsBack(t *testing.T) {
+	testMonitorRollsBack(t, "kubernetes")
+}
