@@ -44,3 +44,9 @@ func TestKubernetesFailingReleaseTaskAborts(t *testing.T) {
 func TestKubernetesMonitorRollsBack(t *testing.T) {
 	testMonitorRollsBack(t, "kubernetes")
 }
+
+// The server SIGKILLed at representative journal steps of a deploy (as on
+// swarm) converges on restart from the cluster's labels and the journal.
+func TestKubernetesSIGKILLAtEveryStep(t *testing.T) {
+	testSIGKILLAtEveryStep(t, "kubernetes")
+}
