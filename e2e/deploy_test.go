@@ -37,7 +37,7 @@ func testZeroDowntimeDeploys(t *testing.T, rt string) {
 	type window struct{ start, end time.Time }
 	windows := []window{{time.Time{}, time.Now()}} // deploy 0 is done
 	n := 10
-	if rt == "swarm" {
+	if rt == "swarm" || rt == "kubernetes" {
 		// A swarm deploy takes ~45 s here (a three-node cluster on two
 		// shared cores): five keep the suite's time in check.
 		n = 5

@@ -79,6 +79,7 @@ type server struct {
 	// shared the host directory its apps' data volume is bound to on every
 	// node (the nodes share this machine's filesystem), so that the
 	// checks of migrate.log and scheduler.log see every node's writes.
+	// On a kubernetes server, shared is its --kube-volume-dir.
 	swarm  *swarmtest.Cluster
 	shared string
 }
@@ -134,6 +135,9 @@ func startServerArgs(t testing.TB, rt string, args []string, env ...string) *ser
 	if rt == "swarm" {
 		c = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
 	}
+	if rt == "kubernetes" {
+		return startServerKube(t, args, env...)
+	}
 	return startServerOn(t, rt, c, args, env...)
 }
 
@@ -178,7 +182,7 @@ func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
 func (s *server) hello(t testing.TB, edits ...string) string {
 	t.Helper()
 	dir := helloApp(t, edits...)
-	if s.runtime == "docker" || s.runtime == "swarm" {
+	if s.runtime == "docker" || s.runtime == "swarm" || s.runtime == "kubernetes" {
 		prepareDockerApp(t, dir)
 	}
 	if s.runtime == "swarm" {
@@ -531,6 +535,10 @@ func (s *server) volumePath(app, name string) string {
 	}
 	if s.runtime == "swarm" && name == "data" {
 		return s.shared
+	}
+	if s.runtime == "kubernetes" {
+		// A hostPath volume of --kube-volume-dir: DIR/<namespace>/<name>.
+		return filepath.Join(s.shared, s.prefix+"-"+app, name)
 	}
 	return filepath.Join(s.dataDir, "volumes", app, name)
 }

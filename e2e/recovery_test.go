@@ -44,7 +44,7 @@ func testSIGKILLAtEveryStep(t *testing.T, rt string) {
 		// Every step is covered on the process runtime; on docker and
 		// swarm a few representative points keep the suite's time in check.
 		points = only(points, "after:release", "after:start", "before:cutover", "commit:cutover", "before:singleton", "after:drain")
-	case "swarm":
+	case "swarm", "kubernetes":
 		points = only(points, "after:start", "commit:cutover", "before:singleton")
 	}
 	killAtEach(t, rt, points, true)

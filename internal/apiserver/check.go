@@ -65,7 +65,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	defer os.RemoveAll(dir)
 	rt := r.URL.Query().Get("runtime")
 	if rt != "" && !spec.KnownRuntime(rt) {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker, swarm or process", rt))
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker, swarm, kubernetes or process", rt))
 		return
 	}
 	rep, err := preflight.Run(r.Context(), s.Engine, specName, data, dir, rt, dryRunPlan)

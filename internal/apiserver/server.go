@@ -260,7 +260,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := q.Get("runtime")
 	if rt != "" && !spec.KnownRuntime(rt) {
-		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker, swarm or process", rt))
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("--runtime %q: use docker, swarm, kubernetes or process", rt))
 		return
 	}
 	sp, err := spec.ParseFor(specName, data, rt)

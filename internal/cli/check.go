@@ -65,7 +65,7 @@ is 1 when any finding fails, 2 when the spec is invalid.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Runtime, "runtime", "", "check for this runtime instead of the spec's: docker, swarm or process")
+	f.StringVar(&o.Runtime, "runtime", "", "check for this runtime instead of the spec's: docker, swarm, kubernetes or process")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "also print the output of checks that passed")
 	return cmd

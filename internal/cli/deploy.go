@@ -59,7 +59,7 @@ moorage.yaml written from the compose files; see docs/compose.md.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.Wait, "wait", false, "wait for a deploy of the same app in progress instead of being refused")
-	f.StringVar(&o.Runtime, "runtime", "", "override the spec's runtime: docker, swarm or process")
+	f.StringVar(&o.Runtime, "runtime", "", "override the spec's runtime: docker, swarm, kubernetes or process")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan that would run (the text its journal would record) and change nothing: no lock, no build, no release")
 	f.BoolVar(&asJSON, "json", false, "print events as NDJSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "also print the plan")

@@ -57,7 +57,7 @@ leaves the active release serving. Each stage is journaled (see
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Runtime, "runtime", "", "override the spec's runtime: docker, swarm or process")
+	f.StringVar(&o.Runtime, "runtime", "", "override the spec's runtime: docker, swarm, kubernetes or process")
 	f.BoolVar(&asJSON, "json", false, "print events as NDJSON")
 	f.BoolVarP(&verbose, "verbose", "v", false, "also print the plan")
 	return cmd

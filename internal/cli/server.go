@@ -79,6 +79,13 @@ activation (LISTEN_FDS) are used as they are.`,
 			if r := cfg.SwarmRegistry; r != "" && !registryRE.MatchString(r) {
 				return fmt.Errorf("--swarm-registry %q: give HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team or 10.0.0.1:5000, without a scheme", r)
 			}
+			kube := cfg.KubeConfig != "" || cfg.KubeContext != ""
+			if !kube && (cfg.KubeRegistry != "" || cfg.KubeStorageClass != "" || cfg.KubeVolumeDir != "") {
+				return fmt.Errorf("--kube-registry, --kube-storage-class and --kube-volume-dir need --kube-config or --kube-context, the cluster")
+			}
+			if r := cfg.KubeRegistry; r != "" && !registryRE.MatchString(r) {
+				return fmt.Errorf("--kube-registry %q: give HOST[:PORT][/NAMESPACE], e.g. registry.example.com/team or 10.0.0.1:5000, without a scheme", r)
+			}
 			for _, c := range strings.Split(challenges, ",") {
 				switch strings.TrimSpace(c) {
 				case "http-01", "tls-alpn-01", "":
@@ -149,6 +156,11 @@ activation (LISTEN_FDS) are used as they are.`,
 	f.StringVar(&cfg.DockerPrefix, "docker-prefix", "moorage", "prefix of the names of the docker runtime's containers, networks, volumes and images, and value of their moorage.prefix label")
 	f.StringVar(&cfg.DockerHost, "docker-host", os.Getenv("DOCKER_HOST"), "the Docker Engine's address (default $DOCKER_HOST, else the default socket)")
 	f.StringVar(&cfg.SwarmHost, "swarm-host", "", "a Docker Swarm manager's Docker API address (unix://, tcp://, ssh://); turns the swarm runtime on")
+	f.StringVar(&cfg.KubeConfig, "kube-config", "", "a kubeconfig file of a Kubernetes cluster; turns the kubernetes runtime on (the server must reach the cluster's pod IPs: run it on a node, or where they route)")
+	f.StringVar(&cfg.KubeContext, "kube-context", "", "the kubeconfig context to use (default: its current context); turns the kubernetes runtime on")
+	f.StringVar(&cfg.KubeRegistry, "kube-registry", "", "HOST[:PORT][/NAMESPACE]: a registry the cluster's nodes pull from; release images built here are pushed there and run by digest")
+	f.StringVar(&cfg.KubeStorageClass, "kube-storage-class", "", "the StorageClass of the volumes' claims (default: the cluster's default class)")
+	f.StringVar(&cfg.KubeVolumeDir, "kube-volume-dir", "", "a directory of this machine where volumes are hostPath PersistentVolumes (a single-node cluster whose node is this machine, when it has no StorageClass)")
 	f.StringVar(&cfg.SwarmRegistry, "swarm-registry", "", "HOST[:PORT][/NAMESPACE]: a registry every swarm node can pull from; release images are pushed there and run by digest, instead of shipped to each node (a registry that asks for a login: moorage registry login)")
 	f.StringArrayVar(&swarmNodes, "swarm-node", nil, "NAME=ADDR: the Docker API address of the swarm node whose hostname is NAME, where images are shipped (repeatable; the manager's may be left out)")
 	f.StringVar(&cfg.HTTPSAddr, "https", ":443", "address of the proxy's HTTPS listener (off: no HTTPS)")

@@ -101,7 +101,7 @@ Running it again re-deploys; the state, volumes and logs are kept in DIR/.moorag
 	f := cmd.Flags()
 	f.StringVar(&httpAddr, "http", "127.0.0.1:8080", "address of the proxy")
 	f.StringVar(&httpsAddr, "https", daemon.HTTPSOff, "address of an HTTPS listener (e.g. 127.0.0.1:8443 with tls: internal)")
-	f.StringVar(&runtimeName, "runtime", "", "override the spec's runtime: docker, swarm or process")
+	f.StringVar(&runtimeName, "runtime", "", "override the spec's runtime: docker, swarm, kubernetes or process")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print the plan and debug logs")
 	return cmd
 }

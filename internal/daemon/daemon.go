@@ -77,6 +77,17 @@ type Config struct {
 	// SwarmNodes maps each swarm node's hostname to its Docker API
 	// address, where images are shipped and exec/pause reach tasks.
 	SwarmNodes map[string]string
+	// KubeConfig is the kubeconfig of a Kubernetes cluster; set (or
+	// KubeContext), the kubernetes runtime is on (spec runtime:
+	// kubernetes). KubeContext picks one of its contexts ("" its
+	// current one). KubeRegistry is where release images built here go,
+	// for the nodes to pull (kubernetes.RuntimeOptions.Registry);
+	// KubeStorageClass and KubeVolumeDir, where volumes live.
+	KubeConfig       string
+	KubeContext      string
+	KubeRegistry     string
+	KubeStorageClass string
+	KubeVolumeDir    string
 	// HTTPSAddr is the HTTPS listener (default ":443"; "off" = no HTTPS).
 	HTTPSAddr string
 	// AppsAsServerUser: process instances run as the server's user even

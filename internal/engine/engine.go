@@ -222,6 +222,9 @@ func (e *Engine) Runtime(name string) (runtime.Runtime, error) {
 		if why := e.why[name]; why != nil {
 			return nil, fmt.Errorf("%w: %q is not available on this server: %v (available: %s)", ErrNoRuntime, name, why, strings.Join(have, ", "))
 		}
+		if name == spec.RuntimeKubernetes {
+			return nil, fmt.Errorf("%w: %q is not available on this server: it was started without --kube-config; start it with --kube-config (and --kube-context, --kube-registry) naming the cluster (see docs/runtimes.md#kubernetes)", ErrNoRuntime, name)
+		}
 		if name == spec.RuntimeSwarm {
 			return nil, fmt.Errorf("%w: %q is not available on this server: it was started without --swarm-host; start it with --swarm-host pointing at a swarm manager's Docker API (see docs/runtimes.md#swarm)", ErrNoRuntime, name)
 		}

@@ -44,6 +44,7 @@ import (
 	"github.com/moorage/moorage/internal/reglogin"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
+	"github.com/moorage/moorage/internal/runtime/kubernetes"
 	"github.com/moorage/moorage/internal/runtime/process"
 	"github.com/moorage/moorage/internal/runtime/swarm"
 	"github.com/moorage/moorage/internal/secrets"
@@ -261,6 +262,24 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.log.Warn("swarm runtime not available", "err", err)
 		default:
 			s.runtimes[srt.Name()] = srt
+		}
+	}
+	if s.cfg.KubeConfig != "" || s.cfg.KubeContext != "" {
+		kopts := kubernetes.RuntimeOptions{DataDir: s.cfg.DataDir, Logger: s.log.With("runtime", "kubernetes"), Prefix: prefix,
+			Kubeconfig: s.cfg.KubeConfig, Context: s.cfg.KubeContext, Registry: s.cfg.KubeRegistry,
+			StorageClass: s.cfg.KubeStorageClass, VolumeDir: s.cfg.KubeVolumeDir, DockerHost: s.cfg.DockerHost}
+		krt, err := kubernetes.New(ctx, kopts)
+		switch {
+		case errors.Is(err, kubernetes.ErrUnavailable):
+			// As for swarm: the kubernetes apps are managed once the API
+			// server answers, with no restart.
+			s.runtimes[kubernetes.Name] = kubernetes.NewLazy(kopts)
+			s.log.Warn("kubernetes API server not reachable: kubernetes apps are managed once it is (the server keeps trying; no restart needed)", "err", err)
+		case err != nil:
+			unavailable[kubernetes.Name] = err
+			s.log.Warn("kubernetes runtime not available", "err", err)
+		default:
+			s.runtimes[krt.Name()] = krt
 		}
 	}
 	// Chunked request bodies of routes with max_body are spooled here

@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 			`5:58 accessories.db.secrets[0]: "A" is also set under accessories.db.env:`,
 			`5:64 accessories.db.secrets[2]: "P" is listed twice`}},
 		{"secrets not a list", "app: a\nsecrets: A\nservices:\n  web: {command: ./run}\n", []string{`2:10 secrets: must be a list, e.g. secrets: [SECRET_KEY, DATABASE_URL] (got "A")`}},
-		{"runtime", "app: a\nruntime: podman\nservices:\n  web: {command: ./run}\n", []string{`2:10 runtime: must be "docker", "swarm" or "process" (got "podman")`}},
+		{"runtime", "app: a\nruntime: podman\nservices:\n  web: {command: ./run}\n", []string{`2:10 runtime: must be "docker", "swarm", "kubernetes" or "process" (got "podman")`}},
 		{"image on process", "app: a\nruntime: process\nimage: nginx\nservices:\n  web: {command: ./run}\n", []string{`3:1 image: needs runtime: docker`}},
 		{"empty image", "app: a\nimage: ''\nservices:\n  web: {command: ./run}\n", []string{`2:8 image: must not be empty`}},
 		{"dockerfile outside the upload", "app: a\nbuild: {dockerfile: ../Dockerfile}\nservices:\n  web: {}\n", []string{`2:21 build.dockerfile: must be a path inside the app's directory, like Dockerfile or docker/web.Dockerfile (got "../Dockerfile")`}},

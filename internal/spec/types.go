@@ -19,14 +19,19 @@ const (
 	RuntimeProcess = "process"
 	RuntimeDocker  = "docker"
 	RuntimeSwarm   = "swarm" // a Docker Swarm, through a manager's Docker API
+	// RuntimeKubernetes is a Kubernetes cluster, through its API server.
+	RuntimeKubernetes = "kubernetes"
 )
 
 // Runtimes lists every runtime name, for errors and help texts.
-var Runtimes = []string{RuntimeDocker, RuntimeSwarm, RuntimeProcess}
+var Runtimes = []string{RuntimeDocker, RuntimeSwarm, RuntimeKubernetes, RuntimeProcess}
 
-// ContainerRuntime reports whether rt runs images in containers (docker and
-// swarm): the spec rules of images, ports and root filesystems apply.
-func ContainerRuntime(rt string) bool { return rt == RuntimeDocker || rt == RuntimeSwarm }
+// ContainerRuntime reports whether rt runs images in containers (docker,
+// swarm and kubernetes): the spec rules of images, ports and root
+// filesystems apply.
+func ContainerRuntime(rt string) bool {
+	return rt == RuntimeDocker || rt == RuntimeSwarm || rt == RuntimeKubernetes
+}
 
 // KnownRuntime reports whether rt names a runtime.
 func KnownRuntime(rt string) bool { return rt == RuntimeProcess || ContainerRuntime(rt) }
@@ -65,7 +70,7 @@ const (
 type Spec struct {
 	File    string `json:"file,omitempty"` // path the spec was read from (for messages)
 	App     string `json:"app"`
-	Runtime string `json:"runtime"` // RuntimeProcess, RuntimeDocker or RuntimeSwarm
+	Runtime string `json:"runtime"` // RuntimeProcess, RuntimeDocker, RuntimeSwarm or RuntimeKubernetes
 
 	Build *Build `json:"build,omitempty"` // nil when Image is set
 	Image string `json:"image,omitempty"` // prebuilt image (docker only)

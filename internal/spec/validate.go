@@ -31,7 +31,7 @@ func (d *decoder) validate(s *Spec) {
 	}
 	docker := ContainerRuntime(s.Runtime)
 	if !KnownRuntime(s.Runtime) {
-		d.fail("runtime", false, "must be %q, %q or %q (got %s)", RuntimeDocker, RuntimeSwarm, RuntimeProcess, quoteValue(s.Runtime))
+		d.fail("runtime", false, "must be %q, %q, %q or %q (got %s)", RuntimeDocker, RuntimeSwarm, RuntimeKubernetes, RuntimeProcess, quoteValue(s.Runtime))
 	}
 
 	switch {

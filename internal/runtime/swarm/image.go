@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/runtime/docker"
+	"github.com/moorage/moorage/internal/runtime/imagepush"
 )
 
 // Build builds the release's image on the manager (the docker runtime's
@@ -139,7 +139,7 @@ func (r *Runtime) shipTo(ctx context.Context, node, id string) (did bool, err er
 	if err != nil {
 		return false, fmt.Errorf("load: %w", err)
 	}
-	err = jsonStreamError(res)
+	err = imagepush.StreamError(res)
 	res.Close()
 	if err != nil {
 		return false, fmt.Errorf("load: %w", err)
@@ -148,31 +148,6 @@ func (r *Runtime) shipTo(ctx context.Context, node, id string) (did bool, err er
 		return false, fmt.Errorf("the node has no image %s after the load: %w", id, err)
 	}
 	return true, nil
-}
-
-// jsonStreamError reads a stream of JSON messages (load, push) to its end
-// and returns the first error one carries.
-func jsonStreamError(rd io.Reader) error {
-	dec := json.NewDecoder(rd)
-	for {
-		var m struct {
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return errors.New(m.ErrorDetail.Message)
-		}
-		if m.Error != "" {
-			return errors.New(m.Error)
-		}
-	}
 }
 
 // imageRef is the image a service names: the release's image ID, or an
@@ -314,62 +289,21 @@ func (r *Runtime) ArtifactSize(ctx context.Context, a runtime.Artifact) (int64, 
 }
 
 // repo is the registry repository of an app's images.
-func (r *Runtime) repo(app string) string {
-	return strings.TrimSuffix(r.opts.Registry, "/") + "/" + app
-}
+func (r *Runtime) repo(app string) string { return imagepush.Repo(r.opts.Registry, app) }
 
 // push puts the image id into the registry (Options.Registry) as
 // <repo>:<release>, unless it is there already, and returns the reference
 // services name: <repo>@sha256:<manifest digest>, the same bytes on every
-// node whatever the tag later points at.
+// node whatever the tag later points at. The push carries the login of
+// the registry's host (`moorage registry login`), if any; an anonymous
+// push still carries X-Registry-Auth (an empty credential, base64 of
+// "{}"): a 20.10 engine refuses one without.
 func (r *Runtime) push(ctx context.Context, app, release, id string, out io.Writer) (string, error) {
-	repo := r.repo(app)
-	digestRef := func() (string, error) {
-		img, err := r.cli.ImageInspect(ctx, id)
+	return imagepush.Push(ctx, r.cli, r.repo(app), release, id, func(ctx context.Context, tag string) (string, func(string, error) error, error) {
+		auth, err := r.authFor(ctx, tag)
 		if err != nil {
-			return "", fmt.Errorf("image %s: %w", id, err)
+			return "", nil, err
 		}
-		for _, d := range img.RepoDigests {
-			if strings.HasPrefix(d, repo+"@") {
-				return d, nil
-			}
-		}
-		return "", nil
-	}
-	if ref, err := digestRef(); err != nil || ref != "" {
-		return ref, err
-	}
-	tag := repo + ":" + release
-	if release == "" {
-		tag = repo + ":latest"
-	}
-	if _, err := r.cli.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: tag}); err != nil {
-		return "", fmt.Errorf("tag %s: %w", tag, err)
-	}
-	begin := time.Now()
-	// The login of the registry's host (`moorage registry login`), if
-	// any; an anonymous push still carries X-Registry-Auth (an empty
-	// credential, base64 of "{}"): a 20.10 engine refuses one without.
-	auth, err := r.authFor(ctx, tag)
-	if err != nil {
-		return "", err
-	}
-	res, err := r.cli.ImagePush(ctx, tag, client.ImagePushOptions{RegistryAuth: auth.pushHeader()})
-	if err != nil {
-		return "", auth.pushError(tag, err)
-	}
-	err = jsonStreamError(res)
-	res.Close()
-	if err != nil {
-		return "", auth.pushError(tag, err)
-	}
-	ref, err := digestRef()
-	if err != nil {
-		return "", err
-	}
-	if ref == "" {
-		return "", fmt.Errorf("push %s: the manager recorded no digest for it", tag)
-	}
-	fmt.Fprintf(out, "pushed image %s to %s in %s\n", shortID(strings.TrimPrefix(id, "sha256:")), ref, time.Since(begin).Round(time.Millisecond))
-	return ref, nil
+		return auth.pushHeader(), auth.pushError, nil
+	}, out)
 }

@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 package kubetest
 
 import (
@@ -27,7 +25,7 @@ func cleanup(dir string) error {
 	var errs []error
 	// 1. The processes, the kubelet first so that it does not start
 	// anything again, then what runs the containers.
-	for _, name := range []string{"kubelet", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "containerd", "etcd"} {
+	for _, name := range []string{"kubelet", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "containerd", "etcd", "registry"} {
 		if pid := readPid(filepath.Join(dir, "run", name+".pid")); pid > 0 && cmdlineHas(pid, dir) {
 			killWait(pid, 10*time.Second)
 		}

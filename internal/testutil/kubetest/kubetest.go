@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 // Package kubetest starts a real single-node Kubernetes cluster on this
 // machine for tests: etcd, kube-apiserver, kube-controller-manager and
 // kube-scheduler on loopback with certificates made at start, and a kubelet
@@ -80,6 +78,11 @@ type Cluster struct {
 	ContainerdSocket string
 	// BinDir holds the binaries the cluster runs.
 	BinDir string
+	// Registry is a plain-HTTP image registry (Debian's docker-registry)
+	// on loopback, "127.0.0.1:PORT", that the node's containerd pulls
+	// from and this machine's Docker pushes to (Docker trusts 127.0.0.0/8
+	// without TLS); "" when docker-registry is not installed.
+	Registry string
 	// StartTime is how long Start took, from the lock to a Ready node.
 	StartTime time.Duration
 
@@ -233,7 +236,7 @@ func flockCtx(ctx context.Context, f *os.File) error {
 func (c *Cluster) path(p ...string) string { return filepath.Join(append([]string{c.Dir}, p...)...) }
 
 func (c *Cluster) start(ctx context.Context) error {
-	for _, d := range []string{"logs", "run", "pki", "etcd", "cni/net.d", "cni/ipam", "containerd", "kubelet", "pod-logs", "images"} {
+	for _, d := range []string{"logs", "run", "pki", "etcd", "cni/net.d", "cni/ipam", "containerd", "kubelet", "pod-logs", "images", "registry"} {
 		if err := os.MkdirAll(c.path(d), 0o755); err != nil {
 			return err
 		}
@@ -275,11 +278,14 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		return err
 	}
 	etcdPort, etcdPeerPort, apiPort, kubeletPort := ports[0], ports[1], ports[2], ports[3]
+	if err := c.startRegistry(ports[4]); err != nil {
+		return err
+	}
 	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	c.Kubeconfig = c.path("admin.kubeconfig")
 	if err := writeKubeconfig(c.Kubeconfig, server, pki.caPEM(), "kubetest-admin", admin); err != nil {
@@ -325,6 +331,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
+		"--feature-gates="+featureGates,
 	); err != nil {
 		return err
 	}
@@ -353,6 +360,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--service-cluster-ip-range="+ServiceSubnet,
 		"--use-service-account-credentials=false",
 		"--profiling=false",
+		"--feature-gates="+featureGates,
 	); err != nil {
 		return err
 	}
@@ -363,6 +371,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--secure-port=0",
 		"--leader-elect=false",
 		"--profiling=false",
+		"--feature-gates="+featureGates,
 	); err != nil {
 		return err
 	}
@@ -483,10 +492,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = %[6]q
       conf_dir = %[7]q
-  [plugins."io.containerd.internal.v1.opt"]
+%[9]s  [plugins."io.containerd.internal.v1.opt"]
     path = %[8]q
 `, c.path("containerd", "root"), c.path("containerd", "state"), c.ContainerdSocket, c.ContainerdSocket+".ttrpc",
-		PauseImage, cniBinDir, c.path("cni", "net.d"), c.path("containerd", "opt"))
+		PauseImage, cniBinDir, c.path("cni", "net.d"), c.path("containerd", "opt"), c.registryMirror())
 	confFile := c.path("containerd", "config.toml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		return err
@@ -523,6 +532,47 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	return err
 }
 
+// splitStreams is the feature gate that lets a pod's log be read one
+// stream at a time (stdout apart from stderr: PodLogOptions.Stream),
+// alpha in 1.34, which the kubernetes runtime's logs use when the cluster
+// has it.
+const splitStreams = "PodLogsQuerySplitStreams"
+
+// featureGates are the apiserver's (the kubelet's are in its config).
+const featureGates = splitStreams + "=true"
+
+// startRegistry starts Debian's docker-registry on 127.0.0.1:port, when
+// it is installed, and sets Registry.
+func (c *Cluster) startRegistry(port int) error {
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		c.logf("kubetest: no docker-registry (scripts/test-deps installs it): the cluster has no registry")
+		return nil
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	conf := c.path("registry", "config.yml")
+	if err := os.MkdirAll(c.path("registry", "data"), 0o755); err != nil {
+		return err
+	}
+	yml := fmt.Sprintf("version: 0.1\nlog: {level: warn}\nstorage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\nhttp: {addr: %q}\n", c.path("registry", "data"), addr)
+	if err := os.WriteFile(conf, []byte(yml), 0o644); err != nil {
+		return err
+	}
+	if _, err := c.spawn("registry", bin, "serve", conf); err != nil {
+		return err
+	}
+	c.Registry = addr
+	return nil
+}
+
+// registryMirror is containerd's configuration of Registry: plain HTTP.
+func (c *Cluster) registryMirror() string {
+	if c.Registry == "" {
+		return ""
+	}
+	return fmt.Sprintf("    [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.%q]\n      endpoint = [%q]\n", c.Registry, "http://"+c.Registry)
+}
+
 func (c *Cluster) writeKubeletConfig(port int, caFile string, serving keyPair) error {
 	conf := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -548,6 +598,8 @@ cgroupsPerQOS: true
 failSwapOn: false
 failCgroupV1: false
 podLogsDir: %q
+featureGates:
+  %s: true
 resolvConf: /etc/resolv.conf
 registerNode: true
 serializeImagePulls: false
@@ -558,7 +610,7 @@ evictionHard:
   nodefs.available: 1%%
   nodefs.inodesFree: 1%%
   imagefs.available: 1%%
-`, nodeIP, port, serving.CertFile, serving.KeyFile, caFile, "unix://"+c.ContainerdSocket, cgroupRoot, c.path("pod-logs"))
+`, nodeIP, port, serving.CertFile, serving.KeyFile, caFile, "unix://"+c.ContainerdSocket, cgroupRoot, c.path("pod-logs"), splitStreams)
 	return os.WriteFile(c.path("kubelet", "config.yaml"), []byte(conf), 0o644)
 }
 
