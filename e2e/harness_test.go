@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/paths"
+	"github.com/moorage/moorage/internal/testutil/kubetest"
 	"github.com/moorage/moorage/internal/testutil/swarmtest"
 )
 
@@ -81,6 +82,9 @@ type server struct {
 	// checks of migrate.log and scheduler.log see every node's writes.
 	swarm  *swarmtest.Cluster
 	shared string
+	// kube is the cluster of a kubernetes server (runtime "kubernetes");
+	// its volumes are hostPath volumes under shared (--kube-volume-dir).
+	kube *kubetest.Cluster
 }
 
 // freePort returns a free loopback port for a server a test starts (and
@@ -131,8 +135,11 @@ func startServerRT(t testing.TB, rt string, env ...string) *server {
 func startServerArgs(t testing.TB, rt string, args []string, env ...string) *server {
 	t.Helper()
 	var c *swarmtest.Cluster
-	if rt == "swarm" {
+	switch rt {
+	case "swarm":
 		c = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
+	case "kubernetes":
+		return startServerClusters(t, rt, nil, kubetest.Start(context.Background(), t), args, env...)
 	}
 	return startServerOn(t, rt, c, args, env...)
 }
@@ -140,6 +147,13 @@ func startServerArgs(t testing.TB, rt string, args []string, env ...string) *ser
 // startServerOn starts a server with extra flags; a swarm server's
 // runtime runs on the cluster c.
 func startServerOn(t testing.TB, rt string, c *swarmtest.Cluster, args []string, env ...string) *server {
+	t.Helper()
+	return startServerClusters(t, rt, c, nil, args, env...)
+}
+
+// startServerClusters starts a server with extra flags; a swarm server's
+// runtime runs on the swarm c, a kubernetes server's on the cluster k.
+func startServerClusters(t testing.TB, rt string, c *swarmtest.Cluster, k *kubetest.Cluster, args []string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {
@@ -150,6 +164,11 @@ func startServerOn(t testing.TB, rt string, c *swarmtest.Cluster, args []string,
 		s.args = append(s.args, swarmArgs(t, s.swarm)...)
 		s.shared = t.TempDir()
 		os.Chmod(s.shared, 0o777)
+	}
+	if rt == "kubernetes" {
+		s.kube = k
+		s.shared = t.TempDir()
+		s.args = append(s.args, kubeArgs(s.kube, s.shared)...)
 	}
 	// Unique among the servers running at once, on every runtime: a
 	// process-runtime server reaches the Docker Engine too (a later
@@ -178,7 +197,7 @@ func runtimes(t *testing.T, fn func(t *testing.T, rt string)) {
 func (s *server) hello(t testing.TB, edits ...string) string {
 	t.Helper()
 	dir := helloApp(t, edits...)
-	if s.runtime == "docker" || s.runtime == "swarm" {
+	if s.runtime == "docker" || s.runtime == "swarm" || s.runtime == "kubernetes" {
 		prepareDockerApp(t, dir)
 	}
 	if s.runtime == "swarm" {
@@ -531,6 +550,9 @@ func (s *server) volumePath(app, name string) string {
 	}
 	if s.runtime == "swarm" && name == "data" {
 		return s.shared
+	}
+	if s.runtime == "kubernetes" {
+		return kubeVolumePath(s, app, name)
 	}
 	return filepath.Join(s.dataDir, "volumes", app, name)
 }
