@@ -37,10 +37,16 @@ func testZeroDowntimeDeploys(t *testing.T, rt string) {
 	type window struct{ start, end time.Time }
 	windows := []window{{time.Time{}, time.Now()}} // deploy 0 is done
 	n := 10
-	if rt == "swarm" || rt == "kubernetes" {
+	if rt == "swarm" {
 		// A swarm deploy takes ~45 s here (a three-node cluster on two
 		// shared cores): five keep the suite's time in check.
 		n = 5
+	}
+	var sched *singletonWatch
+	if rt == "kubernetes" {
+		// The cluster's own view of the scheduler: a new pod only once
+		// the old one is gone, not merely terminating.
+		sched = watchSingleton(t, s, "hello", "scheduler")
 	}
 	for i := 1; i <= n; i++ {
 		setMessage(t, app, fmt.Sprintf("message %d", i))
@@ -51,6 +57,16 @@ func testZeroDowntimeDeploys(t *testing.T, rt string) {
 	}
 	s.waitBody("/", fmt.Sprintf("message=message %d", n))
 	results := ld.stop()
+	if sched != nil {
+		pods, overlaps := sched.result()
+		if len(overlaps) > 0 {
+			t.Fatalf("the scheduler's pods overlapped %d times: %s", len(overlaps), strings.Join(overlaps, "; "))
+		}
+		if pods < n {
+			t.Fatalf("the watch saw %d scheduler pods in %d deploys", pods, n)
+		}
+		t.Logf("%d scheduler pods over %d deploys, each created after the last was gone", pods, n)
+	}
 
 	if f := failures(results); len(f) > 0 {
 		t.Fatalf("%d of %d requests failed during %d deploys; first: %s", len(f), len(results), n, f[0])

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/moorage/moorage/internal/paths"
+	"github.com/moorage/moorage/internal/testutil/kubetest"
 	"github.com/moorage/moorage/internal/testutil/swarmtest"
 )
 
@@ -82,6 +83,9 @@ type server struct {
 	// On a kubernetes server, shared is its --kube-volume-dir.
 	swarm  *swarmtest.Cluster
 	shared string
+	// kube is the cluster of a kubernetes server (runtime "kubernetes");
+	// its volumes are hostPath volumes under shared (--kube-volume-dir).
+	kube *kubetest.Cluster
 }
 
 // freePort returns a free loopback port for a server a test starts (and
@@ -132,11 +136,11 @@ func startServerRT(t testing.TB, rt string, env ...string) *server {
 func startServerArgs(t testing.TB, rt string, args []string, env ...string) *server {
 	t.Helper()
 	var c *swarmtest.Cluster
-	if rt == "swarm" {
+	switch rt {
+	case "swarm":
 		c = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
-	}
-	if rt == "kubernetes" {
-		return startServerKube(t, args, env...)
+	case "kubernetes":
+		return startServerClusters(t, rt, nil, kubetest.Start(context.Background(), t), args, env...)
 	}
 	return startServerOn(t, rt, c, args, env...)
 }
@@ -144,6 +148,13 @@ func startServerArgs(t testing.TB, rt string, args []string, env ...string) *ser
 // startServerOn starts a server with extra flags; a swarm server's
 // runtime runs on the cluster c.
 func startServerOn(t testing.TB, rt string, c *swarmtest.Cluster, args []string, env ...string) *server {
+	t.Helper()
+	return startServerClusters(t, rt, c, nil, args, env...)
+}
+
+// startServerClusters starts a server with extra flags; a swarm server's
+// runtime runs on the swarm c, a kubernetes server's on the cluster k.
+func startServerClusters(t testing.TB, rt string, c *swarmtest.Cluster, k *kubetest.Cluster, args []string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), http: freePort(t), https: freePort(t), runtime: rt, args: args}
 	if rt == "docker" {
@@ -154,6 +165,15 @@ func startServerOn(t testing.TB, rt string, c *swarmtest.Cluster, args []string,
 		s.args = append(s.args, swarmArgs(t, s.swarm)...)
 		s.shared = t.TempDir()
 		os.Chmod(s.shared, 0o777)
+	}
+	if rt == "kubernetes" {
+		requireDocker(t) // images are built by this machine's Docker
+		if k.Registry == "" {
+			t.Fatal("the cluster has no registry: install docker-registry (scripts/test-deps)")
+		}
+		s.kube = k
+		s.shared = t.TempDir()
+		s.args = append(s.args, kubeArgs(s.kube, s.shared)...)
 	}
 	// Unique among the servers running at once, on every runtime: a
 	// process-runtime server reaches the Docker Engine too (a later
@@ -537,8 +557,7 @@ func (s *server) volumePath(app, name string) string {
 		return s.shared
 	}
 	if s.runtime == "kubernetes" {
-		// A hostPath volume of --kube-volume-dir: DIR/<namespace>/<name>.
-		return filepath.Join(s.shared, s.prefix+"-"+app, name)
+		return kubeVolumePath(s, app, name)
 	}
 	return filepath.Join(s.dataDir, "volumes", app, name)
 }

@@ -1,52 +1,39 @@
 package e2e
 
-import (
-	"context"
-	"testing"
+import "testing"
 
-	"github.com/moorage/moorage/internal/testutil/kubetest"
-)
+// kubeTests are the end-to-end tests on a real single-node Kubernetes
+// cluster (internal/testutil/kubetest: etcd, kube-apiserver, controller
+// manager, scheduler and a kubelet running real containers through
+// containerd), through the same contract tests as the other runtimes: a
+// server started with --kube-config, the example app deployed with
+// --runtime kubernetes, its images pushed to the cluster's registry.
+var kubeTests = []struct {
+	name string
+	run  func(*testing.T)
+}{
+	{"ZeroDowntimeDeploys", func(t *testing.T) { testZeroDowntimeDeploys(t, "kubernetes") }},
+	{"SIGKILLAtEveryStep", func(t *testing.T) { testSIGKILLAtEveryStep(t, "kubernetes") }},
+	{"MonitorRollsBack", func(t *testing.T) { testMonitorRollsBack(t, "kubernetes") }},
+	{"RollbackRestoresCodeAndConfig", func(t *testing.T) { testRollbackRestoresCodeAndConfig(t, "kubernetes") }},
+	{"FailingReleaseTaskAborts", func(t *testing.T) { testFailingReleaseTaskAborts(t, "kubernetes") }},
+	{"CrashingInstanceAborts", func(t *testing.T) { testCrashingInstanceAborts(t, "kubernetes") }},
+}
 
-// startServerKube starts a server with the kubernetes runtime on a real
-// single-node cluster (kubetest) that this test starts: images built by
-// this machine's Docker go through the cluster's registry on loopback,
-// and volumes are hostPath volumes under a directory of the test.
-func startServerKube(t testing.TB, args []string, env ...string) *server {
-	t.Helper()
-	requireDocker(t)
-	c := kubetest.Start(context.Background(), t)
-	if c.Registry == "" {
-		t.Fatal("the cluster has no registry: install docker-registry (scripts/test-deps)")
+// TestKubernetes runs kubeTests one after the other, each on a cluster of
+// its own: one cluster runs on a machine at a time (kubetest's lock), so
+// parallel tests would only wait for it while holding a slot. The lane
+// takes its slot before other waiting tests (gate_test.go), as the swarm
+// lanes do.
+//
+// One of them by hand: go test -run 'TestKubernetes/ZeroDowntimeDeploys$' ./e2e/
+func TestKubernetes(t *testing.T) {
+	t.Parallel()
+	for _, kt := range kubeTests {
+		t.Run(kt.name, func(t *testing.T) {
+			slots.acquire(true)
+			t.Cleanup(slots.release)
+			kt.run(t)
+		})
 	}
-	vols := t.TempDir()
-	args = append(append([]string(nil), args...),
-		"--kube-config", c.Kubeconfig, "--kube-registry", c.Registry, "--kube-volume-dir", vols)
-	s := startServerOn(t, "kubernetes", nil, args, env...)
-	s.shared = vols
-	return s
-}
-
-// The deploy contract on a real cluster, through the same test as the
-// other runtimes: deploys under load with no failed request, the migration
-// once per deploy (a Job) and never two at once, a rollback, and the
-// scheduler never alive twice.
-func TestKubernetesZeroDowntimeDeploys(t *testing.T) {
-	testZeroDowntimeDeploys(t, "kubernetes")
-}
-
-// A release task (a Job) that fails aborts with nothing running changed.
-func TestKubernetesFailingReleaseTaskAborts(t *testing.T) {
-	testFailingReleaseTaskAborts(t, "kubernetes")
-}
-
-// A new release that crashes in the monitor window (its pod's container
-// restarts) is rolled back, with its config.
-func TestKubernetesMonitorRollsBack(t *testing.T) {
-	testMonitorRollsBack(t, "kubernetes")
-}
-
-// The server SIGKILLed at representative journal steps of a deploy (as on
-// swarm) converges on restart from the cluster's labels and the journal.
-func TestKubernetesSIGKILLAtEveryStep(t *testing.T) {
-	testSIGKILLAtEveryStep(t, "kubernetes")
 }

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/moorage/moorage/internal/testutil/kubetest"
+)
+
+// kubeArgs are the `moorage server` flags that put a server's kubernetes
+// runtime on the cluster c, as a user would give them
+// (docs/runtimes.md#kubernetes): its kubeconfig and context, the registry
+// its node pulls from, and a directory of this machine (the cluster's one
+// node) for the volumes, which the cluster has no StorageClass for.
+func kubeArgs(c *kubetest.Cluster, volumeDir string) []string {
+	return []string{
+		"--kube-config", c.Kubeconfig,
+		"--kube-context", "kubetest",
+		"--kube-registry", c.Registry,
+		"--kube-volume-dir", volumeDir,
+	}
+}
+
+// kubeVolumePath is the host directory of a kubernetes server's volume:
+// VOLUME_DIR/NAMESPACE/NAME, the namespace being PREFIX-APP
+// (internal/runtime/kubernetes, EnsureVolume).
+func kubeVolumePath(s *server, app, name string) string {
+	return filepath.Join(s.shared, s.prefix+"-"+app, name)
+}
+
+// singletonWatch records the pods of one service of an app on a kubernetes
+// server's cluster, from the cluster's own watch: every pod created while
+// another of the service still existed (pending, running or terminating)
+// is an overlap, which a singleton must never have.
+type singletonWatch struct {
+	stopCh chan struct{}
+	mu     sync.Mutex
+	live   map[string]bool
+	seen   map[string]bool
+	over   []string
+}
+
+func watchSingleton(t testing.TB, s *server, app, svc string) *singletonWatch {
+	t.Helper()
+	w := &singletonWatch{stopCh: make(chan struct{}), live: map[string]bool{}, seen: map[string]bool{}}
+	f := informers.NewSharedInformerFactoryWithOptions(s.kube.Client, 0,
+		informers.WithNamespace(s.prefix+"-"+app),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = "moorage.app=" + app + ",moorage.service=" + svc
+		}))
+	inf := f.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			p, ok := obj.(*corev1.Pod)
+			if !ok {
+				return
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if len(w.live) > 0 && !w.seen[p.Name] {
+				var others []string
+				for n := range w.live {
+					others = append(others, n)
+				}
+				w.over = append(w.over, fmt.Sprintf("%s created while %s existed", p.Name, strings.Join(others, ", ")))
+			}
+			w.live[p.Name], w.seen[p.Name] = true, true
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				w.mu.Lock()
+				delete(w.live, p.Name)
+				w.mu.Unlock()
+			}
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.Start(w.stopCh)
+	if !cache.WaitForCacheSync(w.stopCh, inf.HasSynced) {
+		t.Fatal("the pod watch never synced")
+	}
+	t.Cleanup(w.stop)
+	return w
+}
+
+func (w *singletonWatch) stop() {
+	select {
+	case <-w.stopCh:
+	default:
+		close(w.stopCh)
+	}
+}
+
+// result stops the watch and returns how many pods it saw and the
+// overlaps.
+func (w *singletonWatch) result() (pods int, overlaps []string) {
+	w.stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen), append([]string(nil), w.over...)
+}
