@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,19 @@ func (w *singletonWatch) result() (pods int, overlaps []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.seen), append([]string(nil), w.over...)
+}
+
+// kubeJobs lists the Jobs of app on a kubernetes server's cluster that
+// match the label selector sel.
+func kubeJobs(s *server, app, sel string) []string {
+	s.t.Helper()
+	js, err := s.kube.Client.BatchV1().Jobs(s.prefix+"-"+app).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		s.t.Fatalf("list jobs: %v", err)
+	}
+	var names []string
+	for _, j := range js.Items {
+		names = append(names, j.Name)
+	}
+	return names
 }

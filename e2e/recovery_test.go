@@ -78,7 +78,7 @@ func testSIGKILLMidStep(t *testing.T, rt string) {
 		{failpoint: "after:start", recover: "during:recover:drain"},
 		{failpoint: "commit:cutover", committed: true, recover: "during:recover:singleton"},
 	}
-	if rt == "docker" {
+	if rt == "docker" || rt == "kubernetes" {
 		points = only(points, "during:release", "during:start", "commit:cutover")
 	}
 	killAtEach(t, rt, points, false)
@@ -245,6 +245,12 @@ func checkConsistent(t *testing.T, s *server, app string) {
 			}
 			if ids != "" {
 				return fmt.Errorf("task containers left behind: %s", strings.Join(strings.Fields(ids), " "))
+			}
+		}
+		// Nor does the kubernetes runtime list its Jobs: ask the cluster.
+		if s.runtime == "kubernetes" {
+			if jobs := kubeJobs(s, app, "moorage.kind=task"); len(jobs) > 0 {
+				return fmt.Errorf("task Jobs left behind: %s", strings.Join(jobs, " "))
 			}
 		}
 		return nil

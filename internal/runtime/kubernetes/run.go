@@ -145,6 +145,31 @@ func (r *Runtime) clearJobs(ctx context.Context, ns, name string) error {
 	}
 }
 
+// removeLeftJobs deletes the one-offs (release tasks, checks, `moorage
+// run`) that an earlier server of this prefix left in the cluster, and
+// waits until their pods are gone, as the docker runtime removes the
+// one-off containers it finds at its start. Nothing waits for them any
+// more, and a release task must never run beside the next one: a
+// migration a killed server had started is ended (its pod gets the stop
+// signal and its grace period) before the engine's recovery, or the next
+// deploy, runs anything. The cluster is asked, not moorage's own lock or
+// records, so a Job is found whatever the server remembers.
+func (r *Runtime) removeLeftJobs(ctx context.Context) error {
+	js, err := r.cs.BatchV1().Jobs("").List(ctx, metav1.ListOptions{LabelSelector: r.ownSelector() + "," + LabelKind + "=" + KindTask})
+	if err != nil {
+		return fmt.Errorf("kubernetes runtime: list one-offs left by an earlier server: %w", err)
+	}
+	for _, j := range js.Items {
+		if jobOver(&j) == "" {
+			r.log.Warn("removing a one-off left running by a previous server", "job", j.Namespace+"/"+j.Name)
+		}
+		if err := r.deleteJob(ctx, j.Namespace, j.Name); err != nil {
+			return fmt.Errorf("kubernetes runtime: remove the one-off %s/%s left by an earlier server: %w", j.Namespace, j.Name, err)
+		}
+	}
+	return nil
+}
+
 // jobOver is the type of a Job's final condition, "" while it runs.
 func jobOver(j *batchv1.Job) batchv1.JobConditionType {
 	for _, c := range j.Status.Conditions {

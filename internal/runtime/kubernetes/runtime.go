@@ -197,6 +197,10 @@ func New(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 		nsDone: map[string]bool{}, copiers: map[string]*copier{},
 	}
 	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
+	if err := r.removeLeftJobs(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
 	ins, err := r.List(ctx, runtime.Filter{})
 	if err != nil {
 		r.Close()
