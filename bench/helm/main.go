@@ -45,6 +45,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,6 +71,7 @@ type config struct {
 	helmBin    string
 	moorageBin string
 	keep       bool
+	wait       time.Duration
 }
 
 func main() {
@@ -79,6 +81,7 @@ func main() {
 	flag.StringVar(&c.helmBin, "helm", "", "use this helm binary instead of ~/.cache/moorage-helm/bin/helm (installed there when missing)")
 	flag.StringVar(&c.moorageBin, "moorage", "", "use this moorage binary instead of building one")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory")
+	flag.DurationVar(&c.wait, "cluster-wait", 15*time.Minute, "how long to wait for another kubetest cluster on this machine to stop (one runs at a time)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	start := time.Now()
@@ -421,8 +424,11 @@ func run(c config) (*result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubetest binaries: %w", err)
 	}
+	if err := waitClusterLock(ctx, c.wait); err != nil {
+		return nil, err
+	}
 	log.Printf("starting the cluster…")
-	sctx, scancel := context.WithTimeout(ctx, 5*time.Minute)
+	sctx, scancel := context.WithTimeout(ctx, c.wait+5*time.Minute)
 	k, err := kubetest.StartCluster(sctx, binDir, log.Printf)
 	scancel()
 	if k != nil {
@@ -452,6 +458,32 @@ func run(c config) (*result, error) {
 	return r, nil
 }
 
+// waitClusterLock waits, in the kernel rather than by polling, until no
+// other kubetest cluster runs on this machine (kubetest's lock), then
+// lets it go for StartCluster to take at once: the e2e tests poll the lock
+// twice a second, so a polling benchmark would wait behind all of them.
+func waitClusterLock(ctx context.Context, wait time.Duration) error {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "moorage-kubetest.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		return f.Close()
+	}
+	log.Printf("waiting up to %s for another kubetest cluster on this machine to stop…", wait)
+	done := make(chan error, 1)
+	go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+	select {
+	case err := <-done:
+		f.Close()
+		return err
+	case <-time.After(wait):
+		return fmt.Errorf("another kubetest cluster still runs on this machine after %s (-cluster-wait)", wait)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // ensureHelm returns a helm binary: -helm, or the cached one, installed
 // with `go install` from the module proxy when missing.
 func ensureHelm(ctx context.Context, given string) (string, error) {
@@ -464,7 +496,9 @@ func ensureHelm(ctx context.Context, given string) (string, error) {
 	}
 	gobin := filepath.Join(home, ".cache", "moorage-helm", "bin")
 	helm := filepath.Join(gobin, "helm")
-	if out, err := exec.CommandContext(ctx, helm, "version", "--short").Output(); err == nil && strings.HasPrefix(string(out), helmVersion) {
+	// `go install` does not stamp helm's own version (it says "v4.3"):
+	// the module's is in the binary's build info.
+	if out, err := exec.CommandContext(ctx, "go", "version", "-m", helm).Output(); err == nil && strings.Contains(string(out), "helm.sh/helm/v4\t"+helmVersion) {
 		return helm, nil
 	}
 	log.Printf("installing helm %s into %s (go install, once)…", helmVersion, gobin)
@@ -588,14 +622,14 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	upgrade := func(tag string, extra ...string) (string, error) {
+	upgrade := func(timeout time.Duration, tag string, extra ...string) (string, error) {
 		args := append([]string{"upgrade", "--install", "--create-namespace", helmRel, chart, "--wait",
 			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "dataDir=" + data,
 			"--set", "message=" + tag}, extra...)
-		return helm(90*time.Second, args...)
+		return helm(timeout, args...)
 	}
 	log.Printf("helm: install")
-	if out, err := upgrade("0"); err != nil {
+	if out, err := upgrade(90*time.Second, "0"); err != nil {
 		return fmt.Errorf("install: %w\n%s", err, out)
 	}
 	if err := w.settle(ctx, s, want); err != nil {
@@ -607,7 +641,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	for i := 1; i <= c.upgrades; i++ {
 		log.Printf("helm: upgrade %d", i)
 		t0 := time.Now()
-		if out, err := upgrade(fmt.Sprint(i)); err != nil {
+		if out, err := upgrade(90*time.Second, fmt.Sprint(i)); err != nil {
 			return fmt.Errorf("upgrade %d: %w\n%s", i, err, out)
 		}
 		r.helm.upgradeTime = append(r.helm.upgradeTime, time.Since(t0))
@@ -628,7 +662,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	log.Printf("helm: c. an upgrade whose migration fails")
 	t0 := time.Now()
 	failTag := fmt.Sprint(c.upgrades + 1)
-	out, err := upgrade(failTag, "--set", "env.HELLO_MIGRATE_FAIL=1")
+	out, err := upgrade(90*time.Second, failTag, "--set", "env.HELLO_MIGRATE_FAIL=1")
 	r.helm.failExit = "`helm upgrade --wait` " + exitText(err, out)
 	time.Sleep(5 * time.Second)
 	r.helm.failNewPods = len(w.list(s, func(p *podRec) bool { return !s.isTask(p) && p.added.After(t0) }))
@@ -646,7 +680,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 		return err
 	}
 	t0 = time.Now()
-	out, err = upgrade("m3", "--rollback-on-failure", "--timeout", "45s", "--set", "env.HELLO_UNHEALTHY=1")
+	out, err = upgrade(45*time.Second, "m3", "--rollback-on-failure", "--set", "env.HELLO_UNHEALTHY=1")
 	r.helm.rbExit = "`helm upgrade --wait --rollback-on-failure` " + exitText(err, out)
 	if err := w.settle(ctx, s, want); err != nil {
 		r.notes = append(r.notes, "Helm d: pods did not settle: "+err.Error())
