@@ -63,6 +63,9 @@ const (
 	helmVersion = "v4.3.2"
 	helmNS      = "helm-bench"
 	helmRel     = "hello"
+	// helmDefaultTimeout is helm's own --timeout: upgrades run without
+	// the flag.
+	helmDefaultTimeout = 5 * time.Minute
 )
 
 type config struct {
@@ -564,7 +567,7 @@ func schemaVersion(path string) string {
 	return fmt.Sprintf("version %d", s.Version)
 }
 
-func firstLine(s string) string {
+func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndex(s, "\n"); i >= 0 {
 		s = s[i+1:]
@@ -579,7 +582,7 @@ func exitText(err error, out string) string {
 	if err == nil {
 		return "exit 0"
 	}
-	return fmt.Sprintf("failed (%s)", strings.ReplaceAll(firstLine(out), "|", "/"))
+	return fmt.Sprintf("failed (%s)", strings.ReplaceAll(lastLine(out), "|", "/"))
 }
 
 // ---- Helm ----
@@ -618,6 +621,9 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 		hctx, cancel := context.WithTimeout(ctx, timeout+time.Minute)
 		defer cancel()
 		args = append(args, "--kubeconfig", k.Kubeconfig, "--kube-context", "kubetest", "-n", helmNS, "--timeout", timeout.String())
+		if timeout == helmDefaultTimeout {
+			args = args[:len(args)-2] // as people run it
+		}
 		cmd := exec.CommandContext(hctx, helmBin, args...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -629,7 +635,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 		return helm(timeout, args...)
 	}
 	log.Printf("helm: install")
-	if out, err := upgrade(90*time.Second, "0"); err != nil {
+	if out, err := upgrade(helmDefaultTimeout, "0"); err != nil {
 		return fmt.Errorf("install: %w\n%s", err, out)
 	}
 	if err := w.settle(ctx, s, want); err != nil {
@@ -641,7 +647,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	for i := 1; i <= c.upgrades; i++ {
 		log.Printf("helm: upgrade %d", i)
 		t0 := time.Now()
-		if out, err := upgrade(90*time.Second, fmt.Sprint(i)); err != nil {
+		if out, err := upgrade(helmDefaultTimeout, fmt.Sprint(i)); err != nil {
 			return fmt.Errorf("upgrade %d: %w\n%s", i, err, out)
 		}
 		r.helm.upgradeTime = append(r.helm.upgradeTime, time.Since(t0))
@@ -662,7 +668,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	log.Printf("helm: c. an upgrade whose migration fails")
 	t0 := time.Now()
 	failTag := fmt.Sprint(c.upgrades + 1)
-	out, err := upgrade(90*time.Second, failTag, "--set", "env.HELLO_MIGRATE_FAIL=1")
+	out, err := upgrade(helmDefaultTimeout, failTag, "--set", "env.HELLO_MIGRATE_FAIL=1")
 	r.helm.failExit = "`helm upgrade --wait` " + exitText(err, out)
 	time.Sleep(5 * time.Second)
 	r.helm.failNewPods = len(w.list(s, func(p *podRec) bool { return !s.isTask(p) && p.added.After(t0) }))
@@ -680,7 +686,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 		return err
 	}
 	t0 = time.Now()
-	out, err = upgrade(45*time.Second, "m3", "--rollback-on-failure", "--set", "env.HELLO_UNHEALTHY=1")
+	out, err = upgrade(time.Minute, "m3", "--rollback-on-failure", "--set", "env.HELLO_UNHEALTHY=1")
 	r.helm.rbExit = "`helm upgrade --wait --rollback-on-failure` " + exitText(err, out)
 	if err := w.settle(ctx, s, want); err != nil {
 		r.notes = append(r.notes, "Helm d: pods did not settle: "+err.Error())
@@ -693,7 +699,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 		h := fmt.Sprintf("%s hook, image %s", p.labels["app.kubernetes.io/component"], strings.TrimPrefix(p.image, k.Registry+"/"))
 		if p.labels["app.kubernetes.io/component"] == "pre-rollback" {
 			if logs, err := k.Client.CoreV1().Pods(helmNS).GetLogs(p.name, &corev1.PodLogOptions{}).DoRaw(ctx); err == nil {
-				h += fmt.Sprintf(" (it printed %q)", firstLine(string(logs)))
+				h += fmt.Sprintf(" (it printed %q)", lastLine(string(logs)))
 			}
 		}
 		hooks = append(hooks, h)
@@ -730,7 +736,7 @@ func statusLine(out string) string {
 		}
 	}
 	// history: the last line
-	return strings.Join(strings.Fields(firstLine(out)), " ")
+	return strings.Join(strings.Fields(lastLine(out)), " ")
 }
 
 // ---- moorage ----
@@ -790,7 +796,7 @@ func runMoorage(ctx context.Context, c config, r *result, w *watch, k *kubetest.
 				return fmt.Sprintf("GET / %d from %s", res.StatusCode, f)
 			}
 		}
-		return fmt.Sprintf("GET / %d: %s", res.StatusCode, firstLine(b.String()))
+		return fmt.Sprintf("GET / %d: %s", res.StatusCode, lastLine(b.String()))
 	}
 	want := map[string]int{"web": 2, "worker": 1, "scheduler": 1}
 	log.Printf("moorage: first deploy")
