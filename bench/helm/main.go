@@ -75,6 +75,7 @@ type config struct {
 	moorageBin string
 	keep       bool
 	wait       time.Duration
+	sharedLock bool
 }
 
 func main() {
@@ -84,6 +85,7 @@ func main() {
 	flag.StringVar(&c.helmBin, "helm", "", "use this helm binary instead of ~/.cache/moorage-helm/bin/helm (installed there when missing)")
 	flag.StringVar(&c.moorageBin, "moorage", "", "use this moorage binary instead of building one")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory")
+	flag.BoolVar(&c.sharedLock, "beat-shared-lock", false, "give the chart's beat pods the whole shared data directory, so the example's own scheduler lock is shared (the new beat then exits while the old holds it, and the upgrade waits out helm's timeout)")
 	flag.DurationVar(&c.wait, "cluster-wait", 15*time.Minute, "how long to wait for another kubetest cluster on this machine to stop (one runs at a time)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -597,8 +599,13 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	if err := os.MkdirAll(data, 0o777); err != nil {
 		return err
 	}
-	if err := os.Chmod(data, 0o777); err != nil {
+	if err := os.MkdirAll(filepath.Join(data, "queue"), 0o777); err != nil {
 		return err
+	}
+	for _, d := range []string{data, filepath.Join(data, "queue")} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			return err
+		}
 	}
 	repo := k.Registry + "/helm-hello"
 	log.Printf("helm: building and pushing %d images to %s…", c.upgrades+3, repo)
@@ -631,7 +638,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	upgrade := func(timeout time.Duration, tag string, extra ...string) (string, error) {
 		args := append([]string{"upgrade", "--install", "--create-namespace", helmRel, chart, "--wait",
 			"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "dataDir=" + data,
-			"--set", "message=" + tag}, extra...)
+			"--set", "message=" + tag, "--set", fmt.Sprintf("beat.sharedLock=%t", c.sharedLock)}, extra...)
 		return helm(timeout, args...)
 	}
 	log.Printf("helm: install")

@@ -3,6 +3,9 @@
   value: "r{{ .Release.Revision }}"
 - name: MOORAGE_VOLUME_DATA
   value: /app/data
+- name: MOORAGE_INSTANCE
+  valueFrom:
+    fieldRef: {fieldPath: metadata.name}
 {{- range $k, $v := .Values.env }}
 - name: {{ $k }}
   value: {{ $v | quote }}
@@ -45,7 +48,19 @@ spec:
         periodSeconds: 1
       {{- end }}
       volumeMounts:
+      {{- if and (eq .component "beat") (not .root.Values.beat.sharedLock) }}
+        # celery beat keeps no lock shared between pods: the scheduler's
+        # lock file ($DATA/scheduler.lock) is the pod's own here, its jobs
+        # go to the shared queue.
+        - {name: beat-local, mountPath: /app/data}
+        - {name: data, mountPath: /app/data/queue, subPath: queue}
+      {{- else }}
         - {name: data, mountPath: /app/data}
+      {{- end }}
   volumes:
     {{- include "hello.volume" .root | nindent 4 }}
+    {{- if eq .component "beat" }}
+    - name: beat-local
+      emptyDir: {}
+    {{- end }}
 {{- end -}}
