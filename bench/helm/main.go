@@ -241,6 +241,29 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
+// during says, per service, how many pods matching isNew were created in
+// [from, to] (and how many of those became Ready), and how many pods that
+// existed before from were gone by to.
+func (w *watch) during(s side, from, to time.Time, isNew func(p *podRec) bool) string {
+	var parts []string
+	for _, svc := range []string{s.web, s.worker, s.beat} {
+		var created, ready, stopped int
+		for _, p := range w.list(s, func(p *podRec) bool { return p.labels[s.svcLabel] == svc && !s.isTask(p) }) {
+			if !p.added.Before(from) && !p.added.After(to) && isNew(&p) {
+				created++
+				if !p.ready.IsZero() && !p.ready.After(to) {
+					ready++
+				}
+			}
+			if p.added.Before(from) && !p.deleted.IsZero() && p.deleted.After(from) && !p.deleted.After(to) {
+				stopped++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %d (%d) / %d", svc, created, ready, stopped))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // switchWindow is, for the upgrade from release oldRel to newRel, the time
 // from the first new web pod Ready to the last old worker pod gone; ok is
 // false when a pod it needs was not seen.
@@ -319,6 +342,7 @@ type sideResult struct {
 	failLeft       string // c: what else is left
 	rbExit         string // d
 	rbNewPods      int    // d: new-release service pods created
+	rbPods         string // d: per service: new pods created (Ready), old pods stopped
 	rbHook         string // d: what the rollback ran
 	rbSchema       string // d: schema afterwards
 	rbServing      string // d
@@ -348,6 +372,7 @@ func (r *result) markdown(c config, wall time.Duration) string {
 	fmt.Fprintf(&b, "| c. also left | %s | %s | |\n", h.failLeft, m.failLeft)
 	fmt.Fprintf(&b, "| d. migration 003 applied, then web never healthy: the command | %s | %s | |\n", h.rbExit, m.rbExit)
 	fmt.Fprintf(&b, "| d. pods of the new release's services created | %d | %d | |\n", h.rbNewPods, m.rbNewPods)
+	fmt.Fprintf(&b, "| d. per service, until the command returned: new pods created (of them Ready) / old pods stopped | %s | %s | |\n", h.rbPods, m.rbPods)
 	fmt.Fprintf(&b, "| d. what the rollback ran | %s | %s | |\n", h.rbHook, m.rbHook)
 	fmt.Fprintf(&b, "| d. schema afterwards (running code knows up to 002) | %s | %s | |\n", h.rbSchema, m.rbSchema)
 	fmt.Fprintf(&b, "| d. serving afterwards | %s | %s | |\n", h.rbServing, m.rbServing)
@@ -627,9 +652,9 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	helm := func(timeout time.Duration, args ...string) (string, error) {
 		hctx, cancel := context.WithTimeout(ctx, timeout+time.Minute)
 		defer cancel()
-		args = append(args, "--kubeconfig", k.Kubeconfig, "--kube-context", "kubetest", "-n", helmNS, "--timeout", timeout.String())
-		if timeout == helmDefaultTimeout {
-			args = args[:len(args)-2] // as people run it
+		args = append(args, "--kubeconfig", k.Kubeconfig, "--kube-context", "kubetest", "-n", helmNS)
+		if args[0] == "upgrade" && timeout != helmDefaultTimeout {
+			args = append(args, "--timeout", timeout.String()) // else as people run it
 		}
 		cmd := exec.CommandContext(hctx, helmBin, args...)
 		out, err := cmd.CombinedOutput()
@@ -695,6 +720,7 @@ func runHelm(ctx context.Context, c config, r *result, w *watch, k *kubetest.Clu
 	t0 = time.Now()
 	out, err = upgrade(time.Minute, "m3", "--rollback-on-failure", "--set", "env.HELLO_UNHEALTHY=1")
 	r.helm.rbExit = "`helm upgrade --wait --rollback-on-failure` " + exitText(err, out)
+	r.helm.rbPods = w.during(s, t0, time.Now(), func(p *podRec) bool { return p.image == repo+":m3" })
 	if err := w.settle(ctx, s, want); err != nil {
 		r.notes = append(r.notes, "Helm d: pods did not settle: "+err.Error())
 	}
@@ -853,6 +879,7 @@ func runMoorage(ctx context.Context, c config, r *result, w *watch, k *kubetest.
 	t0 = time.Now()
 	out, err = deploy("moorage m3", "HELLO_UNHEALTHY: \"1\"")
 	r.moorage.rbExit = "`moorage deploy` " + exitText(err, out)
+	r.moorage.rbPods = w.during(s, t0, time.Now(), func(p *podRec) bool { return true })
 	time.Sleep(5 * time.Second)
 	var ran []string
 	for _, p := range w.list(s, func(p *podRec) bool { return p.added.After(t0) }) {
