@@ -242,24 +242,33 @@ func later(a, b time.Time) time.Time {
 }
 
 // during says, per service, how many pods matching isNew were created in
-// [from, to] (and how many of those became Ready), and how many pods that
-// existed before from were gone by to.
+// [from, to] by release (and how many of those became Ready by to), and
+// how many pods that existed before from were gone by to.
 func (w *watch) during(s side, from, to time.Time, isNew func(p *podRec) bool) string {
 	var parts []string
 	for _, svc := range []string{s.web, s.worker, s.beat} {
-		var created, ready, stopped int
+		created, ready := map[string]int{}, map[string]int{}
+		stopped := 0
 		for _, p := range w.list(s, func(p *podRec) bool { return p.labels[s.svcLabel] == svc && !s.isTask(p) }) {
 			if !p.added.Before(from) && !p.added.After(to) && isNew(&p) {
-				created++
+				created[p.labels[s.relLabel]]++
 				if !p.ready.IsZero() && !p.ready.After(to) {
-					ready++
+					ready[p.labels[s.relLabel]]++
 				}
 			}
 			if p.added.Before(from) && !p.deleted.IsZero() && p.deleted.After(from) && !p.deleted.After(to) {
 				stopped++
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s %d (%d) / %d", svc, created, ready, stopped))
+		var rels []string
+		for rel, n := range created {
+			rels = append(rels, fmt.Sprintf("%d of %s (%d)", n, rel, ready[rel]))
+		}
+		sort.Strings(rels)
+		if len(rels) == 0 {
+			rels = []string{"0"}
+		}
+		parts = append(parts, fmt.Sprintf("%s %s / %d", svc, strings.Join(rels, " + "), stopped))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -372,7 +381,7 @@ func (r *result) markdown(c config, wall time.Duration) string {
 	fmt.Fprintf(&b, "| c. also left | %s | %s | |\n", h.failLeft, m.failLeft)
 	fmt.Fprintf(&b, "| d. migration 003 applied, then web never healthy: the command | %s | %s | |\n", h.rbExit, m.rbExit)
 	fmt.Fprintf(&b, "| d. pods of the new release's services created | %d | %d | |\n", h.rbNewPods, m.rbNewPods)
-	fmt.Fprintf(&b, "| d. per service, until the command returned: new pods created (of them Ready) / old pods stopped | %s | %s | |\n", h.rbPods, m.rbPods)
+	fmt.Fprintf(&b, "| d. per service, until the command returned: pods created, by release (of them Ready) / old pods stopped | %s | %s | |\n", h.rbPods, m.rbPods)
 	fmt.Fprintf(&b, "| d. what the rollback ran | %s | %s | |\n", h.rbHook, m.rbHook)
 	fmt.Fprintf(&b, "| d. schema afterwards (running code knows up to 002) | %s | %s | |\n", h.rbSchema, m.rbSchema)
 	fmt.Fprintf(&b, "| d. serving afterwards | %s | %s | |\n", h.rbServing, m.rbServing)
@@ -879,7 +888,7 @@ func runMoorage(ctx context.Context, c config, r *result, w *watch, k *kubetest.
 	t0 = time.Now()
 	out, err = deploy("moorage m3", "HELLO_UNHEALTHY: \"1\"")
 	r.moorage.rbExit = "`moorage deploy` " + exitText(err, out)
-	r.moorage.rbPods = w.during(s, t0, time.Now(), func(p *podRec) bool { return true })
+	r.moorage.rbPods = w.during(s, t0, time.Now(), func(*podRec) bool { return true })
 	time.Sleep(5 * time.Second)
 	var ran []string
 	for _, p := range w.list(s, func(p *podRec) bool { return p.added.After(t0) }) {
@@ -887,7 +896,9 @@ func runMoorage(ctx context.Context, c config, r *result, w *watch, k *kubetest.
 			ran = append(ran, fmt.Sprintf("%s %s (%s)", p.labels["moorage.kind"], p.labels["moorage.service"], p.labels["moorage.release"]))
 			continue
 		}
-		r.moorage.rbNewPods++
+		if p.labels["moorage.release"] != "" && strings.Contains(out, "hello "+p.labels["moorage.release"]+":") {
+			r.moorage.rbNewPods++ // of the failed release (its output names it: "deploy hello v8: …")
+		}
 	}
 	r.moorage.rbHook = "no rollback step (nothing was switched); pods that ran: " + strings.Join(ran, ", ")
 	r.moorage.rbSchema = schemaVersion(filepath.Join(vols, ns, "data", "schema.json"))
