@@ -345,17 +345,16 @@ type sideResult struct {
 	switches    []time.Duration
 	upgradeTime []time.Duration
 
-	failExit       string // c: how the upgrade/deploy ended
-	failNewPods    int    // c: pods of the new release's services created (not the migration's)
-	failServing    string // c: what serves afterwards
-	failLeft       string // c: what else is left
-	rbExit         string // d
-	rbNewPods      int    // d: new-release service pods created
-	rbPods         string // d: per service: new pods created (Ready), old pods stopped
-	rbHook         string // d: what the rollback ran
-	rbSchema       string // d: schema afterwards
-	rbServing      string // d
-	imagesKnowUpTo string
+	failExit    string // c: how the upgrade/deploy ended
+	failNewPods int    // c: pods of the new release's services created (not the migration's)
+	failServing string // c: what serves afterwards
+	failLeft    string // c: what else is left
+	rbExit      string // d
+	rbNewPods   int    // d: new-release service pods created
+	rbPods      string // d: per service: new pods created (Ready), old pods stopped
+	rbHook      string // d: what the rollback ran
+	rbSchema    string // d: schema afterwards
+	rbServing   string // d
 }
 
 type result struct {
