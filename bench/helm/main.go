@@ -19,8 +19,14 @@
 //
 // Run as root (the cluster's kubelet and containerd), from the repository:
 //
-//	go run ./bench/helm                # 3 upgrades each
+//	go run ./bench/helm                    # 3 upgrades each
 //	go run ./bench/helm -upgrades 5
+//	go run ./bench/helm -beat-shared-lock  # the example's scheduler lock shared by the beat pods
+//
+// The chart gives each beat pod a lock file of its own, as celery beat
+// keeps none between pods; with -beat-shared-lock the new beat pod exits
+// while the old one holds the lock and the first upgrade fails after
+// Helm's timeout (5m), which ends the bench.
 //
 // Helm itself (helm.sh/helm/v4 v4.3.2) is installed from the Go module
 // proxy into ~/.cache/moorage-helm/bin on the first run (`go install`), or
