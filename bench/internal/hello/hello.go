@@ -129,6 +129,7 @@ type Server struct {
 	Addr    string   // the proxy's plain HTTP address
 	DataDir string   // under the directory Start was given
 	Env     []string // the environment of a client of this server
+	Prefix  string   // its --docker-prefix (a kubernetes server's namespaces are PREFIX-APP)
 	cmd     *exec.Cmd
 	exited  <-chan struct{} // closed once the server process has exited
 	log     *os.File
@@ -138,8 +139,8 @@ type Server struct {
 var errGaveUp = errors.New("gave up")
 
 // Start starts bin's server with its data dir and log under dir, and
-// waits until it answers.
-func Start(bin, dir string) (*Server, error) {
+// waits until it answers; extra are more server flags.
+func Start(bin, dir string, extra ...string) (*Server, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -150,8 +151,8 @@ func Start(bin, dir string) (*Server, error) {
 	}
 	// Its own docker prefix: containers of another server on the same
 	// engine (another benchmark, a test) are never its to touch.
-	prefix := fmt.Sprintf("mb%x", time.Now().UnixNano()&0xffffff)
-	s.cmd = exec.Command(bin, "server", "--data-dir", s.DataDir, "--http", addr, "--https", "off", "--log-level", "info", "--docker-prefix", prefix)
+	s.Prefix = fmt.Sprintf("mb%x", time.Now().UnixNano()&0xffffff)
+	s.cmd = exec.Command(bin, append([]string{"server", "--data-dir", s.DataDir, "--http", addr, "--https", "off", "--log-level", "info", "--docker-prefix", s.Prefix}, extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		s.log.Close()
