@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 package kubernetes
 
 import (
@@ -75,7 +73,7 @@ deploy:
 func TestKubernetesManifestsOnACluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := kubetest.Start(ctx, t)
+	c := kubetest.Shared(t)
 	if err := c.LoadImage(ctx, "moorage.test/kman:1", []kubetest.ImageFile{
 		{Path: "/bin/busybox", Source: "/bin/busybox", Mode: 0o755},
 	}, kubetest.ImageConfig{}); err != nil {

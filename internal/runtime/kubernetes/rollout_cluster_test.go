@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 package kubernetes
 
 import (
@@ -25,7 +23,7 @@ import (
 func TestKubernetesDeploymentRolloutOnACluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := kubetest.Start(ctx, t)
+	c := kubetest.Shared(t)
 	const image = "moorage.test/busybox:1"
 	if err := c.LoadImage(ctx, image, []kubetest.ImageFile{
 		{Path: "/bin/busybox", Source: "/bin/busybox", Mode: 0o755},

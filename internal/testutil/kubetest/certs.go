@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 package kubetest
 
 import (

@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 // Package kubetest starts a real single-node Kubernetes cluster on this
 // machine for tests: etcd, kube-apiserver, kube-controller-manager and
 // kube-scheduler on loopback with certificates made at start, and a kubelet
@@ -196,10 +194,12 @@ func StartCluster(ctx context.Context, binDir string, logf func(string, ...any))
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		logf("kubetest: waiting for another cluster on this machine to stop (lock %s)", lock.Name())
+		waited := time.Now()
 		if err := flockCtx(ctx, lock); err != nil {
 			lock.Close()
 			return nil, err
 		}
+		logf("kubetest: got the lock after %s", time.Since(waited).Round(time.Millisecond))
 	}
 	start := time.Now()
 	if err := cleanup(dir); err != nil {
