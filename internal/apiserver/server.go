@@ -64,6 +64,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/apps/{app}", s.status)
 	mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
 	mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
+	mux.HandleFunc("GET /v1/apps/{app}/export/kubernetes", s.exportKubernetes)
 	mux.HandleFunc("GET /v1/apps/{app}/deploys", s.deploys)
 	mux.HandleFunc("GET /v1/apps/{app}/deploys/{id}", s.deployOne)
 	mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)

@@ -99,7 +99,7 @@ Run 'moorage up' in an app directory to try it, or 'moorage server' on a host an
 	root.PersistentFlags().StringVarP(&g.app, "app", "a", "", "app name (default: the app of ./moorage.yaml)")
 	root.AddCommand(
 		newServerCmd(g), newUpCmd(g), newInitCmd(g), newDeployCmd(g), newRollbackCmd(g),
-		newReleasesCmd(g), newDeploysCmd(g), newPsCmd(g), newLogsCmd(g), newVersionCmd(g), newAppsCmd(g),
+		newReleasesCmd(g), newExportCmd(g), newDeploysCmd(g), newPsCmd(g), newLogsCmd(g), newVersionCmd(g), newAppsCmd(g),
 		newConfigCmd(g), newScaleCmd(g), newRunCmd(g), newBackupCmd(g),
 		newPruneCmd(g), newAccessoryCmd(g), newMaintenanceCmd(g), newCertsCmd(g), newVolumeCmd(g),
 		newDialStdioCmd(g), newDashboardCmd(g),

@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 package kubernetes
 
 import (
@@ -73,9 +71,9 @@ deploy:
 // the first release's ConfigMap refuses a change; applying a Job again
 // does not run its task again.
 func TestKubernetesManifestsOnACluster(t *testing.T) {
+	c := kubetest.Shared(t) // may wait for the build or another cluster first
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := kubetest.Start(ctx, t)
 	if err := c.LoadImage(ctx, "moorage.test/kman:1", []kubetest.ImageFile{
 		{Path: "/bin/busybox", Source: "/bin/busybox", Mode: 0o755},
 	}, kubetest.ImageConfig{}); err != nil {

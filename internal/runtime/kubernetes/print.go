@@ -17,8 +17,9 @@ const Redacted = "<redacted>"
 
 // PrintOptions say how Print prints.
 type PrintOptions struct {
-	// ShowSecrets prints the Secrets' values (`moorage export kubernetes
-	// --show-secrets`). Without it they are redacted.
+	// ShowSecrets prints the Secrets' values, for a caller that holds
+	// them (`moorage export kubernetes` never does: its server sends the
+	// secrets' keys alone). Without it they are redacted.
 	ShowSecrets bool
 }
 
@@ -58,7 +59,7 @@ func (o *Objects) Print(opts PrintOptions) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			fmt.Fprintf(&b, "# Secret %s: values redacted (export with --show-secrets to print them).\n", s.Name)
+			fmt.Fprintf(&b, "# Secret %s: values redacted (moorage export never prints them).\n", s.Name)
 			fmt.Fprintf(&b, "# Create it with its real values before the pods that read it can start:\n")
 			fmt.Fprintf(&b, "#   kubectl create secret generic %s", s.Name)
 			if s.Namespace != "" {

@@ -1,5 +1,3 @@
-//go:build kubefixture
-
 package kubernetes
 
 import (
@@ -23,9 +21,9 @@ import (
 // command is not in the image) is judged failed once its
 // progressDeadlineSeconds passes, and progressing before.
 func TestKubernetesDeploymentRolloutOnACluster(t *testing.T) {
+	c := kubetest.Shared(t) // may wait for the build or another cluster first
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := kubetest.Start(ctx, t)
 	const image = "moorage.test/busybox:1"
 	if err := c.LoadImage(ctx, image, []kubetest.ImageFile{
 		{Path: "/bin/busybox", Source: "/bin/busybox", Mode: 0o755},

@@ -57,7 +57,7 @@ func rtRequireDocker(t *testing.T) {
 func TestKubernetesRuntimeConformance(t *testing.T) {
 	rtRequireDocker(t)
 	ctx := context.Background()
-	c := kubetest.Start(ctx, t)
+	c := kubetest.Shared(t) // the package's one cluster (cluster_test.go)
 	if c.Registry == "" {
 		t.Fatal("the cluster has no registry: install docker-registry (scripts/test-deps)")
 	}

@@ -27,12 +27,15 @@ import (
 // and Jobs with backoffLimit 0 run to success and to failure, with their
 // logs and exit codes read back through the API.
 func TestKubernetesClusterRunsRealContainers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
 	testStart := time.Now()
 	// Cleanups run last first: this one checks what Stop left.
 	t.Cleanup(func() { checkNoLeftovers(t) })
-	c := Start(ctx, t)
+	// The deadline starts once the cluster is up: Start may wait for the
+	// build (make test starts it in the background) or another cluster
+	// first, bounded by go test's -timeout.
+	c := Start(context.Background(), t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
 	t.Logf("cluster started in %s", c.StartTime.Round(time.Millisecond))
 
 	const image = "moorage.test/busybox:1"
@@ -276,11 +279,13 @@ func TestKubernetesFixtureCleansUpAfterAKilledRun(t *testing.T) {
 		}
 		t.Skipf("no Kubernetes cluster here: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	if _, err := Binaries(context.WithoutCancel(ctx), t.Logf); err != nil {
+	// The build (make test starts it in the background) is waited for
+	// before the deadline starts.
+	if _, err := Binaries(context.Background(), t.Logf); err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
 
 	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestKubernetesFixtureCleansUpAfterAKilledRun$", "-test.v")
 	child.Env = append(os.Environ(), "KUBETEST_KILLED_CHILD=1")

@@ -199,10 +199,12 @@ func StartCluster(ctx context.Context, binDir string, logf func(string, ...any))
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		logf("kubetest: waiting for another cluster on this machine to stop (lock %s)", lock.Name())
+		waited := time.Now()
 		if err := flockCtx(ctx, lock); err != nil {
 			lock.Close()
 			return nil, err
 		}
+		logf("kubetest: got the lock after %s", time.Since(waited).Round(time.Millisecond))
 	}
 	start := time.Now()
 	if err := cleanup(dir); err != nil {
