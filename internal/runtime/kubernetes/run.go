@@ -27,6 +27,14 @@ import (
 // crash) is waited for and deleted first: two never run at once.
 // A terminal or input (an interactive `moorage run`) is not supported.
 func (r *Runtime) Run(ctx context.Context, s runtime.RunSpec) (int, error) {
+	if s.Stdin != nil && !s.TTY {
+		// The API hands every one-off a reader: `moorage run` without a
+		// terminal sends its stdin, empty but for `moorage run -- cmd <
+		// file`. Empty, the one-off is a Job like a release task.
+		if _, data := seam.PeekInput(s.Stdin, seam.InputWait); !data {
+			s.Stdin = nil
+		}
+	}
 	if s.TTY || s.Stdin != nil {
 		return -1, fmt.Errorf("run %s: an interactive one-off (terminal or input) is not supported on kubernetes yet; use kubectl exec in a running pod: %w", s.ID(), runtime.ErrNotSupported)
 	}

@@ -35,7 +35,7 @@ func (r *Runtime) run(ctx context.Context, s *runtime.RunSpec, id string, fail f
 		// terminal sends its stdin, empty but for `moorage run -- cmd <
 		// file`. Empty, the one-off is a swarm job like a release task;
 		// with input, it needs a container it can be fed to.
-		in, data := peekInput(s.Stdin, inputWait)
+		in, data := seam.PeekInput(s.Stdin, seam.InputWait)
 		s.Stdin = nil
 		if data {
 			s.Stdin = in

@@ -1,4 +1,4 @@
-package swarm
+package seam
 
 import (
 	"bytes"
@@ -6,20 +6,22 @@ import (
 	"time"
 )
 
-// inputWait is how long a one-off waits to learn whether its input is
+// InputWait is how long a one-off waits to learn whether its input is
 // empty.
-const inputWait = time.Second
+const InputWait = time.Second
 
-// peekInput tells whether a one-off without a terminal is given input.
+// PeekInput tells whether a one-off without a terminal is given input,
+// for the runtimes that run a one-off without input differently (swarm: a
+// job; kubernetes: a Job, and input is not supported).
 // The API always hands Run a reader: `moorage run` without a terminal
 // sends its stdin, which is empty (/dev/null, a closed pipe) for all but
 // `moorage run -- cmd < file`. An input that ends within wait without a
-// byte is none (the one-off is a swarm job); one that brings a byte is
+// byte is none (the one-off is a swarm job or a Kubernetes Job); one that brings a byte is
 // input, returned whole (the first byte put back) for a container that can
 // read it; one still open after wait (a terminal left as stdin) is none,
 // and whatever comes later is read and dropped, so that the sender never
 // blocks.
-func peekInput(in io.Reader, wait time.Duration) (io.Reader, bool) {
+func PeekInput(in io.Reader, wait time.Duration) (io.Reader, bool) {
 	type peeked struct {
 		b    byte
 		data bool

@@ -1,4 +1,4 @@
-package swarm
+package seam
 
 import (
 	"io"
@@ -9,11 +9,11 @@ import (
 
 func TestPeekInput(t *testing.T) {
 	// Empty input (what `moorage run` sends from /dev/null): none.
-	if _, data := peekInput(strings.NewReader(""), time.Minute); data {
+	if _, data := PeekInput(strings.NewReader(""), time.Minute); data {
 		t.Fatalf("empty input reads as data")
 	}
 	// Input with bytes: all of it, the first byte included.
-	in, data := peekInput(strings.NewReader("SELECT 1;\n"), time.Minute)
+	in, data := PeekInput(strings.NewReader("SELECT 1;\n"), time.Minute)
 	if !data {
 		t.Fatal("input with data reads as none")
 	}
@@ -23,7 +23,7 @@ func TestPeekInput(t *testing.T) {
 	// Input still open after the wait (a terminal): none, and what comes
 	// later is read and dropped (the sender never blocks).
 	r, w := io.Pipe()
-	if _, data := peekInput(r, 10*time.Millisecond); data {
+	if _, data := PeekInput(r, 10*time.Millisecond); data {
 		t.Fatal("open input without a byte reads as data")
 	}
 	done := make(chan error, 1)
