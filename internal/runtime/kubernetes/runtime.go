@@ -117,9 +117,9 @@ type Runtime struct {
 	nsMu   sync.Mutex
 	nsDone map[string]bool
 
-	mu      sync.Mutex
-	copiers map[string]*copier // log copiers by instance ID
-	split   int                // pod logs by stream: 0 unknown, 1 yes, -1 no
+	mu        sync.Mutex
+	followers seam.Followers // log copies by instance ID
+	split     int            // pod logs by stream: 0 unknown, 1 yes, -1 no
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -194,7 +194,7 @@ func New(ctx context.Context, opts RuntimeOptions) (*Runtime, error) {
 	r := &Runtime{
 		opts: opts, log: opts.Logger, cfg: cfg, cs: cs, builder: b, docker: dcli,
 		ctx: rctx, cancel: cancel, events: runtime.NewBroker(),
-		nsDone: map[string]bool{}, copiers: map[string]*copier{},
+		nsDone: map[string]bool{},
 	}
 	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
 	if err := r.removeLeftJobs(ctx); err != nil {

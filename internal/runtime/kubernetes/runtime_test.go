@@ -69,7 +69,7 @@ func TestKubernetesWatchEvents(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			r := &Runtime{events: runtime.NewBroker(), ctx: ctx, copiers: map[string]*copier{}}
+			r := &Runtime{events: runtime.NewBroker(), ctx: ctx}
 			r.life.Shut() // no log copiers
 			ch := r.events.Subscribe(ctx)
 			seen := map[types.UID]*podSeen{}

@@ -148,59 +148,20 @@ func (r *Runtime) observe(seen map[types.UID]*podSeen, pod *corev1.Pod, baseline
 	}
 }
 
-// copier copies one instance's pod logs into its log file.
-type copier struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
 // copyLogs starts copying the logs of an instance, unless that runs
 // already.
 func (r *Runtime) copyLogs(app, id string, kind runtime.Kind) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.copiers[id]; ok {
-		return
-	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	c := &copier{cancel: cancel, done: make(chan struct{})}
-	if !r.life.Go(func() {
-		defer close(c.done)
-		r.copyLoop(ctx, app, id, kind)
-	}) {
-		cancel()
-		return
-	}
-	r.copiers[id] = c
+	r.followers.Start(&r.life, r.ctx, id, func(ctx context.Context) { r.copyLoop(ctx, app, id, kind) })
 }
 
 // stopCopy ends an instance's log copy, once it has read what the
 // instance printed.
-func (r *Runtime) stopCopy(id string) {
-	r.mu.Lock()
-	c := r.copiers[id]
-	delete(r.copiers, id)
-	r.mu.Unlock()
-	if c == nil {
-		return
-	}
-	select {
-	case <-c.done:
-	case <-time.After(3 * time.Second):
-	}
-	c.cancel()
-	<-c.done
-}
+func (r *Runtime) stopCopy(id string) { r.followers.Stop(id, 3*time.Second) }
 
 // copyLoop follows the logs of the instance's current pod from after the
 // last line copied, and again when they end (its container restarted, or
 // the pod was replaced), until the instance is gone.
 func (r *Runtime) copyLoop(ctx context.Context, app, id string, kind runtime.Kind) {
-	defer func() {
-		r.mu.Lock()
-		delete(r.copiers, id)
-		r.mu.Unlock()
-	}()
 	path := seam.LogPath(r.opts.DataDir, app, id)
 	lf, err := logs.Open(path, r.opts.LogMaxSize, r.opts.LogMaxFiles)
 	if err != nil {

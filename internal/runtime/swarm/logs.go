@@ -14,49 +14,15 @@ import (
 	"github.com/moorage/moorage/internal/runtime/seam"
 )
 
-// copier copies one service's logs (every task, on every node) into the
-// instance's log file.
-type copier struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// copyLogs starts copying the logs of a service, unless that runs already.
+// copyLogs starts copying the logs of a service (every task, on every
+// node) into the instance's log file, unless that runs already.
 func (r *Runtime) copyLogs(name, serviceID, app, id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.copiers[name]; ok {
-		return
-	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	c := &copier{cancel: cancel, done: make(chan struct{})}
-	if !r.life.Go(func() {
-		defer close(c.done)
-		r.copyLoop(ctx, serviceID, app, id)
-	}) {
-		cancel()
-		return
-	}
-	r.copiers[name] = c
+	r.followers.Start(&r.life, r.ctx, name, func(ctx context.Context) { r.copyLoop(ctx, serviceID, app, id) })
 }
 
 // stopCopy ends a service's log copy, once it has read what the service
 // printed (a removed service's log stream ends by itself).
-func (r *Runtime) stopCopy(name string) {
-	r.mu.Lock()
-	c := r.copiers[name]
-	delete(r.copiers, name)
-	r.mu.Unlock()
-	if c == nil {
-		return
-	}
-	select {
-	case <-c.done:
-	case <-time.After(3 * time.Second):
-	}
-	c.cancel()
-	<-c.done
-}
+func (r *Runtime) stopCopy(name string) { r.followers.Stop(name, 3*time.Second) }
 
 // copyLoop follows the service's logs from after the last line copied, and
 // follows again when the stream ends while the service is still there

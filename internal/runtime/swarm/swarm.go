@@ -143,11 +143,11 @@ type Runtime struct {
 	ids   seam.IDLocks
 	tasks seam.Tasks
 
-	mu       sync.Mutex
-	nodes    map[string]*nodeClient // by hostname
-	copiers  map[string]*copier     // log copiers by service name
-	watch    watchState
-	stopping map[string]bool // services being stopped on purpose, by name
+	mu        sync.Mutex
+	nodes     map[string]*nodeClient // by hostname
+	followers seam.Followers         // log copies by service name
+	watch     watchState
+	stopping  map[string]bool // services being stopped on purpose, by name
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -224,7 +224,6 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 		cancel:   cancel,
 		events:   runtime.NewBroker(),
 		nodes:    map[string]*nodeClient{},
-		copiers:  map[string]*copier{},
 		stopping: map[string]bool{},
 	}
 	r.Stopper = seam.NewStopper(&r.ids, r.life.Check, r.stop)
