@@ -187,6 +187,9 @@ func TestSwarmImageRegistry(t *testing.T) {
 		insecure = append(insecure, fmt.Sprintf("10.231.%d.1:%d", s, port))
 	}
 	c := Start(t, Options{InsecureRegistries: insecure})
+	// The deadline starts once the cluster is up: Start may have waited
+	// minutes for a free slot (the e2e swarm lanes hold both in a full run).
+	ctx = ctxT(t, 4*time.Minute)
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
