@@ -17,7 +17,7 @@ import (
 func TestProcessEnvDuringExec(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
-		t.Skip("no sh")
+		t.Fatalf("sh is not on PATH: %v (Debian: dash; every machine the tests run on has it)", err)
 	}
 	script := filepath.Join(t.TempDir(), "reexec")
 	if err := os.WriteFile(script, []byte("#!"+sh+"\nexec \"$0\"\n"), 0o755); err != nil {
@@ -48,7 +48,7 @@ func TestProcessEnvDuringExec(t *testing.T) {
 func TestProcessEnvEmpty(t *testing.T) {
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
-		t.Skip("no sleep")
+		t.Fatalf("sleep is not on PATH: %v (Debian: coreutils)", err)
 	}
 	c := exec.Command(sleep, "600")
 	c.Env = []string{}
