@@ -335,7 +335,10 @@ func buildStoreImage(t *testing.T, s *server) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	tag := s.prefix + "-store:1"
-	cmd := exec.Command("docker", "build", "-q", "--label", "moorage.prefix="+s.prefix, "-t", tag, dir)
+	// --no-cache: the binary is the same in every test, so the classic
+	// builder would take another test's layer from its cache, and that
+	// test's cleanup can remove it mid-build ("unable to find image").
+	cmd := exec.Command("docker", "build", "-q", "--no-cache", "--label", "moorage.prefix="+s.prefix, "-t", tag, dir)
 	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)
@@ -550,7 +553,7 @@ func TestDockerDeployFeatures(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
 	setMessage(t, app, "prebuilt")
-	cmd := exec.Command("docker", "build", "-q", "-t", prebuilt, app)
+	cmd := exec.Command("docker", "build", "-q", "--no-cache", "-t", prebuilt, app)
 	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("docker build: %v\n%s", err, b)

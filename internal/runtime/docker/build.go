@@ -132,7 +132,16 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 		id, err = r.cliBuild(ctx, bl, req.ContextDir, &b, tag, labels, out)
 	} else {
 		fmt.Fprintf(out, "building image %s with the Docker Engine API's builder (%s)\n", tag, bl.desc)
-		id, err = r.apiBuild(ctx, req.ContextDir, &b, tag, labels, out)
+		id, err = r.apiBuild(ctx, req.ContextDir, &b, tag, labels, false, out)
+		if err != nil && lostCacheImage(err) {
+			// The classic builder picked a cached layer from another
+			// image with the same content (another app, or another
+			// release), and that image was removed before the build
+			// used it. Nothing of ours is wrong: build again, without
+			// the cache.
+			fmt.Fprintf(out, "a cached layer was removed while the build used it (%v); building again without the cache\n", err)
+			id, err = r.apiBuild(ctx, req.ContextDir, &b, tag, labels, true, out)
+		}
 	}
 	if err != nil {
 		return fail(err)
@@ -429,7 +438,7 @@ func sortedKeys(m map[string]string) []string {
 
 // apiBuild builds with the Engine API's (classic) builder from a tar of
 // the context that honours its .dockerignore, and returns the image ID.
-func (r *Runtime) apiBuild(ctx context.Context, dir string, b *spec.Build, tag string, labels map[string]string, out io.Writer) (string, error) {
+func (r *Runtime) apiBuild(ctx context.Context, dir string, b *spec.Build, tag string, labels map[string]string, noCache bool, out io.Writer) (string, error) {
 	ig, err := dockerignore(dir, b.Dockerfile)
 	if err != nil {
 		return "", err
@@ -452,6 +461,7 @@ func (r *Runtime) apiBuild(ctx context.Context, dir string, b *spec.Build, tag s
 		Labels:      labels,
 		Remove:      true,
 		ForceRemove: true,
+		NoCache:     noCache,
 		Version:     build.BuilderV1,
 	})
 	if err != nil {
@@ -494,6 +504,13 @@ func (r *Runtime) apiBuild(ctx context.Context, dir string, b *spec.Build, tag s
 		return "", errors.New("docker build: the engine reported no image id")
 	}
 	return id, nil
+}
+
+// lostCacheImage reports whether a classic build failed because an image
+// it had chosen from the cache was removed under it (the engine's message is
+// `unable to find image "sha256:..."`).
+func lostCacheImage(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "unable to find image \"sha256:")
 }
 
 // dockerignore reads the context's .dockerignore; the Dockerfile and the
