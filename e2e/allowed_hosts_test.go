@@ -14,12 +14,17 @@ import (
 // An app that answers 400 to a Host it does not serve (Django's
 // ALLOWED_HOSTS) passes every health probe: the deploy gate's, the proxy's
 // after the cutover, a rollback's, and it is rolled back automatically when
-// it crashes. Every probe sends the route's host, as a browser would.
+// it crashes. Every probe sends the route's host, as a browser would. The
+// worker's command check refers to a variable, which the runtime expands
+// from the instance's environment (literally "$HELLO_ALLOWED_HOSTS" would
+// fail it). On kubernetes the same checks are the pods' readiness and
+// startup probes, and the kubelet's must pass too (TestKubernetes runs
+// this as AllowedHostsApp).
 func TestAllowedHostsApp(t *testing.T) { runtimes(t, testAllowedHostsApp) }
 
 func testAllowedHostsApp(t *testing.T, rt string) {
 	s := startServerRT(t, rt)
-	app := s.hello(t, "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n",
+	app := s.hello(t, "    command: ./hello worker\n", "    command: ./hello worker\n    health: {command: [test, \"$HELLO_ALLOWED_HOSTS\", \"=\", example.com], interval: 1s}\n",
 		"    health: {path: /healthz, interval: 1s}\n", "    health: {path: /healthz, interval: 1s}\n    http: {hosts: [example.com]}\n",
 		"release:", "env:\n  HELLO_ALLOWED_HOSTS: example.com\nrelease:")
 	get := func() (int, string, error) {
@@ -72,6 +77,9 @@ func testAllowedHostsApp(t *testing.T, rt string) {
 	}
 	waitBody("message=two")
 	healthy("v2")
+	if rt == "kubernetes" {
+		kubeProbesPass(t, s, "hello", map[string]string{"web": "example.com", "worker": ""})
+	}
 
 	// A rollback starts v1's instances again and gates them.
 	s.mustRun("rollback", "-a", "hello")

@@ -84,7 +84,7 @@ func prepareDockerApp(t testing.TB, dir string) {
 	if err := os.WriteFile(filepath.Join(bin, "busybox"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "cat", "ls", "echo", "env", "true", "false", "sleep", "wget"} {
+	for _, applet := range []string{"sh", "cat", "ls", "echo", "env", "true", "false", "sleep", "wget", "test"} {
 		if err := os.Symlink("busybox", filepath.Join(bin, applet)); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -126,4 +127,48 @@ func kubeJobs(s *server, app, sel string) []string {
 		names = append(names, j.Name)
 	}
 	return names
+}
+
+// kubeProbesPass checks, for each service of app (with the Host its HTTP
+// check must send, "" for a command check), that its pods carry the
+// spec's check as readiness and startup probes and that the kubelet's
+// probes pass: every pod of the service not being deleted turns Ready.
+func kubeProbesPass(t *testing.T, s *server, app string, hosts map[string]string) {
+	t.Helper()
+	for svc, host := range hosts {
+		waitFor(t, 60*time.Second, "the "+svc+" pods' probes to pass", func() error {
+			pods, err := s.kube.Client.CoreV1().Pods(s.prefix+"-"+app).List(context.Background(), metav1.ListOptions{LabelSelector: "moorage.app=" + app + ",moorage.service=" + svc})
+			if err != nil {
+				return err
+			}
+			live := 0
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp != nil {
+					continue
+				}
+				live++
+				c := p.Spec.Containers[0]
+				if c.ReadinessProbe == nil || c.StartupProbe == nil {
+					t.Fatalf("pod %s: readiness probe %v, startup probe %v: want both", p.Name, c.ReadinessProbe, c.StartupProbe)
+				}
+				switch get := c.ReadinessProbe.HTTPGet; {
+				case host != "" && (get == nil || len(get.HTTPHeaders) != 1 || get.HTTPHeaders[0].Name != "Host" || get.HTTPHeaders[0].Value != host):
+					t.Fatalf("pod %s: readiness probe %+v, want an HTTP GET with Host %s", p.Name, c.ReadinessProbe.ProbeHandler, host)
+				case host == "" && c.ReadinessProbe.Exec == nil:
+					t.Fatalf("pod %s: readiness probe %+v, want the command check", p.Name, c.ReadinessProbe.ProbeHandler)
+				}
+				ready := false
+				for _, cond := range p.Status.Conditions {
+					ready = ready || cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue
+				}
+				if !ready {
+					return fmt.Errorf("pod %s is not ready: %+v", p.Name, p.Status.Conditions)
+				}
+			}
+			if live == 0 {
+				return fmt.Errorf("no pod of %s", svc)
+			}
+			return nil
+		})
+	}
 }

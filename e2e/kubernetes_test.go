@@ -28,6 +28,7 @@ var kubeTests = []struct {
 	{"CrashingInstanceAborts", func(t *testing.T) { testCrashingInstanceAborts(t, "kubernetes") }},
 	{"ScaleUnderLoad", func(t *testing.T) { testScaleUnderLoad(t, "kubernetes") }},
 	{"DayTwo", kubeDayTwo},
+	{"AllowedHostsApp", func(t *testing.T) { testAllowedHostsApp(t, "kubernetes") }},
 }
 
 // TestKubernetes runs kubeTests one after the other, each on a cluster of

@@ -118,6 +118,7 @@ func (e *Engine) instanceSpec(ctx context.Context, rel *store.Release, service s
 	}
 	is.Single = svc.Singleton
 	is.Placement = placementOf(svc.Placement)
+	is.Health, is.HealthHost = svc.Health, probeHost(rel.Spec, service)
 	return is, nil
 }
 

@@ -107,6 +107,7 @@ func (r *execution) accessory(ctx context.Context, s plan.Accessory, out *stepOu
 		StopSignal: syscall.Signal(acc.StopSignal), StopTimeout: acc.StopTimeout, StopGroup: acc.StopGroup,
 		User: acc.User, Memory: acc.Memory, CPUs: acc.CPUs,
 		Hash: accessoryHash(acc), Placement: placementOf(acc.Placement),
+		Health: acc.Health,
 	}
 	for _, v := range acc.Volumes {
 		m := runtime.Mount{Name: v.Name, Target: v.Path}

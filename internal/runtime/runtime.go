@@ -152,7 +152,17 @@ type InstanceSpec struct {
 	ReadOnly bool    `json:"read_only,omitempty"`
 	Memory   int64   `json:"memory,omitempty"`
 	CPUs     float64 `json:"cpus,omitempty"`
-	// Healthcheck: docker uses the image's HEALTHCHECK when the spec has none.
+
+	// Health is the check the engine gates the instance on, and
+	// HealthHost the Host header its HTTP check sends (the route's
+	// canonical host, as the engine's and the proxy's probes send it). A
+	// runtime whose cluster probes instances itself (kubernetes) makes them
+	// the cluster's readiness and startup probes, so that the cluster's
+	// view of the instance agrees with moorage's; the others ignore them,
+	// as the engine probes. Docker uses the image's HEALTHCHECK when the
+	// spec has none.
+	Health     *spec.Health `json:"health,omitempty"`
+	HealthHost string       `json:"health_host,omitempty"`
 
 	// Single marks an instance that must never run twice at once (a
 	// singleton service). Runtimes that place instances on several

@@ -50,6 +50,67 @@ func kubeArg(a string, known func(string) bool) string {
 // doubled, so the kubelet gives back the value as it is.
 func kubeLiteral(v string) string { return strings.ReplaceAll(v, "$", "$$") }
 
+// inShell returns argv to run in a container with moorage's expansion
+// ($NAME, ${NAME}, "$$" as runtime.Expand) done there, from the
+// container's own environment, so that no value (a secret included) leaves
+// the cluster or lands in an object or an API request. An argv that refers
+// to nothing is returned as it is ("$$" made "$"); one that does runs as
+// /bin/sh -c with every argument in double quotes (no word splitting, as
+// Expand) and every reference as "${NAME}", so the image needs a shell
+// only when a command refers to a variable.
+func inShell(argv []string) []string {
+	if len(runtime.Refs(argv)) == 0 {
+		return runtime.Expand(argv, nil)
+	}
+	const dollar, open, close = "\x00", "\x01", "\x02"
+	var b strings.Builder
+	b.WriteString("exec")
+	for _, a := range argv {
+		a = strings.ReplaceAll(a, "$$", dollar)
+		a = os.Expand(a, func(k string) string { return open + k + close })
+		b.WriteString(` "`)
+		for a != "" {
+			i := strings.IndexAny(a, "$\\\"`"+dollar+open)
+			if i < 0 {
+				b.WriteString(a)
+				break
+			}
+			b.WriteString(a[:i])
+			switch a[i] {
+			case '$', dollar[0]:
+				b.WriteString(`\$`)
+				a = a[i+1:]
+			case open[0]:
+				j := strings.IndexByte(a[i:], close[0])
+				// A name the shell has no variable for ($1, ${a b})
+				// is "", as Expand makes it in an env of names.
+				if name := a[i+1 : i+j]; shellName(name) {
+					b.WriteString("${" + name + "}")
+				}
+				a = a[i+j+1:]
+			default:
+				b.WriteString(`\` + a[i:i+1])
+				a = a[i+1:]
+			}
+		}
+		b.WriteString(`"`)
+	}
+	return []string{"/bin/sh", "-c", b.String()}
+}
+
+// shellName reports whether name is a shell variable's name.
+func shellName(name string) bool {
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, c := range name {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // hasRefs reports whether a moorage value refers to a variable.
 func hasRefs(v string) bool { return len(runtime.Refs([]string{v})) > 0 }
 

@@ -131,6 +131,16 @@ func (r *Runtime) podFor(ctx context.Context, s *runtime.InstanceSpec) (*podPart
 	if s.Port > 0 {
 		c.Ports = []corev1.ContainerPort{{Name: "app", ContainerPort: int32(s.Port), Protocol: corev1.ProtocolTCP}}
 	}
+	// The spec's check becomes the pod's readiness and startup probes,
+	// the same check the engine gates on (a command check expanded in the
+	// container, as Exec runs it).
+	c.ReadinessProbe, c.StartupProbe = probes(s.Health, s.Port, s.HealthHost, func(argv []string) []string {
+		var cmd []string
+		for _, a := range inShell(argv) {
+			cmd = append(cmd, kubeLiteral(a))
+		}
+		return cmd
+	})
 	if c.SecurityContext, err = securityContext(s.User, s.ReadOnly); err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", id, err, runtime.ErrInvalidSpec)
 	}

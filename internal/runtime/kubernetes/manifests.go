@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moorage/moorage/internal/health"
 	"github.com/moorage/moorage/internal/runtime"
 	"github.com/moorage/moorage/internal/spec"
 	appsv1 "k8s.io/api/apps/v1"
@@ -417,7 +418,7 @@ func (m *mapper) container(name string, svc *spec.Service, command spec.Command,
 		return c
 	}
 	static := baseEnv(m.r.App, name, m.rel, port, volEnv)
-	c.ReadinessProbe, c.StartupProbe = probes(svc.Health, port, static)
+	c.ReadinessProbe, c.StartupProbe = probes(svc.Health, port, probeHost(svc), staticCommand(static))
 	c.Resources = resources(svc.Memory, svc.CPUs)
 	c.SecurityContext, _ = securityContext(svc.User, svc.ReadOnly)
 	return c
@@ -427,27 +428,24 @@ func (m *mapper) container(name string, svc *spec.Service, command spec.Command,
 // failures in a row take the pod out of its Service, as moorage's proxy
 // takes an instance out) and a startup probe (the pod has StartPeriod,
 // then Retries more failures, to pass once; readiness is not probed
-// before). A command check runs in the container with no shell: its $NAME
-// references to static (literal values) are expanded here, the others
-// become "" as they would in an unset variable; MOORAGE_INSTANCE, the
-// pod's name, is not known here.
-func probes(h *spec.Health, port int, static map[string]string) (readiness, startup *corev1.Probe) {
-	if h == nil {
+// before). An HTTP check sends host as its Host header (the route's
+// canonical host, as moorage's own probes do: an app that checks Host,
+// like Django's ALLOWED_HOSTS, answers it). command turns a command
+// check's argv into the probe's (the kubelet runs it in the container
+// with no shell, and expands $(NAME) and "$$" in it).
+func probes(h *spec.Health, port int, host string, command func([]string) []string) (readiness, startup *corev1.Probe) {
+	if h == nil || (port == 0 && len(h.Command) == 0) {
 		return nil, nil
 	}
 	var handler corev1.ProbeHandler
 	switch {
 	case h.Path != "":
 		handler.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(port)), Scheme: corev1.URISchemeHTTP}
-	case len(h.Command) > 0:
-		// The kubelet expands $(NAME) and "$$" in an exec probe's command
-		// too (from the container's static env): what moorage expanded is
-		// escaped so that it reaches the check as it is.
-		var cmd []string
-		for _, a := range runtime.Expand(h.Command, static) {
-			cmd = append(cmd, kubeLiteral(a))
+		if host != "" {
+			handler.HTTPGet.HTTPHeaders = []corev1.HTTPHeader{{Name: "Host", Value: host}}
 		}
-		handler.Exec = &corev1.ExecAction{Command: cmd}
+	case len(h.Command) > 0:
+		handler.Exec = &corev1.ExecAction{Command: command(h.Command)}
 	default:
 		handler.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port))}
 	}
@@ -471,6 +469,31 @@ func probes(h *spec.Health, port int, static map[string]string) (readiness, star
 		SuccessThreshold: 1,
 	}
 	return readiness, startup
+}
+
+// staticCommand is the export's command check: its $NAME references to
+// static (literal values) are expanded here, the others become "" as they
+// would in an unset variable (MOORAGE_INSTANCE, the pod's name, is not
+// known here). The kubelet expands $(NAME) and "$$" in an exec probe's
+// command too, so what moorage expanded is escaped to reach the check as
+// it is.
+func staticCommand(static map[string]string) func([]string) []string {
+	return func(argv []string) []string {
+		var cmd []string
+		for _, a := range runtime.Expand(argv, static) {
+			cmd = append(cmd, kubeLiteral(a))
+		}
+		return cmd
+	}
+}
+
+// probeHost is the Host header of svc's HTTP check: its route's
+// canonical host, "" for an unrouted service.
+func probeHost(svc *spec.Service) string {
+	if svc.HTTP == nil {
+		return ""
+	}
+	return health.Host(svc.HTTP.Hosts)
 }
 
 // seconds rounds d up to whole seconds, at least 1 (what probes accept).
@@ -744,7 +767,7 @@ func (m *mapper) statefulSet(a *spec.Accessory) (*appsv1.StatefulSet, error) {
 	}
 	// A check is expanded against the accessory's env as the container
 	// has it (literal: "$$" is "$", references to nothing are "").
-	c.ReadinessProbe, c.StartupProbe = probes(a.Health, a.Port, runtime.ExpandEnv(a.Env, nil))
+	c.ReadinessProbe, c.StartupProbe = probes(a.Health, a.Port, "", staticCommand(runtime.ExpandEnv(a.Env, nil)))
 	var claims []corev1.PersistentVolumeClaim
 	for _, v := range a.Volumes {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: v.Path})

@@ -519,7 +519,7 @@ func TestKubernetesStartupProbe(t *testing.T) {
 		{time.Second, 10 * time.Second, 5, 1 + 5},
 	} {
 		h := &spec.Health{Command: spec.Command{"true"}, Interval: c.interval, Timeout: time.Second, StartPeriod: c.start, Retries: c.retries}
-		ready, startup := probes(h, 0, nil)
+		ready, startup := probes(h, 0, "", staticCommand(nil))
 		if startup.FailureThreshold != c.want {
 			t.Errorf("start_period %v, interval %v, retries %d: startup failureThreshold %d, want %d", c.start, c.interval, c.retries, startup.FailureThreshold, c.want)
 		}

@@ -328,7 +328,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int,
 		return -1, fmt.Errorf("exec in %s: not running: %w", id, runtime.ErrNotFound)
 	}
 	req := r.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: containerName, Command: e.Cmd, Stdin: e.Stdin != nil, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		VersionedParams(&corev1.PodExecOptions{Container: containerName, Command: inShell(e.Cmd), Stdin: e.Stdin != nil, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	ex, err := remotecommand.NewSPDYExecutor(r.cfg, "POST", req.URL())
 	if err != nil {
 		return -1, err
