@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,6 +41,16 @@ var kubeTests = []struct {
 // One of them by hand: go test -run 'TestKubernetes/ZeroDowntimeDeploys$' ./e2e/
 func TestKubernetes(t *testing.T) {
 	t.Parallel()
+	// On a machine where the cluster's binaries are cold, make test builds
+	// them beside the suite (scripts/kube-build, tens of minutes): wait for
+	// them before taking a slot, so that the other tests have every slot
+	// meanwhile. (Without what a cluster needs, the first test's
+	// kubetest.Start says so, or fails under MOORAGE_REQUIRE_DOCKER=1.)
+	if kubetest.Requirements() == nil {
+		if _, err := kubetest.Binaries(context.Background(), t.Logf); err != nil {
+			t.Fatalf("the Kubernetes cluster's binaries: %v", err)
+		}
+	}
 	for _, kt := range kubeTests {
 		t.Run(kt.name, func(t *testing.T) {
 			slots.acquire(true)

@@ -518,7 +518,10 @@ func instanceOf(w *workload, pods []*corev1.Pod) runtime.Instance {
 	if t := cs.LastTerminationState.Terminated; t != nil {
 		in.ExitCode = int(t.ExitCode)
 	}
-	if cs.State.Running != nil && cs.Ready && cur.Status.PodIP != "" {
+	// Running, with its address, once the container runs: not only once
+	// the kubelet's readiness probe passes, which is the spec's check, and
+	// the engine gates (and the proxy checks) on that check itself.
+	if cs.State.Running != nil && cur.Status.PodIP != "" {
 		in.State = runtime.StateRunning
 		in.StartedAt = cs.State.Running.StartedAt.Time
 		if in.Port > 0 {

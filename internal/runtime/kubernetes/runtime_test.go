@@ -113,6 +113,13 @@ func TestKubernetesInstanceState(t *testing.T) {
 		in.Restarts != 2 || in.ExitCode != 3 || in.Node != "node-a" || !in.StartedAt.Equal(time.Unix(100, 0)) || in.Host != "10.0.0.5" || in.Port != 8080 {
 		t.Errorf("running: %+v", in)
 	}
+	// A container that runs but whose readiness probe has not passed (or
+	// fails) is running: the engine gates on the same check itself.
+	unready := testPod(2, running, nil)
+	unready.Status.ContainerStatuses[0].Ready = false
+	if in := instanceOf(w, []*corev1.Pod{unready}); in.State != runtime.StateRunning || in.Addr != "10.0.0.5:8080" {
+		t.Errorf("running, not ready: %+v", in)
+	}
 	back := testPod(2, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, &corev1.ContainerStateTerminated{ExitCode: 3})
 	if in := instanceOf(w, []*corev1.Pod{back}); in.State != runtime.StateRestarting || in.Addr != "" {
 		t.Errorf("crash loop: %+v", in)
