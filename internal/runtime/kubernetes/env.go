@@ -18,31 +18,43 @@ import (
 // becomes "", as moorage's own expansion makes it (the kubelet would leave
 // "$(NAME)" as it is).
 func kubeArg(a string, known func(string) bool) string {
+	var b strings.Builder
+	splitRefs(a, func(lit string) {
+		b.WriteString(kubeLiteral(lit))
+	}, func(name string) {
+		if known(name) {
+			b.WriteString("$(" + name + ")")
+		}
+	})
+	return b.String()
+}
+
+// splitRefs reads a moorage argument or env value (runtime.Expand's
+// syntax) in order: lit gets each run of literal text ("$$" made "$", a
+// "$" that starts no reference kept), ref each name referred to as $NAME
+// or ${NAME}.
+func splitRefs(a string, lit, ref func(string)) {
 	const dollar, open, close = "\x00", "\x01", "\x02"
 	a = strings.ReplaceAll(a, "$$", dollar)
 	a = os.Expand(a, func(k string) string { return open + k + close })
-	var b strings.Builder
 	for a != "" {
-		i := strings.IndexAny(a, "$"+dollar+open)
+		i := strings.IndexAny(a, dollar+open)
 		if i < 0 {
-			b.WriteString(a)
-			break
+			lit(a)
+			return
 		}
-		b.WriteString(a[:i])
-		switch a[i] {
-		case '$', dollar[0]:
-			b.WriteString("$$")
+		if i > 0 {
+			lit(a[:i])
+		}
+		if a[i] == dollar[0] {
+			lit("$")
 			a = a[i+1:]
-		default:
-			j := strings.IndexByte(a[i:], close[0])
-			name := a[i+1 : i+j]
-			if known(name) {
-				b.WriteString("$(" + name + ")")
-			}
-			a = a[i+j+1:]
+			continue
 		}
+		j := strings.IndexByte(a[i:], close[0])
+		ref(a[i+1 : i+j])
+		a = a[i+j+1:]
 	}
-	return b.String()
 }
 
 // kubeLiteral escapes a literal value for the kubelet, which expands
@@ -62,37 +74,24 @@ func inShell(argv []string) []string {
 	if len(runtime.Refs(argv)) == 0 {
 		return runtime.Expand(argv, nil)
 	}
-	const dollar, open, close = "\x00", "\x01", "\x02"
 	var b strings.Builder
 	b.WriteString("exec")
 	for _, a := range argv {
-		a = strings.ReplaceAll(a, "$$", dollar)
-		a = os.Expand(a, func(k string) string { return open + k + close })
 		b.WriteString(` "`)
-		for a != "" {
-			i := strings.IndexAny(a, "$\\\"`"+dollar+open)
-			if i < 0 {
-				b.WriteString(a)
-				break
-			}
-			b.WriteString(a[:i])
-			switch a[i] {
-			case '$', dollar[0]:
-				b.WriteString(`\$`)
-				a = a[i+1:]
-			case open[0]:
-				j := strings.IndexByte(a[i:], close[0])
-				// A name the shell has no variable for ($1, ${a b})
-				// is "", as Expand makes it in an env of names.
-				if name := a[i+1 : i+j]; shellName(name) {
-					b.WriteString("${" + name + "}")
+		splitRefs(a, func(lit string) {
+			for _, c := range lit {
+				if strings.ContainsRune("$\\\"`", c) {
+					b.WriteByte('\\')
 				}
-				a = a[i+j+1:]
-			default:
-				b.WriteString(`\` + a[i:i+1])
-				a = a[i+1:]
+				b.WriteRune(c)
 			}
-		}
+		}, func(name string) {
+			// A name the shell has no variable for ($1, ${a b}) is "",
+			// as Expand makes it in an env of names.
+			if shellName(name) {
+				b.WriteString("${" + name + "}")
+			}
+		})
 		b.WriteString(`"`)
 	}
 	return []string{"/bin/sh", "-c", b.String()}
