@@ -57,7 +57,8 @@ func rtCleanup(t *testing.T, r *Runtime, app string) {
 
 // testKubernetesExec: Exec runs in the instance's container with its
 // environment, passes input, and keeps stdout and stderr apart; extra
-// variables are refused as not supported.
+// variables are refused as not supported; a command that refers to a
+// variable, in an image with no shell, fails saying the image needs one.
 func testKubernetesExec(t *testing.T, open func(t *testing.T, dir string) *Runtime, dir string) {
 	r := open(t, dir)
 	app := "rtexec" + rtPrefix(dir)[2:]
@@ -81,6 +82,12 @@ func testKubernetesExec(t *testing.T, open func(t *testing.T, dir string) *Runti
 	out.Reset()
 	if code, err := r.Exec(ctx, sp.ID(), runtime.ExecSpec{Cmd: []string{"./app", "cat", "-"}, Stdin: strings.NewReader("from stdin"), Stdout: &out}); err != nil || code != 0 || out.String() != "from stdin" {
 		t.Errorf("exec with stdin = %d %v %q", code, err, out.String())
+	}
+	// A command that refers to a variable is expanded in the container by
+	// /bin/sh; this image (FROM scratch) has none, and the error says so.
+	code, err = r.Exec(ctx, sp.ID(), runtime.ExecSpec{Cmd: []string{"./app", "getenv", "$GREETING"}, Stdout: &out, Stderr: &errOut})
+	if err == nil || code != -1 || !strings.Contains(err.Error(), "the image has no /bin/sh") || !strings.Contains(err.Error(), "$GREETING") {
+		t.Errorf("exec of a command that refers to a variable, in an image with no shell = %d %v, want an error that says the image needs /bin/sh", code, err)
 	}
 	if _, err := r.Exec(ctx, sp.ID(), runtime.ExecSpec{Cmd: []string{"./app", "getenv", "X"}, Env: map[string]string{"X": "1"}}); !errors.Is(err, runtime.ErrNotSupported) {
 		t.Errorf("exec with extra env: %v, want ErrNotSupported", err)

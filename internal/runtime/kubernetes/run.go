@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -341,5 +342,15 @@ func (r *Runtime) Exec(ctx context.Context, id string, e runtime.ExecSpec) (int,
 	case errors.As(err, &code):
 		return code.Code, nil
 	}
+	if refs := runtime.Refs(e.Cmd); len(refs) > 0 && noShell(err) {
+		return -1, fmt.Errorf("exec in %s: `%s` refers to $%s, which the kubernetes runtime expands in the container with /bin/sh (so that no value leaves it), and the image has no /bin/sh: add a shell to the image (busybox's is enough), or write the command without variables: %w",
+			id, strings.Join(e.Cmd, " "), refs[0], err)
+	}
 	return -1, fmt.Errorf("exec in %s: %w", id, err)
+}
+
+// noShell reports an exec that failed because the container has no
+// /bin/sh (the container runtime's words, through the kubelet).
+func noShell(err error) bool {
+	return err != nil && strings.Contains(err.Error(), `"/bin/sh"`) && strings.Contains(err.Error(), "no such file")
 }
