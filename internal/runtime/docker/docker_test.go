@@ -146,6 +146,9 @@ func TestConformance(t *testing.T) {
 			return openRuntime(t, o)
 		},
 		Port: 8080,
+		// Not the default 30s: with every package's tests at once on 2
+		// cores, one container start took longer in CI.
+		Timeout: 2 * time.Minute,
 		Skip: map[string]string{
 			"CrashWithoutServer": "docker: crash restarts are moorage's (restart policy no), so a container that crashes while no server runs stays exited until a server is back (TestReadoptionWithoutRestart checks that)",
 		},
