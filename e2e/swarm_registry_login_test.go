@@ -120,14 +120,14 @@ func swarmRegistryLogin(t *testing.T) {
 
 	begin := time.Now()
 	out, code = run("", "deploy", app, "--runtime", "swarm")
-	if code != 0 || !strings.Contains(out, "pushed image") || !strings.Contains(out, reg+"/team/hello@sha256:") {
+	if code != 0 || !strings.Contains(out, "pushed image") || !strings.Contains(out, reg+"/team/"+s.prefix+"-hello@sha256:") {
 		t.Fatalf("deploy after the login: exit %d\n%s", code, out)
 	}
 	t.Logf("first deploy with the login: %s", time.Since(begin).Round(time.Millisecond))
 	s.waitBody("/", "message=one")
 	first := serviceImages(t, c, "v1")
 	for svc, img := range first {
-		if !strings.HasPrefix(img, reg+"/team/hello@sha256:") {
+		if !strings.HasPrefix(img, reg+"/team/"+s.prefix+"-hello@sha256:") {
 			t.Fatalf("service %s runs %q, not the release's digest in the registry", svc, img)
 		}
 	}
@@ -140,7 +140,7 @@ func swarmRegistryLogin(t *testing.T) {
 			continue
 		}
 		onWorkers++
-		if !hasDigest(t, n, reg+"/team/hello@") {
+		if !hasDigest(t, n, reg+"/team/"+s.prefix+"-hello@") {
 			t.Fatalf("%s runs %s but has no image from the registry", n.Name, in.ID)
 		}
 	}

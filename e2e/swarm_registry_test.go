@@ -28,13 +28,13 @@ func swarmRegistry(t *testing.T) {
 	app := s.hello(t, fastSpec...)
 	setMessage(t, app, "one")
 	out := s.deploy(app, 0)
-	if !strings.Contains(out, "pushed image") || !strings.Contains(out, reg+"/team/hello@sha256:") {
+	if !strings.Contains(out, "pushed image") || !strings.Contains(out, reg+"/team/"+s.prefix+"-hello@sha256:") {
 		t.Fatalf("the deploy does not say it pushed to the registry:\n%s", out)
 	}
 	s.waitBody("/", "message=one")
 	first := serviceImages(t, c, "v1")
 	for svc, img := range first {
-		if !strings.HasPrefix(img, reg+"/team/hello@sha256:") {
+		if !strings.HasPrefix(img, reg+"/team/"+s.prefix+"-hello@sha256:") {
 			t.Fatalf("service %s runs %q, not the release's digest in the registry", svc, img)
 		}
 	}
@@ -47,7 +47,7 @@ func swarmRegistry(t *testing.T) {
 			continue
 		}
 		onWorkers++
-		if !hasDigest(t, n, reg+"/team/hello@") {
+		if !hasDigest(t, n, reg+"/team/"+s.prefix+"-hello@") {
 			t.Fatalf("%s runs %s but has no image from the registry", n.Name, in.ID)
 		}
 	}

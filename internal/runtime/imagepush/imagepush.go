@@ -21,9 +21,14 @@ import (
 // when the registry refused them).
 type Auth func(ctx context.Context, tag string) (header string, fail func(tag string, err error) error, err error)
 
-// Repo is the registry repository of an app's images: <registry>/<app>.
-func Repo(registry, app string) string {
-	return strings.TrimSuffix(registry, "/") + "/" + app
+// Repo is the registry repository of an app's images on the server whose
+// names start with prefix (--docker-prefix): <registry>/<prefix>-<app>.
+// Two servers that build on one engine and push to one registry (staging
+// and production on one machine, say) never share a repository, so never a
+// tag: on a shared repository one server's tag could move to the other's
+// image between its tag and its push.
+func Repo(registry, prefix, app string) string {
+	return strings.TrimSuffix(registry, "/") + "/" + prefix + "-" + app
 }
 
 // Push puts the image id of the engine cli into repo as <repo>:<release>

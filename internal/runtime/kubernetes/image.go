@@ -46,7 +46,7 @@ func (r *Runtime) Build(ctx context.Context, req runtime.BuildRequest) (runtime.
 
 // push puts image id into the registry and returns its digest reference.
 func (r *Runtime) push(ctx context.Context, app, release, id string, out io.Writer) (string, error) {
-	return imagepush.Push(ctx, r.docker, imagepush.Repo(r.opts.Registry, app), release, id,
+	return imagepush.Push(ctx, r.docker, imagepush.Repo(r.opts.Registry, r.opts.Prefix, app), release, id,
 		func(context.Context, string) (string, func(string, error) error, error) {
 			return anonymousAuth, func(tag string, err error) error {
 				return fmt.Errorf("push %s: %w (the registry must be reachable from the builder's engine, and trusted: a plain-HTTP registry off loopback needs insecure-registries in its daemon.json)", tag, err)

@@ -289,7 +289,7 @@ func (r *Runtime) ArtifactSize(ctx context.Context, a runtime.Artifact) (int64, 
 }
 
 // repo is the registry repository of an app's images.
-func (r *Runtime) repo(app string) string { return imagepush.Repo(r.opts.Registry, app) }
+func (r *Runtime) repo(app string) string { return imagepush.Repo(r.opts.Registry, r.opts.Prefix, app) }
 
 // push puts the image id into the registry (Options.Registry) as
 // <repo>:<release>, unless it is there already, and returns the reference
