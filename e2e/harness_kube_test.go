@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -28,6 +29,61 @@ func kubeArgs(c *kubetest.Cluster, volumeDir string) []string {
 		"--kube-context", "kubetest",
 		"--kube-registry", c.Registry,
 		"--kube-volume-dir", volumeDir,
+	}
+}
+
+// kubeCleanup removes from a kubernetes server's cluster, which other
+// tests share (TestKubernetes), what the server made there: the
+// namespaces of its apps (PREFIX-APP), their pods killed at once, and the
+// PersistentVolumes bound in them. It waits until the namespaces are gone,
+// so that the next test does not share the machine with this one's pods.
+func kubeCleanup(s *server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cs := s.kube.Client
+	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		s.t.Errorf("kube cleanup: list namespaces: %v", err)
+		return
+	}
+	mine := func(ns string) bool { return strings.HasPrefix(ns, s.prefix+"-") }
+	var left []string
+	for _, ns := range nss.Items {
+		if !mine(ns.Name) {
+			continue
+		}
+		left = append(left, ns.Name)
+		now := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
+		if err := cs.CoreV1().Pods(ns.Name).DeleteCollection(ctx, now, metav1.ListOptions{}); err != nil {
+			s.t.Errorf("kube cleanup: delete the pods of %s: %v", ns.Name, err)
+		}
+		if err := cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			s.t.Errorf("kube cleanup: delete namespace %s: %v", ns.Name, err)
+		}
+	}
+	if pvs, err := cs.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{}); err != nil {
+		s.t.Errorf("kube cleanup: list persistent volumes: %v", err)
+	} else {
+		for _, pv := range pvs.Items {
+			if ref := pv.Spec.ClaimRef; ref != nil && mine(ref.Namespace) {
+				if err := cs.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+					s.t.Errorf("kube cleanup: delete persistent volume %s: %v", pv.Name, err)
+				}
+			}
+		}
+	}
+	for _, ns := range left {
+		for {
+			_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			if ctx.Err() != nil {
+				s.t.Errorf("kube cleanup: namespace %s is still there after 3 min (last: %v); the end of the controller manager's log:\n%s", ns, err, s.kube.Logs("kube-controller-manager", 30))
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
 	}
 }
 

@@ -140,7 +140,12 @@ func startServerArgs(t testing.TB, rt string, args []string, env ...string) *ser
 	case "swarm":
 		c = swarmtest.Start(t, swarmtest.Options{HeartbeatPeriod: time.Second})
 	case "kubernetes":
-		return startServerClusters(t, rt, nil, kubetest.Start(context.Background(), t), args, env...)
+		// The tests of TestKubernetes share its cluster.
+		k := laneCluster
+		if k == nil {
+			k = kubetest.Start(context.Background(), t)
+		}
+		return startServerClusters(t, rt, nil, k, args, env...)
 	}
 	return startServerOn(t, rt, c, args, env...)
 }
@@ -319,6 +324,9 @@ func (s *server) stopAll() {
 	killInstances(s.dataDir)
 	if s.prefix != "" {
 		cleanupDocker(s.t, s.prefix)
+	}
+	if s.kube != nil {
+		kubeCleanup(s)
 	}
 	if s.t.Failed() {
 		s.t.Logf("server log:\n%s", tail(s.logs(), 150))

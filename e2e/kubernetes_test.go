@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,27 +17,43 @@ import (
 // containerd), through the same contract tests as the other runtimes: a
 // server started with --kube-config, the example app deployed with
 // --runtime kubernetes, its images pushed to the cluster's registry.
+//
+// Longest first (their times alone, in docs/benchmarks.md): the lane runs
+// kubeLaneWidth of them at once, in this order.
 var kubeTests = []struct {
 	name string
 	run  func(*testing.T)
 }{
 	{"ZeroDowntimeDeploys", func(t *testing.T) { testZeroDowntimeDeploys(t, "kubernetes") }},
 	{"SIGKILLAtEveryStep", func(t *testing.T) { testSIGKILLAtEveryStep(t, "kubernetes") }},
+	{"AllowedHostsApp", func(t *testing.T) { testAllowedHostsApp(t, "kubernetes") }},
+	{"RollbackRestoresCodeAndConfig", func(t *testing.T) { testRollbackRestoresCodeAndConfig(t, "kubernetes") }},
+	{"ScaleUnderLoad", func(t *testing.T) { testScaleUnderLoad(t, "kubernetes") }},
 	{"SIGKILLMidStep", func(t *testing.T) { testSIGKILLMidStep(t, "kubernetes") }},
 	{"MonitorRollsBack", func(t *testing.T) { testMonitorRollsBack(t, "kubernetes") }},
-	{"RollbackRestoresCodeAndConfig", func(t *testing.T) { testRollbackRestoresCodeAndConfig(t, "kubernetes") }},
-	{"FailingReleaseTaskAborts", func(t *testing.T) { testFailingReleaseTaskAborts(t, "kubernetes") }},
 	{"CrashingInstanceAborts", func(t *testing.T) { testCrashingInstanceAborts(t, "kubernetes") }},
-	{"ScaleUnderLoad", func(t *testing.T) { testScaleUnderLoad(t, "kubernetes") }},
+	{"FailingReleaseTaskAborts", func(t *testing.T) { testFailingReleaseTaskAborts(t, "kubernetes") }},
 	{"DayTwo", kubeDayTwo},
-	{"AllowedHostsApp", func(t *testing.T) { testAllowedHostsApp(t, "kubernetes") }},
 }
 
-// TestKubernetes runs kubeTests one after the other, each on a cluster of
-// its own: one cluster runs on a machine at a time (kubetest's lock), so
-// parallel tests would only wait for it while holding a slot. The lane
-// takes its slot before other waiting tests (gate_test.go), as the swarm
-// lanes do.
+// kubeLaneWidth is how many of kubeTests run at once on the lane's
+// cluster. Most of each test's time is waiting (rollouts, health checks,
+// monitor windows, drains), so three at once take about a third of the
+// time on 2 cores (docs/benchmarks.md has the figures).
+const kubeLaneWidth = 3
+
+// laneCluster is the cluster of TestKubernetes, which every kubernetes
+// server of its tests runs on (startServerArgs); set before they start.
+var laneCluster *kubetest.Cluster
+
+// TestKubernetes runs kubeTests on one cluster, kubeLaneWidth at a time,
+// in the order of kubeTests. One cluster runs on a machine at a time
+// (kubetest's lock), and it is released when the lane ends, for the
+// cluster tests of other packages. Every test has its own server, so its
+// own namespaces (PREFIX-APP), registry repositories, volume directory and
+// PersistentVolumes, which its server's cleanup removes (kubeCleanup).
+// Each test takes its slot (gate_test.go) before other waiting tests, as
+// the swarm lanes do.
 //
 // One of them by hand: go test -run 'TestKubernetes/ZeroDowntimeDeploys$' ./e2e/
 func TestKubernetes(t *testing.T) {
@@ -44,20 +61,59 @@ func TestKubernetes(t *testing.T) {
 	// On a machine where the cluster's binaries are cold, make test builds
 	// them beside the suite (scripts/kube-build, tens of minutes): wait for
 	// them before taking a slot, so that the other tests have every slot
-	// meanwhile. (Without what a cluster needs, the first test's
-	// kubetest.Start says so, or fails under MOORAGE_REQUIRE_DOCKER=1.)
+	// meanwhile. (Without what a cluster needs, kubetest.Start says so,
+	// or fails under MOORAGE_REQUIRE_DOCKER=1.)
 	if kubetest.Requirements() == nil {
 		if _, err := kubetest.Binaries(context.Background(), t.Logf); err != nil {
 			t.Fatalf("the Kubernetes cluster's binaries: %v", err)
 		}
 	}
+	laneCluster = kubetest.Start(context.Background(), t)
+	lane := newOrderedGate(kubeLaneWidth)
+	next := 0
 	for _, kt := range kubeTests {
 		t.Run(kt.name, func(t *testing.T) {
+			turn := next // the tests -run selected, numbered in order
+			next++
+			t.Parallel()
+			lane.enter(turn)
+			t.Cleanup(lane.leave)
 			slots.acquire(true)
 			t.Cleanup(slots.release)
 			kt.run(t)
 		})
 	}
+}
+
+// orderedGate lets at most width tests run at once, in the order of their
+// turns (0, 1, 2...): a turn enters once all but width-1 of the turns
+// before it have left.
+type orderedGate struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	left  int
+	width int
+}
+
+func newOrderedGate(width int) *orderedGate {
+	g := &orderedGate{width: width}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *orderedGate) enter(turn int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for turn >= g.left+g.width {
+		g.cond.Wait()
+	}
+}
+
+func (g *orderedGate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.left++
+	g.cond.Broadcast()
 }
 
 // The day-two commands on a kubernetes server, as on the other runtimes:
