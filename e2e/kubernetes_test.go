@@ -31,6 +31,7 @@ var kubeTests = []struct {
 	{"ScaleUnderLoad", func(t *testing.T) { testScaleUnderLoad(t, "kubernetes") }},
 	{"SIGKILLMidStep", func(t *testing.T) { testSIGKILLMidStep(t, "kubernetes") }},
 	{"MonitorRollsBack", func(t *testing.T) { testMonitorRollsBack(t, "kubernetes") }},
+	{"MonitorRollsBackOnFailedCheck", func(t *testing.T) { testMonitorRollsBackOnFailedCheck(t, "kubernetes") }},
 	{"CrashingInstanceAborts", func(t *testing.T) { testCrashingInstanceAborts(t, "kubernetes") }},
 	{"FailingReleaseTaskAborts", func(t *testing.T) { testFailingReleaseTaskAborts(t, "kubernetes") }},
 	{"DayTwo", kubeDayTwo},

@@ -76,6 +76,59 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 	checkSingletonStarts(t, s, "hello", 1)
 }
 
+// TestMonitorRollsBackOnFailedCheck: a release that passes its health gate
+// and then fails its health check once traffic reaches it, without
+// crashing, is rolled back in the monitor window with its config, and no
+// request fails. On Kubernetes it is TestKubernetes/MonitorRollsBackOnFailedCheck.
+func TestMonitorRollsBackOnFailedCheck(t *testing.T) { runtimes(t, testMonitorRollsBackOnFailedCheck) }
+
+func testMonitorRollsBackOnFailedCheck(t *testing.T, rt string) {
+	s := startServerRT(t, rt)
+	app := s.hello(t, "monitor: 5s", "monitor: 20s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n")
+	setMessage(t, app, "stable")
+	s.deploy(app, 0)
+	s.waitBody("/", "stable")
+
+	// v2's web turns unhealthy at its third GET /, after the cutover
+	// however long starting took, and keeps answering GET / with 200.
+	editSpec(t, app, "release:", "env:\n  HELLO_UNHEALTHY_AFTER_REQUESTS: \"3\"\nrelease:")
+	setMessage(t, app, "sick")
+	ld := startLoader(s.http, "/", 2)
+	out := s.deploy(app, 1)
+	results := ld.stop()
+	if !strings.Contains(out, "failed its health check during the monitor window") || !strings.Contains(out, "rolled back") {
+		t.Errorf("deploy output does not say v2 failed its health check in the monitor window and was rolled back:\n%s", out)
+	}
+	if strings.Contains(out, "crashed during the monitor window") {
+		t.Errorf("deploy output blames a crash, and nothing crashed:\n%s", out)
+	}
+	if f := failures(results); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed during the rollback; first: %s", len(f), len(results), f[0])
+	}
+	s.waitBody("/", "stable")
+	after := s.ps("hello")
+	if after.Active != "v1" {
+		t.Fatalf("active %s after the rollback, want v1", after.Active)
+	}
+	for _, in := range after.Instances {
+		if in.Release != "v1" && in.Kind == "service" {
+			t.Fatalf("%s of %s still runs after the rollback", in.ID, in.Release)
+		}
+	}
+	var ds []struct {
+		Status string `json:"status"`
+	}
+	json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds)
+	if ds[0].Status != "rolled_back" {
+		t.Fatalf("deploy status %s, want rolled_back", ds[0].Status)
+	}
+	// v1's config came back with it: its instances have no
+	// HELLO_UNHEALTHY_AFTER_REQUESTS.
+	if code, body, _ := s.get("/env/HELLO_UNHEALTHY_AFTER_REQUESTS"); code != 404 {
+		t.Fatalf("GET /env/HELLO_UNHEALTHY_AFTER_REQUESTS after the rollback: %d %q, want 404", code, body)
+	}
+}
+
 // The new release crashes right after its cutover while a slow step after
 // it still runs: stopping the old worker, which ignores its stop signal
 // here and is killed only after its 20 s stop_timeout. Traffic goes back

@@ -23,6 +23,7 @@ type env struct {
 	crashAfter   time.Duration // HELLO_CRASH_AFTER: exit 3 after this long
 	crashServed  int           // HELLO_CRASH_AFTER_REQUESTS: web exits 3 after answering this many GET /
 	unhealthy    bool          // HELLO_UNHEALTHY=1: /healthz answers 503
+	sickServed   int           // HELLO_UNHEALTHY_AFTER_REQUESTS: /healthz answers 503 once web answered this many GET /
 	migrateSleep time.Duration // HELLO_MIGRATE_SLEEP: hold the migrate lock this long
 	migrateFail  bool          // HELLO_MIGRATE_FAIL=1: migrate exits 2
 	allowedHosts []string      // HELLO_ALLOWED_HOSTS=a.com,b.com: web answers 400 to any other Host
@@ -52,9 +53,14 @@ func loadEnv() (*env, error) {
 	if e.migrateSleep, err = durationEnv("HELLO_MIGRATE_SLEEP"); err != nil {
 		return nil, err
 	}
-	if v := os.Getenv("HELLO_CRASH_AFTER_REQUESTS"); v != "" {
-		if e.crashServed, err = strconv.Atoi(v); err != nil || e.crashServed < 1 {
-			return nil, fmt.Errorf("HELLO_CRASH_AFTER_REQUESTS=%q is not a count like 3: %w", v, ErrBadEnv)
+	for _, c := range []struct {
+		name string
+		n    *int
+	}{{"HELLO_CRASH_AFTER_REQUESTS", &e.crashServed}, {"HELLO_UNHEALTHY_AFTER_REQUESTS", &e.sickServed}} {
+		if v := os.Getenv(c.name); v != "" {
+			if *c.n, err = strconv.Atoi(v); err != nil || *c.n < 1 {
+				return nil, fmt.Errorf("%s=%q is not a count like 3: %w", c.name, v, ErrBadEnv)
+			}
 		}
 	}
 	return e, nil

@@ -448,6 +448,27 @@ func TestCrashAfterRequests(t *testing.T) {
 	}
 }
 
+func TestUnhealthyAfterRequests(t *testing.T) {
+	p, url := startWeb(t, appDir(t), map[string]string{"HELLO_UNHEALTHY_AFTER_REQUESTS": "2", "MOORAGE_RELEASE": "v2"})
+	expect(t, url+"/healthz", 200, "ok")
+	expect(t, url+"/", 200, "release=v2 message=Hello from moorage! instance=\n")
+	expect(t, url+"/healthz", 200, "ok")
+	expect(t, url+"/", 200, "release=v2 message=Hello from moorage! instance=\n")
+	expect(t, url+"/healthz", 503, "unhealthy: HELLO_UNHEALTHY_AFTER_REQUESTS=2\n")
+	expect(t, url+"/", 200, "release=v2 message=Hello from moorage! instance=\n")
+	expect(t, url+"/healthz", 503, "unhealthy: HELLO_UNHEALTHY_AFTER_REQUESTS=2\n")
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit %d, want 0: it never crashes\n%s", code, p.output())
+	}
+	if !strings.Contains(p.stdout.String(), "turning unhealthy on purpose") {
+		t.Errorf("no message when it turns unhealthy\n%s", p.output())
+	}
+	r := runHello(t, appDir(t), map[string]string{"HELLO_UNHEALTHY_AFTER_REQUESTS": "x"}, "web")
+	if r.code != 2 || !strings.Contains(r.stderr.String(), `HELLO_UNHEALTHY_AFTER_REQUESTS="x"`) {
+		t.Errorf("bad HELLO_UNHEALTHY_AFTER_REQUESTS: status %d, want 2 and an explanation\n%s", r.code, r.output())
+	}
+}
+
 func TestWebWithoutMessage(t *testing.T) {
 	p := runHello(t, t.TempDir(), map[string]string{"PORT": "0"}, "web")
 	if p.code != 1 || !strings.Contains(p.stderr.String(), "message.txt") {

@@ -126,19 +126,30 @@ func text(w http.ResponseWriter, code int, body string) {
 // With HELLO_CRASH_AFTER_REQUESTS=N, the Nth answer is the last: the process
 // exits with status 3 once it is sent. Health checks do not count, so a
 // release crashes only once real traffic reaches it (after a cutover).
+// HELLO_UNHEALTHY_AFTER_REQUESTS=N is the same without the crash: from the
+// Nth answer on, /healthz answers 503 and the process lives on.
 func (a *webApp) index(w http.ResponseWriter, _ *http.Request) {
 	text(w, http.StatusOK, fmt.Sprintf("release=%s message=%s instance=%s\n", a.env.release, a.message, a.env.instance))
-	if n := a.env.crashServed; n > 0 && a.served.Add(1) == int64(n) {
+	served := a.served.Add(1)
+	if n := a.env.sickServed; n > 0 && served == int64(n) {
+		a.log.Warn("turning unhealthy on purpose", "reason", "HELLO_UNHEALTHY_AFTER_REQUESTS", "after", n)
+	}
+	if n := a.env.crashServed; n > 0 && served == int64(n) {
 		_ = http.NewResponseController(w).Flush()
 		a.log.Error("crashing on purpose", "reason", "HELLO_CRASH_AFTER_REQUESTS", "after", n, "exit_status", 3)
 		os.Exit(3)
 	}
 }
 
-// healthz answers 200 "ok", or 503 forever with HELLO_UNHEALTHY=1.
+// healthz answers 200 "ok", or 503 forever with HELLO_UNHEALTHY=1, or from
+// the HELLO_UNHEALTHY_AFTER_REQUESTS-th GET / on.
 func (a *webApp) healthz(w http.ResponseWriter, _ *http.Request) {
 	if a.env.unhealthy {
 		text(w, http.StatusServiceUnavailable, "unhealthy: HELLO_UNHEALTHY=1\n")
+		return
+	}
+	if n := a.env.sickServed; n > 0 && a.served.Load() >= int64(n) {
+		text(w, http.StatusServiceUnavailable, "unhealthy: HELLO_UNHEALTHY_AFTER_REQUESTS="+strconv.Itoa(n)+"\n")
 		return
 	}
 	text(w, http.StatusOK, "ok")
