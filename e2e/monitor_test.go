@@ -18,31 +18,15 @@ import (
 func TestMonitorRollsBack(t *testing.T) { runtimes(t, testMonitorRollsBack) }
 
 func testMonitorRollsBack(t *testing.T, rt string) {
-	s := startServerRT(t, rt)
-	app := s.hello(t, "monitor: 5s", "monitor: 8s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n")
-	setMessage(t, app, "stable")
-	s.deploy(app, 0)
-	s.waitBody("/", "stable")
-	before := s.ps("hello")
-
 	// v2 passes its health gate, then crashes once traffic reaches it,
 	// which is after the cutover, however long starting took.
-	editSpec(t, app, "release:", "env:\n  HELLO_CRASH_AFTER_REQUESTS: \"3\"\nrelease:")
-	setMessage(t, app, "crashy")
-	ld := startLoader(s.http, "/", 2)
-	out := s.deploy(app, 1)
-	results := ld.stop()
+	s, before, out, _ := deployBadRelease(t, rt, "HELLO_CRASH_AFTER_REQUESTS", "crashy",
+		"monitor: 5s", "monitor: 8s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n")
 	// The instance's port closes before its runtime reports the exit; the
 	// monitor waits a moment for that report, but on a loaded machine the
 	// health check's failure may still be what it names.
 	if !strings.Contains(out, "crashed during the monitor window") && !strings.Contains(out, "failed its health check during the monitor window") {
 		t.Errorf("deploy output names neither the crash nor the failed health check:\n%s", out)
-	}
-	if !strings.Contains(out, "rolled back") {
-		t.Errorf("deploy output lacks \"rolled back\":\n%s", out)
-	}
-	if f := failures(results); len(f) > 0 {
-		t.Fatalf("%d of %d requests failed during the rollback; first: %s", len(f), len(results), f[0])
 	}
 	s.waitBody("/", "stable")
 	after := s.ps("hello")
@@ -64,13 +48,7 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 			t.Fatalf("%s of %s still runs after the rollback", in.ID, in.Release)
 		}
 	}
-	var ds []struct {
-		Status string `json:"status"`
-	}
-	json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds)
-	if ds[0].Status != "rolled_back" {
-		t.Fatalf("deploy status %s, want rolled_back", ds[0].Status)
-	}
+	checkRolledBack(t, s)
 	// v2 crashes as soon as traffic reaches it, after the cutover: the
 	// deploy may roll back before it swapped the scheduler (one start).
 	checkSingletonStarts(t, s, "hello", 1)
@@ -83,27 +61,12 @@ func testMonitorRollsBack(t *testing.T, rt string) {
 func TestMonitorRollsBackOnFailedCheck(t *testing.T) { runtimes(t, testMonitorRollsBackOnFailedCheck) }
 
 func testMonitorRollsBackOnFailedCheck(t *testing.T, rt string) {
-	s := startServerRT(t, rt)
-	app := s.hello(t, "monitor: 5s", "monitor: 20s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n")
-	setMessage(t, app, "stable")
-	s.deploy(app, 0)
-	s.waitBody("/", "stable")
-
 	// v2's web turns unhealthy at its third GET /, after the cutover
 	// however long starting took, and keeps answering GET / with 200.
-	editSpec(t, app, "release:", "env:\n  HELLO_UNHEALTHY_AFTER_REQUESTS: \"3\"\nrelease:")
-	setMessage(t, app, "sick")
-	ld := startLoader(s.http, "/", 2)
-	out := s.deploy(app, 1)
-	results := ld.stop()
-	if !strings.Contains(out, "failed its health check during the monitor window") || !strings.Contains(out, "rolled back") {
-		t.Errorf("deploy output does not say v2 failed its health check in the monitor window and was rolled back:\n%s", out)
-	}
-	if strings.Contains(out, "crashed during the monitor window") {
-		t.Errorf("deploy output blames a crash, and nothing crashed:\n%s", out)
-	}
-	if f := failures(results); len(f) > 0 {
-		t.Fatalf("%d of %d requests failed during the rollback; first: %s", len(f), len(results), f[0])
+	s, _, out, _ := deployBadRelease(t, rt, "HELLO_UNHEALTHY_AFTER_REQUESTS", "sick",
+		"monitor: 5s", "monitor: 20s", "    command: ./hello worker\n", "    command: ./hello worker\n    min_ready: 1s\n")
+	if !strings.Contains(out, "failed its health check during the monitor window") || strings.Contains(out, "crashed during the monitor window") {
+		t.Errorf("deploy output does not say that v2 failed its health check in the monitor window, or blames a crash, and nothing crashed:\n%s", out)
 	}
 	s.waitBody("/", "stable")
 	after := s.ps("hello")
@@ -115,17 +78,53 @@ func testMonitorRollsBackOnFailedCheck(t *testing.T, rt string) {
 			t.Fatalf("%s of %s still runs after the rollback", in.ID, in.Release)
 		}
 	}
-	var ds []struct {
-		Status string `json:"status"`
-	}
-	json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds)
-	if ds[0].Status != "rolled_back" {
-		t.Fatalf("deploy status %s, want rolled_back", ds[0].Status)
-	}
+	checkRolledBack(t, s)
 	// v1's config came back with it: its instances have no
 	// HELLO_UNHEALTHY_AFTER_REQUESTS.
 	if code, body, _ := s.get("/env/HELLO_UNHEALTHY_AFTER_REQUESTS"); code != 404 {
 		t.Fatalf("GET /env/HELLO_UNHEALTHY_AFTER_REQUESTS after the rollback: %d %q, want 404", code, body)
+	}
+}
+
+// deployBadRelease starts a server of runtime rt and deploys the example
+// with the spec edits given (old → new, as hello takes them) and the
+// message "stable"; then a v2 whose env sets variable to "3" and whose
+// message is message, under a load of GETs. It checks that the deploy
+// failed and says it rolled back, and that no request failed, and returns
+// the server, the status before v2, the deploy's output and the requests.
+func deployBadRelease(t *testing.T, rt, variable, message string, edits ...string) (*server, psStatus, string, []result) {
+	t.Helper()
+	s := startServerRT(t, rt)
+	app := s.hello(t, edits...)
+	setMessage(t, app, "stable")
+	s.deploy(app, 0)
+	s.waitBody("/", "stable")
+	before := s.ps("hello")
+
+	editSpec(t, app, "release:", "env:\n  "+variable+": \"3\"\nrelease:")
+	setMessage(t, app, message)
+	ld := startLoader(s.http, "/", 2)
+	out := s.deploy(app, 1)
+	results := ld.stop()
+	if !strings.Contains(out, "rolled back") {
+		t.Errorf("deploy output lacks \"rolled back\":\n%s", out)
+	}
+	if f := failures(results); len(f) > 0 {
+		t.Fatalf("%d of %d requests failed; first: %s\n%s", len(f), len(results), f[0], out)
+	}
+	return s, before, out, results
+}
+
+// checkRolledBack checks that the app's last deploy is recorded as rolled
+// back.
+func checkRolledBack(t *testing.T, s *server) {
+	t.Helper()
+	var ds []struct {
+		Status string `json:"status"`
+	}
+	json.Unmarshal([]byte(s.mustRun("deploys", "-a", "hello", "--json")), &ds)
+	if len(ds) == 0 || ds[0].Status != "rolled_back" {
+		t.Fatalf("deploys %+v, want the last one rolled_back", ds)
 	}
 }
 
@@ -139,28 +138,12 @@ func testMonitorRollsBackOnFailedCheck(t *testing.T, rt string) {
 // fallback is the engine's, the same on every runtime.
 func TestMonitorCrashSendsTrafficBackAtOnce(t *testing.T) {
 	parallel(t)
-	s := startServerRT(t, "process")
 	// SIGWINCH: ignored by default, so every stop of a worker takes its
 	// whole stop_timeout.
-	app := s.hello(t, "monitor: 5s", "monitor: 30s",
+	s, _, out, results := deployBadRelease(t, "process", "HELLO_CRASH_AFTER_REQUESTS", "crashy", "monitor: 5s", "monitor: 30s",
 		"    command: ./hello worker\n", "    command: ./hello worker\n    stop_signal: SIGWINCH\n    stop_timeout: 20s\n")
-	setMessage(t, app, "stable")
-	s.deploy(app, 0)
-	s.waitBody("/", "stable")
-
-	editSpec(t, app, "release:", "env:\n  HELLO_CRASH_AFTER_REQUESTS: \"3\"\nrelease:")
-	setMessage(t, app, "crashy")
-	ld := startLoader(s.http, "/", 2)
-	out := s.deploy(app, 1)
-	results := ld.stop()
 	if !strings.Contains(out, "traffic is back on the previous release's 2 warm web instances") {
 		t.Errorf("deploy output does not say that traffic went back at once:\n%s", out)
-	}
-	if !strings.Contains(out, "rolled back") {
-		t.Errorf("deploy output lacks \"rolled back\":\n%s", out)
-	}
-	if f := failures(results); len(f) > 0 {
-		t.Fatalf("%d of %d requests failed; first: %s\n%s", len(f), len(results), f[0], out)
 	}
 	// From the first answer of v2 to the first of v1 again: the crash
 	// comes after v2's third answer, and the old worker's stop alone takes
